@@ -1,0 +1,7 @@
+"""Physics simulators that generate labelled data: a triangular spring lattice for elastic plates."""
+
+from crackscope.physics.config import CrackSampling, PlateConfig
+from crackscope.physics.cracks import Crack, rasterize_mask, sample_cracks
+from crackscope.physics.wavefield import WavefieldResult, simulate_wavefield
+
+__all__ = ["PlateConfig", "CrackSampling", "Crack", "simulate_wavefield", "WavefieldResult", "rasterize_mask", "sample_cracks"]

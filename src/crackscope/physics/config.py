@@ -1,0 +1,186 @@
+"""PlateConfig: every parameter of a wave-field simulation, validated, with presets.
+
+Presets (all keep the 9x9 sensor grid and the 36x36 mask; steel, plane stress):
+
+========  =============  ===========  =========  ========  ==================  ==============
+preset    plate [µm]     spacing a    nodes      T steps   crack length [µm]   cracks / plate
+========  =============  ===========  =========  ========  ==================  ==============
+paper     36 x 36        0.2 µm       37 649     2000      0.4 - 12.8          2 - 8
+small     18 x 18        0.2 µm       9 477      1000      0.4 - 6.4           1 - 4
+tiny      7.2 x 7.2      0.2 µm       1 476      200       0.4 - 3.2           1 - 2
+========  =============  ===========  =========  ========  ==================  ==============
+
+Why these sizes: a straight segment longer than the lattice spacing cannot fit inside one lattice
+triangle, so with a = 0.2 µm even the seed's smallest crack (0.4 µm = 2a) always cuts bonds. The
+paper plate of 36 µm gives 1 µm mask pixels, so a 12.8 µm crack spans ~13 pixels and the >1..>4 µm
+size classes are resolved; the shear wavelength at the default centre frequency is 15a = 3 µm.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from crackscope.errors import InputError
+from crackscope.physics.cracks import CrackDistribution
+from crackscope.physics.lattice import TriangularLattice, critical_time_step
+from crackscope.physics.material import (
+    LatticeSprings,
+    calibrate_springs,
+    check_poisson_ratio,
+    wave_speeds,
+)
+
+MIN_SPACINGS_PER_WAVELENGTH = 10.0
+DEFAULT_SPACINGS_PER_WAVELENGTH = 15.0
+
+
+class CrackSampling(BaseModel):
+    """How the dataset generator draws random cracks for each plate."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    count_min: int = Field(1, ge=0, description="fewest cracks per plate")
+    count_max: int = Field(4, ge=0, description="most cracks per plate")
+    length_um_min: float = Field(0.4, gt=0, description="shortest crack [µm]")
+    length_um_max: float = Field(12.8, gt=0, description="longest crack [µm]")
+    length_distribution: Literal["log-uniform", "uniform"] = "log-uniform"
+    kink_probability: float = Field(0.25, ge=0, le=1, description="chance a crack is kinked (2 segments)")
+    kink_angle_deg_max: float = Field(60.0, ge=15, le=90)
+    edge_margin: float = Field(0.0, ge=0, description="keep cracks this far inside the plate [m]")
+
+    @model_validator(mode="after")
+    def _ranges(self):
+        if self.count_max < self.count_min:
+            raise ValueError(f"count_max={self.count_max} is below count_min={self.count_min}")
+        if self.length_um_max < self.length_um_min:
+            raise ValueError(f"length_um_max={self.length_um_max} is below length_um_min={self.length_um_min}")
+        return self
+
+    def distribution(self) -> CrackDistribution:
+        return CrackDistribution(**self.model_dump())
+
+
+class PlateConfig(BaseModel):
+    """A 2-D linear-elastic plate in plane stress, simulated as a triangular spring lattice. SI units."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    youngs_modulus: float = Field(210e9, gt=0, description="Young's modulus E [Pa]")
+    poisson_ratio: float = Field(0.3, description="Poisson's ratio nu, -1 < nu <= 1/3")
+    density: float = Field(7850.0, gt=0, description="density rho [kg/m^3]")
+    thickness: float = Field(0.2e-6, gt=0, description="plate thickness t [m]")
+    width: float = Field(36e-6, gt=0, description="plate width along x [m]")
+    height: float = Field(36e-6, gt=0, description="plate height along y [m]")
+    lattice_spacing: float = Field(0.2e-6, gt=0, description="distance between neighbouring particles a [m]")
+    n_time: int = Field(2000, gt=1, description="recorded time samples T")
+    record_every: int = Field(1, ge=1, description="integration steps per recorded sample")
+    time_step: float | None = Field(None, gt=0, description="integration step [s]; None = cfl * stability limit")
+    cfl: float = Field(0.6, gt=0, le=1, description="time step as a fraction of the stability limit")
+    source_peak_force: float = Field(1000.0, description="peak point force [N] (the seed's 1000 N)")
+    source_waveform: Literal["ricker", "tone_burst"] = "ricker"
+    center_frequency: float | None = Field(None, gt=0, description="source centre frequency f0 [Hz]; None = c_s / (15 a)")
+    tone_burst_cycles: float = Field(5.0, gt=0)
+    source_direction_deg: float = Field(0.0, description="force direction, 0 = +x (into the plate)")
+    damping: float = Field(0.0, ge=0, description="mass-proportional damping coefficient [1/s]")
+    sponge_width: float = Field(0.0, ge=0, description="absorbing layer along top, bottom, right edges [m]; 0 = off")
+    sponge_strength: float = Field(1.0, ge=0, description="sponge peak damping in units of 2*pi*f0")
+    sensor_grid: int = Field(9, ge=1, description="sensors per side of the uniform grid")
+    mask_size: int = Field(36, ge=1, description="mask pixels per side")
+    dtype: Literal["float32", "float64"] = "float32"
+    cracks: CrackSampling = CrackSampling()
+
+    @field_validator("poisson_ratio")
+    @classmethod
+    def _poisson(cls, v: float) -> float:
+        try:
+            return check_poisson_ratio(v)
+        except InputError:
+            raise ValueError("outside the range the spring lattice supports (-1 < nu <= 1/3)") from None
+
+    @model_validator(mode="after")
+    def _physics(self):
+        if self.lattice_spacing * 5 > min(self.width, self.height):
+            raise ValueError(f"lattice_spacing={self.lattice_spacing!r} m leaves fewer than 5 spacings across the plate")
+        _, c_s = self.wave_speeds
+        spacings = c_s / self.frequency / self.lattice_spacing
+        if spacings < MIN_SPACINGS_PER_WAVELENGTH:
+            raise ValueError(
+                f"center_frequency={self.frequency:.4g} Hz gives a shear wavelength of only {spacings:.3g} lattice "
+                f"spacings (need >= {MIN_SPACINGS_PER_WAVELENGTH:g}; use f0 <= {c_s / (10 * self.lattice_spacing):.4g} Hz)"
+            )
+        dt_max = self.stability_limit
+        if self.time_step is not None and self.time_step > dt_max:
+            raise ValueError(f"time_step={self.time_step!r} s is above the lattice's stability limit {dt_max:.4g} s")
+        longest = self.cracks.length_um_max * 1e-6
+        if longest > min(self.width, self.height) - 2 * self.cracks.edge_margin:
+            raise ValueError(f"cracks.length_um_max={self.cracks.length_um_max} µm does not fit in the plate")
+        return self
+
+    # ---- derived quantities -------------------------------------------------------------------
+    @property
+    def wave_speeds(self) -> tuple[float, float]:
+        """(c_p, c_s) [m/s] of the continuum plate in plane stress."""
+        return wave_speeds(self.youngs_modulus, self.poisson_ratio, self.density)
+
+    @property
+    def frequency(self) -> float:
+        """Source centre frequency f0 [Hz]."""
+        if self.center_frequency is not None:
+            return self.center_frequency
+        return self.wave_speeds[1] / (DEFAULT_SPACINGS_PER_WAVELENGTH * self.lattice_spacing)
+
+    @property
+    def springs(self) -> LatticeSprings:
+        return calibrate_springs(self.youngs_modulus, self.poisson_ratio, self.density, self.thickness, self.lattice_spacing)
+
+    @property
+    def stability_limit(self) -> float:
+        """Largest stable central-difference time step [s]."""
+        s = self.springs
+        return _critical_dt(self.lattice_spacing, s.k_normal, s.k_shear, s.node_mass)
+
+    @property
+    def dt(self) -> float:
+        """Integration time step [s]."""
+        return self.time_step if self.time_step is not None else self.cfl * self.stability_limit
+
+    @property
+    def n_steps(self) -> int:
+        """Integration steps to record ``n_time`` samples (the first at t = 0)."""
+        return (self.n_time - 1) * self.record_every
+
+    def lattice(self) -> TriangularLattice:
+        return TriangularLattice(self.width, self.height, self.lattice_spacing)
+
+    # ---- construction -------------------------------------------------------------------------
+    @classmethod
+    def preset(cls, name: str, **overrides) -> "PlateConfig":
+        """``paper`` (the seed's scale), ``small`` (CPU experiments) or ``tiny`` (tests)."""
+        try:
+            base = PRESETS[name]
+        except KeyError:
+            raise InputError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}") from None
+        return cls.model_validate({**base, **overrides})
+
+    def replace(self, **changes) -> "PlateConfig":
+        """A validated copy with some fields changed."""
+        return type(self).model_validate({**self.model_dump(), **changes})
+
+
+@lru_cache(maxsize=64)
+def _critical_dt(spacing: float, k_n: float, k_s: float, mass: float) -> float:
+    return critical_time_step(spacing, k_n, k_s, mass)
+
+
+PRESETS: dict[str, dict] = {
+    "paper": dict(width=36e-6, height=36e-6, n_time=2000,
+                  cracks=dict(count_min=2, count_max=8, length_um_min=0.4, length_um_max=12.8)),
+    "small": dict(width=18e-6, height=18e-6, n_time=1000,
+                  cracks=dict(count_min=1, count_max=4, length_um_min=0.4, length_um_max=6.4)),
+    "tiny": dict(width=7.2e-6, height=7.2e-6, n_time=200,
+                 cracks=dict(count_min=1, count_max=2, length_um_min=0.4, length_um_max=3.2)),
+}

@@ -19,7 +19,7 @@ def format_validation_error(err: Exception, prefix: str = "") -> str:
     parts = []
     for e in errors():
         loc = ".".join(str(p) for p in e.get("loc", ()) if p != "__root__")
-        key = f"{prefix}{loc}" if loc else prefix.rstrip(".") or "config"
+        key = f"{prefix}{loc}" if loc else prefix.rstrip(".")
         msg = e.get("msg", "invalid value")
         msg = msg.removeprefix("Value error, ")
         if e.get("type") in ("extra_forbidden",):
@@ -28,5 +28,5 @@ def format_validation_error(err: Exception, prefix: str = "") -> str:
             continue
         value = e.get("input")
         shown = "" if isinstance(value, dict) else f" (got {value!r})"
-        parts.append(f"{key}: {msg}{shown}")
+        parts.append(f"{key}: {msg}{shown}" if key else msg)
     return "; ".join(parts)

@@ -134,26 +134,35 @@ def bond_stiffness_matrix(direction, k_normal: float, k_shear: float) -> np.ndar
     return (k_normal - k_shear) * np.outer(n, n) + k_shear * np.eye(2)
 
 
+BOND_DIRECTIONS = ((1.0, 0.0), (0.5, SQRT3 / 2.0), (-0.5, SQRT3 / 2.0))
+
+
+def dynamical_matrix(k: np.ndarray, spacing: float, k_normal: float, k_shear: float, mass: float) -> np.ndarray:
+    """(..., 2, 2) dynamical matrix D(k) [rad^2/s^2] of the infinite lattice for wave vectors k (..., 2) [1/m].
+
+    Plane waves u = U exp(i(k.x - w t)) solve w^2 U = D(k) U with
+    D(k) = 2/m sum_d (1 - cos(a k.n_d)) A_d over the three bond directions n_d.
+    """
+    k = np.asarray(k, dtype=np.float64)
+    dyn = np.zeros((*k.shape[:-1], 2, 2))
+    for d in BOND_DIRECTIONS:
+        phase = spacing * (k[..., 0] * d[0] + k[..., 1] * d[1])
+        dyn += (2.0 / mass) * (1.0 - np.cos(phase))[..., None, None] * bond_stiffness_matrix(d, k_normal, k_shear)
+    return dyn
+
+
 def max_angular_frequency(spacing: float, k_normal: float, k_shear: float, mass: float) -> float:
     """Highest angular frequency [rad/s] of the infinite lattice, from its dispersion relation.
 
-    D(k) = 2/m sum_d (1 - cos(a k.n_d)) A_d over the three bond directions; a finite plate or a
-    cut bond only removes positive springs, so its highest frequency is never larger.
+    A finite plate or a cut bond only removes springs (positive semi-definite terms) from the
+    stiffness, so by the Rayleigh quotient its highest frequency is never larger.
     """
-    dirs = [(1.0, 0.0), (0.5, SQRT3 / 2.0), (-0.5, SQRT3 / 2.0)]
-    mats = [bond_stiffness_matrix(d, k_normal, k_shear) for d in dirs]
     g = np.linspace(-2 * np.pi / spacing, 2 * np.pi / spacing, 241)
-    kx, ky = np.meshgrid(g, g, indexing="ij")
+    grid = np.stack(np.meshgrid(g, g, indexing="ij"), axis=-1).reshape(-1, 2)
     special = np.array([[4 * np.pi / (3 * spacing), 0.0], [0.0, 2 * np.pi / (SQRT3 * spacing)],
                         [np.pi / spacing, np.pi / (SQRT3 * spacing)]])
-    kx = np.concatenate([kx.ravel(), special[:, 0]])
-    ky = np.concatenate([ky.ravel(), special[:, 1]])
-    dyn = np.zeros((kx.size, 2, 2))
-    for d, a_d in zip(dirs, mats):
-        phase = spacing * (kx * d[0] + ky * d[1])
-        dyn += (2.0 / mass) * (1.0 - np.cos(phase))[:, None, None] * a_d
-    lam_max = np.linalg.eigvalsh(dyn)[:, -1].max()
-    return float(np.sqrt(lam_max))
+    dyn = dynamical_matrix(np.concatenate([grid, special]), spacing, k_normal, k_shear, mass)
+    return float(np.sqrt(np.linalg.eigvalsh(dyn)[:, -1].max()))
 
 
 def critical_time_step(spacing: float, k_normal: float, k_shear: float, mass: float) -> float:

@@ -43,6 +43,9 @@ class LatticeSolver:
         self.lattice, self.dt, self.mass = lattice, dt, mass
         self.k_normal, self.k_shear = k_normal, k_shear
         self.device, self.dtype = torch.device(device), dtype
+        # The exponentially small precursors ahead of a wave front are subnormal numbers, which are
+        # 10-100x slower on x86 CPUs; flushing them to zero changes nothing measurable.
+        torch.set_flush_denormal(True)
         scale = dt * dt / mass
         bond_weights = bond_weights or {}
         self.terms = []

@@ -87,8 +87,12 @@ def sponge_damping(cfg: PlateConfig, lattice: TriangularLattice) -> np.ndarray |
 
 
 def simulate_wavefield(cfg: PlateConfig, cracks: Sequence[Sequence[Crack]], device: str | torch.device = "cpu", *,
-                       snapshot_every: int | None = None, progress: bool = False) -> WavefieldResult:
-    """Simulate one plate per entry of ``cracks`` (a list of :class:`Crack` per plate, may be empty)."""
+                       snapshot_every: int | None = None, sensor_xy=None, progress: bool = False) -> WavefieldResult:
+    """Simulate one plate per entry of ``cracks`` (a list of :class:`Crack` per plate, may be empty).
+
+    ``sensor_xy`` (S, 2) [m] replaces the uniform sensor grid by custom positions (each snapped to its
+    nearest lattice node); ``snapshot_every`` keeps the whole displacement field every that many steps.
+    """
     if len(cracks) == 0:
         raise InputError("cracks must hold one list of cracks per plate (use [[]] for one intact plate)")
     cracks = [list(c) for c in cracks]
@@ -118,7 +122,14 @@ def simulate_wavefield(cfg: PlateConfig, cracks: Sequence[Sequence[Crack]], devi
     last_forced = int(np.nonzero(amplitude)[0].max()) if np.any(amplitude) else -1
     external = torch.zeros_like(solver.u)
 
-    nodes = sensor_nodes(lattice, cfg.sensor_grid)
+    if sensor_xy is None:
+        nodes = sensor_nodes(lattice, cfg.sensor_grid)
+    else:
+        xy = np.asarray(sensor_xy, dtype=np.float64).reshape(-1, 2)
+        for x, y in xy:
+            if not (0 <= x <= cfg.width and 0 <= y <= cfg.height):
+                raise InputError(f"sensor position ({x:.4g}, {y:.4g}) m lies outside the plate")
+        nodes = [lattice.nearest_node(x, y) for x, y in xy]
     flat_index = torch.as_tensor([r * lattice.n_cols + c for r, c in nodes], device=device)
     signals = torch.empty((batch, 2, len(nodes), cfg.n_time), dtype=dtype, device=device)
     snaps, snap_steps = [], []

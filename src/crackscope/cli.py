@@ -1,0 +1,148 @@
+"""The ``crackscope`` command: one verb per job, thin wrappers over the library.
+
+Exit codes: 0 success, 2 bad input (one line naming the bad value or file), 1 internal failure.
+Set ``CRACKSCOPE_DEBUG=1`` to see the traceback of an internal failure.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from enum import Enum
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from crackscope import __version__
+from crackscope.errors import InputError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="crackscope: deep-learning detection of defects and micro-cracks.")
+simulate_app = typer.Typer(no_args_is_help=True, help="Generate labelled datasets from physics simulators.")
+app.add_typer(simulate_app, name="simulate")
+
+
+class Preset(str, Enum):
+    paper = "paper"
+    small = "small"
+    tiny = "tiny"
+
+
+class Backend(str, Enum):
+    local = "local"
+    ray = "ray"
+
+
+def _info(msg: str) -> None:
+    typer.echo(msg, err=True)
+
+
+def plate_config_from(preset: Optional[str], config: Optional[Path], overrides: list[str]):
+    """PlateConfig from a preset, a YAML file (which may name its own ``preset``) and overrides."""
+    from crackscope.config import apply_overrides, load_yaml, validate
+    from crackscope.physics.config import PRESETS, PlateConfig
+
+    data = load_yaml(config) if config else {}
+    source = f"config file {config}" if config else "config"
+    name = data.pop("preset", None) if isinstance(data, dict) else None
+    name = preset or name or "paper"
+    if name not in PRESETS:
+        raise InputError(f"{source}: unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    merged = apply_overrides(_merge(PRESETS[name], data), overrides)
+    return validate(PlateConfig, merged, source if config else "plate config")
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+@simulate_app.command("wavefield")
+def simulate_wavefield_cmd(
+    out: Path = typer.Option(..., "--out", help="Zarr store directory to create or finish."),
+    samples: int = typer.Option(..., "--samples", help="Number of plates to simulate."),
+    preset: Optional[Preset] = typer.Option(None, "--preset", help="paper (default), small or tiny."),
+    config: Optional[Path] = typer.Option(None, "--config", help="YAML file of PlateConfig fields (may set 'preset')."),
+    set_: list[str] = typer.Option([], "--set", help="Override a field: --set poisson_ratio=0.25 --set cracks.count_max=3"),
+    seed: int = typer.Option(0, "--seed", help="Sample i depends only on (seed, i)."),
+    batch: int = typer.Option(8, "--batch", help="Plates simulated together; also the resume granularity."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    workers: int = typer.Option(1, "--workers", help="Local worker processes."),
+    backend: Backend = typer.Option(Backend.local, "--backend", help="local processes or a Ray cluster."),
+    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (default: start a local Ray)."),
+):
+    """Simulate cracked plates recorded by the sensor grid; re-run the same command to resume."""
+    from crackscope.data.wavefield_store import generate_wavefield_store
+
+    cfg = plate_config_from(preset.value if preset else None, config, set_)
+    if backend is Backend.ray and workers != 1:
+        raise InputError("--workers and --backend ray are exclusive: Ray uses the cluster's CPUs")
+    summary = generate_wavefield_store(out, cfg, samples, seed=seed, batch=batch, device=device, workers=workers,
+                                       backend=backend.value, address=address, log=_info)
+    _info(f"wrote {summary['n_done']} samples to {out} "
+          f"(mean crack-pixel fraction {summary['mean_crack_pixel_fraction']:.2%})")
+
+
+@app.command("inspect")
+def inspect_cmd(
+    store: Path = typer.Argument(..., help="A wave-field store written by 'crackscope simulate wavefield'."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Where to write summary.json and inspect.png (default: STORE/../<name>-inspect)."),
+    sample: Optional[int] = typer.Option(None, "--sample", help="Sample to plot (default: the one with the largest crack)."),
+    device: str = typer.Option("cpu", "--device", help="Device for re-simulating the snapshots."),
+):
+    """Print counts, crack-size histogram and crack-pixel fraction; write a figure of one sample."""
+    from crackscope.analysis.inspect import format_summary, inspect_store
+
+    out = out or store.parent / f"{store.name.removesuffix('.zarr')}-inspect"
+    summary = inspect_store(store, out, sample=sample, device=device)
+    typer.echo(format_summary(summary))
+    typer.echo(f"figure: {out / 'inspect.png'}")
+
+
+@app.command("version")
+def version_cmd():
+    """Print the crackscope version."""
+    typer.echo(__version__)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point: run the app, mapping bad input to exit code 2 with one line, no traceback."""
+    from pydantic import ValidationError
+
+    from crackscope.errors import format_validation_error
+
+    try:
+        app(args=argv, standalone_mode=False)
+    except InputError as err:
+        typer.echo(f"error: {err}", err=True)
+        return 2
+    except ValidationError as err:
+        typer.echo(f"error: {format_validation_error(err)}", err=True)
+        return 2
+    except typer.Exit as err:
+        return err.exit_code
+    except (typer.Abort, KeyboardInterrupt):
+        typer.echo("interrupted; re-run the same command to resume", err=True)
+        return 130
+    except Exception as err:
+        usage_error = getattr(err, "exit_code", None) is not None and hasattr(err, "show")
+        if usage_error:  # typer/click usage errors (bad option value, missing option): exit 2
+            typer.echo(f"error: {err.format_message()}", err=True)
+            return err.exit_code
+        if os.environ.get("CRACKSCOPE_DEBUG"):
+            raise
+        typer.echo(f"internal error: {type(err).__name__}: {err} (set CRACKSCOPE_DEBUG=1 for the traceback)", err=True)
+        return 1
+    return 0
+
+
+def run() -> None:
+    """Console-script entry point."""
+    sys.exit(main())
+
+
+if __name__ == "__main__":  # pragma: no cover
+    run()

@@ -1,0 +1,132 @@
+"""WavefieldDataset against the raw store arrays it reads."""
+
+from __future__ import annotations
+
+import math
+import pickle
+import shutil
+
+import numpy as np
+import pytest
+import torch
+import zarr
+from torch.utils.data import DataLoader
+
+from crackscope.data import WavefieldDataset
+from crackscope.data.wavefield_store import generate_wavefield_store
+from crackscope.errors import InputError
+from crackscope.physics.config import PlateConfig
+
+N = 6
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    path = tmp_path_factory.mktemp("wavefield") / "s.zarr"
+    generate_wavefield_store(path, PlateConfig.preset("tiny"), N, seed=0, batch=3)
+    return path
+
+
+@pytest.fixture(scope="module")
+def raw(store):
+    g = zarr.open_group(str(store), mode="r")
+    return {name: np.asarray(g[name][...]) for name in ("signals", "masks", "reference", "max_crack_length_um")} | {
+        "signal_rms": g.attrs["signal_rms"]}
+
+
+def test_layout_is_an_exact_transpose_of_the_store(store, raw):
+    ds = WavefieldDataset(store)
+    cfg = PlateConfig.preset("tiny")
+    assert len(ds) == N and list(ds.sample_indices) == list(range(N))
+    for i in range(N):
+        x, mask = ds[i]
+        assert x.dtype == torch.float32 and mask.dtype == torch.float32
+        assert tuple(x.shape) == (2, cfg.n_time, cfg.sensor_grid**2)
+        assert tuple(mask.shape) == (1, cfg.mask_size, cfg.mask_size)
+        np.testing.assert_array_equal(x.numpy(), raw["signals"][i].transpose(0, 2, 1))
+        # spot-check the index mapping element by element: x[c, t, s] == store[i, c, s, t]
+        for c, s, t in ((0, 0, 199), (1, 80, 57), (0, 40, 123)):
+            assert x[c, t, s].item() == raw["signals"][i, c, s, t]
+        np.testing.assert_array_equal(mask[0].numpy(), raw["masks"][i].astype(np.float32))
+        assert set(np.unique(mask.numpy())) <= {0.0, 1.0} and mask.sum() > 0  # every tiny plate has >= 1 crack
+    np.testing.assert_array_equal(ds.max_crack_length_um, raw["max_crack_length_um"])
+
+
+def test_reference_subtraction_is_signal_minus_reference(store, raw):
+    ds = WavefieldDataset(store, subtract_reference=True)
+    for i in range(N):
+        x, _ = ds[i]
+        expected = (raw["signals"][i] - raw["reference"]).transpose(0, 2, 1)
+        np.testing.assert_array_equal(x.numpy(), expected)
+        assert np.abs(expected).max() > 0  # cracks do scatter: the residual is not zero
+
+
+def test_per_sample_normalisation_has_unit_peak(store, raw):
+    for subtract in (False, True):
+        ds = WavefieldDataset(store, subtract_reference=subtract, normalize="per_sample")
+        for i in range(N):
+            x, _ = ds[i]
+            assert abs(float(x.abs().max()) - 1.0) < 1e-6
+            base = raw["signals"][i] - (raw["reference"] if subtract else 0.0)
+            np.testing.assert_allclose(x.numpy() * np.abs(base).max(), base.transpose(0, 2, 1), rtol=1e-5, atol=0)
+
+
+def test_global_normalisation_uses_store_rms_or_recomputes_it(store, raw, tmp_path):
+    ds = WavefieldDataset(store, normalize="global")
+    assert ds.scale == raw["signal_rms"]
+    x, _ = ds[3]
+    np.testing.assert_allclose(x.numpy() * raw["signal_rms"], raw["signals"][3].transpose(0, 2, 1), rtol=1e-6)
+
+    # without the attribute the same RMS is computed from the samples
+    copy = tmp_path / "no_rms.zarr"
+    shutil.copytree(store, copy)
+    g = zarr.open_group(str(copy), mode="r+")
+    del g.attrs["signal_rms"]
+    expected = math.sqrt(np.mean([(raw["signals"][i].astype(np.float64) ** 2).mean() for i in range(N)]))
+    assert math.isclose(WavefieldDataset(copy, normalize="global").scale, expected, rel_tol=1e-9)
+
+
+def test_dataloader_with_two_workers_matches_direct_reads(store):
+    ds = WavefieldDataset(store, subtract_reference=True, normalize="per_sample")
+    ds[0]  # opens the group in this process; it must not travel to the workers
+    state = pickle.loads(pickle.dumps(ds))
+    assert state._group is None and state._reference is None
+    loader = DataLoader(ds, batch_size=2, num_workers=2, shuffle=False, multiprocessing_context="spawn")
+    xs, ms = zip(*loader)
+    x, m = torch.cat(xs), torch.cat(ms)
+    assert x.shape[0] == N
+    for i in range(N):
+        xi, mi = ds[i]
+        assert torch.equal(x[i], xi) and torch.equal(m[i], mi)
+
+
+def test_not_done_samples_are_excluded(store, raw, tmp_path):
+    copy = tmp_path / "partial.zarr"
+    shutil.copytree(store, copy)
+    g = zarr.open_group(str(copy), mode="r+")
+    g["done"][2] = 0
+    g["done"][5] = 0
+
+    ds = WavefieldDataset(copy)
+    assert list(ds.sample_indices) == [0, 1, 3, 4]
+    assert len(ds) == 4
+    for k, i in enumerate([0, 1, 3, 4]):
+        np.testing.assert_array_equal(ds[k][0].numpy(), raw["signals"][i].transpose(0, 2, 1))
+    np.testing.assert_array_equal(ds.max_crack_length_um, raw["max_crack_length_um"][[0, 1, 3, 4]])
+    with pytest.raises(IndexError):
+        ds[4]
+
+    sub = WavefieldDataset(copy, indices=[4, 2, 0, 4])  # order kept, not-done and duplicates dropped
+    assert list(sub.sample_indices) == [4, 0]
+    np.testing.assert_array_equal(sub[0][1][0].numpy(), raw["masks"][4].astype(np.float32))
+
+
+def test_bad_options_raise_input_error(store, tmp_path):
+    with pytest.raises(InputError, match="minmax"):
+        WavefieldDataset(store, normalize="minmax")
+    with pytest.raises(InputError, match="17"):
+        WavefieldDataset(store, indices=[0, 17])
+    with pytest.raises(InputError, match="-1"):
+        WavefieldDataset(store, indices=[-1])
+    with pytest.raises(InputError, match="not a crackscope"):
+        WavefieldDataset(tmp_path)

@@ -86,12 +86,13 @@ def test_global_normalisation_uses_store_rms_or_recomputes_it(store, raw, tmp_pa
     assert math.isclose(WavefieldDataset(copy, normalize="global").scale, expected, rel_tol=1e-9)
 
 
-def test_dataloader_with_two_workers_matches_direct_reads(store):
+@pytest.mark.parametrize("context", ["fork", "spawn"])
+def test_dataloader_with_two_workers_matches_direct_reads(store, context):
     ds = WavefieldDataset(store, subtract_reference=True, normalize="per_sample")
     ds[0]  # opens the group in this process; it must not travel to the workers
     state = pickle.loads(pickle.dumps(ds))
     assert state._group is None and state._reference is None
-    loader = DataLoader(ds, batch_size=2, num_workers=2, shuffle=False, multiprocessing_context="spawn")
+    loader = DataLoader(ds, batch_size=2, num_workers=2, shuffle=False, multiprocessing_context=context)
     xs, ms = zip(*loader)
     x, m = torch.cat(xs), torch.cat(ms)
     assert x.shape[0] == N

@@ -115,8 +115,6 @@ def format_summary(summary: dict) -> str:
     if s:
         lines.append(f"figure sample {s['index']}: {s['n_cracks']} crack(s), longest {s['max_crack_length_um']:.2f} µm; "
                      f"re-simulation matches the stored signals to {s['resimulation_max_rel_error']:.1e} (relative)")
-    if summary.get("figure"):
-        lines.append(f"figure: {summary['figure']}")
     return "\n".join(lines)
 
 

@@ -114,6 +114,10 @@ def test_format_summary(inspected):
     assert "~5 %" in text
     assert " | ".join(f"{a:g}-{b:g}: {c}" for a, b, c in zip(EDGES[:-1], EDGES[1:], summary["crack_length_um"]["counts"])) in text
     assert f"{100 * summary['mean_crack_pixel_fraction']:.2f} %" in text
+    assert "WARNING" not in text
+    drifted = json.loads(json.dumps(summary))
+    drifted["sample"]["resimulation_max_rel_error"] = 0.5
+    assert "WARNING" in format_summary(drifted)
 
 
 def test_resimulated_sample_reproduces_the_stored_signals(store, raw):

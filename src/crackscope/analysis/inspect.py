@@ -30,6 +30,7 @@ LARGEST_CRACK_THRESHOLDS_UM: tuple[float, ...] = (0.0, 1.0, 2.0, 3.0, 4.0)
 N_SNAPSHOTS = 6
 SNAPSHOT_EVERY = 100
 SEED_CRACK_PIXEL_FRACTION = 0.05
+RESIMULATION_TOLERANCE = 1e-4  # relative; float32 round-off is ~1e-6
 _BLOCK = 1024  # samples read at a time for the mask statistics
 
 
@@ -115,6 +116,9 @@ def format_summary(summary: dict) -> str:
     if s:
         lines.append(f"figure sample {s['index']}: {s['n_cracks']} crack(s), longest {s['max_crack_length_um']:.2f} µm; "
                      f"re-simulation matches the stored signals to {s['resimulation_max_rel_error']:.1e} (relative)")
+        if s["resimulation_max_rel_error"] > RESIMULATION_TOLERANCE:
+            lines.append("WARNING: the re-simulated sample does not reproduce the stored signals; the store was "
+                         "probably made by a different version of the simulator, so the snapshots may not match it")
     return "\n".join(lines)
 
 

@@ -15,6 +15,9 @@ crack_points_m        (N, K, 3, 2)           float64    crack polyline points [m
 done                  (N,)                   uint8      1 once every array of the sample is written
 ====================  =====================  =========  ==========================================
 
+Signals are chunked by sample; the small arrays by batch. Zarr writes each chunk file atomically
+(temporary file, then rename), so a kill never leaves a torn chunk.
+
 Sample ``i`` depends only on ``(seed, i)``: its cracks come from
 ``numpy.random.default_rng(SeedSequence([seed, i]))``, and its simulation from the cracks alone.
 Work is split into batches ``[k*batch, (k+1)*batch)``; a batch is written, then its ``done`` flags
@@ -39,6 +42,7 @@ from crackscope import __version__
 from crackscope.errors import InputError
 from crackscope.physics.config import PlateConfig
 from crackscope.physics.cracks import Crack, sample_cracks
+from crackscope.physics.wavefield import SIMULATOR_VERSION
 
 STORE_FORMAT = "crackscope.wavefield/1"
 MAX_CRACK_POINTS = 3
@@ -110,7 +114,7 @@ class StoreRequest:
             raise InputError(f"--seed must be non-negative, got {self.seed}")
 
     def identity(self) -> dict:
-        return {"format": STORE_FORMAT, "config": self.cfg.model_dump(mode="json"),
+        return {"format": STORE_FORMAT, "simulator": SIMULATOR_VERSION, "config": self.cfg.model_dump(mode="json"),
                 "n_samples": self.n_samples, "seed": self.seed, "batch": self.batch}
 
     def batches(self) -> list[tuple[int, int]]:
@@ -144,16 +148,17 @@ def _create_arrays(group, req: StoreRequest) -> None:
     cfg = req.cfg
     n, s, t, m = req.n_samples, cfg.sensor_grid**2, cfg.n_time, cfg.mask_size
     k = max(cfg.cracks.count_max, 1)
+    b = req.batch  # small per-sample arrays are chunked by batch: each batch writes whole chunks
     comp = [BloscCodec(cname="zstd", clevel=3, shuffle="shuffle")]
     group.create_array("signals", shape=(n, 2, s, t), chunks=(1, 2, s, t), dtype="float32", compressors=comp)
-    group.create_array("masks", shape=(n, m, m), chunks=(1, m, m), dtype="uint8", compressors=comp)
+    group.create_array("masks", shape=(n, m, m), chunks=(b, m, m), dtype="uint8", compressors=comp)
     group.create_array("reference", shape=(2, s, t), chunks=(2, s, t), dtype="float32", compressors=comp)
-    group.create_array("n_cracks", shape=(n,), chunks=(1,), dtype="int16", fill_value=0)
-    group.create_array("crack_length_um", shape=(n, k), chunks=(1, k), dtype="float32", fill_value=float("nan"))
-    group.create_array("max_crack_length_um", shape=(n,), chunks=(1,), dtype="float32", fill_value=float("nan"))
-    group.create_array("crack_points_m", shape=(n, k, MAX_CRACK_POINTS, 2), chunks=(1, k, MAX_CRACK_POINTS, 2),
+    group.create_array("n_cracks", shape=(n,), chunks=(b,), dtype="int16", fill_value=0)
+    group.create_array("crack_length_um", shape=(n, k), chunks=(b, k), dtype="float32", fill_value=float("nan"))
+    group.create_array("max_crack_length_um", shape=(n,), chunks=(b,), dtype="float32", fill_value=float("nan"))
+    group.create_array("crack_points_m", shape=(n, k, MAX_CRACK_POINTS, 2), chunks=(b, k, MAX_CRACK_POINTS, 2),
                        dtype="float64", fill_value=float("nan"))
-    group.create_array("done", shape=(n,), chunks=(1,), dtype="uint8", fill_value=0)
+    group.create_array("done", shape=(n,), chunks=(b,), dtype="uint8", fill_value=0)
 
 
 def _describe(req: StoreRequest) -> dict:
@@ -190,7 +195,7 @@ def open_or_create_store(out: Path, req: StoreRequest):
         if attrs.get("format") != STORE_FORMAT:
             raise InputError(f"--out {out} is a Zarr group but not a crackscope wave-field store")
         mine = req.identity()
-        for key in ("n_samples", "seed", "batch", "config"):
+        for key in ("simulator", "n_samples", "seed", "batch", "config"):
             if attrs.get(key) != mine[key]:
                 if key == "config":
                     diff = sorted(k for k in mine["config"] if attrs["config"].get(k) != mine["config"][k])

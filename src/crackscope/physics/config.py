@@ -2,13 +2,17 @@
 
 Presets (all keep the 9x9 sensor grid and the 36x36 mask; steel, plane stress):
 
-========  =============  ===========  =========  ========  ==================  ==============
-preset    plate [µm]     spacing a    nodes      T steps   crack length [µm]   cracks / plate
-========  =============  ===========  =========  ========  ==================  ==============
-paper     36 x 36        0.2 µm       37 649     2000      0.4 - 12.8          2 - 8
-small     18 x 18        0.2 µm       9 477      1000      0.4 - 6.4           1 - 4
-tiny      7.2 x 7.2      0.2 µm       1 476      200       0.4 - 3.2           1 - 2
-========  =============  ===========  =========  ========  ==================  ==============
+========  ===========  =========  =======  =======  =================  ========  ===============
+preset    plate [µm]   spacing a  nodes    T steps  crack length [µm]  cracks    crack pixels
+========  ===========  =========  =======  =======  =================  ========  ===============
+paper     36 x 36      0.2 µm     37 260   2000     0.4 - 12.8         1 - 24    5.1 % (seed ~5 %)
+small     18 x 18      0.2 µm     9 270    1000     0.4 - 6.4          1 - 6     1.7 %
+tiny      7.2 x 7.2    0.2 µm     1 476    200      0.4 - 3.2          1 - 3     1.5 %
+========  ===========  =========  =======  =======  =================  ========  ===============
+
+Crack lengths are log-uniform (equal numbers per doubling, 0.4-0.8-1.6-3.2-6.4-12.8 µm); the
+crack-pixel fractions are means over 1000 random plates (seed 2). With up to 24 cracks per paper
+plate, 1.4 % of plates have no crack longer than 1 µm and 7.7 % none longer than 4 µm.
 
 Why these sizes: a straight segment longer than the lattice spacing cannot fit inside one lattice
 triangle, so with a = 0.2 µm even the seed's smallest crack (0.4 µm = 2a) always cuts bonds. The
@@ -178,9 +182,9 @@ def _critical_dt(spacing: float, k_n: float, k_s: float, mass: float) -> float:
 
 PRESETS: dict[str, dict] = {
     "paper": dict(width=36e-6, height=36e-6, n_time=2000,
-                  cracks=dict(count_min=2, count_max=8, length_um_min=0.4, length_um_max=12.8)),
+                  cracks=dict(count_min=1, count_max=24, length_um_min=0.4, length_um_max=12.8)),
     "small": dict(width=18e-6, height=18e-6, n_time=1000,
-                  cracks=dict(count_min=1, count_max=4, length_um_min=0.4, length_um_max=6.4)),
+                  cracks=dict(count_min=1, count_max=6, length_um_min=0.4, length_um_max=6.4)),
     "tiny": dict(width=7.2e-6, height=7.2e-6, n_time=200,
-                 cracks=dict(count_min=1, count_max=2, length_um_min=0.4, length_um_max=3.2)),
+                 cracks=dict(count_min=1, count_max=3, length_um_min=0.4, length_um_max=3.2)),
 }

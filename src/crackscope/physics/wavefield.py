@@ -16,6 +16,9 @@ from crackscope.physics.lattice import TriangularLattice
 from crackscope.physics.solver import LatticeSolver
 from crackscope.physics.sources import waveform
 
+# Bump whenever a change to the physics changes the numbers: stores record it, resume checks it.
+SIMULATOR_VERSION = "lattice-2 (wave-speed calibrated springs)"
+
 
 @dataclass
 class WavefieldResult:

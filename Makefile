@@ -27,7 +27,7 @@ $(VENV)/.installed-dev: $(STAMP)
 install-dev: $(VENV)/.installed-dev
 
 demo: install
-	$(VENV)/bin/crackscope simulate wavefield --preset small --samples 8 --batch 4 --seed 0 --out $(DEMO_OUT)/wavefield.zarr
+	$(VENV)/bin/crackscope simulate wavefield --preset small --samples 32 --batch 8 --seed 0 --out $(DEMO_OUT)/wavefield.zarr
 	$(VENV)/bin/crackscope inspect $(DEMO_OUT)/wavefield.zarr --out $(DEMO_OUT)/inspect
 	@echo "demo results: $(DEMO_OUT)/wavefield.zarr (dataset) and $(DEMO_OUT)/inspect (summary + figure)"
 

@@ -34,7 +34,11 @@ demo: install
 test: install-dev
 	$(VENV)/bin/python -m pytest -n 2 -q
 
+# Devito is the optional `bench` extra, the reference solver of the speed comparison; the
+# constraint keeps pip from replacing the pinned torch.
 bench: install-dev
+	echo "torch==2.13.0" > $(VENV)/torch-constraint.txt
+	$(PIP) install --quiet -c $(VENV)/torch-constraint.txt -e ".[bench]"
 	$(VENV)/bin/python benchmarks/simulate.py
 
 clean:

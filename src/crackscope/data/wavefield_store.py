@@ -67,6 +67,12 @@ def simulate_samples(cfg_json: dict, seed: int, start: int, stop: int, device: s
 
     if threads:
         torch.set_num_threads(threads)
+        try:
+            import numba
+
+            numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+        except ImportError:  # pragma: no cover
+            pass
     cfg = PlateConfig.model_validate(cfg_json)
     cracks = [cracks_for_sample(cfg, seed, i) for i in range(start, stop)]
     out = simulate_wavefield(cfg, cracks, device=device)

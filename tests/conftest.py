@@ -1,3 +1,31 @@
 import os
 
+import numpy as np
+import pytest
+
 os.environ.setdefault("MPLBACKEND", "Agg")
+
+TINY_STORE_SAMPLES = 6
+
+
+@pytest.fixture(scope="session")
+def tiny_store(tmp_path_factory):
+    """A finished 6-sample store of the tiny preset (seed 0, batch 3), shared by the data tests."""
+    from crackscope.data.wavefield_store import generate_wavefield_store
+    from crackscope.physics.config import PlateConfig
+
+    path = tmp_path_factory.mktemp("tiny-store") / "s.zarr"
+    generate_wavefield_store(path, PlateConfig.preset("tiny"), TINY_STORE_SAMPLES, seed=0, batch=3)
+    return path
+
+
+@pytest.fixture(scope="session")
+def read_store():
+    """read_store(path, *names) -> {name: numpy array} read straight from Zarr, bypassing crackscope."""
+    import zarr
+
+    def read(path, *names):
+        group = zarr.open_group(str(path), mode="r")
+        return {name: np.asarray(group[name][...]) for name in names}
+
+    return read

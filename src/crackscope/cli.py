@@ -38,28 +38,6 @@ def _info(msg: str) -> None:
     typer.echo(msg, err=True)
 
 
-def plate_config_from(preset: Optional[str], config: Optional[Path], overrides: list[str]):
-    """PlateConfig from a preset, a YAML file (which may name its own ``preset``) and overrides."""
-    from crackscope.config import apply_overrides, load_yaml, validate
-    from crackscope.physics.config import PRESETS, PlateConfig
-
-    data = load_yaml(config) if config else {}
-    source = f"config file {config}" if config else "config"
-    name = data.pop("preset", None) if isinstance(data, dict) else None
-    name = preset or name or "paper"
-    if name not in PRESETS:
-        raise InputError(f"{source}: unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-    merged = apply_overrides(_merge(PRESETS[name], data), overrides)
-    return validate(PlateConfig, merged, source if config else "plate config")
-
-
-def _merge(base: dict, extra: dict) -> dict:
-    out = dict(base)
-    for k, v in extra.items():
-        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
-    return out
-
-
 @simulate_app.command("wavefield")
 def simulate_wavefield_cmd(
     out: Path = typer.Option(..., "--out", help="Zarr store directory to create or finish."),
@@ -76,8 +54,9 @@ def simulate_wavefield_cmd(
 ):
     """Simulate cracked plates recorded by the sensor grid; re-run the same command to resume."""
     from crackscope.data.wavefield_store import generate_wavefield_store
+    from crackscope.physics.config import load_plate_config
 
-    cfg = plate_config_from(preset.value if preset else None, config, set_)
+    cfg = load_plate_config(preset.value if preset else None, config, set_)
     if backend is Backend.ray and workers != 1:
         raise InputError("--workers and --backend ray are exclusive: Ray uses the cluster's CPUs")
     summary = generate_wavefield_store(out, cfg, samples, seed=seed, batch=batch, device=device, workers=workers,

@@ -21,17 +21,13 @@ EDGES = [0.4, 0.8, 1.6, 3.2, 6.4, 12.8]
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    path = tmp_path_factory.mktemp("inspect") / "s.zarr"
-    generate_wavefield_store(path, PlateConfig.preset("tiny"), N, seed=0, batch=3)
-    return path
+def store(tiny_store):
+    return tiny_store
 
 
 @pytest.fixture(scope="module")
-def raw(store):
-    g = zarr.open_group(str(store), mode="r")
-    return {name: np.asarray(g[name][...]) for name in
-            ("signals", "masks", "crack_length_um", "crack_points_m", "n_cracks", "done")}
+def raw(store, read_store):
+    return read_store(store, "signals", "masks", "crack_length_um", "crack_points_m", "n_cracks", "done")
 
 
 @pytest.fixture(scope="module")

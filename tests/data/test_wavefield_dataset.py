@@ -21,17 +21,14 @@ N = 6
 
 
 @pytest.fixture(scope="module")
-def store(tmp_path_factory):
-    path = tmp_path_factory.mktemp("wavefield") / "s.zarr"
-    generate_wavefield_store(path, PlateConfig.preset("tiny"), N, seed=0, batch=3)
-    return path
+def store(tiny_store):
+    return tiny_store
 
 
 @pytest.fixture(scope="module")
-def raw(store):
+def raw(store, read_store):
     g = zarr.open_group(str(store), mode="r")
-    return {name: np.asarray(g[name][...]) for name in ("signals", "masks", "reference", "max_crack_length_um")} | {
-        "signal_rms": g.attrs["signal_rms"]}
+    return read_store(store, "signals", "masks", "reference", "max_crack_length_um") | {"signal_rms": g.attrs["signal_rms"]}
 
 
 def test_layout_is_an_exact_transpose_of_the_store(store, raw):

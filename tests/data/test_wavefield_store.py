@@ -30,9 +30,9 @@ def store(cfg, tmp_path_factory):
     return path
 
 
-def _arrays(path):
-    g = zarr.open_group(str(path), mode="r")
-    return {k: np.asarray(g[k][...]) for k in ARRAYS}
+@pytest.fixture
+def arrays(read_store):
+    return lambda path: read_store(path, *ARRAYS)
 
 
 def test_round_trip_equals_direct_simulation(cfg, store):
@@ -65,21 +65,21 @@ def test_attributes_describe_the_simulation(cfg, store):
     assert attrs["mean_crack_pixel_fraction"] == pytest.approx(masks.mean())
 
 
-def test_sample_depends_only_on_seed_and_index(cfg, store, tmp_path):
+def test_sample_depends_only_on_seed_and_index(cfg, store, tmp_path, arrays):
     other = tmp_path / "other.zarr"
     generate_wavefield_store(other, cfg, 5, seed=5, batch=2)  # other N, other batch boundaries
-    a, b = _arrays(store), _arrays(other)
+    a, b = arrays(store), arrays(other)
     for name in ("signals", "masks", "crack_points_m"):
         np.testing.assert_array_equal(a[name][:5], b[name])
     different = tmp_path / "different.zarr"
     generate_wavefield_store(different, cfg, 2, seed=6, batch=2)
-    assert not np.array_equal(_arrays(different)["masks"], a["masks"][:2])
+    assert not np.array_equal(arrays(different)["masks"], a["masks"][:2])
 
 
-def test_worker_processes_give_identical_arrays(cfg, store, tmp_path):
+def test_worker_processes_give_identical_arrays(cfg, store, tmp_path, arrays):
     path = tmp_path / "w.zarr"
     generate_wavefield_store(path, cfg, 7, seed=5, batch=3, workers=2)
-    a, b = _arrays(store), _arrays(path)
+    a, b = arrays(store), arrays(path)
     for name in ARRAYS:
         np.testing.assert_array_equal(a[name], b[name])
 
@@ -89,20 +89,20 @@ def _cli(args, env=None):
                           env={**os.environ, **(env or {})}, timeout=300)
 
 
-def test_resume_after_kill_equals_uninterrupted_run(cfg, store, tmp_path):
+def test_resume_after_kill_equals_uninterrupted_run(cfg, store, tmp_path, arrays):
     path = tmp_path / "killed.zarr"
     args = ["simulate", "wavefield", "--preset", "tiny", "--set", "n_time=120", "--samples", "7",
             "--seed", "5", "--batch", "3", "--out", str(path)]
     # The fault hook SIGKILLs the process after it wrote the second batch's data, before its done flags.
     killed = _cli(args, env={"CRACKSCOPE_FAULT_KILL_AFTER_SAMPLES": "6"})
     assert killed.returncode == -signal.SIGKILL
-    partial = _arrays(path)
+    partial = arrays(path)
     assert partial["done"].tolist() == [1, 1, 1, 0, 0, 0, 0]  # the half-finished batch is not counted
     assert np.abs(partial["signals"][3:6]).max() > 0          # ...although its data had been written
     resumed = _cli(args)
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming: 3 of 7" in resumed.stderr
-    a, b = _arrays(store), _arrays(path)
+    a, b = arrays(store), arrays(path)
     for name in ARRAYS:
         np.testing.assert_array_equal(a[name], b[name])
 
@@ -127,7 +127,7 @@ def test_bad_requests_write_nothing(cfg, tmp_path):
 
 
 @pytest.mark.ray
-def test_ray_backend_matches_local(cfg, store, tmp_path):
+def test_ray_backend_matches_local(cfg, store, tmp_path, arrays):
     pytest.importorskip("ray")
     path = tmp_path / "ray.zarr"
     import ray
@@ -137,6 +137,6 @@ def test_ray_backend_matches_local(cfg, store, tmp_path):
         generate_wavefield_store(path, cfg, 7, seed=5, batch=3, backend="ray")
     finally:
         ray.shutdown()
-    a, b = _arrays(store), _arrays(path)
+    a, b = arrays(store), arrays(path)
     for name in ARRAYS:
         np.testing.assert_array_equal(a[name], b[name])

@@ -175,6 +175,30 @@ class PlateConfig(BaseModel):
         return type(self).model_validate({**self.model_dump(), **changes})
 
 
+def load_plate_config(preset: str | None = None, path=None, overrides: list[str] | tuple[str, ...] = ()) -> PlateConfig:
+    """PlateConfig from a preset, a YAML file (which may name its own ``preset``) and ``key=value`` overrides.
+
+    Precedence: overrides > file > preset (the argument, else the file's ``preset:``, else paper).
+    """
+    from crackscope.config import apply_overrides, load_yaml, validate
+
+    data = load_yaml(path) if path else {}
+    source = f"config file {path}" if path else "plate config"
+    name = preset or data.pop("preset", None) or "paper"
+    data.pop("preset", None)
+    if name not in PRESETS:
+        raise InputError(f"{source}: unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
+    merged = apply_overrides(_merge(PRESETS[name], data), list(overrides))
+    return validate(PlateConfig, merged, source)
+
+
+def _merge(base: dict, extra: dict) -> dict:
+    out = dict(base)
+    for k, v in extra.items():
+        out[k] = _merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
 @lru_cache(maxsize=64)
 def _critical_dt(spacing: float, k_n: float, k_s: float, mass: float) -> float:
     return critical_time_step(spacing, k_n, k_s, mass)

@@ -1,0 +1,251 @@
+"""Metrics: hand-worked confusion counts, micro vs per-sample, size classes, torchmetrics agreement."""
+
+import math
+
+import pytest
+import torch
+from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardIndex
+from torchmetrics.functional.classification import (
+    binary_accuracy,
+    binary_f1_score,
+    binary_jaccard_index,
+    binary_precision,
+    binary_recall,
+    binary_stat_scores,
+)
+
+from crackscope import metrics
+from crackscope.errors import InputError
+from crackscope.metrics import SegmentationMetrics, by_crack_size, confusion_counts, summarize
+
+NAMES = ("dsc", "accuracy", "iou", "precision", "recall")
+
+TARGET_3x3 = torch.tensor([[1, 1, 0], [0, 1, 0], [0, 0, 0]], dtype=torch.float32)
+PRED_3x3 = torch.tensor([[1, 0, 0], [1, 1, 0], [0, 0, 1]], dtype=torch.float32)
+# TP: (0,0), (1,1) -> 2; FP: (1,0), (2,2) -> 2; FN: (0,1) -> 1; TN: 4
+
+
+def test_hand_worked_3x3_confusion():
+    logits = (PRED_3x3 * 2 - 1)[None, None] * 3.0
+    counts = confusion_counts(logits, TARGET_3x3[None, None])
+    assert counts.tolist() == [[2, 2, 1, 4]]
+    assert counts.dtype == torch.int64
+    s = summarize(counts)
+    assert s["n_samples"] == 1
+    assert s["dsc"] == pytest.approx(4 / 7)
+    assert s["iou"] == pytest.approx(2 / 5)
+    assert s["accuracy"] == pytest.approx(6 / 9)
+    assert s["precision"] == pytest.approx(2 / 4)
+    assert s["recall"] == pytest.approx(2 / 3)
+    for name in NAMES:  # one sample: per-sample mean = micro
+        assert s[f"{name}_per_sample"] == pytest.approx(s[name])
+
+
+def test_probabilities_threshold_and_target_forms():
+    probs = (PRED_3x3 * 0.8 + 0.1)[None]  # 0.9 / 0.1, no channel axis
+    assert confusion_counts(probs, TARGET_3x3[None], from_logits=False).tolist() == [[2, 2, 1, 4]]
+    assert confusion_counts(probs[:, None], TARGET_3x3[None].bool(), from_logits=False).tolist() == [[2, 2, 1, 4]]
+    assert confusion_counts(probs[:, None], TARGET_3x3[None].to(torch.uint8), from_logits=False).tolist() == [[2, 2, 1, 4]]
+    # p > threshold is foreground; p == threshold is not
+    half = torch.full((1, 1, 3, 3), 0.5)
+    assert confusion_counts(half, TARGET_3x3[None, None], from_logits=False).tolist() == [[0, 0, 3, 6]]
+    assert confusion_counts(probs, TARGET_3x3[None], threshold=0.95, from_logits=False).tolist() == [[0, 0, 3, 6]]
+
+
+def test_multiclass_logits_use_argmax_and_nonzero_foreground():
+    labels = torch.tensor([[[0, 2, 1], [0, 0, 0], [1, 0, 2]]])
+    target = torch.tensor([[[0, 1, 1], [2, 0, 0], [0, 0, 2]]])
+    logits = torch.nn.functional.one_hot(labels, 3).permute(0, 3, 1, 2).float()
+    # foreground = class != 0: pred fg at (0,1),(0,2),(2,0),(2,2); true fg at (0,1),(0,2),(1,0),(2,2)
+    assert confusion_counts(logits, target).tolist() == [[3, 1, 1, 4]]
+
+
+def test_zero_denominator_conventions():
+    s = summarize(torch.tensor([[0, 0, 0, 9]]))  # empty vs empty: perfect
+    assert all(s[n] == 1.0 and s[f"{n}_per_sample"] == 1.0 for n in NAMES)
+    s = summarize(torch.tensor([[0, 0, 3, 6]]))  # crack missed, nothing predicted
+    assert (s["dsc"], s["iou"], s["precision"], s["recall"]) == (0.0, 0.0, 0.0, 0.0)
+    assert s["accuracy"] == pytest.approx(6 / 9)
+    s = summarize(torch.tensor([[0, 2, 0, 7]]))  # false alarm on an empty plate
+    assert (s["dsc"], s["iou"], s["precision"], s["recall"]) == (0.0, 0.0, 0.0, 0.0)
+    s = summarize(torch.zeros(0, 4, dtype=torch.long))
+    assert s["n_samples"] == 0 and all(s[n] is None and s[f"{n}_per_sample"] is None for n in NAMES)
+
+
+def test_micro_and_per_sample_differ_by_design():
+    counts = torch.tensor([
+        [10, 0, 0, 90],  # large crack, perfect
+        [0, 0, 2, 98],   # small crack, missed
+        [0, 0, 0, 100],  # no crack, none predicted
+    ])
+    s = summarize(counts)
+    assert s["dsc"] == pytest.approx(20 / 22)
+    assert s["dsc_per_sample"] == pytest.approx((1 + 0 + 1) / 3)
+    assert s["iou"] == pytest.approx(10 / 12)
+    assert s["recall"] == pytest.approx(10 / 12)
+    assert s["recall_per_sample"] == pytest.approx(2 / 3)
+    assert s["precision"] == 1.0
+    assert s["precision_per_sample"] == pytest.approx(2 / 3)
+    assert s["accuracy"] == pytest.approx(298 / 300)
+    assert s["accuracy_per_sample"] == pytest.approx((1 + 0.98 + 1) / 3)
+
+
+def test_by_crack_size_grouping():
+    lengths = [0.0, 0.5, 1.0, 1.5, 2.5, 3.0, 4.2]
+    counts = torch.tensor([[0, 0, 0, 10], [0, 1, 1, 8], [1, 0, 1, 8], [2, 0, 0, 8],
+                           [3, 1, 0, 6], [3, 0, 1, 6], [5, 0, 0, 5]])
+    out = by_crack_size(counts, lengths)
+    assert list(out) == [">0", ">1", ">2", ">3", ">4"]
+    expected = {">0": [1, 2, 3, 4, 5, 6], ">1": [3, 4, 5, 6], ">2": [4, 5, 6], ">3": [6], ">4": [6]}
+    for key, idx in expected.items():
+        assert out[key] == summarize(counts[idx])
+        assert out[key]["n_samples"] == len(idx)
+    assert out[">1"]["dsc"] == pytest.approx(2 * 13 / (2 * 13 + 1 + 1))
+    assert out[">4"]["dsc"] == 1.0
+
+
+def test_by_crack_size_empty_groups_and_custom_bounds():
+    counts = torch.tensor([[1, 0, 0, 3], [0, 0, 1, 3]])
+    out = by_crack_size(counts, torch.tensor([0.4, 0.7]), bounds=(0.5, 10))
+    assert list(out) == [">0.5", ">10"]
+    assert out[">0.5"]["n_samples"] == 1
+    assert out[">10"]["n_samples"] == 0 and out[">10"]["dsc"] is None and out[">10"]["iou_per_sample"] is None
+    with pytest.raises(InputError, match="3 entries for 2 samples"):
+        by_crack_size(counts, [1.0, 2.0, 3.0])
+
+
+def test_bad_inputs_raise_input_error():
+    with pytest.raises(InputError, match=r"\(N, 4\)"):
+        summarize(torch.zeros(3, 5))
+    with pytest.raises(InputError, match="does not match"):
+        confusion_counts(torch.zeros(2, 1, 3, 3), torch.zeros(2, 1, 3, 4))
+    with pytest.raises(InputError, match="threshold"):
+        confusion_counts(torch.zeros(2, 1, 3, 3), torch.zeros(2, 1, 3, 3), threshold=1.5)
+
+
+def random_batch(seed, b=6, hw=12, p_crack=0.2):
+    g = torch.Generator().manual_seed(seed)
+    logits = torch.randn(b, 1, hw, hw, generator=g) * 2
+    target = (torch.rand(b, 1, hw, hw, generator=g) < p_crack).float()
+    return logits, target
+
+
+def test_agrees_with_torchmetrics_on_random_data():
+    logits, target = random_batch(0)
+    probs = torch.sigmoid(logits)
+    s = summarize(confusion_counts(probs, target, from_logits=False))
+    t = target.long()
+    assert s["dsc"] == pytest.approx(binary_f1_score(probs, t).item(), abs=1e-6)
+    assert s["iou"] == pytest.approx(binary_jaccard_index(probs, t).item(), abs=1e-6)
+    assert s["accuracy"] == pytest.approx(binary_accuracy(probs, t).item(), abs=1e-6)
+    assert s["precision"] == pytest.approx(binary_precision(probs, t).item(), abs=1e-6)
+    assert s["recall"] == pytest.approx(binary_recall(probs, t).item(), abs=1e-6)
+    # logits path: torchmetrics applies the sigmoid itself to values outside [0, 1]
+    assert summarize(confusion_counts(logits, target))["dsc"] == pytest.approx(binary_f1_score(logits, t).item(), abs=1e-6)
+    # per-sample counts and means (no empty samples here)
+    tm = binary_stat_scores(probs, t, multidim_average="samplewise")  # tp, fp, tn, fn, support
+    ours = confusion_counts(probs, target, from_logits=False)
+    assert torch.equal(ours, tm[:, [0, 1, 3, 2]])
+    f1_samples = binary_f1_score(probs, t, multidim_average="samplewise")
+    assert s["dsc_per_sample"] == pytest.approx(f1_samples.double().mean().item(), abs=1e-6)
+
+
+def test_accumulating_two_batches_equals_one_pass():
+    (l1, t1), (l2, t2) = random_batch(1, b=4), random_batch(2, b=5)
+    len1, len2 = torch.tensor([0.0, 1.2, 3.5, 0.8]), torch.tensor([2.2, 4.5, 0.0, 1.0, 3.1])
+    acc = SegmentationMetrics()
+    acc.update(l1, t1, max_crack_length_um=len1)
+    acc.update(l2, t2, max_crack_length_um=len2)
+    out = acc.compute()
+
+    one = SegmentationMetrics()
+    one.update(torch.cat([l1, l2]), torch.cat([t1, t2]), max_crack_length_um=torch.cat([len1, len2]))
+    ref = one.compute()
+
+    counts = torch.cat([confusion_counts(l1, t1), confusion_counts(l2, t2)])
+    plain = summarize(counts)
+    plain_sizes = by_crack_size(counts, torch.cat([len1, len2]))
+    for result in (out, ref):
+        assert set(result) == set(plain) | {"by_crack_size"}
+        for k, v in plain.items():
+            assert result[k] == pytest.approx(v, abs=1e-12)
+        for key, group in plain_sizes.items():
+            for k, v in group.items():
+                assert result["by_crack_size"][key][k] == pytest.approx(v, abs=1e-12)
+
+    acc.reset()
+    acc.update(l1, t1)
+    out = acc.compute()
+    assert "by_crack_size" not in out
+    assert out["dsc"] == pytest.approx(summarize(confusion_counts(l1, t1))["dsc"], abs=1e-12)
+
+
+def test_accumulator_empty_size_group_and_mixed_lengths():
+    l1, t1 = random_batch(3, b=2)
+    acc = SegmentationMetrics(bounds=(0, 100))
+    acc.update(l1, t1, max_crack_length_um=[0.5, 2.0])
+    sizes = acc.compute()["by_crack_size"]
+    assert sizes[">0"]["n_samples"] == 2
+    assert sizes[">100"] == {"n_samples": 0, **{k: None for n in NAMES for k in (n, f"{n}_per_sample")}}
+    acc.update(l1, t1)
+    with pytest.raises(InputError, match="max_crack_length_um"):
+        acc.compute()
+
+
+def test_accumulator_forward_returns_batch_value_and_accumulates():
+    (l1, t1), (l2, t2) = random_batch(6, b=3), random_batch(7, b=3)
+    acc = SegmentationMetrics()
+    batch = acc(l1, t1, max_crack_length_um=[0.5, 1.5, 2.5])
+    assert batch["dsc"] == pytest.approx(summarize(confusion_counts(l1, t1))["dsc"], abs=1e-12)
+    assert batch["by_crack_size"][">1"]["n_samples"] == 2
+    acc(l2, t2, max_crack_length_um=[0.0, 0.0, 5.0])
+    both = summarize(torch.cat([confusion_counts(l1, t1), confusion_counts(l2, t2)]))
+    assert acc.compute()["dsc"] == pytest.approx(both["dsc"], abs=1e-12)
+
+
+def test_accumulator_threshold_and_probabilities():
+    logits, target = random_batch(4)
+    probs = torch.sigmoid(logits)
+    acc = SegmentationMetrics(threshold=0.7, from_logits=False)
+    acc.update(probs, target)
+    ref = summarize(confusion_counts(probs, target, threshold=0.7, from_logits=False))
+    assert acc.compute()["dsc"] == pytest.approx(ref["dsc"], abs=1e-12)
+
+
+def test_multiclass_iou_hand_example():
+    target = torch.tensor([[0, 0, 1], [1, 2, 2]])
+    pred = torch.tensor([[0, 1, 1], [1, 2, 0]])
+    out = metrics.multiclass_iou(pred, target, 3)
+    # rows = true class, columns = predicted; IoU_c = CM_cc / (row_c + col_c - CM_cc)
+    cm = metrics.multiclass_confusion(pred, target, 3)
+    assert cm.tolist() == [[1, 1, 0], [0, 2, 0], [1, 0, 1]]
+    assert out["iou_per_class"] == pytest.approx([1 / 3, 2 / 3, 1 / 2])
+    assert out["miou"] == pytest.approx((1 / 3 + 2 / 3 + 1 / 2) / 3)
+    assert out["pixel_accuracy"] == pytest.approx(4 / 6)
+
+
+def test_multiclass_iou_binary_miou_and_absent_class():
+    pred = (PRED_3x3 > 0.5).long()[None]
+    target = TARGET_3x3.long()[None]
+    out = metrics.multiclass_iou(pred, target, 2)
+    fg = summarize(torch.tensor([[2, 2, 1, 4]]))["iou"]
+    bg = 4 / (4 + 1 + 2)  # TN / (TN + FN + FP)
+    assert out["iou_per_class"] == pytest.approx([bg, fg])
+    assert out["miou"] == pytest.approx((bg + fg) / 2)
+    absent = metrics.multiclass_iou(pred, target, 3)
+    assert math.isnan(absent["iou_per_class"][2])
+    assert absent["miou"] == pytest.approx((bg + fg) / 2)
+    with pytest.raises(InputError, match=r"\[0, 1\]"):
+        metrics.multiclass_iou(torch.full((1, 3, 3), 2), target, 2)
+
+
+def test_multiclass_iou_agrees_with_torchmetrics():
+    g = torch.Generator().manual_seed(5)
+    scores = torch.randn(4, 5, 10, 10, generator=g)
+    target = torch.randint(0, 5, (4, 10, 10), generator=g)
+    out = metrics.multiclass_iou(scores, target, 5)  # scores -> argmax
+    tm_iou = MulticlassJaccardIndex(num_classes=5, average=None)(scores, target)
+    assert out["iou_per_class"] == pytest.approx(tm_iou.tolist(), abs=1e-6)
+    assert out["miou"] == pytest.approx(tm_iou.mean().item(), abs=1e-6)
+    tm_acc = MulticlassAccuracy(num_classes=5, average="micro")(scores, target)
+    assert out["pixel_accuracy"] == pytest.approx(tm_acc.item(), abs=1e-6)

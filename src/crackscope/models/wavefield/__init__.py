@@ -1,0 +1,96 @@
+"""Wave-field segmentation models: sensor signals (B, in_channels, T, S) -> crack-mask logits.
+
+Every model takes the same constructor keywords (all with defaults, the paper preset's values)::
+
+    in_channels=2, n_time=2000, n_sensors=81, sensor_grid=(9, 9), mask_size=36, classes=1,
+    activation="relu"
+
+and maps an input (B, in_channels, n_time, n_sensors), sensors flattened row-major from the
+bottom-left (s = iy * nx + ix), to logits (B, classes, mask_size, mask_size) whose row 0 is the
+bottom of the plate, like the masks. :class:`WaveFieldModel` holds that shared contract; the
+modules below it hold one published architecture each and register it by name.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from crackscope.errors import InputError
+from crackscope.nn import activation as make_activation
+
+__all__ = ["WaveFieldModel", "MicroCrackAttentionNeXt", "SpAsENet", "DenseNet1D", "SimpleCNN", "ResNet18_1D2D"]
+
+
+def _positive_int(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InputError(f"{name} must be a positive integer (got {value!r})")
+    return value
+
+
+class WaveFieldModel(nn.Module):
+    """Shared contract of the wave-field models: validated configuration, input check, grid reshape."""
+
+    paper: str = ""
+    default_loss: str = "dice"
+
+    def __init__(self, in_channels: int = 2, n_time: int = 2000, n_sensors: int = 81,
+                 sensor_grid: tuple[int, int] = (9, 9), mask_size: int = 36, classes: int = 1,
+                 activation: str = "relu"):
+        super().__init__()
+        self.in_channels = _positive_int("in_channels", in_channels)
+        self.n_time = _positive_int("n_time", n_time)
+        self.n_sensors = _positive_int("n_sensors", n_sensors)
+        self.mask_size = _positive_int("mask_size", mask_size)
+        self.classes = _positive_int("classes", classes)
+        grid = (sensor_grid, sensor_grid) if isinstance(sensor_grid, int) else sensor_grid
+        if not (isinstance(grid, (tuple, list)) and len(grid) == 2
+                and all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in grid)):
+            raise InputError("sensor_grid must be (rows, columns) or one side, positive integers "
+                             f"(got {sensor_grid!r})")
+        ny, nx = grid
+        if ny * nx != n_sensors:
+            raise InputError(f"sensor_grid {ny}x{nx} has {ny * nx} sensors but n_sensors is {n_sensors}")
+        self.sensor_grid = (ny, nx)
+        make_activation(activation)  # fail early, naming a bad value
+        self.activation = activation
+
+    @property
+    def name(self) -> str:
+        return getattr(self, "model_name", type(self).__name__)
+
+    def expected_input_shape(self) -> tuple[str | int, ...]:
+        return ("B", self.in_channels, self.n_time, self.n_sensors)
+
+    def check_input(self, x: torch.Tensor) -> None:
+        """InputError naming the expected and the actual shape unless x is (B, C, T, S) as configured."""
+        if x.ndim != 4 or tuple(x.shape[1:]) != (self.in_channels, self.n_time, self.n_sensors):
+            expected = "(B, " + ", ".join(str(d) for d in self.expected_input_shape()[1:]) + ")"
+            raise InputError(f"{self.name} expects input of shape {expected} = (batch, channels, time, sensors), "
+                             f"got {tuple(x.shape)}")
+
+    def time_after(self, name: str, t: int, need: int = 1) -> int:
+        """``t`` if at least ``need`` time samples survive the down-sampling, else InputError naming n_time."""
+        if t < need:
+            raise InputError(f"n_time={self.n_time} is too short for {self.name}: "
+                             f"the {name} leaves {t} time samples (needs >= {need})")
+        return t
+
+    def to_grid(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, 1, S) sensor features -> (B, C, ny, nx) on the sensor grid (row 0 = bottom)."""
+        return x.reshape(x.shape[0], x.shape[1], *self.sensor_grid)
+
+    def to_mask_size(self, x: torch.Tensor) -> torch.Tensor:
+        """Bilinear resize of (B, C, h, w) to (mask_size, mask_size); identity when it already is."""
+        if tuple(x.shape[-2:]) == (self.mask_size, self.mask_size):
+            return x
+        return F.interpolate(x, size=(self.mask_size, self.mask_size), mode="bilinear", align_corners=False)
+
+
+# Imported after WaveFieldModel is defined: the model modules subclass it.
+from crackscope.models.wavefield.densenet1d import DenseNet1D  # noqa: E402
+from crackscope.models.wavefield.micro_crack_attention_next import MicroCrackAttentionNeXt  # noqa: E402
+from crackscope.models.wavefield.resnet18_1d2d import ResNet18_1D2D  # noqa: E402
+from crackscope.models.wavefield.simple_cnn import SimpleCNN  # noqa: E402
+from crackscope.models.wavefield.spase_net import SpAsENet  # noqa: E402

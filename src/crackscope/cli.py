@@ -81,6 +81,86 @@ def inspect_cmd(
     typer.echo(f"figure: {out / 'inspect.png'}")
 
 
+@app.command("train", context_settings={"allow_extra_args": True, "ignore_unknown_options": False})
+def train_cmd(
+    ctx: typer.Context,
+    config: Path = typer.Option(..., "--config", help="Training YAML (e.g. configs/wavefield/mcan.yaml)."),
+    resume: bool = typer.Option(False, "--resume", help="Continue RUN from its last checkpoint (or start it)."),
+    devices: Optional[int] = typer.Option(None, "--devices", help="Devices per node; > 1 uses Lightning DDP."),
+    num_nodes: Optional[int] = typer.Option(None, "--num-nodes", help="Machines; > 1 uses Lightning DDP."),
+):
+    """Train a model: crackscope train --config FILE [key=value ...]."""
+    from crackscope.engine.config import load_train_config
+    from crackscope.engine.train import train
+
+    overrides = list(ctx.args)
+    if devices is not None:
+        overrides.append(f"trainer.devices={devices}")
+    if num_nodes is not None:
+        overrides.append(f"trainer.num_nodes={num_nodes}")
+    cfg = load_train_config(config, overrides)
+    run_dir = train(cfg, resume=resume)
+    _info(f"run: {run_dir} (metrics.json, size_table.md, figures/, model.safetensors)")
+
+
+@app.command("evaluate")
+def evaluate_cmd(
+    run: Path = typer.Argument(..., help="A run directory written by 'crackscope train'."),
+    data: Path = typer.Option(..., "--data", help="A wave-field store (its test split if it is the training store)."),
+    out: Path = typer.Option(..., "--out", help="Directory for metrics.json, size_table.md and figures/."),
+):
+    """Metrics (overall and by crack size) and a best/median/worst figure."""
+    from crackscope.engine.evaluate import evaluate_run
+
+    result = evaluate_run(run, data, out)
+    typer.echo(f"DSC {result['dsc']:.4f}  IoU {result['iou']:.4f}  precision {result['precision']:.4f}  "
+               f"recall {result['recall']:.4f}  accuracy {result['accuracy']:.4f}  ({result['n_samples']} samples)")
+    typer.echo((out / "size_table.md").read_text().rstrip())
+
+
+@app.command("predict")
+def predict_cmd(
+    run: Path = typer.Argument(..., help="A run directory written by 'crackscope train'."),
+    data: Path = typer.Option(..., "--data", help="A wave-field store."),
+    out: Path = typer.Option(..., "--out", help="Directory for predictions.npz."),
+):
+    """Crack probabilities and masks for every sample of a store."""
+    from crackscope.engine.evaluate import predict_run
+
+    typer.echo(f"predictions: {predict_run(run, data, out)}")
+
+
+@app.command("export")
+def export_cmd(
+    run: Path = typer.Argument(..., help="A run directory written by 'crackscope train'."),
+    onnx: bool = typer.Option(True, "--onnx/--no-onnx", help="Export to ONNX (the only format so far)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output file (default RUN/export/model.onnx)."),
+):
+    """Export a trained model to ONNX and check it against PyTorch."""
+    from crackscope.engine.export import export_onnx
+
+    if not onnx:
+        raise InputError("nothing to export: --onnx is the only format")
+    result = export_onnx(run, out)
+    typer.echo(f"wrote {result['path']}; parity on {result['input_shape']}: max |onnx - torch| = {result['max_abs_diff']:.3g}")
+
+
+@app.command("grid", context_settings={"allow_extra_args": True, "ignore_unknown_options": False})
+def grid_cmd(
+    ctx: typer.Context,
+    config: Path = typer.Argument(..., help="Grid YAML (e.g. configs/wavefield/activation_loss_grid.yaml)."),
+    backend: Backend = typer.Option(Backend.local, "--backend", help="local (sequential or --workers) or ray."),
+    workers: int = typer.Option(1, "--workers", help="Local processes running runs in parallel."),
+    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address."),
+):
+    """Run an experiment grid; finished runs are skipped; writes results.csv and table.md."""
+    from crackscope.engine.grid import run_grid
+
+    result = run_grid(config, list(ctx.args), backend=backend.value, workers=workers, address=address, log=_info)
+    typer.echo(result["table"].rstrip())
+    _info(f"results: {result['out_dir']}/results.csv and table.md")
+
+
 @app.command("version")
 def version_cmd():
     """Print the crackscope version."""

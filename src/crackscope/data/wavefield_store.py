@@ -46,6 +46,8 @@ from crackscope.physics.wavefield import SIMULATOR_VERSION
 
 STORE_FORMAT = "crackscope.wavefield/1"
 MAX_CRACK_POINTS = 3
+REQUIRED_ARRAYS = ("signals", "masks", "reference", "n_cracks", "crack_length_um", "max_crack_length_um",
+                   "crack_points_m", "done")
 _FAULT_ENV = "CRACKSCOPE_FAULT_KILL_AFTER_SAMPLES"  # test hook: SIGKILL after writing n samples' signals
 
 
@@ -351,4 +353,8 @@ def open_store(path: str | Path):
         raise InputError(f"{path} could not be opened as a Zarr store: {err}") from None
     if group.attrs.get("format") != STORE_FORMAT:
         raise InputError(f"{path} is not a crackscope wave-field store (format {group.attrs.get('format')!r})")
+    present = set(group.array_keys())
+    for name in REQUIRED_ARRAYS:
+        if name not in present:
+            raise InputError(f"{path}: the store has no '{name}' array (incomplete or damaged store)")
     return group

@@ -1,0 +1,102 @@
+"""Training run configuration (YAML in, validated object out), shared by every pipeline."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from crackscope.config import apply_overrides, load_yaml, validate
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class _Named(BaseModel):
+    """A registry entry by name; every other key is passed to its constructor."""
+
+    model_config = ConfigDict(extra="allow")
+    name: str
+
+    @property
+    def kwargs(self) -> dict[str, Any]:
+        return dict(self.model_extra or {})
+
+
+class ModelSpec(_Named):
+    pass
+
+
+class LossSpec(_Named):
+    pass
+
+
+class WavefieldData(_Strict):
+    """A wave-field store split into train/validation/test by sample index (seeded)."""
+
+    kind: Literal["wavefield"] = "wavefield"
+    store: Path
+    split: tuple[float, float, float] = (0.8, 0.1, 0.1)
+    subtract_reference: bool = False
+    normalize: Literal["per_sample", "global"] | None = "global"
+    batch_size: int = Field(16, ge=1)
+    num_workers: int = Field(0, ge=0)
+
+    @field_validator("split")
+    @classmethod
+    def _split(cls, v):
+        if any(f < 0 for f in v) or abs(sum(v) - 1.0) > 1e-6 or v[0] <= 0:
+            raise ValueError(f"split fractions must be non-negative, sum to 1 and train > 0, got {list(v)}")
+        return v
+
+
+class OptimizerSpec(_Strict):
+    name: Literal["adam", "adamw"] = "adam"
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+
+
+class TrainerSpec(_Strict):
+    max_epochs: int = Field(50, ge=1)
+    accelerator: Literal["auto", "cpu", "gpu", "cuda"] = "cpu"
+    devices: int = Field(1, ge=1)
+    num_nodes: int = Field(1, ge=1)
+    precision: Literal["32-true", "16-mixed", "bf16-mixed"] = "32-true"
+    threshold: float = Field(0.5, gt=0, lt=1, description="probability above which a pixel is a crack")
+    tensorboard: bool = False
+    mlflow: bool = False
+    limit_train_batches: int | float = 1.0
+
+
+class TrainConfig(_Strict):
+    """Everything a training run needs; the resolved copy is written to RUN/config.yaml."""
+
+    name: str = Field(..., min_length=1, pattern=r"^[A-Za-z0-9_.+-]+$")
+    pipeline: Literal["wavefield"] = "wavefield"
+    seed: int = Field(0, ge=0)
+    out_dir: Path = Path("runs")
+    data: WavefieldData
+    model: ModelSpec
+    loss: LossSpec
+    optimizer: OptimizerSpec = OptimizerSpec()
+    trainer: TrainerSpec = TrainerSpec()
+
+    @property
+    def run_dir(self) -> Path:
+        return self.out_dir / self.name
+
+
+def load_train_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = (), base: dict | None = None) -> TrainConfig:
+    """A TrainConfig from a YAML file (and/or a base mapping) plus ``key=value`` overrides."""
+    data = dict(base or {})
+    if path is not None:
+        data.update(load_yaml(path))
+    data = apply_overrides(data, list(overrides))
+    source = f"config file {path}" if path else "train config"
+    return validate(TrainConfig, data, source)
+
+
+def dump_config(cfg: TrainConfig) -> dict:
+    return cfg.model_dump(mode="json")

@@ -1,0 +1,114 @@
+"""Data for the engine: seeded splits, an epoch-seeded sampler (so resumed runs see the same order)
+and the wave-field Lightning data module."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+
+from crackscope.errors import InputError
+
+
+def split_indices(indices: np.ndarray, fractions, seed: int) -> dict[str, list[int]]:
+    """Shuffle ``indices`` with ``seed`` and cut into train/val/test by ``fractions``."""
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 7919]))
+    order = np.asarray(indices)[rng.permutation(len(indices))]
+    n = len(order)
+    n_train = int(round(fractions[0] * n))
+    n_val = int(round(fractions[1] * n))
+    parts = {"train": order[:n_train], "val": order[n_train:n_train + n_val], "test": order[n_train + n_val:]}
+    return {k: sorted(int(i) for i in v) for k, v in parts.items()}
+
+
+class EpochSeededSampler(Sampler[int]):
+    """A random permutation that depends only on (seed, epoch): a resumed run sees the same order."""
+
+    def __init__(self, n: int, seed: int):
+        self.n, self.seed, self.epoch = n, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self):
+        g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
+        return iter(torch.randperm(self.n, generator=g).tolist())
+
+    def __len__(self) -> int:
+        return self.n
+
+
+class WithCrackLength(Dataset):
+    """(x, mask, longest crack [µm]) items, for per-crack-size metrics."""
+
+    def __init__(self, base):
+        self.base = base
+
+    def __len__(self):
+        return len(self.base)
+
+    def __getitem__(self, i):
+        x, mask = self.base[i]
+        return x, mask, torch.tensor(float(self.base.max_crack_length_um[i]))
+
+
+def wavefield_dataset(store: Path, indices, subtract_reference: bool, normalize):
+    from crackscope.data.wavefield_dataset import WavefieldDataset
+
+    return WithCrackLength(WavefieldDataset(store, indices=indices, subtract_reference=subtract_reference,
+                                            normalize=normalize))
+
+
+def store_geometry(store: Path) -> dict:
+    """Model keywords implied by a store: time samples, sensors, grid and mask size."""
+    from crackscope.data.wavefield_store import open_store
+
+    group = open_store(store)
+    n, _, s, t = group["signals"].shape
+    grid = int(group.attrs["config"]["sensor_grid"])
+    return {"n_time": int(t), "n_sensors": int(s), "sensor_grid": (grid, grid), "mask_size": int(group["masks"].shape[-1])}
+
+
+class WavefieldDataModule(L.LightningDataModule):
+    def __init__(self, data_cfg, seed: int, split: dict[str, list[int]]):
+        super().__init__()
+        self.cfg, self.seed, self.split = data_cfg, seed, split
+
+    def _ds(self, part):
+        return wavefield_dataset(self.cfg.store, self.split[part], self.cfg.subtract_reference, self.cfg.normalize)
+
+    def _loader(self, part, shuffle=False):
+        ds = self._ds(part)
+        sampler = EpochSeededSampler(len(ds), self.seed) if shuffle else None
+        return DataLoader(ds, batch_size=self.cfg.batch_size, sampler=sampler, num_workers=self.cfg.num_workers,
+                          persistent_workers=self.cfg.num_workers > 0)
+
+    def train_dataloader(self):
+        return self._loader("train", shuffle=True)
+
+    def val_dataloader(self):
+        return self._loader("val")
+
+    def test_dataloader(self):
+        return self._loader("test")
+
+
+def make_split(data_cfg, seed: int, run_dir: Path) -> dict[str, list[int]]:
+    """The run's split, written once to RUN/split.json and reused on resume."""
+    path = run_dir / "split.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    from crackscope.data.wavefield_store import open_store
+
+    group = open_store(data_cfg.store)
+    done = np.nonzero(np.asarray(group["done"][:]))[0]
+    if done.size < 3:
+        raise InputError(f"data.store {data_cfg.store} has only {done.size} finished samples; need at least 3")
+    split = split_indices(done, data_cfg.split, seed)
+    if not split["train"] or not split["val"]:
+        raise InputError(f"data.split {list(data_cfg.split)} leaves an empty train or validation set for {done.size} samples")
+    return split

@@ -1,0 +1,156 @@
+"""evaluate / predict a trained run on a wave-field store: metrics.json, the size table, figures."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from crackscope.engine.data import store_geometry, wavefield_dataset
+from crackscope.engine.runs import load_run
+from crackscope.errors import InputError
+
+SIZE_BOUNDS = (0, 1, 2, 3, 4)
+
+
+def _atomic_write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    os.replace(tmp, path)
+
+
+def _check_geometry(run_geometry: dict, store: Path) -> dict:
+    geo = store_geometry(store)
+    for key in ("n_time", "n_sensors", "mask_size"):
+        if key in run_geometry and int(run_geometry[key]) != int(geo[key]):
+            raise InputError(f"--data {store}: {key}={geo[key]} but the model was trained with {key}={run_geometry[key]}")
+    return geo
+
+
+def _choose_indices(cfg, run_dir: Path, store: Path, indices):
+    if indices is not None:
+        return list(indices)
+    same = Path(store).resolve() == Path(cfg.data.store).resolve()
+    split_file = run_dir / "split.json"
+    if same and split_file.exists():
+        return json.loads(split_file.read_text())["test"]  # never evaluate on training samples
+    return None
+
+
+@torch.no_grad()
+def _infer(model, cfg, store, indices, batch_size):
+    ds = wavefield_dataset(store, indices, cfg.data.subtract_reference, cfg.data.normalize)
+    if len(ds) == 0:
+        raise InputError(f"--data {store}: no finished samples to evaluate")
+    loader = DataLoader(ds, batch_size=batch_size or cfg.data.batch_size)
+    probs, masks, lengths = [], [], []
+    for x, mask, length in loader:
+        probs.append(torch.sigmoid(model(x)).squeeze(1))
+        masks.append(mask.squeeze(1))
+        lengths.append(length)
+    sample_index = ds.base.sample_indices
+    return torch.cat(probs), torch.cat(masks), torch.cat(lengths), np.asarray(sample_index)
+
+
+def size_table(by_size: dict) -> str:
+    """Markdown: one row per metric, one column per crack-size class (like the seed's Table 1)."""
+    cols = [f">{b}" for b in SIZE_BOUNDS]
+    lines = ["| metric | " + " | ".join(f"{c} µm" for c in cols) + " |", "|---|" + "---:|" * len(cols)]
+    for key in ("dsc", "iou", "precision", "recall", "accuracy"):
+        cells = []
+        for c in cols:
+            v = (by_size.get(c) or {}).get(key)
+            cells.append("–" if v is None else f"{v:.4f}")
+        lines.append(f"| {key} | " + " | ".join(cells) + " |")
+    lines.append("| samples | " + " | ".join(str((by_size.get(c) or {}).get("n_samples", 0)) for c in cols) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def evaluate_run(run_dir, store, out_dir, *, indices=None, batch_size=None, extra: dict | None = None) -> dict:
+    """Metrics of a run on ``store`` (its test split when it is the training store) written to ``out_dir``."""
+    from crackscope.metrics import SegmentationMetrics, confusion_counts
+
+    run_dir, store, out_dir = Path(run_dir), Path(store), Path(out_dir)
+    cfg, model, geometry = load_run(run_dir)
+    _check_geometry(geometry, store)
+    indices = _choose_indices(cfg, run_dir, store, indices)
+    probs, masks, lengths, sample_index = _infer(model, cfg, store, indices, batch_size)
+    metrics = SegmentationMetrics(threshold=cfg.trainer.threshold, from_logits=False)
+    metrics.update(probs.unsqueeze(1), masks.unsqueeze(1), lengths)
+    result = _to_builtin(metrics.compute())
+    result.update({"n_samples": int(len(sample_index)), "store": str(store), "run": str(run_dir),
+                   "threshold": cfg.trainer.threshold, "model": cfg.model.name, "loss": cfg.loss.name,
+                   "activation": cfg.model.kwargs.get("activation")})
+    if extra:
+        result.update(extra)
+    counts = confusion_counts(probs.unsqueeze(1), masks.unsqueeze(1), threshold=cfg.trainer.threshold,
+                              from_logits=False).double()
+    tp, fp, fn = counts[:, 0], counts[:, 1], counts[:, 2]
+    per_sample_dsc = torch.where(tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn).clamp_min(1), torch.ones_like(tp))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    _atomic_write(out_dir / "metrics.json", json.dumps(result, indent=2) + "\n")
+    _atomic_write(out_dir / "size_table.md", size_table(result.get("by_crack_size", {})))
+    plot_best_median_worst(probs, masks, per_sample_dsc, sample_index, cfg.trainer.threshold,
+                           out_dir / "figures" / "masks.png", title=f"{cfg.name} on {store.name}")
+    return result
+
+
+def predict_run(run_dir, store, out_dir, *, batch_size=None) -> Path:
+    """Predicted probabilities and masks for every finished sample of ``store`` -> OUT/predictions.npz."""
+    run_dir, store, out_dir = Path(run_dir), Path(store), Path(out_dir)
+    cfg, model, geometry = load_run(run_dir)
+    _check_geometry(geometry, store)
+    probs, _, _, sample_index = _infer(model, cfg, store, None, batch_size)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=out_dir, suffix=".npz")
+    os.close(fd)
+    np.savez_compressed(tmp, sample_index=sample_index, probability=probs.numpy().astype(np.float16),
+                        mask=(probs > cfg.trainer.threshold).numpy().astype(np.uint8))
+    os.replace(tmp, out_dir / "predictions.npz")
+    return out_dir / "predictions.npz"
+
+
+def plot_best_median_worst(probs, masks, dsc, sample_index, threshold, path: Path, title: str = "") -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    order = torch.argsort(dsc, descending=True).tolist()
+    picks = [("best", order[0]), ("median", order[len(order) // 2]), ("worst", order[-1])]
+    fig, axes = plt.subplots(3, 3, figsize=(8.4, 8.4), constrained_layout=True)
+    for row, (label, i) in enumerate(picks):
+        panels = [(masks[i], "true mask"), (probs[i], "crack probability"), (probs[i] > threshold, "predicted mask")]
+        for col, (img, name) in enumerate(panels):
+            ax = axes[row, col]
+            ax.imshow(img.float().numpy(), origin="lower", cmap="magma" if col == 1 else "gray_r", vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(f"{label} (#{int(sample_index[i])}, DSC {float(dsc[i]):.2f}): {name}" if col == 0 else name,
+                         fontsize=9)
+    fig.suptitle(title)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png")
+    os.close(fd)
+    fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    os.replace(tmp, path)
+
+
+def _to_builtin(obj):
+    if isinstance(obj, dict):
+        return {k: _to_builtin(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_to_builtin(v) for v in obj]
+    if isinstance(obj, torch.Tensor):
+        return obj.item() if obj.numel() == 1 else obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    return obj

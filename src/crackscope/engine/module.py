@@ -1,0 +1,77 @@
+"""SegmentationTask: the Lightning wrapper around any registered model and loss.
+
+The model is a plain ``nn.Module`` (usable alone); this class only adds the optimisation loop,
+per-epoch reseeding (so a resumed run matches an uninterrupted one) and metric logging.
+"""
+
+from __future__ import annotations
+
+import time
+
+import lightning as L
+import torch
+
+from crackscope.metrics import SegmentationMetrics
+
+
+class SegmentationTask(L.LightningModule):
+    def __init__(self, model: torch.nn.Module, loss: torch.nn.Module, *, lr: float = 1e-3, weight_decay: float = 0.0,
+                 optimizer: str = "adam", threshold: float = 0.5, seed: int = 0):
+        super().__init__()
+        self.model, self.loss_fn = model, loss
+        self.lr, self.weight_decay, self.optimizer_name = lr, weight_decay, optimizer
+        self.threshold, self.seed = threshold, seed
+        self.val_metrics = SegmentationMetrics(threshold=threshold)
+        self.test_metrics = SegmentationMetrics(threshold=threshold)
+        self.train_samples, self.train_seconds = 0, 0.0
+        self._t0 = None
+
+    def forward(self, x):
+        return self.model(x)
+
+    @staticmethod
+    def _unpack(batch):
+        x, mask = batch[0], batch[1]
+        lengths = batch[2] if len(batch) > 2 else None
+        if mask.dim() == 3:
+            mask = mask.unsqueeze(1)
+        return x, mask, lengths
+
+    def on_train_epoch_start(self):
+        # Dropout and any other randomness depend on (seed, epoch) only, not on what ran before.
+        torch.manual_seed(self.seed * 1_000_003 + self.current_epoch)
+
+    def on_train_batch_start(self, batch, batch_idx):
+        self._t0 = time.perf_counter()
+
+    def on_train_batch_end(self, outputs, batch, batch_idx):
+        """Forward + backward + optimiser step time, for the training-throughput figure."""
+        if self._t0 is not None:
+            self.train_seconds += time.perf_counter() - self._t0
+
+    def training_step(self, batch, batch_idx):
+        x, mask, _ = self._unpack(batch)
+        loss = self.loss_fn(self(x), mask)
+        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=x.shape[0])
+        self.train_samples += x.shape[0]
+        return loss
+
+    def validation_step(self, batch, batch_idx):
+        x, mask, lengths = self._unpack(batch)
+        logits = self(x)
+        self.log("val/loss", self.loss_fn(logits, mask), on_epoch=True, prog_bar=True, batch_size=x.shape[0])
+        self.val_metrics.update(logits, mask, lengths)
+
+    def on_validation_epoch_end(self):
+        result = self.val_metrics.compute()
+        for key in ("dsc", "iou", "precision", "recall", "accuracy"):
+            self.log(f"val/{key}", float(result[key]), prog_bar=key == "dsc")
+        self.val_metrics.reset()
+
+    def test_step(self, batch, batch_idx):
+        x, mask, lengths = self._unpack(batch)
+        self.test_metrics.update(self(x), mask, lengths)
+
+    def configure_optimizers(self):
+        opt = torch.optim.AdamW if self.optimizer_name == "adamw" else torch.optim.Adam
+        return opt(self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay)

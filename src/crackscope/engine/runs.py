@@ -1,0 +1,64 @@
+"""Run directories: what is in them and how to rebuild a trained model from one, without executing code.
+
+RUN/
+  config.yaml          the resolved TrainConfig
+  split.json           train/val/test sample indices
+  model.safetensors    the selected weights (best validation DSC), loadable without pickle
+  checkpoints/         Lightning checkpoints, one per epoch + last.ckpt (for --resume)
+  logs/                CSV logs (and TensorBoard / MLflow when enabled)
+  metrics.json         test metrics, per-crack-size table, parameters, training throughput
+  figures/
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+import yaml
+
+from crackscope.errors import InputError
+
+
+def build_model(cfg, geometry: dict | None = None) -> torch.nn.Module:
+    """The registered model of ``cfg.model`` with the data geometry filled in (config keys win)."""
+    from crackscope import models
+
+    kwargs = {**(geometry or {}), **cfg.model.kwargs}
+    try:
+        return models.create(cfg.model.name, **kwargs)
+    except TypeError as err:
+        raise InputError(f"model: {cfg.model.name} does not accept these options ({err})") from None
+
+
+def build_loss(cfg) -> torch.nn.Module:
+    from crackscope import losses
+
+    try:
+        return losses.create(cfg.loss.name, **cfg.loss.kwargs)
+    except TypeError as err:
+        raise InputError(f"loss: {cfg.loss.name} does not accept these options ({err})") from None
+
+
+def load_run(run_dir: str | Path):
+    """(config, model with trained weights, geometry) from a run directory."""
+    from safetensors.torch import load_file
+
+    from crackscope.engine.config import TrainConfig
+    from crackscope.config import validate
+
+    run_dir = Path(run_dir)
+    cfg_path, weights = run_dir / "config.yaml", run_dir / "model.safetensors"
+    if not cfg_path.exists():
+        raise InputError(f"{run_dir} is not a crackscope run (no config.yaml)")
+    if not weights.exists():
+        raise InputError(f"{run_dir} has no trained weights (model.safetensors); train it or --resume it first")
+    raw = yaml.safe_load(cfg_path.read_text())
+    geometry = raw.pop("geometry", None) or {}
+    if "sensor_grid" in geometry:
+        geometry["sensor_grid"] = tuple(geometry["sensor_grid"])
+    cfg = validate(TrainConfig, raw, f"{cfg_path}")
+    model = build_model(cfg, geometry)
+    model.load_state_dict(load_file(str(weights)))
+    model.eval()
+    return cfg, model, geometry

@@ -1,0 +1,136 @@
+"""train(): one run of any registered model on its data, with per-epoch checkpoints and resume."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import sys
+from pathlib import Path
+
+import lightning as L
+import torch
+import yaml
+from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+
+from crackscope.engine.config import TrainConfig, dump_config
+from crackscope.engine.data import WavefieldDataModule, make_split, store_geometry
+from crackscope.engine.module import SegmentationTask
+from crackscope.engine.runs import build_loss, build_model
+from crackscope.errors import InputError
+
+_FAULT_ENV = "CRACKSCOPE_FAULT_KILL_AFTER_EPOCHS"  # test hook: SIGKILL once this many epochs are checkpointed
+
+
+class _FaultAfterCheckpoint(ModelCheckpoint):
+    """A last.ckpt writer that, for tests, kills the process right after writing epoch ``n``."""
+
+    def __init__(self, kill_after: int | None, **kw):
+        super().__init__(**kw)
+        self.kill_after = kill_after
+
+    def on_train_epoch_end(self, trainer, pl_module):
+        super().on_train_epoch_end(trainer, pl_module)
+        if self.kill_after is not None and trainer.current_epoch + 1 >= self.kill_after:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _prepare(cfg: TrainConfig, resume: bool):
+    """Validate everything that can be validated before anything is written."""
+    geometry = store_geometry(cfg.data.store)
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    model = build_model(cfg, geometry)
+    loss = build_loss(cfg)
+    run_dir = cfg.run_dir
+    if (run_dir / "config.yaml").exists() and not resume:
+        raise InputError(f"run directory {run_dir} already exists; use --resume to continue it or choose another name")
+    if resume and (run_dir / "config.yaml").exists():
+        saved = yaml.safe_load((run_dir / "config.yaml").read_text())
+        saved.pop("geometry", None)
+        if saved != dump_config(cfg):
+            raise InputError(f"--resume: the config differs from the one saved in {run_dir / 'config.yaml'}")
+    return geometry, model, loss
+
+
+def _quiet_lightning() -> None:
+    """Keep Lightning's banners and tips out of the user's terminal; warnings and errors still show."""
+    import logging
+    import warnings
+
+    for name in ("lightning.pytorch", "lightning.fabric", "lightning"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
+    warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+
+
+def train(cfg: TrainConfig, *, resume: bool = False, progress: bool | None = None) -> Path:
+    """Train ``cfg`` into ``cfg.run_dir``; returns the run directory (with metrics.json)."""
+    from safetensors.torch import save_file
+
+    _quiet_lightning()
+    from crackscope.engine.evaluate import evaluate_run
+
+    geometry, model, loss = _prepare(cfg, resume)
+    run_dir = cfg.run_dir
+    run_dir.mkdir(parents=True, exist_ok=True)
+    resolved = {**dump_config(cfg), "geometry": {**geometry, "sensor_grid": list(geometry["sensor_grid"])}}
+    (run_dir / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
+    split = make_split(cfg.data, cfg.seed, run_dir)
+    (run_dir / "split.json").write_text(json.dumps(split))
+
+    task = SegmentationTask(model, loss, lr=cfg.optimizer.lr, weight_decay=cfg.optimizer.weight_decay,
+                            optimizer=cfg.optimizer.name, threshold=cfg.trainer.threshold, seed=cfg.seed)
+    ckpt_dir = run_dir / "checkpoints"
+    kill = os.environ.get(_FAULT_ENV)
+    every_epoch = _FaultAfterCheckpoint(int(kill) if kill else None, dirpath=ckpt_dir, filename="epoch{epoch:03d}",
+                                        auto_insert_metric_name=False, save_top_k=-1, save_last=True,
+                                        every_n_epochs=1, save_on_train_epoch_end=True)
+    best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val/dsc", mode="max", save_top_k=1,
+                           auto_insert_metric_name=False)
+    loggers = [L.pytorch.loggers.CSVLogger(str(run_dir), name="logs", version="")]
+    if cfg.trainer.tensorboard:
+        loggers.append(L.pytorch.loggers.TensorBoardLogger(str(run_dir), name="logs", version="tensorboard"))
+    if cfg.trainer.mlflow:
+        loggers.append(L.pytorch.loggers.MLFlowLogger(experiment_name=cfg.name, save_dir=str(run_dir / "mlruns")))
+    distributed = cfg.trainer.devices * cfg.trainer.num_nodes > 1
+    trainer = L.Trainer(
+        max_epochs=cfg.trainer.max_epochs, accelerator=cfg.trainer.accelerator, devices=cfg.trainer.devices,
+        num_nodes=cfg.trainer.num_nodes, strategy="ddp" if distributed else "auto", precision=cfg.trainer.precision,
+        logger=loggers, callbacks=[best, every_epoch], deterministic=True, num_sanity_val_steps=0,
+        enable_progress_bar=sys.stderr.isatty() if progress is None else progress, enable_model_summary=False,
+        limit_train_batches=cfg.trainer.limit_train_batches, log_every_n_steps=1,
+    )
+    last = ckpt_dir / "last.ckpt"
+    ckpt_path = str(last) if resume and last.exists() else None
+    datamodule = WavefieldDataModule(cfg.data, cfg.seed, split)
+    trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    if not trainer.is_global_zero:
+        return run_dir
+
+    state = torch.load(best.best_model_path or str(last), map_location="cpu", weights_only=True)["state_dict"]
+    weights = {k.removeprefix("model."): v.contiguous() for k, v in state.items() if k.startswith("model.")}
+    save_file(weights, str(run_dir / "model.safetensors"))
+    extra = {
+        "parameters": int(sum(p.numel() for p in model.parameters())),
+        "epochs": cfg.trainer.max_epochs,
+        "best_epoch": _epoch_of(best.best_model_path),
+        "train_samples_per_s": task.train_samples / task.train_seconds if task.train_seconds else None,
+        "dataset": {k: len(v) for k, v in split.items()},
+        "hardware": _hardware(cfg),
+    }
+    evaluate_run(run_dir, cfg.data.store, run_dir, indices=split["test"], extra=extra)
+    return run_dir
+
+
+def _epoch_of(path: str) -> int | None:
+    if not path:
+        return None
+    return int(torch.load(path, map_location="cpu", weights_only=True)["epoch"])
+
+
+def _hardware(cfg) -> str:
+    if cfg.trainer.accelerator in ("gpu", "cuda") and torch.cuda.is_available():
+        return torch.cuda.get_device_name(0)
+    import platform
+
+    return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"

@@ -1,0 +1,157 @@
+"""The training engine end to end on a tiny store: run directory, resume after a kill, evaluate,
+predict, export, grid, and bad input."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from crackscope.engine.config import load_train_config
+from crackscope.engine.train import train
+from crackscope.errors import InputError
+
+EPOCHS = 2
+
+
+def _cfg_dict(store, out_dir, name="run", **model):
+    return {"name": name, "out_dir": str(out_dir), "seed": 3,
+            "data": {"store": str(store), "batch_size": 8, "split": [0.6, 0.2, 0.2]},
+            "model": {"name": "micro_crack_attention_next", "activation": "gelu", **model},
+            "loss": {"name": "CWDL"}, "trainer": {"max_epochs": EPOCHS}}
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    from crackscope.data.wavefield_store import generate_wavefield_store
+    from crackscope.physics import PlateConfig
+
+    path = tmp_path_factory.mktemp("engine") / "tiny.zarr"
+    generate_wavefield_store(path, PlateConfig.preset("tiny", n_time=120), 20, seed=1, batch=10)
+    return path
+
+
+@pytest.fixture(scope="module")
+def trained(store, tmp_path_factory):
+    out = tmp_path_factory.mktemp("runs")
+    cfg = load_train_config(None, base=_cfg_dict(store, out))
+    return train(cfg, progress=False)
+
+
+def _cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "crackscope.cli", *map(str, args)], capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "MPLBACKEND": "Agg", **(env or {})})
+
+
+def test_run_directory_contract(trained):
+    for name in ("config.yaml", "split.json", "model.safetensors", "metrics.json", "size_table.md",
+                 "figures/masks.png", "checkpoints/last.ckpt", "checkpoints/epoch000.ckpt", "checkpoints/epoch001.ckpt"):
+        assert (trained / name).exists(), name
+    m = json.loads((trained / "metrics.json").read_text())
+    for key in ("dsc", "accuracy", "iou", "precision", "recall"):
+        assert 0.0 <= m[key] <= 1.0
+    assert set(m["by_crack_size"]) == {">0", ">1", ">2", ">3", ">4"}
+    split = json.loads((trained / "split.json").read_text())
+    assert m["n_samples"] == len(split["test"]) == 4 and m["by_crack_size"][">0"]["n_samples"] == 4
+    assert not set(split["test"]) & set(split["train"])
+    # checkpoints load without executing code
+    ckpt = torch.load(trained / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert ckpt["epoch"] == EPOCHS - 1
+    weights = load_file(str(trained / "model.safetensors"))
+    assert sum(v.numel() for k, v in weights.items() if "running" not in k and "num_batches" not in k) == m["parameters"]
+    logs = (trained / "logs" / "metrics.csv").read_text()
+    assert "val/dsc" in logs and "train/loss" in logs
+
+
+def test_metrics_json_matches_an_independent_computation(trained, store):
+    """Recompute DSC of the test split from predictions.npz and the raw masks, by hand."""
+    import zarr
+
+    from crackscope.engine.evaluate import predict_run
+
+    pred = np.load(predict_run(trained, store, trained / "pred"))
+    split = json.loads((trained / "split.json").read_text())["test"]
+    masks = np.asarray(zarr.open_group(str(store), mode="r")["masks"][...])
+    rows = [int(np.nonzero(pred["sample_index"] == i)[0][0]) for i in split]
+    p, t = pred["mask"][rows].astype(bool), masks[split].astype(bool)
+    tp, fp, fn = (p & t).sum(), (p & ~t).sum(), (~p & t).sum()
+    expected = 1.0 if tp + fp + fn == 0 else 2 * tp / (2 * tp + fp + fn)
+    m = json.loads((trained / "metrics.json").read_text())
+    assert m["dsc"] == pytest.approx(expected)
+    assert m["accuracy"] == pytest.approx((p == t).mean())
+
+
+def test_resume_after_kill_ends_with_the_same_metrics(store, trained, tmp_path):
+    cfg_file = tmp_path / "run.yaml"
+    cfg_file.write_text(yaml.safe_dump(_cfg_dict(store, tmp_path / "runs")))
+    killed = _cli("train", "--config", cfg_file, env={"CRACKSCOPE_FAULT_KILL_AFTER_EPOCHS": "1"})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    run = tmp_path / "runs" / "run"
+    assert (run / "checkpoints" / "last.ckpt").exists() and not (run / "metrics.json").exists()
+    again = _cli("train", "--config", cfg_file)
+    assert again.returncode == 2 and "--resume" in again.stderr  # refuses to overwrite silently
+    resumed = _cli("train", "--config", cfg_file, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    a = json.loads((trained / "metrics.json").read_text())
+    b = json.loads((run / "metrics.json").read_text())
+    for key in ("dsc", "iou", "precision", "recall", "accuracy", "best_epoch"):
+        assert a[key] == b[key], key
+    wa, wb = load_file(str(trained / "model.safetensors")), load_file(str(run / "model.safetensors"))
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_evaluate_other_store_uses_every_sample_and_export_matches(trained, store, tmp_path):
+    other = tmp_path / "other.zarr"
+    shutil.copytree(store, other)
+    out = _cli("evaluate", trained, "--data", other, "--out", tmp_path / "ev")
+    assert out.returncode == 0, out.stderr
+    assert json.loads((tmp_path / "ev" / "metrics.json").read_text())["n_samples"] == 20
+    assert "| dsc |" in out.stdout and (tmp_path / "ev" / "figures" / "masks.png").stat().st_size > 5000
+    exp = _cli("export", trained, "--onnx")
+    assert exp.returncode == 0, exp.stderr
+    diff = float(exp.stdout.strip().rsplit("=", 1)[1])
+    assert diff < 1e-4
+
+
+def test_bad_input(store, trained, tmp_path):
+    with pytest.raises(InputError, match="no_such_key"):
+        load_train_config(None, base={**_cfg_dict(store, tmp_path), "no_such_key": 1})
+    with pytest.raises(InputError, match="activation"):
+        train(load_train_config(None, base=_cfg_dict(store, tmp_path, activation="swish")))
+    with pytest.raises(InputError, match="loss"):
+        train(load_train_config(None, base={**_cfg_dict(store, tmp_path), "loss": {"name": "hinge"}}))
+    assert not (tmp_path / "run").exists()
+    broken = tmp_path / "broken.zarr"
+    shutil.copytree(store, broken)
+    shutil.rmtree(broken / "masks")
+    out = _cli("evaluate", trained, "--data", broken, "--out", tmp_path / "x")
+    assert out.returncode == 2 and "'masks'" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    cfg_file = tmp_path / "bad.yaml"
+    cfg_file.write_text(yaml.safe_dump({**_cfg_dict(store, tmp_path), "trainer": {"max_epochz": 3}}))
+    out = _cli("train", "--config", cfg_file)
+    assert out.returncode == 2 and "max_epochz" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_grid_runs_then_skips_finished(store, tmp_path):
+    base = tmp_path / "base.yaml"
+    cfg = _cfg_dict(store, tmp_path)
+    cfg["trainer"]["max_epochs"] = 1
+    base.write_text(yaml.safe_dump(cfg))
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(yaml.safe_dump({"name": "g", "base": "base.yaml", "out_dir": str(tmp_path / "grid"),
+                                    "axes": {"model.activation": ["relu", "elu"], "loss.name": ["DL"]}}))
+    first = _cli("grid", grid)
+    assert first.returncode == 0, first.stderr
+    table = (tmp_path / "grid" / "table.md").read_text()
+    assert "| relu | DL |" in table and "| elu | DL |" in table
+    rows = (tmp_path / "grid" / "results.csv").read_text().strip().splitlines()
+    assert len(rows) == 3
+    second = _cli("grid", grid)
+    assert second.returncode == 0 and "2 already finished" in second.stderr

@@ -161,6 +161,25 @@ def grid_cmd(
     _info(f"results: {result['out_dir']}/results.csv and table.md")
 
 
+@app.command("mda")
+def mda_cmd(
+    runs: list[Path] = typer.Argument(..., help="One or more run directories (e.g. one per activation)."),
+    layers: Optional[str] = typer.Option(None, "--layers", help="Comma-separated module names (default: bottleneck,up2)."),
+    out: Path = typer.Option(..., "--out", help="Figure path for one run; a directory for several (one figure each)."),
+    data: Optional[Path] = typer.Option(None, "--data", help="Store to draw samples from (default: the run's test+val split)."),
+    max_samples: int = typer.Option(300, "--max-samples", help="Samples embedded per panel."),
+    reference: str = typer.Option("targets", "--reference", help="Distances on 'targets' (masks) or model 'outputs'."),
+):
+    """Manifold Discovery and Analysis: untrained vs trained feature manifolds per layer."""
+    from crackscope.analysis.mda_run import default_layers, mda_for_run
+
+    for run in runs:
+        names = [n.strip() for n in layers.split(",") if n.strip()] if layers else default_layers(run)
+        target = out if len(runs) == 1 else out / f"mda-{run.name}.png"
+        path = mda_for_run(run, names, target, data=data, max_samples=max_samples, reference=reference)
+        typer.echo(f"figure: {path}")
+
+
 @app.command("version")
 def version_cmd():
     """Print the crackscope version."""

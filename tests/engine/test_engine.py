@@ -155,3 +155,12 @@ def test_grid_runs_then_skips_finished(store, tmp_path):
     assert len(rows) == 3
     second = _cli("grid", grid)
     assert second.returncode == 0 and "2 already finished" in second.stderr
+
+
+def test_mda_figure_for_a_run(trained, tmp_path):
+    out = _cli("mda", trained, "--layers", "bottleneck,up2", "--out", tmp_path / "mda.png", "--max-samples", "8")
+    assert out.returncode == 0, out.stderr
+    png = (tmp_path / "mda.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
+    bad = _cli("mda", trained, "--layers", "no.such.layer", "--out", tmp_path / "x.png")
+    assert bad.returncode == 2 and "no.such.layer" in bad.stderr

@@ -68,8 +68,8 @@ def expand(grid_path: str | Path, overrides: list[str] = ()) -> tuple[GridConfig
     for seed in grid.seeds:
         for combo in combos:
             name = "-".join([grid.name, *(_label(v) for v in combo.values()), f"s{seed}"])
-            sets = [f"{k}={v}" for k, v in combo.items()] + list(overrides)
-            sets += [f"name={name}", f"seed={seed}", f"out_dir={grid.out_dir}"]
+            sets = [f"{k}={v}" for k, v in combo.items()]
+            sets += [f"name={name}", f"seed={seed}", f"out_dir={grid.out_dir}"] + list(overrides)
             configs.append(load_train_config(base, sets))
     return grid, configs
 
@@ -86,6 +86,9 @@ def run_grid(grid_path, overrides: list[str] = (), *, backend: str = "local", wo
              address: str | None = None, log=lambda s: None) -> dict:
     """Run every unfinished run of the grid; write GRID_OUT/results.csv and table.md."""
     grid, configs = expand(grid_path, list(overrides))
+    out_override = [o.split("=", 1)[1] for o in overrides if o.startswith("out_dir=")]
+    if out_override:
+        grid = grid.model_copy(update={"out_dir": Path(out_override[-1])})
     if workers < 1:
         raise InputError(f"--workers must be positive, got {workers}")
     todo = [c for c in configs if not (c.run_dir / "metrics.json").exists()]

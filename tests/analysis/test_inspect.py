@@ -12,7 +12,6 @@ import zarr
 
 from crackscope.analysis import format_summary, inspect_store, resimulate_sample
 from crackscope.analysis import inspect as inspect_mod
-from crackscope.data.wavefield_store import generate_wavefield_store
 from crackscope.errors import InputError
 from crackscope.physics.config import PlateConfig
 

@@ -13,7 +13,6 @@ import zarr
 from torch.utils.data import DataLoader
 
 from crackscope.data import WavefieldDataset
-from crackscope.data.wavefield_store import generate_wavefield_store
 from crackscope.errors import InputError
 from crackscope.physics.config import PlateConfig
 

@@ -4,11 +4,9 @@ import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
-import zarr
 
 from crackscope import __version__
 from crackscope.errors import InputError

@@ -42,7 +42,6 @@ def test_s_wave_speed_within_3_percent_of_theory():
 
 def _run_energy(cfg, cracks, steps):
     """Drive the solver with the configured source, return energies after the source stops."""
-    out_steps = []
     lat = cfg.lattice()
     s = cfg.springs
     weights, _ = cut_bond_weights(lat, [cracks])
@@ -58,7 +57,6 @@ def _run_energy(cfg, cracks, steps):
         force[0, 0, r, c] = 1000.0 * (1 - 2 * arg) * math.exp(-arg) * scale
         solver.step(force)
     energies, textbook = [], []
-    u_prev2 = None
     for _ in range(steps):
         u_before = solver.u_prev.clone()
         solver.step()

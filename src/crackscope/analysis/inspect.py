@@ -18,12 +18,12 @@ import io
 import json
 import math
 import os
-import secrets
 from pathlib import Path
 
 import numpy as np
 
 from crackscope.errors import InputError
+from crackscope.io import atomic_write_bytes
 
 LENGTH_BIN_EDGES_UM: tuple[float, ...] = (0.4, 0.8, 1.6, 3.2, 6.4, 12.8)
 LARGEST_CRACK_THRESHOLDS_UM: tuple[float, ...] = (0.0, 1.0, 2.0, 3.0, 4.0)
@@ -308,22 +308,6 @@ def _make_figure(*, cfg, index, cracks, signals, reference, time_s, sensor_xy, m
 
 
 # ---- atomic output -----------------------------------------------------------------------------
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to a hidden temporary file next to ``path``, then rename it over ``path``."""
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)  # the umask applies, unlike mkstemp's 0600
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 def _prepare_out_dir(out_dir) -> Path:
@@ -416,7 +400,7 @@ def inspect_store(path, out_dir, sample: int | None = None, device: str = "cpu")
                        title=title)
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
-    _atomic_write(out / "inspect.png", buf.getvalue())
+    atomic_write_bytes(out / "inspect.png", buf.getvalue())
     summary["figure"] = str(out / "inspect.png")
-    _atomic_write(out / "summary.json", (json.dumps(summary, indent=2, ensure_ascii=False) + "\n").encode())
+    atomic_write_bytes(out / "summary.json", (json.dumps(summary, indent=2, ensure_ascii=False) + "\n").encode())
     return summary

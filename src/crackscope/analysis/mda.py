@@ -48,8 +48,6 @@ from __future__ import annotations
 
 import io
 import math
-import os
-import secrets
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -58,6 +56,7 @@ from typing import Iterable
 import numpy as np
 
 from crackscope.errors import InputError
+from crackscope.io import atomic_write_bytes
 
 BSDR_SUBSPACE_DIM = 16  # R of the original BSDR projection
 OUTPUTS_KEY = "outputs"
@@ -218,26 +217,10 @@ def plot_mda(results: dict[str, MDAResult], out_path, title: str | None = None, 
         fig.colorbar(sc, ax=ax, shrink=0.85).set_label("output distance to reference")
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
-    _atomic_write(out, buf.getvalue())
+    atomic_write_bytes(out, buf.getvalue())
     return out
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to a hidden temporary file next to ``path``, then rename it over ``path``."""
-    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
 
 
 # ---- feature extraction ------------------------------------------------------------------------

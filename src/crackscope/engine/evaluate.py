@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -14,16 +12,9 @@ from torch.utils.data import DataLoader
 from crackscope.engine.data import store_geometry, wavefield_dataset
 from crackscope.engine.runs import load_run
 from crackscope.errors import InputError
+from crackscope.io import atomic_savefig, atomic_savez, atomic_write_text
 
 SIZE_BOUNDS = (0, 1, 2, 3, 4)
-
-
-def _atomic_write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
 
 
 def _check_geometry(run_geometry: dict, store: Path) -> dict:
@@ -95,8 +86,8 @@ def evaluate_run(run_dir, store, out_dir, *, indices=None, batch_size=None, extr
     tp, fp, fn = counts[:, 0], counts[:, 1], counts[:, 2]
     per_sample_dsc = torch.where(tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn).clamp_min(1), torch.ones_like(tp))
     out_dir.mkdir(parents=True, exist_ok=True)
-    _atomic_write(out_dir / "metrics.json", json.dumps(result, indent=2) + "\n")
-    _atomic_write(out_dir / "size_table.md", size_table(result.get("by_crack_size", {})))
+    atomic_write_text(out_dir / "metrics.json", json.dumps(result, indent=2) + "\n")
+    atomic_write_text(out_dir / "size_table.md", size_table(result.get("by_crack_size", {})))
     plot_best_median_worst(probs, masks, per_sample_dsc, sample_index, cfg.trainer.threshold,
                            out_dir / "figures" / "masks.png", title=f"{cfg.name} on {store.name}")
     return result
@@ -108,13 +99,9 @@ def predict_run(run_dir, store, out_dir, *, batch_size=None) -> Path:
     cfg, model, geometry = load_run(run_dir)
     _check_geometry(geometry, store)
     probs, _, _, sample_index = _infer(model, cfg, store, None, batch_size)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=out_dir, suffix=".npz")
-    os.close(fd)
-    np.savez_compressed(tmp, sample_index=sample_index, probability=probs.numpy().astype(np.float16),
+    return atomic_savez(out_dir / "predictions.npz", sample_index=sample_index,
+                        probability=probs.numpy().astype(np.float16),
                         mask=(probs > cfg.trainer.threshold).numpy().astype(np.uint8))
-    os.replace(tmp, out_dir / "predictions.npz")
-    return out_dir / "predictions.npz"
 
 
 def plot_best_median_worst(probs, masks, dsc, sample_index, threshold, path: Path, title: str = "") -> None:
@@ -136,12 +123,8 @@ def plot_best_median_worst(probs, masks, dsc, sample_index, threshold, path: Pat
             ax.set_title(f"{label} (#{int(sample_index[i])}, DSC {float(dsc[i]):.2f}): {name}" if col == 0 else name,
                          fontsize=9)
     fig.suptitle(title)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png")
-    os.close(fd)
-    fig.savefig(tmp, dpi=110, format="png")
+    atomic_savefig(fig, path, dpi=110)
     plt.close(fig)
-    os.replace(tmp, path)
 
 
 def _to_builtin(obj):

@@ -11,7 +11,7 @@ from pathlib import Path
 import lightning as L
 import torch
 import yaml
-from lightning.pytorch.callbacks import Callback, ModelCheckpoint
+from lightning.pytorch.callbacks import ModelCheckpoint
 
 from crackscope.engine.config import TrainConfig, dump_config
 from crackscope.engine.data import WavefieldDataModule, make_split, store_geometry

@@ -22,7 +22,6 @@ size classes are resolved; the shear wavelength at the default centre frequency 
 
 from __future__ import annotations
 
-import math
 from functools import lru_cache
 from typing import Literal
 

@@ -99,6 +99,9 @@ def test_resume_after_kill_ends_with_the_same_metrics(store, trained, tmp_path):
     assert again.returncode == 2 and "--resume" in again.stderr  # refuses to overwrite silently
     resumed = _cli("train", "--config", cfg_file, "--resume")
     assert resumed.returncode == 0, resumed.stderr
+    first_log = (run / "logs" / "metrics.csv").read_text().splitlines()
+    assert first_log and all(line.startswith(("epoch", "0,")) for line in first_log)  # epoch 0 kept
+    assert any(line.startswith("1,") for line in (run / "logs" / "resume1" / "metrics.csv").read_text().splitlines())
     a = json.loads((trained / "metrics.json").read_text())
     b = json.loads((run / "metrics.json").read_text())
     for key in ("dsc", "iou", "precision", "recall", "accuracy", "best_epoch"):
@@ -164,3 +167,20 @@ def test_mda_figure_for_a_run(trained, tmp_path):
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
     bad = _cli("mda", trained, "--layers", "no.such.layer", "--out", tmp_path / "x.png")
     assert bad.returncode == 2 and "no.such.layer" in bad.stderr
+
+
+@pytest.mark.ray
+def test_grid_on_a_local_ray_cluster(store, tmp_path):
+    pytest.importorskip("ray")
+    base = tmp_path / "base.yaml"
+    cfg = _cfg_dict(store, tmp_path)
+    cfg["trainer"]["max_epochs"] = 1
+    cfg["model"] = {"name": "simple_cnn", "activation": "relu"}
+    base.write_text(yaml.safe_dump(cfg))
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(yaml.safe_dump({"name": "r", "base": "base.yaml", "out_dir": str(tmp_path / "grid"),
+                                    "runs": [{"loss.name": "DL"}], "table": "models"}))
+    out = _cli("grid", grid, "--backend", "ray")
+    assert out.returncode == 0, out.stderr
+    assert "| simple_cnn | DL |" in (tmp_path / "grid" / "table.md").read_text()
+    assert (tmp_path / "grid" / "r-DL-s0" / "metrics.json").exists()

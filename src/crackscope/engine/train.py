@@ -61,6 +61,7 @@ def _quiet_lightning() -> None:
         logging.getLogger(name).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*isinstance\\(treespec, LeafSpec\\).*")
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
+    warnings.filterwarnings("ignore", message=".*Checkpoint directory .* exists and is not empty.*")
 
 
 def train(cfg: TrainConfig, *, resume: bool = False, progress: bool | None = None) -> Path:
@@ -87,7 +88,11 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool | None = Non
                                         every_n_epochs=1, save_on_train_epoch_end=True)
     best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val/dsc", mode="max", save_top_k=1,
                            auto_insert_metric_name=False)
-    loggers = [L.pytorch.loggers.CSVLogger(str(run_dir), name="logs", version="")]
+    last = ckpt_dir / "last.ckpt"
+    resuming = resume and last.exists()
+    # A resumed run logs into logs/resumeN/ so the CSV of the earlier epochs is kept, not rewritten.
+    segment = "" if not resuming else f"resume{sum(1 for p in (run_dir / 'logs').glob('resume*')) + 1}"
+    loggers = [L.pytorch.loggers.CSVLogger(str(run_dir), name="logs", version=segment)]
     if cfg.trainer.tensorboard:
         loggers.append(L.pytorch.loggers.TensorBoardLogger(str(run_dir), name="logs", version="tensorboard"))
     if cfg.trainer.mlflow:
@@ -100,8 +105,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool | None = Non
         enable_progress_bar=sys.stderr.isatty() if progress is None else progress, enable_model_summary=False,
         limit_train_batches=cfg.trainer.limit_train_batches, log_every_n_steps=1,
     )
-    last = ckpt_dir / "last.ckpt"
-    ckpt_path = str(last) if resume and last.exists() else None
+    ckpt_path = str(last) if resuming else None
     datamodule = WavefieldDataModule(cfg.data, cfg.seed, split)
     trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     if not trainer.is_global_zero:

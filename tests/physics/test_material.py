@@ -8,7 +8,7 @@ from crackscope.physics import PlateConfig
 from crackscope.physics.lattice import dynamical_matrix
 from crackscope.physics.material import calibrate_springs, wave_speeds
 
-from .helpers import steel_plane_stress_speeds
+from . import steel_plane_stress_speeds
 
 
 def test_steel_wave_speeds_match_textbook_values():

@@ -10,7 +10,7 @@ from crackscope.physics import Crack, PlateConfig, simulate_wavefield
 from crackscope.physics.solver import LatticeSolver
 from crackscope.physics.wavefield import cut_bond_weights
 
-from .helpers import envelope, steel_plane_stress_speeds
+from . import envelope, steel_plane_stress_speeds
 
 A = 0.2e-6  # lattice spacing [m]
 

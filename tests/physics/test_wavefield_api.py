@@ -7,7 +7,7 @@ import torch
 from crackscope.errors import InputError
 from crackscope.physics import Crack, PlateConfig, simulate_wavefield
 
-from .helpers import steel_plane_stress_speeds
+from . import steel_plane_stress_speeds
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,5 @@
 """Reusable layers: activations, conv blocks, squeeze-and-excitation, attention."""
 
-from crackscope.nn.layers import ACTIVATIONS, AxialAttention, ConvNormAct, SqueezeExcite, activation
+from crackscope.nn.layers import ACTIVATIONS, AxialAttention, ConvNormAct, SqueezeExcite, activation, conv_stack
 
-__all__ = ["ACTIVATIONS", "activation", "ConvNormAct", "SqueezeExcite", "AxialAttention"]
+__all__ = ["ACTIVATIONS", "activation", "ConvNormAct", "conv_stack", "SqueezeExcite", "AxialAttention"]

@@ -53,6 +53,15 @@ class ConvNormAct(nn.Sequential):
         super().__init__(*layers)
 
 
+def conv_stack(in_channels: int, widths, *, activation: str | None, **conv_kw) -> tuple[nn.Sequential, int]:
+    """``ConvNormAct`` layers in series through ``widths``; returns (the stack, its output channels)."""
+    layers, channels = [], in_channels
+    for width in widths:
+        layers.append(ConvNormAct(channels, width, activation=activation, **conv_kw))
+        channels = width
+    return nn.Sequential(*layers), channels
+
+
 class SqueezeExcite(nn.Module):
     """Squeeze-and-Excitation (Hu et al. 2018, eqs. 2-4): rescale each channel by a gate in (0, 1).
 

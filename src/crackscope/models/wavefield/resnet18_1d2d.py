@@ -29,7 +29,7 @@ from torch import nn
 
 from crackscope.models import register
 from crackscope.models.wavefield import WaveFieldModel
-from crackscope.nn import ConvNormAct, activation as make_activation
+from crackscope.nn import ConvNormAct, activation as make_activation, conv_stack
 
 
 class BasicBlock(nn.Module):
@@ -84,11 +84,8 @@ class ResNet18_1D2D(WaveFieldModel):
         self.stage4 = _stage(4 * w, 8 * w, (3, 3), (1, 1), activation)
 
         c0, *ups = decoder_channels
-        layers, c = [nn.Conv2d(8 * w, c0, 1)], c0
-        for width_ in ups:
-            layers.append(ConvNormAct(c, width_, 2, stride=2, transposed=True, activation=activation))
-            c = width_
-        self.decoder = nn.Sequential(*layers)
+        upsample, c = conv_stack(c0, ups, activation=activation, kernel_size=2, stride=2, transposed=True)
+        self.decoder = nn.Sequential(nn.Conv2d(8 * w, c0, 1), *upsample)
         self.head = nn.Conv2d(c, classes, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -23,7 +23,7 @@ from torch import nn
 
 from crackscope.models import register
 from crackscope.models.wavefield import WaveFieldModel
-from crackscope.nn import ConvNormAct
+from crackscope.nn import ConvNormAct, conv_stack
 
 
 @register("simple_cnn")
@@ -50,17 +50,9 @@ class SimpleCNN(WaveFieldModel):
         self.collapse_kernel = self.time_after("temporal convolutions", t)
         self.collapse = ConvNormAct(c, c, (t, 1), activation=activation)
 
-        layers = []
-        for width in spatial_channels:
-            layers.append(ConvNormAct(c, width, 3, padding=1, activation=activation))
-            c = width
-        self.spatial = nn.Sequential(*layers)
-
-        layers = []
-        for width in decoder_channels:
-            layers.append(ConvNormAct(c, width, 2, stride=2, transposed=True, activation=activation))
-            c = width
-        self.decoder = nn.Sequential(*layers)
+        self.spatial, c = conv_stack(c, spatial_channels, activation=activation, kernel_size=3, padding=1)
+        self.decoder, c = conv_stack(c, decoder_channels, activation=activation, kernel_size=2, stride=2,
+                                     transposed=True)
         self.head = nn.Conv2d(c, classes, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -25,7 +25,7 @@ from torch import nn
 
 from crackscope.models import register
 from crackscope.models.wavefield import WaveFieldModel
-from crackscope.nn import ConvNormAct
+from crackscope.nn import ConvNormAct, conv_stack
 
 
 @register("spase_net")
@@ -53,17 +53,9 @@ class SpAsENet(WaveFieldModel):
         self.collapse_kernel = self.time_after("temporal convolutions", t)
         self.collapse = ConvNormAct(c, sensor_features, (t, 1), activation=activation)
 
-        layers, c = [], sensor_features
-        for width in fusion_channels:
-            layers.append(ConvNormAct(c, width, 3, padding=1, activation=activation))
-            c = width
-        self.fusion = nn.Sequential(*layers)
-
-        layers = []
-        for width in predictor_channels:
-            layers.append(ConvNormAct(c, width, 2, stride=2, transposed=True, activation=activation))
-            c = width
-        self.predictor = nn.Sequential(*layers)
+        self.fusion, c = conv_stack(sensor_features, fusion_channels, activation=activation, kernel_size=3, padding=1)
+        self.predictor, c = conv_stack(c, predictor_channels, activation=activation, kernel_size=2, stride=2,
+                                       transposed=True)
         self.head = nn.Conv2d(c, classes, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

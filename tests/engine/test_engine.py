@@ -184,3 +184,15 @@ def test_grid_on_a_local_ray_cluster(store, tmp_path):
     assert out.returncode == 0, out.stderr
     assert "| simple_cnn | DL |" in (tmp_path / "grid" / "table.md").read_text()
     assert (tmp_path / "grid" / "r-DL-s0" / "metrics.json").exists()
+
+
+def test_two_process_ddp_on_cpu(store, tmp_path):
+    """--devices 2 starts Lightning DDP (gloo on CPU); rank 0 writes the run directory."""
+    cfg = _cfg_dict(store, tmp_path, name="ddp")
+    cfg["trainer"]["max_epochs"] = 1
+    cfg_file = tmp_path / "ddp.yaml"
+    cfg_file.write_text(yaml.safe_dump(cfg))
+    out = _cli("train", "--config", cfg_file, "--devices", "2")
+    assert out.returncode == 0, out.stderr
+    m = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
+    assert m["n_samples"] == 4 and yaml.safe_load((tmp_path / "ddp" / "config.yaml").read_text())["trainer"]["devices"] == 2

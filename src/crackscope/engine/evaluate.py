@@ -73,7 +73,8 @@ def evaluate_run(run_dir, store, out_dir, *, indices=None, batch_size=None, extr
     _check_geometry(geometry, store)
     indices = _choose_indices(cfg, run_dir, store, indices)
     probs, masks, lengths, sample_index = _infer(model, cfg, store, indices, batch_size)
-    metrics = SegmentationMetrics(threshold=cfg.trainer.threshold, from_logits=False)
+    # one process evaluates everything: no cross-process reduction even if a DDP group is still up
+    metrics = SegmentationMetrics(threshold=cfg.trainer.threshold, from_logits=False, sync_on_compute=False)
     metrics.update(probs.unsqueeze(1), masks.unsqueeze(1), lengths)
     result = _to_builtin(metrics.compute())
     result.update({"n_samples": int(len(sample_index)), "store": str(store), "run": str(run_dir),

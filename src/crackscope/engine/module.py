@@ -52,20 +52,23 @@ class SegmentationTask(L.LightningModule):
     def training_step(self, batch, batch_idx):
         x, mask, _ = self._unpack(batch)
         loss = self.loss_fn(self(x), mask)
-        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=x.shape[0])
+        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=x.shape[0],
+                 sync_dist=True)
         self.train_samples += x.shape[0]
         return loss
 
     def validation_step(self, batch, batch_idx):
         x, mask, lengths = self._unpack(batch)
         logits = self(x)
-        self.log("val/loss", self.loss_fn(logits, mask), on_epoch=True, prog_bar=True, batch_size=x.shape[0])
+        self.log("val/loss", self.loss_fn(logits, mask), on_epoch=True, prog_bar=True, batch_size=x.shape[0],
+                 sync_dist=True)
         self.val_metrics.update(logits, mask, lengths)
 
     def on_validation_epoch_end(self):
         result = self.val_metrics.compute()
         for key in ("dsc", "iou", "precision", "recall", "accuracy"):
-            self.log(f"val/{key}", float(result[key]), prog_bar=key == "dsc")
+            # already reduced over every process by the metric itself
+            self.log(f"val/{key}", float(result[key]), prog_bar=key == "dsc", rank_zero_only=True)
         self.val_metrics.reset()
 
     def test_step(self, batch, batch_idx):

@@ -35,6 +35,11 @@ class _FaultAfterCheckpoint(ModelCheckpoint):
             os.kill(os.getpid(), signal.SIGKILL)
 
 
+def _is_child_rank() -> bool:
+    """True in the extra processes Lightning's DDP launcher starts (they re-run this command)."""
+    return any(int(os.environ.get(k, "0") or 0) > 0 for k in ("LOCAL_RANK", "NODE_RANK"))
+
+
 def _prepare(cfg: TrainConfig, resume: bool):
     """Validate everything that can be validated before anything is written."""
     geometry = store_geometry(cfg.data.store)
@@ -42,6 +47,8 @@ def _prepare(cfg: TrainConfig, resume: bool):
     model = build_model(cfg, geometry)
     loss = build_loss(cfg)
     run_dir = cfg.run_dir
+    if _is_child_rank():  # rank 0 has checked and written the run directory already
+        return geometry, model, loss
     if (run_dir / "config.yaml").exists() and not resume:
         raise InputError(f"run directory {run_dir} already exists; use --resume to continue it or choose another name")
     if resume and (run_dir / "config.yaml").exists():
@@ -73,11 +80,12 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool | None = Non
 
     geometry, model, loss = _prepare(cfg, resume)
     run_dir = cfg.run_dir
-    run_dir.mkdir(parents=True, exist_ok=True)
-    resolved = {**dump_config(cfg), "geometry": {**geometry, "sensor_grid": list(geometry["sensor_grid"])}}
-    (run_dir / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
     split = make_split(cfg.data, cfg.seed, run_dir)
-    (run_dir / "split.json").write_text(json.dumps(split))
+    if not _is_child_rank():
+        run_dir.mkdir(parents=True, exist_ok=True)
+        resolved = {**dump_config(cfg), "geometry": {**geometry, "sensor_grid": list(geometry["sensor_grid"])}}
+        (run_dir / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
+        (run_dir / "split.json").write_text(json.dumps(split))
 
     task = SegmentationTask(model, loss, lr=cfg.optimizer.lr, weight_decay=cfg.optimizer.weight_decay,
                             optimizer=cfg.optimizer.name, threshold=cfg.trainer.threshold, seed=cfg.seed)
@@ -108,7 +116,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool | None = Non
     ckpt_path = str(last) if resuming else None
     datamodule = WavefieldDataModule(cfg.data, cfg.seed, split)
     trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
-    if not trainer.is_global_zero:
+    trainer.strategy.barrier("crackscope: fit finished on every rank")
+    if not trainer.is_global_zero:  # rank 0 alone writes the weights and evaluates
         return run_dir
 
     state = torch.load(best.best_model_path or str(last), map_location="cpu", weights_only=True)["state_dict"]

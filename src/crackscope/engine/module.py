@@ -67,8 +67,8 @@ class SegmentationTask(L.LightningModule):
     def on_validation_epoch_end(self):
         result = self.val_metrics.compute()
         for key in ("dsc", "iou", "precision", "recall", "accuracy"):
-            # already reduced over every process by the metric itself
-            self.log(f"val/{key}", float(result[key]), prog_bar=key == "dsc", rank_zero_only=True)
+            # already reduced over every process by the metric: every rank holds the same value
+            self.log(f"val/{key}", float(result[key]), prog_bar=key == "dsc", sync_dist=True)
         self.val_metrics.reset()
 
     def test_step(self, batch, batch_idx):

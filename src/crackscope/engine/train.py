@@ -42,6 +42,11 @@ def _is_child_rank() -> bool:
 
 def _prepare(cfg: TrainConfig, resume: bool):
     """Validate everything that can be validated before anything is written."""
+    import importlib.util
+
+    for flag, module, extra in (("tensorboard", "tensorboard", "tensorboard"), ("mlflow", "mlflow", "mlflow")):
+        if getattr(cfg.trainer, flag) and importlib.util.find_spec(module) is None:
+            raise InputError(f"trainer.{flag}=true needs the {extra} extra: pip install 'crackscope[{extra}]'")
     geometry = store_geometry(cfg.data.store)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     model = build_model(cfg, geometry)

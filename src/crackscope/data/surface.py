@@ -1,0 +1,410 @@
+"""Surface-defect segmentation data: SD-saliency-900 and a generic image/mask folder format.
+
+Two on-disk layouts are read (``format=``):
+
+* ``"sd-saliency-900"`` -- the original layout of SD-saliency-900 (Song et al. 2020):
+  ``<root>/Source Images/<P>_<n>.bmp`` and ``<root>/Ground truth/<P>_<n>.png`` (the folder names
+  contain spaces), 200x200 grey images and 0/255 masks; the defect class is the file prefix
+  ``In`` (inclusion), ``Pa`` (patches) or ``Sc`` (scratches).
+* ``"folder"`` -- a user's own data: ``<root>/images/<stem>.<any Pillow format>`` and
+  ``<root>/masks/<stem>.<any Pillow format>`` with matching stems. Images may be grey or RGB and of
+  any size; masks are single-channel (an RGB mask with equal channels is accepted) and are
+  binarised with ``value >= 128`` so anti-aliased edges do not leak into the defect class.
+
+Size policy (the same for both layouts):
+
+* ``size=None`` (default): **pad** each item on the bottom and right, by reflection, up to the next
+  multiple of ``pad_multiple`` (32 by default: five 2x poolings of a U-Net divide evenly). Nothing
+  is resampled, so the original pixels are untouched and :func:`restore` simply crops.
+* ``size=S`` or ``size=(H, W)``: **resize** to a fixed size (bilinear for the image, nearest for the
+  mask), which lets items of different sizes share a batch; :func:`restore` resizes back.
+
+Items padded to different sizes cannot be stacked into one batch: use ``size=`` or batch size 1
+for folders of mixed sizes. :meth:`SurfaceSegmentationDataset.meta` gives the record that
+:func:`restore` needs to bring a prediction back to the original image size.
+
+Files are opened lazily in ``__getitem__`` (only image headers are read at construction, to learn
+the sizes and catch missing or mismatched masks early); the dataset holds no open handles, so it is
+safe with ``DataLoader(num_workers > 0)``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch.utils.data import Dataset
+
+from crackscope.errors import InputError
+from crackscope.io import atomic_write_text
+
+FORMATS = ("sd-saliency-900", "folder")
+SD_SALIENCY_CLASSES = {"In": "inclusion", "Pa": "patches", "Sc": "scratches"}
+SD_IMAGE_DIR, SD_MASK_DIR = "Source Images", "Ground truth"
+MASK_THRESHOLD = 128  # mask pixel >= 128 -> defect
+DEFAULT_PAD_MULTIPLE = 32
+
+_READ_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
+
+
+# ---- reading single files ----------------------------------------------------------------------
+def _image_extensions() -> set[str]:
+    return {ext.lower() for ext in Image.registered_extensions()}
+
+
+def _natural_key(stem: str) -> list:
+    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", stem)]
+
+
+def _header_size(path: Path) -> tuple[int, int]:
+    """(H, W) of an image file, from its header only."""
+    try:
+        with Image.open(path) as im:
+            w, h = im.size
+    except _READ_ERRORS as e:
+        raise InputError(f"cannot read image {path}: {e}") from None
+    return int(h), int(w)
+
+
+def load_image(path: str | Path, in_channels: int = 1) -> np.ndarray:
+    """An image file as float32 (C, H, W) in [0, 1]; grey is replicated to 3 channels if asked,
+    colour is converted to luminance for 1 channel. 16-bit grey is scaled by 65535."""
+    path = Path(path)
+    if in_channels not in (1, 3):
+        raise InputError(f"in_channels={in_channels!r} must be 1 or 3")
+    try:
+        with Image.open(path) as im:
+            im.load()
+            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
+                arr = np.asarray(im, dtype=np.float32) / 65535.0
+                arr = np.clip(arr, 0.0, 1.0)[None]
+                if in_channels == 3:
+                    arr = np.repeat(arr, 3, axis=0)
+                return np.ascontiguousarray(arr, dtype=np.float32)
+            im = im.convert("L" if in_channels == 1 else "RGB")
+            arr = np.asarray(im, dtype=np.uint8)
+    except _READ_ERRORS as e:
+        raise InputError(f"cannot read image {path}: {e}") from None
+    arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+    return np.ascontiguousarray(arr, dtype=np.float32) / np.float32(255.0)
+
+
+def load_mask(path: str | Path) -> np.ndarray:
+    """A mask file as float32 (1, H, W) in {0, 1}: pixel >= 128 is defect."""
+    path = Path(path)
+    try:
+        with Image.open(path) as im:
+            im.load()
+            arr = np.asarray(im.convert("L"), dtype=np.uint8)
+    except _READ_ERRORS as e:
+        raise InputError(f"cannot read mask {path}: {e}") from None
+    return (arr >= MASK_THRESHOLD).astype(np.float32)[None]
+
+
+# ---- size policy: pad or resize, and the inverse -----------------------------------------------
+def _normalize_size(size: int | Sequence[int] | None) -> tuple[int, int] | None:
+    if size is None:
+        return None
+    if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
+        size = (int(size), int(size))
+    try:
+        h, w = (int(s) for s in size)
+    except (TypeError, ValueError):
+        raise InputError(f"size={size!r} must be None, an integer or (height, width)") from None
+    if h <= 0 or w <= 0:
+        raise InputError(f"size={size!r} must be positive")
+    return h, w
+
+
+def fit_meta(original_size: tuple[int, int], size: int | Sequence[int] | None = None,
+             pad_multiple: int = DEFAULT_PAD_MULTIPLE) -> dict[str, Any]:
+    """The record describing how an image of ``original_size`` (H, W) is brought to model size."""
+    h, w = int(original_size[0]), int(original_size[1])
+    target = _normalize_size(size)
+    if target is not None:
+        return {"original_size": (h, w), "policy": "resize", "size": target}
+    m = max(1, int(pad_multiple or 1))
+    ph, pw = (-h) % m, (-w) % m
+    return {"original_size": (h, w), "policy": "pad", "size": (h + ph, w + pw), "padding": (0, ph, 0, pw)}
+
+
+def apply_fit(array: np.ndarray, meta: dict[str, Any], is_mask: bool = False) -> np.ndarray:
+    """Pad (reflection, bottom/right) or resize a (C, H, W) array as ``meta`` says."""
+    if meta["policy"] == "pad":
+        _, pb, _, pr = meta["padding"]
+        if pb or pr:
+            array = np.pad(array, ((0, 0), (0, pb), (0, pr)), mode="reflect" if min(array.shape[1:]) > 1
+                           else "edge")
+        return array
+    t = torch.from_numpy(np.ascontiguousarray(array))[None]
+    if is_mask:
+        out = F.interpolate(t, size=meta["size"], mode="nearest")
+    else:
+        out = F.interpolate(t, size=meta["size"], mode="bilinear", align_corners=False).clamp_(0.0, 1.0)
+    return out[0].numpy()
+
+
+def prepare_image(image: np.ndarray, size: int | Sequence[int] | None = None,
+                  pad_multiple: int = DEFAULT_PAD_MULTIPLE) -> tuple[torch.Tensor, dict[str, Any]]:
+    """A (C, H, W) float image brought to model size, with the ``meta`` that :func:`restore` inverts."""
+    meta = fit_meta(image.shape[-2:], size, pad_multiple)
+    return torch.from_numpy(np.ascontiguousarray(apply_fit(image, meta), dtype=np.float32)), meta
+
+
+def restore(pred, meta: dict[str, Any], mode: str = "bilinear"):
+    """Bring a prediction (..., H, W) -- tensor or numpy -- back to the original image size.
+
+    For the pad policy the padding is cropped off (exact inverse). For the resize policy the
+    prediction is resized back: ``mode="bilinear"`` for logits/probabilities, ``"nearest"`` for
+    hard masks (integer or bool predictions always use nearest).
+    """
+    is_numpy = isinstance(pred, np.ndarray)
+    t = torch.from_numpy(pred) if is_numpy else pred
+    h, w = meta["original_size"]
+    if meta["policy"] == "pad":
+        out = t[..., :h, :w]
+    elif meta["policy"] == "resize":
+        lead = t.shape[:-2]
+        dtype = t.dtype
+        x = t.reshape(1, -1, *t.shape[-2:])
+        if dtype.is_floating_point and mode != "nearest":
+            x = F.interpolate(x, size=(h, w), mode=mode, align_corners=False)
+        else:
+            x = F.interpolate(x.float(), size=(h, w), mode="nearest").to(dtype)
+        out = x.reshape(*lead, h, w)
+    else:
+        raise InputError(f"unknown size policy {meta.get('policy')!r} in meta")
+    return out.numpy() if is_numpy else out
+
+
+# ---- augmentation ------------------------------------------------------------------------------
+class JointAugment:
+    """Random rotation, flips and brightness/contrast (and optionally colour) jitter applied to an
+    image and its mask together (kornia). Geometric transforms are identical for both, the mask is
+    resampled nearest so it stays binary, and photometric jitter touches the image only. Rotation
+    fills the corners by reflection so no artificial black borders appear.
+    """
+
+    def __init__(self, rotation_deg: float = 20.0, hflip: float = 0.5, vflip: float = 0.5,
+                 brightness: float = 0.2, contrast: float = 0.2, saturation: float = 0.0, hue: float = 0.0,
+                 p_rotate: float = 0.5, p_jitter: float = 0.5):
+        self.params = dict(rotation_deg=rotation_deg, hflip=hflip, vflip=vflip, brightness=brightness,
+                           contrast=contrast, saturation=saturation, hue=hue, p_rotate=p_rotate,
+                           p_jitter=p_jitter)
+        self._pipeline = None
+
+    def _build(self):
+        import kornia.augmentation as K
+
+        p = self.params
+        ops = []
+        if p["hflip"] > 0:
+            ops.append(K.RandomHorizontalFlip(p=p["hflip"]))
+        if p["vflip"] > 0:
+            ops.append(K.RandomVerticalFlip(p=p["vflip"]))
+        if p["rotation_deg"] > 0 and p["p_rotate"] > 0:
+            ops.append(K.RandomAffine(degrees=p["rotation_deg"], padding_mode="reflection", p=p["p_rotate"]))
+        if any(p[k] > 0 for k in ("brightness", "contrast", "saturation", "hue")) and p["p_jitter"] > 0:
+            ops.append(K.ColorJiggle(p["brightness"], p["contrast"], p["saturation"], p["hue"], p=p["p_jitter"]))
+        return K.AugmentationSequential(*ops, data_keys=["input", "mask"]) if ops else None
+
+    def __getstate__(self) -> dict:
+        return {"params": self.params, "_pipeline": None}
+
+    def __call__(self, image: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``image`` (C, H, W) and ``mask`` (1, H, W) -> the same, transformed jointly."""
+        if self._pipeline is None:
+            self._pipeline = self._build()
+            if self._pipeline is None:
+                self._pipeline = False
+        if self._pipeline is False:
+            return image, mask
+        img, msk = self._pipeline(image[None], mask[None])
+        return img[0].clamp(0.0, 1.0), (msk[0] >= 0.5).to(mask.dtype)
+
+    def __repr__(self) -> str:
+        return "JointAugment(" + ", ".join(f"{k}={v}" for k, v in self.params.items()) + ")"
+
+
+# ---- splits ------------------------------------------------------------------------------------
+def stratified_split(labels: Sequence[Any], fractions: Sequence[float] = (0.7, 0.15, 0.15),
+                     seed: int = 0) -> dict[str, list[int]]:
+    """Indices into ``labels`` split into ``train``/``val``/``test`` (or ``train``/``test`` for two
+    fractions), class by class, so each part keeps the class proportions. Each class is shuffled
+    with a generator seeded from ``seed`` and its sorted position, and its count is shared out by
+    largest remainder. Deterministic for a given seed; parts are disjoint and sorted.
+    """
+    fr = [float(f) for f in fractions]
+    if len(fr) not in (2, 3) or any(f < 0 for f in fr) or abs(sum(fr) - 1.0) > 1e-6:
+        raise InputError(f"fractions={tuple(fractions)!r} must be 2 or 3 non-negative numbers summing to 1")
+    names = ("train", "val", "test") if len(fr) == 3 else ("train", "test")
+    groups: dict[str, list[int]] = {}
+    for i, lab in enumerate(labels):
+        groups.setdefault(repr(lab) if lab is not None else "", []).append(i)
+    out: dict[str, list[int]] = {n: [] for n in names}
+    for k, key in enumerate(sorted(groups)):
+        idx = np.asarray(groups[key], dtype=np.int64)
+        rng = np.random.default_rng([int(seed), k])
+        idx = idx[rng.permutation(idx.size)]
+        exact = np.asarray(fr) * idx.size
+        counts = np.floor(exact).astype(int)
+        for j in np.argsort(-(exact - counts), kind="stable")[: idx.size - counts.sum()]:
+            counts[j] += 1
+        start = 0
+        for name, c in zip(names, counts):
+            out[name].extend(int(v) for v in idx[start:start + c])
+            start += c
+    return {n: sorted(v) for n, v in out.items()}
+
+
+def write_split(path: str | Path, split: dict[str, list[int]], stems: Sequence[str] | None = None,
+                seed: int | None = None) -> Path:
+    """Record a split as JSON (indices, and stems if given) in a run directory, atomically."""
+    record: dict[str, Any] = {"seed": seed, "indices": split}
+    if stems is not None:
+        record["stems"] = {n: [stems[i] for i in v] for n, v in split.items()}
+    return atomic_write_text(path, json.dumps(record, indent=1))
+
+
+# ---- the dataset -------------------------------------------------------------------------------
+def _list_images(folder: Path) -> dict[str, Path]:
+    if not folder.is_dir():
+        raise InputError(f"folder not found: {folder}")
+    exts = _image_extensions()
+    found: dict[str, Path] = {}
+    for p in folder.iterdir():
+        if p.name.startswith(".") or not p.is_file() or p.suffix.lower() not in exts:
+            continue
+        if p.stem in found:
+            raise InputError(f"two files share the stem {p.stem!r}: {found[p.stem]} and {p}")
+        found[p.stem] = p
+    return found
+
+
+class SurfaceSegmentationDataset(Dataset):
+    """Image/mask pairs of a surface-defect dataset, read lazily; items ``(image, mask)``.
+
+    * ``image``: float32 (C, H, W) in [0, 1], C = ``in_channels`` (1 grey, 3 RGB).
+    * ``mask``: float32 (1, H, W) in {0, 1}.
+
+    Parameters
+    ----------
+    root: the dataset folder (see the module docstring for the two layouts).
+    format: ``"sd-saliency-900"`` or ``"folder"``.
+    indices: positions in the sorted list of pairs to keep (order kept); ``None`` = all.
+    size: ``None`` pads to a multiple of ``pad_multiple``; an int or (H, W) resizes (module docstring).
+    augment: ``None``/``False``, ``True`` (a default :class:`JointAugment`), or a callable
+        ``(image, mask) -> (image, mask)`` on tensors, applied after the size policy.
+    in_channels: 1 or 3.
+
+    Attributes: ``stems``, ``classes`` (defect class name per item, ``None`` for the folder format),
+    ``image_paths``, ``mask_paths``, ``original_sizes`` ((H, W) per item).
+    """
+
+    def __init__(self, root: str | Path, format: str = "sd-saliency-900", indices: Iterable[int] | None = None,
+                 size: int | Sequence[int] | None = None, augment: bool | Callable | None = None,
+                 in_channels: int = 1, pad_multiple: int = DEFAULT_PAD_MULTIPLE):
+        if format not in FORMATS:
+            raise InputError(f"format={format!r} is not one of {', '.join(FORMATS)}")
+        if in_channels not in (1, 3):
+            raise InputError(f"in_channels={in_channels!r} must be 1 or 3")
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise InputError(f"dataset folder not found: {self.root}")
+        self.format = format
+        self.in_channels = int(in_channels)
+        self.size = _normalize_size(size)
+        self.pad_multiple = int(pad_multiple)
+        if augment is True:
+            augment = JointAugment(saturation=0.2 if in_channels == 3 else 0.0)
+        elif augment is False:
+            augment = None
+        if augment is not None and not callable(augment):
+            raise InputError(f"augment={augment!r} must be None, True or a callable (image, mask) -> (image, mask)")
+        self.augment = augment
+
+        image_dir, mask_dir = ((self.root / SD_IMAGE_DIR, self.root / SD_MASK_DIR) if format == "sd-saliency-900"
+                               else (self.root / "images", self.root / "masks"))
+        images = _list_images(image_dir)
+        if not images:
+            raise InputError(f"no images found in {image_dir}")
+        masks = _list_images(mask_dir)
+        stems = sorted(images, key=_natural_key)
+        if indices is not None:
+            stems = self._select(stems, indices)
+        self.stems: list[str] = stems
+        self.image_paths: list[Path] = [images[s] for s in stems]
+        self.mask_paths: list[Path] = []
+        self.classes: list[str | None] = []
+        self.original_sizes: list[tuple[int, int]] = []
+        for s, img_path in zip(stems, self.image_paths):
+            if s not in masks:
+                raise InputError(f"no mask in {mask_dir} for image {img_path.name}")
+            mpath = masks[s]
+            hw, mhw = _header_size(img_path), _header_size(mpath)
+            if hw != mhw:
+                raise InputError(f"mask {mpath.name} is {mhw[1]}x{mhw[0]} but its image {img_path.name} "
+                                 f"is {hw[1]}x{hw[0]} (width x height)")
+            self.mask_paths.append(mpath)
+            self.original_sizes.append(hw)
+            self.classes.append(self._class_of(s, img_path) if format == "sd-saliency-900" else None)
+
+    @staticmethod
+    def _select(stems: list[str], indices: Iterable[int]) -> list[str]:
+        out, seen = [], set()
+        for i in indices:
+            if isinstance(i, (bool, np.bool_)) or not isinstance(i, (int, np.integer)):
+                raise InputError(f"indices must be integers, got {i!r}")
+            if not 0 <= int(i) < len(stems):
+                raise InputError(f"index {int(i)} is out of range for a dataset of {len(stems)} pairs")
+            if int(i) not in seen:
+                seen.add(int(i))
+                out.append(stems[int(i)])
+        return out
+
+    @staticmethod
+    def _class_of(stem: str, path: Path) -> str:
+        prefix = stem.split("_", 1)[0]
+        if prefix not in SD_SALIENCY_CLASSES:
+            raise InputError(f"image {path.name}: file-name prefix {prefix!r} is not one of "
+                             f"{', '.join(SD_SALIENCY_CLASSES)}")
+        return prefix
+
+    def meta(self, i: int) -> dict[str, Any]:
+        """What :func:`restore` needs for item ``i``, plus its stem, class and file paths."""
+        m = fit_meta(self.original_sizes[i], self.size, self.pad_multiple)
+        m.update(stem=self.stems[i], cls=self.classes[i], image_path=str(self.image_paths[i]),
+                 mask_path=str(self.mask_paths[i]))
+        return m
+
+    def __len__(self) -> int:
+        return len(self.stems)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        n = len(self)
+        if isinstance(i, (bool, np.bool_)) or not isinstance(i, (int, np.integer)):
+            raise TypeError(f"SurfaceSegmentationDataset index must be an integer, got {i!r}")
+        if not -n <= i < n:
+            raise IndexError(f"index {i} is out of range for a dataset of {n} pairs")
+        i = int(i) % n
+        image = load_image(self.image_paths[i], self.in_channels)
+        mask = load_mask(self.mask_paths[i])
+        if image.shape[1:] != mask.shape[1:]:
+            raise InputError(f"mask {self.mask_paths[i].name} is not the size of image {self.image_paths[i].name}")
+        meta = fit_meta(image.shape[1:], self.size, self.pad_multiple)
+        x = torch.from_numpy(np.ascontiguousarray(apply_fit(image, meta), dtype=np.float32))
+        y = torch.from_numpy(np.ascontiguousarray(apply_fit(mask, meta, is_mask=True), dtype=np.float32))
+        if self.augment is not None:
+            x, y = self.augment(x, y)
+        return x, y
+
+    def __repr__(self) -> str:
+        policy = f"resize to {self.size}" if self.size else f"pad to a multiple of {self.pad_multiple}"
+        return (f"SurfaceSegmentationDataset({str(self.root)!r}, format={self.format!r}, {len(self)} pairs, "
+                f"{policy}, in_channels={self.in_channels}, augment={self.augment!r})")

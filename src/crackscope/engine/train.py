@@ -111,16 +111,23 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool | None = Non
     if cfg.trainer.mlflow:
         loggers.append(L.pytorch.loggers.MLFlowLogger(experiment_name=cfg.name, save_dir=str(run_dir / "mlruns")))
     distributed = cfg.trainer.devices * cfg.trainer.num_nodes > 1
+    deterministic_before = (torch.are_deterministic_algorithms_enabled(),
+                            torch.is_deterministic_algorithms_warn_only_enabled())
+    # "warn": deterministic kernels where torch has them (all that the wave-field models use on CPU);
+    # ops without one (max-unpooling in SegNet) warn instead of failing.
     trainer = L.Trainer(
         max_epochs=cfg.trainer.max_epochs, accelerator=cfg.trainer.accelerator, devices=cfg.trainer.devices,
         num_nodes=cfg.trainer.num_nodes, strategy="ddp" if distributed else "auto", precision=cfg.trainer.precision,
-        logger=loggers, callbacks=[best, every_epoch], deterministic=True, num_sanity_val_steps=0,
+        logger=loggers, callbacks=[best, every_epoch], deterministic="warn", num_sanity_val_steps=0,
         enable_progress_bar=sys.stderr.isatty() if progress is None else progress, enable_model_summary=False,
         limit_train_batches=cfg.trainer.limit_train_batches, log_every_n_steps=1,
     )
     ckpt_path = str(last) if resuming else None
     datamodule = WavefieldDataModule(cfg.data, cfg.seed, split)
-    trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    try:
+        trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+    finally:  # Lightning switches deterministic mode on globally; give the caller back its own setting
+        torch.use_deterministic_algorithms(deterministic_before[0], warn_only=deterministic_before[1])
     trainer.strategy.barrier("crackscope: fit finished on every rank")
     if not trainer.is_global_zero:  # rank 0 alone writes the weights and evaluates
         return run_dir

@@ -30,3 +30,21 @@ def format_validation_error(err: Exception, prefix: str = "") -> str:
         shown = "" if isinstance(value, dict) else f" (got {value!r})"
         parts.append(f"{key}: {msg}{shown}" if key else msg)
     return "; ".join(parts)
+
+
+def require_positive_int(name: str, value) -> int:
+    """``value`` if it is an int >= 1 (bools refused), else an :class:`InputError` naming ``name``."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise InputError(f"{name} must be a positive integer (got {value!r})")
+    return value
+
+
+def dataset_index(i, n: int, what: str) -> int:
+    """A valid non-negative position for ``dataset[i]`` of ``n`` items (negative counts from the end)."""
+    import numpy as np
+
+    if isinstance(i, (bool, np.bool_)) or not isinstance(i, (int, np.integer)):
+        raise TypeError(f"{what} index must be an integer, got {i!r}")
+    if not -n <= i < n:
+        raise IndexError(f"index {i} is out of range for {what} of {n} items")
+    return int(i) % n

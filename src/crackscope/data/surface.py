@@ -41,7 +41,7 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import Dataset
 
-from crackscope.errors import InputError
+from crackscope.errors import InputError, dataset_index
 from crackscope.io import atomic_write_text
 
 FORMATS = ("sd-saliency-900", "folder")
@@ -387,12 +387,7 @@ class SurfaceSegmentationDataset(Dataset):
         return len(self.stems)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        n = len(self)
-        if isinstance(i, (bool, np.bool_)) or not isinstance(i, (int, np.integer)):
-            raise TypeError(f"SurfaceSegmentationDataset index must be an integer, got {i!r}")
-        if not -n <= i < n:
-            raise IndexError(f"index {i} is out of range for a dataset of {n} pairs")
-        i = int(i) % n
+        i = dataset_index(i, len(self), "SurfaceSegmentationDataset")
         image = load_image(self.image_paths[i], self.in_channels)
         mask = load_mask(self.mask_paths[i])
         if image.shape[1:] != mask.shape[1:]:

@@ -21,7 +21,7 @@ import torch
 from torch.utils.data import Dataset
 
 from crackscope.data.wavefield_store import open_store
-from crackscope.errors import InputError
+from crackscope.errors import InputError, dataset_index
 
 NORMALIZE_OPTIONS = (None, "per_sample", "global")
 _RMS_SAMPLES = 256  # samples used to estimate the global scale when the store has no signal_rms
@@ -126,12 +126,7 @@ class WavefieldDataset(Dataset):
         return int(self.sample_indices.size)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        n = len(self)
-        if isinstance(i, (bool, np.bool_)) or not isinstance(i, (int, np.integer)):
-            raise TypeError(f"WavefieldDataset index must be an integer, got {i!r}")
-        if not -n <= i < n:
-            raise IndexError(f"index {i} is out of range for a dataset of {n} samples")
-        store_index = int(self.sample_indices[int(i)])
+        store_index = int(self.sample_indices[dataset_index(i, len(self), "WavefieldDataset")])
         group = self._store()
         x = np.asarray(group["signals"][store_index], dtype=np.float32)  # (2, S, T)
         if self.subtract_reference:

@@ -18,15 +18,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from crackscope.errors import InputError
+from crackscope.errors import InputError, require_positive_int as _positive_int
 
 __all__ = ["SurfaceModel", "UNet", "UNetCBAM", "SegNet", "FCN8s", "DeepLabV3Plus"]
-
-
-def _positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InputError(f"{name} must be a positive integer (got {value!r})")
-    return value
 
 
 class SurfaceModel(nn.Module):

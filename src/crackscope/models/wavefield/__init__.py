@@ -17,16 +17,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from crackscope.errors import InputError
+from crackscope.errors import InputError, require_positive_int as _positive_int
 from crackscope.nn import activation as make_activation
 
 __all__ = ["WaveFieldModel", "MicroCrackAttentionNeXt", "SpAsENet", "DenseNet1D", "SimpleCNN", "ResNet18_1D2D"]
-
-
-def _positive_int(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise InputError(f"{name} must be a positive integer (got {value!r})")
-    return value
 
 
 class WaveFieldModel(nn.Module):

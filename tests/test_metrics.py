@@ -18,7 +18,7 @@ from crackscope import metrics
 from crackscope.errors import InputError
 from crackscope.metrics import SegmentationMetrics, by_crack_size, confusion_counts, summarize
 
-NAMES = ("dsc", "accuracy", "iou", "precision", "recall")
+NAMES = ("dsc", "accuracy", "iou", "precision", "recall", "iou_background", "miou")
 
 TARGET_3x3 = torch.tensor([[1, 1, 0], [0, 1, 0], [0, 0, 0]], dtype=torch.float32)
 PRED_3x3 = torch.tensor([[1, 0, 0], [1, 1, 0], [0, 0, 1]], dtype=torch.float32)
@@ -37,6 +37,8 @@ def test_hand_worked_3x3_confusion():
     assert s["accuracy"] == pytest.approx(6 / 9)
     assert s["precision"] == pytest.approx(2 / 4)
     assert s["recall"] == pytest.approx(2 / 3)
+    assert s["iou_background"] == pytest.approx(4 / 7)  # TN / (TN + FP + FN)
+    assert s["miou"] == pytest.approx((2 / 5 + 4 / 7) / 2)
     for name in NAMES:  # one sample: per-sample mean = micro
         assert s[f"{name}_per_sample"] == pytest.approx(s[name])
 

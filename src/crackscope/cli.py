@@ -103,13 +103,38 @@ def train_cmd(
     _info(f"run: {run_dir} (metrics.json, size_table.md, figures/, model.safetensors)")
 
 
+class SurfaceFormat(str, Enum):
+    sd_saliency_900 = "sd-saliency-900"
+    folder = "folder"
+
+
 @app.command("evaluate")
 def evaluate_cmd(
-    run: Path = typer.Argument(..., help="A run directory written by 'crackscope train'."),
-    data: Path = typer.Option(..., "--data", help="A wave-field store (its test split if it is the training store)."),
-    out: Path = typer.Option(..., "--out", help="Directory for metrics.json, size_table.md and figures/."),
+    run: Path = typer.Argument(..., help="A run directory written by 'crackscope train', or a shipped model folder "
+                                         "(e.g. weights/sd-saliency-900/unet_cbam)."),
+    data: Path = typer.Option(..., "--data", help="Wave field: a store. Surface: a dataset folder (its test split "
+                                                  "if it is the training data)."),
+    out: Path = typer.Option(..., "--out", help="Directory for metrics.json and figures/."),
+    format: Optional[SurfaceFormat] = typer.Option(None, "--format", help="Surface data layout: sd-saliency-900 or "
+                                                   "folder (images/ + masks/); default: the model's training format."),
 ):
-    """Metrics (overall and by crack size) and a best/median/worst figure."""
+    """Metrics of a trained model on labelled data, with a best/median/worst figure."""
+    from crackscope.engine.pipelines import pipeline_of
+
+    pipeline = pipeline_of(run)
+    if pipeline == "surface":
+        from crackscope.engine.surface import evaluate_surface_run
+
+        r = evaluate_surface_run(run, data, out, format=format.value if format else None)
+        typer.echo(f"mIoU {r['miou']:.4f}  defect IoU {r['iou_defect']:.4f}  accuracy {r['accuracy']:.4f}  "
+                   f"precision {r['precision']:.4f}  recall {r['recall']:.4f}  F1 {r['f1']:.4f}  "
+                   f"({r['n_images']} images, {r['subset']})")
+        for cls, m in (r.get("per_class") or {}).items():
+            typer.echo(f"  {cls}: mIoU {m['miou']:.4f}  defect IoU {m['iou_defect']:.4f}  precision "
+                       f"{m['precision']:.4f}  recall {m['recall']:.4f}  ({m['n_images']} images)")
+        return
+    if format is not None:
+        raise InputError(f"--format {format.value} applies to surface models; {run} is a {pipeline} model")
     from crackscope.engine.evaluate import evaluate_run
 
     result = evaluate_run(run, data, out)
@@ -120,11 +145,20 @@ def evaluate_cmd(
 
 @app.command("predict")
 def predict_cmd(
-    run: Path = typer.Argument(..., help="A run directory written by 'crackscope train'."),
-    data: Path = typer.Option(..., "--data", help="A wave-field store."),
-    out: Path = typer.Option(..., "--out", help="Directory for predictions.npz."),
+    run: Path = typer.Argument(..., help="A run directory or a shipped model folder."),
+    data: Path = typer.Option(..., "--data", help="Wave field: a store. Surface: a folder of images (or one image)."),
+    out: Path = typer.Option(..., "--out", help="Output directory."),
 ):
-    """Crack probabilities and masks for every sample of a store."""
+    """Predict: surface -> OUT/masks/*.png, OUT/overlays/*.png at original size; wave field -> predictions.npz."""
+    from crackscope.engine.pipelines import pipeline_of
+
+    if pipeline_of(run) == "surface":
+        from crackscope.engine.surface import predict_surface
+
+        r = predict_surface(run, data, out, log=_info)
+        typer.echo(f"predicted {r['n_predicted']} images into {out} (masks/, overlays/, predictions.csv)"
+                   + (f"; skipped {r['n_skipped']} unreadable (see {out / 'skipped.txt'})" if r["n_skipped"] else ""))
+        return
     from crackscope.engine.evaluate import predict_run
 
     typer.echo(f"predictions: {predict_run(run, data, out)}")

@@ -11,6 +11,9 @@ TN the pixel counts (foreground = crack):
     accuracy  = (TP + TN) / (TP + TN + FP + FN)   (pixel accuracy, eq. 11)
     precision = TP / (TP + FP)
     recall    = TP / (TP + FN)
+    iou_background = TN / (TN + FP + FN)     (IoU of the background class)
+    miou      = (IoU + iou_background) / 2   (mean IoU over the two classes, as the surface
+                                              segmentation literature reports it)
 
 A ratio whose denominator is 0 is 1.0 when the prediction and the target are both empty
 (TP = FP = FN = 0: a correct "no crack") and 0.0 otherwise (e.g. precision when nothing was
@@ -47,7 +50,7 @@ __all__ = [
     "multiclass_iou",
 ]
 
-METRICS = ("dsc", "accuracy", "iou", "precision", "recall")
+METRICS = ("dsc", "accuracy", "iou", "precision", "recall", "iou_background", "miou")
 DEFAULT_BOUNDS_UM = (0, 1, 2, 3, 4)
 
 
@@ -103,12 +106,16 @@ def _metric_values(counts: Tensor) -> Tensor:
     c = counts.double()
     tp, fp, fn, tn = c.unbind(-1)
     empty = (tp + fp + fn) == 0
+    iou = _ratio(tp, tp + fp + fn, empty)
+    iou_bg = _ratio(tn, tn + fp + fn, (tn + fp + fn) == 0)
     return torch.stack([
         _ratio(2 * tp, 2 * tp + fp + fn, empty),
         _ratio(tp + tn, tp + fp + fn + tn, empty),
-        _ratio(tp, tp + fp + fn, empty),
+        iou,
         _ratio(tp, tp + fp, empty),
         _ratio(tp, tp + fn, empty),
+        iou_bg,
+        (iou + iou_bg) / 2,
     ], -1)
 
 
@@ -132,7 +139,7 @@ def _as_counts(counts) -> Tensor:
 
 def summarize(counts) -> dict:
     """Metrics of (N, 4) confusion counts: ``dsc``, ``accuracy``, ``iou``, ``precision``,
-    ``recall`` (micro: from the summed counts), each also as ``<name>_per_sample`` (mean of the
+    ``recall``, ``iou_background``, ``miou`` (micro: from the summed counts), each also as ``<name>_per_sample`` (mean of the
     per-sample values), and ``n_samples``. With N = 0 every metric is ``None``.
     """
     c = _as_counts(counts)

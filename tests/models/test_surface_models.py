@@ -190,7 +190,7 @@ def test_base_parameter_counts_are_small():
 
 def test_segnet_uses_max_unpooling_indices():
     model = SegNet(in_channels=1, base_channels=4)
-    assert isinstance(model.unpool, nn.MaxUnpool2d) and model.pool.return_indices
+    assert model.pool.return_indices  # the indices drive max_unpool_2x2 (tested below against MaxUnpool2d)
 
 
 def test_fcn8s_upsampler_starts_bilinear():
@@ -234,3 +234,12 @@ def test_unet_cbam_overfits_a_fixed_batch():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0]
+
+
+def test_segnet_unpooling_equals_torch_max_unpool():
+    from crackscope.models.surface.segnet import max_unpool_2x2
+
+    x = torch.randn(3, 5, 8, 12, generator=torch.Generator().manual_seed(0))
+    x[0, 0, :2, :2] = 1.0  # a tie: the index MaxPool2d picks decides, as in MaxUnpool2d
+    pooled, idx = torch.nn.MaxPool2d(2, return_indices=True)(x)
+    assert torch.equal(max_unpool_2x2(pooled, idx), torch.nn.MaxUnpool2d(2)(pooled, idx))

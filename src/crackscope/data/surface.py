@@ -54,11 +54,11 @@ _READ_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
 
 
 # ---- reading single files ----------------------------------------------------------------------
-def _image_extensions() -> set[str]:
+def image_extensions() -> set[str]:
     return {ext.lower() for ext in Image.registered_extensions()}
 
 
-def _natural_key(stem: str) -> list:
+def natural_key(stem: str) -> list:
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", stem)]
 
 
@@ -276,7 +276,7 @@ def write_split(path: str | Path, split: dict[str, list[int]], stems: Sequence[s
 def _list_images(folder: Path) -> dict[str, Path]:
     if not folder.is_dir():
         raise InputError(f"folder not found: {folder}")
-    exts = _image_extensions()
+    exts = image_extensions()
     found: dict[str, Path] = {}
     for p in folder.iterdir():
         if p.name.startswith(".") or not p.is_file() or p.suffix.lower() not in exts:
@@ -335,7 +335,7 @@ class SurfaceSegmentationDataset(Dataset):
         if not images:
             raise InputError(f"no images found in {image_dir}")
         masks = _list_images(mask_dir)
-        stems = sorted(images, key=_natural_key)
+        stems = sorted(images, key=natural_key)
         if indices is not None:
             stems = self._select(stems, indices)
         self.stems: list[str] = stems

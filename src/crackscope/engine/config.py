@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from crackscope.config import apply_overrides, load_yaml, validate
 
@@ -52,6 +52,34 @@ class WavefieldData(_Strict):
         return v
 
 
+class SurfaceData(_Strict):
+    """A surface-defect image/mask dataset (``crackscope.data.surface``) split by a stratified seed.
+
+    ``size``: ``null`` pads each image by reflection to a multiple of 32 (no resampling); an integer
+    or [height, width] resizes every image (predictions are brought back to the original size).
+    """
+
+    kind: Literal["surface"] = "surface"
+    root: Path
+    format: Literal["sd-saliency-900", "folder"] = "sd-saliency-900"
+    split: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    size: int | tuple[int, int] | None = None
+    in_channels: Literal[1, 3] = 1
+    augment: bool = True
+    batch_size: int = Field(32, ge=1)
+    num_workers: int = Field(0, ge=0)
+
+    _check_split = field_validator("split")(WavefieldData._split.__func__)
+
+    @field_validator("size")
+    @classmethod
+    def _size(cls, v):
+        sides = (v,) if isinstance(v, int) else (v or ())
+        if any(int(s) < 1 for s in sides):
+            raise ValueError(f"size must be positive, got {v}")
+        return v
+
+
 class OptimizerSpec(_Strict):
     name: Literal["adam", "adamw"] = "adam"
     lr: float = Field(1e-3, gt=0)
@@ -65,6 +93,13 @@ class TrainerSpec(_Strict):
     num_nodes: int = Field(1, ge=1)
     precision: Literal["32-true", "16-mixed", "bf16-mixed"] = "32-true"
     threshold: float = Field(0.5, gt=0, lt=1, description="probability above which a pixel is a crack")
+    monitor: str | None = Field(None, description="validation metric that selects the best checkpoint "
+                                "(maximised); default val/dsc (wave field) or val/miou (surface)")
+    lr_plateau_patience: int | None = Field(None, ge=1, description="ReduceLROnPlateau on val/loss after this many "
+                                            "epochs without improvement (off when null)")
+    lr_plateau_factor: float = Field(0.1, gt=0, lt=1)
+    early_stopping_patience: int | None = Field(None, ge=1, description="stop after this many epochs without a "
+                                                "lower val/loss (off when null)")
     tensorboard: bool = False
     mlflow: bool = False
     limit_train_batches: int | float = 1.0
@@ -74,18 +109,36 @@ class TrainConfig(_Strict):
     """Everything a training run needs; the resolved copy is written to RUN/config.yaml."""
 
     name: str = Field(..., min_length=1, pattern=r"^[A-Za-z0-9_.+-]+$")
-    pipeline: Literal["wavefield"] = "wavefield"
+    pipeline: Literal["wavefield", "surface"] = "wavefield"
     seed: int = Field(0, ge=0)
     out_dir: Path = Path("runs")
-    data: WavefieldData
+    data: WavefieldData | SurfaceData = Field(..., discriminator="kind")
     model: ModelSpec
     loss: LossSpec
     optimizer: OptimizerSpec = OptimizerSpec()
     trainer: TrainerSpec = TrainerSpec()
 
+    @model_validator(mode="before")
+    @classmethod
+    def _data_kind(cls, raw):
+        """``data.kind`` follows ``pipeline`` unless given, so configs need not repeat it."""
+        if isinstance(raw, dict) and isinstance(raw.get("data"), dict) and "kind" not in raw["data"]:
+            raw = {**raw, "data": {**raw["data"], "kind": raw.get("pipeline", "wavefield")}}
+        return raw
+
+    @model_validator(mode="after")
+    def _data_matches_pipeline(self):
+        if self.data.kind != self.pipeline:
+            raise ValueError(f"data.kind={self.data.kind!r} does not match pipeline={self.pipeline!r}")
+        return self
+
     @property
     def run_dir(self) -> Path:
         return self.out_dir / self.name
+
+    @property
+    def monitor(self) -> str:
+        return self.trainer.monitor or ("val/miou" if self.pipeline == "surface" else "val/dsc")
 
 
 def load_train_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = (), base: dict | None = None) -> TrainConfig:

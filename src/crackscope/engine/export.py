@@ -11,24 +11,42 @@ import torch
 from crackscope.engine.runs import load_run
 
 
+def _export_shapes(cfg, geometry: dict, batch: int) -> tuple[str, list[tuple[int, ...]], dict]:
+    """Input name, the shapes to check parity on (the first is traced), and the dynamic axes."""
+    if cfg.pipeline == "surface":
+        c = int(geometry.get("in_channels", cfg.data.in_channels))
+        if cfg.data.size is not None:
+            h, w = (cfg.data.size, cfg.data.size) if isinstance(cfg.data.size, int) else cfg.data.size
+            return "image", [(batch, c, h, w)], {0: "batch"}
+        # pad policy: any H, W that are multiples of 32 (what the dataset's padding produces)
+        return "image", [(batch, c, 224, 224), (1, c, 256, 192)], {0: "batch", 2: "height", 3: "width"}
+    return "wavefield", [(batch, 2, int(geometry["n_time"]), int(geometry["n_sensors"]))], {0: "batch"}
+
+
 def export_onnx(run_dir, out: str | Path | None = None, *, opset: int = 17, batch: int = 2, seed: int = 0) -> dict:
-    """Write RUN/export/model.onnx (dynamic batch) and return {'path', 'max_abs_diff'} on random inputs."""
+    """Write RUN/export/model.onnx and return {'path', 'max_abs_diff', 'input_shape'}: the largest
+    |ONNX Runtime - PyTorch| over random inputs of every checked shape."""
     import onnxruntime as ort
 
     cfg, model, geometry = load_run(run_dir)
     out = Path(out) if out else Path(run_dir) / "export" / "model.onnx"
     out.parent.mkdir(parents=True, exist_ok=True)
-    shape = (batch, 2, int(geometry["n_time"]), int(geometry["n_sensors"]))
-    x = torch.randn(shape, generator=torch.Generator().manual_seed(seed))
+    name, shapes, axes = _export_shapes(cfg, geometry, batch)
+    gen = torch.Generator().manual_seed(seed)
+    inputs = [torch.rand(s, generator=gen) if name == "image" else torch.randn(s, generator=gen) for s in shapes]
     tmp = out.with_suffix(".onnx.tmp")
     with warnings.catch_warnings():  # shape checks in forward() are constants for a fixed geometry
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        torch.onnx.export(model, (x,), str(tmp), input_names=["wavefield"], output_names=["logits"],
-                          opset_version=opset, dynamic_axes={"wavefield": {0: "batch"}, "logits": {0: "batch"}},
-                          dynamo=False)
+        torch.onnx.export(model, (inputs[0],), str(tmp), input_names=[name], output_names=["logits"],
+                          opset_version=opset, dynamic_axes={name: axes, "logits": axes}, dynamo=False)
     tmp.replace(out)
-    with torch.no_grad():
-        expected = model(x).numpy()
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
-    got = session.run(["logits"], {"wavefield": x.numpy()})[0]
-    return {"path": str(out), "max_abs_diff": float(np.abs(got - expected).max()), "input_shape": list(shape)}
+    worst = 0.0
+    for x in inputs:
+        with torch.no_grad():
+            expected = model(x).numpy()
+        got = session.run(["logits"], {name: x.numpy()})[0]
+        if got.shape != expected.shape:
+            raise RuntimeError(f"ONNX output {got.shape} differs from PyTorch {expected.shape} for input {tuple(x.shape)}")
+        worst = max(worst, float(np.abs(got - expected).max()))
+    return {"path": str(out), "max_abs_diff": worst, "input_shape": [list(s) for s in shapes]}

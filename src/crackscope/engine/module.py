@@ -16,10 +16,12 @@ from crackscope.metrics import SegmentationMetrics
 
 class SegmentationTask(L.LightningModule):
     def __init__(self, model: torch.nn.Module, loss: torch.nn.Module, *, lr: float = 1e-3, weight_decay: float = 0.0,
-                 optimizer: str = "adam", threshold: float = 0.5, seed: int = 0):
+                 optimizer: str = "adam", threshold: float = 0.5, seed: int = 0,
+                 lr_plateau_patience: int | None = None, lr_plateau_factor: float = 0.1):
         super().__init__()
         self.model, self.loss_fn = model, loss
         self.lr, self.weight_decay, self.optimizer_name = lr, weight_decay, optimizer
+        self.lr_plateau_patience, self.lr_plateau_factor = lr_plateau_patience, lr_plateau_factor
         self.threshold, self.seed = threshold, seed
         self.val_metrics = SegmentationMetrics(threshold=threshold)
         self.test_metrics = SegmentationMetrics(threshold=threshold)
@@ -66,7 +68,7 @@ class SegmentationTask(L.LightningModule):
 
     def on_validation_epoch_end(self):
         result = self.val_metrics.compute()
-        for key in ("dsc", "iou", "precision", "recall", "accuracy"):
+        for key in ("dsc", "iou", "precision", "recall", "accuracy", "miou"):
             # already reduced over every process by the metric: every rank holds the same value
             self.log(f"val/{key}", float(result[key]), prog_bar=key == "dsc", sync_dist=True)
         self.val_metrics.reset()
@@ -76,5 +78,11 @@ class SegmentationTask(L.LightningModule):
         self.test_metrics.update(self(x), mask, lengths)
 
     def configure_optimizers(self):
-        opt = torch.optim.AdamW if self.optimizer_name == "adamw" else torch.optim.Adam
-        return opt(self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        opt_cls = torch.optim.AdamW if self.optimizer_name == "adamw" else torch.optim.Adam
+        opt = opt_cls(self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        if self.lr_plateau_patience is None:
+            return opt
+        # the learning rate follows the validation loss (Zhang et al., surface seed, section 4.2)
+        plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=self.lr_plateau_factor,
+                                                             patience=self.lr_plateau_patience)
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": plateau, "monitor": "val/loss", "interval": "epoch"}}

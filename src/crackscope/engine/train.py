@@ -11,13 +11,14 @@ from pathlib import Path
 import lightning as L
 import torch
 import yaml
-from lightning.pytorch.callbacks import ModelCheckpoint
+from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
+from crackscope.engine import pipelines
 from crackscope.engine.config import TrainConfig, dump_config
-from crackscope.engine.data import WavefieldDataModule, make_split, store_geometry
 from crackscope.engine.module import SegmentationTask
 from crackscope.engine.runs import build_loss, build_model
 from crackscope.errors import InputError
+from crackscope.io import atomic_write_text
 
 _FAULT_ENV = "CRACKSCOPE_FAULT_KILL_AFTER_EPOCHS"  # test hook: SIGKILL once this many epochs are checkpointed
 
@@ -47,7 +48,7 @@ def _prepare(cfg: TrainConfig, resume: bool):
     for flag, module, extra in (("tensorboard", "tensorboard", "tensorboard"), ("mlflow", "mlflow", "mlflow")):
         if getattr(cfg.trainer, flag) and importlib.util.find_spec(module) is None:
             raise InputError(f"trainer.{flag}=true needs the {extra} extra: pip install 'crackscope[{extra}]'")
-    geometry = store_geometry(cfg.data.store)
+    geometry = pipelines.get(cfg.pipeline).geometry(cfg.data)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     model = build_model(cfg, geometry)
     loss = build_loss(cfg)
@@ -81,26 +82,31 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool | None = Non
     from safetensors.torch import save_file
 
     _quiet_lightning()
-    from crackscope.engine.evaluate import evaluate_run
-
+    pipeline = pipelines.get(cfg.pipeline)
     geometry, model, loss = _prepare(cfg, resume)
     run_dir = cfg.run_dir
-    split = make_split(cfg.data, cfg.seed, run_dir)
+    split = pipeline.split(cfg.data, cfg.seed, run_dir)
     if not _is_child_rank():
         run_dir.mkdir(parents=True, exist_ok=True)
-        resolved = {**dump_config(cfg), "geometry": {**geometry, "sensor_grid": list(geometry["sensor_grid"])}}
-        (run_dir / "config.yaml").write_text(yaml.safe_dump(resolved, sort_keys=False))
-        (run_dir / "split.json").write_text(json.dumps(split))
+        plain = {k: list(v) if isinstance(v, tuple) else v for k, v in geometry.items()}
+        atomic_write_text(run_dir / "config.yaml", yaml.safe_dump({**dump_config(cfg), "geometry": plain},
+                                                                  sort_keys=False))
+        atomic_write_text(run_dir / "split.json", json.dumps(split))
 
     task = SegmentationTask(model, loss, lr=cfg.optimizer.lr, weight_decay=cfg.optimizer.weight_decay,
-                            optimizer=cfg.optimizer.name, threshold=cfg.trainer.threshold, seed=cfg.seed)
+                            optimizer=cfg.optimizer.name, threshold=cfg.trainer.threshold, seed=cfg.seed,
+                            lr_plateau_patience=cfg.trainer.lr_plateau_patience,
+                            lr_plateau_factor=cfg.trainer.lr_plateau_factor)
     ckpt_dir = run_dir / "checkpoints"
     kill = os.environ.get(_FAULT_ENV)
     every_epoch = _FaultAfterCheckpoint(int(kill) if kill else None, dirpath=ckpt_dir, filename="epoch{epoch:03d}",
                                         auto_insert_metric_name=False, save_top_k=-1, save_last=True,
                                         every_n_epochs=1, save_on_train_epoch_end=True)
-    best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor="val/dsc", mode="max", save_top_k=1,
+    best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=cfg.monitor, mode="max", save_top_k=1,
                            auto_insert_metric_name=False)
+    callbacks = [best, every_epoch]
+    if cfg.trainer.early_stopping_patience is not None:
+        callbacks.append(EarlyStopping(monitor="val/loss", mode="min", patience=cfg.trainer.early_stopping_patience))
     last = ckpt_dir / "last.ckpt"
     resuming = resume and last.exists()
     # A resumed run logs into logs/resumeN/ so the CSV of the earlier epochs is kept, not rewritten.
@@ -118,12 +124,12 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool | None = Non
     trainer = L.Trainer(
         max_epochs=cfg.trainer.max_epochs, accelerator=cfg.trainer.accelerator, devices=cfg.trainer.devices,
         num_nodes=cfg.trainer.num_nodes, strategy="ddp" if distributed else "auto", precision=cfg.trainer.precision,
-        logger=loggers, callbacks=[best, every_epoch], deterministic="warn", num_sanity_val_steps=0,
+        logger=loggers, callbacks=callbacks, deterministic="warn", num_sanity_val_steps=0,
         enable_progress_bar=sys.stderr.isatty() if progress is None else progress, enable_model_summary=False,
         limit_train_batches=cfg.trainer.limit_train_batches, log_every_n_steps=1,
     )
     ckpt_path = str(last) if resuming else None
-    datamodule = WavefieldDataModule(cfg.data, cfg.seed, split)
+    datamodule = pipeline.datamodule(cfg.data, cfg.seed, split)
     try:
         trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     finally:  # Lightning switches deterministic mode on globally; give the caller back its own setting
@@ -138,12 +144,13 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool | None = Non
     extra = {
         "parameters": int(sum(p.numel() for p in model.parameters())),
         "epochs": cfg.trainer.max_epochs,
+        "epochs_run": int(trainer.current_epoch),
         "best_epoch": _epoch_of(best.best_model_path),
         "train_samples_per_s": task.train_samples / task.train_seconds if task.train_seconds else None,
-        "dataset": {k: len(v) for k, v in split.items()},
+        "dataset": {k: len(split[k]) for k in ("train", "val", "test")},
         "hardware": _hardware(cfg),
     }
-    evaluate_run(run_dir, cfg.data.store, run_dir, indices=split["test"], extra=extra)
+    pipeline.evaluate(run_dir, cfg, split, extra)
     return run_dir
 
 

@@ -55,8 +55,9 @@ class SurfaceModel(nn.Module):
         self.check_input(x)
         h, w = x.shape[-2:]
         pad_h, pad_w = -h % self.stride, -w % self.stride
-        if pad_h or pad_w:
-            x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
+        if not (pad_h or pad_w):  # no pad, no crop: an exported graph stays valid for any multiple of stride
+            return self.forward_padded(x)
+        x = F.pad(x, (0, pad_w, 0, pad_h), mode="replicate")
         return self.forward_padded(x)[..., :h, :w]
 
 

@@ -13,6 +13,7 @@ where each maximum came from; the mirrored decoder stage places its input back a
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from crackscope.models import register
@@ -44,7 +45,6 @@ class SegNet(SurfaceModel):
             stage, c = conv_stack(c, [width] * n, **conv)
             self.encoder.append(stage)
         self.pool = nn.MaxPool2d(2, return_indices=True)
-        self.unpool = nn.MaxUnpool2d(2)
 
         # Decoder stage i mirrors encoder stage i: n convs, the last one down to the next stage's width.
         self.decoder = nn.ModuleList()
@@ -60,5 +60,22 @@ class SegNet(SurfaceModel):
             x, idx = self.pool(stage(x))
             indices.append(idx)
         for stage in self.decoder:
-            x = stage(self.unpool(x, indices.pop()))
+            x = stage(max_unpool_2x2(x, indices.pop()))
         return self.head(x)
+
+
+def max_unpool_2x2(x: torch.Tensor, indices: torch.Tensor) -> torch.Tensor:
+    """``nn.MaxUnpool2d(2)`` written with element-wise ops: each pooled value goes back to the
+    position its max came from, zeros elsewhere. Equal to MaxUnpool2d for a 2x2/stride-2 pooling of
+    an even-sized input, and exportable to ONNX (MaxUnpool's traced shape checks are not, in
+    torch 2.13). ``indices`` are flat positions in the (2h, 2w) input plane, as MaxPool2d returns."""
+    width = 2 * x.shape[-1]
+    # which of the 4 cells of its 2x2 window each max came from: 2 * (row parity) + column parity
+    cell = torch.div(indices, width, rounding_mode="floor") % 2 * 2 + indices % 2
+    up = F.interpolate(x, scale_factor=2.0, mode="nearest")
+    cell_up = F.interpolate(cell.to(x.dtype), scale_factor=2.0, mode="nearest")
+    h2, w2 = up.shape[-2], up.shape[-1]
+    rows = torch.arange(h2, device=x.device) % 2
+    cols = torch.arange(w2, device=x.device) % 2
+    here = (rows[:, None] * 2 + cols[None, :]).to(x.dtype)
+    return torch.where(cell_up == here, up, torch.zeros_like(up))

@@ -1,0 +1,67 @@
+"""What differs between pipelines inside the one engine: the data geometry, the split, the Lightning
+data module and the evaluation written at the end of training. Everything else (model and loss
+registries, the Lightning task, checkpoints, resume, DDP, grids) is shared."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import yaml
+
+from crackscope.errors import InputError
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    geometry: Callable  # (data_cfg) -> model keywords
+    split: Callable  # (data_cfg, seed, run_dir) -> split record (train/val/test + extras)
+    datamodule: Callable  # (data_cfg, seed, split) -> LightningDataModule
+    evaluate: Callable  # (run_dir, cfg, split, extra) -> metrics dict, written to RUN/metrics.json
+
+
+def _wavefield() -> Pipeline:
+    from crackscope.engine.data import WavefieldDataModule, make_split, store_geometry
+    from crackscope.engine.evaluate import evaluate_run
+
+    return Pipeline(
+        geometry=lambda data: store_geometry(data.store),
+        split=make_split,
+        datamodule=WavefieldDataModule,
+        evaluate=lambda run_dir, cfg, split, extra: evaluate_run(run_dir, cfg.data.store, run_dir,
+                                                                 indices=split["test"], extra=extra),
+    )
+
+
+def _surface() -> Pipeline:
+    from crackscope.engine.surface import SurfaceDataModule, evaluate_surface_run, make_surface_split, surface_geometry
+
+    return Pipeline(
+        geometry=surface_geometry,
+        split=make_surface_split,
+        datamodule=SurfaceDataModule,
+        evaluate=lambda run_dir, cfg, split, extra: evaluate_surface_run(run_dir, cfg.data.root, run_dir,
+                                                                         stems=split["stems"]["test"], extra=extra),
+    )
+
+
+_PIPELINES = {"wavefield": _wavefield, "surface": _surface}
+
+
+def get(name: str) -> Pipeline:
+    if name not in _PIPELINES:
+        raise InputError(f"unknown pipeline {name!r}; choose one of {', '.join(_PIPELINES)}")
+    return _PIPELINES[name]()
+
+
+def pipeline_of(run_dir: str | Path) -> str:
+    """The pipeline a run directory (or shipped model folder) was trained for."""
+    cfg_path = Path(run_dir) / "config.yaml"
+    if not cfg_path.exists():
+        raise InputError(f"{run_dir} is not a crackscope run or model folder (no config.yaml)")
+    try:
+        raw = yaml.safe_load(cfg_path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise InputError(f"{cfg_path} is not valid YAML: {err}") from None
+    return str(raw.get("pipeline", "wavefield"))

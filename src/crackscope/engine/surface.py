@@ -1,0 +1,268 @@
+"""The surface pipeline in the engine: stratified splits, the Lightning data module, evaluation at the
+original image resolution (overall and per defect class) and prediction on a folder of images.
+
+Metrics are computed on each image at its ORIGINAL size: the model's output on the padded or
+resized input is brought back with :func:`crackscope.data.surface.restore` and compared with the
+mask as read from disk (binarised at 128). Dataset-level numbers are micro averages (confusion
+counts summed over all test pixels); ``miou`` is the mean of the defect and background IoU.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+
+import lightning as L
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from crackscope.data.surface import (
+    SurfaceSegmentationDataset,
+    image_extensions,
+    load_image,
+    load_mask,
+    natural_key,
+    prepare_image,
+    restore,
+    stratified_split,
+)
+from crackscope.engine.data import EpochSeededSampler
+from crackscope.errors import InputError
+from crackscope.io import atomic_savefig, atomic_write_bytes, atomic_write_text
+
+SPLIT_PARTS = ("train", "val", "test")
+
+
+def surface_dataset(data_cfg, root=None, format=None, stems=None, augment=False) -> SurfaceSegmentationDataset:
+    """The dataset of ``data_cfg`` (or another ``root``/``format`` read with the same size policy),
+    restricted to ``stems`` (in that order) when given."""
+    root = Path(root or data_cfg.root)
+    fmt = format or data_cfg.format
+    ds = SurfaceSegmentationDataset(root, fmt, size=data_cfg.size, in_channels=data_cfg.in_channels)
+    if stems is not None:
+        position = {s: i for i, s in enumerate(ds.stems)}
+        missing = [s for s in stems if s not in position]
+        if missing:
+            raise InputError(f"{root}: the split lists {missing[0]!r} (and {len(missing) - 1} more) that the "
+                             f"dataset does not have")
+        ds = SurfaceSegmentationDataset(root, fmt, indices=[position[s] for s in stems], size=data_cfg.size,
+                                        in_channels=data_cfg.in_channels, augment=augment or None)
+    return ds
+
+
+def surface_geometry(data_cfg) -> dict:
+    """Model keywords implied by the data: input channels and one (defect) output channel."""
+    return {"in_channels": int(data_cfg.in_channels), "classes": 1}
+
+
+def make_surface_split(data_cfg, seed: int, run_dir: Path) -> dict:
+    """Stratified by defect class (SD-saliency-900) from ``seed``; reused from RUN/split.json on resume.
+
+    The record holds indices into the sorted pair list and, authoritative, the file stems."""
+    path = run_dir / "split.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    ds = surface_dataset(data_cfg)
+    if len(ds) < 3:
+        raise InputError(f"data.root {data_cfg.root} has only {len(ds)} image/mask pairs; need at least 3")
+    split = stratified_split(ds.classes, data_cfg.split, seed)
+    if not split["train"] or not split["val"]:
+        raise InputError(f"data.split {list(data_cfg.split)} leaves an empty train or validation set "
+                         f"for {len(ds)} pairs")
+    sizes = {ds.meta(i)["size"] for i in range(len(ds))}
+    if len(sizes) > 1 and data_cfg.batch_size > 1:
+        raise InputError(f"data.root {data_cfg.root}: images of {len(sizes)} different sizes cannot share a batch; "
+                         f"set data.size (resize) or data.batch_size=1")
+    return {**split, "seed": seed, "stems": {k: [ds.stems[i] for i in split[k]] for k in SPLIT_PARTS}}
+
+
+class SurfaceDataModule(L.LightningDataModule):
+    def __init__(self, data_cfg, seed: int, split: dict):
+        super().__init__()
+        self.cfg, self.seed, self.split = data_cfg, seed, split
+
+    def _loader(self, part, train=False):
+        ds = surface_dataset(self.cfg, stems=self.split["stems"][part], augment=train and self.cfg.augment)
+        sampler = EpochSeededSampler(len(ds), self.seed) if train else None
+        return DataLoader(ds, batch_size=self.cfg.batch_size, sampler=sampler, num_workers=self.cfg.num_workers,
+                          persistent_workers=self.cfg.num_workers > 0)
+
+    def train_dataloader(self):
+        return self._loader("train", train=True)
+
+    def val_dataloader(self):
+        return self._loader("val")
+
+    def test_dataloader(self):
+        return self._loader("test")
+
+
+# ---- inference ---------------------------------------------------------------------------------
+@torch.no_grad()
+def predict_probability(model, image: np.ndarray, size=None) -> np.ndarray:
+    """Defect probability (H, W) float32 at the original size of a (C, H, W) image in [0, 1]."""
+    x, meta = prepare_image(image, size)
+    prob = torch.sigmoid(model(x[None]))[0, 0]
+    return restore(prob, meta).numpy().astype(np.float32)
+
+
+def _choose_stems(cfg, run_dir: Path, root: Path, fmt: str):
+    """The run's test stems when evaluating on its own training data, else every pair."""
+    split_file = run_dir / "split.json"
+    same = root.resolve() == Path(cfg.data.root).resolve() and fmt == cfg.data.format
+    if same and split_file.exists():
+        return json.loads(split_file.read_text())["stems"]["test"], "test split"
+    return None, "all pairs"
+
+
+def surface_summary(counts: torch.Tensor) -> dict:
+    """The surface metric names from (N, 4) confusion counts (micro over all pixels)."""
+    from crackscope.metrics import summarize
+
+    s = summarize(counts)
+    return {"miou": s["miou"], "iou_defect": s["iou"], "iou_background": s["iou_background"],
+            "accuracy": s["accuracy"], "precision": s["precision"], "recall": s["recall"], "f1": s["dsc"],
+            "n_images": s["n_samples"]}
+
+
+def evaluate_surface_run(run_dir, data, out_dir, *, format: str | None = None, stems=None,
+                         extra: dict | None = None) -> dict:
+    """Metrics of a run (or shipped model folder) on a surface dataset -> OUT/metrics.json + figure."""
+    from crackscope.engine.runs import load_run
+    from crackscope.metrics import confusion_counts
+
+    run_dir, data, out_dir = Path(run_dir), Path(data), Path(out_dir)
+    cfg, model, _ = load_run(run_dir)
+    fmt = format or cfg.data.format
+    subset = "given stems"
+    if stems is None:
+        stems, subset = _choose_stems(cfg, run_dir, data, fmt)
+    ds = surface_dataset(cfg.data, root=data, format=fmt, stems=stems)
+    if len(ds) == 0:
+        raise InputError(f"--data {data}: no image/mask pairs to evaluate")
+    counts, probs = [], []
+    for i in range(len(ds)):
+        image = load_image(ds.image_paths[i], cfg.data.in_channels)
+        prob = predict_probability(model, image, cfg.data.size)
+        mask = load_mask(ds.mask_paths[i])[0]
+        counts.append(confusion_counts(torch.from_numpy(prob)[None], torch.from_numpy(mask)[None],
+                                       threshold=cfg.trainer.threshold, from_logits=False)[0])
+        probs.append(prob)
+    counts = torch.stack(counts)
+    result = surface_summary(counts)
+    classes = [c for c in ds.classes if c is not None]
+    if classes:
+        labels = np.asarray(ds.classes)
+        result["per_class"] = {c: surface_summary(counts[torch.from_numpy(labels == c)]) for c in sorted(set(classes))}
+    result.update({"data": str(data), "format": fmt, "subset": subset, "run": str(run_dir), "model": cfg.model.name,
+                   "loss": cfg.loss.name, "threshold": cfg.trainer.threshold,
+                   "size_policy": "pad to a multiple of 32" if cfg.data.size is None else f"resize to {cfg.data.size}"})
+    if extra:
+        result.update(extra)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out_dir / "metrics.json", json.dumps(result, indent=2) + "\n")
+    per_image_iou = counts[:, 0].double() / (counts[:, 0] + counts[:, 1] + counts[:, 2]).clamp_min(1).double()
+    plot_surface_examples(ds, probs, per_image_iou, cfg.trainer.threshold, out_dir / "figures" / "examples.png",
+                          title=f"{cfg.name} on {data.name}")
+    return result
+
+
+def plot_surface_examples(ds, probs, score, threshold, path: Path, title: str = "") -> None:
+    """Best, median and worst image by defect IoU: image | ground truth | probability | prediction."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    order = torch.argsort(score, descending=True).tolist()
+    picks = [("best", order[0]), ("median", order[len(order) // 2]), ("worst", order[-1])]
+    fig, axes = plt.subplots(3, 4, figsize=(10, 7.6), constrained_layout=True)
+    for row, (label, i) in enumerate(picks):
+        image = load_image(ds.image_paths[i], 1)[0]
+        panels = [(image, "image", "gray"), (load_mask(ds.mask_paths[i])[0], "ground truth", "gray"),
+                  (probs[i], "defect probability", "magma"), (probs[i] > threshold, "prediction", "gray")]
+        for col, (img, name, cmap) in enumerate(panels):
+            ax = axes[row, col]
+            ax.imshow(np.asarray(img, dtype=np.float32), cmap=cmap, vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            ax.set_title(f"{label}: {ds.stems[i]} (IoU {float(score[i]):.2f})" if col == 0 else name, fontsize=9)
+    fig.suptitle(title)
+    atomic_savefig(fig, path, dpi=110)
+    plt.close(fig)
+
+
+# ---- predict on a folder of images -------------------------------------------------------------
+def list_prediction_images(data: Path) -> list[Path]:
+    """Images to predict: DATA's ``Source Images/`` or ``images/`` subfolder if present, else DATA."""
+    data = Path(data)
+    if data.is_file():
+        return [data]
+    if not data.is_dir():
+        raise InputError(f"--data {data}: no such file or folder")
+    for sub in ("Source Images", "images"):
+        if (data / sub).is_dir():
+            data = data / sub
+            break
+    exts = image_extensions()
+    files = sorted((p for p in data.iterdir() if p.is_file() and not p.name.startswith(".")
+                    and p.suffix.lower() in exts), key=lambda p: natural_key(p.stem))
+    if not files:
+        raise InputError(f"--data {data}: no image files found")
+    return files
+
+
+def _png_bytes(array: np.ndarray) -> bytes:
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def overlay(image: np.ndarray, mask: np.ndarray, alpha: float = 0.45) -> np.ndarray:
+    """uint8 RGB (H, W, 3): the image in grey (or colour) with the predicted defect tinted red."""
+    rgb = np.repeat(image, 3, axis=0) if image.shape[0] == 1 else image[:3]
+    rgb = rgb.transpose(1, 2, 0).astype(np.float32)
+    red = np.array([1.0, 0.0, 0.0], dtype=np.float32)
+    rgb = np.where(mask[..., None], (1 - alpha) * rgb + alpha * red, rgb)
+    return (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8)
+
+
+def predict_surface(run_dir, data, out_dir, log=lambda s: None) -> dict:
+    """Masks (0/255 PNG) and overlays at the original resolution for every readable image of DATA.
+
+    Unreadable files are reported through ``log``, listed in OUT/skipped.txt and skipped; the
+    others are processed. OUT/predictions.csv lists stem, height, width and defect-pixel fraction."""
+    from crackscope.engine.runs import load_run
+
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    cfg, model, _ = load_run(run_dir)
+    files = list_prediction_images(Path(data))
+    rows, skipped = [], []
+    for path in files:
+        try:
+            image = load_image(path, cfg.data.in_channels)
+        except InputError as err:
+            log(f"skipped: {err}")
+            skipped.append(f"{path}\t{err}")
+            continue
+        prob = predict_probability(model, image, cfg.data.size)
+        mask = prob > cfg.trainer.threshold
+        atomic_write_bytes(out_dir / "masks" / f"{path.stem}.png", _png_bytes(mask.astype(np.uint8) * 255))
+        atomic_write_bytes(out_dir / "overlays" / f"{path.stem}.png", _png_bytes(overlay(image, mask)))
+        rows.append({"stem": path.stem, "file": str(path), "height": mask.shape[0], "width": mask.shape[1],
+                     "defect_fraction": round(float(mask.mean()), 6)})
+    if not rows:
+        raise InputError(f"--data {data}: none of the {len(files)} images could be read")
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    atomic_write_text(out_dir / "predictions.csv", buf.getvalue())
+    if skipped:
+        atomic_write_text(out_dir / "skipped.txt", "\n".join(skipped) + "\n")
+    return {"n_predicted": len(rows), "n_skipped": len(skipped), "out": str(out_dir)}

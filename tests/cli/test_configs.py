@@ -26,3 +26,36 @@ def test_overrides_beat_the_file_which_beats_the_preset(tmp_path):
     cfg = load_plate_config(None, path, ["n_time=60"])
     assert cfg.n_time == 60 and cfg.cracks.count_max == 2
     assert cfg.width == PlateConfig.preset("tiny").width and cfg.cracks.length_um_max == 3.2
+
+
+TRAIN_CONFIGS = sorted(p for p in (Path(__file__).resolve().parents[2] / "configs").glob("*/*.yaml")
+                       if not p.stem.startswith("simulate_") and "grid" not in p.stem)
+GRIDS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*/*grid*.yaml"))
+
+
+@pytest.mark.parametrize("path", TRAIN_CONFIGS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_shipped_training_configs_validate(path):
+    from crackscope.engine.config import load_train_config
+
+    cfg = load_train_config(path)
+    assert cfg.pipeline == path.parent.name and cfg.data.kind == cfg.pipeline
+
+
+@pytest.mark.parametrize("path", GRIDS, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_shipped_grids_expand(path):
+    from crackscope.engine.grid import expand
+
+    grid, configs = expand(path)
+    assert len(configs) == len(grid.runs or [1]) * len(grid.seeds) or grid.axes
+    assert len({c.name for c in configs}) == len(configs)
+
+
+def test_surface_config_follows_the_seed_protocol():
+    from crackscope.engine.config import load_train_config
+
+    cfg = load_train_config(Path(__file__).resolve().parents[2] / "configs" / "surface" / "unet_cbam.yaml")
+    # Zhang et al. section 4.2: Adam 1e-3, LR on validation-loss plateau, early stopping, batch 32, <= 100 epochs,
+    # loss 0.7 CE + 0.3 Dice
+    assert (cfg.optimizer.name, cfg.optimizer.lr, cfg.data.batch_size, cfg.trainer.max_epochs) == ("adam", 1e-3, 32, 100)
+    assert cfg.trainer.lr_plateau_patience and cfg.trainer.early_stopping_patience and cfg.data.augment
+    assert (cfg.loss.name, cfg.loss.kwargs) == ("ce_dice", {"alpha": 0.7}) and cfg.model.name == "unet_cbam"

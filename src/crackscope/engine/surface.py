@@ -266,3 +266,47 @@ def predict_surface(run_dir, data, out_dir, log=lambda s: None) -> dict:
     if skipped:
         atomic_write_text(out_dir / "skipped.txt", "\n".join(skipped) + "\n")
     return {"n_predicted": len(rows), "n_skipped": len(skipped), "out": str(out_dir)}
+
+
+def plot_model_comparison(runs, data, path, *, stems=None, n_images: int = 4, format: str | None = None) -> Path:
+    """Qualitative comparison: one row per image, columns image | ground truth | each run's mask.
+
+    ``stems`` default: the first run's test split, one image per defect class first, then in order."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from crackscope.engine.runs import load_run
+
+    loaded = [load_run(r) for r in runs]
+    cfg0 = loaded[0][0]
+    if stems is None:
+        chosen, _ = _choose_stems(cfg0, Path(runs[0]), Path(data), format or cfg0.data.format)
+        chosen = chosen or surface_dataset(cfg0.data, root=data, format=format).stems
+        by_class: dict[str, list[str]] = {}
+        for s in chosen:
+            by_class.setdefault(s.split("_", 1)[0], []).append(s)
+        groups = list(by_class.values())
+        order = [g[k] for k in range(max(len(g) for g in groups)) for g in groups if k < len(g)]  # round robin
+        stems = order[:n_images]
+    ds = surface_dataset(cfg0.data, root=data, format=format, stems=list(stems))
+    cols = 2 + len(loaded)
+    fig, axes = plt.subplots(len(ds), cols, figsize=(1.9 * cols, 1.9 * len(ds) + 0.4), squeeze=False,
+                             constrained_layout=True)
+    for row in range(len(ds)):
+        panels = [(load_image(ds.image_paths[row], 1)[0], "image"), (load_mask(ds.mask_paths[row])[0], "ground truth")]
+        for cfg, model, _ in loaded:
+            image = load_image(ds.image_paths[row], cfg.data.in_channels)
+            panels.append((predict_probability(model, image, cfg.data.size) > cfg.trainer.threshold, cfg.model.name))
+        for col, (img, title) in enumerate(panels):
+            ax = axes[row, col]
+            ax.imshow(np.asarray(img, dtype=np.float32), cmap="gray", vmin=0, vmax=1)
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if row == 0:
+                ax.set_title(title, fontsize=9)
+        axes[row, 0].set_ylabel(ds.stems[row], fontsize=8)
+    atomic_savefig(fig, path, dpi=110)
+    plt.close(fig)
+    return Path(path)

@@ -58,7 +58,8 @@ def _cfg(root, out_dir, name="run", epochs=10, **trainer):
             "data": {"root": str(root), "split": [0.5, 0.25, 0.25], "batch_size": 2},
             "model": {"name": "unet", "base_channels": 8, "depth": 2},
             "loss": {"name": "ce_dice"}, "optimizer": {"lr": 0.003},
-            "trainer": {"max_epochs": epochs, "lr_plateau_patience": 3, "early_stopping_patience": 6, **trainer}}
+            "trainer": {"max_epochs": epochs, "lr_plateau_patience": 3, "early_stopping_patience": 6,
+                        "keep_epoch_checkpoints": 2, **trainer}}
 
 
 @pytest.fixture(scope="module")
@@ -88,6 +89,9 @@ def test_training_learns_and_writes_the_run_contract(trained, dataset):
     for name in ("config.yaml", "split.json", "model.safetensors", "metrics.json", "figures/examples.png",
                  "checkpoints/last.ckpt"):
         assert (trained / name).exists(), name
+    epochs_run = json.loads((trained / "metrics.json").read_text())["epochs_run"]
+    kept = sorted(p.name for p in (trained / "checkpoints").glob("epoch*.ckpt"))
+    assert kept == [f"epoch{e:03d}.ckpt" for e in (epochs_run - 2, epochs_run - 1)]  # the newest two only
     split = json.loads((trained / "split.json").read_text())
     stems = split["stems"]
     every = sorted(p.stem for p in (dataset / "Source Images").iterdir())

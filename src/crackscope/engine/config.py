@@ -100,6 +100,8 @@ class TrainerSpec(_Strict):
     lr_plateau_factor: float = Field(0.1, gt=0, lt=1)
     early_stopping_patience: int | None = Field(None, ge=1, description="stop after this many epochs without a "
                                                 "lower val/loss (off when null)")
+    keep_epoch_checkpoints: int | None = Field(None, ge=1, description="keep only the newest k per-epoch "
+                                               "checkpoints (all when null); last.ckpt and best.ckpt are always kept")
     tensorboard: bool = False
     mlflow: bool = False
     limit_train_batches: int | float = 1.0

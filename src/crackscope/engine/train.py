@@ -100,8 +100,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool | None = Non
     ckpt_dir = run_dir / "checkpoints"
     kill = os.environ.get(_FAULT_ENV)
     every_epoch = _FaultAfterCheckpoint(int(kill) if kill else None, dirpath=ckpt_dir, filename="epoch{epoch:03d}",
-                                        auto_insert_metric_name=False, save_top_k=-1, save_last=True,
-                                        every_n_epochs=1, save_on_train_epoch_end=True)
+                                        auto_insert_metric_name=False, save_last=True, every_n_epochs=1,
+                                        save_on_train_epoch_end=True, **_keep(cfg.trainer.keep_epoch_checkpoints))
     best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=cfg.monitor, mode="max", save_top_k=1,
                            auto_insert_metric_name=False)
     callbacks = [best, every_epoch]
@@ -119,8 +119,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool | None = Non
     distributed = cfg.trainer.devices * cfg.trainer.num_nodes > 1
     deterministic_before = (torch.are_deterministic_algorithms_enabled(),
                             torch.is_deterministic_algorithms_warn_only_enabled())
-    # "warn": deterministic kernels where torch has them (all that the wave-field models use on CPU);
-    # ops without one (max-unpooling in SegNet) warn instead of failing.
+    # "warn": deterministic kernels where torch has them (all that the crackscope models use on CPU);
+    # an op without one (on some GPUs) warns instead of failing.
     trainer = L.Trainer(
         max_epochs=cfg.trainer.max_epochs, accelerator=cfg.trainer.accelerator, devices=cfg.trainer.devices,
         num_nodes=cfg.trainer.num_nodes, strategy="ddp" if distributed else "auto", precision=cfg.trainer.precision,
@@ -152,6 +152,11 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool | None = Non
     }
     pipeline.evaluate(run_dir, cfg, split, extra)
     return run_dir
+
+
+def _keep(k: int | None) -> dict:
+    """Every epoch's checkpoint (k = None) or only the newest k."""
+    return {"save_top_k": -1} if k is None else {"save_top_k": k, "monitor": "epoch", "mode": "max"}
 
 
 def _epoch_of(path: str) -> int | None:

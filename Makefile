@@ -6,7 +6,7 @@ PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 DEMO_OUT ?= runs/demo
 
-.PHONY: install install-dev demo test bench clean
+.PHONY: install install-dev demo demo-surface test bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,16 @@ demo: install
 	$(VENV)/bin/crackscope evaluate $(DEMO_OUT)/mcan --data $(DEMO_OUT)/wavefield.zarr --out $(DEMO_OUT)
 	@echo "demo results in $(DEMO_OUT)/: metrics.json, size_table.md, figures/masks.png (test split);"
 	@echo "  the trained run in $(DEMO_OUT)/mcan, the dataset in $(DEMO_OUT)/wavefield.zarr, its summary in $(DEMO_OUT)/inspect"
+
+# Surface segmentation: the shipped U-Net+CBAM evaluated on SD-saliency-900's test split and run on
+# its images (masks + overlays), then a short training run of its own (small, CPU minutes).
+SD_DATA ?= ../shared/datasets/SD-saliency-900
+demo-surface: install
+	$(VENV)/bin/crackscope evaluate weights/sd-saliency-900/unet_cbam --data $(SD_DATA) --out $(DEMO_OUT)-surface/shipped
+	$(VENV)/bin/crackscope predict weights/sd-saliency-900/unet_cbam --data $(SD_DATA) --out $(DEMO_OUT)-surface/predict
+	$(VENV)/bin/crackscope train --config configs/surface/unet_cbam.yaml --resume name=unet_cbam-short \
+		out_dir=$(DEMO_OUT)-surface data.root=$(SD_DATA) data.size=96 model.base_channels=8 trainer.max_epochs=4
+	@echo "surface demo in $(DEMO_OUT)-surface/: shipped/metrics.json, predict/masks + overlays, unet_cbam-short/"
 
 test: install-dev
 	$(VENV)/bin/python -m pytest -n 2 -q

@@ -19,7 +19,7 @@ def prepare(masses: Sequence[Any], what: str = "masses", minimum: int = 1) -> tu
     """
     items = list(masses)
     if len(items) < minimum:
-        raise InputError(f"{what}: need at least {minimum} mass(es) (got {len(items)})")
+        raise InputError(f"{what}: need at least {minimum} mass{'es' if minimum > 1 else ''} (got {len(items)})")
     labels = next((m.labels for m in items if isinstance(m, MassFunction)), None)
     wants_mass = labels is not None
     converted = []
@@ -27,7 +27,9 @@ def prepare(masses: Sequence[Any], what: str = "masses", minimum: int = 1) -> tu
         if not isinstance(item, MassFunction) and labels is not None:
             k = to_float_array(item, f"{what}[{i}]").shape[-1:]
             if k != (len(labels),):
-                raise InputError(f"{what}[{i}] has {k[0] if k else 0} labels; the frame has {len(labels)} ({list(labels)})")
+                raise InputError(
+                    f"{what}[{i}] has {k[0] if k else 0} labels; the frame has {len(labels)} ({list(labels)})"
+                )
         try:
             converted.append(as_mass(item, labels))
         except InputError as err:

@@ -79,13 +79,18 @@ def combine_dempster(*masses: Any, tol: float = TOTAL_CONFLICT_TOLERANCE) -> Mas
     Total conflict (1 − K <= ``tol``) in any row raises :class:`~crackscope.errors.InputError`
     naming the row.
     """
-    if len(masses) == 1 and isinstance(masses[0], (list, tuple)):
+    if len(masses) == 1 and _is_sequence_of_masses(masses[0]):
         raise InputError("combine_dempster takes the masses as separate arguments: combine_dempster(*masses)")
     items, wants_mass = prepare(masses, "combine_dempster")
     result = items[0]
     for m in items[1:]:
         result = orthogonal_sum(result, m, tol)
     return output(result, wants_mass)
+
+
+def _is_sequence_of_masses(x: Any) -> bool:
+    """True for a list/tuple of masses (a likely ``combine_dempster(list)`` slip), not of numbers."""
+    return isinstance(x, (list, tuple)) and any(isinstance(e, MassFunction) or np.ndim(e) > 0 for e in x)
 
 
 def combine_with_itself(mass: MassFunction, copies: int, tol: float = TOTAL_CONFLICT_TOLERANCE) -> MassFunction:

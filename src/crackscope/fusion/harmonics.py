@@ -15,7 +15,7 @@ reliability in [0, 1] can be passed instead.)
        m(θ_k) = λ(θ_k) Π_i m_i(θ_k) / Σ_j λ(θ_j) Π_i m_i(θ_j).
    (With mass on Θ the combined Θ mass is shared out in proportion to λ; the result is Bayesian.)
 
-Properties (exact): every weight 0 gives plain Dempster for Bayesian masses; when all harmonics
+Properties (exact, for Bayesian masses): every weight 0 gives plain Dempster; when all harmonics
 support the same label t, the rule keeps Dempster's ratios between the other labels and multiplies
 t's odds against each of them by 1 / Π_i (1 − w_i), so the decision equals Dempster's (t) and m(t)
 is at least Dempster's -- the masses differ from plain Dempster unless every weight is 0. Equal

@@ -66,7 +66,9 @@ def _check_masses(all_masses: np.ndarray, labels: tuple[str, ...], renormalise: 
         if bad.any():
             row, col = _first_bad(bad)
             value = all_masses[col] if row is None else all_masses[row, col]
-            raise InputError(f"mass on {names[col]!r}{_where(row)} is {float(value)!r} ({problem}); masses must be finite and >= 0")
+            raise InputError(
+                f"mass on {names[col]!r}{_where(row)} is {float(value)!r} ({problem}); masses must be finite and >= 0"
+            )
     totals = all_masses.sum(axis=-1)
     if renormalise:
         bad = np.atleast_1d(totals <= 0)
@@ -79,7 +81,7 @@ def _check_masses(all_masses: np.ndarray, labels: tuple[str, ...], renormalise: 
             row = None if totals.ndim == 0 else int(np.flatnonzero(off)[0])
             total = totals if row is None else totals[row]
             raise InputError(
-                f"masses{_where(row)} sum to {float(total)!r}, not 1 (tolerance {SUM_TOLERANCE:g}); "
+                f"masses{_where(row)} sum to {float(total):.9g}, not 1 (tolerance {SUM_TOLERANCE:g}); "
                 "pass renormalise=True to rescale them"
             )
     return all_masses / totals[..., None]
@@ -103,10 +105,14 @@ class MassFunction:
 
     __slots__ = ("singletons", "theta", "labels")
 
-    def __init__(self, singletons: Any, theta: Any = 0.0, labels: Sequence[str] | None = None, *, renormalise: bool = False):
+    def __init__(
+        self, singletons: Any, theta: Any = 0.0, labels: Sequence[str] | None = None, *, renormalise: bool = False
+    ):
         s = to_float_array(singletons, "singleton masses")
         if s.ndim not in (1, 2) or s.shape[-1] < 2:
-            raise InputError(f"singleton masses must have shape (K,) or (N, K) with K >= 2 labels (got shape {s.shape})")
+            raise InputError(
+                f"singleton masses must have shape (K,) or (N, K) with K >= 2 labels (got shape {s.shape})"
+            )
         t = to_float_array(theta, "mass on Θ")
         try:
             t = np.broadcast_to(t, s.shape[:-1])

@@ -359,3 +359,13 @@ def test_half_precision_input_is_promoted():
     x = torch.randn(2, 1, 4, 4).half()
     y = (torch.rand(2, 1, 4, 4) > 0.5).float()
     assert losses.create("cwdl")(x, y).dtype == torch.float32
+
+
+def test_softmax_mse_by_hand():
+    from crackscope import losses
+
+    # logits (0, ln 3) -> softmax (1/4, 3/4); target class 0 -> ((1/4 - 1)^2 + (3/4)^2) / 2 = 9/16
+    logits = torch.tensor([[0.0, math.log(3.0)], [math.log(3.0), 0.0]])
+    target = torch.tensor([0, 0])
+    # second sample: softmax (3/4, 1/4), target 0 -> ((1/4)^2 + (1/4)^2) / 2 = 1/16
+    assert losses.create("softmax_mse")(logits, target).item() == pytest.approx((9 / 16 + 1 / 16) / 2)

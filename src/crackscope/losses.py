@@ -20,7 +20,7 @@ sample alone and averages the losses.
 
 Names (case-insensitive; the MicroCrackAttentionNeXt paper's abbreviations are aliases):
 ``bce``, ``cross_entropy`` (``ce``), ``focal`` (``fl``), ``dice`` (``dl``), ``weighted_dice``
-(``wdl``), ``combined_weighted_dice`` (``cwdl``), ``ce_dice``.
+(``wdl``), ``combined_weighted_dice`` (``cwdl``), ``ce_dice``, ``softmax_mse``.
 """
 
 from __future__ import annotations
@@ -412,3 +412,15 @@ class CEDiceLoss(_Loss):
 
     def _compute(self, batch: _Batch) -> Tensor:
         return self.alpha * _cross_entropy(batch, None) + (1 - self.alpha) * self.dice._compute(batch)
+
+
+@register("softmax_mse")
+class SoftmaxMSELoss(_Loss):
+    """Mean squared error between the class probabilities and the one-hot target,
+    mean over samples, classes (and positions): (1 / (B K)) sum (p_k - y_k)^2 with p = softmax(x)
+    (binary input: K = 2 with p = (1 - sigmoid(x), sigmoid(x))). The harmonics seed (1-D CNNs on
+    nonlinear-ultrasonic harmonics, section 3.1) trains its classifiers this way."""
+
+    def _compute(self, batch: _Batch) -> Tensor:
+        p, y = _class_probs(batch)
+        return ((p - y) ** 2).mean()

@@ -60,12 +60,9 @@ def cracks_for_sample(cfg: PlateConfig, seed: int, index: int) -> list[Crack]:
     return sample_cracks(cfg.cracks.distribution(), cfg.width, cfg.height, sample_rng(seed, index))
 
 
-def simulate_samples(cfg_json: dict, seed: int, start: int, stop: int, device: str = "cpu",
-                     threads: int | None = None) -> dict[str, np.ndarray]:
-    """Simulate samples ``start..stop-1``; plain numpy out, so it can run in another process or on Ray."""
+def limit_threads(threads: int | None) -> None:
+    """Cap torch's and numba's threads in a worker process (None or 0: leave them alone)."""
     import torch
-
-    from crackscope.physics.wavefield import simulate_wavefield
 
     if threads:
         torch.set_num_threads(threads)
@@ -75,6 +72,14 @@ def simulate_samples(cfg_json: dict, seed: int, start: int, stop: int, device: s
             numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
         except ImportError:  # pragma: no cover
             pass
+
+
+def simulate_samples(cfg_json: dict, seed: int, start: int, stop: int, device: str = "cpu",
+                     threads: int | None = None) -> dict[str, np.ndarray]:
+    """Simulate samples ``start..stop-1``; plain numpy out, so it can run in another process or on Ray."""
+    from crackscope.physics.wavefield import simulate_wavefield
+
+    limit_threads(threads)
     cfg = PlateConfig.model_validate(cfg_json)
     cracks = [cracks_for_sample(cfg, seed, i) for i in range(start, stop)]
     out = simulate_wavefield(cfg, cracks, device=device)
@@ -191,8 +196,13 @@ def _describe(req: StoreRequest) -> dict:
     }
 
 
-def open_or_create_store(out: Path, req: StoreRequest):
-    """Open the store at ``out`` for (re)generation, creating it if needed; refuse a mismatch."""
+def open_or_create_store(out: Path, req: StoreRequest, *, store_format: str = STORE_FORMAT, describe=None,
+                         create_arrays=None, kind: str = "wave-field"):
+    """Open the store at ``out`` for (re)generation, creating it if needed; refuse a mismatch.
+
+    The keywords let other stores reuse this: ``describe(req)`` gives the new group's attributes,
+    ``create_arrays(group, req)`` its arrays (defaults: the wave-field store's), ``kind`` names it.
+    """
     import zarr
 
     out = Path(out)
@@ -200,8 +210,8 @@ def open_or_create_store(out: Path, req: StoreRequest):
     if (out / "zarr.json").exists():
         group = zarr.open_group(str(out), mode="r+")
         attrs = dict(group.attrs)
-        if attrs.get("format") != STORE_FORMAT:
-            raise InputError(f"--out {out} is a Zarr group but not a crackscope wave-field store")
+        if attrs.get("format") != store_format:
+            raise InputError(f"--out {out} is a Zarr group but not a crackscope {kind} store")
         mine = req.identity()
         for key in ("simulator", "n_samples", "seed", "batch", "config"):
             if attrs.get(key) != mine[key]:
@@ -211,8 +221,8 @@ def open_or_create_store(out: Path, req: StoreRequest):
                                      "use a new directory")
                 raise InputError(f"--out {out} was made with {key}={attrs.get(key)!r}, not {mine[key]!r}; use a new directory")
         return group
-    group = zarr.open_group(str(out), mode="w", attributes=_describe(req))
-    _create_arrays(group, req)
+    group = zarr.open_group(str(out), mode="w", attributes=(describe or _describe)(req))
+    (create_arrays or _create_arrays)(group, req)
     return group
 
 
@@ -221,10 +231,14 @@ def pending_batches(group, req: StoreRequest) -> list[tuple[int, int]]:
     return [(a, b) for a, b in req.batches() if not done[a:b].all()]
 
 
-def _write_batch(group, result: dict, fault_counter: list[int]) -> int:
+BATCH_ARRAYS = ("signals", "masks", "n_cracks", "crack_length_um", "max_crack_length_um", "crack_points_m")
+
+
+def _write_batch(group, result: dict, fault_counter: list[int], names: tuple[str, ...] = BATCH_ARRAYS) -> int:
+    """Write one batch's arrays ``names`` (the first one sets the batch size), then its done flags."""
     start = int(result["start"])
-    stop = start + result["signals"].shape[0]
-    for name in ("signals", "masks", "n_cracks", "crack_length_um", "max_crack_length_um", "crack_points_m"):
+    stop = start + result[names[0]].shape[0]
+    for name in names:
         group[name][start:stop] = result[name]
     limit = os.environ.get(_FAULT_ENV)
     if limit is not None:
@@ -235,10 +249,11 @@ def _write_batch(group, result: dict, fault_counter: list[int]) -> int:
     return stop - start
 
 
-def _run_local(cfg_json, req, todo, device, workers) -> Iterator[dict]:
+def _run_local(cfg_json, req, todo, device, workers, simulate: Callable[..., dict] = simulate_samples) -> Iterator[dict]:
+    """Results of ``simulate(cfg_json, seed, start, stop, device[, threads])`` per batch, here or in worker processes."""
     if workers <= 1:
         for a, b in todo:
-            yield simulate_samples(cfg_json, req.seed, a, b, device)
+            yield simulate(cfg_json, req.seed, a, b, device)
         return
     threads = max(1, (os.cpu_count() or 1) // workers)
     with ProcessPoolExecutor(max_workers=workers, mp_context=get_context("spawn")) as pool:
@@ -246,7 +261,7 @@ def _run_local(cfg_json, req, todo, device, workers) -> Iterator[dict]:
         while queue or pending:
             while queue and len(pending) < 2 * workers:
                 a, b = queue.pop(0)
-                pending.add(pool.submit(simulate_samples, cfg_json, req.seed, a, b, device, threads))
+                pending.add(pool.submit(simulate, cfg_json, req.seed, a, b, device, threads))
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
             for fut in finished:
                 yield fut.result()
@@ -340,21 +355,22 @@ def summarize_store(group) -> dict:
     }
 
 
-def open_store(path: str | Path):
-    """Open a finished or partial store read-only; a clear error if it is not one."""
+def open_store(path: str | Path, *, store_format: str = STORE_FORMAT, required: tuple[str, ...] = REQUIRED_ARRAYS,
+               kind: str = "wave-field"):
+    """Open a finished or partial store read-only; a clear error if it is not one (of ``store_format``)."""
     import zarr
 
     path = Path(path)
     if not (path / "zarr.json").exists():
-        raise InputError(f"{path} is not a crackscope wave-field store (no zarr.json)")
+        raise InputError(f"{path} is not a crackscope {kind} store (no zarr.json)")
     try:
         group = zarr.open_group(str(path), mode="r")
     except Exception as err:  # corrupt metadata
         raise InputError(f"{path} could not be opened as a Zarr store: {err}") from None
-    if group.attrs.get("format") != STORE_FORMAT:
-        raise InputError(f"{path} is not a crackscope wave-field store (format {group.attrs.get('format')!r})")
+    if group.attrs.get("format") != store_format:
+        raise InputError(f"{path} is not a crackscope {kind} store (format {group.attrs.get('format')!r})")
     present = set(group.array_keys())
-    for name in REQUIRED_ARRAYS:
+    for name in required:
         if name not in present:
             raise InputError(f"{path}: the store has no '{name}' array (incomplete or damaged store)")
     return group

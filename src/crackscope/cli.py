@@ -218,6 +218,29 @@ def grid_cmd(
     _info(f"results: {result['out_dir']}/results.csv and table.md")
 
 
+@app.command("harmonics-study")
+def harmonics_study_cmd(
+    store: Path = typer.Argument(..., help="A finished store written by 'crackscope simulate harmonics'."),
+    out: Path = typer.Option(..., "--out", help="Study directory (resplits/, results.json, table.md, confusion.png)."),
+    resplits: int = typer.Option(100, "--resplits", help="Random stratified train/validation/test re-splits."),
+    epochs: int = typer.Option(600, "--epochs", help="Training epochs of every network."),
+    seed: int = typer.Option(0, "--seed", help="Re-split r and its initial weights depend only on (seed, r)."),
+    sensors: str = typer.Option("a,b,c", "--sensors", help="Comma-separated sensors; multi-sensor rows need >= 2."),
+    batch_size: int = typer.Option(32, "--batch-size", help="Training mini-batch size."),
+    init: str = typer.Option("default", "--init", help="Weight initialisation: default (PyTorch's) or seed."),
+    device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
+    threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (default: torch's)."),
+):
+    """The harmonics seed's re-split protocol: single-harmonic, data-, feature- and decision-level fusion per
+    sensor, multi-sensor fusion; mean ± std test accuracy. Finished re-splits are skipped on re-run."""
+    from crackscope.engine.harmonics_protocol import run_harmonics_study
+
+    result = run_harmonics_study(store, out, resplits=resplits, epochs=epochs, seed=seed, sensors=sensors,
+                                 batch_size=batch_size, init=init, device=device, threads=threads, log=_info)
+    typer.echo(result["table"].rstrip())
+    _info(f"results: {result['out_dir']}/results.json, table.md and confusion.png")
+
+
 @app.command("mda")
 def mda_cmd(
     runs: list[Path] = typer.Argument(..., help="One or more run directories (e.g. one per activation)."),

@@ -37,6 +37,7 @@ import numpy as np
 from crackscope import __version__
 from crackscope.data.wavefield_store import (
     StoreRequest,
+    check_device,
     _run_local,
     _write_batch,
     limit_threads,
@@ -147,13 +148,7 @@ def generate_harmonics_store(out: str | Path, cfg: HarmonicsConfig, n_samples: i
     """Create (or finish) a store of ``n_samples`` simulated plates at ``out``; returns its summary."""
     if workers <= 0:
         raise InputError(f"--workers must be positive, got {workers}")
-    if device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise InputError(f"--device {device}: CUDA is not available on this machine")
-    elif device != "cpu":
-        raise InputError(f"--device must be cpu or cuda, got {device!r}")
+    check_device(device)
     req = HarmonicsStoreRequest(cfg, n_samples, seed, batch)
     group = open_or_create_store(Path(out), req, store_format=STORE_FORMAT, describe=_describe,
                                  create_arrays=_create_arrays, kind="harmonics")

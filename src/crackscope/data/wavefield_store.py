@@ -292,6 +292,17 @@ def _run_ray(cfg_json, req, todo, device, address) -> Iterator[dict]:
             ray.shutdown()
 
 
+def check_device(device: str) -> None:
+    """``cpu`` or an available ``cuda[:i]``; InputError naming the value otherwise."""
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise InputError(f"--device {device}: CUDA is not available on this machine")
+    elif device != "cpu":
+        raise InputError(f"--device must be cpu or cuda, got {device!r}")
+
+
 def generate_wavefield_store(out: str | Path, cfg: PlateConfig, n_samples: int, *, seed: int = 0, batch: int = 8,
                              device: str = "cpu", workers: int = 1, backend: str = "local",
                              address: str | None = None, progress: bool | None = None,
@@ -301,13 +312,7 @@ def generate_wavefield_store(out: str | Path, cfg: PlateConfig, n_samples: int, 
         raise InputError(f"--workers must be positive, got {workers}")
     if backend not in ("local", "ray"):
         raise InputError(f"--backend must be 'local' or 'ray', got {backend!r}")
-    if device.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            raise InputError(f"--device {device}: CUDA is not available on this machine")
-    elif device != "cpu":
-        raise InputError(f"--device must be cpu or cuda, got {device!r}")
+    check_device(device)
     req = StoreRequest(cfg, n_samples, seed, batch)
     group = open_or_create_store(Path(out), req)
     cfg_json = cfg.model_dump(mode="json")

@@ -23,7 +23,7 @@ size classes are resolved; the shear wavelength at the default centre frequency 
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -67,7 +67,38 @@ class CrackSampling(BaseModel):
         return CrackDistribution(**self.model_dump())
 
 
-class PlateConfig(BaseModel):
+class LatticePlateProperties:
+    """Quantities derived from a lattice plate's material and spacing, shared by every plate config
+    (fields needed: youngs_modulus, poisson_ratio, density, thickness, lattice_spacing,
+    center_frequency). ``default_spacings_per_wavelength``: lattice spacings per shear wavelength
+    at the default source frequency."""
+
+    default_spacings_per_wavelength: ClassVar[float] = DEFAULT_SPACINGS_PER_WAVELENGTH
+
+    @property
+    def wave_speeds(self) -> tuple[float, float]:
+        """(c_p, c_s) [m/s] of the continuum plate in plane stress."""
+        return wave_speeds(self.youngs_modulus, self.poisson_ratio, self.density)
+
+    @property
+    def frequency(self) -> float:
+        """Source centre frequency f0 [Hz]."""
+        if self.center_frequency is not None:
+            return self.center_frequency
+        return self.wave_speeds[1] / (self.default_spacings_per_wavelength * self.lattice_spacing)
+
+    @property
+    def springs(self) -> LatticeSprings:
+        return calibrate_springs(self.youngs_modulus, self.poisson_ratio, self.density, self.thickness, self.lattice_spacing)
+
+    @property
+    def stability_limit(self) -> float:
+        """Largest stable central-difference time step [s]."""
+        s = self.springs
+        return _critical_dt(self.lattice_spacing, s.k_normal, s.k_shear, s.node_mass)
+
+
+class PlateConfig(LatticePlateProperties, BaseModel):
     """A 2-D linear-elastic plate in plane stress, simulated as a triangular spring lattice. SI units."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -124,27 +155,6 @@ class PlateConfig(BaseModel):
         return self
 
     # ---- derived quantities -------------------------------------------------------------------
-    @property
-    def wave_speeds(self) -> tuple[float, float]:
-        """(c_p, c_s) [m/s] of the continuum plate in plane stress."""
-        return wave_speeds(self.youngs_modulus, self.poisson_ratio, self.density)
-
-    @property
-    def frequency(self) -> float:
-        """Source centre frequency f0 [Hz]."""
-        if self.center_frequency is not None:
-            return self.center_frequency
-        return self.wave_speeds[1] / (DEFAULT_SPACINGS_PER_WAVELENGTH * self.lattice_spacing)
-
-    @property
-    def springs(self) -> LatticeSprings:
-        return calibrate_springs(self.youngs_modulus, self.poisson_ratio, self.density, self.thickness, self.lattice_spacing)
-
-    @property
-    def stability_limit(self) -> float:
-        """Largest stable central-difference time step [s]."""
-        s = self.springs
-        return _critical_dt(self.lattice_spacing, s.k_normal, s.k_shear, s.node_mass)
 
     @property
     def dt(self) -> float:

@@ -44,7 +44,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
-from crackscope.physics.cracks import Crack, segments_cross
+from crackscope.physics.cracks import Crack, bonds_crossing
 from crackscope.physics.kernels import HAVE_NUMBA
 from crackscope.physics.lattice import TriangularLattice
 from crackscope.physics.solver import LatticeSolver
@@ -100,13 +100,10 @@ def bonds_crossed(lattice: TriangularLattice, crack: Crack) -> list[tuple[int, i
     out = []
     for p_i, p_j, ends, row_y, direction in _family_geometry(lattice):
         for seg in crack.segments:
-            lo, hi = seg.min(0) - a, seg.max(0) + a
-            r0, r1 = np.searchsorted(row_y, lo[1]), np.searchsorted(row_y, hi[1], side="right")
-            c0, c1 = max(int(lo[0] // a) - 1, 0), max(int(hi[0] // a) + 2, 0)
-            if r0 >= r1 or c0 >= p_i.shape[1]:
+            found = bonds_crossing(p_i, p_j, row_y, seg, a)
+            if found is None:
                 continue
-            block = (slice(r0, r1), slice(c0, c1))
-            hit = segments_cross(p_i[block], p_j[block], seg)
+            block, hit = found
             for r_i, c_i, r_j, c_j in ends[block][hit].tolist():
                 out.append((r_i, c_i, r_j, c_j, float(direction[0]), float(direction[1])))
     return list(dict.fromkeys(out))  # a kinked crack may cross one bond with two segments

@@ -68,6 +68,32 @@ def segments_cross(p_i: np.ndarray, p_j: np.ndarray, segment: np.ndarray) -> np.
     return (o1 * o2 < 0) & (o3 * o4 < 0)
 
 
+def bonds_crossing(p_i: np.ndarray, p_j: np.ndarray, row_y: np.ndarray, segment: np.ndarray, spacing: float):
+    """(block, hit): the slice of one bond family's (rows, cols) grid near ``segment`` and the boolean
+    mask of its bonds (p_i -> p_j, each (rows, cols, 2)) that the segment properly crosses; ``None``
+    when no bond is near. ``row_y``: y of each row of first ends (increasing)."""
+    lo, hi = segment.min(0) - spacing, segment.max(0) + spacing
+    r0, r1 = np.searchsorted(row_y, lo[1]), np.searchsorted(row_y, hi[1], side="right")
+    c0, c1 = max(int(lo[0] // spacing) - 1, 0), max(int(hi[0] // spacing) + 2, 0)
+    if r0 >= r1 or c0 >= p_i.shape[1]:
+        return None
+    block = (slice(r0, r1), slice(c0, c1))
+    return block, segments_cross(p_i[block], p_j[block], segment)
+
+
+def check_crack_lists(plates, width: float, height: float, what: str = "cracks") -> list[list["Crack"]]:
+    """One list of :class:`Crack` per plate, each inside the plate; InputError otherwise."""
+    if len(plates) == 0:
+        raise InputError(f"{what} must hold one list of cracks per plate (use [[]] for one intact plate)")
+    plates = [list(p) for p in plates]
+    for plate in plates:
+        for c in plate:
+            if not isinstance(c, Crack):
+                raise InputError(f"expected Crack objects, got {c!r}")
+            c.check_inside(width, height)
+    return plates
+
+
 def rasterize_mask(cracks: Iterable[Crack], width: float, height: float, size: int) -> np.ndarray:
     """(size, size) uint8 mask; pixel [iy, ix] covers [ix, ix+1] x [iy, iy+1] * (W, H)/size.
 

@@ -28,7 +28,7 @@ import torch
 
 from crackscope.errors import InputError
 from crackscope.physics.contact import ContactLatticeSolver, bonds_crossed, crack_bonds
-from crackscope.physics.cracks import Crack, segments_cross
+from crackscope.physics.cracks import Crack, check_crack_lists, segments_cross
 from crackscope.physics.harmonics_config import (
     HARMONIC_LENGTH,
     LABEL_NAMES,
@@ -283,14 +283,7 @@ def run_plates(cfg: HarmonicsConfig, groups: Sequence[Sequence[Crack]], signs: S
 def simulate_crack_groups(cfg: HarmonicsConfig, groups: Sequence[Sequence[Crack]], device="cpu",
                           backend: str = "auto", crack_size_um: Sequence[float] | None = None) -> HarmonicsResult:
     """Simulate one plate per crack group (lists of :class:`Crack`, empty = no crack) and extract harmonics."""
-    if len(groups) == 0:
-        raise InputError("groups must hold one list of cracks per plate")
-    groups = [list(g) for g in groups]
-    for g in groups:
-        for c in g:
-            if not isinstance(c, Crack):
-                raise InputError(f"expected Crack objects, got {c!r}")
-            c.check_inside(cfg.width, cfg.height)
+    groups = check_crack_lists(groups, cfg.width, cfg.height, what="groups")
     batch = len(groups)
     if crack_size_um is not None and len(crack_size_um) != batch:
         raise InputError(f"crack_size_um={list(crack_size_um)!r} needs one size per crack group ({batch})")

@@ -24,14 +24,14 @@ ranges); small and tiny scale the counts down roughly with the crack region's ar
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from crackscope.errors import InputError
-from crackscope.physics.config import _critical_dt, _merge
+from crackscope.physics.config import LatticePlateProperties, _merge
 from crackscope.physics.lattice import TriangularLattice
-from crackscope.physics.material import LatticeSprings, calibrate_springs, check_poisson_ratio, wave_speeds
+from crackscope.physics.material import check_poisson_ratio
 
 HARMONIC_LENGTH = 4760  # samples per harmonic response, the seed's input length
 QUANTITY_CLASSES = ("A", "B", "C")
@@ -42,10 +42,11 @@ DEFAULT_SPACINGS_PER_WAVELENGTH = 24.0
 MIN_TONE_BURST_CYCLES = 10.0
 
 
-class HarmonicsConfig(BaseModel):
+class HarmonicsConfig(LatticePlateProperties, BaseModel):
     """A cracked plate probed by a tone burst, its contact-nonlinear micro-cracks and three sensors. SI units."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+    default_spacings_per_wavelength: ClassVar[float] = DEFAULT_SPACINGS_PER_WAVELENGTH
 
     # ---- plate and lattice (as PlateConfig) ---------------------------------------------------
     youngs_modulus: float = Field(210e9, gt=0, description="Young's modulus E [Pa]")
@@ -138,27 +139,6 @@ class HarmonicsConfig(BaseModel):
         return self
 
     # ---- derived quantities -------------------------------------------------------------------
-    @property
-    def wave_speeds(self) -> tuple[float, float]:
-        """(c_p, c_s) [m/s] of the continuum plate in plane stress."""
-        return wave_speeds(self.youngs_modulus, self.poisson_ratio, self.density)
-
-    @property
-    def frequency(self) -> float:
-        """Tone-burst centre frequency f0 [Hz]."""
-        if self.center_frequency is not None:
-            return self.center_frequency
-        return self.wave_speeds[1] / (DEFAULT_SPACINGS_PER_WAVELENGTH * self.lattice_spacing)
-
-    @property
-    def springs(self) -> LatticeSprings:
-        return calibrate_springs(self.youngs_modulus, self.poisson_ratio, self.density, self.thickness, self.lattice_spacing)
-
-    @property
-    def stability_limit(self) -> float:
-        s = self.springs
-        return _critical_dt(self.lattice_spacing, s.k_normal, s.k_shear, s.node_mass)
-
     @property
     def dt(self) -> float:
         """Integration time step [s] (the contact law only softens the lattice, so the linear limit holds)."""

@@ -11,7 +11,7 @@ import torch
 
 from crackscope.errors import InputError
 from crackscope.physics.config import PlateConfig
-from crackscope.physics.cracks import Crack, rasterize_mask, segments_cross
+from crackscope.physics.cracks import Crack, bonds_crossing, check_crack_lists, rasterize_mask
 from crackscope.physics.lattice import TriangularLattice
 from crackscope.physics.solver import LatticeSolver
 from crackscope.physics.sources import waveform
@@ -65,14 +65,10 @@ def cut_bond_weights(lattice: TriangularLattice, cracks_per_plate: Sequence[Sequ
         for b, cracks in enumerate(cracks_per_plate):
             for crack in cracks:
                 for seg in crack.segments:
-                    lo, hi = seg.min(0) - a, seg.max(0) + a
-                    r0, r1 = np.searchsorted(row_y, lo[1]), np.searchsorted(row_y, hi[1], side="right")
-                    c0, c1 = max(int(lo[0] // a) - 1, 0), max(int(hi[0] // a) + 2, 0)
-                    if r0 >= r1 or c0 >= p_i.shape[1]:
-                        continue
-                    block = (slice(r0, r1), slice(c0, c1))
-                    hit = segments_cross(p_i[block], p_j[block], seg)
-                    w[b][block][hit] = 0.0
+                    found = bonds_crossing(p_i, p_j, row_y, seg, a)
+                    if found is not None:
+                        block, hit = found
+                        w[b][block][hit] = 0.0
         weights[fam.name] = w
     for b in range(len(cracks_per_plate)):
         counts[b] = int(sum((weights[f.name][b] == 0).sum() for f in lattice.families))
@@ -103,14 +99,7 @@ def simulate_wavefield(cfg: PlateConfig, cracks: Sequence[Sequence[Crack]], devi
     nearest lattice node); ``snapshot_every`` keeps the whole displacement field every that many steps.
     ``backend``: "auto" (fused numba kernel on CPU, torch elsewhere), "numba" or "torch".
     """
-    if len(cracks) == 0:
-        raise InputError("cracks must hold one list of cracks per plate (use [[]] for one intact plate)")
-    cracks = [list(c) for c in cracks]
-    for plate in cracks:
-        for c in plate:
-            if not isinstance(c, Crack):
-                raise InputError(f"expected Crack objects, got {c!r}")
-            c.check_inside(cfg.width, cfg.height)
+    cracks = check_crack_lists(cracks, cfg.width, cfg.height)
     lattice = cfg.lattice()
     springs = cfg.springs
     dtype = torch.float64 if cfg.dtype == "float64" else torch.float32

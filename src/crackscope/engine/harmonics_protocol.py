@@ -1,0 +1,618 @@
+"""The harmonics seed's repeated re-split protocol: every single-harmonic, data-, feature- and
+decision-level method per sensor, and the two multi-sensor fusions, over R random re-splits.
+
+Seed: "Multi-Harmonic Nonlinear Ultrasonic Fusion with Deep Learning for Subtle Parameter
+Identification of Micro-Crack Groups", sections 3.1-3.6 (Figures 8 and 11). Usage::
+
+    from crackscope.engine.harmonics_protocol import run_harmonics_study
+    run_harmonics_study("h.zarr", "study/", resplits=100, epochs=600, seed=0, sensors="a,b,c")
+
+or ``crackscope harmonics-study STORE --out DIR``. The choices, each marked *Choice* where the seed
+leaves it open:
+
+Data. All samples of a finished harmonics store (:mod:`crackscope.data.harmonics_store`), the
+12 labels AD..CG; ``harmonics[:, s]`` is sensor s's (2nd, 3rd) harmonic pair, 4760 samples each.
+
+Re-split r (``r = 0 .. R-1``). *Choice:* a stratified random split 60 / 20 / 20 % (train /
+validation / test) drawn with ``numpy.random.default_rng(SeedSequence([seed, r]))``: the indices of
+each label are permuted and the first ``max(1, round(0.6 n))`` go to training, the next
+``max(1, round(0.2 n))`` to validation, the rest (at least 1) to testing, so every label present
+needs >= 3 samples. The validation set only gives the sensitivity weights below; no early stopping
+(the seed records the accuracy reached at the end of training).
+
+Input scaling. *Choice:* the harmonics are ~1e-11 m, so each (sensor, harmonic) trace is divided by
+the largest |value| of that sensor and harmonic over the re-split's *training* samples (training
+inputs lie in [-1, 1]; validation/test use the same factor). One factor per channel, not per sample,
+keeps the amplitude, which grows with the number of cracks.
+
+Training (:func:`train_classifier`), as the seed's section 3.1: softmax-MSE loss
+(``crackscope.losses`` ``softmax_mse``), Adam, ``epochs`` = 600 epochs; the learning rate "decreased
+from 0.003 to 0.0001 over 20 steps" is read as 20 geometric levels
+``lr_k = 0.003 * (0.0001 / 0.003) ** (k / 19)``, k = 0..19, epoch e using level
+``k = floor(20 e / epochs)`` (30 epochs per level for 600 epochs; :func:`learning_rate`).
+*Choice:* mini-batches of 32 (``batch_size``; the seed gives none), reshuffled every epoch.
+The weights are re-initialised for every model of every re-split with the torch seed
+``SeedSequence([seed, r, sensor, method]).generate_state`` (sensor 0/1/2 for a/b/c, method = its
+index in ``TRAINED``), so a sensor's results do not depend on which other sensors are studied.
+One process; torch threads as the caller sets them (``threads=``).
+
+*Choice (initialisation):* ``init="default"`` (PyTorch's Kaiming-uniform weights and small
+biases), not the models' ``init="seed"`` (normal weights, every bias 1). Measured on a tiny-preset
+store (57 training samples, sensor a, h2, 100 epochs): with the seed's unit biases every ReLU
+feature has a large positive common part, so Adam's first steps at lr 0.003 move all 7104 FC
+weights of a class the same way, the softmax saturates on one class within the first epochs and the
+softmax-MSE gradient vanishes (loss stuck at 0.152, training accuracy 0.09 = one class); with
+``init="default"`` the same run reaches training accuracy 0.79. ``init="seed"`` stays selectable.
+
+Methods per sensor s (Figure 8): ``h2`` and ``h3`` -- ``harmonic_cnn1d`` on one harmonic;
+``data_cnn2d`` -- ``harmonic_cnn2d`` on the stacked pair; ``data_cnn1d`` -- 2-channel
+``harmonic_cnn1d``; ``feature`` -- ``harmonic_feature_fusion``; then, from the softmax outputs of
+the ``h2`` and ``h3`` networks (the seed's Figure 9d uses two such 1-D CNNs): ``ds_classic`` --
+Dempster's rule h2 ⊕ h3 (:func:`crackscope.fusion.combine_dempster`) and ``ds_sensitivity`` --
+the seed's sensitivity-weighted rule (:func:`crackscope.fusion.sensitivity_weighted_combination`).
+*Choice (weights):* the seed weights a harmonic by its mean identification accuracy; here each
+re-split uses its own validation accuracy of the h2 / h3 network, smoothed as
+(correct + 1) / (n_val + 2), so it is never 0 or 1 (an accuracy of 1 would be a veto; see
+docs/fusion.md). Multi-sensor (Figure 11, needs >= 2 sensors), from the per-sensor
+``ds_sensitivity`` masses (the seed's section 3.5 fuses the improved per-sensor BPAs):
+``multi_ds_classic`` -- Dempster's rule over the sensors; ``multi_conflict_weighted`` -- the seed's
+conflict-weighted rule (:func:`crackscope.fusion.conflict_weighted_combination`, weighted average
+combined with itself n - 1 times; the seed's "merged 5 times" gives the same decisions, because
+combining a Bayesian mass with itself only raises it to a power). Decision: the arg-max label.
+
+Masses. Softmax outputs are computed in float64 from the logits, and every input of a fusion step
+is floored at ``PROB_FLOOR`` = 1e-100 and renormalised (:func:`as_bpa`): a saturated softmax can
+be exactly 0 (logit gaps > 745), and Dempster's rule of two sources that each give 0 to the other's
+labels is undefined. The floor changes no mass by more than 12e-100 and keeps every product of up
+to three masses above float64's smallest normal number, so the rules run with ``tol=0``.
+
+Outputs, in ``out``: ``study.json`` (the identity; a re-run with other settings is refused),
+``resplits/rNNN.json`` (one per finished re-split, written atomically: test accuracies of every
+method, validation accuracies, sensitivity weights, 12 x 12 confusion matrices, split sizes, times;
+finished re-splits are skipped on re-run, so a killed study resumes where it stopped),
+``results.json`` (mean ± sample std per method and sensor, the best method, the seed's ordering
+check), ``table.md`` (Figure 8 / 11 layout) and ``confusion.png`` (the best method's confusion
+matrix summed over the re-splits).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable, Mapping, Sequence
+
+import numpy as np
+
+from crackscope.errors import InputError
+from crackscope.io import atomic_savefig, atomic_write_text
+from crackscope.physics.harmonics_config import LABEL_NAMES, SENSOR_NAMES
+
+PROTOCOL_FORMAT = "crackscope.harmonics_study/1"
+LR_START, LR_END, LR_STEPS = 3e-3, 1e-4, 20
+PROB_FLOOR = 1e-100
+CLASSES = len(LABEL_NAMES)
+INITS = ("default", "seed")
+
+# method -> (registered model, in_channels, harmonic channels fed to it)
+TRAINED: dict[str, tuple[str, int, tuple[int, ...]]] = {
+    "h2": ("harmonic_cnn1d", 1, (0,)),
+    "h3": ("harmonic_cnn1d", 1, (1,)),
+    "data_cnn2d": ("harmonic_cnn2d", 2, (0, 1)),
+    "data_cnn1d": ("harmonic_cnn1d", 2, (0, 1)),
+    "feature": ("harmonic_feature_fusion", 2, (0, 1)),
+}
+DECISION = ("ds_classic", "ds_sensitivity")
+SENSOR_METHODS = (*TRAINED, *DECISION)
+MULTI_METHODS = ("multi_ds_classic", "multi_conflict_weighted")
+MULTI = "multi"
+METHOD_TITLES = {
+    "h2": "single 2nd harmonic (1-D CNN)",
+    "h3": "single 3rd harmonic (1-D CNN)",
+    "data_cnn2d": "data-level: stacked 2-D CNN",
+    "data_cnn1d": "data-level: 2-channel 1-D CNN",
+    "feature": "feature-level: summed FC outputs",
+    "ds_classic": "decision-level: classic Dempster h2 ⊕ h3",
+    "ds_sensitivity": "decision-level: sensitivity-weighted DS",
+    "multi_ds_classic": "multi-sensor: classic Dempster of sensors",
+    "multi_conflict_weighted": "multi-sensor: conflict-weighted DS",
+}
+
+
+# ---- settings ---------------------------------------------------------------------------------
+
+def parse_sensors(sensors: str | Sequence[str]) -> tuple[str, ...]:
+    """('a', 'b', 'c') from "a,b,c" or a sequence; InputError for unknown, repeated or no sensors."""
+    items = [s.strip() for s in sensors.split(",")] if isinstance(sensors, str) else [str(s).strip() for s in sensors]
+    items = [s for s in items if s]
+    if not items:
+        raise InputError("--sensors must name at least one of a, b, c")
+    for s in items:
+        if s not in SENSOR_NAMES:
+            raise InputError(f"--sensors: unknown sensor {s!r}; choose from {', '.join(SENSOR_NAMES)}")
+    if len(set(items)) != len(items):
+        raise InputError(f"--sensors names a sensor twice: {','.join(items)}")
+    return tuple(sorted(items, key=SENSOR_NAMES.index))
+
+
+def _positive(name: str, value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise InputError(f"{name} must be a positive integer (got {value!r})")
+    return int(value)
+
+
+@dataclass(frozen=True)
+class StudySettings:
+    """Everything besides the store and the number of re-splits that determines a re-split's result."""
+
+    epochs: int = 600
+    seed: int = 0
+    sensors: tuple[str, ...] = SENSOR_NAMES
+    batch_size: int = 32
+    fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)
+    lr_start: float = LR_START
+    lr_end: float = LR_END
+    lr_steps: int = LR_STEPS
+    prob_floor: float = PROB_FLOOR
+    init: str = "default"
+
+    def __post_init__(self):
+        _positive("--epochs", self.epochs)
+        _positive("--batch-size", self.batch_size)
+        _positive("lr_steps", self.lr_steps)
+        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
+            raise InputError(f"--seed must be an integer >= 0 (got {self.seed!r})")
+        object.__setattr__(self, "sensors", parse_sensors(self.sensors))
+        f = tuple(float(v) for v in self.fractions)
+        if len(f) != 3 or any(not (0 < v < 1) for v in f) or abs(sum(f) - 1) > 1e-9:
+            raise InputError(f"fractions must be three numbers in (0, 1) summing to 1 (got {self.fractions!r})")
+        object.__setattr__(self, "fractions", f)
+        if not (0 < self.lr_end <= self.lr_start):
+            raise InputError(f"learning rates must satisfy 0 < lr_end <= lr_start (got {self.lr_start}, {self.lr_end})")
+        if self.init not in INITS:
+            raise InputError(f"--init must be one of {', '.join(INITS)} (got {self.init!r})")
+        if not (0 < self.prob_floor < 1e-20):
+            raise InputError(f"prob_floor must be in (0, 1e-20) (got {self.prob_floor!r})")
+
+
+# ---- learning rate, split, scaling --------------------------------------------------------------
+
+def learning_rate(epoch: int, epochs: int, lr_start: float = LR_START, lr_end: float = LR_END,
+                  steps: int = LR_STEPS) -> float:
+    """The seed's schedule: level k = floor(steps * epoch / epochs), lr = lr_start (lr_end/lr_start)^(k/(steps-1))."""
+    if not 0 <= epoch < epochs:
+        raise InputError(f"epoch {epoch} is outside 0..{epochs - 1}")
+    if steps == 1:
+        return lr_start
+    k = min(steps * epoch // epochs, steps - 1)
+    return lr_start * (lr_end / lr_start) ** (k / (steps - 1))
+
+
+def stratified_split(labels: np.ndarray, fractions: Sequence[float], rng: np.random.Generator
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(train, validation, test) index arrays, sorted, stratified by label (see module docstring)."""
+    labels = np.asarray(labels)
+    parts: list[list[np.ndarray]] = [[], [], []]
+    for lab in np.unique(labels):
+        idx = rng.permutation(np.flatnonzero(labels == lab))
+        n = idx.size
+        if n < 3:
+            name = LABEL_NAMES[lab] if 0 <= lab < CLASSES else str(lab)
+            raise InputError(f"label {name} has only {n} sample{'s' if n != 1 else ''}; a stratified "
+                             "train/validation/test split needs >= 3 of every label (simulate more samples)")
+        n_train = max(1, int(round(fractions[0] * n)))
+        n_val = max(1, int(round(fractions[1] * n)))
+        if n - n_train - n_val < 1:
+            n_train = n - n_val - 1
+        parts[0].append(idx[:n_train])
+        parts[1].append(idx[n_train:n_train + n_val])
+        parts[2].append(idx[n_train + n_val:])
+    return tuple(np.sort(np.concatenate(p)) for p in parts)  # type: ignore[return-value]
+
+
+def channel_scale(x_train: np.ndarray) -> np.ndarray:
+    """Per-channel divisor: max |x| over the training samples and time, shape (1, C, 1); 1 for an all-zero channel."""
+    peak = np.abs(x_train).max(axis=(0, 2), keepdims=True).astype(np.float64)
+    return np.where(peak > 0, peak, 1.0)
+
+
+def as_bpa(p: np.ndarray, floor: float = PROB_FLOOR) -> np.ndarray:
+    """Probabilities (N, K) floored at ``floor`` and renormalised: a Bayesian mass with no exact zero."""
+    p = np.maximum(np.asarray(p, dtype=np.float64), floor)
+    return p / p.sum(axis=-1, keepdims=True)
+
+
+def smoothed_accuracy(correct: int, total: int) -> float:
+    """(correct + 1) / (total + 2): in (0, 1), so no harmonic gets a veto in the sensitivity-weighted rule."""
+    return (correct + 1.0) / (total + 2.0)
+
+
+# ---- training ---------------------------------------------------------------------------------
+
+def train_classifier(model, x, y, *, epochs: int, batch_size: int = 32, lr_start: float = LR_START,
+                     lr_end: float = LR_END, lr_steps: int = LR_STEPS, generator=None) -> float:
+    """Train ``model`` in place on tensors x (n, C, L), y (n,) with softmax-MSE and Adam; returns the last epoch's mean loss."""
+    import torch
+
+    from crackscope import losses
+
+    loss_fn = losses.create("softmax_mse")
+    opt = torch.optim.Adam(model.parameters(), lr=lr_start)
+    n = int(x.shape[0])
+    bs = min(batch_size, n)
+    model.train()
+    last = math.nan
+    for epoch in range(epochs):
+        lr = learning_rate(epoch, epochs, lr_start, lr_end, lr_steps)
+        for group in opt.param_groups:
+            group["lr"] = lr
+        order = torch.randperm(n, generator=generator) if bs < n else torch.arange(n)
+        total = 0.0
+        for start in range(0, n, bs):
+            idx = order[start:start + bs].to(x.device)
+            opt.zero_grad(set_to_none=True)
+            loss = loss_fn(model(x[idx]), y[idx])
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * idx.numel()
+        last = total / n
+    model.eval()
+    return last
+
+
+def predict_proba(model, x, batch: int = 256) -> np.ndarray:
+    """Softmax probabilities (n, K), float64, computed from the logits in float64."""
+    import torch
+
+    model.eval()
+    outs = []
+    with torch.no_grad():
+        for start in range(0, int(x.shape[0]), batch):
+            outs.append(torch.softmax(model(x[start:start + batch]).double(), dim=1).cpu().numpy())
+    return np.concatenate(outs) if outs else np.zeros((0, model.classes))
+
+
+def model_seed(seed: int, resplit: int, sensor: str, method: str) -> int:
+    """The torch seed of one model of one re-split (independent of the other sensors studied)."""
+    state = np.random.SeedSequence([seed, resplit, SENSOR_NAMES.index(sensor), list(TRAINED).index(method)])
+    return int(state.generate_state(1, dtype=np.uint64)[0] & ((1 << 63) - 1))
+
+
+# ---- decision-level fusion ----------------------------------------------------------------------
+
+def fuse_decisions(probs: Mapping[str, Mapping[str, np.ndarray]], accuracies: Mapping[str, Sequence[float]],
+                   floor: float = PROB_FLOOR) -> dict[str, dict[str, np.ndarray]]:
+    """Decision-level masses from the h2 / h3 softmax outputs of each sensor.
+
+    ``probs[s] = {"h2": (N, K), "h3": (N, K)}``; ``accuracies[s] = (acc_h2, acc_h3)`` in [0, 1].
+    Returns ``{s: {"ds_classic", "ds_sensitivity"}}`` and, for >= 2 sensors,
+    ``{"multi": {"multi_ds_classic", "multi_conflict_weighted"}}``, each (N, K).
+    """
+    from crackscope.fusion import combine_dempster, conflict_weighted_combination, sensitivity_weighted_combination
+
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for s, p in probs.items():
+        p2, p3 = as_bpa(p["h2"], floor), as_bpa(p["h3"], floor)
+        out[s] = {"ds_classic": combine_dempster(p2, p3, tol=0.0),
+                  "ds_sensitivity": sensitivity_weighted_combination([p2, p3], list(accuracies[s]), tol=0.0)}
+    if len(probs) >= 2:
+        per_sensor = [as_bpa(out[s]["ds_sensitivity"], floor) for s in probs]
+        out[MULTI] = {"multi_ds_classic": combine_dempster(*per_sensor, tol=0.0),
+                      "multi_conflict_weighted": conflict_weighted_combination(per_sensor, tol=0.0)}
+    return out
+
+
+def confusion(y_true: np.ndarray, y_pred: np.ndarray, classes: int = CLASSES) -> np.ndarray:
+    cm = np.zeros((classes, classes), dtype=np.int64)
+    np.add.at(cm, (np.asarray(y_true), np.asarray(y_pred)), 1)
+    return cm
+
+
+# ---- store ------------------------------------------------------------------------------------
+
+@dataclass
+class StudyData:
+    harmonics: np.ndarray  # (N, 3, 2, L) float32
+    labels: np.ndarray  # (N,) int64
+    identity: dict
+
+
+def load_study_data(store: str | Path) -> StudyData:
+    """Harmonics and labels of a finished harmonics store; InputError for anything unusable."""
+    from crackscope.data.harmonics_store import open_harmonics_store
+
+    store = Path(store)
+    group = open_harmonics_store(store)
+    done = np.asarray(group["done"][:]).astype(bool)
+    if not done.all():
+        raise InputError(f"{store}: only {int(done.sum())} of {done.size} samples are finished; "
+                         "re-run 'crackscope simulate harmonics' with the same options to finish the store")
+    labels = np.asarray(group["label"][:]).astype(np.int64)
+    bad = np.flatnonzero((labels < 0) | (labels >= CLASSES))
+    if bad.size:
+        raise InputError(f"{store}: sample {int(bad[0])} has label {int(labels[bad[0]])}, not one of 0..{CLASSES - 1}")
+    harmonics = np.asarray(group["harmonics"][:], dtype=np.float32)
+    if harmonics.ndim != 4 or harmonics.shape[1:3] != (len(SENSOR_NAMES), 2) or harmonics.shape[0] != labels.size:
+        raise InputError(f"{store}: harmonics array has shape {harmonics.shape}, expected (N, 3, 2, L)")
+    finite = np.isfinite(harmonics)
+    if not finite.all():
+        i, s, h, t = (int(v) for v in np.argwhere(~finite)[0])
+        n_bad = int((~finite.all(axis=(1, 2, 3))).sum())
+        raise InputError(f"{store}: the harmonics hold NaN/Inf (first at sample {i}, sensor {SENSOR_NAMES[s]}, "
+                         f"harmonic h{h + 2}, time {t}; {n_bad} sample{'s' if n_bad != 1 else ''} affected)")
+    attrs = dict(group.attrs)
+    cfg_digest = hashlib.sha256(json.dumps(attrs.get("config"), sort_keys=True).encode()).hexdigest()[:16]
+    identity = {"format": attrs.get("format"), "simulator": attrs.get("simulator"), "n_samples": int(labels.size),
+                "seed": attrs.get("seed"), "config_sha256_16": cfg_digest}
+    return StudyData(harmonics, labels, identity)
+
+
+# ---- one re-split -----------------------------------------------------------------------------
+
+def run_resplit(data: StudyData, settings: StudySettings, r: int, *, device: str = "cpu",
+                log: Callable[[str], None] = lambda s: None) -> dict:
+    """Train and evaluate every method on re-split ``r``; a JSON-ready record."""
+    import torch
+
+    from crackscope import models
+
+    t0 = time.perf_counter()
+    rng = np.random.default_rng(np.random.SeedSequence([settings.seed, r]))
+    train, val, test = stratified_split(data.labels, settings.fractions, rng)
+    y = data.labels
+    y_train = torch.as_tensor(y[train], device=device)
+    record: dict = {"resplit": r, "n_train": int(train.size), "n_val": int(val.size), "n_test": int(test.size),
+                    "test_indices": test.tolist(), "accuracy": {}, "val_accuracy": {}, "weights": {},
+                    "confusion": {}, "train_seconds": {}, "final_loss": {}}
+    probs_test: dict[str, dict[str, np.ndarray]] = {}
+    length = data.harmonics.shape[-1]
+    for s in settings.sensors:
+        x_all = data.harmonics[:, SENSOR_NAMES.index(s)]  # (N, 2, L)
+        scaled = (x_all / channel_scale(x_all[train])).astype(np.float32)
+        xs = {part: torch.as_tensor(scaled[idx], device=device) for part, idx in (("train", train), ("val", val),
+                                                                                  ("test", test))}
+        acc: dict[str, float] = {}
+        val_acc: dict[str, float] = {}
+        probs_test[s] = {}
+        for method, (name, in_ch, chans) in TRAINED.items():
+            tm = time.perf_counter()
+            seed = model_seed(settings.seed, r, s, method)
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                model = models.create(name, in_channels=in_ch, length=length, classes=CLASSES, init=settings.init).to(device)
+            gen = torch.Generator().manual_seed(seed)
+            ch = list(chans)
+            loss = train_classifier(model, xs["train"][:, ch], y_train, epochs=settings.epochs,
+                                    batch_size=settings.batch_size, lr_start=settings.lr_start,
+                                    lr_end=settings.lr_end, lr_steps=settings.lr_steps, generator=gen)
+            p_test = predict_proba(model, xs["test"][:, ch])
+            pred = p_test.argmax(axis=1)
+            acc[method] = float((pred == y[test]).mean())
+            record["confusion"][f"{s}/{method}"] = confusion(y[test], pred).tolist()
+            record["train_seconds"][f"{s}/{method}"] = round(time.perf_counter() - tm, 3)
+            record["final_loss"][f"{s}/{method}"] = loss
+            if method in ("h2", "h3"):
+                p_val = predict_proba(model, xs["val"][:, ch])
+                correct = int((p_val.argmax(axis=1) == y[val]).sum())
+                val_acc[method] = correct / val.size
+                probs_test[s][method] = p_test
+                record["weights"].setdefault(s, [None, None])[0 if method == "h2" else 1] = \
+                    smoothed_accuracy(correct, int(val.size))
+        record["accuracy"][s] = acc
+        record["val_accuracy"][s] = val_acc
+    fused = fuse_decisions(probs_test, record["weights"], settings.prob_floor)
+    for group, masses in fused.items():
+        record["accuracy"].setdefault(group, {})
+        for method, m in masses.items():
+            pred = np.asarray(m).argmax(axis=1)
+            record["accuracy"][group][method] = float((pred == y[test]).mean())
+            record["confusion"][f"{group}/{method}"] = confusion(y[test], pred).tolist()
+    floored = np.mean([(np.asarray(p) < settings.prob_floor).mean() for per in probs_test.values() for p in per.values()])
+    record["floored_fraction"] = float(floored)
+    record["seconds"] = round(time.perf_counter() - t0, 3)
+    return record
+
+
+# ---- the study --------------------------------------------------------------------------------
+
+def study_identity(data: StudyData, settings: StudySettings) -> dict:
+    s = asdict(settings)
+    s["sensors"] = list(settings.sensors)
+    s["fractions"] = list(settings.fractions)
+    return {"format": PROTOCOL_FORMAT, "store": data.identity, "settings": s,
+            "normalisation": "per (sensor, harmonic): divide by max |x| over the re-split's training samples",
+            "loss": "softmax_mse", "optimizer": "Adam"}
+
+
+def _check_out(out: Path, identity: dict) -> None:
+    if out.exists() and not out.is_dir():
+        raise InputError(f"--out {out} exists and is not a directory")
+    path = out / "study.json"
+    if path.exists():
+        try:
+            known = json.loads(path.read_text())
+        except (OSError, json.JSONDecodeError) as err:
+            raise InputError(f"--out {out}: study.json is unreadable ({err}); use a new directory") from None
+        if known != identity:
+            keys = sorted(k for k in set(known.get("settings", {})) | set(identity["settings"])
+                          if known.get("settings", {}).get(k) != identity["settings"].get(k))
+            if known.get("store") != identity["store"]:
+                keys.insert(0, "store")
+            raise InputError(f"--out {out} holds a study with other settings ({', '.join(keys) or 'format'}); "
+                             "use a new directory or the same options")
+    else:
+        atomic_write_text(path, json.dumps(identity, indent=2) + "\n")
+
+
+def resplit_path(out: Path, r: int) -> Path:
+    return out / "resplits" / f"r{r:03d}.json"
+
+
+def run_harmonics_study(store: str | Path, out: str | Path, *, resplits: int = 100, epochs: int = 600, seed: int = 0,
+                        sensors: str | Sequence[str] = "a,b,c", batch_size: int = 32,
+                        fractions: Sequence[float] = (0.6, 0.2, 0.2), init: str = "default", device: str = "cpu",
+                        threads: int | None = None, log: Callable[[str], None] = lambda s: None) -> dict:
+    """Run (or resume) the protocol; writes every output and returns results.json's content plus the table."""
+    resplits = _positive("--resplits", resplits)
+    settings = StudySettings(epochs=epochs, seed=seed, sensors=sensors, batch_size=batch_size,
+                             fractions=tuple(fractions), init=init)
+    if threads is not None:
+        import torch
+
+        torch.set_num_threads(_positive("--threads", threads))
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise InputError(f"--device {device}: CUDA is not available on this machine")
+    elif device != "cpu":
+        raise InputError(f"--device must be cpu or cuda, got {device!r}")
+    data = load_study_data(store)
+    stratified_split(data.labels, settings.fractions, np.random.default_rng(0))  # refuse too few samples now
+    out = Path(out)
+    _check_out(out, study_identity(data, settings))
+    ran = skipped = 0
+    for r in range(resplits):
+        path = resplit_path(out, r)
+        if path.exists():
+            skipped += 1
+            continue
+        record = run_resplit(data, settings, r, device=device, log=log)
+        atomic_write_text(path, json.dumps(record) + "\n")
+        ran += 1
+        best = {g: max(v.values()) for g, v in record["accuracy"].items()}
+        log(f"re-split {r + 1}/{resplits}: {record['seconds']:.1f} s; best test accuracy "
+            + ", ".join(f"{g} {a:.3f}" for g, a in best.items()))
+    if skipped:
+        log(f"{skipped} re-split{'s' if skipped != 1 else ''} already finished (skipped)")
+    records = [json.loads(resplit_path(out, r).read_text()) for r in range(resplits)]
+    results = summarize(records, settings, data)
+    results["ran_now"], results["skipped"] = ran, skipped
+    table = format_table(results)
+    atomic_write_text(out / "results.json", json.dumps(results, indent=2) + "\n")
+    atomic_write_text(out / "table.md", table)
+    plot_confusion(results, out / "confusion.png")
+    return {**results, "table": table, "out_dir": str(out)}
+
+
+# ---- aggregation and outputs ------------------------------------------------------------------
+
+def _stats(values: list[float]) -> dict:
+    v = np.asarray(values, dtype=np.float64)
+    return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if v.size > 1 else 0.0, "n": int(v.size),
+            "min": float(v.min()), "max": float(v.max())}
+
+
+def summarize(records: list[dict], settings: StudySettings, data: StudyData | None = None) -> dict:
+    """Mean ± std per (sensor or 'multi', method), summed confusion matrices, best method, ordering check."""
+    groups = [*settings.sensors, *([MULTI] if len(settings.sensors) >= 2 else [])]
+    accuracy: dict[str, dict[str, dict]] = {}
+    confusions: dict[str, np.ndarray] = {}
+    for g in groups:
+        methods = MULTI_METHODS if g == MULTI else SENSOR_METHODS
+        accuracy[g] = {m: _stats([rec["accuracy"][g][m] for rec in records]) for m in methods}
+        for m in methods:
+            confusions[f"{g}/{m}"] = np.sum([rec["confusion"][f"{g}/{m}"] for rec in records], axis=0)
+    best = max(((g, m) for g in groups for m in accuracy[g]), key=lambda gm: accuracy[gm[0]][gm[1]]["mean"])
+    seconds = [rec["seconds"] for rec in records]
+    weights = {s: {"h2": _stats([rec["weights"][s][0] for rec in records]),
+                   "h3": _stats([rec["weights"][s][1] for rec in records])} for s in settings.sensors}
+    return {
+        "format": PROTOCOL_FORMAT,
+        "settings": {**asdict(settings), "sensors": list(settings.sensors), "fractions": list(settings.fractions)},
+        "store": data.identity if data is not None else None,
+        "label_counts": ({n: int((data.labels == k).sum()) for k, n in enumerate(LABEL_NAMES)}
+                         if data is not None else None),
+        "n_resplits": len(records),
+        "split_sizes": {k: records[0][k] for k in ("n_train", "n_val", "n_test")},
+        "accuracy": accuracy,
+        "sensitivity_weights": weights,
+        "best": {"group": best[0], "method": best[1], "mean": accuracy[best[0]][best[1]]["mean"],
+                 "confusion": confusions[f"{best[0]}/{best[1]}"].tolist()},
+        "ordering": ordering_check(accuracy, settings.sensors),
+        "seconds_per_resplit": _stats(seconds),
+        "floored_fraction": float(np.mean([rec.get("floored_fraction", 0.0) for rec in records])),
+        "label_names": list(LABEL_NAMES),
+    }
+
+
+def ordering_check(accuracy: dict, sensors: Sequence[str]) -> dict:
+    """The issue's target order on mean accuracies: per sensor h2 < ds_classic < ds_sensitivity;
+    then max over sensors of ds_sensitivity < multi_ds_classic < multi_conflict_weighted."""
+    checks: dict[str, bool] = {}
+    mean = lambda g, m: accuracy[g][m]["mean"]  # noqa: E731
+    for s in sensors:
+        checks[f"{s}: h2 < ds_classic"] = mean(s, "h2") < mean(s, "ds_classic")
+        checks[f"{s}: ds_classic < ds_sensitivity"] = mean(s, "ds_classic") < mean(s, "ds_sensitivity")
+    if MULTI in accuracy:
+        best_sensor = max(mean(s, "ds_sensitivity") for s in sensors)
+        checks["best sensor ds_sensitivity < multi_ds_classic"] = best_sensor < mean(MULTI, "multi_ds_classic")
+        checks["multi_ds_classic < multi_conflict_weighted"] = (mean(MULTI, "multi_ds_classic")
+                                                               < mean(MULTI, "multi_conflict_weighted"))
+    return {"checks": checks, "all_hold": all(checks.values())}
+
+
+def _pct(st: dict) -> str:
+    return f"{100 * st['mean']:.2f} ± {100 * st['std']:.2f}"
+
+
+def format_table(results: dict) -> str:
+    """Figure 8 layout (methods x sensors) and Figure 11 layout (multi-sensor rules), mean ± std in %."""
+    acc = results["accuracy"]
+    sensors = results["settings"]["sensors"]
+    st = results["settings"]
+    sizes = results["split_sizes"]
+    lines = [f"Test accuracy [%], mean ± std over {results['n_resplits']} re-split(s); {st['epochs']} epochs, "
+             f"batch {st['batch_size']}, train/val/test = {sizes['n_train']}/{sizes['n_val']}/{sizes['n_test']} "
+             f"samples, seed {st['seed']}.", "",
+             "| method | " + " | ".join(f"sensor {s}" for s in sensors) + " |",
+             "|---|" + "---:|" * len(sensors)]
+    for m in SENSOR_METHODS:
+        lines.append(f"| {METHOD_TITLES[m]} | " + " | ".join(_pct(acc[s][m]) for s in sensors) + " |")
+    if MULTI in acc:
+        lines += ["", f"| multi-sensor method | sensors {' + '.join(sensors)} |", "|---|---:|"]
+        for m in MULTI_METHODS:
+            lines.append(f"| {METHOD_TITLES[m]} | {_pct(acc[MULTI][m])} |")
+    b = results["best"]
+    lines += ["", f"Best: {METHOD_TITLES[b['method']]}" + ("" if b["group"] == MULTI else f" (sensor {b['group']})")
+              + f", {100 * b['mean']:.2f} %.",
+              "Seed ordering: " + ", ".join(f"{k}: {'yes' if v else 'no'}" for k, v in results["ordering"]["checks"].items())
+              + "."]
+    return "\n".join(lines) + "\n"
+
+
+def plot_confusion(results: dict, path: str | Path) -> Path:
+    """12 x 12 confusion matrix of the best method, summed over the re-splits (rows: true labels)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    b = results["best"]
+    cm = np.asarray(b["confusion"], dtype=np.int64)
+    rows = cm.sum(axis=1, keepdims=True)
+    frac = np.divide(cm, rows, out=np.zeros(cm.shape), where=rows > 0)
+    fig, ax = plt.subplots(figsize=(7.2, 6.4))
+    im = ax.imshow(frac, cmap="Blues", vmin=0, vmax=1)
+    names = results["label_names"]
+    ax.set_xticks(range(len(names)), names)
+    ax.set_yticks(range(len(names)), names)
+    ax.set_xlabel("identified label")
+    ax.set_ylabel("true label")
+    for i in range(cm.shape[0]):
+        for j in range(cm.shape[1]):
+            if cm[i, j]:
+                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7,
+                        color="white" if frac[i, j] > 0.5 else "black")
+    where = "" if b["group"] == MULTI else f", sensor {b['group']}"
+    ax.set_title(f"{METHOD_TITLES[b['method']]}{where}\n{100 * b['mean']:.2f} % mean test accuracy, "
+                 f"summed over {results['n_resplits']} re-split(s)", fontsize=9)
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true label")
+    fig.tight_layout()
+    try:
+        return atomic_savefig(fig, path, dpi=120)
+    finally:
+        plt.close(fig)

@@ -1,0 +1,276 @@
+"""The harmonics re-split protocol: outputs with every method, resume without retraining, the seed's
+learning-rate schedule, decision-level fusion checked by hand, and bad input (library and CLI)."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from crackscope.engine import harmonics_protocol as hp
+from crackscope.errors import InputError
+from crackscope.physics.harmonics_config import HARMONIC_LENGTH, LABEL_NAMES
+
+EPOCHS = 2
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+def make_store(path, labels, harmonics=None, done=None):
+    """A harmonics store with the real layout and attributes, filled with synthetic data (no simulation)."""
+    from crackscope.data.harmonics_store import STORE_FORMAT, HarmonicsStoreRequest, _create_arrays, _describe
+    from crackscope.data.wavefield_store import open_or_create_store
+    from crackscope.physics import HarmonicsConfig
+
+    labels = np.asarray(labels, dtype=np.int8)
+    n = labels.size
+    if harmonics is None:
+        rng = np.random.default_rng(1)
+        t = np.linspace(0.0, 1.0, HARMONIC_LENGTH, dtype=np.float32)
+        amp = (1.0 + labels[:, None, None, None]).astype(np.float32) * 1e-11
+        harmonics = amp * np.sin(2 * np.pi * 40 * t) + 1e-12 * rng.standard_normal((n, 3, 2, HARMONIC_LENGTH))
+    req = HarmonicsStoreRequest(HarmonicsConfig.preset("tiny"), n, 0, 4)
+    group = open_or_create_store(path, req, store_format=STORE_FORMAT, describe=_describe,
+                                 create_arrays=_create_arrays, kind="harmonics")
+    group["harmonics"][:] = np.asarray(harmonics, dtype=np.float32)
+    group["label"][:] = labels
+    group["done"][:] = np.ones(n, dtype=np.uint8) if done is None else np.asarray(done, dtype=np.uint8)
+    return path
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    labels = np.repeat(np.arange(len(LABEL_NAMES)), 3)  # 36 samples: 1 train / 1 val / 1 test per label
+    return make_store(tmp_path_factory.mktemp("hstudy") / "h.zarr", labels)
+
+
+@pytest.fixture(scope="module")
+def study(store, tmp_path_factory):
+    out = tmp_path_factory.mktemp("study") / "out"
+    result = hp.run_harmonics_study(store, out, resplits=2, epochs=EPOCHS, seed=3)
+    return out, result
+
+
+# ---- outputs ----------------------------------------------------------------------------------
+
+def test_outputs_exist_with_every_method(study):
+    out, result = study
+    for name in ("study.json", "results.json", "table.md", "confusion.png", "resplits/r000.json", "resplits/r001.json"):
+        assert (out / name).is_file(), name
+    assert (out / "confusion.png").stat().st_size > 5_000
+    results = json.loads((out / "results.json").read_text())
+    assert results["n_resplits"] == 2 and results["ran_now"] == 2 and results["skipped"] == 0
+    acc = results["accuracy"]
+    assert set(acc) == {"a", "b", "c", "multi"}
+    for s in "abc":
+        assert set(acc[s]) == set(hp.SENSOR_METHODS)
+    assert set(acc["multi"]) == set(hp.MULTI_METHODS)
+    for group in acc.values():
+        for st in group.values():
+            assert 0.0 <= st["min"] <= st["mean"] <= st["max"] <= 1.0 and st["std"] >= 0 and st["n"] == 2
+    table = (out / "table.md").read_text()
+    for title in hp.METHOD_TITLES.values():
+        assert title in table
+    assert "sensor a | sensor b | sensor c" in table
+    # the best method's confusion matrix sums every test sample of every re-split
+    sizes = results["split_sizes"]
+    assert sizes == {"n_train": 12, "n_val": 12, "n_test": 12}
+    cm = np.asarray(results["best"]["confusion"])
+    assert cm.shape == (12, 12) and cm.sum() == 2 * 12 and (cm.sum(axis=1) == 2).all()
+    assert set(results["ordering"]["checks"]) >= {"a: h2 < ds_classic", "multi_ds_classic < multi_conflict_weighted"}
+
+
+def test_resplit_records_are_consistent(study):
+    out, _ = study
+    rec = json.loads((out / "resplits" / "r001.json").read_text())
+    assert rec["resplit"] == 1 and len(rec["test_indices"]) == 12
+    for key, cm in rec["confusion"].items():
+        group, method = key.split("/")
+        cm = np.asarray(cm)
+        assert cm.sum() == 12
+        assert np.trace(cm) / 12 == pytest.approx(rec["accuracy"][group][method])
+    for s in "abc":  # smoothed validation accuracies (correct + 1) / (n + 2), never 0 or 1
+        for w, acc in zip(rec["weights"][s], (rec["val_accuracy"][s]["h2"], rec["val_accuracy"][s]["h3"])):
+            assert w == pytest.approx((acc * 12 + 1) / 14) and 0 < w < 1
+
+
+def test_resume_skips_finished_resplits(study, store):
+    out, _ = study
+    files = sorted((out / "resplits").glob("r*.json"))
+    stamps = {p.name: p.stat().st_mtime_ns for p in files}
+    again = hp.run_harmonics_study(store, out, resplits=2, epochs=EPOCHS, seed=3)
+    assert again["ran_now"] == 0 and again["skipped"] == 2
+    assert {p.name: p.stat().st_mtime_ns for p in files} == stamps
+    assert again["accuracy"] == json.loads((out / "results.json").read_text())["accuracy"]
+
+
+def test_killed_run_resumes_without_duplicating_work(study, store, tmp_path):
+    out, _ = study
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    (copy / "resplits" / "r001.json").unlink()  # as if the run was killed during re-split 1
+    kept = (copy / "resplits" / "r000.json").stat().st_mtime_ns
+    result = hp.run_harmonics_study(store, copy, resplits=2, epochs=EPOCHS, seed=3)
+    assert result["ran_now"] == 1 and result["skipped"] == 1
+    assert (copy / "resplits" / "r000.json").stat().st_mtime_ns == kept
+    # the retrained re-split is the same as before: same seeds, same data
+    redone = json.loads((copy / "resplits" / "r001.json").read_text())
+    original = json.loads((out / "resplits" / "r001.json").read_text())
+    assert redone["accuracy"] == original["accuracy"] and redone["confusion"] == original["confusion"]
+
+
+def test_a_sensor_does_not_depend_on_the_others(study, store, tmp_path):
+    out, _ = study
+    hp.run_harmonics_study(store, tmp_path / "b", resplits=1, epochs=EPOCHS, seed=3, sensors="b")
+    alone = json.loads((tmp_path / "b" / "resplits" / "r000.json").read_text())
+    full = json.loads((out / "resplits" / "r000.json").read_text())
+    assert alone["accuracy"]["b"] == full["accuracy"]["b"]
+    assert "multi" not in alone["accuracy"]
+
+
+def test_other_settings_in_the_same_directory_are_refused(study, store):
+    out, _ = study
+    with pytest.raises(InputError, match="epochs"):
+        hp.run_harmonics_study(store, out, resplits=2, epochs=EPOCHS + 1, seed=3)
+
+
+# ---- pieces -----------------------------------------------------------------------------------
+
+def test_learning_rate_goes_geometrically_from_0p003_to_0p0001_in_20_levels():
+    epochs = 600
+    lrs = [hp.learning_rate(e, epochs) for e in range(epochs)]
+    levels = sorted(set(lrs), reverse=True)
+    assert len(levels) == 20
+    assert lrs[0] == pytest.approx(0.003) and lrs[-1] == pytest.approx(0.0001)
+    for k, lr in enumerate(levels):
+        assert lr == pytest.approx(0.003 * (0.0001 / 0.003) ** (k / 19), rel=1e-12)
+        assert lrs.count(lr) == 30  # equal stages of epochs / 20
+    ratios = np.asarray(levels[1:]) / np.asarray(levels[:-1])
+    assert np.allclose(ratios, (1 / 30) ** (1 / 19))
+    assert all(a >= b for a, b in zip(lrs, lrs[1:]))  # never increases
+    assert hp.learning_rate(5, 40) == pytest.approx(0.003 * (1 / 30) ** (2 / 19))  # epoch 5 of 40: level 2
+    with pytest.raises(InputError):
+        hp.learning_rate(600, 600)
+
+
+def test_trainer_uses_the_schedule(monkeypatch):
+    seen = []
+    real = torch.optim.Adam.step
+
+    def step(self, *a, **kw):
+        seen.append(self.param_groups[0]["lr"])
+        return real(self, *a, **kw)
+
+    monkeypatch.setattr(torch.optim.Adam, "step", step)
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(8, 12))
+    x, y = torch.randn(10, 1, 8), torch.arange(10)
+    loss = hp.train_classifier(model, x, y, epochs=40, batch_size=4, generator=torch.Generator().manual_seed(0))
+    assert np.isfinite(loss)
+    assert len(seen) == 40 * 3  # 3 mini-batches per epoch
+    assert seen[::3] == [hp.learning_rate(e, 40) for e in range(40)]
+
+
+def test_stratified_split_keeps_every_label_in_every_part():
+    labels = np.repeat(np.arange(12), [3, 4, 5, 10, 3, 3, 3, 3, 3, 3, 3, 20])
+    tr, va, te = hp.stratified_split(labels, (0.6, 0.2, 0.2), np.random.default_rng(0))
+    assert np.array_equal(np.sort(np.concatenate([tr, va, te])), np.arange(labels.size))
+    for part in (tr, va, te):
+        assert set(labels[part]) == set(range(12))
+    assert (labels[tr] == 11).sum() == 12 and (labels[va] == 11).sum() == 4 and (labels[te] == 11).sum() == 4
+    again = hp.stratified_split(labels, (0.6, 0.2, 0.2), np.random.default_rng(0))
+    assert all(np.array_equal(a, b) for a, b in zip((tr, va, te), again))
+
+
+def test_decision_fusion_by_hand():
+    from crackscope.fusion import combine_dempster
+
+    # docs/fusion.md Example 5 as sensor a (K = 4); sensor b agrees with itself
+    p = {"a": {"h2": np.array([[0.6, 0.2, 0.1, 0.1]]), "h3": np.array([[0.05, 0.15, 0.7, 0.1]])},
+         "b": {"h2": np.array([[0.5, 0.3, 0.1, 0.1]]), "h3": np.array([[0.6, 0.2, 0.1, 0.1]])}}
+    acc = {"a": (0.95, 0.80), "b": (0.9, 0.7)}
+    fused = hp.fuse_decisions(p, acc)
+    # classic Dempster of two Bayesian masses = normalised element-wise product
+    prod = p["a"]["h2"] * p["a"]["h3"]
+    assert np.allclose(fused["a"]["ds_classic"], prod / prod.sum())
+    assert np.allclose(fused["a"]["ds_classic"], combine_dempster(p["a"]["h2"], p["a"]["h3"]))
+    assert fused["a"]["ds_classic"].argmax() == 2  # C: follows the weaker 3rd harmonic
+    # sensitivity-weighted: label weights (A 0.20, B 0.01, C 0.05, D 0.01), by hand
+    assert np.allclose(fused["a"]["ds_sensitivity"], [[20 / 33, 1 / 33, 35 / 99, 1 / 99]])
+    assert np.allclose(fused["b"]["ds_sensitivity"], [[0.30, 0.0018, 0.0003, 0.0003]] / np.float64(0.3024))
+    # multi-sensor classic: normalised product of the per-sensor sensitivity-weighted masses
+    ma, mb = fused["a"]["ds_sensitivity"], fused["b"]["ds_sensitivity"]
+    assert np.allclose(fused["multi"]["multi_ds_classic"], ma * mb / (ma * mb).sum())
+    # conflict-weighted with two sensors: equal weights, the average combined with itself once
+    mean = (ma + mb) / 2
+    assert np.allclose(fused["multi"]["multi_conflict_weighted"], mean ** 2 / (mean ** 2).sum())
+
+
+def test_decision_fusion_survives_saturated_softmaxes():
+    # two certain harmonics that disagree: plain Dempster is undefined; the floor makes it a tie
+    p = {"a": {"h2": np.array([[1.0, 0.0, 0.0]]), "h3": np.array([[0.0, 1.0, 0.0]])}}
+    fused = hp.fuse_decisions(p, {"a": (0.9, 0.6)})
+    assert np.allclose(fused["a"]["ds_classic"], [[0.5, 0.5, 0.0]])
+    # the sensitivity weights break the tie toward the more accurate harmonic
+    assert fused["a"]["ds_sensitivity"].argmax() == 0
+    assert fused["a"]["ds_sensitivity"][0, 0] == pytest.approx(0.4 / (0.4 + 0.1))
+
+
+def test_input_scaling_uses_the_training_maximum():
+    x = np.zeros((3, 2, 5), dtype=np.float32)
+    x[0, 0, 2], x[1, 0, 1], x[2, 1, 4] = -4e-11, 2e-11, 3e-12
+    scale = hp.channel_scale(x)
+    assert scale.shape == (1, 2, 1) and np.allclose(scale.ravel(), [4e-11, 3e-12])
+    assert np.abs(x / scale).max() == pytest.approx(1.0)
+
+
+# ---- bad input --------------------------------------------------------------------------------
+
+def test_bad_input_raises_input_error(store, tmp_path):
+    with pytest.raises(InputError, match="not a crackscope harmonics store"):
+        hp.run_harmonics_study(tmp_path, tmp_path / "o1", resplits=1, epochs=1)
+    import zarr
+
+    zarr.open_group(str(tmp_path / "other.zarr"), mode="w", attributes={"format": "something/1"})
+    with pytest.raises(InputError, match="not a crackscope harmonics store"):
+        hp.run_harmonics_study(tmp_path / "other.zarr", tmp_path / "o2", resplits=1, epochs=1)
+    few = make_store(tmp_path / "few.zarr", [0, 0, 0, 1, 1])
+    with pytest.raises(InputError, match=r"label AE has only 2 samples"):
+        hp.run_harmonics_study(few, tmp_path / "o3", resplits=1, epochs=1)
+    labels = np.repeat(np.arange(12), 3)
+    bad = np.ones((36, 3, 2, HARMONIC_LENGTH), dtype=np.float32) * 1e-11
+    bad[7, 1, 1, 100] = np.nan
+    bad[9, 0, 0, 5] = np.inf
+    nan = make_store(tmp_path / "nan.zarr", labels, harmonics=bad)
+    with pytest.raises(InputError, match=r"NaN/Inf \(first at sample 7, sensor b, harmonic h3, time 100; 2 samples"):
+        hp.run_harmonics_study(nan, tmp_path / "o4", resplits=1, epochs=1)
+    unfinished = make_store(tmp_path / "part.zarr", labels, done=[1] * 35 + [0])
+    with pytest.raises(InputError, match="35 of 36 samples are finished"):
+        hp.run_harmonics_study(unfinished, tmp_path / "o5", resplits=1, epochs=1)
+    for kw, msg in [({"sensors": "a,d"}, "unknown sensor 'd'"), ({"sensors": "a,a"}, "twice"),
+                    ({"sensors": ""}, "at least one"), ({"epochs": 0}, "--epochs"), ({"resplits": 0}, "--resplits"),
+                    ({"seed": -1}, "--seed"), ({"init": "zeros"}, "--init"), ({"device": "tpu"}, "--device"),
+                    ({"fractions": (0.5, 0.5, 0.5)}, "fractions")]:
+        with pytest.raises(InputError, match=msg):
+            hp.run_harmonics_study(store, tmp_path / "o6", **{"resplits": 1, "epochs": 1, **kw})
+    assert not (tmp_path / "o1").exists() and not (tmp_path / "o6").exists()  # refused before writing anything
+
+
+def test_cli_refuses_a_non_store_with_exit_2_and_one_line(tmp_path):
+    env = {**os.environ, "MPLBACKEND": "Agg", "CRACKSCOPE_DEBUG": ""}
+    out = subprocess.run([sys.executable, "-m", "crackscope.cli", "harmonics-study", str(tmp_path / "missing"),
+                          "--out", str(tmp_path / "o"), "--resplits", "1", "--epochs", "1"],
+                         capture_output=True, text=True, timeout=120, env=env)
+    assert out.returncode == 2
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error:") and "not a crackscope harmonics store" in lines[0]
+    assert out.stdout == ""

@@ -71,7 +71,7 @@ def simulate_harmonics_cmd(
     samples: int = typer.Option(..., "--samples", help="Number of plates (each with one micro-crack group)."),
     preset: Optional[Preset] = typer.Option(None, "--preset", help="paper (default), small or tiny."),
     config: Optional[Path] = typer.Option(None, "--config", help="YAML file of HarmonicsConfig fields (may set 'preset')."),
-    set_: list[str] = typer.Option([], "--set", help="Override a field: --set gap_m=1e-11"),
+    set_: list[str] = typer.Option([], "--set", help="Override a field: --set crack_gap=1e-11"),
     seed: int = typer.Option(0, "--seed", help="Sample i (its label, crack count, size and layout) depends only on (seed, i)."),
     batch: int = typer.Option(8, "--batch", help="Plates simulated together; also the resume granularity."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),

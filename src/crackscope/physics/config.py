@@ -97,6 +97,42 @@ class LatticePlateProperties:
         s = self.springs
         return _critical_dt(self.lattice_spacing, s.k_normal, s.k_shear, s.node_mass)
 
+    def lattice(self) -> TriangularLattice:
+        return TriangularLattice(self.width, self.height, self.lattice_spacing)
+
+    # ---- construction -------------------------------------------------------------------------
+    @classmethod
+    def preset(cls, name: str, **overrides):
+        """A named preset of the class (``paper``, ``small`` or ``tiny``), with fields overridden."""
+        presets = cls.presets()
+        if name not in presets:
+            raise InputError(f"unknown preset {name!r}; choose one of {', '.join(presets)}")
+        return cls.model_validate({**presets[name], **overrides})
+
+    @classmethod
+    def presets(cls) -> dict[str, dict]:  # pragma: no cover - every config class overrides it
+        raise NotImplementedError
+
+    def replace(self, **changes):
+        """A validated copy with some fields changed."""
+        return type(self).model_validate({**self.model_dump(), **changes})
+
+
+def load_preset_config(cls, preset: str | None, path, overrides, what: str):
+    """``cls`` from a preset, a YAML file (which may name its own ``preset``) and ``key=value``
+    overrides. Precedence: overrides > file > preset (the argument, else the file's ``preset:``,
+    else paper)."""
+    from crackscope.config import apply_overrides, load_yaml, validate
+
+    data = load_yaml(path) if path else {}
+    source = f"config file {path}" if path else what
+    name = preset or data.pop("preset", None) or "paper"
+    data.pop("preset", None)
+    presets = cls.presets()
+    if name not in presets:
+        raise InputError(f"{source}: unknown preset {name!r}; choose one of {', '.join(presets)}")
+    return validate(cls, apply_overrides(_merge(presets[name], data), list(overrides)), source)
+
 
 class PlateConfig(LatticePlateProperties, BaseModel):
     """A 2-D linear-elastic plate in plane stress, simulated as a triangular spring lattice. SI units."""
@@ -166,39 +202,16 @@ class PlateConfig(LatticePlateProperties, BaseModel):
         """Integration steps to record ``n_time`` samples (the first at t = 0)."""
         return (self.n_time - 1) * self.record_every
 
-    def lattice(self) -> TriangularLattice:
-        return TriangularLattice(self.width, self.height, self.lattice_spacing)
-
-    # ---- construction -------------------------------------------------------------------------
     @classmethod
-    def preset(cls, name: str, **overrides) -> "PlateConfig":
+    def presets(cls) -> dict[str, dict]:
         """``paper`` (the seed's scale), ``small`` (CPU experiments) or ``tiny`` (tests)."""
-        try:
-            base = PRESETS[name]
-        except KeyError:
-            raise InputError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}") from None
-        return cls.model_validate({**base, **overrides})
+        return PRESETS
 
-    def replace(self, **changes) -> "PlateConfig":
-        """A validated copy with some fields changed."""
-        return type(self).model_validate({**self.model_dump(), **changes})
 
 
 def load_plate_config(preset: str | None = None, path=None, overrides: list[str] | tuple[str, ...] = ()) -> PlateConfig:
-    """PlateConfig from a preset, a YAML file (which may name its own ``preset``) and ``key=value`` overrides.
-
-    Precedence: overrides > file > preset (the argument, else the file's ``preset:``, else paper).
-    """
-    from crackscope.config import apply_overrides, load_yaml, validate
-
-    data = load_yaml(path) if path else {}
-    source = f"config file {path}" if path else "plate config"
-    name = preset or data.pop("preset", None) or "paper"
-    data.pop("preset", None)
-    if name not in PRESETS:
-        raise InputError(f"{source}: unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-    merged = apply_overrides(_merge(PRESETS[name], data), list(overrides))
-    return validate(PlateConfig, merged, source)
+    """PlateConfig from a preset, a YAML file and ``key=value`` overrides (see :func:`load_preset_config`)."""
+    return load_preset_config(PlateConfig, preset, path, overrides, "plate config")
 
 
 def _merge(base: dict, extra: dict) -> dict:

@@ -29,8 +29,7 @@ from typing import ClassVar, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from crackscope.errors import InputError
-from crackscope.physics.config import LatticePlateProperties, _merge
-from crackscope.physics.lattice import TriangularLattice
+from crackscope.physics.config import LatticePlateProperties, load_preset_config
 from crackscope.physics.material import check_poisson_ratio
 
 HARMONIC_LENGTH = 4760  # samples per harmonic response, the seed's input length
@@ -163,22 +162,10 @@ class HarmonicsConfig(LatticePlateProperties, BaseModel):
     def count_range(self) -> tuple[int, int]:
         return self.crack_count_edges[0], self.crack_count_edges[-1]
 
-    def lattice(self) -> TriangularLattice:
-        return TriangularLattice(self.width, self.height, self.lattice_spacing)
-
-    # ---- construction -------------------------------------------------------------------------
     @classmethod
-    def preset(cls, name: str, **overrides) -> "HarmonicsConfig":
+    def presets(cls) -> dict[str, dict]:
         """``paper`` (seed-like crack counts), ``small`` (CPU experiments) or ``tiny`` (tests)."""
-        try:
-            base = PRESETS[name]
-        except KeyError:
-            raise InputError(f"unknown preset {name!r}; choose one of {', '.join(PRESETS)}") from None
-        return cls.model_validate({**base, **overrides})
-
-    def replace(self, **changes) -> "HarmonicsConfig":
-        """A validated copy with some fields changed."""
-        return type(self).model_validate({**self.model_dump(), **changes})
+        return PRESETS
 
 
 def quantity_class(n_cracks: int, cfg: HarmonicsConfig) -> int:
@@ -217,17 +204,8 @@ def label_ranges(label: int, cfg: HarmonicsConfig) -> tuple[tuple[int, int], tup
 
 
 def load_harmonics_config(preset: str | None = None, path=None, overrides: list[str] | tuple[str, ...] = ()) -> HarmonicsConfig:
-    """HarmonicsConfig from a preset, a YAML file (which may name its own ``preset``) and ``key=value`` overrides."""
-    from crackscope.config import apply_overrides, load_yaml, validate
-
-    data = load_yaml(path) if path else {}
-    source = f"config file {path}" if path else "harmonics config"
-    name = preset or data.pop("preset", None) or "paper"
-    data.pop("preset", None)
-    if name not in PRESETS:
-        raise InputError(f"{source}: unknown preset {name!r}; choose one of {', '.join(PRESETS)}")
-    merged = apply_overrides(_merge(PRESETS[name], data), list(overrides))
-    return validate(HarmonicsConfig, merged, source)
+    """HarmonicsConfig from a preset, a YAML file and ``key=value`` overrides (see ``load_preset_config``)."""
+    return load_preset_config(HarmonicsConfig, preset, path, overrides, "harmonics config")
 
 
 PRESETS: dict[str, dict] = {

@@ -25,7 +25,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "surface_study"
-DEFAULT_DATA = ROOT / ".." / "shared" / "datasets" / "SD-saliency-900"
+DEFAULT_DATA = Path("../shared/datasets/SD-saliency-900")  # relative: run from the repository root
 
 
 def main(argv=None) -> int:
@@ -34,7 +34,7 @@ def main(argv=None) -> int:
     p.add_argument("--size", default="128", help="resize side in pixels, or 'none' to pad 200 -> 224 (default 128)")
     p.add_argument("--base-channels", type=int, default=16)
     p.add_argument("--epochs", type=int, default=50)
-    p.add_argument("--work", type=Path, default=ROOT / "runs" / "surface_study")
+    p.add_argument("--work", type=Path, default=Path("runs/surface_study"))
     p.add_argument("--ship", action="store_true", help="copy U-Net+CBAM and the best other model to weights/")
     args = p.parse_args(argv)
 

@@ -64,7 +64,11 @@ def main(argv=None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         for name in MODELS:
             torch.manual_seed(0)
-            model = models.create(name, in_channels=1, classes=1, base_channels=args.base_channels).eval()
+            model = models.create(name, in_channels=1, classes=1, base_channels=args.base_channels)
+            with torch.no_grad():  # batch-norm statistics from real activations: eval outputs are not constant
+                for _ in range(3):
+                    model(torch.rand(4, 1, 64, 64))
+            model.eval()
             onnx_path = Path(tmp) / f"{name}.onnx"
             _export(model, onnx_path, max(args.sizes))
             opts = ort.SessionOptions()

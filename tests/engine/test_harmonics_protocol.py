@@ -180,6 +180,24 @@ def test_trainer_uses_the_schedule(monkeypatch):
     assert seen[::3] == [hp.learning_rate(e, 40) for e in range(40)]
 
 
+def test_every_network_gets_the_schedule_and_the_2d_cnn_a_tenth_of_it(store, monkeypatch):
+    calls = {}
+    real = hp.train_classifier
+
+    def spy(model, x, y, **kw):
+        calls[type(model).__name__, x.shape[1]] = (kw["lr_start"], kw["lr_end"], kw["epochs"])
+        return real(model, x, y, **kw)
+
+    monkeypatch.setattr(hp, "train_classifier", spy)
+    data = hp.load_study_data(store)
+    hp.run_resplit(data, hp.StudySettings(epochs=1, sensors="a"), 0)
+    expected = {("HarmonicCNN1D", 1): (0.003, 0.0001, 1), ("HarmonicCNN2D", 2): (0.0003, 0.00001, 1),
+                ("HarmonicCNN1D", 2): (0.003, 0.0001, 1), ("HarmonicFeatureFusion", 2): (0.003, 0.0001, 1)}
+    assert set(calls) == set(expected)
+    for key, value in expected.items():
+        assert calls[key] == pytest.approx(value, rel=1e-12), key
+
+
 def test_stratified_split_keeps_every_label_in_every_part():
     labels = np.repeat(np.arange(12), [3, 4, 5, 10, 3, 3, 3, 3, 3, 3, 3, 20])
     tr, va, te = hp.stratified_split(labels, (0.6, 0.2, 0.2), np.random.default_rng(0))

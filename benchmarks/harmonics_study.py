@@ -40,6 +40,16 @@ def _load() -> list[float] | None:
         return None
 
 
+def _cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:  # pragma: no cover
+        pass
+    return platform.processor() or platform.machine()
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", default="tiny")
@@ -72,6 +82,7 @@ def main(argv=None) -> int:
         except ImportError:  # pragma: no cover
             pass
     load_start = _load()
+    utc_start = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     store = args.work / f"harmonics-{args.preset}-{args.samples}-s{args.store_seed}.zarr"
     t0 = time.perf_counter()
     summary = generate_harmonics_store(store, HarmonicsConfig.preset(args.preset), args.samples,
@@ -89,9 +100,24 @@ def main(argv=None) -> int:
         shutil.copy(study_dir / name, args.results / name)
     per = result["seconds_per_resplit"]
     n_train = result["split_sizes"]["n_train"]
-    # cost is proportional to training samples x epochs: project the seed's 100 x 600 on this store
-    projected = per["mean"] * (FULL_EPOCHS / args.epochs) * FULL_RESPLITS
+    # cost is proportional to training samples x epochs: project the seed's 100 x 600 on this store from
+    # the median re-split (re-splits that shared the cores with other jobs are slower; the median ignores them)
+    typical = per.get("median", per["mean"])
+    projected = typical * (FULL_EPOCHS / args.epochs) * FULL_RESPLITS
     full = args.resplits >= FULL_RESPLITS and args.epochs >= FULL_EPOCHS
+    previous = args.results / "protocol.json"
+    calls = []
+    if previous.exists():
+        try:
+            old = json.loads(previous.read_text())
+            if old.get("study_dir") == str(study_dir):
+                calls = old.get("calls", [])
+        except (OSError, json.JSONDecodeError):
+            pass
+    calls.append({"utc_start": utc_start, "utc_end": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+                  "resplits_run": result["ran_now"], "resplits_skipped": result["skipped"],
+                  "study_wall_s": round(t_study, 1), "store_wall_s": round(t_store, 1),
+                  "load_average_start": load_start, "load_average_end": _load(), "note": args.note})
     protocol = {
         "protocol": "full seed protocol (100 re-splits x 600 epochs)" if full else
                     f"REDUCED: {args.resplits} re-splits x {args.epochs} epochs (the seed: {FULL_RESPLITS} x {FULL_EPOCHS})",
@@ -100,29 +126,27 @@ def main(argv=None) -> int:
         "store": str(store), "store_label_counts": summary["label_counts"], "store_wall_s": round(t_store, 1),
         "study_dir": str(study_dir),
         "split_sizes": result["split_sizes"],
-        "resplits_run_now": result["ran_now"], "resplits_skipped": result["skipped"],
-        "study_wall_s_this_call": round(t_study, 1),
+        "calls": calls,
+        "study_wall_s_total": round(sum(c["study_wall_s"] for c in calls), 1),
         "seconds_per_resplit": per,
+        "seconds_per_resplit_each": result["seconds_each"],
         "projected_full_protocol_s": round(projected, 0),
         "projected_full_protocol_h": round(projected / 3600, 2),
-        "projection": f"mean s/re-split x ({FULL_EPOCHS} / {args.epochs}) epochs x {FULL_RESPLITS} re-splits, "
+        "projection": f"median s/re-split x ({FULL_EPOCHS} / {args.epochs}) epochs x {FULL_RESPLITS} re-splits, "
                       f"{n_train} training samples",
         "full_command": (f".venv/bin/python benchmarks/harmonics_study.py --preset {args.preset} --samples {args.samples} "
                          f"--resplits {FULL_RESPLITS} --epochs {FULL_EPOCHS} --batch-size {args.batch_size} "
                          f"--seed {args.seed}"),
         "ordering": result["ordering"],
         "best": {k: result["best"][k] for k in ("group", "method", "mean")},
-        "hardware": {"cpu": platform.processor() or platform.machine(), "cores": os.cpu_count(),
+        "hardware": {"cpu": _cpu_model(), "cores": os.cpu_count(),
                      "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
                      "python": platform.python_version(),
                      "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
                      "device": args.device},
-        "load_average_start": load_start, "load_average_end": _load(),
-        "utc_end": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "note": args.note,
     }
     (args.results / "protocol.json").write_text(json.dumps(protocol, indent=2) + "\n")
-    print(f"{protocol['protocol']}; {per['mean']:.1f} s per re-split; full protocol projected "
+    print(f"{protocol['protocol']}; median {typical:.1f} s per re-split; full protocol projected "
           f"{protocol['projected_full_protocol_h']} h; results: {args.results}")
     return 0
 

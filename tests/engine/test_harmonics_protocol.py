@@ -87,7 +87,14 @@ def test_outputs_exist_with_every_method(study):
     assert sizes == {"n_train": 12, "n_val": 12, "n_test": 12}
     cm = np.asarray(results["best"]["confusion"])
     assert cm.shape == (12, 12) and cm.sum() == 2 * 12 and (cm.sum(axis=1) == 2).all()
-    assert set(results["ordering"]["checks"]) >= {"a: h2 < ds_classic", "multi_ds_classic < multi_conflict_weighted"}
+    ordering = results["ordering"]
+    assert set(ordering["checks"]) >= {"a: h2 < ds_classic", "multi_ds_classic < multi_conflict_weighted"}
+    assert set(ordering["paired"]) == set(ordering["checks"])
+    for name, pr in ordering["paired"].items():  # paired differences agree with the means
+        assert pr["up"] + pr["same"] + pr["down"] == 2
+        if abs(pr["mean_difference"]) > 1e-9:
+            assert (pr["mean_difference"] > 0) == ordering["checks"][name]
+    assert "Target ordering" in table
 
 
 def test_resplit_records_are_consistent(study):

@@ -3,7 +3,7 @@ single-harmonic, data-, feature- and decision-level method per sensor and both m
 mean ± std test accuracy over random stratified re-splits.
 
     .venv/bin/python benchmarks/harmonics_study.py                       # the reduced CPU run (defaults below)
-    .venv/bin/python benchmarks/harmonics_study.py --resplits 100 --epochs 600 --full   # the seed's protocol
+    .venv/bin/python benchmarks/harmonics_study.py --resplits 100 --epochs 600          # the seed's protocol
 
 Steps: simulate a harmonics store (``--preset``, ``--samples``; resumable: the store is finished,
 not redone), run ``crackscope.engine.harmonics_protocol`` on it into ``--work``/study (finished
@@ -12,8 +12,8 @@ confusion.png to benchmarks/results/harmonics_study/ with protocol.json (setting
 full seed protocol, wall times, seconds per re-split, the projected time of the full 100 x 600 run,
 hardware and CPU load).
 
-Store: the tiny preset (12 x 9.6 µm plate, 2-19 cracks), 240 samples by default, i.e. ~20 per label
-(labels are drawn uniformly, so the counts vary); a 60/20/20 split then trains on ~144 samples.
+Store: the tiny preset (12 x 9.6 µm plate, 2-19 cracks, nested layout), 480 samples by default, ~40 per label
+(labels are drawn uniformly, so the counts vary); a 60/20/20 split then trains on ~289 samples.
 Defaults: 10 re-splits x 100 epochs -- a reduced protocol; the full one is 100 x 600.
 """
 
@@ -53,7 +53,7 @@ def _cpu_model() -> str:
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--preset", default="tiny")
-    p.add_argument("--samples", type=int, default=240)
+    p.add_argument("--samples", type=int, default=480)
     p.add_argument("--store-seed", type=int, default=0)
     p.add_argument("--resplits", type=int, default=10)
     p.add_argument("--epochs", type=int, default=100)

@@ -29,3 +29,16 @@ def read_store():
         return {name: np.asarray(group[name][...]) for name in names}
 
     return read
+
+
+@pytest.fixture(scope="module")
+def one_numba_thread():
+    """Numba kernels on one thread for a module (``pytestmark = pytest.mark.usefixtures(...)``).
+
+    Results do not depend on the thread count; one thread avoids barrier stalls when other jobs
+    share the CPU (parallel kernels then run up to ~100x slower)."""
+    numba = pytest.importorskip("numba")
+    before = numba.get_num_threads()
+    numba.set_num_threads(1)
+    yield
+    numba.set_num_threads(before)

@@ -33,10 +33,13 @@ def format_validation_error(err: Exception, prefix: str = "") -> str:
 
 
 def require_positive_int(name: str, value) -> int:
-    """``value`` if it is an int >= 1 (bools refused), else an :class:`InputError` naming ``name``."""
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+    """``int(value)`` if it is an integer >= 1 (Python or numpy; bools refused), else an
+    :class:`InputError` naming ``name``."""
+    import numpy as np
+
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
         raise InputError(f"{name} must be a positive integer (got {value!r})")
-    return value
+    return int(value)
 
 
 def dataset_index(i, n: int, what: str) -> int:

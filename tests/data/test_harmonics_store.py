@@ -25,13 +25,7 @@ from crackscope.physics.harmonics_config import LABEL_NAMES, label_of, label_ran
 ARRAYS = ("harmonics", "amplitudes", "n_cracks", "crack_size_um", "label", "done")
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_numba_thread():
-    numba = pytest.importorskip("numba")
-    before = numba.get_num_threads()
-    numba.set_num_threads(1)
-    yield
-    numba.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_numba_thread")
 
 
 @pytest.fixture(scope="module")

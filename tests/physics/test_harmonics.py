@@ -11,20 +11,20 @@ from crackscope.errors import InputError
 from crackscope.physics import HarmonicsConfig, simulate_harmonics
 from crackscope.physics.contact import ContactLatticeSolver, contact_correction, contact_tension, crack_bonds
 from crackscope.physics.cracks import Crack
-from crackscope.physics.harmonics import bandpass, place_crack_group, plate_rng, simulate_crack_groups
+from crackscope.physics.harmonics import (
+    bandpass,
+    crack_group,
+    place_crack_group,
+    plate_rng,
+    simulate_crack_groups,
+    site_layout,
+)
 from crackscope.physics.harmonics_config import LABEL_NAMES, label_of, label_ranges
 from crackscope.physics.solver import LatticeSolver
 from crackscope.physics.wavefield import sponge_damping
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_numba_thread():
-    """Results do not depend on the thread count; one thread avoids barrier stalls on a busy CPU."""
-    numba = pytest.importorskip("numba")
-    before = numba.get_num_threads()
-    numba.set_num_threads(1)
-    yield
-    numba.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_numba_thread")
 
 
 @pytest.fixture(scope="module")
@@ -216,8 +216,11 @@ def test_result_contract_and_determinism(tiny):
     alone = simulate_crack_groups(tiny, [out.cracks[1]])
     np.testing.assert_array_equal(alone.harmonics[0], out.harmonics[1])
     np.testing.assert_array_equal(alone.signals[0], out.signals[1])
-    other_seed = simulate_harmonics(tiny, [3], [0.7], seed=5)
-    assert not np.array_equal(other_seed.harmonics[0], out.harmonics[0])
+    # nested layout (default): the group is fixed by (count, size), the seed does not enter
+    np.testing.assert_array_equal(simulate_harmonics(tiny, [3], [0.7], seed=5).harmonics[0], out.harmonics[0])
+    random = tiny.replace(crack_layout="random")
+    first = simulate_harmonics(random, [3], [0.7], seed=4).harmonics[0]
+    assert not np.array_equal(simulate_harmonics(random, [3], [0.7], seed=5).harmonics[0], first)
 
 
 def test_crack_groups_never_share_a_bond(tiny):
@@ -283,4 +286,29 @@ def test_crowded_groups_that_pass_the_area_check_still_fail_cleanly(tiny):
     with pytest.raises(InputError, match=r"n_cracks=40 cracks of crack_size_um=2 could not be placed"):
         place_crack_group(tiny, 40, 2.0, plate_rng(0, 0))  # passes the bound, jams while placing
     with pytest.raises(InputError, match=r"could not be placed.*\(plate 1\)"):
-        simulate_harmonics(tiny, [2, 40], [2.0, 2.0])
+        simulate_harmonics(tiny.replace(crack_layout="random"), [2, 40], [2.0, 2.0])
+    # the nested layout holds crack_count_edges[-1] cracks of at most crack_size_edges_um[-1]
+    with pytest.raises(InputError, match=r"crack_size_um=2 exceeds the nested layout's 1.2 µm.*\(plate 1\)"):
+        simulate_harmonics(tiny, [2, 4], [1.0, 2.0])
+    with pytest.raises(InputError, match=r"n_cracks=20 exceeds the nested layout's 19 cracks"):
+        simulate_harmonics(tiny, [20], [1.0])
+
+
+def test_nested_groups_are_prefixes_of_one_layout_shortened_about_their_centres(tiny):
+    """crack_layout=nested: group(n, l) = first n cracks of the site's layout, each scaled about its
+    centre to length l, so a larger count adds cracks and a larger size lengthens the same cracks."""
+    rng = plate_rng(0, 0)
+    big = crack_group(tiny, 19, 1.2, rng)
+    small = crack_group(tiny, 7, 0.4, rng)
+    np.testing.assert_allclose([c.points for c in big], [c.points for c in site_layout(tiny)], rtol=0, atol=1e-18)
+    for full, short in zip(big, small):
+        (a, b), (p, q) = np.asarray(full.points), np.asarray(short.points)
+        np.testing.assert_allclose((a + b) / 2, (p + q) / 2, atol=1e-18)               # same centre
+        np.testing.assert_allclose((q - p) / 0.4, (b - a) / 1.2, atol=1e-12)          # same direction
+        assert short.length_um == pytest.approx(0.4)
+    lat = tiny.lattice()
+    for size in tiny.crack_size_edges_um:  # valid at every size: disjoint bonds, every crack crosses one
+        bonds = crack_bonds(lat, [crack_group(tiny, 19, size, rng)])
+        keys = {tuple(i) + tuple(j) for i, j in zip(bonds.node_i.tolist(), bonds.node_j.tolist())}
+        assert len(keys) == len(bonds) and np.bincount(bonds.crack, minlength=19).min() >= 1
+    assert [c.points for c in site_layout(tiny.replace(layout_seed=1))] != [c.points for c in big]

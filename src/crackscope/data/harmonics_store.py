@@ -47,7 +47,7 @@ from crackscope.data.wavefield_store import (
     sample_rng,
 )
 from crackscope.errors import InputError
-from crackscope.physics.harmonics import HARMONICS_SIMULATOR_VERSION, place_crack_group, sensor_nodes
+from crackscope.physics.harmonics import HARMONICS_SIMULATOR_VERSION, crack_group, sensor_nodes
 from crackscope.physics.harmonics_config import HARMONIC_LENGTH, LABEL_NAMES, SENSOR_NAMES, HarmonicsConfig, label_ranges
 
 STORE_FORMAT = "crackscope.harmonics/1"
@@ -68,7 +68,7 @@ def draw_sample(cfg: HarmonicsConfig, seed: int, index: int):
     """(label, n_cracks, crack_size_um, cracks) of sample ``index`` of a store made with ``seed``."""
     rng = sample_rng(seed, index)
     label, n, size = draw_parameters(cfg, rng)
-    return label, n, size, place_crack_group(cfg, n, size, rng)
+    return label, n, size, crack_group(cfg, n, size, rng)
 
 
 def simulate_harmonics_samples(cfg_json: dict, seed: int, start: int, stop: int, device: str = "cpu",

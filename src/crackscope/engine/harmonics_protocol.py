@@ -96,7 +96,7 @@ from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
-from crackscope.errors import InputError
+from crackscope.errors import InputError, require_positive_int
 from crackscope.io import atomic_savefig, atomic_write_text
 from crackscope.physics.harmonics_config import LABEL_NAMES, SENSOR_NAMES
 
@@ -148,12 +148,6 @@ def parse_sensors(sensors: str | Sequence[str]) -> tuple[str, ...]:
     return tuple(sorted(items, key=SENSOR_NAMES.index))
 
 
-def _positive(name: str, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise InputError(f"{name} must be a positive integer (got {value!r})")
-    return int(value)
-
-
 @dataclass(frozen=True)
 class StudySettings:
     """Everything besides the store and the number of re-splits that determines a re-split's result."""
@@ -171,9 +165,9 @@ class StudySettings:
     cnn2d_lr_scale: float = CNN2D_LR_SCALE
 
     def __post_init__(self):
-        _positive("--epochs", self.epochs)
-        _positive("--batch-size", self.batch_size)
-        _positive("lr_steps", self.lr_steps)
+        require_positive_int("--epochs", self.epochs)
+        require_positive_int("--batch-size", self.batch_size)
+        require_positive_int("lr_steps", self.lr_steps)
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
             raise InputError(f"--seed must be an integer >= 0 (got {self.seed!r})")
         object.__setattr__(self, "sensors", parse_sensors(self.sensors))
@@ -473,13 +467,13 @@ def run_harmonics_study(store: str | Path, out: str | Path, *, resplits: int = 1
                         fractions: Sequence[float] = (0.6, 0.2, 0.2), init: str = "default", device: str = "cpu",
                         threads: int | None = None, log: Callable[[str], None] = lambda s: None) -> dict:
     """Run (or resume) the protocol; writes every output and returns results.json's content plus the table."""
-    resplits = _positive("--resplits", resplits)
+    resplits = require_positive_int("--resplits", resplits)
     settings = StudySettings(epochs=epochs, seed=seed, sensors=sensors, batch_size=batch_size,
                              fractions=tuple(fractions), init=init)
     if threads is not None:
         import torch
 
-        torch.set_num_threads(_positive("--threads", threads))
+        torch.set_num_threads(require_positive_int("--threads", threads))
     if device.startswith("cuda"):
         import torch
 

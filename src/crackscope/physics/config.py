@@ -23,9 +23,9 @@ size classes are resolved; the shear wavelength at the default centre frequency 
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import ClassVar, Literal
+from typing import Annotated, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from crackscope.errors import InputError
 from crackscope.physics.cracks import CrackDistribution
@@ -39,6 +39,17 @@ from crackscope.physics.material import (
 
 MIN_SPACINGS_PER_WAVELENGTH = 10.0
 DEFAULT_SPACINGS_PER_WAVELENGTH = 15.0
+
+
+def _lattice_poisson_ratio(v: float) -> float:
+    try:
+        return check_poisson_ratio(v)
+    except InputError:
+        raise ValueError("outside the range the spring lattice supports (-1 < nu <= 1/3)") from None
+
+
+# Poisson's ratio of a config field: the normal + shear spring lattice needs -1 < nu <= 1/3.
+LatticePoissonRatio = Annotated[float, AfterValidator(_lattice_poisson_ratio)]
 
 
 class CrackSampling(BaseModel):
@@ -140,7 +151,7 @@ class PlateConfig(LatticePlateProperties, BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     youngs_modulus: float = Field(210e9, gt=0, description="Young's modulus E [Pa]")
-    poisson_ratio: float = Field(0.3, description="Poisson's ratio nu, -1 < nu <= 1/3")
+    poisson_ratio: LatticePoissonRatio = Field(0.3, description="Poisson's ratio nu, -1 < nu <= 1/3")
     density: float = Field(7850.0, gt=0, description="density rho [kg/m^3]")
     thickness: float = Field(0.2e-6, gt=0, description="plate thickness t [m]")
     width: float = Field(36e-6, gt=0, description="plate width along x [m]")
@@ -162,14 +173,6 @@ class PlateConfig(LatticePlateProperties, BaseModel):
     mask_size: int = Field(36, ge=1, description="mask pixels per side")
     dtype: Literal["float32", "float64"] = "float32"
     cracks: CrackSampling = CrackSampling()
-
-    @field_validator("poisson_ratio")
-    @classmethod
-    def _poisson(cls, v: float) -> float:
-        try:
-            return check_poisson_ratio(v)
-        except InputError:
-            raise ValueError("outside the range the spring lattice supports (-1 < nu <= 1/3)") from None
 
     @model_validator(mode="after")
     def _physics(self):

@@ -2,8 +2,10 @@
 
 Per plate of the batch (see ``docs/harmonics.md`` for the formulas):
 
-1. a group of ``n`` straight micro-cracks of one length is placed at random (centre uniform in the
-   crack region, orientation uniform in [0, pi)), no two crossing each other or the same bond;
+1. a group of ``n`` straight micro-cracks of one length: by default (``crack_layout = "nested"``)
+   the first ``n`` cracks of the site's one fixed random layout, shortened to the group's size;
+   with ``"random"`` a fresh random layout per plate (centre uniform in the crack region,
+   orientation uniform in [0, pi)); never two crossing each other or the same bond;
 2. every bond a crack crosses becomes a contact bond (:mod:`crackscope.physics.contact`);
 3. the plate is driven by a Hann tone burst ``+F`` (and, for pulse inversion, in a second run by
    ``-F``); the three sensors record the x displacement;
@@ -19,6 +21,7 @@ batched solver; each plate's numbers do not depend on what else is in the batch.
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Sequence
@@ -40,7 +43,7 @@ from crackscope.physics.sources import tone_burst
 from crackscope.physics.wavefield import sponge_damping
 
 # Bump whenever a change to the physics changes the numbers: stores record it, resume checks it.
-HARMONICS_SIMULATOR_VERSION = "harmonics-1 (contact bonds, pulse inversion, Gaussian band-pass)"
+HARMONICS_SIMULATOR_VERSION = "harmonics-2 (contact bonds, pulse inversion, Gaussian band-pass, nested layouts)"
 MAX_ATTEMPTS_PER_CRACK = 200
 
 
@@ -104,13 +107,15 @@ def _crosses_any(seg: np.ndarray, others: np.ndarray) -> bool:
     return bool(others.shape[0]) and bool(segments_cross(others[:, 0], others[:, 1], seg).any())
 
 
-def place_crack_group(cfg: HarmonicsConfig, n_cracks: int, crack_size_um: float, rng: np.random.Generator) -> list[Crack]:
+def place_crack_group(cfg: HarmonicsConfig, n_cracks: int, crack_size_um: float, rng: np.random.Generator,
+                      min_size_um: float | None = None) -> list[Crack]:
     """``n_cracks`` straight cracks of length ``crack_size_um`` placed at random in the crack region.
 
     Each centre is uniform over the positions that keep the whole crack inside the region, each
     orientation uniform in [0, pi). A candidate is rejected when it crosses an earlier crack or a
-    bond an earlier crack already crosses; after ``MAX_ATTEMPTS_PER_CRACK`` rejections in a row the
-    group is declared impossible (InputError).
+    bond an earlier crack already crosses, or (with ``min_size_um``) when the same crack shortened
+    about its centre to ``min_size_um`` would cross no bond; after ``MAX_ATTEMPTS_PER_CRACK``
+    rejections in a row the group is declared impossible (InputError).
     """
     n_cracks, size = _check_count_and_size(n_cracks, crack_size_um, cfg)
     lattice = cfg.lattice()
@@ -132,6 +137,8 @@ def place_crack_group(cfg: HarmonicsConfig, n_cracks: int, crack_size_um: float,
             bonds = {b[:4] for b in bonds_crossed(lattice, crack)}
             if not bonds or bonds & taken:
                 continue
+            if min_size_um is not None and not bonds_crossed(lattice, shorten(crack, min_size_um)):
+                continue
             taken |= bonds
             segs = np.concatenate([segs, seg[None]])
             cracks.append(crack)
@@ -140,6 +147,53 @@ def place_crack_group(cfg: HarmonicsConfig, n_cracks: int, crack_size_um: float,
             raise InputError(f"n_cracks={n_cracks} cracks of crack_size_um={size:g} could not be placed without "
                              f"overlapping in the crack region (crack {k + 1} found no room)")
     return cracks
+
+
+def shorten(crack: Crack, size_um: float) -> Crack:
+    """The straight ``crack`` scaled about its centre to length ``size_um`` (same centre and orientation)."""
+    (xa, ya), (xb, yb) = crack.points
+    cx, cy = 0.5 * (xa + xb), 0.5 * (ya + yb)
+    f = size_um / crack.length_um
+    return Crack((cx + f * (xa - cx), cy + f * (ya - cy)), (cx + f * (xb - cx), cy + f * (yb - cy)))
+
+
+@functools.lru_cache(maxsize=8)
+def site_layout(cfg: HarmonicsConfig) -> tuple[Crack, ...]:
+    """The fixed crack layout of the site (``crack_layout = "nested"``).
+
+    ``crack_count_edges[-1]`` cracks of the largest size ``crack_size_edges_um[-1]`` placed by
+    :func:`place_crack_group` with ``default_rng(SeedSequence([layout_seed]))``, each also crossing
+    at least one bond when shortened to the smallest size ``crack_size_edges_um[0]``.
+    """
+    rng = np.random.default_rng(np.random.SeedSequence([int(cfg.layout_seed)]))
+    return tuple(place_crack_group(cfg, cfg.crack_count_edges[-1], cfg.crack_size_edges_um[-1], rng,
+                                   min_size_um=cfg.crack_size_edges_um[0]))
+
+
+def crack_group(cfg: HarmonicsConfig, n_cracks: int, crack_size_um: float, rng: np.random.Generator) -> list[Crack]:
+    """The group of ``n_cracks`` cracks of length ``crack_size_um`` that ``cfg.crack_layout`` prescribes.
+
+    ``random``: :func:`place_crack_group` with ``rng``. ``nested``: the first ``n_cracks`` cracks of
+    :func:`site_layout`, shortened about their centres to ``crack_size_um`` (``rng`` is not used).
+    Shortening keeps the nested groups valid: a sub-segment of a crack can only cross what the whole
+    crack crosses, so no two cracks cross each other or share a bond at any size up to the layout's.
+    """
+    n_cracks, size = _check_count_and_size(n_cracks, crack_size_um, cfg)
+    if cfg.crack_layout == "random":
+        return place_crack_group(cfg, n_cracks, size, rng)
+    n_max, size_max = cfg.crack_count_edges[-1], cfg.crack_size_edges_um[-1]
+    if n_cracks > n_max:
+        raise InputError(f"n_cracks={n_cracks} exceeds the nested layout's {n_max} cracks (crack_count_edges[-1]); "
+                         "raise it or use crack_layout=random")
+    if size > size_max:
+        raise InputError(f"crack_size_um={size:g} exceeds the nested layout's {size_max:g} µm "
+                         "(crack_size_edges_um[-1]); raise it or use crack_layout=random")
+    group = [shorten(c, size) for c in site_layout(cfg)[:n_cracks]]
+    lattice = cfg.lattice()
+    for k, crack in enumerate(group):
+        if not bonds_crossed(lattice, crack):
+            raise InputError(f"crack_size_um={size:g} is too short: crack {k + 1} of the nested layout crosses no bond")
+    return group
 
 
 def plate_rng(seed: int, index: int) -> np.random.Generator:
@@ -360,7 +414,7 @@ def simulate_harmonics(cfg: HarmonicsConfig, n_cracks: Sequence[int], crack_size
     groups = []
     for b, (n, s) in enumerate(checked):
         try:
-            groups.append(place_crack_group(cfg, n, s, plate_rng(seed, b)))
+            groups.append(crack_group(cfg, n, s, plate_rng(seed, b)))
         except InputError as err:
             raise InputError(f"{err} (plate {b})") from None
     return simulate_crack_groups(cfg, groups, device=device, backend=backend, crack_size_um=[s for _, s in checked])

@@ -26,11 +26,10 @@ from __future__ import annotations
 import math
 from typing import ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from crackscope.errors import InputError
-from crackscope.physics.config import LatticePlateProperties, load_preset_config
-from crackscope.physics.material import check_poisson_ratio
+from crackscope.physics.config import LatticePlateProperties, LatticePoissonRatio, load_preset_config
 
 HARMONIC_LENGTH = 4760  # samples per harmonic response, the seed's input length
 QUANTITY_CLASSES = ("A", "B", "C")
@@ -49,7 +48,7 @@ class HarmonicsConfig(LatticePlateProperties, BaseModel):
 
     # ---- plate and lattice (as PlateConfig) ---------------------------------------------------
     youngs_modulus: float = Field(210e9, gt=0, description="Young's modulus E [Pa]")
-    poisson_ratio: float = Field(0.3, description="Poisson's ratio nu, -1 < nu <= 1/3")
+    poisson_ratio: LatticePoissonRatio = Field(0.3, description="Poisson's ratio nu, -1 < nu <= 1/3")
     density: float = Field(7850.0, gt=0, description="density rho [kg/m^3]")
     thickness: float = Field(0.2e-6, gt=0, description="plate thickness t [m]")
     width: float = Field(48e-6, gt=0, description="plate width along x [m]")
@@ -84,20 +83,16 @@ class HarmonicsConfig(LatticePlateProperties, BaseModel):
     crack_size_edges_um: tuple[float, float, float, float, float] = Field(
         (0.4, 0.6, 0.8, 1.0, 1.2), description="size classes D..G = [e0,e1), ..., [e3,e4] crack length [µm]")
     default_crack_size_um: float = Field(0.8, gt=0, description="crack length [µm] when none is given")
+    crack_layout: Literal["nested", "random"] = Field(
+        "nested", description="nested: every group is the first n cracks of one fixed layout of the site, "
+                              "shortened about their centres to the group's size; random: a fresh layout per plate")
+    layout_seed: int = Field(0, ge=0, description="seed of the site's fixed crack layout (crack_layout=nested)")
 
     # ---- harmonic extraction ----------------------------------------------------------------
     extraction: Literal["pulse_inversion", "bandpass"] = Field(
         "pulse_inversion", description="pulse_inversion: +A and -A runs; bandpass: the +A run only")
     bandpass_sigma_fraction: float = Field(0.25, gt=0, le=0.5, description="Gaussian band-pass std, in units of f0")
     taper_periods: float = Field(4.0, ge=0, description="raised-cosine fade-out over the record's last periods 1/f0")
-
-    @field_validator("poisson_ratio")
-    @classmethod
-    def _poisson(cls, v: float) -> float:
-        try:
-            return check_poisson_ratio(v)
-        except InputError:
-            raise ValueError("outside the range the spring lattice supports (-1 < nu <= 1/3)") from None
 
     @model_validator(mode="after")
     def _physics(self):

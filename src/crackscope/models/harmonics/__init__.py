@@ -39,6 +39,7 @@ import torch
 from torch import nn
 
 from crackscope.errors import InputError, require_positive_int as _positive_int
+from crackscope.models.contract import NamedModel, check_input_shape
 
 __all__ = ["HarmonicModel", "HarmonicCNN1D", "HarmonicCNN2D", "HarmonicFeatureFusion", "INITS", "init_weights"]
 
@@ -60,12 +61,11 @@ def init_weights(module: nn.Module, init: str) -> None:
                     m.bias.fill_(1.0)
 
 
-class HarmonicModel(nn.Module):
+class HarmonicModel(NamedModel, nn.Module):
     """Shared contract of the harmonic classifiers: validated configuration and input check."""
 
     paper: str = ""
-    # The seed trains with the MSE between softmax(logits) and one-hot targets. "softmax_mse" is not
-    # in crackscope.losses' registry yet: a trainer that builds default_loss by name needs it added.
+    # The seed trains with the MSE between softmax(logits) and one-hot targets (crackscope.losses).
     default_loss: str = "softmax_mse"
     min_in_channels: int = 1
 
@@ -80,16 +80,9 @@ class HarmonicModel(nn.Module):
             raise InputError(f"init={init!r} is not one of: {', '.join(INITS)}")
         self.init = init
 
-    @property
-    def name(self) -> str:
-        return getattr(self, "model_name", type(self).__name__)
-
     def check_input(self, x: torch.Tensor) -> None:
         """InputError naming the expected and the actual shape unless x is (B, in_channels, length)."""
-        if not isinstance(x, torch.Tensor) or x.ndim != 3 or tuple(x.shape[1:]) != (self.in_channels, self.length):
-            got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
-            raise InputError(f"{self.name} expects input of shape (B, {self.in_channels}, {self.length}) "
-                             f"= (batch, harmonics, time), got {got}")
+        check_input_shape(self.name, x, ("B", self.in_channels, self.length), "batch, harmonics, time")
 
     def size_after(self, what: str, n: int, need: int = 1) -> int:
         """``n`` if at least ``need`` samples survive ``what``, else InputError naming ``length``."""

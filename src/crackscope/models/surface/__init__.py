@@ -18,12 +18,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from crackscope.errors import InputError, require_positive_int as _positive_int
+from crackscope.errors import require_positive_int as _positive_int
+from crackscope.models.contract import NamedModel, check_input_shape
 
 __all__ = ["SurfaceModel", "UNet", "UNetCBAM", "SegNet", "FCN8s", "DeepLabV3Plus"]
 
 
-class SurfaceModel(nn.Module):
+class SurfaceModel(NamedModel, nn.Module):
     """Shared contract of the surface models: validated ``in_channels``/``classes``, pad-and-crop.
 
     Subclasses set ``stride`` (the total down-sampling factor) and implement :meth:`forward_padded`
@@ -39,14 +40,8 @@ class SurfaceModel(nn.Module):
         self.in_channels = _positive_int("in_channels", in_channels)
         self.classes = _positive_int("classes", classes)
 
-    @property
-    def name(self) -> str:
-        return getattr(self, "model_name", type(self).__name__)
-
     def check_input(self, x: torch.Tensor) -> None:
-        if x.ndim != 4 or x.shape[1] != self.in_channels or x.shape[2] < 1 or x.shape[3] < 1:
-            raise InputError(f"{self.name} expects input of shape (B, {self.in_channels}, H, W), "
-                             f"got {tuple(x.shape)}")
+        check_input_shape(self.name, x, ("B", self.in_channels, "H", "W"), "batch, channels, height, width")
 
     def forward_padded(self, x: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

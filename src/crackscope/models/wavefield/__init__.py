@@ -18,12 +18,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from crackscope.errors import InputError, require_positive_int as _positive_int
+from crackscope.models.contract import NamedModel, check_input_shape
 from crackscope.nn import activation as make_activation
 
 __all__ = ["WaveFieldModel", "MicroCrackAttentionNeXt", "SpAsENet", "DenseNet1D", "SimpleCNN", "ResNet18_1D2D"]
 
 
-class WaveFieldModel(nn.Module):
+class WaveFieldModel(NamedModel, nn.Module):
     """Shared contract of the wave-field models: validated configuration, input check, grid reshape."""
 
     paper: str = ""
@@ -50,19 +51,12 @@ class WaveFieldModel(nn.Module):
         make_activation(activation)  # fail early, naming a bad value
         self.activation = activation
 
-    @property
-    def name(self) -> str:
-        return getattr(self, "model_name", type(self).__name__)
-
     def expected_input_shape(self) -> tuple[str | int, ...]:
         return ("B", self.in_channels, self.n_time, self.n_sensors)
 
     def check_input(self, x: torch.Tensor) -> None:
         """InputError naming the expected and the actual shape unless x is (B, C, T, S) as configured."""
-        if x.ndim != 4 or tuple(x.shape[1:]) != (self.in_channels, self.n_time, self.n_sensors):
-            expected = "(B, " + ", ".join(str(d) for d in self.expected_input_shape()[1:]) + ")"
-            raise InputError(f"{self.name} expects input of shape {expected} = (batch, channels, time, sensors), "
-                             f"got {tuple(x.shape)}")
+        check_input_shape(self.name, x, self.expected_input_shape(), "batch, channels, time, sensors")
 
     def time_after(self, name: str, t: int, need: int = 1) -> int:
         """``t`` if at least ``need`` time samples survive the down-sampling, else InputError naming n_time."""

@@ -220,12 +220,14 @@ def grid_cmd(
 
 @app.command("harmonics-study")
 def harmonics_study_cmd(
-    store: Path = typer.Argument(..., help="A finished store written by 'crackscope simulate harmonics'."),
+    store: Path = typer.Argument(..., help="A finished store written by 'crackscope simulate harmonics', or a folder "
+                                 "of measured signals with manifest.csv (channels h2, h3; docs/harmonics_study.md)."),
     out: Path = typer.Option(..., "--out", help="Study directory (resplits/, results.json, table.md, confusion.png)."),
     resplits: int = typer.Option(100, "--resplits", help="Random stratified train/validation/test re-splits."),
     epochs: int = typer.Option(600, "--epochs", help="Training epochs of every network."),
     seed: int = typer.Option(0, "--seed", help="Re-split r and its initial weights depend only on (seed, r)."),
-    sensors: str = typer.Option("a,b,c", "--sensors", help="Comma-separated sensors; multi-sensor rows need >= 2."),
+    sensors: Optional[str] = typer.Option(None, "--sensors", help="Comma-separated sensors (default: all of the "
+                                          "data's); multi-sensor rows need >= 2."),
     batch_size: int = typer.Option(32, "--batch-size", help="Training mini-batch size."),
     init: str = typer.Option("default", "--init", help="Weight initialisation: default (PyTorch's) or seed."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),

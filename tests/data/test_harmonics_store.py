@@ -140,6 +140,12 @@ def test_mismatched_parameters_and_bad_requests_are_refused(cfg, store, tmp_path
         assert not (tmp_path / "x.zarr").exists()
     with pytest.raises(InputError, match="not a crackscope harmonics store"):
         open_harmonics_store(tmp_path)
+    # class edges whose densest group (400 cracks of 1.2 µm: 96 µm² of a 27.6 µm² region) cannot fit
+    crowded = cfg.replace(crack_count_edges=(2, 8, 14, 400))
+    for layout in ("nested", "random"):
+        with pytest.raises(InputError, match=r"crack_count_edges=\[2, 8, 14, 400\].*does not fit"):
+            generate_harmonics_store(tmp_path / "x.zarr", crowded.replace(crack_layout=layout), 3)
+        assert not (tmp_path / "x.zarr").exists()
 
 
 def test_a_wavefield_store_is_not_taken_for_a_harmonics_store(tiny_store, cfg):

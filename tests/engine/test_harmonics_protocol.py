@@ -299,3 +299,61 @@ def test_cli_refuses_a_non_store_with_exit_2_and_one_line(tmp_path):
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and "not a crackscope harmonics store" in lines[0]
     assert out.stdout == ""
+
+
+def write_signal_folder(root, harmonics, labels, sensors=("a", "b", "c"), samples=None):
+    """A measured-signal folder (one .npy per sample, sensor and harmonic) with manifest.csv."""
+    root.mkdir(parents=True, exist_ok=True)
+    rows = ["sample,file,label,sensor,channel"]
+    for n in range(len(labels)) if samples is None else samples:
+        for k, s in enumerate(sensors):
+            for h, ch in enumerate(("h2", "h3")):
+                name = f"p{n:03d}_{s}_{ch}.npy"
+                np.save(root / name, harmonics[n, k, h])
+                rows.append(f"p{n:03d},{name},{LABEL_NAMES[labels[n]]},{s},{ch}")
+    (root / "manifest.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+def test_measured_signal_folder_gives_the_same_study_as_the_store(study, store, tmp_path):
+    """The same harmonics as .npy files + manifest: same labels (sorted names = AD..CG), same sensor
+    order, hence the same splits, seeds and accuracies as the store study."""
+    from crackscope.data.harmonics_store import open_harmonics_store
+
+    out, _ = study
+    g = open_harmonics_store(store)
+    harmonics, labels = np.asarray(g["harmonics"][:]), np.asarray(g["label"][:]).astype(int)
+    folder = write_signal_folder(tmp_path / "lab", harmonics, labels)
+    data = hp.load_study_data(folder)
+    assert data.sensor_names == ("a", "b", "c") and data.label_names == LABEL_NAMES
+    np.testing.assert_array_equal(data.harmonics, harmonics)
+    hp.run_harmonics_study(folder, tmp_path / "o", resplits=1, epochs=EPOCHS, seed=3)
+    measured = json.loads((tmp_path / "o" / "resplits" / "r000.json").read_text())
+    simulated = json.loads((out / "resplits" / "r000.json").read_text())
+    assert measured["accuracy"] == simulated["accuracy"] and measured["confusion"] == simulated["confusion"]
+
+
+def test_measured_folder_with_own_sensor_and_label_names(tmp_path):
+    """Two sensors named left/right and three labels: the study adapts (3-class confusion matrix)."""
+    labels = np.repeat([0, 1, 2], 3)
+    t = np.linspace(0.0, 1.0, 1000)
+    root = tmp_path / "lab"
+    root.mkdir()
+    rows = ["sample,file,label,sensor,channel"]
+    for n, lab in enumerate(labels):
+        for s in ("left", "right"):
+            for ch, f in (("h2", 20), ("h3", 30)):
+                name = f"{n}_{s}_{ch}.txt"
+                (root / name).write_text("\n".join(f"{(lab + 1) * np.sin(2 * np.pi * f * x):.6g}" for x in t))
+                rows.append(f"s{n},{name},crack{lab},{s},{ch}")
+    (root / "manifest.csv").write_text("\n".join(rows) + "\n")
+    result = hp.run_harmonics_study(root, tmp_path / "o", resplits=1, epochs=1)
+    assert set(result["accuracy"]) == {"left", "right", "multi"}
+    assert result["label_names"] == ["crack0", "crack1", "crack2"]
+    assert np.asarray(result["best"]["confusion"]).shape == (3, 3)
+    with pytest.raises(InputError, match="unknown sensor 'a'; choose from left, right"):
+        hp.run_harmonics_study(root, tmp_path / "o2", resplits=1, epochs=1, sensors="a")
+    # a sample recorded by one sensor only is named
+    (root / "manifest.csv").write_text("\n".join(rows[:-2]) + "\n")
+    with pytest.raises(InputError, match="sample 's8' has no recordings of sensor right"):
+        hp.load_study_data(root)

@@ -47,7 +47,7 @@ from crackscope.data.wavefield_store import (
     sample_rng,
 )
 from crackscope.errors import InputError
-from crackscope.physics.harmonics import HARMONICS_SIMULATOR_VERSION, crack_group, sensor_nodes
+from crackscope.physics.harmonics import HARMONICS_SIMULATOR_VERSION, check_groups_fit, crack_group, sensor_nodes
 from crackscope.physics.harmonics_config import HARMONIC_LENGTH, LABEL_NAMES, SENSOR_NAMES, HarmonicsConfig, label_ranges
 
 STORE_FORMAT = "crackscope.harmonics/1"
@@ -149,6 +149,7 @@ def generate_harmonics_store(out: str | Path, cfg: HarmonicsConfig, n_samples: i
     if workers <= 0:
         raise InputError(f"--workers must be positive, got {workers}")
     check_device(device)
+    check_groups_fit(cfg)
     req = HarmonicsStoreRequest(cfg, n_samples, seed, batch)
     group = open_or_create_store(Path(out), req, store_format=STORE_FORMAT, describe=_describe,
                                  create_arrays=_create_arrays, kind="harmonics")

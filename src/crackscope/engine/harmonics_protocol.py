@@ -90,7 +90,7 @@ import hashlib
 import json
 import math
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Callable, Mapping, Sequence
 
@@ -98,7 +98,7 @@ import numpy as np
 
 from crackscope.errors import InputError, require_positive_int
 from crackscope.io import atomic_savefig, atomic_write_text
-from crackscope.physics.harmonics_config import LABEL_NAMES, SENSOR_NAMES
+from crackscope.physics.harmonics_config import HARMONIC_LENGTH, LABEL_NAMES, SENSOR_NAMES
 
 PROTOCOL_FORMAT = "crackscope.harmonics_study/1"
 LR_START, LR_END, LR_STEPS = 3e-3, 1e-4, 20
@@ -134,18 +134,22 @@ METHOD_TITLES = {
 
 # ---- settings ---------------------------------------------------------------------------------
 
-def parse_sensors(sensors: str | Sequence[str]) -> tuple[str, ...]:
-    """('a', 'b', 'c') from "a,b,c" or a sequence; InputError for unknown, repeated or no sensors."""
+def parse_sensors(sensors: str | Sequence[str], available: Sequence[str] | None = SENSOR_NAMES) -> tuple[str, ...]:
+    """('a', 'b', 'c') from "a,b,c" or a sequence, in the order of ``available``; InputError for
+    unknown (not in ``available``; None accepts any name, in the given order), repeated or no sensors."""
     items = [s.strip() for s in sensors.split(",")] if isinstance(sensors, str) else [str(s).strip() for s in sensors]
     items = [s for s in items if s]
     if not items:
-        raise InputError("--sensors must name at least one of a, b, c")
-    for s in items:
-        if s not in SENSOR_NAMES:
-            raise InputError(f"--sensors: unknown sensor {s!r}; choose from {', '.join(SENSOR_NAMES)}")
+        raise InputError("--sensors must name at least one sensor" +
+                         ("" if available is None else f" of {', '.join(available)}"))
     if len(set(items)) != len(items):
         raise InputError(f"--sensors names a sensor twice: {','.join(items)}")
-    return tuple(sorted(items, key=SENSOR_NAMES.index))
+    if available is None:
+        return tuple(items)
+    for s in items:
+        if s not in available:
+            raise InputError(f"--sensors: unknown sensor {s!r}; choose from {', '.join(available)}")
+    return tuple(sorted(items, key=list(available).index))
 
 
 @dataclass(frozen=True)
@@ -170,7 +174,7 @@ class StudySettings:
         require_positive_int("lr_steps", self.lr_steps)
         if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
             raise InputError(f"--seed must be an integer >= 0 (got {self.seed!r})")
-        object.__setattr__(self, "sensors", parse_sensors(self.sensors))
+        object.__setattr__(self, "sensors", parse_sensors(self.sensors, available=None))
         f = tuple(float(v) for v in self.fractions)
         if len(f) != 3 or any(not (0 < v < 1) for v in f) or abs(sum(f) - 1) > 1e-9:
             raise InputError(f"fractions must be three numbers in (0, 1) summing to 1 (got {self.fractions!r})")
@@ -198,8 +202,8 @@ def learning_rate(epoch: int, epochs: int, lr_start: float = LR_START, lr_end: f
     return lr_start * (lr_end / lr_start) ** (k / (steps - 1))
 
 
-def stratified_split(labels: np.ndarray, fractions: Sequence[float], rng: np.random.Generator
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def stratified_split(labels: np.ndarray, fractions: Sequence[float], rng: np.random.Generator,
+                     label_names: Sequence[str] = LABEL_NAMES) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(train, validation, test) index arrays, sorted, stratified by label (see module docstring)."""
     labels = np.asarray(labels)
     parts: list[list[np.ndarray]] = [[], [], []]
@@ -207,7 +211,7 @@ def stratified_split(labels: np.ndarray, fractions: Sequence[float], rng: np.ran
         idx = rng.permutation(np.flatnonzero(labels == lab))
         n = idx.size
         if n < 3:
-            name = LABEL_NAMES[lab] if 0 <= lab < CLASSES else str(lab)
+            name = label_names[lab] if 0 <= lab < len(label_names) else str(lab)
             raise InputError(f"label {name} has only {n} sample{'s' if n != 1 else ''}; a stratified "
                              "train/validation/test split needs >= 3 of every label (simulate more samples)")
         n_train = max(1, int(round(fractions[0] * n)))
@@ -282,9 +286,10 @@ def predict_proba(model, x, batch: int = 256) -> np.ndarray:
     return np.concatenate(outs) if outs else np.zeros((0, model.classes))
 
 
-def model_seed(seed: int, resplit: int, sensor: str, method: str) -> int:
-    """The torch seed of one model of one re-split (independent of the other sensors studied)."""
-    state = np.random.SeedSequence([seed, resplit, SENSOR_NAMES.index(sensor), list(TRAINED).index(method)])
+def model_seed(seed: int, resplit: int, sensor: int, method: str) -> int:
+    """The torch seed of one model of one re-split; ``sensor`` is the sensor's index in the data
+    (so the seed does not depend on which other sensors are studied)."""
+    state = np.random.SeedSequence([seed, resplit, sensor, list(TRAINED).index(method)])
     return int(state.generate_state(1, dtype=np.uint64)[0] & ((1 << 63) - 1))
 
 
@@ -322,12 +327,56 @@ def confusion(y_true: np.ndarray, y_pred: np.ndarray, classes: int = CLASSES) ->
 
 @dataclass
 class StudyData:
-    harmonics: np.ndarray  # (N, 3, 2, L) float32
-    labels: np.ndarray  # (N,) int64
+    harmonics: np.ndarray  # (N, S, 2, L) float32: sample, sensor, (2nd, 3rd harmonic), time
+    labels: np.ndarray  # (N,) int64 index into label_names
     identity: dict
+    sensor_names: tuple[str, ...] = SENSOR_NAMES
+    label_names: tuple[str, ...] = LABEL_NAMES
 
 
-def load_study_data(store: str | Path) -> StudyData:
+def load_study_data(path: str | Path, manifest: str = "manifest.csv") -> StudyData:
+    """A finished harmonics store, or a folder of measured signals with ``manifest`` (see
+    :func:`study_data_from_signals`); InputError for anything else."""
+    path = Path(path)
+    if path.is_dir() and not (path / "zarr.json").exists() and (path / manifest).is_file():
+        return study_data_from_signals(path, manifest)
+    if path.is_dir() and not (path / "zarr.json").exists():
+        raise InputError(f"{path} is not a crackscope harmonics store (no zarr.json) nor a folder of measured "
+                         f"signals (no {manifest})")
+    return load_store_data(path)
+
+
+def study_data_from_signals(root: str | Path, manifest: str = "manifest.csv") -> StudyData:
+    """Measured recordings (:class:`crackscope.data.harmonic_signals.HarmonicSignalDataset`, channels
+    h2 and h3, resampled to 4760) as study data: every sample needs every sensor of the manifest,
+    one label per sample; labels and sensors keep the dataset's (sorted) order."""
+    from crackscope.data.harmonic_signals import HarmonicSignalDataset
+
+    ds = HarmonicSignalDataset(root, manifest, length=HARMONIC_LENGTH, channels=("h2", "h3"))
+    sensors = tuple(ds.sensors)
+    samples = list(dict.fromkeys(sample for sample, _ in ds.keys))
+    at = {key: i for i, key in enumerate(ds.keys)}
+    harmonics = np.empty((len(samples), len(sensors), 2, HARMONIC_LENGTH), dtype=np.float32)
+    labels = np.empty(len(samples), dtype=np.int64)
+    for n, sample in enumerate(samples):
+        missing = [s for s in sensors if (sample, s) not in at]
+        if missing:
+            raise InputError(f"{ds.manifest_path.name}: sample {sample!r} has no recordings of sensor "
+                             f"{', '.join(missing)} (every sample needs sensors {', '.join(sensors)})")
+        targets = {int(ds.targets[at[sample, s]]) for s in sensors}
+        if len(targets) > 1:
+            raise InputError(f"{ds.manifest_path.name}: sample {sample!r} has different labels for different sensors "
+                             f"({', '.join(ds.labels[t] for t in sorted(targets))})")
+        labels[n] = targets.pop()
+        for k, s in enumerate(sensors):
+            harmonics[n, k] = ds.signals[at[sample, s]]
+    digest = hashlib.sha256(harmonics.tobytes() + labels.tobytes()).hexdigest()[:16]
+    identity = {"format": "measured signals", "root": str(Path(root).resolve()), "n_samples": len(samples),
+                "sensors": list(sensors), "labels": list(ds.labels), "data_sha256_16": digest}
+    return StudyData(harmonics, labels, identity, sensors, tuple(ds.labels))
+
+
+def load_store_data(store: str | Path) -> StudyData:
     """Harmonics and labels of a finished harmonics store; InputError for anything unusable."""
     from crackscope.data.harmonics_store import open_harmonics_store
 
@@ -368,7 +417,7 @@ def run_resplit(data: StudyData, settings: StudySettings, r: int, *, device: str
 
     t0 = time.perf_counter()
     rng = np.random.default_rng(np.random.SeedSequence([settings.seed, r]))
-    train, val, test = stratified_split(data.labels, settings.fractions, rng)
+    train, val, test = stratified_split(data.labels, settings.fractions, rng, data.label_names)
     y = data.labels
     y_train = torch.as_tensor(y[train], device=device)
     record: dict = {"resplit": r, "n_train": int(train.size), "n_val": int(val.size), "n_test": int(test.size),
@@ -376,8 +425,10 @@ def run_resplit(data: StudyData, settings: StudySettings, r: int, *, device: str
                     "confusion": {}, "train_seconds": {}, "final_loss": {}}
     probs_test: dict[str, dict[str, np.ndarray]] = {}
     length = data.harmonics.shape[-1]
+    classes = len(data.label_names)
     for s in settings.sensors:
-        x_all = data.harmonics[:, SENSOR_NAMES.index(s)]  # (N, 2, L)
+        sensor = data.sensor_names.index(s)
+        x_all = data.harmonics[:, sensor]  # (N, 2, L)
         scaled = (x_all / channel_scale(x_all[train])).astype(np.float32)
         xs = {part: torch.as_tensor(scaled[idx], device=device) for part, idx in (("train", train), ("val", val),
                                                                                   ("test", test))}
@@ -386,10 +437,10 @@ def run_resplit(data: StudyData, settings: StudySettings, r: int, *, device: str
         probs_test[s] = {}
         for method, (name, in_ch, chans) in TRAINED.items():
             tm = time.perf_counter()
-            seed = model_seed(settings.seed, r, s, method)
+            seed = model_seed(settings.seed, r, sensor, method)
             with torch.random.fork_rng(devices=[]):
                 torch.manual_seed(seed)
-                model = models.create(name, in_channels=in_ch, length=length, classes=CLASSES, init=settings.init)
+                model = models.create(name, in_channels=in_ch, length=length, classes=classes, init=settings.init)
             model = model.to(device)
             gen = torch.Generator().manual_seed(seed)
             ch = list(chans)
@@ -400,7 +451,7 @@ def run_resplit(data: StudyData, settings: StudySettings, r: int, *, device: str
             p_test = predict_proba(model, xs["test"][:, ch])
             pred = p_test.argmax(axis=1)
             acc[method] = float((pred == y[test]).mean())
-            record["confusion"][f"{s}/{method}"] = confusion(y[test], pred).tolist()
+            record["confusion"][f"{s}/{method}"] = confusion(y[test], pred, classes).tolist()
             record["train_seconds"][f"{s}/{method}"] = round(time.perf_counter() - tm, 3)
             record["final_loss"][f"{s}/{method}"] = loss
             log(f"  re-split {r}, sensor {s}, {method}: test accuracy {acc[method]:.3f}, final loss {loss:.4f}, "
@@ -420,7 +471,7 @@ def run_resplit(data: StudyData, settings: StudySettings, r: int, *, device: str
         for method, m in masses.items():
             pred = np.asarray(m).argmax(axis=1)
             record["accuracy"][group][method] = float((pred == y[test]).mean())
-            record["confusion"][f"{group}/{method}"] = confusion(y[test], pred).tolist()
+            record["confusion"][f"{group}/{method}"] = confusion(y[test], pred, classes).tolist()
     floored = np.mean([(np.asarray(p) < settings.prob_floor).mean() for per in probs_test.values() for p in per.values()])
     record["floored_fraction"] = float(floored)
     record["seconds"] = round(time.perf_counter() - t0, 3)
@@ -463,12 +514,17 @@ def resplit_path(out: Path, r: int) -> Path:
 
 
 def run_harmonics_study(store: str | Path, out: str | Path, *, resplits: int = 100, epochs: int = 600, seed: int = 0,
-                        sensors: str | Sequence[str] = "a,b,c", batch_size: int = 32,
+                        sensors: str | Sequence[str] | None = None, batch_size: int = 32,
                         fractions: Sequence[float] = (0.6, 0.2, 0.2), init: str = "default", device: str = "cpu",
                         threads: int | None = None, log: Callable[[str], None] = lambda s: None) -> dict:
-    """Run (or resume) the protocol; writes every output and returns results.json's content plus the table."""
+    """Run (or resume) the protocol; writes every output and returns results.json's content plus the table.
+
+    ``store``: a harmonics store or a folder of measured signals with manifest.csv
+    (:func:`load_study_data`); ``sensors=None`` studies every sensor of the data.
+    """
     resplits = require_positive_int("--resplits", resplits)
-    settings = StudySettings(epochs=epochs, seed=seed, sensors=sensors, batch_size=batch_size,
+    settings = StudySettings(epochs=epochs, seed=seed, sensors=SENSOR_NAMES if sensors is None else sensors,
+                             batch_size=batch_size,
                              fractions=tuple(fractions), init=init)
     if threads is not None:
         import torch
@@ -482,7 +538,9 @@ def run_harmonics_study(store: str | Path, out: str | Path, *, resplits: int = 1
     elif device != "cpu":
         raise InputError(f"--device must be cpu or cuda, got {device!r}")
     data = load_study_data(store)
-    stratified_split(data.labels, settings.fractions, np.random.default_rng(0))  # refuse too few samples now
+    settings = replace(settings, sensors=parse_sensors(data.sensor_names if sensors is None else sensors,
+                                                       data.sensor_names))
+    stratified_split(data.labels, settings.fractions, np.random.default_rng(0), data.label_names)  # refuse too few now
     out = Path(out)
     _check_out(out, study_identity(data, settings))
     ran = skipped = 0
@@ -535,7 +593,7 @@ def summarize(records: list[dict], settings: StudySettings, data: StudyData | No
         "format": PROTOCOL_FORMAT,
         "settings": {**asdict(settings), "sensors": list(settings.sensors), "fractions": list(settings.fractions)},
         "store": data.identity if data is not None else None,
-        "label_counts": ({n: int((data.labels == k).sum()) for k, n in enumerate(LABEL_NAMES)}
+        "label_counts": ({n: int((data.labels == k).sum()) for k, n in enumerate(data.label_names)}
                          if data is not None else None),
         "n_resplits": len(records),
         "split_sizes": {k: records[0][k] for k in ("n_train", "n_val", "n_test")},
@@ -547,7 +605,7 @@ def summarize(records: list[dict], settings: StudySettings, data: StudyData | No
         "seconds_per_resplit": _stats(seconds),
         "seconds_each": seconds,
         "floored_fraction": float(np.mean([rec.get("floored_fraction", 0.0) for rec in records])),
-        "label_names": list(LABEL_NAMES),
+        "label_names": list(LABEL_NAMES if data is None else data.label_names),
     }
 
 

@@ -170,6 +170,22 @@ def site_layout(cfg: HarmonicsConfig) -> tuple[Crack, ...]:
                                    min_size_um=cfg.crack_size_edges_um[0]))
 
 
+def check_groups_fit(cfg: HarmonicsConfig) -> None:
+    """InputError naming the class edges unless the densest labelled group fits the crack region.
+
+    The densest group is ``crack_count_edges[-1]`` cracks of ``crack_size_edges_um[-1]``; for the
+    nested layout this also builds :func:`site_layout`, so a store is refused before it is created.
+    """
+    n, size = cfg.crack_count_edges[-1], cfg.crack_size_edges_um[-1]
+    try:
+        _check_count_and_size(n, size, cfg)
+        if cfg.crack_layout == "nested":
+            site_layout(cfg)
+    except InputError as err:
+        raise InputError(f"crack_count_edges={list(cfg.crack_count_edges)} with crack_size_edges_um="
+                         f"{list(cfg.crack_size_edges_um)}: the densest group does not fit ({err})") from None
+
+
 def crack_group(cfg: HarmonicsConfig, n_cracks: int, crack_size_um: float, rng: np.random.Generator) -> list[Crack]:
     """The group of ``n_cracks`` cracks of length ``crack_size_um`` that ``cfg.crack_layout`` prescribes.
 

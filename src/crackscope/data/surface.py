@@ -108,7 +108,7 @@ def load_mask(path: str | Path) -> np.ndarray:
 
 
 # ---- size policy: pad or resize, and the inverse -----------------------------------------------
-def _normalize_size(size: int | Sequence[int] | None) -> tuple[int, int] | None:
+def normalize_size(size: int | Sequence[int] | None) -> tuple[int, int] | None:
     if size is None:
         return None
     if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
@@ -126,7 +126,7 @@ def fit_meta(original_size: tuple[int, int], size: int | Sequence[int] | None = 
              pad_multiple: int = DEFAULT_PAD_MULTIPLE) -> dict[str, Any]:
     """The record describing how an image of ``original_size`` (H, W) is brought to model size."""
     h, w = int(original_size[0]), int(original_size[1])
-    target = _normalize_size(size)
+    target = normalize_size(size)
     if target is not None:
         return {"original_size": (h, w), "policy": "resize", "size": target}
     m = max(1, int(pad_multiple or 1))
@@ -319,7 +319,7 @@ class SurfaceSegmentationDataset(Dataset):
             raise InputError(f"dataset folder not found: {self.root}")
         self.format = format
         self.in_channels = int(in_channels)
-        self.size = _normalize_size(size)
+        self.size = normalize_size(size)
         self.pad_multiple = int(pad_multiple)
         if augment is True:
             augment = JointAugment(saturation=0.2 if in_channels == 3 else 0.0)

@@ -1,0 +1,450 @@
+"""Image-classification data for the binary pipeline: NEU-CLS, one folder per class, CIFAR-10.
+
+Three on-disk layouts are read (``format=``, or ``"auto"`` to detect them):
+
+* ``"neu-cls"`` -- the NEU surface defect database (Song & Yan 2013): the flat folder
+  ``<root>/<P>_<n>.bmp`` (200x200 grey BMP with a palette), class from the file prefix ``P`` in the
+  fixed order ``Cr`` crazing, ``In`` inclusion, ``Pa`` patches, ``PS`` pitted surface, ``RS``
+  rolled-in scale, ``Sc`` scratches. The one-folder-per-class variant is read too: folders named by
+  the prefix (``Cr/``) or the full name (``crazing/``, ``pitted_surface/``, ``Rolled-in Scale/``;
+  case, spaces, ``-`` and ``_`` are ignored), mapped to the same six classes in the same order.
+* ``"folder"`` -- any ``<root>/<class>/<image>`` tree; classes are the folder names in natural
+  order, images any Pillow format, grey or RGB, any size.
+* ``"cifar10"`` -- the CIFAR-10 python batches (``data_batch_1`` .. ``data_batch_5`` = ``split=
+  "train"``, ``test_batch`` = ``"test"``, names from ``batches.meta``) in ``<root>`` or
+  ``<root>/cifar-10-batches-py``. The batches are pickles; they are read by a restricted unpickler
+  that can build nothing but dicts, lists, strings, numbers and plain numeric numpy arrays, so a
+  tampered file is refused (:class:`InputError`) and never runs code.
+
+Items are ``(image, label)``: float32 (C, H, W) in [0, 1] (C = ``channels``: colour is converted to
+luminance for 1, grey replicated for 3) and an int64 scalar tensor. Image files are opened lazily in
+``__getitem__`` (the dataset holds no open handles, so ``DataLoader(num_workers > 0)`` is safe);
+CIFAR pixels are held in memory (uint8, 150 MB for the whole training set).
+"""
+
+from __future__ import annotations
+
+import pickle
+import re
+from pathlib import Path
+from typing import Any, Callable, Iterable, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from torch.utils.data import Dataset
+
+from crackscope.data import surface
+from crackscope.data.surface import image_extensions, load_image, natural_key, normalize_size, write_split
+from crackscope.errors import InputError, dataset_index
+
+__all__ = ["FORMATS", "NEU_CLS_CLASSES", "CIFAR10_CLASSES", "ImageClassificationDataset", "detect_format",
+           "read_cifar_batch", "read_cifar_meta", "stratified_split", "write_split"]
+
+FORMATS = ("auto", "neu-cls", "folder", "cifar10")
+NEU_CLS_CLASSES = {"Cr": "crazing", "In": "inclusion", "Pa": "patches", "PS": "pitted surface",
+                   "RS": "rolled-in scale", "Sc": "scratches"}
+CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
+CIFAR_DIR = "cifar-10-batches-py"
+CIFAR_SPLITS = {"train": tuple(f"data_batch_{k}" for k in range(1, 6)), "test": ("test_batch",)}
+CIFAR_META = "batches.meta"
+CIFAR_SIDE = 32
+
+
+def _folder_key(name: str) -> str:
+    return re.sub(r"[\s_\-]+", "", name).lower()
+
+
+# folder name (normalised by _folder_key) -> NEU-CLS prefix; "pitted"/"rolled" are the Kaggle names
+_NEU_FOLDERS = {_folder_key(p): p for p in NEU_CLS_CLASSES}
+_NEU_FOLDERS.update({_folder_key(n): p for p, n in NEU_CLS_CLASSES.items()})
+_NEU_FOLDERS.update({"pitted": "PS", "rolled": "RS"})
+
+
+def neu_class_of_folder(name: str) -> str | None:
+    """The NEU-CLS prefix a class folder name stands for (``"crazing"`` -> ``"Cr"``), or ``None``."""
+    return _NEU_FOLDERS.get(_folder_key(name))
+
+
+# ---- CIFAR-10 batches: a restricted unpickler ----------------------------------------------------
+_RECONSTRUCT = np.ndarray.__reduce__(np.zeros(1))[0]  # numpy's _reconstruct, whatever its module
+_SCALAR = np.int64(0).__reduce__()[0]                   # numpy's multiarray.scalar
+
+
+def _safe_reconstruct(subtype, shape, dtype):
+    # numpy pickles an array as _reconstruct(ndarray, (0,), b'b') followed by __setstate__
+    if subtype is not np.ndarray or int(np.prod(shape)) != 0:
+        raise pickle.UnpicklingError("unexpected array reconstruction")
+    return _RECONSTRUCT(subtype, shape, dtype)
+
+
+def _safe_dtype(obj, align=False, copy=False):
+    if not isinstance(obj, (str, bytes)):
+        raise pickle.UnpicklingError(f"dtype {obj!r} is not allowed")
+    dt = np.dtype(obj.decode("ascii") if isinstance(obj, bytes) else obj)
+    if dt.kind not in "biuf":
+        raise pickle.UnpicklingError(f"dtype {dt} is not allowed")
+    return np.dtype(dt, align=bool(align), copy=bool(copy))
+
+
+def _safe_scalar(dtype, data=None):
+    if not isinstance(dtype, np.dtype) or dtype.kind not in "biuf" or not isinstance(data, bytes):
+        raise pickle.UnpicklingError("unexpected numpy scalar")
+    return _SCALAR(dtype, data)
+
+
+def _latin1_encode(text, encoding="utf-8", errors="strict"):
+    # Python 3 writes bytes in protocol 2 as _codecs.encode(str, "latin1")
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise pickle.UnpicklingError("unexpected call to _codecs.encode")
+    return text.encode("latin1", errors)
+
+
+_ALLOWED = {("_codecs", "encode"): _latin1_encode,
+            ("numpy", "ndarray"): np.ndarray,
+            ("numpy", "dtype"): _safe_dtype}
+for _mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
+    _ALLOWED[(_mod, "_reconstruct")] = _safe_reconstruct
+    _ALLOWED[(_mod, "scalar")] = _safe_scalar
+
+
+class _CifarUnpickler(pickle.Unpickler):
+    """An unpickler that resolves only the few globals a CIFAR batch uses (every global, extension
+    and class lookup of the pickle machine goes through ``find_class``; persistent ids are refused
+    by default)."""
+
+    def find_class(self, module: str, name: str):
+        try:
+            return _ALLOWED[(module, name)]
+        except KeyError:
+            raise pickle.UnpicklingError(f"global {module}.{name} is not allowed") from None
+
+
+def _load_pickle(path: Path) -> dict:
+    if not path.is_file():
+        raise InputError(f"CIFAR-10 file not found: {path}")
+    try:
+        with open(path, "rb") as f:
+            obj = _CifarUnpickler(f, encoding="bytes").load()
+    except Exception as e:  # untrusted bytes: any failure of the pickle machine means a bad file
+        raise InputError(f"cannot read CIFAR-10 batch {path}: {type(e).__name__}: {e}") from None
+    if not isinstance(obj, dict):
+        raise InputError(f"CIFAR-10 batch {path} holds a {type(obj).__name__}, not a dict")
+    return {k.decode("latin1") if isinstance(k, bytes) else k: v for k, v in obj.items()}
+
+
+def read_cifar_batch(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """A CIFAR-10 python batch as ``(pixels uint8 (N, 3, 32, 32), labels int64 (N,))``.
+
+    The batch's ``data`` rows are 3072 bytes: the red, green and blue 32x32 planes, row-major."""
+    path = Path(path)
+    d = _load_pickle(path)
+    data, labels = d.get("data"), d.get("labels")
+    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 \
+            or data.shape[1] != 3 * CIFAR_SIDE * CIFAR_SIDE:
+        got = f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
+        raise InputError(f"CIFAR-10 batch {path}: 'data' must be a uint8 array of shape (N, 3072), got {got}")
+    if not isinstance(labels, (list, tuple, np.ndarray)) or len(labels) != len(data):
+        raise InputError(f"CIFAR-10 batch {path}: 'labels' must be a list of {len(data)} integers")
+    try:
+        lab = np.asarray(labels)
+        ok = lab.ndim == 1 and (lab.size == 0 or lab.dtype.kind in "iu")
+    except (TypeError, ValueError):
+        ok = False
+    if not ok or (lab.size and (lab.min() < 0 or lab.max() >= len(CIFAR10_CLASSES))):
+        raise InputError(f"CIFAR-10 batch {path}: 'labels' must be integers in 0..{len(CIFAR10_CLASSES) - 1}")
+    pixels = np.ascontiguousarray(data.reshape(-1, 3, CIFAR_SIDE, CIFAR_SIDE))
+    return pixels, lab.astype(np.int64)
+
+
+def read_cifar_meta(path: str | Path) -> list[str]:
+    """The ten class names of ``batches.meta``."""
+    path = Path(path)
+    names = _load_pickle(path).get("label_names")
+    if not isinstance(names, list) or len(names) != len(CIFAR10_CLASSES) \
+            or not all(isinstance(n, (bytes, str)) for n in names):
+        raise InputError(f"CIFAR-10 meta {path}: 'label_names' must be a list of {len(CIFAR10_CLASSES)} strings")
+    return [n.decode("utf-8", "replace") if isinstance(n, bytes) else n for n in names]
+
+
+def _cifar_dir(root: Path) -> Path | None:
+    for d in (root, root / CIFAR_DIR):
+        if any((d / n).is_file() for n in (CIFAR_META, *CIFAR_SPLITS["train"], *CIFAR_SPLITS["test"])):
+            return d
+    return None
+
+
+# ---- layout detection and listing ---------------------------------------------------------------
+def _images_in(folder: Path) -> list[Path]:
+    exts = image_extensions()
+    return [p for p in folder.iterdir()
+            if not p.name.startswith(".") and p.is_file() and p.suffix.lower() in exts]
+
+
+def _class_dirs(root: Path) -> list[Path]:
+    return sorted((p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")),
+                  key=lambda p: natural_key(p.name))
+
+
+def detect_format(root: str | Path) -> str:
+    """``"cifar10"`` if CIFAR-10 batches are there, ``"neu-cls"`` for a flat folder of images or for
+    six class folders named after the NEU-CLS classes, ``"folder"`` for other class folders."""
+    root = Path(root)
+    if not root.is_dir():
+        raise InputError(f"dataset folder not found: {root}")
+    if _cifar_dir(root) is not None:
+        return "cifar10"
+    if _images_in(root):
+        return "neu-cls"
+    dirs = _class_dirs(root)
+    if not dirs:
+        raise InputError(f"no images, class folders or CIFAR-10 batches found in {root}")
+    if {neu_class_of_folder(d.name) for d in dirs} == set(NEU_CLS_CLASSES):
+        return "neu-cls"
+    return "folder"
+
+
+def _sorted_files(files: Iterable[Path], folder: Path) -> list[Path]:
+    files = sorted(files, key=lambda p: (natural_key(p.stem), p.suffix))
+    for a, b in zip(files, files[1:]):
+        if a.stem == b.stem:
+            raise InputError(f"two files share the stem {a.stem!r} in {folder}: {a.name} and {b.name}")
+    return files
+
+
+def _list_class_folders(root: Path, class_of: Callable[[Path], str | None]):
+    """``{class: [files]}`` of a one-folder-per-class tree; ``class_of(folder)`` names the class."""
+    dirs = _class_dirs(root)
+    if not dirs:
+        raise InputError(f"no images or class folders found in {root}")
+    out: dict[str, list[Path]] = {}
+    owner: dict[str, Path] = {}
+    for d in dirs:
+        cls = class_of(d)
+        if cls in owner:
+            raise InputError(f"class folders {owner[cls]} and {d} are the same class {cls!r}")
+        files = _images_in(d)
+        if not files:
+            raise InputError(f"class folder {d} has no images")
+        owner[cls] = d
+        out[cls] = _sorted_files(files, d)
+    return out
+
+
+def _neu_class_of_file(path: Path) -> str:
+    prefix = path.stem.split("_", 1)[0]
+    if prefix not in NEU_CLS_CLASSES:
+        raise InputError(f"image {path}: file-name prefix {prefix!r} is not a NEU-CLS class "
+                         f"({', '.join(NEU_CLS_CLASSES)})")
+    return prefix
+
+
+def _neu_class_of_dir(d: Path) -> str:
+    cls = neu_class_of_folder(d.name)
+    if cls is None:
+        raise InputError(f"class folder {d}: {d.name!r} is not a NEU-CLS class (a prefix "
+                         f"{', '.join(NEU_CLS_CLASSES)} or a name {', '.join(NEU_CLS_CLASSES.values())})")
+    return cls
+
+
+# ---- the dataset --------------------------------------------------------------------------------
+class ImageClassificationDataset(Dataset):
+    """Images with a class label; items ``(image float32 (C, H, W) in [0, 1], label int64 tensor)``.
+
+    Parameters
+    ----------
+    root: the dataset folder (module docstring for the layouts).
+    format: ``"auto"``, ``"neu-cls"``, ``"folder"`` or ``"cifar10"``.
+    size: ``None`` keeps each image's size; an int or (H, W) resizes (bilinear, antialiased).
+    channels: 1 (grey; colour is converted to luminance) or 3 (grey is replicated).
+    augment: ``False``; ``True`` for random horizontal and vertical flips and, for square images,
+        random 90-degree rotations (defect textures have no orientation) -- for training sets only;
+        or a callable ``image -> image`` on tensors. Applied after resizing.
+    indices: positions in the sorted item list to keep (order kept, repeats dropped); ``None`` = all.
+    split: CIFAR-10 only: ``"train"`` (default, ``data_batch_1..5``) or ``"test"`` (``test_batch``).
+    seed: the seed of ``augment=True``.
+
+    ``augment=True`` is deterministic: item ``i`` of epoch ``e`` draws its flips and rotation from
+    ``numpy.random.default_rng([seed, e, i])``. Call :meth:`set_epoch` at the start of each epoch
+    (DataLoader workers copy the dataset when an epoch starts unless ``persistent_workers=True``,
+    so they see the new epoch; with persistent workers the epoch stays the one they copied).
+
+    Attributes: ``classes`` (names; NEU-CLS uses the prefixes, full names in
+    :data:`NEU_CLS_CLASSES`), ``targets`` (int64 array), ``files`` (paths; ``None`` for CIFAR-10),
+    ``stems`` (ids for recording splits: the file stem for flat NEU-CLS, ``<folder>/<stem>`` for class
+    folders, ``<batch>/<row>`` for CIFAR-10), ``format``. Items are ordered by class, then by the
+    natural order of the stems (CIFAR-10: batch order).
+    """
+
+    def __init__(self, root: str | Path, format: str = "auto", size: int | Sequence[int] | None = None,
+                 channels: int = 1, augment: bool | Callable | None = False,
+                 indices: Iterable[int] | None = None, split: str | None = None, seed: int = 0):
+        if format not in FORMATS:
+            raise InputError(f"format={format!r} is not one of {', '.join(FORMATS)}")
+        if isinstance(channels, (bool, np.bool_)) or channels not in (1, 3):
+            raise InputError(f"channels={channels!r} must be 1 or 3")
+        if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
+            raise InputError(f"seed={seed!r} must be a non-negative integer")
+        if augment is None:
+            augment = False
+        if not isinstance(augment, bool) and not callable(augment):
+            raise InputError(f"augment={augment!r} must be True, False or a callable image -> image")
+        self.root = Path(root)
+        if not self.root.is_dir():
+            raise InputError(f"dataset folder not found: {self.root}")
+        self.format = detect_format(self.root) if format == "auto" else format
+        if split is not None and self.format != "cifar10":
+            raise InputError(f"split={split!r} applies to CIFAR-10 only; {self.root} is {self.format}")
+        self.split = (split or "train") if self.format == "cifar10" else None
+        if self.split is not None and self.split not in CIFAR_SPLITS:
+            raise InputError(f"split={split!r} must be 'train' or 'test'")
+        self.size = normalize_size(size)
+        self.channels = int(channels)
+        self.augment = augment
+        self.seed = int(seed)
+        self.epoch = 0
+        self._pixels: np.ndarray | None = None
+
+        if self.format == "cifar10":
+            self._init_cifar()
+        else:
+            self._init_files()
+        if indices is not None:
+            self._select(indices)
+
+    # ---- listing ----
+    def _init_files(self) -> None:
+        if self.format == "neu-cls":
+            self.classes = list(NEU_CLS_CLASSES)
+            flat = _images_in(self.root)
+            if flat:
+                by_class: dict[str, list[Path]] = {}
+                for p in flat:
+                    by_class.setdefault(_neu_class_of_file(p), []).append(p)
+                by_class = {c: _sorted_files(v, self.root) for c, v in by_class.items()}
+                stem_of = lambda p: p.stem  # noqa: E731
+            else:
+                by_class = _list_class_folders(self.root, _neu_class_of_dir)
+                for c, files in by_class.items():
+                    for p in files:
+                        pre = p.stem.split("_", 1)[0]
+                        if pre in NEU_CLS_CLASSES and pre != c:
+                            raise InputError(f"image {p}: file-name prefix {pre!r} contradicts its class "
+                                             f"folder ({c}, {NEU_CLS_CLASSES[c]})")
+                stem_of = lambda p: f"{p.parent.name}/{p.stem}"  # noqa: E731
+        else:
+            by_class = _list_class_folders(self.root, lambda d: d.name)
+            self.classes = list(by_class)  # folders are listed in natural order
+            stem_of = lambda p: f"{p.parent.name}/{p.stem}"  # noqa: E731
+        if not by_class:
+            raise InputError(f"no images found in {self.root}")
+        files, targets = [], []
+        for k, c in enumerate(self.classes):
+            for p in by_class.get(c, []):
+                files.append(p)
+                targets.append(k)
+        self.files: list[Path] | None = files
+        self.targets = np.asarray(targets, dtype=np.int64)
+        self.stems: list[str] = [stem_of(p) for p in files]
+
+    def _init_cifar(self) -> None:
+        d = _cifar_dir(self.root)
+        if d is None:
+            raise InputError(f"no CIFAR-10 batches in {self.root} (nor in {self.root / CIFAR_DIR})")
+        meta = d / CIFAR_META
+        self.classes = read_cifar_meta(meta) if meta.is_file() else list(CIFAR10_CLASSES)
+        pixels, targets, stems = [], [], []
+        for name in CIFAR_SPLITS[self.split]:
+            x, y = read_cifar_batch(d / name)
+            pixels.append(x)
+            targets.append(y)
+            stems.extend(f"{name}/{r}" for r in range(len(y)))
+        self._pixels = np.concatenate(pixels)
+        self.targets = np.concatenate(targets).astype(np.int64)
+        self.files = None
+        self.stems = stems
+
+    def _select(self, indices: Iterable[int]) -> None:
+        n, keep, seen = len(self.targets), [], set()
+        for i in indices:
+            if isinstance(i, (bool, np.bool_)) or not isinstance(i, (int, np.integer)):
+                raise InputError(f"indices must be integers, got {i!r}")
+            if not 0 <= int(i) < n:
+                raise InputError(f"index {int(i)} is out of range for a dataset of {n} images")
+            if int(i) not in seen:
+                seen.add(int(i))
+                keep.append(int(i))
+        self.targets = self.targets[keep]
+        self.stems = [self.stems[i] for i in keep]
+        if self.files is not None:
+            self.files = [self.files[i] for i in keep]
+        if self._pixels is not None:
+            self._pixels = np.ascontiguousarray(self._pixels[keep])
+
+    # ---- items ----
+    def set_epoch(self, epoch: int) -> None:
+        """Select the augmentation draws of ``epoch`` (see the class docstring)."""
+        self.epoch = int(epoch)
+
+    def _read(self, i: int) -> np.ndarray:
+        if self._pixels is None:
+            return load_image(self.files[i], self.channels)
+        rgb = self._pixels[i]
+        if self.channels == 1:  # the same ITU-R 601 luminance as Pillow's convert("L") for files
+            rgb = np.asarray(Image.fromarray(rgb.transpose(1, 2, 0)).convert("L"))[None]
+        return rgb.astype(np.float32) / np.float32(255.0)
+
+    def _flip_rotate(self, x: torch.Tensor, i: int) -> torch.Tensor:
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        hflip, vflip = rng.integers(0, 2, size=2)
+        quarter_turns = int(rng.integers(0, 4))
+        if hflip:
+            x = x.flip(-1)
+        if vflip:
+            x = x.flip(-2)
+        if x.shape[-1] == x.shape[-2] and quarter_turns:
+            x = torch.rot90(x, quarter_turns, dims=(-2, -1))
+        return x.contiguous()
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        i = dataset_index(i, len(self), "ImageClassificationDataset")
+        x = torch.from_numpy(np.ascontiguousarray(self._read(i), dtype=np.float32))
+        if self.size is not None and tuple(x.shape[-2:]) != self.size:
+            x = F.interpolate(x[None], size=self.size, mode="bilinear", align_corners=False,
+                              antialias=True)[0].clamp_(0.0, 1.0)
+        if self.augment is True:
+            x = self._flip_rotate(x, i)
+        elif callable(self.augment):
+            x = self.augment(x)
+        return x, torch.tensor(int(self.targets[i]), dtype=torch.int64)
+
+    def meta(self, i: int) -> dict[str, Any]:
+        """Stem, class name, label and file (``None`` for CIFAR-10) of item ``i``."""
+        i = dataset_index(i, len(self), "ImageClassificationDataset")
+        return {"stem": self.stems[i], "label": int(self.targets[i]), "cls": self.classes[self.targets[i]],
+                "file": None if self.files is None else str(self.files[i])}
+
+    def __repr__(self) -> str:
+        return (f"ImageClassificationDataset({str(self.root)!r}, format={self.format!r}, n={len(self)}, "
+                f"classes={len(self.classes)}, size={self.size}, channels={self.channels})")
+
+
+# ---- splits ---------------------------------------------------------------------------------------
+def stratified_split(targets: Sequence[int] | np.ndarray, fractions: Sequence[float] = (0.8, 0.2),
+                     seed: int = 0) -> dict[str, list[int]]:
+    """Indices into ``targets`` as ``{"train", "test"}`` (two fractions; the 8:2 protocol of the
+    NEU-CLS results by default) or ``{"train", "val", "test"}`` (three), stratified per class:
+    each class is shuffled with a generator seeded by ``seed`` and shared out by largest remainder,
+    so each part holds ``fraction * class count`` of every class to within one. Deterministic,
+    disjoint, sorted lists (ready for :func:`write_split`, with ``dataset.stems``)."""
+    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InputError(f"seed={seed!r} must be a non-negative integer")
+    arr = np.asarray(targets)
+    if arr.ndim != 1 or (arr.size and arr.dtype.kind not in "iu"):
+        raise InputError(f"targets must be a 1-D sequence of integer class labels (got {arr.dtype} {arr.shape})")
+    labels = [int(t) for t in arr]
+    return surface.stratified_split(labels, fractions, int(seed))

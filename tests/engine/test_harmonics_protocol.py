@@ -18,12 +18,7 @@ from crackscope.physics.harmonics_config import HARMONIC_LENGTH, LABEL_NAMES
 EPOCHS = 2
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make_store(path, labels, harmonics=None, done=None):

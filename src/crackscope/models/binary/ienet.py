@@ -1,0 +1,30 @@
+"""IE-Net-style binary ResNets: dual-branch information enhancement with one binary conv per branch.
+
+paper: Ding et al. 2022 (IE-Net); AOIE-Net sections 1-2 (IE-Net's information-enhanced binary
+convolution: several binary activations with learnable thresholds, each with its own binary
+convolution), section 3.2 / Fig. 2(b) (the bound, dual-convolution form) and Tables 2 and 4
+(IE-Net rows; Table 4 puts its FLOPs at about twice AOIE-Net's).
+
+Reconstruction (the stand-in is the DBN-IEB WITHOUT ABA-IO, Fig. 2(b)): two branches
+BN_k -> adaptive binary activation_k, each followed by its own binary conv, outputs summed
+(:class:`~crackscope.nn.binary.DBNIEB` with ``aba_io=False``); the BN biases take the role of
+IE-Net's learnable RSign thresholds. IE-Net's own RSign-based branches are not reproduced. Since
+AOIE-Net notes that IE-Net keeps a "traditional" structure rather than FracBNN's, the sum is
+followed by ReActNet's RPReLU, not FracBNN's BN. Unit::
+
+    RPReLU(BN(conv_1(a_1) + conv_2(a_2)) + shortcut(x))
+"""
+
+from __future__ import annotations
+
+from crackscope.models.binary import AOIE_PAPER, BlockKind, define_kind
+from crackscope.models.binary.resnet import register_family
+
+__all__ = ["IENET", "IENetResNet20", "IENetResNet18"]
+
+IENET = define_kind(BlockKind("ienet", conv="dbnieb", weight="adaptive", aba_io=False, post="rprelu",
+                              summary="dual-BN information enhancement with two binary convs, RPReLU (IE-Net)"))
+IENET_PAPER = f"Ding et al. 2022, IE-Net; {AOIE_PAPER}, section 3.2 (Fig. 2b) and Tables 2, 4 (IE-Net rows)"
+
+
+IENetResNet20, IENetResNet18 = register_family(IENET, IENET_PAPER, "IENet")

@@ -352,3 +352,24 @@ def test_measured_folder_with_own_sensor_and_label_names(tmp_path):
     (root / "manifest.csv").write_text("\n".join(rows[:-2]) + "\n")
     with pytest.raises(InputError, match="sample 's8' has no recordings of sensor right"):
         hp.load_study_data(root)
+
+
+def test_ordering_check_counts_ties_as_not_holding():
+    """Equal means (here the same per-re-split accuracies in another order, whose float means may
+    differ in the last bit) do not satisfy '<'; a larger mean does; paired counts by hand."""
+    st = lambda values: {"mean": float(np.mean(values))}  # noqa: E731
+    acc_lo, acc_hi = [0.81, 0.86, 0.93], [0.93, 0.81, 0.86]
+    accuracy = {"a": {"h2": st([0.5, 0.6, 0.7]), "ds_classic": st([0.6, 0.6, 0.7]), "ds_sensitivity": st(acc_lo)},
+                "multi": {"multi_ds_classic": st(acc_lo), "multi_conflict_weighted": st(acc_hi)}}
+    records = [{"accuracy": {"a": {"h2": h2, "ds_classic": dc, "ds_sensitivity": ds},
+                             "multi": {"multi_ds_classic": mc, "multi_conflict_weighted": mw}}}
+               for h2, dc, ds, mc, mw in zip([0.5, 0.6, 0.7], [0.6, 0.6, 0.7], acc_lo, acc_lo, acc_hi)]
+    result = hp.ordering_check(accuracy, ["a"], records)
+    checks, paired = result["checks"], result["paired"]
+    assert checks["a: h2 < ds_classic"] and checks["a: ds_classic < ds_sensitivity"]
+    assert not checks["best sensor ds_sensitivity < multi_ds_classic"]  # identical values
+    assert not checks["multi_ds_classic < multi_conflict_weighted"]     # same values, other order
+    assert not result["all_hold"]
+    assert (paired["a: h2 < ds_classic"]["up"], paired["a: h2 < ds_classic"]["same"]) == (1, 2)
+    assert paired["multi_ds_classic < multi_conflict_weighted"]["up"] == 1
+    assert paired["multi_ds_classic < multi_conflict_weighted"]["down"] == 2

@@ -123,28 +123,50 @@ def train_cmd(
         overrides.append(f"trainer.num_nodes={num_nodes}")
     cfg = load_train_config(config, overrides)
     run_dir = train(cfg, resume=resume)
-    _info(f"run: {run_dir} (metrics.json, size_table.md, figures/, model.safetensors)")
+    _info(f"run: {run_dir} (metrics.json, figures/, model.safetensors)")
 
 
-class SurfaceFormat(str, Enum):
+class DataFormat(str, Enum):
     sd_saliency_900 = "sd-saliency-900"
     folder = "folder"
+    neu_cls = "neu-cls"
+    cifar10 = "cifar10"
+    auto = "auto"
+
+
+FORMATS_OF = {"surface": ("sd-saliency-900", "folder"), "classify": ("auto", "neu-cls", "folder", "cifar10")}
 
 
 @app.command("evaluate")
 def evaluate_cmd(
     run: Path = typer.Argument(..., help="A run directory written by 'crackscope train', or a shipped model folder "
                                          "(e.g. weights/sd-saliency-900/unet_cbam)."),
-    data: Path = typer.Option(..., "--data", help="Wave field: a store. Surface: a dataset folder (its test split "
-                                                  "if it is the training data)."),
+    data: Path = typer.Option(..., "--data", help="Wave field: a store. Surface / classify: a dataset folder (its "
+                                                  "test split if it is the training data)."),
     out: Path = typer.Option(..., "--out", help="Directory for metrics.json and figures/."),
-    format: Optional[SurfaceFormat] = typer.Option(None, "--format", help="Surface data layout: sd-saliency-900 or "
-                                                   "folder (images/ + masks/); default: the model's training format."),
+    format: Optional[DataFormat] = typer.Option(None, "--format", help="Data layout. Surface: sd-saliency-900 or "
+                                                "folder (images/ + masks/). Classify: neu-cls, folder (one folder per "
+                                                "class), cifar10 or auto. Default: the model's training format."),
 ):
-    """Metrics of a trained model on labelled data, with a best/median/worst figure."""
+    """Metrics of a trained model on labelled data, with a figure (examples or confusion matrix)."""
     from crackscope.engine.pipelines import pipeline_of
 
     pipeline = pipeline_of(run)
+    if format is not None and format.value not in FORMATS_OF.get(pipeline, ()):
+        allowed = FORMATS_OF.get(pipeline)
+        raise InputError(f"--format {format.value} does not apply to {run}, a {pipeline} model"
+                         + (f" (use {', '.join(allowed)})" if allowed else " (it takes no --format)"))
+    if pipeline == "classify":
+        from crackscope.engine.classify import evaluate_classification_run
+
+        r = evaluate_classification_run(run, data, out, format=format.value if format else None)
+        typer.echo(f"accuracy {r['accuracy']:.4f}  macro precision {r['precision']:.4f}  recall {r['recall']:.4f}  "
+                   f"F1 {r['f1']:.4f}  ({r['n_images']} images, {r['subset']})")
+        for cls, m in r["per_class"].items():
+            if m["f1"] is not None:
+                typer.echo(f"  {cls}: precision {m['precision']:.4f}  recall {m['recall']:.4f}  F1 {m['f1']:.4f}  "
+                           f"({m['support']} images)")
+        return
     if pipeline == "surface":
         from crackscope.engine.surface import evaluate_surface_run
 
@@ -156,8 +178,6 @@ def evaluate_cmd(
             typer.echo(f"  {cls}: mIoU {m['miou']:.4f}  defect IoU {m['iou_defect']:.4f}  precision "
                        f"{m['precision']:.4f}  recall {m['recall']:.4f}  ({m['n_images']} images)")
         return
-    if format is not None:
-        raise InputError(f"--format {format.value} applies to surface models; {run} is a {pipeline} model")
     from crackscope.engine.evaluate import evaluate_run
 
     result = evaluate_run(run, data, out)
@@ -169,13 +189,23 @@ def evaluate_cmd(
 @app.command("predict")
 def predict_cmd(
     run: Path = typer.Argument(..., help="A run directory or a shipped model folder."),
-    data: Path = typer.Option(..., "--data", help="Wave field: a store. Surface: a folder of images (or one image)."),
+    data: Path = typer.Option(..., "--data", help="Wave field: a store. Surface / classify: a folder of images (or "
+                                                  "one image)."),
     out: Path = typer.Option(..., "--out", help="Output directory."),
 ):
-    """Predict: surface -> OUT/masks/*.png, OUT/overlays/*.png at original size; wave field -> predictions.npz."""
+    """Predict: surface -> OUT/masks/*.png, OUT/overlays/*.png at original size; classify -> OUT/predictions.csv
+    (class and probabilities per image); wave field -> predictions.npz."""
     from crackscope.engine.pipelines import pipeline_of
 
-    if pipeline_of(run) == "surface":
+    pipeline = pipeline_of(run)
+    if pipeline == "classify":
+        from crackscope.engine.classify import predict_classification
+
+        r = predict_classification(run, data, out, log=_info)
+        typer.echo(f"classified {r['n_predicted']} images into {out / 'predictions.csv'}"
+                   + (f"; skipped {r['n_skipped']} unreadable (see {out / 'skipped.txt'})" if r["n_skipped"] else ""))
+        return
+    if pipeline == "surface":
         from crackscope.engine.surface import predict_surface
 
         r = predict_surface(run, data, out, log=_info)

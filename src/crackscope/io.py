@@ -44,3 +44,14 @@ def atomic_savez(path: str | Path, **arrays) -> Path:
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
     return atomic_write_bytes(path, buf.getvalue())
+
+
+def atomic_write_csv(path: str | Path, rows: list[dict]) -> Path:
+    """Rows of one mapping each (the first row's keys are the header) as CSV, atomically."""
+    import csv
+
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
+    writer.writeheader()
+    writer.writerows(rows)
+    return atomic_write_text(path, buf.getvalue())

@@ -27,6 +27,9 @@ sample scores 1.0 per sample but adds nothing to the micro counts.
 :func:`by_crack_size` repeats the summary for the samples whose largest crack is longer than
 0, 1, 2, 3, 4 µm. The MicroCrackAttentionNeXt paper (Table 1) labels such per-size columns
 "accuracy" without defining them; crackscope reports DSC and the rest per size class instead.
+
+Image classification (:func:`classification_summary`, :class:`ClassificationMetrics`) works on the
+(K, K) confusion matrix of whole images instead: see :func:`classification_summary`.
 """
 
 from __future__ import annotations
@@ -48,6 +51,8 @@ __all__ = [
     "multiclass_confusion",
     "iou_from_confusion",
     "multiclass_iou",
+    "classification_summary",
+    "ClassificationMetrics",
 ]
 
 METRICS = ("dsc", "accuracy", "iou", "precision", "recall", "iou_background", "miou")
@@ -275,3 +280,79 @@ def iou_from_confusion(confusion: Tensor) -> dict:
 def multiclass_iou(pred: Tensor, target: Tensor, num_classes: int) -> dict:
     """:func:`iou_from_confusion` of :func:`multiclass_confusion` (``pred`` labels or class scores)."""
     return iou_from_confusion(multiclass_confusion(pred, target, num_classes))
+
+
+# --------------------------------------------------------------------------------------------
+# image classification
+
+
+def classification_summary(confusion, classes: Sequence[str] | None = None) -> dict:
+    """Metrics of a (K, K) image confusion matrix (rows = true class, columns = predicted class).
+
+    * ``accuracy`` = trace / total;
+    * per class c: precision_c = CM_cc / column_c, recall_c = CM_cc / row_c, F1_c = 2 P R / (P + R),
+      with 0 for a zero denominator (a class never predicted has precision 0, as scikit-learn's
+      default ``zero_division=0``);
+    * ``precision``, ``recall``, ``f1``: MACRO averages, the unweighted mean of the per-class values
+      over the classes that occur in the targets or the predictions (a class absent from both is
+      left out of the mean and reported with ``None`` values); macro F1 is the mean of the F1_c,
+      not the F1 of macro precision and recall (scikit-learn's ``average="macro"``);
+    * ``confusion`` (the matrix as nested lists), ``per_class`` {name: precision, recall, f1,
+      support (= row_c)}, ``classes`` (names; ``"0"``, ``"1"``, ... when not given), ``n_images``.
+
+    With no images every metric is ``None``.
+    """
+    cm = torch.as_tensor(confusion)
+    if cm.ndim != 2 or cm.shape[0] != cm.shape[1] or cm.shape[0] < 1:
+        raise InputError(f"confusion must be a square (K, K) matrix, got shape {tuple(cm.shape)}")
+    k = cm.shape[0]
+    names = [str(c) for c in classes] if classes is not None else [str(i) for i in range(k)]
+    if len(names) != k:
+        raise InputError(f"{len(names)} class names for a {k}-class confusion matrix")
+    c = cm.long().double()
+    tp, rows, cols = c.diagonal(), c.sum(1), c.sum(0)
+    precision = torch.where(cols > 0, tp / cols.clamp_min(1), torch.zeros_like(tp))
+    recall = torch.where(rows > 0, tp / rows.clamp_min(1), torch.zeros_like(tp))
+    pr = precision + recall
+    f1 = torch.where(pr > 0, 2 * precision * recall / pr.clamp_min(1e-300), torch.zeros_like(tp))
+    present = (rows + cols) > 0
+    total = float(c.sum())
+
+    def macro(v: Tensor):
+        return float(v[present].mean()) if total > 0 else None
+
+    per_class = {
+        name: ({"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i])} if present[i]
+               else {"precision": None, "recall": None, "f1": None}) | {"support": int(rows[i])}
+        for i, name in enumerate(names)
+    }
+    return {"accuracy": float(tp.sum() / total) if total > 0 else None, "precision": macro(precision),
+            "recall": macro(recall), "f1": macro(f1), "n_images": int(total), "classes": names,
+            "confusion": cm.long().tolist(), "per_class": per_class}
+
+
+class ClassificationMetrics(Metric):
+    """Accumulates the (K, K) confusion matrix of image classification (argmax of (B, K) logits
+    against (B,) class indices); ``compute()`` is :func:`classification_summary`. The state is a sum,
+    so torchmetrics reduces it across DDP processes."""
+
+    full_state_update = False
+    is_differentiable = False
+    higher_is_better = True
+
+    def __init__(self, num_classes: int, classes: Sequence[str] | None = None, **kwargs):
+        super().__init__(**kwargs)
+        from crackscope.errors import require_positive_int
+
+        self.num_classes = require_positive_int("num_classes", num_classes)
+        self.classes = list(classes) if classes is not None else None
+        self.add_state("confusion", torch.zeros(self.num_classes, self.num_classes, dtype=torch.long),
+                       dist_reduce_fx="sum")
+
+    def update(self, logits: Tensor, target: Tensor, *_ignored) -> None:
+        if logits.ndim != 2 or logits.shape[1] != self.num_classes:
+            raise InputError(f"logits must have shape (B, {self.num_classes}), got {tuple(logits.shape)}")
+        self.confusion += multiclass_confusion(logits, target, self.num_classes).to(self.confusion.device)
+
+    def compute(self) -> dict:
+        return classification_summary(self.confusion, self.classes)

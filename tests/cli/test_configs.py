@@ -30,6 +30,7 @@ def test_overrides_beat_the_file_which_beats_the_preset(tmp_path):
 
 TRAIN_CONFIGS = sorted(p for p in (Path(__file__).resolve().parents[2] / "configs").glob("*/*.yaml")
                        if not p.stem.startswith("simulate_") and "grid" not in p.stem)
+PIPELINE_OF_FOLDER = {"binary": "classify"}  # configs/binary/ holds the classification (AOIE-Net) runs
 GRIDS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*/*grid*.yaml"))
 
 
@@ -38,7 +39,8 @@ def test_shipped_training_configs_validate(path):
     from crackscope.engine.config import load_train_config
 
     cfg = load_train_config(path)
-    assert cfg.pipeline == path.parent.name and cfg.data.kind == cfg.pipeline
+    assert cfg.pipeline == PIPELINE_OF_FOLDER.get(path.parent.name, path.parent.name)
+    assert cfg.data.kind == cfg.pipeline
 
 
 @pytest.mark.parametrize("path", GRIDS, ids=lambda p: f"{p.parent.name}/{p.name}")
@@ -59,3 +61,16 @@ def test_surface_config_follows_the_seed_protocol():
     assert (cfg.optimizer.name, cfg.optimizer.lr, cfg.data.batch_size, cfg.trainer.max_epochs) == ("adam", 1e-3, 32, 100)
     assert cfg.trainer.lr_plateau_patience and cfg.trainer.early_stopping_patience and cfg.data.augment
     assert (cfg.loss.name, cfg.loss.kwargs) == ("ce_dice", {"alpha": 0.7}) and cfg.model.name == "unet_cbam"
+
+
+@pytest.mark.parametrize("name, model", [("aoie_net_neu", "aoie_net_resnet20"), ("resnet20_neu", "resnet20")])
+def test_neu_configs_follow_the_seed_protocol(name, model):
+    from crackscope.engine.config import load_train_config
+
+    cfg = load_train_config(Path(__file__).resolve().parents[2] / "configs" / "binary" / f"{name}.yaml")
+    # Wu et al. section 4: NEU-CLS split 8:2, 90 epochs, lr 1e-3 divided by 10 after 45 epochs
+    assert cfg.pipeline == "classify" and cfg.model.name == model and cfg.loss.name == "cross_entropy"
+    assert (cfg.data.format, tuple(cfg.data.split), cfg.data.channels) == ("neu-cls", (0.8, 0.2), 1)
+    assert (cfg.optimizer.lr, cfg.trainer.max_epochs) == (1e-3, 90)
+    assert (cfg.trainer.lr_step_epochs, cfg.trainer.lr_step_factor) == ([45], 0.1)
+    assert cfg.monitor == "val/accuracy" and cfg.trainer.lr_plateau_patience is None

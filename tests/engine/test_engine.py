@@ -21,6 +21,10 @@ from crackscope.errors import InputError
 EPOCHS = 2
 
 
+# In-process runs and the CLI runs (OMP_NUM_THREADS=1) both on one thread: multi-threaded float
+# reductions may be reordered when other jobs share the cores, and resume is compared bit for bit.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 def _cfg_dict(store, out_dir, name="run", **model):
     return {"name": name, "out_dir": str(out_dir), "seed": 3,
             "data": {"store": str(store), "batch_size": 8, "split": [0.6, 0.2, 0.2]},
@@ -47,7 +51,7 @@ def trained(store, tmp_path_factory):
 
 def _cli(*args, env=None):
     return subprocess.run([sys.executable, "-m", "crackscope.cli", *map(str, args)], capture_output=True, text=True,
-                          timeout=600, env={**os.environ, "MPLBACKEND": "Agg", **(env or {})})
+                          timeout=600, env={**os.environ, "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1", **(env or {})})
 
 
 def test_run_directory_contract(trained):

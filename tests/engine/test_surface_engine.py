@@ -26,6 +26,10 @@ from crackscope.engine.train import train
 SIZE = 40  # pixels; padded to 64 by the default policy
 
 
+# In-process runs and the CLI runs (OMP_NUM_THREADS=1) both on one thread: multi-threaded float
+# reductions may be reordered when other jobs share the cores, and resume is compared bit for bit.
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 def _defect_image(rng, h=SIZE, w=SIZE):
     """A dark textured plate with one bright rectangular defect; the mask is the rectangle."""
     image = 0.25 + 0.05 * rng.standard_normal((h, w))
@@ -70,7 +74,7 @@ def trained(dataset, tmp_path_factory):
 
 def _cli(*args, env=None):
     return subprocess.run([sys.executable, "-m", "crackscope.cli", *map(str, args)], capture_output=True, text=True,
-                          timeout=600, env={**os.environ, "MPLBACKEND": "Agg", **(env or {})})
+                          timeout=600, env={**os.environ, "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1", **(env or {})})
 
 
 def test_surface_summary_by_hand():

@@ -40,7 +40,7 @@ from crackscope.data.surface import image_extensions, load_image, natural_key, n
 from crackscope.errors import InputError, dataset_index
 
 __all__ = ["FORMATS", "NEU_CLS_CLASSES", "CIFAR10_CLASSES", "ImageClassificationDataset", "detect_format",
-           "read_cifar_batch", "read_cifar_meta", "stratified_split", "write_split"]
+           "read_cifar_batch", "read_cifar_meta", "resize_image", "stratified_split", "write_split"]
 
 FORMATS = ("auto", "neu-cls", "folder", "cifar10")
 NEU_CLS_CLASSES = {"Cr": "crazing", "In": "inclusion", "Pa": "patches", "PS": "pitted surface",
@@ -248,6 +248,18 @@ def _neu_class_of_dir(d: Path) -> str:
     return cls
 
 
+def resize_image(image: np.ndarray | torch.Tensor, size: int | Sequence[int] | None) -> torch.Tensor:
+    """A (C, H, W) image in [0, 1] as a float32 tensor resized to ``size`` (bilinear, antialiased;
+    ``None`` keeps its size): what :class:`ImageClassificationDataset` does before augmenting, for
+    images read one by one (prediction)."""
+    x = torch.as_tensor(np.ascontiguousarray(image, dtype=np.float32))
+    size = normalize_size(size)
+    if size is not None and tuple(x.shape[-2:]) != size:
+        x = F.interpolate(x[None], size=size, mode="bilinear", align_corners=False,
+                          antialias=True)[0].clamp_(0.0, 1.0)
+    return x
+
+
 # ---- the dataset --------------------------------------------------------------------------------
 class ImageClassificationDataset(Dataset):
     """Images with a class label; items ``(image float32 (C, H, W) in [0, 1], label int64 tensor)``.
@@ -412,10 +424,7 @@ class ImageClassificationDataset(Dataset):
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         i = dataset_index(i, len(self), "ImageClassificationDataset")
-        x = torch.from_numpy(np.ascontiguousarray(self._read(i), dtype=np.float32))
-        if self.size is not None and tuple(x.shape[-2:]) != self.size:
-            x = F.interpolate(x[None], size=self.size, mode="bilinear", align_corners=False,
-                              antialias=True)[0].clamp_(0.0, 1.0)
+        x = resize_image(self._read(i), self.size)
         if self.augment is True:
             x = self._flip_rotate(x, i)
         elif callable(self.augment):

@@ -62,14 +62,17 @@ def natural_key(stem: str) -> list:
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", stem)]
 
 
-def _header_size(path: Path) -> tuple[int, int]:
-    """(H, W) of an image file, from its header only."""
+def image_size(path: Path) -> tuple[int, int]:
+    """(H, W) of an image file, from its header only; :class:`InputError` naming an unreadable file."""
     try:
         with Image.open(path) as im:
             w, h = im.size
     except _READ_ERRORS as e:
         raise InputError(f"cannot read image {path}: {e}") from None
     return int(h), int(w)
+
+
+_header_size = image_size
 
 
 def load_image(path: str | Path, in_channels: int = 1) -> np.ndarray:

@@ -80,6 +80,53 @@ class SurfaceData(_Strict):
         return v
 
 
+class ClassificationData(_Strict):
+    """An image-classification dataset (``crackscope.data.classification``: NEU-CLS, class folders,
+    CIFAR-10) split per class (stratified) by the run's seed.
+
+    ``split``: [train, test] (default 8:2, the NEU-CLS protocol of the AOIE-Net seed) or
+    [train, val, test]. With two parts the validation set, which selects the best checkpoint and
+    drives early stopping / plateau schedules, is carved out of TRAIN: ``val_fraction`` of every
+    class of the training part (stratified, same seed), so the test part is exactly the 8:2 test
+    part and is never used to choose anything. CIFAR-10 keeps its official test batch as the test
+    part (``split`` is not used) and carves ``val_fraction`` out of the training batches.
+    ``size``: ``null`` keeps each image's size (NEU-CLS: 200 x 200); an integer or [height, width]
+    resizes (bilinear, antialiased). ``channels``: 1 grey (colour -> luminance) or 3 (grey replicated).
+    ``augment``: random flips and 90-degree rotations of training images, drawn from (seed, epoch, image).
+    """
+
+    kind: Literal["classify"] = "classify"
+    root: Path
+    format: Literal["auto", "neu-cls", "folder", "cifar10"] = "auto"
+    split: tuple[float, float] | tuple[float, float, float] = (0.8, 0.2)
+    val_fraction: float = Field(0.1, gt=0, lt=1, description="share of the training part held out for "
+                                "validation when split has two parts")
+    size: int | tuple[int, int] | None = None
+    channels: Literal[1, 3] = 1
+    augment: bool = True
+    batch_size: int = Field(32, ge=1)
+    num_workers: int = Field(0, ge=0)
+
+    _check_size = field_validator("size")(SurfaceData._size.__func__)
+
+    @field_validator("split")
+    @classmethod
+    def _split(cls, v):
+        if any(f < 0 for f in v) or abs(sum(v) - 1.0) > 1e-6 or v[0] <= 0 or v[-1] <= 0:
+            raise ValueError(f"split fractions must be non-negative, sum to 1 and give train and test > 0, "
+                             f"got {list(v)}")
+        if len(v) == 3 and v[1] <= 0:
+            raise ValueError(f"a three-part split needs a validation part > 0, got {list(v)}")
+        return v
+
+    @model_validator(mode="after")
+    def _val_fraction_or_three_parts(self):
+        if len(self.split) == 3 and "val_fraction" in self.model_fields_set:
+            raise ValueError("val_fraction applies to a two-part split [train, test]; a three-part split "
+                             "gives the validation part itself")
+        return self
+
+
 class OptimizerSpec(_Strict):
     name: Literal["adam", "adamw"] = "adam"
     lr: float = Field(1e-3, gt=0)
@@ -94,10 +141,16 @@ class TrainerSpec(_Strict):
     precision: Literal["32-true", "16-mixed", "bf16-mixed"] = "32-true"
     threshold: float = Field(0.5, gt=0, lt=1, description="probability above which a pixel is a crack")
     monitor: str | None = Field(None, description="validation metric that selects the best checkpoint "
-                                "(maximised); default val/dsc (wave field) or val/miou (surface)")
+                                "(maximised); default val/dsc (wave field), val/miou (surface) or "
+                                "val/accuracy (classify)")
     lr_plateau_patience: int | None = Field(None, ge=1, description="ReduceLROnPlateau on val/loss after this many "
                                             "epochs without improvement (off when null)")
     lr_plateau_factor: float = Field(0.1, gt=0, lt=1)
+    lr_step_epochs: list[int] | None = Field(None, description="multiply the learning rate by lr_step_factor "
+                                             "at the start of each of these epochs (0-based; off when null)")
+    lr_step_factor: float = Field(0.1, gt=0, lt=1)
+    lr_decay: Literal["cosine", "linear"] | None = Field(None, description="decay the learning rate from "
+                                                         "optimizer.lr towards 0 over max_epochs (off when null)")
     early_stopping_patience: int | None = Field(None, ge=1, description="stop after this many epochs without a "
                                                 "lower val/loss (off when null)")
     keep_epoch_checkpoints: int | None = Field(None, ge=1, description="keep only the newest k per-epoch "
@@ -106,15 +159,32 @@ class TrainerSpec(_Strict):
     mlflow: bool = False
     limit_train_batches: int | float = 1.0
 
+    @field_validator("lr_step_epochs")
+    @classmethod
+    def _steps(cls, v):
+        if v is not None and (not v or any(e < 1 for e in v) or any(b <= a for a, b in zip(v, v[1:]))):
+            raise ValueError(f"lr_step_epochs must be a non-empty, strictly increasing list of epochs >= 1, got {v}")
+        return v
+
+    @model_validator(mode="after")
+    def _one_schedule(self):
+        chosen = [k for k in ("lr_plateau_patience", "lr_step_epochs", "lr_decay") if getattr(self, k) is not None]
+        if len(chosen) > 1:
+            raise ValueError(f"choose one learning-rate schedule: {' and '.join(chosen)} are both set")
+        return self
+
+
+DEFAULT_MONITOR = {"wavefield": "val/dsc", "surface": "val/miou", "classify": "val/accuracy"}
+
 
 class TrainConfig(_Strict):
     """Everything a training run needs; the resolved copy is written to RUN/config.yaml."""
 
     name: str = Field(..., min_length=1, pattern=r"^[A-Za-z0-9_.+-]+$")
-    pipeline: Literal["wavefield", "surface"] = "wavefield"
+    pipeline: Literal["wavefield", "surface", "classify"] = "wavefield"
     seed: int = Field(0, ge=0)
     out_dir: Path = Path("runs")
-    data: WavefieldData | SurfaceData = Field(..., discriminator="kind")
+    data: WavefieldData | SurfaceData | ClassificationData = Field(..., discriminator="kind")
     model: ModelSpec
     loss: LossSpec
     optimizer: OptimizerSpec = OptimizerSpec()
@@ -140,7 +210,7 @@ class TrainConfig(_Strict):
 
     @property
     def monitor(self) -> str:
-        return self.trainer.monitor or ("val/miou" if self.pipeline == "surface" else "val/dsc")
+        return self.trainer.monitor or DEFAULT_MONITOR[self.pipeline]
 
 
 def load_train_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = (), base: dict | None = None) -> TrainConfig:

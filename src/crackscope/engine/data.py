@@ -25,14 +25,40 @@ def split_indices(indices: np.ndarray, fractions, seed: int) -> dict[str, list[i
     return {k: sorted(int(i) for i in v) for k, v in parts.items()}
 
 
-class EpochSeededSampler(Sampler[int]):
-    """A random permutation that depends only on (seed, epoch): a resumed run sees the same order."""
+def stem_positions(available, wanted, root) -> list[int]:
+    """Positions in ``available`` (a dataset's stems) of the ``wanted`` stems, in that order, for
+    rebuilding a split recorded by stem; :class:`InputError` if the dataset at ``root`` lacks any."""
+    position = {s: i for i, s in enumerate(available)}
+    missing = [s for s in wanted if s not in position]
+    if missing:
+        raise InputError(f"{root}: the split lists {missing[0]!r} (and {len(missing) - 1} more) that the "
+                         f"dataset does not have")
+    return [position[s] for s in wanted]
 
-    def __init__(self, n: int, seed: int):
-        self.n, self.seed, self.epoch = n, seed, 0
+
+def own_test_stems(run_dir: Path, same_data: bool) -> list[str] | None:
+    """The run's test stems (RUN/split.json) when evaluating on its own training data, else ``None``:
+    a run is never scored on the images it was trained or selected on."""
+    split_file = Path(run_dir) / "split.json"
+    if same_data and split_file.exists():
+        return json.loads(split_file.read_text())["stems"]["test"]
+    return None
+
+
+class EpochSeededSampler(Sampler[int]):
+    """A random permutation that depends only on (seed, epoch): a resumed run sees the same order.
+
+    ``dataset``: also passed the epoch (its ``set_epoch``) when Lightning sets it here, for datasets
+    whose augmentation is drawn from (seed, epoch, item). Workers copy the dataset when an epoch's
+    iterator starts, so its loader must not keep persistent workers."""
+
+    def __init__(self, n: int, seed: int, dataset=None):
+        self.n, self.seed, self.epoch, self.dataset = n, seed, 0, dataset
 
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
+        if self.dataset is not None and hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(epoch)
 
     def __iter__(self):
         g = torch.Generator().manual_seed(self.seed * 100_003 + self.epoch)
@@ -73,28 +99,32 @@ def store_geometry(store: Path) -> dict:
     return {"n_time": int(t), "n_sensors": int(s), "sensor_grid": (grid, grid), "mask_size": int(group["masks"].shape[-1])}
 
 
-class WavefieldDataModule(L.LightningDataModule):
-    def __init__(self, data_cfg, seed: int, split: dict[str, list[int]]):
+class SplitDataModule(L.LightningDataModule):
+    """A data module over a run's split: subclasses say how ``_loader(part, train)`` reads a part."""
+
+    def __init__(self, data_cfg, seed: int, split: dict):
         super().__init__()
         self.cfg, self.seed, self.split = data_cfg, seed, split
 
-    def _ds(self, part):
-        return wavefield_dataset(self.cfg.store, self.split[part], self.cfg.subtract_reference, self.cfg.normalize)
-
-    def _loader(self, part, shuffle=False):
-        ds = self._ds(part)
-        sampler = EpochSeededSampler(len(ds), self.seed) if shuffle else None
-        return DataLoader(ds, batch_size=self.cfg.batch_size, sampler=sampler, num_workers=self.cfg.num_workers,
-                          persistent_workers=self.cfg.num_workers > 0)
+    def _loader(self, part: str, train: bool = False) -> DataLoader:
+        raise NotImplementedError
 
     def train_dataloader(self):
-        return self._loader("train", shuffle=True)
+        return self._loader("train", train=True)
 
     def val_dataloader(self):
         return self._loader("val")
 
     def test_dataloader(self):
         return self._loader("test")
+
+
+class WavefieldDataModule(SplitDataModule):
+    def _loader(self, part, train=False):
+        ds = wavefield_dataset(self.cfg.store, self.split[part], self.cfg.subtract_reference, self.cfg.normalize)
+        sampler = EpochSeededSampler(len(ds), self.seed) if train else None
+        return DataLoader(ds, batch_size=self.cfg.batch_size, sampler=sampler, num_workers=self.cfg.num_workers,
+                          persistent_workers=self.cfg.num_workers > 0)
 
 
 def make_split(data_cfg, seed: int, run_dir: Path) -> dict[str, list[int]]:

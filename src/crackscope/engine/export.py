@@ -13,6 +13,13 @@ from crackscope.engine.runs import load_run
 
 def _export_shapes(cfg, geometry: dict, batch: int) -> tuple[str, list[tuple[int, ...]], dict]:
     """Input name, the shapes to check parity on (the first is traced), and the dynamic axes."""
+    if cfg.pipeline == "classify":  # logits (B, classes): only the batch axis of the output is dynamic
+        c = int(geometry.get("in_channels", cfg.data.channels))
+        if cfg.data.size is not None:
+            h, w = (cfg.data.size, cfg.data.size) if isinstance(cfg.data.size, int) else cfg.data.size
+            return "image", [(batch, c, h, w)], {0: "batch"}
+        # global average pooling before the classifier: any H, W
+        return "image", [(batch, c, 64, 64), (1, c, 96, 80)], {0: "batch", 2: "height", 3: "width"}
     if cfg.pipeline == "surface":
         c = int(geometry.get("in_channels", cfg.data.in_channels))
         if cfg.data.size is not None:
@@ -38,7 +45,7 @@ def export_onnx(run_dir, out: str | Path | None = None, *, opset: int = 17, batc
     with warnings.catch_warnings():  # shape checks in forward() are constants for a fixed geometry
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         torch.onnx.export(model, (inputs[0],), str(tmp), input_names=[name], output_names=["logits"],
-                          opset_version=opset, dynamic_axes={name: axes, "logits": axes}, dynamo=False)
+                          opset_version=opset, dynamic_axes={name: axes, "logits": {0: "batch"} if cfg.pipeline == "classify" else axes}, dynamo=False)
     tmp.replace(out)
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     worst = 0.0

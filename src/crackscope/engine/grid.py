@@ -11,7 +11,7 @@ Grid YAML::
       model.activation: [relu, gelu, elu, selu]
       loss.name: [FL, DL, WDL, CWDL]
     runs: []                           # ... or / and an explicit list of override mappings
-    table: activation_loss             # or "models" / "surface": the layout of table.md
+    table: activation_loss             # or "models" / "surface" / "classify": the layout of table.md
 """
 
 from __future__ import annotations
@@ -43,7 +43,7 @@ class GridConfig(BaseModel):
     seeds: list[int] = [0]
     axes: dict[str, list[Any]] = {}
     runs: list[dict[str, Any]] = []
-    table: Literal["activation_loss", "models", "surface"] = "activation_loss"
+    table: Literal["activation_loss", "models", "surface", "classify"] = "activation_loss"
 
 
 def _label(value) -> str:
@@ -119,13 +119,19 @@ def run_grid(grid_path, overrides: list[str] = (), *, backend: str = "local", wo
     out = grid.out_dir
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.csv").write_text(_csv(rows))
-    table = {"activation_loss": activation_loss_table, "models": model_table, "surface": surface_table}[grid.table](rows)
+    table = {"activation_loss": activation_loss_table, "models": model_table, "surface": surface_table,
+             "classify": classify_table}[grid.table](rows)
     (out / "table.md").write_text(table)
     return {"rows": rows, "table": table, "out_dir": str(out)}
 
 
 def _row(cfg: TrainConfig) -> dict:
     m = json.loads((cfg.run_dir / "metrics.json").read_text())
+    if cfg.pipeline == "classify":
+        return {"run": cfg.name, "model": cfg.model.name, "loss": cfg.loss.name, "seed": cfg.seed,
+                **{k: m[k] for k in ("accuracy", "precision", "recall", "f1")},
+                "parameters": m.get("parameters"), "epochs_run": m.get("epochs_run"), "best_epoch": m.get("best_epoch"),
+                "train_samples_per_s": m.get("train_samples_per_s")}
     if cfg.pipeline == "surface":
         return {"run": cfg.name, "model": cfg.model.name, "loss": cfg.loss.name, "seed": cfg.seed,
                 **{k: m[k] for k in ("accuracy", "precision", "recall", "miou", "iou_defect", "f1")},
@@ -195,6 +201,19 @@ def surface_table(rows: list[dict]) -> str:
         groups.setdefault(r["model"], []).append(r)
     for model, rs in groups.items():
         cells = [_mean([r[k] for r in rs]) for k in ("accuracy", "precision", "recall", "miou", "iou_defect", "f1")]
+        epochs = ", ".join(f"{r['epochs_run']} ({r['best_epoch']})" for r in rs)
+        lines.append(f"| {model} | " + " | ".join(cells) + f" | {rs[0]['parameters']:,} | {epochs} |")
+    return "\n".join(lines) + "\n"
+
+
+def classify_table(rows: list[dict]) -> str:
+    """The binary seed's Tables 2 / 4 layout: Model | Accuracy (+ macro precision, recall, F1), parameters."""
+    lines = ["| model | accuracy | precision | recall | F1 | parameters | epochs (best) |", "|---|" + "---:|" * 6]
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(r["model"], []).append(r)
+    for model, rs in groups.items():
+        cells = [_mean([r[k] for r in rs]) for k in ("accuracy", "precision", "recall", "f1")]
         epochs = ", ".join(f"{r['epochs_run']} ({r['best_epoch']})" for r in rs)
         lines.append(f"| {model} | " + " | ".join(cells) + f" | {rs[0]['parameters']:,} | {epochs} |")
     return "\n".join(lines) + "\n"

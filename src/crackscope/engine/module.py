@@ -1,30 +1,59 @@
-"""SegmentationTask: the Lightning wrapper around any registered model and loss.
+"""TrainingTask: the Lightning wrapper around any registered model, loss and validation metric.
 
 The model is a plain ``nn.Module`` (usable alone); this class only adds the optimisation loop,
-per-epoch reseeding (so a resumed run matches an uninterrupted one) and metric logging.
+per-epoch reseeding (so a resumed run matches an uninterrupted one), the learning-rate schedule and
+metric logging. The validation metric is the pipeline's (segmentation: :class:`SegmentationMetrics`,
+classification: :class:`ClassificationMetrics`); the keys it logs as ``val/<key>`` are given with it.
 """
 
 from __future__ import annotations
 
+import math
 import time
+from typing import Callable, Sequence
 
 import lightning as L
 import torch
 
 from crackscope.metrics import SegmentationMetrics
 
+SEGMENTATION_KEYS = ("dsc", "iou", "precision", "recall", "accuracy", "miou")
 
-class SegmentationTask(L.LightningModule):
+
+def lr_multiplier(epoch: int, *, step_epochs: Sequence[int] | None = None, step_factor: float = 0.1,
+                  decay: str | None = None, max_epochs: int = 1) -> float:
+    """The learning rate of 0-based ``epoch`` as a multiple of the initial one.
+
+    ``step_epochs``: times ``step_factor`` for every listed epoch already reached (``[45]``, 0.1:
+    1 for epochs 0..44, 0.1 from epoch 45 on). ``decay="cosine"``: (1 + cos(pi e / E)) / 2;
+    ``"linear"``: 1 - e / E, with E = ``max_epochs`` (epoch 0 at the full rate, towards 0 at E)."""
+    m = step_factor ** sum(1 for s in (step_epochs or ()) if epoch >= s)
+    if decay == "cosine":
+        m *= 0.5 * (1.0 + math.cos(math.pi * epoch / max_epochs))
+    elif decay == "linear":
+        m *= max(0.0, 1.0 - epoch / max_epochs)
+    elif decay is not None:
+        raise ValueError(f"unknown lr decay {decay!r}")
+    return m
+
+
+class TrainingTask(L.LightningModule):
     def __init__(self, model: torch.nn.Module, loss: torch.nn.Module, *, lr: float = 1e-3, weight_decay: float = 0.0,
                  optimizer: str = "adam", threshold: float = 0.5, seed: int = 0,
-                 lr_plateau_patience: int | None = None, lr_plateau_factor: float = 0.1):
+                 lr_plateau_patience: int | None = None, lr_plateau_factor: float = 0.1,
+                 lr_step_epochs: Sequence[int] | None = None, lr_step_factor: float = 0.1,
+                 lr_decay: str | None = None, max_epochs: int = 1,
+                 metric: Callable[[], torch.nn.Module] | None = None, logged: Sequence[str] = SEGMENTATION_KEYS):
         super().__init__()
         self.model, self.loss_fn = model, loss
         self.lr, self.weight_decay, self.optimizer_name = lr, weight_decay, optimizer
         self.lr_plateau_patience, self.lr_plateau_factor = lr_plateau_patience, lr_plateau_factor
+        self.lr_schedule = {"step_epochs": list(lr_step_epochs) if lr_step_epochs else None,
+                            "step_factor": lr_step_factor, "decay": lr_decay, "max_epochs": max_epochs}
         self.threshold, self.seed = threshold, seed
-        self.val_metrics = SegmentationMetrics(threshold=threshold)
-        self.test_metrics = SegmentationMetrics(threshold=threshold)
+        metric = metric or (lambda: SegmentationMetrics(threshold=threshold))
+        self.val_metrics, self.test_metrics = metric(), metric()
+        self.logged = tuple(logged)
         self.train_samples, self.train_seconds = 0, 0.0
         self._t0 = None
 
@@ -42,6 +71,11 @@ class SegmentationTask(L.LightningModule):
     def on_train_epoch_start(self):
         # Dropout and any other randomness depend on (seed, epoch) only, not on what ran before.
         torch.manual_seed(self.seed * 1_000_003 + self.current_epoch)
+        # So does a step / decay schedule: set from the epoch, nothing to restore on resume.
+        if self.lr_schedule["step_epochs"] or self.lr_schedule["decay"]:
+            lr = self.lr * lr_multiplier(self.current_epoch, **self.lr_schedule)
+            for group in self.optimizers().param_groups:
+                group["lr"] = lr
 
     def on_train_batch_start(self, batch, batch_idx):
         self._t0 = time.perf_counter()
@@ -56,6 +90,8 @@ class SegmentationTask(L.LightningModule):
         loss = self.loss_fn(self(x), mask)
         self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=x.shape[0],
                  sync_dist=True)
+        self.log("train/lr", self.optimizers().param_groups[0]["lr"], on_step=False, on_epoch=True,
+                 batch_size=x.shape[0], sync_dist=True)
         self.train_samples += x.shape[0]
         return loss
 
@@ -68,9 +104,11 @@ class SegmentationTask(L.LightningModule):
 
     def on_validation_epoch_end(self):
         result = self.val_metrics.compute()
-        for key in ("dsc", "iou", "precision", "recall", "accuracy", "miou"):
+        for key in self.logged:
             # already reduced over every process by the metric: every rank holds the same value
-            self.log(f"val/{key}", float(result[key]), prog_bar=key == "dsc", sync_dist=True)
+            value = result[key]
+            self.log(f"val/{key}", float("nan") if value is None else float(value), prog_bar=key == self.logged[0],
+                     sync_dist=True)
         self.val_metrics.reset()
 
     def test_step(self, batch, batch_idx):

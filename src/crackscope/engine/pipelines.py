@@ -13,12 +13,22 @@ import yaml
 from crackscope.errors import InputError
 
 
+def _segmentation_metric(cfg, geometry, classes=None):
+    from crackscope.metrics import SegmentationMetrics
+
+    return SegmentationMetrics(threshold=cfg.trainer.threshold)
+
+
 @dataclass(frozen=True)
 class Pipeline:
     geometry: Callable  # (data_cfg) -> model keywords
     split: Callable  # (data_cfg, seed, run_dir) -> split record (train/val/test + extras)
     datamodule: Callable  # (data_cfg, seed, split) -> LightningDataModule
     evaluate: Callable  # (run_dir, cfg, split, extra) -> metrics dict, written to RUN/metrics.json
+    # (cfg, geometry, class names or None) -> a fresh torchmetrics Metric for validation / test ...
+    metric: Callable = _segmentation_metric
+    # ... and the keys of its compute() logged as val/<key> (the first on the progress bar)
+    logged: tuple[str, ...] = ("dsc", "iou", "precision", "recall", "accuracy", "miou")
 
 
 def _wavefield() -> Pipeline:
@@ -46,7 +56,28 @@ def _surface() -> Pipeline:
     )
 
 
-_PIPELINES = {"wavefield": _wavefield, "surface": _surface}
+def _classify() -> Pipeline:
+    from crackscope.engine.classify import (
+        CLASSIFICATION_KEYS,
+        ClassificationDataModule,
+        classification_metric,
+        classify_geometry,
+        evaluate_classification_run,
+        make_classification_split,
+    )
+
+    return Pipeline(
+        geometry=classify_geometry,
+        split=make_classification_split,
+        datamodule=ClassificationDataModule,
+        evaluate=lambda run_dir, cfg, split, extra: evaluate_classification_run(
+            run_dir, cfg.data.root, run_dir, format=split["format"], stems=split["stems"]["test"], extra=extra),
+        metric=classification_metric,
+        logged=CLASSIFICATION_KEYS,
+    )
+
+
+_PIPELINES = {"wavefield": _wavefield, "surface": _surface, "classify": _classify}
 
 
 def get(name: str) -> Pipeline:

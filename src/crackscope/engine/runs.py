@@ -2,11 +2,11 @@
 
 RUN/
   config.yaml          the resolved TrainConfig
-  split.json           train/val/test sample indices
-  model.safetensors    the selected weights (best validation DSC), loadable without pickle
+  split.json           train/val/test sample indices (and stems; class names for classify)
+  model.safetensors    the selected weights (best validation score: trainer.monitor), loadable without pickle
   checkpoints/         Lightning checkpoints, one per epoch + last.ckpt (for --resume)
   logs/                CSV logs (and TensorBoard / MLflow when enabled)
-  metrics.json         test metrics, per-crack-size table, parameters, training throughput
+  metrics.json         test metrics (per crack size / defect class), parameters, training throughput
   figures/
 """
 

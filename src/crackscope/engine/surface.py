@@ -9,12 +9,10 @@ counts summed over all test pixels); ``miou`` is the mean of the defect and back
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from pathlib import Path
 
-import lightning as L
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
@@ -29,9 +27,9 @@ from crackscope.data.surface import (
     restore,
     stratified_split,
 )
-from crackscope.engine.data import EpochSeededSampler
+from crackscope.engine.data import EpochSeededSampler, SplitDataModule, own_test_stems, stem_positions
 from crackscope.errors import InputError
-from crackscope.io import atomic_savefig, atomic_write_bytes, atomic_write_text
+from crackscope.io import atomic_savefig, atomic_write_bytes, atomic_write_csv, atomic_write_text
 
 SPLIT_PARTS = ("train", "val", "test")
 
@@ -43,12 +41,7 @@ def surface_dataset(data_cfg, root=None, format=None, stems=None, augment=False)
     fmt = format or data_cfg.format
     ds = SurfaceSegmentationDataset(root, fmt, size=data_cfg.size, in_channels=data_cfg.in_channels)
     if stems is not None:
-        position = {s: i for i, s in enumerate(ds.stems)}
-        missing = [s for s in stems if s not in position]
-        if missing:
-            raise InputError(f"{root}: the split lists {missing[0]!r} (and {len(missing) - 1} more) that the "
-                             f"dataset does not have")
-        ds = SurfaceSegmentationDataset(root, fmt, indices=[position[s] for s in stems], size=data_cfg.size,
+        ds = SurfaceSegmentationDataset(root, fmt, indices=stem_positions(ds.stems, stems, root), size=data_cfg.size,
                                         in_channels=data_cfg.in_channels, augment=augment or None)
     return ds
 
@@ -79,25 +72,12 @@ def make_surface_split(data_cfg, seed: int, run_dir: Path) -> dict:
     return {**split, "seed": seed, "stems": {k: [ds.stems[i] for i in split[k]] for k in SPLIT_PARTS}}
 
 
-class SurfaceDataModule(L.LightningDataModule):
-    def __init__(self, data_cfg, seed: int, split: dict):
-        super().__init__()
-        self.cfg, self.seed, self.split = data_cfg, seed, split
-
+class SurfaceDataModule(SplitDataModule):
     def _loader(self, part, train=False):
         ds = surface_dataset(self.cfg, stems=self.split["stems"][part], augment=train and self.cfg.augment)
         sampler = EpochSeededSampler(len(ds), self.seed) if train else None
         return DataLoader(ds, batch_size=self.cfg.batch_size, sampler=sampler, num_workers=self.cfg.num_workers,
                           persistent_workers=self.cfg.num_workers > 0)
-
-    def train_dataloader(self):
-        return self._loader("train", train=True)
-
-    def val_dataloader(self):
-        return self._loader("val")
-
-    def test_dataloader(self):
-        return self._loader("test")
 
 
 # ---- inference ---------------------------------------------------------------------------------
@@ -111,11 +91,9 @@ def predict_probability(model, image: np.ndarray, size=None) -> np.ndarray:
 
 def _choose_stems(cfg, run_dir: Path, root: Path, fmt: str):
     """The run's test stems when evaluating on its own training data, else every pair."""
-    split_file = run_dir / "split.json"
     same = root.resolve() == Path(cfg.data.root).resolve() and fmt == cfg.data.format
-    if same and split_file.exists():
-        return json.loads(split_file.read_text())["stems"]["test"], "test split"
-    return None, "all pairs"
+    stems = own_test_stems(run_dir, same)
+    return (stems, "test split") if stems is not None else (None, "all pairs")
 
 
 def surface_summary(counts: torch.Tensor) -> dict:
@@ -243,26 +221,34 @@ def predict_surface(run_dir, data, out_dir, log=lambda s: None) -> dict:
     cfg, model, _ = load_run(run_dir)
     files = list_prediction_images(Path(data))
     rows, skipped = [], []
-    for path in files:
-        try:
-            image = load_image(path, cfg.data.in_channels)
-        except InputError as err:
-            log(f"skipped: {err}")
-            skipped.append(f"{path}\t{err}")
-            continue
+    for path, image in readable_images(files, cfg.data.in_channels, log, skipped):
         prob = predict_probability(model, image, cfg.data.size)
         mask = prob > cfg.trainer.threshold
         atomic_write_bytes(out_dir / "masks" / f"{path.stem}.png", _png_bytes(mask.astype(np.uint8) * 255))
         atomic_write_bytes(out_dir / "overlays" / f"{path.stem}.png", _png_bytes(overlay(image, mask)))
         rows.append({"stem": path.stem, "file": str(path), "height": mask.shape[0], "width": mask.shape[1],
                      "defect_fraction": round(float(mask.mean()), 6)})
+    return finish_predictions(out_dir, rows, skipped, data, len(files))
+
+
+def readable_images(files, channels: int, log, skipped: list):
+    """(path, image) for every file that reads; an unreadable one is reported through ``log`` and
+    appended to ``skipped`` as "path<TAB>reason" instead."""
+    for path in files:
+        try:
+            image = load_image(path, channels)
+        except InputError as err:
+            log(f"skipped: {err}")
+            skipped.append(f"{path}\t{err}")
+            continue
+        yield path, image
+
+
+def finish_predictions(out_dir: Path, rows: list[dict], skipped: list[str], data, n_files: int) -> dict:
+    """OUT/predictions.csv (and OUT/skipped.txt); :class:`InputError` when no image could be read."""
     if not rows:
-        raise InputError(f"--data {data}: none of the {len(files)} images could be read")
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
-    writer.writeheader()
-    writer.writerows(rows)
-    atomic_write_text(out_dir / "predictions.csv", buf.getvalue())
+        raise InputError(f"--data {data}: none of the {n_files} images could be read")
+    atomic_write_csv(out_dir / "predictions.csv", rows)
     if skipped:
         atomic_write_text(out_dir / "skipped.txt", "\n".join(skipped) + "\n")
     return {"n_predicted": len(rows), "n_skipped": len(skipped), "out": str(out_dir)}

@@ -15,7 +15,7 @@ from lightning.pytorch.callbacks import EarlyStopping, ModelCheckpoint
 
 from crackscope.engine import pipelines
 from crackscope.engine.config import TrainConfig, dump_config
-from crackscope.engine.module import SegmentationTask
+from crackscope.engine.module import TrainingTask
 from crackscope.engine.runs import build_loss, build_model
 from crackscope.errors import InputError
 from crackscope.io import atomic_write_text
@@ -60,6 +60,10 @@ def _prepare(cfg: TrainConfig, resume: bool):
     if resume and (run_dir / "config.yaml").exists():
         saved = yaml.safe_load((run_dir / "config.yaml").read_text())
         saved.pop("geometry", None)
+        try:  # through the current schema, so keys added since (with their defaults) compare equal
+            saved = dump_config(TrainConfig.model_validate(saved))
+        except ValueError:
+            pass  # an unreadable saved config differs
         if saved != dump_config(cfg):
             raise InputError(f"--resume: the config differs from the one saved in {run_dir / 'config.yaml'}")
     return geometry, model, loss
@@ -93,10 +97,13 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool | None = Non
                                                                   sort_keys=False))
         atomic_write_text(run_dir / "split.json", json.dumps(split))
 
-    task = SegmentationTask(model, loss, lr=cfg.optimizer.lr, weight_decay=cfg.optimizer.weight_decay,
-                            optimizer=cfg.optimizer.name, threshold=cfg.trainer.threshold, seed=cfg.seed,
-                            lr_plateau_patience=cfg.trainer.lr_plateau_patience,
-                            lr_plateau_factor=cfg.trainer.lr_plateau_factor)
+    t = cfg.trainer
+    task = TrainingTask(model, loss, lr=cfg.optimizer.lr, weight_decay=cfg.optimizer.weight_decay,
+                        optimizer=cfg.optimizer.name, threshold=t.threshold, seed=cfg.seed,
+                        lr_plateau_patience=t.lr_plateau_patience, lr_plateau_factor=t.lr_plateau_factor,
+                        lr_step_epochs=t.lr_step_epochs, lr_step_factor=t.lr_step_factor, lr_decay=t.lr_decay,
+                        max_epochs=t.max_epochs,
+                        metric=lambda: pipeline.metric(cfg, geometry, split.get("classes")), logged=pipeline.logged)
     ckpt_dir = run_dir / "checkpoints"
     kill = os.environ.get(_FAULT_ENV)
     every_epoch = _FaultAfterCheckpoint(int(kill) if kill else None, dirpath=ckpt_dir, filename="epoch{epoch:03d}",

@@ -1,0 +1,253 @@
+"""The image-classification pipeline ("classify") in the engine: stratified splits recorded by stem,
+the Lightning data module, evaluation (accuracy, macro precision / recall / F1, confusion matrix,
+per class) and prediction on a folder of images.
+
+Data: :mod:`crackscope.data.classification` (NEU-CLS, one folder per class, CIFAR-10). The split
+(:func:`make_classification_split`) is the seed protocol's stratified train/test split with the
+validation part carved out of train (see :class:`~crackscope.engine.config.ClassificationData`);
+RUN/split.json holds, besides the usual ``train``/``val``/``test`` indices and ``stems``, the
+``classes`` (names, in the order of the model's outputs) and the resolved ``format``.
+Metrics: :func:`crackscope.metrics.classification_summary`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+from crackscope.data.classification import (
+    NEU_CLS_CLASSES,
+    ImageClassificationDataset,
+    detect_format,
+    neu_class_of_folder,
+    resize_image,
+    stratified_split,
+)
+from crackscope.data.surface import image_size
+from crackscope.engine.data import EpochSeededSampler, SplitDataModule, own_test_stems, stem_positions
+from crackscope.errors import InputError
+from crackscope.io import atomic_savefig, atomic_write_text
+
+SPLIT_PARTS = ("train", "val", "test")
+
+
+def resolve_format(root, fmt: str) -> str:
+    """``fmt``, or the detected layout of ``root`` for ``"auto"``."""
+    return detect_format(root) if fmt == "auto" else fmt
+
+
+def classification_dataset(data_cfg, root=None, format=None, stems=None, augment=False, test=False,
+                           seed: int = 0) -> ImageClassificationDataset:
+    """The dataset of ``data_cfg`` (or another ``root``/``format`` read with its size and channels),
+    restricted to ``stems`` (in that order) when given. CIFAR-10: ``test`` reads the test batch."""
+    root = Path(root or data_cfg.root)
+    fmt = resolve_format(root, format or data_cfg.format)
+    kw = {"size": data_cfg.size, "channels": data_cfg.channels, "split": ("test" if test else "train")
+          if fmt == "cifar10" else None}
+    ds = ImageClassificationDataset(root, fmt, **kw)
+    if stems is not None:
+        ds = ImageClassificationDataset(root, fmt, indices=stem_positions(ds.stems, stems, root), augment=augment,
+                                        seed=seed, **kw)
+    return ds
+
+
+def dataset_classes(root, fmt: str) -> list[str]:
+    """Class names of a dataset in label order."""
+    return list(ImageClassificationDataset(root, fmt).classes)
+
+
+def classify_geometry(data_cfg) -> dict:
+    """Model keywords implied by the data: input channels and one logit per class."""
+    return {"in_channels": int(data_cfg.channels), "classes": len(dataset_classes(data_cfg.root, data_cfg.format))}
+
+
+def _check_images(ds: ImageClassificationDataset, data_cfg) -> None:
+    """Every image file's header is readable, and sizes agree when images share unresized batches."""
+    if ds.files is None:  # CIFAR-10: 32 x 32 pixels held in memory
+        return
+    sizes = {image_size(p) for p in ds.files}  # InputError naming an unreadable file
+    if data_cfg.size is None and len(sizes) > 1 and data_cfg.batch_size > 1:
+        raise InputError(f"data.root {data_cfg.root}: images of {len(sizes)} different sizes cannot share a batch; "
+                         f"set data.size (resize) or data.batch_size=1")
+
+
+def make_classification_split(data_cfg, seed: int, run_dir: Path) -> dict:
+    """Stratified per class from ``seed``; reused from RUN/split.json on resume.
+
+    Two fractions [train, test]: ``stratified_split(targets, split, seed)`` gives the test part
+    (exactly the seed protocol's 8:2 test part), then ``val_fraction`` of each class of its train
+    part becomes the validation part (``stratified_split`` again, same seed). Three fractions:
+    one stratified three-way split. CIFAR-10: the test batch is the test part; validation is carved
+    out of the training batches. ``train``/``val`` index the training listing, ``test`` the test
+    listing (the same listing except for CIFAR-10); ``stems`` are authoritative."""
+    path = run_dir / "split.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    fmt = resolve_format(data_cfg.root, data_cfg.format)
+    ds = classification_dataset(data_cfg, format=fmt)
+    _check_images(ds, data_cfg)
+    targets = np.asarray(ds.targets)
+    vf = data_cfg.val_fraction
+    test_stems = None
+    if fmt == "cifar10":
+        inner = stratified_split(targets, (1 - vf, vf), seed)
+        test_ds = classification_dataset(data_cfg, format=fmt, test=True)
+        split = {"train": inner["train"], "val": inner["test"], "test": list(range(len(test_ds)))}
+        test_stems = test_ds.stems
+    elif len(data_cfg.split) == 2:
+        outer = stratified_split(targets, data_cfg.split, seed)
+        pool = np.asarray(outer["train"], dtype=np.int64)
+        inner = stratified_split(targets[pool], (1 - vf, vf), seed)
+        split = {"train": sorted(int(pool[i]) for i in inner["train"]),
+                 "val": sorted(int(pool[i]) for i in inner["test"]), "test": outer["test"]}
+    else:
+        split = stratified_split(targets, data_cfg.split, seed)
+    empty = [k for k in SPLIT_PARTS if not split[k]]
+    if empty:
+        given = f"data.val_fraction {vf}" if fmt == "cifar10" else f"data.split {list(data_cfg.split)}" + (
+            f" with data.val_fraction {vf}" if len(data_cfg.split) == 2 else "")
+        raise InputError(f"{given} leaves the {' and '.join(empty)} part empty for {len(ds)} images "
+                         f"(parts are rounded per class)")
+    stems = {k: [ds.stems[i] for i in split[k]] for k in ("train", "val")}
+    stems["test"] = [(test_stems or ds.stems)[i] for i in split["test"]]
+    return {**split, "seed": seed, "format": fmt, "classes": list(ds.classes), "stems": stems}
+
+
+class ClassificationDataModule(SplitDataModule):
+    def _loader(self, part, train=False):
+        ds = classification_dataset(self.cfg, format=self.split["format"], stems=self.split["stems"][part],
+                                    augment=train and self.cfg.augment, test=part == "test", seed=self.seed)
+        # the training set's augmentation follows the epoch: fresh workers each epoch see it
+        sampler = EpochSeededSampler(len(ds), self.seed, dataset=ds) if train else None
+        return DataLoader(ds, batch_size=self.cfg.batch_size, sampler=sampler, num_workers=self.cfg.num_workers,
+                          persistent_workers=self.cfg.num_workers > 0 and not train)
+
+
+def classification_metric(cfg, geometry: dict, classes=None):
+    """A fresh validation metric: the confusion matrix of ``geometry["classes"]`` classes."""
+    from crackscope.metrics import ClassificationMetrics
+
+    return ClassificationMetrics(int(geometry["classes"]), classes)
+
+
+CLASSIFICATION_KEYS = ("accuracy", "precision", "recall", "f1")
+
+
+# ---- evaluation ---------------------------------------------------------------------------------
+def model_classes(run_dir: Path, geometry: dict) -> list[str]:
+    """The class names of a run's outputs, in order (recorded in RUN/split.json)."""
+    n = int(geometry.get("classes", 0))
+    split_file = Path(run_dir) / "split.json"
+    classes = json.loads(split_file.read_text()).get("classes") if split_file.exists() else None
+    if classes is None:
+        raise InputError(f"{run_dir}: no class names (split.json with 'classes'); cannot match the data's classes")
+    if len(classes) != n:
+        raise InputError(f"{run_dir}: split.json names {len(classes)} classes but the model has {n} outputs")
+    return list(classes)
+
+
+def _label_map(data_classes: list[str], classes: list[str], data, fmt: str) -> np.ndarray:
+    """Dataset label -> model output index by class name; a NEU-CLS model (classes ``Cr``, ``In``,
+    ...) also takes folders named by the full class names (``crazing``, ``pitted_surface``, ...)."""
+    index = {c: i for i, c in enumerate(classes)}
+    neu = set(classes) <= set(NEU_CLS_CLASSES)
+    mapping = []
+    for c in data_classes:
+        key = c if c in index or not neu else neu_class_of_folder(c)
+        if key not in index:
+            raise InputError(f"--data {data} ({fmt}): class {c!r} is not one of the model's classes "
+                             f"({', '.join(classes)})")
+        mapping.append(index[key])
+    return np.asarray(mapping, dtype=np.int64)
+
+
+@torch.no_grad()
+def _probabilities(model, ds, batch_size: int) -> torch.Tensor:
+    loader = DataLoader(ds, batch_size=batch_size)  # no workers: an unreadable image raises InputError here
+    return torch.cat([torch.softmax(model(x), 1) for x, _ in loader])
+
+
+def evaluate_classification_run(run_dir, data, out_dir, *, format: str | None = None, stems=None,
+                                extra: dict | None = None) -> dict:
+    """Metrics of a run (or model folder) on a classification dataset -> OUT/metrics.json and
+    OUT/figures/confusion.png. On the run's own data only its test part is scored; on other data
+    every image (CIFAR-10: the test batch). Nothing is written unless every image was read."""
+    from crackscope.engine.runs import load_run
+    from crackscope.metrics import classification_summary, multiclass_confusion
+
+    run_dir, data, out_dir = Path(run_dir), Path(data), Path(out_dir)
+    cfg, model, geometry = load_run(run_dir)
+    classes = model_classes(run_dir, geometry)
+    fmt = resolve_format(data, format or cfg.data.format)
+    subset = "given stems"
+    if stems is None:
+        own_root = Path(cfg.data.root).is_dir() and data.resolve() == Path(cfg.data.root).resolve()
+        stems = own_test_stems(run_dir, own_root and fmt == resolve_format(cfg.data.root, cfg.data.format))
+        subset = "test split" if stems is not None else ("test batch" if fmt == "cifar10" else "all images")
+    ds = classification_dataset(cfg.data, root=data, format=fmt, stems=stems, test=fmt == "cifar10")
+    if len(ds) == 0:
+        raise InputError(f"--data {data}: no images to evaluate")
+    labels = torch.from_numpy(_label_map(list(ds.classes), classes, data, fmt)[np.asarray(ds.targets)])
+    probs = _probabilities(model, ds, cfg.data.batch_size if cfg.data.size is not None else 1)
+    result = classification_summary(multiclass_confusion(probs, labels, len(classes)), classes)
+    if set(classes) <= set(NEU_CLS_CLASSES):
+        result["class_names"] = [NEU_CLS_CLASSES[c] for c in classes]
+    result.update({"data": str(data), "format": fmt, "subset": subset, "run": str(run_dir), "model": cfg.model.name,
+                   "loss": cfg.loss.name, "size_policy": "original size" if cfg.data.size is None
+                   else f"resize to {cfg.data.size}"})
+    if extra:
+        result.update(extra)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(out_dir / "metrics.json", json.dumps(result, indent=2) + "\n")
+    plot_confusion(result, out_dir / "figures" / "confusion.png", title=f"{cfg.name} on {data.name}")
+    return result
+
+
+def plot_confusion(result: dict, path: Path, title: str = "") -> None:
+    """The confusion matrix (counts; rows true, columns predicted), each row shaded by its recall."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cm = np.asarray(result["confusion"], dtype=np.int64)
+    rates = cm / np.maximum(cm.sum(1, keepdims=True), 1)
+    names = result["classes"]
+    side = 1.2 + 0.55 * len(names)
+    fig, ax = plt.subplots(figsize=(side + 1, side), constrained_layout=True)
+    ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
+    for (i, j), v in np.ndenumerate(cm):
+        ax.text(j, i, str(v), ha="center", va="center", fontsize=8, color="white" if rates[i, j] > 0.5 else "black")
+    ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(len(names)), names, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("true")
+    ax.set_title(f"{title}\naccuracy {result['accuracy']:.4f}, macro F1 {result['f1']:.4f}", fontsize=9)
+    atomic_savefig(fig, path, dpi=110)
+    plt.close(fig)
+
+
+# ---- predict on a folder of images ---------------------------------------------------------------
+def predict_classification(run_dir, data, out_dir, log=lambda s: None) -> dict:
+    """OUT/predictions.csv: file, predicted class and one probability column per class for every
+    readable image of DATA (a folder or one image); unreadable ones go to OUT/skipped.txt."""
+    from crackscope.engine.runs import load_run
+    from crackscope.engine.surface import finish_predictions, list_prediction_images, readable_images
+
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
+    cfg, model, geometry = load_run(run_dir)
+    classes = model_classes(run_dir, geometry)
+    files = list_prediction_images(Path(data))
+    rows, skipped = [], []
+    for path, image in readable_images(files, cfg.data.channels, log, skipped):
+        with torch.no_grad():
+            prob = torch.softmax(model(resize_image(image, cfg.data.size)[None]), 1)[0]
+        k = int(prob.argmax())
+        rows.append({"stem": path.stem, "file": str(path), "predicted": classes[k],
+                     "probability": round(float(prob[k]), 6),
+                     **{f"p_{c}": round(float(p), 6) for c, p in zip(classes, prob.tolist())}})
+    return finish_predictions(out_dir, rows, skipped, data, len(files))

@@ -1,0 +1,293 @@
+"""The image-classification pipeline ("classify") through the one engine, on a tiny synthetic
+class-folder dataset (dark / mid / bright 32 x 32 images, trivially separable): training learns,
+the split contract, metrics against hand computations, the step learning-rate schedule, resume
+after a kill, evaluate / predict from the command line and bad input."""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from PIL import Image
+from safetensors.torch import load_file
+
+from crackscope.cli import main
+from crackscope.engine.config import load_train_config
+from crackscope.engine.module import lr_multiplier
+from crackscope.engine.train import train
+from crackscope.errors import InputError
+from crackscope.metrics import ClassificationMetrics, classification_summary
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+SIDE = 32
+LEVELS = {"bright": 0.8, "dark": 0.2, "mid": 0.5}  # folder name -> mean grey level
+PER_CLASS = 24
+EPOCHS = 10
+
+
+def _image(rng, level, h=SIDE, w=SIDE) -> np.ndarray:
+    return (np.clip(level + 0.08 * rng.standard_normal((h, w)), 0, 1) * 255).astype(np.uint8)
+
+
+def _write_folder(root: Path, per_class: int, seed: int, levels=LEVELS) -> Path:
+    rng = np.random.default_rng(seed)
+    for cls, level in levels.items():
+        (root / cls).mkdir(parents=True)
+        for k in range(per_class):
+            Image.fromarray(_image(rng, level)).save(root / cls / f"{cls}{k}.png")
+    return root
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory):
+    return _write_folder(tmp_path_factory.mktemp("cls") / "levels", PER_CLASS, seed=0)
+
+
+def _cfg(root, out_dir, name="run"):
+    return {"name": name, "pipeline": "classify", "seed": 1, "out_dir": str(out_dir),
+            "data": {"root": str(root), "format": "folder", "val_fraction": 0.2, "batch_size": 8},
+            "model": {"name": "resnet20", "width": 0.25}, "loss": {"name": "cross_entropy"},
+            "optimizer": {"lr": 0.01},
+            "trainer": {"max_epochs": EPOCHS, "lr_step_epochs": [8], "lr_step_factor": 0.1,
+                        "keep_epoch_checkpoints": 2}}
+
+
+@pytest.fixture(scope="module")
+def trained(dataset, tmp_path_factory):
+    out = tmp_path_factory.mktemp("cls_runs")
+    return train(load_train_config(None, base=_cfg(dataset, out)), progress=False)
+
+
+def _cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "crackscope.cli", *map(str, args)], capture_output=True, text=True,
+                          timeout=600, env={**os.environ, "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1", **(env or {})})
+
+
+# ---- metrics and schedule by hand ----------------------------------------------------------------
+def test_classification_metrics_equal_a_hand_computation():
+    true = np.array([0, 0, 0, 0, 1, 1, 1, 2, 2, 2, 2, 2])
+    pred = np.array([0, 0, 1, 2, 1, 1, 0, 2, 2, 2, 1, 1])
+    k = 4  # class 3 never occurs: left out of the macro mean
+    cm = np.zeros((k, k), dtype=int)
+    for t, p in zip(true, pred):
+        cm[t, p] += 1
+    s = classification_summary(torch.from_numpy(cm), ["a", "b", "c", "d"])
+    assert s["confusion"] == cm.tolist() and s["n_images"] == 12
+    assert s["accuracy"] == pytest.approx(np.mean(true == pred))
+    precision = [2 / 3, 2 / 5, 3 / 4]  # column-wise: predicted 0 three times (2 right), 1 five times, 2 four
+    recall = [2 / 4, 2 / 3, 3 / 5]
+    f1 = [2 * p * r / (p + r) for p, r in zip(precision, recall)]
+    assert s["precision"] == pytest.approx(np.mean(precision)) and s["recall"] == pytest.approx(np.mean(recall))
+    assert s["f1"] == pytest.approx(np.mean(f1))
+    assert s["per_class"]["b"] == pytest.approx({"precision": 2 / 5, "recall": 2 / 3, "f1": f1[1], "support": 3})
+    assert s["per_class"]["d"] == {"precision": None, "recall": None, "f1": None, "support": 0}
+    # a class that occurs but is never predicted: precision 0 (and it counts in the macro mean)
+    s2 = classification_summary(torch.tensor([[3, 1], [2, 0]]))
+    assert s2["per_class"]["1"]["precision"] == 0 and s2["precision"] == pytest.approx((3 / 5 + 0) / 2)
+    # the torchmetrics accumulator over two batches of logits gives the same summary
+    logits = torch.nn.functional.one_hot(torch.from_numpy(pred), k).float()
+    acc = ClassificationMetrics(k, ["a", "b", "c", "d"])
+    acc.update(logits[:5], torch.from_numpy(true[:5]))
+    acc.update(logits[5:], torch.from_numpy(true[5:]))
+    assert acc.compute() == s
+
+
+def test_step_and_decay_schedules_by_hand():
+    lr = 1e-3  # the NEU-CLS seed: 90 epochs, divided by 10 after 45
+    step = {"step_epochs": [45], "step_factor": 0.1, "max_epochs": 90}
+    assert [lr * lr_multiplier(e, **step) for e in (0, 44, 45, 89)] == pytest.approx([1e-3, 1e-3, 1e-4, 1e-4])
+    assert lr_multiplier(70, step_epochs=[30, 60], step_factor=0.5) == 0.25
+    cosine = {"decay": "cosine", "max_epochs": 300}  # the CIFAR-10 seed: to 0 over 300 epochs
+    assert [lr_multiplier(e, **cosine) for e in (0, 150, 300)] == pytest.approx([1, 0.5, 0], abs=1e-12)
+    assert lr_multiplier(75, **cosine) == pytest.approx((1 + math.cos(math.pi / 4)) / 2)
+    assert lr_multiplier(30, decay="linear", max_epochs=120) == pytest.approx(0.75)
+
+
+def test_schedule_and_split_options_are_validated(dataset, tmp_path):
+    base = _cfg(dataset, tmp_path)
+    with pytest.raises(InputError, match="one learning-rate schedule"):
+        load_train_config(None, base={**base, "trainer": {"lr_step_epochs": [5], "lr_decay": "cosine"}})
+    with pytest.raises(InputError, match="lr_step_epochs"):
+        load_train_config(None, base={**base, "trainer": {"lr_step_epochs": [5, 5]}})
+    with pytest.raises(InputError, match="val_fraction"):
+        load_train_config(None, base={**base, "data": {"root": str(dataset), "split": [0.7, 0.1, 0.2],
+                                                       "val_fraction": 0.2}})
+    cfg = load_train_config(None, base={**base, "pipeline": "surface", "data": {"root": str(dataset)}, "trainer": {}})
+    assert cfg.trainer.lr_step_epochs is None and cfg.trainer.lr_decay is None and cfg.monitor == "val/miou"
+
+
+# ---- training through the engine -------------------------------------------------------------------
+def test_training_learns_and_writes_the_run_contract(trained):
+    for name in ("config.yaml", "split.json", "model.safetensors", "metrics.json", "figures/confusion.png",
+                 "checkpoints/last.ckpt", "checkpoints/best.ckpt"):
+        assert (trained / name).exists(), name
+    m = json.loads((trained / "metrics.json").read_text())
+    # chance is 1/3; the grey levels are easy
+    assert m["accuracy"] >= 0.9 and m["f1"] >= 0.9, m
+    assert m["n_images"] == 15 and m["classes"] == ["bright", "dark", "mid"] and m["subset"] == "given stems"
+    assert np.asarray(m["confusion"]).sum(1).tolist() == [5, 5, 5] and set(m["per_class"]) == set(LEVELS)
+    assert m["dataset"] == {"train": 45, "val": 12, "test": 15} and m["epochs_run"] == EPOCHS
+    cfg = yaml.safe_load((trained / "config.yaml").read_text())
+    assert cfg["geometry"] == {"in_channels": 1, "classes": 3} and cfg["data"]["kind"] == "classify"
+    # the step schedule as trained: lr 0.01 for epochs 0..7, 0.001 from epoch 8
+    rows = [r.split(",") for r in (trained / "logs" / "metrics.csv").read_text().splitlines()]
+    col = rows[0].index("train/lr")
+    lrs = {int(r[0]): float(r[col]) for r in rows[1:] if r[col]}
+    assert [lrs[e] for e in range(EPOCHS)] == pytest.approx([0.01] * 8 + [0.001] * 2)
+
+
+def test_split_is_stratified_disjoint_and_keeps_the_8_2_test_part(trained, dataset):
+    from crackscope.data.classification import ImageClassificationDataset, stratified_split
+
+    split = json.loads((trained / "split.json").read_text())
+    stems = split["stems"]
+    every = sorted(f"{p.parent.name}/{p.stem}" for p in dataset.glob("*/*.png"))
+    assert sorted(stems["train"] + stems["val"] + stems["test"]) == every  # disjoint and complete
+    # 24 per class: test 20% -> 4.8 -> 5; val 20% of the remaining 19 -> 3.8 -> 4; train 15
+    for part, n in (("train", 15), ("val", 4), ("test", 5)):
+        for cls in LEVELS:
+            assert sum(s.startswith(cls + "/") for s in stems[part]) == n, (part, cls)
+    ds = ImageClassificationDataset(dataset, "folder")
+    assert stems["test"] == [ds.stems[i] for i in stratified_split(ds.targets, (0.8, 0.2), seed=1)["test"]]
+    assert split["seed"] == 1 and split["format"] == "folder" and split["classes"] == ["bright", "dark", "mid"]
+
+
+def test_metrics_json_equals_a_hand_computation_on_the_test_images(trained, dataset):
+    from crackscope.engine.runs import load_run
+
+    _, model, _ = load_run(trained)
+    classes = ["bright", "dark", "mid"]
+    cm = np.zeros((3, 3), dtype=int)
+    for stem in json.loads((trained / "split.json").read_text())["stems"]["test"]:
+        image = np.asarray(Image.open(dataset / f"{stem}.png"), dtype=np.float32) / 255
+        with torch.no_grad():
+            pred = int(model(torch.from_numpy(image)[None, None]).argmax())
+        cm[classes.index(stem.split("/")[0]), pred] += 1
+    m = json.loads((trained / "metrics.json").read_text())
+    assert m["confusion"] == cm.tolist()
+    tp = np.diag(cm)
+    precision = np.where(cm.sum(0) > 0, tp / np.maximum(cm.sum(0), 1), 0.0)
+    recall = tp / cm.sum(1)
+    f1 = np.where(precision + recall > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0.0)
+    assert m["accuracy"] == pytest.approx(tp.sum() / cm.sum())
+    assert (m["precision"], m["recall"], m["f1"]) == pytest.approx((precision.mean(), recall.mean(), f1.mean()))
+
+
+def test_resume_after_kill_matches_an_uninterrupted_run(trained, dataset, tmp_path):
+    cfg_file = tmp_path / "run.yaml"  # the fixture's config under another name: same seed, same data
+    cfg_file.write_text(yaml.safe_dump(_cfg(dataset, tmp_path / "runs", name="killed")))
+    killed = _cli("train", "--config", cfg_file, env={"CRACKSCOPE_FAULT_KILL_AFTER_EPOCHS": "1"})
+    assert killed.returncode == -signal.SIGKILL, killed.stderr
+    resumed = _cli("train", "--config", cfg_file, "--resume")
+    assert resumed.returncode == 0, resumed.stderr
+    wa = load_file(str(trained / "model.safetensors"))
+    wb = load_file(str(tmp_path / "runs" / "killed" / "model.safetensors"))
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)  # augmentation and the lr step replayed exactly
+    a = json.loads((trained / "metrics.json").read_text())
+    b = json.loads((tmp_path / "runs" / "killed" / "metrics.json").read_text())
+    assert a["confusion"] == b["confusion"] and a["best_epoch"] == b["best_epoch"]
+
+
+# ---- evaluate / predict from the command line --------------------------------------------------------
+def test_evaluate_another_folder_from_the_command_line(trained, tmp_path, capsys):
+    # other images, two of the three classes, one RGB and of another size (converted and resized)
+    root = _write_folder(tmp_path / "mine", 3, seed=9, levels={"dark": 0.2, "bright": 0.8})
+    Image.fromarray(np.stack([_image(np.random.default_rng(3), 0.8, 40, 48)] * 3, -1)).save(root / "bright" / "rgb.png")
+    assert main(["evaluate", str(trained), "--data", str(root), "--format", "folder", "--out", str(tmp_path / "ev")]) == 0
+    m = json.loads((tmp_path / "ev" / "metrics.json").read_text())
+    assert m["n_images"] == 7 and m["subset"] == "all images" and m["classes"] == ["bright", "dark", "mid"]
+    assert np.asarray(m["confusion"]).sum(1).tolist() == [4, 3, 0] and m["per_class"]["mid"]["support"] == 0
+    assert "accuracy" in capsys.readouterr().out and (tmp_path / "ev" / "figures" / "confusion.png").exists()
+
+
+@pytest.mark.parametrize("problem", ["corrupt image", "unknown class", "format of another pipeline", "no cifar"])
+def test_evaluate_bad_input_is_one_line_and_writes_nothing(trained, tmp_path, capsys, problem):
+    root = _write_folder(tmp_path / "bad", 2, seed=4)
+    fmt = "folder"
+    if problem == "corrupt image":
+        (root / "dark" / "broken.png").write_bytes(b"not a png at all")
+        expect = "broken.png"
+    elif problem == "unknown class":
+        _write_folder(root, 2, seed=5, levels={"purple": 0.6})
+        expect = "'purple' is not one of the model's classes"
+    elif problem == "format of another pipeline":
+        fmt, expect = "sd-saliency-900", "--format sd-saliency-900 does not apply"
+    else:
+        fmt, expect = "cifar10", "CIFAR-10"
+    out = tmp_path / "ev"
+    code = main(["evaluate", str(trained), "--data", str(root), "--format", fmt, "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2 and expect in err and len(err.strip().splitlines()) == 1, err
+    assert not out.exists()
+
+
+def test_predict_writes_classes_and_probabilities_and_skips_bad_files(trained, tmp_path, capsys):
+    rng = np.random.default_rng(11)
+    folder = tmp_path / "inbox"
+    folder.mkdir()
+    for stem, level in (("a", 0.2), ("b", 0.8), ("c", 0.5)):
+        Image.fromarray(_image(rng, level)).save(folder / f"{stem}.png")
+    (folder / "broken.png").write_bytes(b"nope")
+    assert main(["predict", str(trained), "--data", str(folder), "--out", str(tmp_path / "pred")]) == 0
+    captured = capsys.readouterr()
+    assert "broken.png" in captured.err and "skipped 1" in captured.out
+    lines = (tmp_path / "pred" / "predictions.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    assert header[:4] == ["stem", "file", "predicted", "probability"]
+    assert header[4:] == ["p_bright", "p_dark", "p_mid"] and len(lines) == 4
+    rows = {r.split(",")[0]: r.split(",") for r in lines[1:]}
+    for row in rows.values():
+        assert sum(float(v) for v in row[4:]) == pytest.approx(1, abs=1e-5)
+    assert rows["a"][2] == "dark" and rows["b"][2] == "bright"  # the easy ends of the grey scale
+
+
+def test_onnx_export_of_a_classifier_matches_pytorch(trained, tmp_path):
+    from crackscope.engine.export import export_onnx
+
+    result = export_onnx(trained, tmp_path / "model.onnx")
+    assert result["input_shape"] == [[2, 1, 64, 64], [1, 1, 96, 80]] and result["max_abs_diff"] < 1e-4
+
+
+def test_cifar10_keeps_its_test_batch_and_decays_the_lr_to_zero(tmp_path):
+    import pickle
+
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "cifar" / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    for name in [f"data_batch_{k}" for k in range(1, 6)] + ["test_batch"]:
+        d = {b"labels": list(range(10)), b"data": rng.integers(0, 256, (10, 3072), dtype=np.uint8)}
+        (folder / name).write_bytes(pickle.dumps(d, protocol=2))
+    cfg = {"name": "c10", "pipeline": "classify", "out_dir": str(tmp_path / "runs"),
+           "data": {"root": str(tmp_path / "cifar"), "channels": 3, "val_fraction": 0.2, "batch_size": 16},
+           "model": {"name": "resnet20", "width": 0.25}, "loss": {"name": "cross_entropy"},
+           "trainer": {"max_epochs": 2, "lr_decay": "cosine"}}
+    run = train(load_train_config(None, base=cfg), progress=False)  # format "auto" finds the batches
+    split = json.loads((run / "split.json").read_text())
+    assert split["format"] == "cifar10" and split["stems"]["test"] == [f"test_batch/{r}" for r in range(10)]
+    assert len(split["train"]) == 40 and len(split["val"]) == 10  # 20% of each class of the 50 training images
+    assert not any(s.startswith("test_batch") for s in split["stems"]["train"] + split["stems"]["val"])
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["n_images"] == 10 and m["classes"][0] == "airplane" and m["dataset"] == {"train": 40, "val": 10, "test": 10}
+    rows = [r.split(",") for r in (run / "logs" / "metrics.csv").read_text().splitlines()]
+    col = rows[0].index("train/lr")
+    assert sorted(float(r[col]) for r in rows[1:] if r[col]) == pytest.approx([0.0005, 0.001])  # cos(pi/2) half-way
+
+
+def test_classify_grid_table_layout():
+    from crackscope.engine.grid import classify_table
+
+    rows = [{"model": "aoie_net_resnet20", "accuracy": 0.99, "precision": 0.98, "recall": 0.97, "f1": 0.975,
+             "parameters": 274430, "epochs_run": 90, "best_epoch": 71}]
+    table = classify_table(rows)
+    assert table.splitlines()[0] == "| model | accuracy | precision | recall | F1 | parameters | epochs (best) |"
+    assert "| aoie_net_resnet20 | 0.9900 | 0.9800 | 0.9700 | 0.9750 | 274,430 | 90 (71) |" in table

@@ -56,6 +56,8 @@ __all__ = [
 ]
 
 METRICS = ("dsc", "accuracy", "iou", "precision", "recall", "iou_background", "miou")
+# what a segmentation run logs as val/<key> (the first on the progress bar)
+SEGMENTATION_VAL_KEYS = ("dsc", "iou", "precision", "recall", "accuracy", "miou")
 DEFAULT_BOUNDS_UM = (0, 1, 2, 3, 4)
 
 

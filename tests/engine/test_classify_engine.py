@@ -183,8 +183,13 @@ def test_metrics_json_equals_a_hand_computation_on_the_test_images(trained, data
     assert (m["precision"], m["recall"], m["f1"]) == pytest.approx((precision.mean(), recall.mean(), f1.mean()))
 
 
-def test_resume_after_kill_matches_an_uninterrupted_run(trained, dataset, tmp_path):
-    cfg_file = tmp_path / "run.yaml"  # the fixture's config under another name: same seed, same data
+def test_resume_after_kill_matches_an_uninterrupted_run(dataset, tmp_path):
+    # reference: the same config uninterrupted, also in a fresh process (see test_engine.py)
+    straight_file = tmp_path / "straight.yaml"
+    straight_file.write_text(yaml.safe_dump(_cfg(dataset, tmp_path / "runs", name="straight")))
+    assert _cli("train", "--config", straight_file).returncode == 0
+    trained = tmp_path / "runs" / "straight"
+    cfg_file = tmp_path / "run.yaml"
     cfg_file.write_text(yaml.safe_dump(_cfg(dataset, tmp_path / "runs", name="killed")))
     killed = _cli("train", "--config", cfg_file, env={"CRACKSCOPE_FAULT_KILL_AFTER_EPOCHS": "1"})
     assert killed.returncode == -signal.SIGKILL, killed.stderr

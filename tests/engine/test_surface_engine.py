@@ -139,7 +139,11 @@ def test_metrics_equal_a_hand_computation_at_original_size(trained, dataset):
 
 def test_resume_after_kill_matches_an_uninterrupted_run_with_augmentation(dataset, tmp_path):
     base = _cfg(dataset, tmp_path / "runs", epochs=2)
-    straight = train(load_train_config(None, base={**base, "name": "straight"}), progress=False)
+    # reference: the same command uninterrupted, also in a fresh process (see test_engine.py)
+    straight_file = tmp_path / "straight.yaml"
+    straight_file.write_text(yaml.safe_dump({**base, "name": "straight"}))
+    assert _cli("train", "--config", straight_file).returncode == 0
+    straight = tmp_path / "runs" / "straight"
     cfg_file = tmp_path / "run.yaml"
     cfg_file.write_text(yaml.safe_dump({**base, "name": "killed"}))
     killed = _cli("train", "--config", cfg_file, env={"CRACKSCOPE_FAULT_KILL_AFTER_EPOCHS": "1"})

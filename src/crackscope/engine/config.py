@@ -52,24 +52,13 @@ class WavefieldData(_Strict):
         return v
 
 
-class SurfaceData(_Strict):
-    """A surface-defect image/mask dataset (``crackscope.data.surface``) split by a stratified seed.
+class _ImageData(_Strict):
+    """What every image dataset config shares: resizing, augmentation and loading."""
 
-    ``size``: ``null`` pads each image by reflection to a multiple of 32 (no resampling); an integer
-    or [height, width] resizes every image (predictions are brought back to the original size).
-    """
-
-    kind: Literal["surface"] = "surface"
-    root: Path
-    format: Literal["sd-saliency-900", "folder"] = "sd-saliency-900"
-    split: tuple[float, float, float] = (0.7, 0.15, 0.15)
     size: int | tuple[int, int] | None = None
-    in_channels: Literal[1, 3] = 1
     augment: bool = True
     batch_size: int = Field(32, ge=1)
     num_workers: int = Field(0, ge=0)
-
-    _check_split = field_validator("split")(WavefieldData._split.__func__)
 
     @field_validator("size")
     @classmethod
@@ -80,7 +69,23 @@ class SurfaceData(_Strict):
         return v
 
 
-class ClassificationData(_Strict):
+class SurfaceData(_ImageData):
+    """A surface-defect image/mask dataset (``crackscope.data.surface``) split by a stratified seed.
+
+    ``size``: ``null`` pads each image by reflection to a multiple of 32 (no resampling); an integer
+    or [height, width] resizes every image (predictions are brought back to the original size).
+    """
+
+    kind: Literal["surface"] = "surface"
+    root: Path
+    format: Literal["sd-saliency-900", "folder"] = "sd-saliency-900"
+    split: tuple[float, float, float] = (0.7, 0.15, 0.15)
+    in_channels: Literal[1, 3] = 1
+
+    _check_split = field_validator("split")(WavefieldData._split.__func__)
+
+
+class ClassificationData(_ImageData):
     """An image-classification dataset (``crackscope.data.classification``: NEU-CLS, class folders,
     CIFAR-10) split per class (stratified) by the run's seed.
 
@@ -101,13 +106,7 @@ class ClassificationData(_Strict):
     split: tuple[float, float] | tuple[float, float, float] = (0.8, 0.2)
     val_fraction: float = Field(0.1, gt=0, lt=1, description="share of the training part held out for "
                                 "validation when split has two parts")
-    size: int | tuple[int, int] | None = None
     channels: Literal[1, 3] = 1
-    augment: bool = True
-    batch_size: int = Field(32, ge=1)
-    num_workers: int = Field(0, ge=0)
-
-    _check_size = field_validator("size")(SurfaceData._size.__func__)
 
     @field_validator("split")
     @classmethod

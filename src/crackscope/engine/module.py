@@ -15,9 +15,8 @@ from typing import Callable, Sequence
 import lightning as L
 import torch
 
-from crackscope.metrics import SegmentationMetrics
+from crackscope.metrics import SEGMENTATION_VAL_KEYS, SegmentationMetrics
 
-SEGMENTATION_KEYS = ("dsc", "iou", "precision", "recall", "accuracy", "miou")
 
 
 def lr_multiplier(epoch: int, *, step_epochs: Sequence[int] | None = None, step_factor: float = 0.1,
@@ -43,7 +42,7 @@ class TrainingTask(L.LightningModule):
                  lr_plateau_patience: int | None = None, lr_plateau_factor: float = 0.1,
                  lr_step_epochs: Sequence[int] | None = None, lr_step_factor: float = 0.1,
                  lr_decay: str | None = None, max_epochs: int = 1,
-                 metric: Callable[[], torch.nn.Module] | None = None, logged: Sequence[str] = SEGMENTATION_KEYS):
+                 metric: Callable[[], torch.nn.Module] | None = None, logged: Sequence[str] = SEGMENTATION_VAL_KEYS):
         super().__init__()
         self.model, self.loss_fn = model, loss
         self.lr, self.weight_decay, self.optimizer_name = lr, weight_decay, optimizer

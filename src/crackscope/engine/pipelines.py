@@ -11,6 +11,7 @@ from typing import Callable
 import yaml
 
 from crackscope.errors import InputError
+from crackscope.metrics import SEGMENTATION_VAL_KEYS
 
 
 def _segmentation_metric(cfg, geometry, classes=None):
@@ -28,7 +29,7 @@ class Pipeline:
     # (cfg, geometry, class names or None) -> a fresh torchmetrics Metric for validation / test ...
     metric: Callable = _segmentation_metric
     # ... and the keys of its compute() logged as val/<key> (the first on the progress bar)
-    logged: tuple[str, ...] = ("dsc", "iou", "precision", "recall", "accuracy", "miou")
+    logged: tuple[str, ...] = SEGMENTATION_VAL_KEYS
 
 
 def _wavefield() -> Pipeline:

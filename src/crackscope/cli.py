@@ -132,9 +132,12 @@ class DataFormat(str, Enum):
     neu_cls = "neu-cls"
     cifar10 = "cifar10"
     auto = "auto"
+    deepcrack = "deepcrack"
+    deepcrack_tiles = "deepcrack-tiles"
 
 
-FORMATS_OF = {"surface": ("sd-saliency-900", "folder"), "classify": ("auto", "neu-cls", "folder", "cifar10")}
+FORMATS_OF = {"surface": ("sd-saliency-900", "folder", "deepcrack"),
+              "classify": ("auto", "neu-cls", "folder", "cifar10", "deepcrack-tiles")}
 
 
 @app.command("evaluate")
@@ -144,12 +147,13 @@ def evaluate_cmd(
     data: Path = typer.Option(..., "--data", help="Wave field: a store. Surface / classify: a dataset folder (its "
                                                   "test split if it is the training data)."),
     out: Path = typer.Option(..., "--out", help="Directory for metrics.json and figures/."),
-    format: Optional[DataFormat] = typer.Option(None, "--format", help="Data layout. Surface: sd-saliency-900 or "
-                                                "folder (images/ + masks/). Classify: neu-cls, folder (one folder per "
-                                                "class), cifar10 or auto. Default: the model's training format."),
+    format: Optional[DataFormat] = typer.Option(None, "--format", help="Data layout. Surface: sd-saliency-900, "
+                                                "folder (images/ + masks/) or deepcrack. Classify: neu-cls, folder (one "
+                                                "folder per class), cifar10, deepcrack-tiles or auto. Default: the "
+                                                "model's training format."),
 ):
     """Metrics of a trained model on labelled data, with a figure (examples or confusion matrix)."""
-    from crackscope.engine.pipelines import pipeline_of
+    from crackscope.engine.runs import pipeline_of
 
     pipeline = pipeline_of(run)
     if format is not None and format.value not in FORMATS_OF.get(pipeline, ()):
@@ -195,7 +199,7 @@ def predict_cmd(
 ):
     """Predict: surface -> OUT/masks/*.png, OUT/overlays/*.png at original size; classify -> OUT/predictions.csv
     (class and probabilities per image); wave field -> predictions.npz."""
-    from crackscope.engine.pipelines import pipeline_of
+    from crackscope.engine.runs import pipeline_of
 
     pipeline = pipeline_of(run)
     if pipeline == "classify":
@@ -217,17 +221,58 @@ def predict_cmd(
     typer.echo(f"predictions: {predict_run(run, data, out)}")
 
 
+class ExportFormat(str, Enum):
+    onnx = "onnx"
+    packed = "packed"
+
+
+@app.command("inspect-image")
+def inspect_image_cmd(
+    image: Path = typer.Argument(..., help="A large image (any Pillow format, grey or RGB)."),
+    classifier: Optional[Path] = typer.Option(None, "--classifier", help="Crack / no-crack tile classifier: a classify "
+                                              "run or model folder (e.g. weights/deepcrack/tile_classifier)."),
+    segmenter: Path = typer.Option(..., "--segmenter", help="Segmenter: a surface run or model folder (e.g. "
+                                   "weights/deepcrack/segmenter)."),
+    out: Path = typer.Option(..., "--out", help="Directory for mask.png, overlay.png, tiles.csv and summary.json."),
+    tile: Optional[int] = typer.Option(None, "--tile", help="Tile side in pixels (default: the classifier's, 64)."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="Classifier crack probability that flags a "
+                                              "tile (default: the classifier's validated operating point, else 0.5)."),
+    all_tiles: bool = typer.Option(False, "--all-tiles", help="Baseline: segment every tile, no classifier."),
+):
+    """Cascaded crack inspection: a binary tile classifier screens the image, the segmenter runs on the flagged
+    tiles only, and the tile masks are stitched at full resolution."""
+    from crackscope.deploy.cascade import inspect_image_file
+
+    s = inspect_image_file(image, segmenter, out, classifier_path=classifier, tile=tile, threshold=threshold,
+                           all_tiles=all_tiles)
+    t = s["timings_s"]
+    typer.echo(f"{s['width']} x {s['height']}: {s['flagged']} of {s['tiles']} tiles of {s['tile']} px segmented "
+               f"({s['mode']}), {s['crack_pixels']} crack pixels ({s['crack_fraction']:.2%}); "
+               f"{t['total_s']:.3f} s (classify {t['classify_s']:.3f} s, segment {t['segment_s']:.3f} s)")
+    _info(f"wrote {out}/mask.png, overlay.png, tiles.csv, summary.json")
+
+
 @app.command("export")
 def export_cmd(
     run: Path = typer.Argument(..., help="A run directory written by 'crackscope train'."),
-    onnx: bool = typer.Option(True, "--onnx/--no-onnx", help="Export to ONNX (the only format so far)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Output file (default RUN/export/model.onnx)."),
+    format: ExportFormat = typer.Option(ExportFormat.onnx, "--format",
+                                        help="onnx, or packed (binary classifiers: 1-bit weights, XNOR/popcount)."),
+    out: Optional[Path] = typer.Option(None, "--out", help="Output file (default RUN/export/model.onnx or "
+                                       "RUN/export/model.packed.safetensors)."),
 ):
-    """Export a trained model to ONNX and check it against PyTorch."""
+    """Export a trained model (ONNX, or bit-packed for binary networks) and check it against PyTorch."""
+    if format == ExportFormat.packed:
+        from crackscope.engine.export import export_packed
+
+        r = export_packed(run, out)
+        size = r["size_bits"]
+        typer.echo(f"wrote {r['path']} ({size['total_bits'] / 1e6:.3f} Mbit: {size['weight_sign_bits']} weight "
+                   f"sign bits + {size['float32_values']} float32 values); parity on {r['input_shape']}: "
+                   f"max |packed - torch| = {r['max_abs_diff']:.3g}, activation bits flipped "
+                   f"{r['activation_bits_flipped']} of {r['activation_bits']}")
+        return
     from crackscope.engine.export import export_onnx
 
-    if not onnx:
-        raise InputError("nothing to export: --onnx is the only format")
     result = export_onnx(run, out)
     typer.echo(f"wrote {result['path']}; parity on {result['input_shape']}: max |onnx - torch| = {result['max_abs_diff']:.3g}")
 

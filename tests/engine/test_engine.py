@@ -128,7 +128,7 @@ def test_evaluate_other_store_uses_every_sample_and_export_matches(trained, stor
     assert out.returncode == 0, out.stderr
     assert json.loads((tmp_path / "ev" / "metrics.json").read_text())["n_samples"] == 20
     assert "| dsc |" in out.stdout and (tmp_path / "ev" / "figures" / "masks.png").stat().st_size > 5000
-    exp = _cli("export", trained, "--onnx")
+    exp = _cli("export", trained, "--format", "onnx")
     assert exp.returncode == 0, exp.stderr
     diff = float(exp.stdout.strip().rsplit("=", 1)[1])
     assert diff < 1e-4

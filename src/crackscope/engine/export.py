@@ -1,4 +1,5 @@
-"""ONNX export of a trained run, with a parity check against PyTorch (onnxruntime)."""
+"""Export of a trained run: ONNX (parity-checked with onnxruntime) or, for binary classifiers, the
+bit-packed format of :mod:`crackscope.deploy.packed` (parity-checked against PyTorch)."""
 
 from __future__ import annotations
 
@@ -57,3 +58,33 @@ def export_onnx(run_dir, out: str | Path | None = None, *, opset: int = 17, batc
             raise RuntimeError(f"ONNX output {got.shape} differs from PyTorch {expected.shape} for input {tuple(x.shape)}")
         worst = max(worst, float(np.abs(got - expected).max()))
     return {"path": str(out), "max_abs_diff": worst, "input_shape": [list(s) for s in shapes]}
+
+
+def export_packed(run_dir, out: str | Path | None = None, *, batch: int = 2, seed: int = 0) -> dict:
+    """Write RUN/export/model.packed.safetensors (1-bit weights, XNOR/popcount inference) and return
+    {'path', 'max_abs_diff', 'activation_bits_flipped', 'size_bits', 'input_shape'}; the parity
+    check runs the packed and the PyTorch model on random images of the run's input size."""
+    from crackscope.deploy.packed import compare_with_model, pack_model, packed_size_bits, save_packed
+    from crackscope.errors import InputError
+
+    cfg, model, geometry = load_run(run_dir)
+    if cfg.pipeline != "classify":
+        raise InputError(f"{run_dir}: only binary classifiers can be bit-packed (this run is a {cfg.pipeline} run)")
+    kwargs = {**{k: v for k, v in geometry.items() if k in ("in_channels", "classes")}, **cfg.model.kwargs}
+    import json
+
+    split = Path(run_dir) / "split.json"
+    classes = json.loads(split.read_text()).get("classes") if split.exists() else None
+    packed = pack_model(model, {"kwargs": kwargs, "classes": classes, "size": cfg.data.size,
+                                "channels": cfg.data.channels})
+    out = Path(out) if out else Path(run_dir) / "export" / "model.packed.safetensors"
+    name, shapes, _ = _export_shapes(cfg, geometry, batch)
+    gen = torch.Generator().manual_seed(seed)
+    worst, flips, bits = 0.0, 0, 0
+    for s in shapes:
+        report = compare_with_model(model, packed, torch.rand(s, generator=gen))
+        worst = max(worst, report["max_abs_logit_diff"])
+        flips, bits = flips + report["activation_bits_flipped"], bits + report["activation_bits"]
+    save_packed(packed, out)
+    return {"path": str(out), "max_abs_diff": worst, "activation_bits_flipped": flips, "activation_bits": bits,
+            "size_bits": packed_size_bits(packed), "input_shape": [list(s) for s in shapes]}

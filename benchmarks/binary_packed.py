@@ -1,0 +1,193 @@
+"""Bit-packed AOIE-Net against float inference: model size, CPU latency, and agreement with PyTorch.
+
+Compared on one NEU-CLS-shaped input (1 grey channel, 6 classes), batch 1 (one image, latency) and
+batch 32 (throughput), at the size the model was trained at and at the native 200 x 200:
+
+* ``packed AOIE-Net``        1-bit weights, XNOR/popcount convolutions (``crackscope.deploy.packed``)
+* ``AOIE-Net, PyTorch``      the training-time model (float32 tensors holding binary values)
+* ``ResNet-20, PyTorch``     the full-precision baseline
+* ``ResNet-20, ONNX Runtime`` the full-precision baseline exported to ONNX (CPUExecutionProvider)
+* ``AOIE-Net, ONNX Runtime`` the training-time AOIE-Net exported to ONNX
+
+Latency: median of ``--repeats`` timed calls after warm-up, with 1 and 2 threads (torch, numba and
+onnxruntime set alike). Sizes: bytes of each model file. Agreement (when a trained AOIE-Net run or
+model folder is given with ``--aoie``): the packed and the PyTorch model on the run's NEU-CLS test
+split -- identical predictions, largest logit difference, activation bits that differ.
+
+    .venv/bin/python benchmarks/binary_packed.py --aoie weights/neu-cls/aoie_net --float weights/neu-cls/resnet20
+        # -> benchmarks/results/binary_packed.{md,json}
+
+Without trained models it times untrained ones of the same architecture (latency does not depend
+on the weights) and skips the agreement check.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from crackscope import models
+from crackscope.deploy.packed import compare_with_model, pack_model, packed_size_bits, save_packed
+
+ROOT = Path(__file__).resolve().parents[1]
+RESULTS = ROOT / "benchmarks" / "results"
+
+
+def _median_ms(fn, repeats: int) -> float:
+    fn()
+    fn()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return 1e3 * statistics.median(times)
+
+
+def _onnx_session(model, path: Path, size: int, threads: int):
+    import onnxruntime as ort
+
+    x = torch.rand(1, 1, size, size)
+    torch.onnx.export(model.eval(), (x,), str(path), input_names=["image"], output_names=["logits"],
+                      opset_version=17, dynamic_axes={"image": {0: "batch", 2: "h", 3: "w"}, "logits": {0: "batch"}},
+                      dynamo=False)
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+
+
+def _load(run_or_folder: str | None, fallback: str):
+    if run_or_folder:
+        from crackscope.engine.runs import load_run
+
+        cfg, model, geometry = load_run(run_or_folder)
+        return cfg, model
+    return None, models.create(fallback, in_channels=1, classes=6).eval()
+
+
+def _agreement(cfg, model, packed, run_dir: str) -> dict:
+    """Packed vs PyTorch on the run's test split (NEU-CLS images at the run's size)."""
+    from crackscope.data.classification import ImageClassificationDataset
+
+    split = json.loads((Path(run_dir) / "split.json").read_text())
+    ds = ImageClassificationDataset(cfg.data.root, format=split.get("format", cfg.data.format), indices=split["test"],
+                                    size=cfg.data.size, channels=cfg.data.channels, augment=False)
+    x = torch.stack([ds[i][0] for i in range(len(ds))])
+    labels = torch.tensor([int(ds[i][1]) for i in range(len(ds))])
+    report = compare_with_model(model, packed, x)
+    with torch.no_grad():
+        acc_torch = float((model(x).argmax(1) == labels).float().mean())
+    acc_packed = float((packed(x).argmax(1) == labels).float().mean())
+    return {**report, "test_images": len(ds), "accuracy_pytorch": acc_torch, "accuracy_packed": acc_packed}
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--aoie", help="trained AOIE-Net run or model folder (default: untrained)")
+    parser.add_argument("--float", dest="float_model", help="trained ResNet-20 run or model folder")
+    parser.add_argument("--sizes", default="64,200", help="input sides to time")
+    parser.add_argument("--batches", default="1,32")
+    parser.add_argument("--threads", default="1,2")
+    parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--out", default=str(RESULTS / "binary_packed"))
+    args = parser.parse_args(argv)
+    import numba
+    import onnxruntime
+
+    cfg, aoie = _load(args.aoie, "aoie_net_resnet20")
+    _, resnet = _load(args.float_model, "resnet20")
+    packed = pack_model(aoie, {"kwargs": {"in_channels": 1, "classes": 6}})
+    work = Path(tempfile.mkdtemp())
+    sizes = {"packed AOIE-Net (bytes)": save_packed(packed, work / "aoie.packed.safetensors").stat().st_size}
+    from safetensors.torch import save_file
+
+    for label, model in (("AOIE-Net float32 safetensors (bytes)", aoie), ("ResNet-20 float32 safetensors (bytes)", resnet)):
+        save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(work / "m.safetensors"))
+        sizes[label] = (work / "m.safetensors").stat().st_size
+    size_bits = packed_size_bits(packed)
+    rows = []
+    for threads in [int(t) for t in args.threads.split(",")]:
+        torch.set_num_threads(threads)
+        numba.set_num_threads(threads)
+        sessions = {"ResNet-20, ONNX Runtime": _onnx_session(resnet, work / "resnet.onnx", 64, threads),
+                    "AOIE-Net, ONNX Runtime": _onnx_session(aoie, work / "aoie.onnx", 64, threads)}
+        for side in [int(s) for s in args.sizes.split(",")]:
+            for batch in [int(b) for b in args.batches.split(",")]:
+                x = torch.rand(batch, 1, side, side)
+                xn = x.numpy()
+                timings = {}
+                with torch.no_grad():
+                    timings["packed AOIE-Net"] = _median_ms(lambda: packed(x), args.repeats)
+                    timings["AOIE-Net, PyTorch"] = _median_ms(lambda: aoie(x), args.repeats)
+                    timings["ResNet-20, PyTorch"] = _median_ms(lambda: resnet(x), args.repeats)
+                for label, sess in sessions.items():
+                    timings[label] = _median_ms(lambda: sess.run(["logits"], {"image": xn}), args.repeats)
+                for label, ms in timings.items():
+                    rows.append({"model": label, "threads": threads, "side": side, "batch": batch, "ms": ms,
+                                 "ms_per_image": ms / batch})
+                print(threads, side, batch, {k: round(v, 2) for k, v in timings.items()}, flush=True)
+    agreement = _agreement(cfg, aoie, packed, args.aoie) if args.aoie else None
+    result = {"hardware": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads max",
+              "cpu": _cpu_name(), "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
+              "numba": numba.__version__, "aoie": args.aoie, "float": args.float_model, "file_bytes": sizes,
+              "packed_size_bits": size_bits, "latency": rows, "agreement": agreement}
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps(result, indent=2))
+    out.with_suffix(".md").write_text(_markdown(result))
+    print(_markdown(result))
+    return 0
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def _markdown(r: dict) -> str:
+    fb = r["file_bytes"]
+    packed, float_aoie, float_resnet = (fb["packed AOIE-Net (bytes)"], fb["AOIE-Net float32 safetensors (bytes)"],
+                                        fb["ResNet-20 float32 safetensors (bytes)"])
+    sb = r["packed_size_bits"]
+    lines = ["# Bit-packed AOIE-Net (ResNet-20, NEU-CLS input) against float inference", "",
+             f"CPU: {r['cpu']}; torch {r['torch']}, onnxruntime {r['onnxruntime']}, numba {r['numba']}. "
+             f"Models: AOIE-Net `{r['aoie'] or 'untrained'}`, ResNet-20 `{r['float'] or 'untrained'}`.", "",
+             "## Size", "",
+             "| file | bytes | vs packed |", "|---|---:|---:|",
+             f"| packed AOIE-Net (1-bit weights + float32 thresholds, levels, folded BN) | {packed:,} | 1.0x |",
+             f"| AOIE-Net, float32 safetensors (training-time model) | {float_aoie:,} | {float_aoie / packed:.1f}x |",
+             f"| ResNet-20, float32 safetensors (full precision) | {float_resnet:,} | {float_resnet / packed:.1f}x |", "",
+             f"Packed content: {sb['weight_sign_bits']:,} weight sign bits + {sb['float32_values']:,} float32 values "
+             f"= {sb['total_bits'] / 1e6:.3f} Mbit.", "",
+             "## Latency (median ms per call)", ""]
+    models_ = list(dict.fromkeys(row["model"] for row in r["latency"]))
+    lines += ["| threads | side | batch | " + " | ".join(models_) + " |", "|---:|---:|---:|" + "---:|" * len(models_)]
+    keys = list(dict.fromkeys((row["threads"], row["side"], row["batch"]) for row in r["latency"]))
+    for key in keys:
+        cells = {row["model"]: row["ms"] for row in r["latency"] if (row["threads"], row["side"], row["batch"]) == key}
+        lines.append(f"| {key[0]} | {key[1]} | {key[2]} | " + " | ".join(f"{cells[m]:.2f}" for m in models_) + " |")
+    a = r.get("agreement")
+    if a:
+        lines += ["", "## Agreement with the training-time model", "",
+                  f"On the run's {a['test_images']} NEU-CLS test images: identical predictions "
+                  f"{100 * a['same_prediction']:.1f}%, largest |logit difference| {a['max_abs_logit_diff']:.2e}, "
+                  f"activation bits that differ {a['activation_bits_flipped']} of {a['activation_bits']:,}; "
+                  f"test accuracy PyTorch {100 * a['accuracy_pytorch']:.2f}%, packed {100 * a['accuracy_packed']:.2f}%."]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

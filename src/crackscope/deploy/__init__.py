@@ -1,0 +1,1 @@
+"""Deployment: bit-packed binary inference (:mod:`.packed`) and the tile cascade (:mod:`.cascade`)."""

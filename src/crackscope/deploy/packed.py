@@ -1,0 +1,480 @@
+"""Bit-packed deployment of the binary ResNets: 1-bit weights on disk, XNOR/popcount inference.
+
+:func:`pack_model` turns a trained binary ResNet (any ``crackscope.models.binary`` family built
+on :class:`~crackscope.models.binary.ResNetSkeleton`: AOIE-Net, the Table 1 ablations, AdaBin,
+FracBNN, ReActNet, IE-Net, BNN, XNOR) into a :class:`PackedResNet` whose binary units run on bits:
+
+* every binary 3x3 convolution keeps only the SIGN BITS of its weights (1 bit each) and the two
+  weight levels per output channel (beta_o +- alpha_o for adaptive weights, +-alpha_o for XNOR,
+  +-1 for BNN);
+* the real values in front of the convolution are turned into activation bits by one threshold
+  per channel and plane: BatchNorm + adaptive activation (ABA-IO, DBN-IEB) fold into
+  ``x >= t_c`` (``x <= t_c`` for a negative BN scale), RSign into ``x >= beta_c``, sign into
+  ``x >= 0``; the two activation levels stay as two numbers per plane;
+* the BatchNorm after each binary convolution is folded into the convolution's output; the layer
+  after the residual sum (BN, Maxout, PAN = Maxout + BN, RPReLU, ReLU) becomes one per-channel
+  ``pos * relu(u) - neg * relu(-u) + shift`` with ``u = z - pre_shift``;
+* the stem convolution (its BN folded in), the real shortcuts, pooling and the classifier run in
+  float32 PyTorch, exactly as in the trained model.
+
+The convolution itself is :func:`crackscope.deploy.bitconv.binary_conv3x3`: integer XNOR/popcount
+sums, exact, combined in float64. What differs from the training-time model is only float
+rounding: PyTorch's float32 convolution and BatchNorm round differently, so an activation within a
+rounding error of its threshold can take the other bit (see :func:`compare_with_model`, which
+measures how often, and the largest logit difference).
+
+Files: :func:`save_packed` writes a safetensors file (no pickle) holding two flat tensors, the bits
+(``numpy.packbits``) and the float32 parameters, plus JSON metadata (registered model name and
+constructor arguments, class names); :func:`load_packed` rebuilds the network from it.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from crackscope.deploy import bitconv
+from crackscope.errors import InputError
+
+__all__ = ["FORMAT", "PackedBinaryConv", "PackedPost", "PackedUnit", "PackedResNet", "pack_model", "save_packed",
+           "load_packed", "packed_size_bits", "compare_with_model"]
+
+FORMAT = "crackscope-packed-binary-resnet/1"
+
+
+def _f32(t) -> torch.Tensor:
+    return torch.as_tensor(t, dtype=torch.float32).detach().clone()
+
+
+# --------------------------------------------------------------------------------------- weights
+def _weight_bits_and_levels(conv) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(sign bits (C_out, C_in, 3, 3) bool, level of bit 0 (C_out,), level of bit 1 (C_out,)),
+    computed with the same float32 operations as the conv's own binariser (checked)."""
+    from crackscope.nn.binary import BinaryConv2d
+
+    if not isinstance(conv, BinaryConv2d) or conv.weight_mode == "real":
+        raise InputError(f"cannot pack {type(conv).__name__}: not a binary-weight convolution")
+    if tuple(conv.kernel_size) != (3, 3) or tuple(conv.padding) != (1, 1) or tuple(conv.dilation) != (1, 1) \
+            or conv.groups != 1 or conv.bias is not None or conv.stride[0] != conv.stride[1]:
+        raise InputError("the packed runtime supports 3x3 binary convolutions with padding 1, one stride, "
+                         f"no groups and no bias (got {conv})")
+    w = conv.weight.detach()
+    signs = torch.tensor([-1.0, 1.0]).view(1, 2)
+    if conv.weight_mode == "adaptive":
+        dims = tuple(range(1, w.dim()))
+        beta = w.mean(dims, keepdim=True)
+        alpha = ((w - beta).pow(2).mean(dims, keepdim=True) + 1e-12).sqrt()
+        bits = (w - beta) / alpha >= 0
+        levels = alpha.view(-1, 1) * signs + beta.view(-1, 1)
+    elif conv.weight_mode == "xnor":
+        alpha = w.abs().mean(tuple(range(1, w.dim())))
+        bits = w >= 0
+        levels = alpha.view(-1, 1) * signs
+    else:  # sign
+        bits = w >= 0
+        levels = signs.expand(w.shape[0], 2).clone()
+    rebuilt = torch.where(bits, levels[:, 1].view(-1, 1, 1, 1), levels[:, 0].view(-1, 1, 1, 1))
+    if not torch.equal(rebuilt, conv.binary_weight().detach()):
+        raise RuntimeError("packed weight levels do not reproduce the layer's binary weights")
+    return bits, levels[:, 0].clone(), levels[:, 1].clone()
+
+
+# ------------------------------------------------------------------------------------ activations
+def _bn_affine(bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
+    """Eval-mode BatchNorm as float64 (scale, shift): bn(x) = scale * x + shift."""
+    scale = bn.weight.detach().double() / torch.sqrt(bn.running_var.double() + bn.eps)
+    return scale, bn.bias.detach().double() - bn.running_mean.double() * scale
+
+
+def _threshold_plane(act, channels: int, bn: nn.BatchNorm2d | None = None):
+    """(threshold (C,), direction (C,) +-1, level of bit 0, level of bit 1) of ``act(bn(x))``.
+
+    Bit 1 (s = +1) where ``direction * (x - threshold) >= 0``.
+    """
+    from crackscope.nn.binary import AdaptiveBinaryActivation, RSign, SignActivation
+
+    if isinstance(act, AdaptiveBinaryActivation):
+        if act.channels != 1:
+            raise InputError("the packed runtime needs one alpha/beta per activation layer (got per-channel)")
+        alpha, beta = act.alpha.detach().double().item(), act.beta.detach().double().item()
+        if alpha == 0:
+            raise InputError("cannot pack an adaptive activation with alpha = 0")
+        lo_hi = (act.alpha.detach() * torch.tensor([-1.0, 1.0]) + act.beta.detach()).tolist()
+        # s = +1  <=>  (y - beta) / alpha >= 0  <=>  y >= beta (alpha > 0) or y <= beta (alpha < 0)
+        y_threshold, y_direction = torch.full((channels,), beta, dtype=torch.float64), float(np.sign(alpha))
+    elif isinstance(act, RSign):
+        lo_hi = [-1.0, 1.0]
+        y_threshold, y_direction = act.beta.detach().double().clone(), 1.0
+    elif isinstance(act, SignActivation):
+        lo_hi = [-1.0, 1.0]
+        y_threshold, y_direction = torch.zeros(channels, dtype=torch.float64), 1.0
+    else:
+        raise InputError(f"cannot pack activation {type(act).__name__}")
+    direction = torch.full((channels,), y_direction, dtype=torch.float64)
+    if bn is None:
+        return y_threshold, direction, lo_hi[0], lo_hi[1]
+    scale, shift = _bn_affine(bn)  # y = scale * x + shift >= t  <=>  x >= (t - shift) / scale if scale > 0
+    threshold = torch.where(scale != 0, (y_threshold - shift) / torch.where(scale != 0, scale, 1), 0.0)
+    constant_bit = (y_direction * (shift - y_threshold)) >= 0  # scale == 0: y = shift everywhere
+    threshold = torch.where(scale == 0, torch.where(constant_bit, -torch.inf, torch.inf), threshold)
+    direction = torch.where(scale < 0, -direction, direction)
+    direction = torch.where(scale == 0, torch.ones_like(direction), direction)
+    return threshold, direction, lo_hi[0], lo_hi[1]
+
+
+class PackedBinaryConv(nn.Module):
+    """A binary 3x3 convolution operator and the BatchNorm after it, on bits.
+
+    Buffers (saved): ``thresholds`` (P, C_in) float32 and ``below`` (P, ceil(C_in/8)) uint8, packed
+    bits per channel (1: bit 1 where x <= threshold, a negative BN scale; 0: where x >= threshold);
+    ``act_levels`` (P, 2) values of bit 0 / bit 1; ``weight_bits`` (S, ceil(C_out*C_in*9/8)) uint8
+    (``numpy.packbits`` of the (C_out, C_in, 3, 3) signs) for S weight sets; ``weight_levels``
+    (S, C_out, 2), the two weight values times the scale of the BatchNorm after the conv;
+    ``plane_weights`` (P,) uint8, which weight set each plane uses; ``bn_shift`` (C_out,), that
+    BatchNorm's shift. Input (N, C_in, H, W) float32 -> (N, C_out, ceil(H/s), ceil(W/s)).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int, planes: int, weight_sets: int):
+        super().__init__()
+        self.in_channels, self.out_channels, self.stride = in_channels, out_channels, stride
+        n_bits = out_channels * in_channels * 9
+        self.register_buffer("thresholds", torch.zeros(planes, in_channels))
+        self.register_buffer("below", torch.zeros(planes, -(-in_channels // 8), dtype=torch.uint8))
+        self.register_buffer("act_levels", torch.zeros(planes, 2))
+        self.register_buffer("weight_bits", torch.zeros(weight_sets, -(-n_bits // 8), dtype=torch.uint8))
+        self.register_buffer("weight_levels", torch.zeros(weight_sets, out_channels, 2))
+        self.register_buffer("plane_weights", torch.zeros(planes, dtype=torch.uint8))
+        self.register_buffer("bn_shift", torch.zeros(out_channels))
+        self._kernel = None
+
+    def below_mask(self) -> torch.Tensor:
+        """(P, C_in) bool: where bit 1 means x <= threshold."""
+        bits = np.unpackbits(self.below.numpy(), axis=1, count=self.in_channels).astype(bool)
+        return torch.from_numpy(bits)
+
+    def signs(self, weight_set: int) -> np.ndarray:
+        """The (C_out, C_in, 3, 3) bool weight signs (True = +1) of one weight set."""
+        n_bits = self.out_channels * self.in_channels * 9
+        bits = np.unpackbits(self.weight_bits[weight_set].numpy(), count=n_bits).astype(bool)
+        return bits.reshape(self.out_channels, self.in_channels, 3, 3)
+
+    def prepare(self) -> None:
+        """Expand the stored bits into the kernel's operands (call after loading new buffers)."""
+        planes = self.thresholds.shape[0]
+        signs = [self.signs(s) for s in range(self.weight_bits.shape[0])]
+        words, acc, ones, const = [], [], [], []
+        shift = self.bn_shift.double().numpy()
+        scale = np.ones_like(shift)  # folded into weight_levels
+        for p in range(planes):
+            s = int(self.plane_weights[p])
+            levels = self.weight_levels[s].double().numpy()
+            a = self.act_levels[p].double().numpy()
+            words.append(bitconv.pack_weight_rows(signs[s]))
+            c = bitconv.conv_constants(signs[s], a[0], a[1], levels[:, 0], levels[:, 1], scale, shift)
+            acc.append(c[0]), ones.append(c[1]), const.append(c[2])
+        self._kernel = (np.stack(words), np.stack(acc), np.stack(ones), np.stack(const), shift,
+                        self.thresholds.numpy().astype(np.float32), self.below_mask().numpy())
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._kernel is None:
+            self.prepare()
+        words, acc, ones, const, shift, thresholds, below = self._kernel
+        x_np = x.detach().contiguous().numpy()
+        triples = bitconv.pack_row_triples(x_np, thresholds, below, self.stride)
+        out = bitconv.binary_conv3x3(triples, words, acc, ones, const, shift, self.stride, x_np.shape[2], x_np.shape[3])
+        return torch.from_numpy(out)
+
+    @classmethod
+    def from_modules(cls, op: nn.Module, bn: nn.BatchNorm2d) -> "PackedBinaryConv":
+        """Pack a binary conv operator (BinaryConv2d with its activation, ABAIO or DBNIEB) and its BN."""
+        from crackscope.nn.binary import ABAIO, DBNIEB, BinaryConv2d
+
+        if isinstance(op, DBNIEB):
+            planes = [_threshold_plane(op.act1, op.conv.in_channels, op.bn1),
+                      _threshold_plane(op.act2, op.conv.in_channels, op.bn2)]
+            convs = [op.conv] if op.aba_io else [op.conv, op.conv2]
+            plane_weights = [0, 0] if op.aba_io else [0, 1]
+        elif isinstance(op, ABAIO):
+            planes, convs, plane_weights = [_threshold_plane(op.act, op.conv.in_channels, op.bn)], [op.conv], [0]
+        elif isinstance(op, BinaryConv2d):
+            planes, convs, plane_weights = [_threshold_plane(op.act, op.in_channels)], [op], [0]
+        else:
+            raise InputError(f"cannot pack {type(op).__name__}: not a binary convolution operator")
+        conv = convs[0]
+        packed = cls(conv.in_channels, conv.out_channels, conv.stride[0], len(planes), len(convs))
+        for p, (threshold, direction, lo, hi) in enumerate(planes):
+            packed.thresholds[p] = threshold.float()
+            packed.below[p] = torch.from_numpy(np.packbits((direction < 0).numpy()))
+            packed.act_levels[p] = torch.tensor([lo, hi])
+        scale, shift = _bn_affine(bn)
+        for s, c in enumerate(convs):
+            bits, lo, hi = _weight_bits_and_levels(c)
+            packed.weight_bits[s] = torch.from_numpy(np.packbits(bits.numpy().reshape(-1)))
+            packed.weight_levels[s] = (torch.stack([lo, hi], dim=1).double() * scale.view(-1, 1)).float()
+        packed.plane_weights[:] = torch.tensor(plane_weights)
+        packed.bn_shift[:] = shift.float()
+        return packed
+
+
+class PackedPost(nn.Module):
+    """The layer after a binary unit's residual sum: ``pos * relu(u) - neg * relu(-u) + shift``,
+    ``u = z - pre_shift``, per channel. Covers identity, ReLU, BN, Maxout, PAN (Maxout then BN) and
+    RPReLU (``pre_shift`` only kept for RPReLU). Input (N, C, H, W) -> same shape."""
+
+    def __init__(self, channels: int, pre_shift: bool = False):
+        super().__init__()
+        self.register_buffer("pos", torch.ones(channels))
+        self.register_buffer("neg", torch.ones(channels))
+        self.register_buffer("shift", torch.zeros(channels))
+        if pre_shift:
+            self.register_buffer("pre_shift", torch.zeros(channels))
+        else:
+            self.pre_shift = None
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        view = (1, -1, 1, 1)
+        if self.pre_shift is not None:
+            z = z - self.pre_shift.view(view)
+        return self.pos.view(view) * F.relu(z) - self.neg.view(view) * F.relu(-z) + self.shift.view(view)
+
+    @classmethod
+    def from_module(cls, post: nn.Module, channels: int) -> nn.Module:
+        from crackscope.nn.binary import PAN, Maxout, RPReLU
+
+        if isinstance(post, (nn.Identity, nn.ReLU)):
+            return post
+        packed = cls(channels, pre_shift=isinstance(post, RPReLU))
+        if isinstance(post, nn.BatchNorm2d):
+            scale, shift = _bn_affine(post)
+            packed.pos[:], packed.neg[:], packed.shift[:] = scale.float(), scale.float(), shift.float()
+        elif isinstance(post, Maxout):
+            packed.pos[:], packed.neg[:] = post.pos_scale.detach(), post.neg_scale.detach()
+        elif isinstance(post, PAN) and isinstance(post.act, Maxout):
+            scale, shift = _bn_affine(post.bn)
+            packed.pos[:] = (scale * post.act.pos_scale.detach().double()).float()
+            packed.neg[:] = (scale * post.act.neg_scale.detach().double()).float()
+            packed.shift[:] = shift.float()
+        elif isinstance(post, RPReLU):
+            slope = post.prelu.weight.detach().expand(channels)
+            packed.pos[:], packed.neg[:] = 1.0, slope
+            packed.pre_shift[:], packed.shift[:] = post.gamma.detach(), post.zeta.detach()
+        else:
+            raise InputError(f"cannot pack the post-sum layer {type(post).__name__}")
+        return packed
+
+
+class PackedUnit(nn.Module):
+    """``post(packed_conv(x) + shortcut(x))``, the bit-level form of a ``BinaryUnit``."""
+
+    def __init__(self, conv: PackedBinaryConv, shortcut: nn.Module, post: nn.Module):
+        super().__init__()
+        self.conv, self.shortcut, self.post = conv, shortcut, post
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.post(self.conv(x) + self.shortcut(x))
+
+
+def _fold_stem(stem: nn.Sequential) -> nn.Sequential:
+    """Stem conv + BN -> one conv with bias (float64 fold, stored float32); ReLU / max-pool kept."""
+    import copy
+
+    conv, bn, rest = stem[0], stem[1], list(stem)[2:]
+    scale, shift = _bn_affine(bn)
+    folded = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding, bias=True)
+    with torch.no_grad():
+        folded.weight.copy_((conv.weight.double() * scale.view(-1, 1, 1, 1)).float())
+        folded.bias.copy_(shift.float())
+    return nn.Sequential(folded, *[copy.deepcopy(m) for m in rest])
+
+
+class PackedResNet(nn.Module):
+    """A binary ResNet on bits: folded stem -> packed units -> global average pool -> Linear.
+
+    ``meta`` holds what rebuilds it (registered ``model`` name, constructor ``kwargs``, ``classes``
+    names when known). Input (B, in_channels, H, W) float32 -> logits (B, classes). Inference only.
+    """
+
+    def __init__(self, stem: nn.Module, units: list[PackedUnit], fc: nn.Linear, in_channels: int, meta: dict):
+        super().__init__()
+        self.stem, self.units, self.fc = stem, nn.Sequential(*units), fc
+        self.in_channels, self.meta = in_channels, dict(meta)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() != 4 or x.shape[1] != self.in_channels:
+            raise InputError(f"packed {self.meta.get('model', 'model')} expects (B, {self.in_channels}, H, W) "
+                             f"input (got {tuple(x.shape)})")
+        with torch.no_grad():
+            z = self.units(self.stem(x.float()))
+            return self.fc(torch.flatten(F.adaptive_avg_pool2d(z, 1), 1))
+
+    def prepare(self) -> "PackedResNet":
+        for m in self.modules():
+            if isinstance(m, PackedBinaryConv):
+                m.prepare()
+        return self
+
+
+def pack_model(model: nn.Module, meta: dict | None = None) -> PackedResNet:
+    """Pack a trained binary ResNet (eval-mode statistics are used). InputError for a
+    full-precision or otherwise unsupported model."""
+    import copy
+
+    from crackscope.models.binary import ResNetSkeleton
+    from crackscope.models.binary.resnet import BinaryUnit
+
+    if not isinstance(model, ResNetSkeleton) or not model.kind.binary:
+        raise InputError(f"only binary ResNets can be packed (got {type(model).__name__}"
+                         f"{'' if not isinstance(model, ResNetSkeleton) else ', a full-precision network'})")
+    model = model.eval()
+    units = []
+    for stage in model.body:
+        for block in stage:
+            for unit in block:
+                if not isinstance(unit, BinaryUnit):
+                    raise InputError(f"cannot pack block {type(unit).__name__}")
+                channels = unit.bn.num_features
+                units.append(PackedUnit(PackedBinaryConv.from_modules(unit.conv, unit.bn),
+                                        copy.deepcopy(unit.shortcut).eval(), PackedPost.from_module(unit.post, channels)))
+    fc = copy.deepcopy(model.fc)
+    meta = {"model": getattr(model, "name", type(model).__name__), **(meta or {})}
+    return PackedResNet(_fold_stem(model.stem), units, fc, model.in_channels, meta).eval().prepare()
+
+
+def packed_size_bits(packed: PackedResNet) -> dict:
+    """Stored size of the packed network in bits: ``weight_sign_bits`` (the binary convolutions'
+    packed weights), ``float32_values`` (thresholds, levels, folded BN/Maxout, stem, classifier) and
+    ``total_bits``, every stored tensor byte counted (the file adds its JSON header)."""
+    tensors = packed.state_dict()
+    sign_bits = sum(t.numel() * 8 for k, t in tensors.items() if k.endswith("weight_bits"))
+    float_values = sum(t.numel() for t in tensors.values() if t.dtype == torch.float32)
+    total = sum(t.numel() * t.element_size() * 8 for t in tensors.values())
+    return {"weight_sign_bits": sign_bits, "float32_values": float_values, "total_bits": total}
+
+
+def _blobs(state: dict) -> dict[str, torch.Tensor]:
+    """Concatenate the state's tensors by dtype (state_dict order) into one flat tensor each."""
+    groups: dict[str, list[torch.Tensor]] = {}
+    for t in state.values():
+        groups.setdefault(str(t.dtype).removeprefix("torch."), []).append(t.reshape(-1))
+    return {dtype: torch.cat(parts) for dtype, parts in groups.items()}
+
+
+def _unblob(template: dict, blobs: dict[str, torch.Tensor], path: Path) -> dict[str, torch.Tensor]:
+    """Inverse of :func:`_blobs` with the shapes of ``template`` (a freshly packed skeleton)."""
+    offsets = {dtype: 0 for dtype in blobs}
+    state = {}
+    for key, t in template.items():
+        dtype = str(t.dtype).removeprefix("torch.")
+        blob, start = blobs.get(dtype), offsets.get(dtype, 0)
+        if blob is None or start + t.numel() > blob.numel():
+            raise InputError(f"{path} does not match the network it names (too few {dtype} values)")
+        state[key] = blob[start:start + t.numel()].view(t.shape).clone()
+        offsets[dtype] = start + t.numel()
+    if any(offsets[d] != blobs[d].numel() for d in blobs):
+        raise InputError(f"{path} does not match the network it names (values left over)")
+    return state
+
+
+def save_packed(packed: PackedResNet, path: str | Path) -> Path:
+    """Write the packed network to ``path``, atomically: a safetensors file (no pickle) with one
+    flat tensor per dtype (uint8: weight sign bits and threshold directions; float32: everything
+    real) in state_dict order, and JSON metadata naming the network (which fixes the shapes)."""
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(_blobs(packed.state_dict()), str(tmp), metadata={"format": FORMAT, "meta": json.dumps(packed.meta)})
+    tmp.replace(path)
+    return path
+
+
+def load_packed(path: str | Path) -> PackedResNet:
+    """Rebuild a :class:`PackedResNet` written by :func:`save_packed` (no pickle, no code run)."""
+    from safetensors import safe_open
+    from safetensors.torch import load_file
+
+    from crackscope import models
+
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"packed model {path} does not exist")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            header = f.metadata() or {}
+        blobs = load_file(str(path))
+    except Exception as err:  # safetensors raises its own error types for a damaged file
+        raise InputError(f"{path} is not a packed crackscope model ({err})") from None
+    if header.get("format") != FORMAT:
+        raise InputError(f"{path} is not a packed crackscope model (format {header.get('format')!r}, "
+                         f"expected {FORMAT!r})")
+    meta = json.loads(header["meta"])
+    skeleton = models.create(meta["model"], **meta.get("kwargs", {}))
+    packed = pack_model(skeleton.eval(), {k: v for k, v in meta.items() if k != "model"})
+    packed.load_state_dict(_unblob(packed.state_dict(), blobs, path), strict=True)
+    return packed.prepare()
+
+
+def compare_with_model(model: nn.Module, packed: PackedResNet, x: torch.Tensor) -> dict:
+    """Logits of the float model and of the packed one on ``x``: largest |difference|, whether the
+    predicted classes agree, and the share of activation bits that differ (rounding near a
+    threshold), per input batch."""
+    model = model.eval()
+    with torch.no_grad():
+        expected = model(x)
+    got = packed(x)
+    flips, total = _bit_flips(model, packed, x)
+    return {"max_abs_logit_diff": float((got - expected).abs().max()),
+            "same_prediction": float((got.argmax(1) == expected.argmax(1)).float().mean()),
+            "activation_bits_flipped": flips, "activation_bits": total}
+
+
+def _bit_flips(model, packed, x) -> tuple[int, int]:
+    """Activation bits where the packed thresholds disagree with the model's own binariser, both fed
+    the model's real-valued inputs to every binary conv (so disagreements do not compound)."""
+    from crackscope.models.binary.resnet import BinaryUnit
+
+    inputs = []
+    hooks = [u.conv.register_forward_pre_hook(lambda m, a: inputs.append((m, a[0]))) for u in model.modules()
+             if isinstance(u, BinaryUnit)]
+    try:
+        with torch.no_grad():
+            model(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    convs = [m for m in packed.modules() if isinstance(m, PackedBinaryConv)]
+    flips = total = 0
+    for (op, real), pc in zip(inputs, convs):
+        for p, act_bits in enumerate(_model_activation_bits(op, real)):
+            t = pc.thresholds[p].view(1, -1, 1, 1)
+            d = 1.0 - 2.0 * pc.below_mask()[p].float().view(1, -1, 1, 1)
+            mine = (real - t) * d >= 0
+            flips += int((mine != act_bits).sum())
+            total += act_bits.numel()
+    return flips, total
+
+
+def _model_activation_bits(op, x) -> list[torch.Tensor]:
+    from crackscope.nn.binary import ABAIO, DBNIEB
+
+    if isinstance(op, DBNIEB):
+        a1, a2 = op.branch_activations(x)
+        return [_upper_level(op.act1, a1), _upper_level(op.act2, a2)]
+    if isinstance(op, ABAIO):
+        return [_upper_level(op.act, op.binary_input(x))]
+    return [_upper_level(op.act, op.act(x))]
+
+
+def _upper_level(act, a: torch.Tensor) -> torch.Tensor:
+    """Which entries of a binarised tensor took the s = +1 level."""
+    from crackscope.nn.binary import AdaptiveBinaryActivation
+
+    if isinstance(act, AdaptiveBinaryActivation):
+        return a == (act.alpha.detach() + act.beta.detach()).view(1, -1, 1, 1)
+    return a > 0

@@ -1,0 +1,162 @@
+"""Bit-packed binary inference: the XNOR/popcount convolution against float64 convolution of the
+binarised tensors, a hand-worked border case, and whole packed networks against their PyTorch models."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from crackscope import models
+from crackscope.deploy import bitconv
+from crackscope.deploy.packed import (compare_with_model, load_packed, pack_model, packed_size_bits,
+                                      save_packed)
+from crackscope.errors import InputError
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread", "one_numba_thread")
+
+
+def _packed_conv(x, thresholds, below, signs, a_lo, a_hi, w_lo, w_hi, scale, shift, stride):
+    """Run the kernel on planes p: bits from (x, thresholds[p], below[p]), weights signs[p]."""
+    planes = thresholds.shape[0]
+    triples = bitconv.pack_row_triples(x, thresholds, below, stride)
+    words = np.stack([bitconv.pack_weight_rows(signs[p]) for p in range(planes)])
+    consts = [bitconv.conv_constants(signs[p], a_lo[p], a_hi[p], w_lo[p], w_hi[p], scale,
+                                     shift if p == 0 else np.zeros_like(shift)) for p in range(planes)]
+    return bitconv.binary_conv3x3(triples, words, np.stack([c[0] for c in consts]), np.stack([c[1] for c in consts]),
+                                  np.stack([c[2] for c in consts]), shift, stride, x.shape[2], x.shape[3])
+
+
+def _reference(x, thresholds, below, signs, a_lo, a_hi, w_lo, w_hi, scale, shift, stride):
+    """The same operation spelled out in float64: binarise, F.conv2d with zero padding, affine."""
+    out = 0
+    for p in range(thresholds.shape[0]):
+        t = thresholds[p][None, :, None, None]
+        bits = np.where(below[p][None, :, None, None], x <= t, x >= t)
+        a = torch.from_numpy(np.where(bits, a_hi[p], a_lo[p]))
+        w = torch.from_numpy(np.where(signs[p], w_hi[p][:, None, None, None], w_lo[p][:, None, None, None]))
+        out = out + F.conv2d(a, w, stride=stride, padding=1).numpy()
+    return out * scale[None, :, None, None] + shift[None, :, None, None]
+
+
+@pytest.mark.parametrize("c_in,c_out,h,w,stride,planes", [
+    (16, 16, 13, 11, 1, 2),   # AOIE-Net stage 1: one 48-bit word per kernel row, two planes
+    (16, 32, 12, 9, 2, 1),    # down-sampling unit, even size
+    (32, 64, 7, 8, 2, 2),     # two words per kernel row
+    (64, 64, 5, 5, 1, 1),     # one word per field
+    (100, 40, 6, 7, 1, 2),    # fields of two words, unused bits
+    (3, 5, 4, 4, 1, 1),       # field narrower than the channel count rounds up to 4
+    (8, 8, 1, 1, 1, 1),       # a single pixel: every neighbour is padding
+    (8, 8, 3, 2, 2, 2),       # odd height with stride 2
+])
+def test_bit_convolution_equals_float64_convolution_of_binarised_tensors(c_in, c_out, h, w, stride, planes):
+    rng = np.random.default_rng(c_in * 100 + h)
+    x = rng.standard_normal((2, c_in, h, w)).astype(np.float32)
+    thresholds = (0.3 * rng.standard_normal((planes, c_in))).astype(np.float32)
+    below = rng.random((planes, c_in)) < 0.3
+    signs = rng.random((planes, c_out, c_in, 3, 3)) < 0.5
+    a_lo = rng.standard_normal(planes)
+    a_hi = a_lo + rng.random(planes) + 0.1
+    w_lo = rng.standard_normal((planes, c_out))
+    w_hi = w_lo + rng.random((planes, c_out)) + 0.1
+    scale, shift = rng.standard_normal(c_out), rng.standard_normal(c_out)
+    args = (x, thresholds, below, signs, a_lo, a_hi, w_lo, w_hi, scale, shift, stride)
+    got, expected = _packed_conv(*args), _reference(*args)
+    assert got.shape == expected.shape == (2, c_out, (h - 1) // stride + 1, (w - 1) // stride + 1)
+    # exact integer sums, one float32 rounding at the end
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6 * np.abs(expected).max())
+
+
+def test_hand_worked_sign_convolution_counts_only_inside_the_image():
+    # one channel, all activations +1 (x >= 0), levels -1/+1; weights +1 except the centre (-1):
+    # interior output = 8 - 1 = 7; a corner sees 4 positions (centre, 3 neighbours): 3 - 1 = 2;
+    # an edge sees 6: 5 - 1 = 4.
+    x = np.ones((1, 1, 4, 5), np.float32)
+    signs = np.ones((1, 1, 1, 3, 3), bool)
+    signs[0, 0, 0, 1, 1] = False
+    ones = np.ones(1)
+    out = _packed_conv(x, np.zeros((1, 1), np.float32), np.zeros((1, 1), bool), signs, -ones, ones,
+                       -ones[None], ones[None], ones, np.zeros(1), 1)[0, 0]
+    assert out[0, 0] == out[0, 4] == out[3, 0] == out[3, 4] == 2
+    assert out[0, 2] == out[2, 0] == 4
+    assert out[1, 1] == out[2, 3] == 7
+
+
+def _randomise_statistics(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Trained-looking BN statistics and activation parameters, some BN scales negative or zero."""
+    gen = torch.Generator().manual_seed(seed)
+    for m in model.modules():
+        if isinstance(m, torch.nn.BatchNorm2d):
+            n = m.num_features
+            m.running_mean.copy_(0.3 * torch.randn(n, generator=gen))
+            m.running_var.copy_(0.5 + 1.5 * torch.rand(n, generator=gen))
+            m.weight.data.copy_(1 + 0.3 * torch.randn(n, generator=gen))
+            m.weight.data[0] = -0.7   # negative scale: the threshold flips direction
+            if n > 2:
+                m.weight.data[1] = 0.0   # zero scale: a constant bit
+            m.bias.data.copy_(0.3 * torch.randn(n, generator=gen))
+    for name, p in model.named_parameters():
+        if name.endswith("alpha"):
+            p.data.copy_(0.5 + torch.rand(p.shape, generator=gen))
+        elif name.endswith("act.beta") or name.endswith("act1.beta") or name.endswith("act2.beta"):
+            p.data.copy_(0.2 * torch.randn(p.shape, generator=gen))
+    return model.eval()
+
+
+BINARY_FAMILIES = ["aoie_net_resnet20", "adabin_resnet20", "fracbnn_resnet20", "reactnet_resnet20", "ienet_resnet20",
+                   "bnn_resnet20", "xnor_resnet20"]
+
+
+@pytest.mark.parametrize("name", BINARY_FAMILIES)
+def test_packed_network_reproduces_the_pytorch_model(name):
+    model = _randomise_statistics(models.create(name, in_channels=1, classes=6))
+    packed = pack_model(model, {"kwargs": {"in_channels": 1, "classes": 6}})
+    x = torch.rand(3, 1, 33, 30, generator=torch.Generator().manual_seed(1))
+    report = compare_with_model(model, packed, x)
+    # fed the model's own real-valued inputs, every threshold gives the model's activation bit
+    assert report["activation_bits_flipped"] == 0 and report["activation_bits"] > 0
+    assert report["same_prediction"] == 1.0
+    with torch.no_grad():
+        scale = model(x).abs().max().item()
+    assert report["max_abs_logit_diff"] <= 1e-4 * max(1.0, scale)
+
+
+def test_packed_resnet18_with_real_downsampling_shortcuts():
+    model = _randomise_statistics(models.create("aoie_net_resnet18", in_channels=3, classes=4, width=0.25))
+    packed = pack_model(model, {"kwargs": {"in_channels": 3, "classes": 4, "width": 0.25}})
+    report = compare_with_model(model, packed, torch.rand(2, 3, 40, 40, generator=torch.Generator().manual_seed(2)))
+    assert report["activation_bits_flipped"] == 0 and report["same_prediction"] == 1.0
+
+
+def test_save_and_load_give_the_same_network_and_size_counts_one_bit_per_weight(tmp_path):
+    model = _randomise_statistics(models.create("aoie_net_resnet20", in_channels=1, classes=6))
+    packed = pack_model(model, {"kwargs": {"in_channels": 1, "classes": 6}, "classes": list("abcdef")})
+    path = save_packed(packed, tmp_path / "m.safetensors")
+    loaded = load_packed(path)
+    x = torch.rand(2, 1, 24, 24, generator=torch.Generator().manual_seed(3))
+    assert torch.equal(loaded(x), packed(x))
+    assert loaded.meta["classes"] == list("abcdef")
+    # independent count: every binary 3x3 conv of ResNet-20 (16/32/64 channels, 18 units)
+    binary_weights = sum(c_out * c_in * 9 for c_in, c_out, n in ((16, 16, 6), (16, 32, 1), (32, 32, 5),
+                                                                 (32, 64, 1), (64, 64, 5)) for _ in range(n))
+    size = packed_size_bits(packed)
+    assert size["weight_sign_bits"] == binary_weights == 267_264
+    assert path.stat().st_size * 8 >= size["total_bits"]
+    float_resnet20_bits = 32 * sum(p.numel() for p in models.create("resnet20", in_channels=1, classes=6).parameters())
+    assert size["total_bits"] < float_resnet20_bits / 15
+
+
+def test_unpackable_models_and_files_are_refused(tmp_path):
+    with pytest.raises(InputError, match="full-precision"):
+        pack_model(models.create("resnet20", in_channels=1, classes=6))
+    bad = tmp_path / "bad.safetensors"
+    bad.write_bytes(b"not a safetensors file")
+    with pytest.raises(InputError, match="bad.safetensors"):
+        load_packed(bad)
+    with pytest.raises(InputError, match="does not exist"):
+        load_packed(tmp_path / "missing.safetensors")
+    packed = pack_model(_randomise_statistics(models.create("bnn_resnet20", in_channels=1, classes=2)),
+                        {"kwargs": {"in_channels": 1, "classes": 2}})
+    with pytest.raises(InputError, match=r"\(B, 1, H, W\)"):
+        packed(torch.rand(1, 3, 16, 16))

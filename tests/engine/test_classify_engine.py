@@ -296,3 +296,30 @@ def test_classify_grid_table_layout():
     table = classify_table(rows)
     assert table.splitlines()[0] == "| model | accuracy | precision | recall | F1 | parameters | epochs (best) |"
     assert "| aoie_net_resnet20 | 0.9900 | 0.9800 | 0.9700 | 0.9750 | 274,430 | 90 (71) |" in table
+
+
+def test_packed_export_of_a_binary_classifier_reproduces_it(dataset, tmp_path, capsys):
+    from crackscope.deploy.packed import load_packed
+    from crackscope.engine.runs import load_run
+
+    cfg = _cfg(dataset, tmp_path, name="aoie")
+    cfg["model"] = {"name": "aoie_net_resnet20", "width": 0.25}
+    cfg["trainer"]["max_epochs"] = 1
+    run = train(load_train_config(None, base=cfg), progress=False)
+    assert main(["export", str(run), "--format", "packed"]) == 0
+    assert "activation bits flipped 0 of" in capsys.readouterr().out
+    packed = load_packed(run / "export" / "model.packed.safetensors")
+    _, model, _ = load_run(run)
+    x = torch.rand(4, 1, SIDE, SIDE, generator=torch.Generator().manual_seed(5))
+    with torch.no_grad():
+        expected = model(x)
+    got = packed(x)
+    assert torch.equal(got.argmax(1), expected.argmax(1))
+    assert (got - expected).abs().max() <= 1e-4 * max(1.0, float(expected.abs().max()))
+    assert packed.meta["classes"] == ["bright", "dark", "mid"]
+
+
+def test_packed_export_of_a_full_precision_run_is_refused(trained, capsys):
+    code = main(["export", str(trained), "--format", "packed"])
+    err = capsys.readouterr().err
+    assert code == 2 and "full-precision" in err and len(err.strip().splitlines()) == 1, err

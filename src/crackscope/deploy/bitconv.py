@@ -145,16 +145,30 @@ def conv_constants(sign_bits: np.ndarray, a_lo: float, a_hi: float, w_lo: np.nda
     return -2 * alpha_a * alpha_w * scale, 2 * alpha_a * beta_w * scale, const * scale
 
 
-def binary_conv3x3(triples, weights, acc_coef, ones_coef, const, shift, stride: int, height: int, width: int):
+def binary_conv3x3(triples, weights, acc_coef, ones_coef, const, shift, stride: int, height: int, width: int,
+                   residual=None, post=None):
     """Sum over planes of BN(conv3x3(a_b^p, w_b^p)) (padding 1, ``stride``) -> (N, C_out, H_out, W_out) float32.
 
     triples from :func:`pack_row_triples` (input height ``height``, width ``width``); weights
     (P, K, C_out) from :func:`pack_weight_rows`; acc_coef, ones_coef (P, C_out) and const (P, 64, C_out)
     from :func:`conv_constants`; shift (C_out,) the BatchNorm shift.
+
+    Fused epilogue of a binary residual unit (optional): ``residual`` (N, C_out, H_out, W_out)
+    float32 is added (in float32, as PyTorch does) and ``post`` = (pos, neg, pre_shift, shift),
+    four (C_out,) float32 arrays, maps z to ``pos * relu(z - pre_shift) - neg * relu(pre_shift - z)
+    + shift``. Without them the output is the convolution (pos = neg = 1, shifts 0).
     """
     h_out = (height - 1) // stride + 1
     col_valid = _col_patterns(width, stride, triples.shape[3])
-    return _kernels()[1](triples, weights, acc_coef, ones_coef, const, shift, stride, height, h_out, col_valid)
+    c_out = weights.shape[2]
+    if post is None:
+        one, zero = np.ones(c_out, np.float32), np.zeros(c_out, np.float32)
+        post = (one, one, zero, zero)
+    has_residual = residual is not None
+    if not has_residual:
+        residual = np.zeros((1, 1, 1, 1), np.float32)
+    return _kernels()[1](triples, weights, acc_coef, ones_coef, const, shift, stride, height, h_out, col_valid,
+                         residual, has_residual, *[np.ascontiguousarray(a, np.float32) for a in post])
 
 
 @functools.lru_cache(maxsize=256)
@@ -168,7 +182,8 @@ def _col_patterns(width: int, stride: int, w_out: int) -> np.ndarray:
     return masks
 
 
-def _conv_rows(triples, weights, acc_coef, ones_coef, const, shift, stride, h, h_out, col_valid):
+def _conv_rows(triples, weights, acc_coef, ones_coef, const, shift, stride, h, h_out, col_valid,
+               residual, has_residual, post_pos, post_neg, post_pre, post_shift):
     planes, n, _, w_out, row_words = triples.shape
     c_out = weights.shape[2]
     out = np.empty((n, c_out, h_out, w_out), dtype=np.float32)
@@ -200,8 +215,13 @@ def _conv_rows(triples, weights, acc_coef, ones_coef, const, shift, stride, h, h
             for o in range(c_out):
                 row_out[ox, o] = np.float32(total[o])
         for o in range(c_out):
+            pos, neg, pre, post = post_pos[o], post_neg[o], post_pre[o], post_shift[o]
             for ox in range(w_out):
-                out[b, o, oy, ox] = row_out[ox, o]
+                z = row_out[ox, o]
+                if has_residual:
+                    z += residual[b, o, oy, ox]
+                z -= pre
+                out[b, o, oy, ox] = pos * max(z, np.float32(0)) - neg * max(-z, np.float32(0)) + post
     return out
 
 

@@ -180,13 +180,17 @@ class PackedBinaryConv(nn.Module):
         self._kernel = (np.stack(words), np.stack(acc), np.stack(ones), np.stack(const), shift,
                         self.thresholds.numpy().astype(np.float32), self.below_mask().numpy())
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None, post=None) -> torch.Tensor:
+        """Binary conv + BN of x; optionally fused: ``post(out + residual)`` (see
+        :func:`~crackscope.deploy.bitconv.binary_conv3x3`; ``post`` is a :class:`PackedPost`)."""
         if self._kernel is None:
             self.prepare()
         words, acc, ones, const, shift, thresholds, below = self._kernel
         x_np = x.detach().contiguous().numpy()
         triples = bitconv.pack_row_triples(x_np, thresholds, below, self.stride)
-        out = bitconv.binary_conv3x3(triples, words, acc, ones, const, shift, self.stride, x_np.shape[2], x_np.shape[3])
+        res = None if residual is None else residual.detach().contiguous().numpy()
+        out = bitconv.binary_conv3x3(triples, words, acc, ones, const, shift, self.stride, x_np.shape[2],
+                                     x_np.shape[3], res, None if post is None else post.arrays())
         return torch.from_numpy(out)
 
     @classmethod
@@ -223,32 +227,45 @@ class PackedBinaryConv(nn.Module):
 
 class PackedPost(nn.Module):
     """The layer after a binary unit's residual sum: ``pos * relu(u) - neg * relu(-u) + shift``,
-    ``u = z - pre_shift``, per channel. Covers identity, ReLU, BN, Maxout, PAN (Maxout then BN) and
-    RPReLU (``pre_shift`` only kept for RPReLU). Input (N, C, H, W) -> same shape."""
+    ``u = z - pre_shift``, per channel. Covers identity (pos = neg = 1), ReLU (neg = 0), BN, Maxout,
+    PAN (Maxout then BN) and RPReLU; only the parameters a kind needs are stored (``kind``:
+    "identity", "relu", "affine" = pos, neg, shift, or "shifted" = all four).
+    Input (N, C, H, W) -> same shape; the unit fuses it into the convolution kernel."""
 
-    def __init__(self, channels: int, pre_shift: bool = False):
+    KINDS = ("identity", "relu", "affine", "shifted")
+
+    def __init__(self, channels: int, kind: str = "affine"):
         super().__init__()
-        self.register_buffer("pos", torch.ones(channels))
-        self.register_buffer("neg", torch.ones(channels))
-        self.register_buffer("shift", torch.zeros(channels))
-        if pre_shift:
+        self.channels, self.kind = channels, kind
+        if kind in ("affine", "shifted"):
+            self.register_buffer("pos", torch.ones(channels))
+            self.register_buffer("neg", torch.ones(channels))
+            self.register_buffer("shift", torch.zeros(channels))
+        if kind == "shifted":
             self.register_buffer("pre_shift", torch.zeros(channels))
-        else:
-            self.pre_shift = None
+
+    def arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """(pos, neg, pre_shift, shift) as float32 numpy arrays."""
+        one, zero = np.ones(self.channels, np.float32), np.zeros(self.channels, np.float32)
+        if self.kind in ("identity", "relu"):
+            return one, (one if self.kind == "identity" else zero), zero, zero
+        pre = self.pre_shift.numpy() if self.kind == "shifted" else zero
+        return self.pos.numpy(), self.neg.numpy(), pre, self.shift.numpy()
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        view = (1, -1, 1, 1)
-        if self.pre_shift is not None:
-            z = z - self.pre_shift.view(view)
-        return self.pos.view(view) * F.relu(z) - self.neg.view(view) * F.relu(-z) + self.shift.view(view)
+        pos, neg, pre, shift = (torch.from_numpy(a).view(1, -1, 1, 1) for a in self.arrays())
+        z = z - pre
+        return pos * F.relu(z) - neg * F.relu(-z) + shift
 
     @classmethod
-    def from_module(cls, post: nn.Module, channels: int) -> nn.Module:
+    def from_module(cls, post: nn.Module, channels: int) -> "PackedPost":
         from crackscope.nn.binary import PAN, Maxout, RPReLU
 
-        if isinstance(post, (nn.Identity, nn.ReLU)):
-            return post
-        packed = cls(channels, pre_shift=isinstance(post, RPReLU))
+        if isinstance(post, nn.Identity):
+            return cls(channels, "identity")
+        if isinstance(post, nn.ReLU):
+            return cls(channels, "relu")
+        packed = cls(channels, "shifted" if isinstance(post, RPReLU) else "affine")
         if isinstance(post, nn.BatchNorm2d):
             scale, shift = _bn_affine(post)
             packed.pos[:], packed.neg[:], packed.shift[:] = scale.float(), scale.float(), shift.float()
@@ -269,14 +286,15 @@ class PackedPost(nn.Module):
 
 
 class PackedUnit(nn.Module):
-    """``post(packed_conv(x) + shortcut(x))``, the bit-level form of a ``BinaryUnit``."""
+    """``post(packed_conv(x) + shortcut(x))``, the bit-level form of a ``BinaryUnit``; the sum and
+    ``post`` run inside the convolution kernel."""
 
-    def __init__(self, conv: PackedBinaryConv, shortcut: nn.Module, post: nn.Module):
+    def __init__(self, conv: PackedBinaryConv, shortcut: nn.Module, post: PackedPost):
         super().__init__()
         self.conv, self.shortcut, self.post = conv, shortcut, post
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.post(self.conv(x) + self.shortcut(x))
+        return self.conv(x, residual=self.shortcut(x), post=self.post)
 
 
 def _fold_stem(stem: nn.Sequential) -> nn.Sequential:

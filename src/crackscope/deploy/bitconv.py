@@ -81,13 +81,14 @@ def _pack_rows(x, thresholds, direction, stride, w_out, field_bits, row_words):
                 for xx in range(w):  # contiguous in x: vectorised compare, shift, or
                     # (x - t) has the sign of x - t exactly; d = -1 folds a negative BN scale
                     fields[j, xx] |= np.uint64((x[b, c, y, xx] - t) * d >= 0) << shift
-            for ox in range(w_out):
-                for dx in range(3):
-                    ix = ox * stride - 1 + dx
-                    if 0 <= ix < w:
-                        for j in range(words_per_field):
-                            bit0 = dx * field_bits + j * 64
-                            out[p, b, y + 1, ox, bit0 // 64] |= fields[j, ix] << np.uint64(bit0 % 64)
+            for dx in range(3):  # output columns whose tap dx lies inside the image: no branch in the loop
+                first = max(0, -((dx - 1) // stride))          # smallest ox with ox * stride - 1 + dx >= 0
+                last = min(w_out - 1, (w - dx) // stride)      # largest ox with ox * stride - 1 + dx <= w - 1
+                for j in range(words_per_field):
+                    bit0 = dx * field_bits + j * 64
+                    word, shift = bit0 // 64, np.uint64(bit0 % 64)
+                    for ox in range(first, last + 1):
+                        out[p, b, y + 1, ox, word] |= fields[j, ox * stride - 1 + dx] << shift
     return out
 
 

@@ -31,6 +31,7 @@ constructor arguments, class names); :func:`load_packed` rebuilds the network fr
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -408,6 +409,9 @@ def save_packed(packed: PackedResNet, path: str | Path) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     save_file(_blobs(packed.state_dict()), str(tmp), metadata={"format": FORMAT, "meta": json.dumps(packed.meta)})
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # an ordinary file, as open() would create it
     tmp.replace(path)
     return path
 

@@ -1,0 +1,372 @@
+"""The tile cascade for large images (AOIE-Net paper, Wu et al. 2025, Figure 1).
+
+A fast binary tile classifier screens every tile of a large image; only the tiles it flags as
+cracked go to the segmenter; the per-tile masks are stitched into one full-resolution mask. The
+baseline (:func:`segment_all_tiles`) runs the segmenter on every tile of the same grid and stitches
+the same way, so the two differ only in the tiles that are skipped.
+
+* **Tiling** (:mod:`crackscope.data.tiles`, the grid the classifier was trained on): T x T tiles,
+  non-overlapping, with the last row and column aligned to the image border (no padding; a
+  544-pixel side with T = 64 has its last tile at 480). Each pixel is stitched from exactly one
+  tile: the one owning its cell [kT, min((k+1)T, side)). Unflagged cells get probability 0.
+* **Classifier**: any callable taking a float (N, C, h, w) batch of tiles in [0, 1] and returning
+  (N,) crack probabilities. An optional ``channels`` attribute asks for grey (1) or RGB (3) tiles
+  (default: the image's own channels). :class:`TileClassifier` wraps a classify run (PyTorch,
+  resizing tiles to the run's input size); a bit-packed binary runtime can be wrapped the same
+  way: ``TileClassifier(packed_logits_fn, crack_index=1, channels=1, input_size=(16, 16))``.
+* **Segmenter**: a callable (N, C, T, T) -> (N, T, T) crack probabilities, optionally with
+  ``channels`` and ``threshold``; :class:`TileSegmenter` wraps a surface run. It is called on the
+  flagged tiles only, in batches of ``batch_size``, and never when nothing is flagged.
+
+:func:`load_classifier` / :func:`load_segmenter` build both from a run directory or a shipped
+model folder (``crackscope.engine.runs.load_run``) and refuse, with one line, a run of the wrong
+pipeline or class count. :func:`inspect_image_file` is ``crackscope inspect-image``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+from PIL import Image
+
+from crackscope.data.surface import load_image
+from crackscope.data.tiles import TileGrid, extract_tiles, resize_tiles, stitch, tile_grid
+from crackscope.errors import InputError
+
+__all__ = ["TileClassifier", "TileSegmenter", "CascadeResult", "inspect_image", "segment_all_tiles",
+           "load_classifier", "load_segmenter", "read_image", "to_channels", "overlay_cascade",
+           "inspect_image_file", "OPERATING_POINT_FILE", "DEFAULT_TILE"]
+
+DEFAULT_TILE = 64
+OPERATING_POINT_FILE = "operating_point.json"  # in a classifier run: {"threshold": t, ...} chosen on validation
+GREY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
+
+
+# ---- the two models --------------------------------------------------------------------------------
+@dataclass
+class TileClassifier:
+    """Crack probability of tiles from a classification network's logits.
+
+    ``logits_fn``: (N, C, h, w) float -> (N, K) logits (an ``nn.Module`` in eval mode, or another
+    runtime's forward). Tiles are resized to ``input_size`` first (antialiased bilinear, as the
+    ``deepcrack-tiles`` training data were) and run in chunks of ``batch_size``; the result is the
+    softmax probability of class ``crack_index``. ``tile`` and ``threshold`` are the run's tile side
+    and its operating point, the defaults of the cascade."""
+
+    logits_fn: Callable[[torch.Tensor], torch.Tensor]
+    crack_index: int = 1
+    channels: int = 1
+    input_size: tuple[int, int] | None = None
+    batch_size: int = 256
+    tile: int | None = None
+    threshold: float = 0.5
+    source: str = ""
+
+    @torch.inference_mode()
+    def __call__(self, tiles: torch.Tensor) -> torch.Tensor:
+        out = []
+        for start in range(0, len(tiles), self.batch_size):
+            x = resize_tiles(tiles[start:start + self.batch_size], self.input_size)
+            out.append(torch.softmax(self.logits_fn(x).float(), dim=1)[:, self.crack_index])
+        return torch.cat(out) if out else torch.zeros(0)
+
+
+@dataclass
+class TileSegmenter:
+    """Crack probability per pixel of tiles from a segmentation network's logits (N, 1, T, T),
+    in chunks of ``batch_size``; ``threshold`` makes the binary mask."""
+
+    model: Callable[[torch.Tensor], torch.Tensor]
+    channels: int = 3
+    threshold: float = 0.5
+    batch_size: int = 64
+    source: str = ""
+
+    @torch.inference_mode()
+    def __call__(self, tiles: torch.Tensor) -> torch.Tensor:
+        out = [torch.sigmoid(self.model(tiles[s:s + self.batch_size]).float())[:, 0]
+               for s in range(0, len(tiles), self.batch_size)]
+        return torch.cat(out) if out else torch.zeros((0, *tiles.shape[-2:]))
+
+
+def _load(path: str | Path, pipeline: str, role: str):
+    from crackscope.engine.runs import load_run, pipeline_of
+
+    path = Path(path)
+    if not path.is_dir():
+        raise InputError(f"{role} {path}: no such run directory or model folder")
+    found = pipeline_of(path)
+    if found != pipeline:
+        what = {"classify": "an image classifier", "surface": "a surface segmentation model"}[pipeline]
+        raise InputError(f"{role} {path} is a {found} run, not {what} ({pipeline} pipeline)")
+    return load_run(path)
+
+
+def load_classifier(path: str | Path, batch_size: int = 256, role: str = "--classifier") -> TileClassifier:
+    """A :class:`TileClassifier` from a classify run or model folder with two classes, one of them
+    named ``crack``. Its ``threshold`` is RUN/operating_point.json's (chosen on validation) or 0.5."""
+    from crackscope.engine.runs import model_classes
+
+    path = Path(path)
+    cfg, model, geometry = _load(path, "classify", role)
+    classes = model_classes(path, geometry)
+    if len(classes) != 2 or "crack" not in [c.lower() for c in classes]:
+        raise InputError(f"{role} {path} classifies {len(classes)} classes ({', '.join(classes)}); the cascade "
+                         f"needs a crack / no-crack classifier (2 classes, one named 'crack')")
+    tiles = getattr(cfg.data, "tiles", None)
+    threshold = 0.5
+    op_file = path / OPERATING_POINT_FILE
+    if op_file.is_file():
+        try:
+            threshold = float(json.loads(op_file.read_text())["threshold"])
+        except (ValueError, KeyError, TypeError) as err:
+            raise InputError(f"{op_file}: no readable 'threshold' ({err})") from None
+    size = cfg.data.size
+    return TileClassifier(model, crack_index=[c.lower() for c in classes].index("crack"),
+                          channels=int(cfg.data.channels),
+                          input_size=None if size is None else tuple(np.broadcast_to(size, 2).tolist()),
+                          batch_size=batch_size, tile=tiles.tile if tiles is not None else None,
+                          threshold=threshold, source=str(path))
+
+
+def load_segmenter(path: str | Path, batch_size: int = 64, role: str = "--segmenter") -> TileSegmenter:
+    """A :class:`TileSegmenter` from a surface run or model folder (one output channel). Its
+    threshold is the run's ``trainer.threshold``. Runs trained with a fixed ``data.size`` are
+    refused: tiles are segmented at their own resolution."""
+    path = Path(path)
+    cfg, model, geometry = _load(path, "surface", role)
+    if int(geometry.get("classes", 1)) != 1:
+        raise InputError(f"{role} {path} has {geometry['classes']} output channels; the cascade needs one (crack)")
+    if cfg.data.size is not None:
+        raise InputError(f"{role} {path} was trained on images resized to {cfg.data.size}; the cascade segments "
+                         f"tiles at their original resolution (train it with data.size=null)")
+    return TileSegmenter(model, channels=int(cfg.data.in_channels), threshold=float(cfg.trainer.threshold),
+                         batch_size=batch_size, source=str(path))
+
+
+# ---- images and channels -----------------------------------------------------------------------------
+def read_image(path: str | Path) -> np.ndarray:
+    """An image file as float32 (C, H, W) in [0, 1] with its own channels: 1 for grey files, 3 (RGB)
+    for colour ones. :class:`InputError` naming a missing or unreadable file."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(f"image {path}: no such file")
+    try:
+        with Image.open(path) as im:
+            mode = im.mode
+    except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as e:
+        raise InputError(f"cannot read image {path}: {e}") from None
+    return load_image(path, 1 if mode in GREY_MODES else 3)
+
+
+def to_channels(image: np.ndarray | torch.Tensor, channels: int, who: str = "the model") -> torch.Tensor:
+    """A (C, H, W) image in [0, 1] with ``channels`` channels: as is, or colour -> luminance with
+    Pillow's integer ITU-R 601 weights (exactly ``convert("L")`` for 8-bit images, which is how
+    grey models were trained). A grey image for a colour model is refused: its colour is unknown."""
+    x = torch.as_tensor(np.asarray(image, dtype=np.float32) if not isinstance(image, torch.Tensor) else image)
+    x = x.float()
+    if x.ndim != 3 or x.shape[0] not in (1, 3):
+        raise InputError(f"image of shape {tuple(x.shape)} is not (C, H, W) with C = 1 (grey) or 3 (RGB)")
+    c = int(x.shape[0])
+    if c == channels:
+        return x.contiguous()
+    if c == 1:
+        raise InputError(f"the image is greyscale but {who} takes {channels}-channel colour images")
+    rgb = torch.round(x.clamp(0, 1) * 255).to(torch.int32)  # 255 * 38470 + ... < 2**31
+    lum = (rgb[0] * 19595 + rgb[1] * 38470 + rgb[2] * 7471 + 0x8000) >> 16
+    return (lum.to(torch.float32) / 255.0)[None]
+
+
+# ---- the cascade -------------------------------------------------------------------------------------
+@dataclass
+class CascadeResult:
+    """What :func:`inspect_image` found.
+
+    ``probability``: (H, W) float32 stitched crack probability (0 in unflagged cells); ``mask``: (H, W)
+    bool, ``probability > mask_threshold``; ``grid``: the tiles; ``tile_probability``: (N,) classifier
+    crack probability per tile (NaN where no classifier ran: ``mode == "all-tiles"``); ``flagged``:
+    (N,) bool, the tiles that were segmented; ``timings``: seconds (``classify_s``, ``segment_s``,
+    ``stitch_s``, ``total_s``)."""
+
+    probability: np.ndarray
+    mask: np.ndarray
+    grid: TileGrid
+    tile_probability: np.ndarray
+    flagged: np.ndarray
+    timings: dict[str, float]
+    mode: str
+    threshold: float | None
+    mask_threshold: float
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def n_tiles(self) -> int:
+        return len(self.grid)
+
+    @property
+    def n_flagged(self) -> int:
+        return int(self.flagged.sum())
+
+    def tile_rows(self) -> list[dict]:
+        """One row per tile: row, col, y0, x0, probability (empty without a classifier), flagged (0/1)."""
+        rows = []
+        for (r, c), (y, x), p, f in zip(self.grid.index.tolist(), self.grid.origins.tolist(),
+                                        self.tile_probability.tolist(), self.flagged.tolist()):
+            rows.append({"row": r, "col": c, "y0": y, "x0": x,
+                         "probability": "" if np.isnan(p) else round(float(p), 6), "flagged": int(f)})
+        return rows
+
+    def summary(self) -> dict:
+        h, w = self.mask.shape
+        return {"height": h, "width": w, "megapixels": round(h * w / 1e6, 6), "mode": self.mode,
+                "tile": self.grid.tile, "tile_grid": [self.grid.rows, self.grid.cols],
+                "tiling": "non-overlapping; last row / column aligned to the image border",
+                "threshold": self.threshold, "mask_threshold": self.mask_threshold, "tiles": self.n_tiles,
+                "flagged": self.n_flagged, "flagged_fraction": round(self.n_flagged / self.n_tiles, 6),
+                "crack_pixels": int(self.mask.sum()), "crack_fraction": round(float(self.mask.mean()), 6),
+                "timings_s": {k: round(v, 6) for k, v in self.timings.items()},
+                "torch_threads": torch.get_num_threads(), **self.extra}
+
+
+def _prepared(image, channels: int | None, who: str) -> torch.Tensor:
+    return to_channels(image, channels, who) if channels is not None else to_channels(image, int(np.shape(image)[0]))
+
+
+def inspect_image(image, classifier: Callable | None, segmenter: Callable, tile: int = DEFAULT_TILE,
+                  threshold: float = 0.5, all_tiles: bool = False, mask_threshold: float | None = None,
+                  batch_size: int = 64) -> CascadeResult:
+    """Cascade one image: classify every tile, segment the flagged ones (batched), stitch.
+
+    ``image``: (C, H, W) float in [0, 1] (numpy or tensor), or an image file. A tile is flagged when
+    its crack probability is >= ``threshold``. ``all_tiles=True`` is the baseline: no classifier,
+    every tile segmented (``classifier`` may be ``None``). ``mask_threshold``: default the
+    segmenter's ``threshold`` attribute, else 0.5. ``batch_size``: tiles per segmenter call.
+    """
+    if isinstance(image, (str, Path)):
+        image = read_image(image)
+    if not all_tiles and classifier is None:
+        raise InputError("a classifier is needed unless all_tiles=True")
+    if not 0.0 <= float(threshold) <= 1.0:
+        raise InputError(f"threshold={threshold!r} must be a probability in [0, 1]")
+    mask_threshold = float(getattr(segmenter, "threshold", 0.5) if mask_threshold is None else mask_threshold)
+    seg_image = _prepared(image, getattr(segmenter, "channels", None), "the segmenter")
+    grid = tile_grid(seg_image.shape[1], seg_image.shape[2], tile)
+    origins = grid.origins
+    t_start = time.perf_counter()
+    if all_tiles:
+        tile_prob = np.full(len(grid), np.nan, dtype=np.float32)
+        flagged = np.ones(len(grid), dtype=bool)
+    else:
+        cls_image = _prepared(image, getattr(classifier, "channels", None), "the classifier")
+        with torch.inference_mode():
+            prob = classifier(extract_tiles(cls_image, origins, grid.tile))
+        tile_prob = torch.as_tensor(prob).detach().float().reshape(-1).cpu().numpy()
+        if tile_prob.shape != (len(grid),) or not np.all(np.isfinite(tile_prob)):
+            raise InputError(f"the classifier returned {tile_prob.shape} values for {len(grid)} tiles (or non-finite "
+                             f"ones); it must return one crack probability per tile")
+        flagged = tile_prob >= float(threshold)
+    t_classified = time.perf_counter()
+    chosen = np.flatnonzero(flagged)
+    parts = []
+    with torch.inference_mode():
+        for s in range(0, len(chosen), batch_size):
+            batch = extract_tiles(seg_image, origins[chosen[s:s + batch_size]], grid.tile)
+            parts.append(torch.as_tensor(segmenter(batch)).float().reshape(len(batch), grid.tile, grid.tile))
+    t_segmented = time.perf_counter()
+    probs = torch.cat(parts) if parts else torch.zeros((0, grid.tile, grid.tile))
+    probability = stitch(probs, grid, chosen)
+    mask = probability > mask_threshold
+    t_end = time.perf_counter()
+    timings = {"classify_s": t_classified - t_start, "segment_s": t_segmented - t_classified,
+               "stitch_s": t_end - t_segmented, "total_s": t_end - t_start}
+    return CascadeResult(probability, mask, grid, tile_prob, flagged, timings, "all-tiles" if all_tiles else "cascade",
+                         None if all_tiles else float(threshold), mask_threshold)
+
+
+def segment_all_tiles(image, segmenter: Callable, tile: int = DEFAULT_TILE, mask_threshold: float | None = None,
+                      batch_size: int = 64) -> CascadeResult:
+    """The baseline: the segmenter on every tile of the cascade's grid, stitched the same way."""
+    return inspect_image(image, None, segmenter, tile=tile, all_tiles=True, mask_threshold=mask_threshold,
+                         batch_size=batch_size)
+
+
+# ---- reports ---------------------------------------------------------------------------------------------
+def overlay_cascade(image, result: CascadeResult, alpha: float = 0.5, outline=(255, 210, 0)) -> np.ndarray:
+    """uint8 RGB (H, W, 3): the image with crack pixels tinted red and the cells of the flagged
+    tiles outlined (1 pixel, yellow); in ``all-tiles`` mode no outlines are drawn."""
+    x = to_channels(image, int(np.shape(image)[0])).numpy()
+    rgb = np.repeat(x, 3, axis=0) if x.shape[0] == 1 else x
+    rgb = rgb.transpose(1, 2, 0).copy()
+    rgb[result.mask] = (1 - alpha) * rgb[result.mask] + alpha * np.array([1.0, 0.0, 0.0], dtype=np.float32)
+    rgb = (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8)
+    if result.mode == "cascade":
+        color = np.asarray(outline, dtype=np.uint8)
+        for y0, y1, x0, x1 in result.grid.cells()[result.flagged].tolist():
+            rgb[y0, x0:x1] = rgb[y1 - 1, x0:x1] = color
+            rgb[y0:y1, x0] = rgb[y0:y1, x1 - 1] = color
+    return rgb
+
+
+def _png(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(array).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _csv(rows: list[dict]) -> bytes:
+    import csv
+
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    return buf.getvalue().encode("utf-8")
+
+
+def inspect_image_file(image_path, segmenter_path, out_dir, classifier_path=None, tile: int | None = None,
+                       threshold: float | None = None, all_tiles: bool = False) -> dict:
+    """``crackscope inspect-image``: OUT/mask.png (0/255), OUT/overlay.png, OUT/tiles.csv (row, col, y0,
+    x0, probability, flagged) and OUT/summary.json. Everything is checked and computed before the
+    first file is written, and each file is written atomically: bad input writes nothing.
+
+    ``tile``: default the classifier run's tile side (64 without one); ``threshold``: default the
+    classifier's operating point (RUN/operating_point.json, else 0.5)."""
+    from crackscope.io import atomic_write_bytes
+
+    image_path, out_dir = Path(image_path), Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise InputError(f"--out {out_dir} exists and is not a directory")
+    if tile is not None and (isinstance(tile, bool) or int(tile) < 1):
+        raise InputError(f"--tile {tile} must be a positive number of pixels")
+    if threshold is not None and not 0.0 <= float(threshold) <= 1.0:
+        raise InputError(f"--threshold {threshold} must be a probability in [0, 1]")
+    if classifier_path is None and not all_tiles:
+        raise InputError("--classifier is required unless --all-tiles is given")
+    image = read_image(image_path)
+    segmenter = load_segmenter(segmenter_path)
+    classifier = load_classifier(classifier_path) if classifier_path is not None else None
+    tile = int(tile or (classifier.tile if classifier is not None and classifier.tile else DEFAULT_TILE))
+    h, w = image.shape[1:]
+    if h < tile or w < tile:
+        raise InputError(f"image {image_path} ({w} x {h} pixels) is smaller than one {tile} x {tile} tile")
+    for model, role in ((segmenter, "segmenter"), (classifier, "classifier")):
+        if model is not None and image.shape[0] == 1 and model.channels == 3:
+            raise InputError(f"image {image_path} is greyscale but the {role} {model.source} takes RGB images")
+    threshold = float(threshold if threshold is not None else (classifier.threshold if classifier else 0.5))
+    result = inspect_image(image, classifier, segmenter, tile=tile, threshold=threshold, all_tiles=all_tiles)
+    summary = {"image": str(image_path), "classifier": None if classifier is None else classifier.source,
+               "segmenter": segmenter.source, **result.summary()}
+    files = {"mask.png": _png(result.mask.astype(np.uint8) * 255),
+             "overlay.png": _png(overlay_cascade(image, result)),
+             "tiles.csv": _csv(result.tile_rows()),
+             "summary.json": (json.dumps(summary, indent=2) + "\n").encode("utf-8")}
+    for name, data in files.items():
+        atomic_write_bytes(out_dir / name, data)
+    return summary

@@ -9,7 +9,7 @@ batch 32 (throughput), at the size the model was trained at and at the native 20
 * ``ResNet-20, ONNX Runtime`` the full-precision baseline exported to ONNX (CPUExecutionProvider)
 * ``AOIE-Net, ONNX Runtime`` the training-time AOIE-Net exported to ONNX
 
-Latency: median of ``--repeats`` timed calls after warm-up, with 1 and 2 threads (torch, numba and
+Latency: median of ``--repeats`` timed calls after 5 warm-up calls, the models interleaved call by call, with 1 and 2 threads (torch, numba and
 onnxruntime set alike). Sizes: bytes of each model file. Agreement (when a trained AOIE-Net run or
 model folder is given with ``--aoie``): the packed and the PyTorch model on the run's NEU-CLS test
 split -- identical predictions, largest logit difference, activation bits that differ.
@@ -41,15 +41,19 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 
 
-def _median_ms(fn, repeats: int) -> float:
-    fn()
-    fn()
-    times = []
+def _median_ms(fns: dict, repeats: int, warmup: int = 5) -> dict:
+    """Median wall time (ms) of each callable; calls are interleaved round by round so that a
+    transient slowdown of the machine hits every model alike."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times = {name: [] for name in fns}
     for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return 1e3 * statistics.median(times)
+        for name, fn in fns.items():
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    return {name: 1e3 * statistics.median(t) for name, t in times.items()}
 
 
 def _onnx_session(model, path: Path, size: int, threads: int):
@@ -123,13 +127,12 @@ def main(argv=None) -> int:
             for batch in [int(b) for b in args.batches.split(",")]:
                 x = torch.rand(batch, 1, side, side)
                 xn = x.numpy()
-                timings = {}
-                with torch.no_grad():
-                    timings["packed AOIE-Net"] = _median_ms(lambda: packed(x), args.repeats)
-                    timings["AOIE-Net, PyTorch"] = _median_ms(lambda: aoie(x), args.repeats)
-                    timings["ResNet-20, PyTorch"] = _median_ms(lambda: resnet(x), args.repeats)
+                fns = {"packed AOIE-Net": lambda: packed(x), "AOIE-Net, PyTorch": lambda: aoie(x),
+                       "ResNet-20, PyTorch": lambda: resnet(x)}
                 for label, sess in sessions.items():
-                    timings[label] = _median_ms(lambda: sess.run(["logits"], {"image": xn}), args.repeats)
+                    fns[label] = lambda sess=sess: sess.run(["logits"], {"image": xn})
+                with torch.no_grad():
+                    timings = _median_ms(fns, args.repeats)
                 for label, ms in timings.items():
                     rows.append({"model": label, "threads": threads, "side": side, "batch": batch, "ms": ms,
                                  "ms_per_image": ms / batch})

@@ -160,6 +160,8 @@ def test_unpackable_models_and_files_are_refused(tmp_path):
                         {"kwargs": {"in_channels": 1, "classes": 2}})
     with pytest.raises(InputError, match=r"\(B, 1, H, W\)"):
         packed(torch.rand(1, 3, 16, 16))
+    with pytest.raises(InputError, match="H, W >= 8"):
+        packed(torch.rand(1, 1, 16, 7))
     # a file whose values do not fit the network its metadata names
     path = save_packed(packed, tmp_path / "bnn.safetensors")
     packed.meta["model"] = "aoie_net_resnet20"

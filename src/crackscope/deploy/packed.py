@@ -41,6 +41,7 @@ from torch import nn
 
 from crackscope.deploy import bitconv
 from crackscope.errors import InputError
+from crackscope.models.binary import MIN_SIDE
 
 __all__ = ["FORMAT", "PackedBinaryConv", "PackedPost", "PackedUnit", "PackedResNet", "pack_model", "save_packed",
            "load_packed", "packed_size_bits", "compare_with_model"]
@@ -324,9 +325,9 @@ class PackedResNet(nn.Module):
         self.in_channels, self.meta = in_channels, dict(meta)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 4 or x.shape[1] != self.in_channels:
+        if x.dim() != 4 or x.shape[1] != self.in_channels or min(x.shape[-2:]) < MIN_SIDE:
             raise InputError(f"packed {self.meta.get('model', 'model')} expects (B, {self.in_channels}, H, W) "
-                             f"input (got {tuple(x.shape)})")
+                             f"input with H, W >= {MIN_SIDE} (got {tuple(x.shape)})")
         with torch.no_grad():
             z = self.units(self.stem(x.float()))
             return self.fc(torch.flatten(F.adaptive_avg_pool2d(z, 1), 1))

@@ -238,13 +238,15 @@ def inspect_image_cmd(
     threshold: Optional[float] = typer.Option(None, "--threshold", help="Classifier crack probability that flags a "
                                               "tile (default: the classifier's validated operating point, else 0.5)."),
     all_tiles: bool = typer.Option(False, "--all-tiles", help="Baseline: segment every tile, no classifier."),
+    runtime: str = typer.Option("torch", "--runtime", help="Classifier runtime: torch, or packed (1-bit weights, "
+                                "XNOR/popcount; the same flags up to float rounding)."),
 ):
     """Cascaded crack inspection: a binary tile classifier screens the image, the segmenter runs on the flagged
     tiles only, and the tile masks are stitched at full resolution."""
     from crackscope.deploy.cascade import inspect_image_file
 
     s = inspect_image_file(image, segmenter, out, classifier_path=classifier, tile=tile, threshold=threshold,
-                           all_tiles=all_tiles)
+                           all_tiles=all_tiles, runtime=runtime)
     t = s["timings_s"]
     typer.echo(f"{s['width']} x {s['height']}: {s['flagged']} of {s['tiles']} tiles of {s['tile']} px segmented "
                f"({s['mode']}), {s['crack_pixels']} crack pixels ({s['crack_fraction']:.2%}); "

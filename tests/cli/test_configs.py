@@ -31,6 +31,8 @@ def test_overrides_beat_the_file_which_beats_the_preset(tmp_path):
 TRAIN_CONFIGS = sorted(p for p in (Path(__file__).resolve().parents[2] / "configs").glob("*/*.yaml")
                        if not p.stem.startswith("simulate_") and "grid" not in p.stem)
 PIPELINE_OF_FOLDER = {"binary": "classify"}  # configs/binary/ holds the classification (AOIE-Net) runs
+# configs/cascade/ holds the two models of the tile cascade
+PIPELINE_OF_CONFIG = {"cascade/tile_classifier_deepcrack": "classify", "cascade/segmenter_deepcrack": "surface"}
 GRIDS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*/*grid*.yaml"))
 
 
@@ -39,7 +41,9 @@ def test_shipped_training_configs_validate(path):
     from crackscope.engine.config import load_train_config
 
     cfg = load_train_config(path)
-    assert cfg.pipeline == PIPELINE_OF_FOLDER.get(path.parent.name, path.parent.name)
+    expected = PIPELINE_OF_CONFIG.get(f"{path.parent.name}/{path.stem}",
+                                      PIPELINE_OF_FOLDER.get(path.parent.name, path.parent.name))
+    assert cfg.pipeline == expected
     assert cfg.data.kind == cfg.pipeline
 
 
@@ -74,3 +78,17 @@ def test_neu_configs_follow_the_seed_protocol(name, model):
     assert (cfg.optimizer.lr, cfg.trainer.max_epochs) == (1e-3, 90)
     assert (cfg.trainer.lr_step_epochs, cfg.trainer.lr_step_factor) == ([45], 0.1)
     assert cfg.monitor == "val/accuracy" and cfg.trainer.lr_plateau_patience is None
+
+
+def test_cascade_models_share_one_image_split():
+    from crackscope.engine.config import load_train_config
+
+    folder = Path(__file__).resolve().parents[2] / "configs" / "cascade"
+    tiles = load_train_config(folder / "tile_classifier_deepcrack.yaml")
+    seg = load_train_config(folder / "segmenter_deepcrack.yaml")
+    # the same seed, root and three fractions give the same split by source photo (tests/data/test_tiles.py)
+    assert (tiles.data.format, seg.data.format) == ("deepcrack-tiles", "deepcrack")
+    assert tiles.seed == seg.seed and tiles.data.root == seg.data.root
+    assert tuple(tiles.data.split) == tuple(seg.data.split) and len(seg.data.split) == 3
+    assert tiles.model.name == "aoie_net_resnet20" and tiles.data.tiles.min_crack_pixels == 1
+    assert seg.data.size is None  # the cascade segments tiles at their own resolution

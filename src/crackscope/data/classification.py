@@ -294,6 +294,22 @@ class ImageClassificationDataset(Dataset):
                  indices: Iterable[int] | None = None, split: str | None = None, seed: int = 0):
         if format not in FORMATS:
             raise InputError(f"format={format!r} is not one of {', '.join(FORMATS)}")
+        self._init_common(root, size, channels, augment, seed)
+        self.format = detect_format(self.root) if format == "auto" else format
+        if split is not None and self.format != "cifar10":
+            raise InputError(f"split={split!r} applies to CIFAR-10 only; {self.root} is {self.format}")
+        self.split = (split or "train") if self.format == "cifar10" else None
+        if self.split is not None and self.split not in CIFAR_SPLITS:
+            raise InputError(f"split={split!r} must be 'train' or 'test'")
+        if self.format == "cifar10":
+            self._init_cifar()
+        else:
+            self._init_files()
+        if indices is not None:
+            self._select(indices)
+
+    def _init_common(self, root, size, channels, augment, seed) -> None:
+        """Check and set what every layout shares: root, size, channels, augmentation, seed."""
         if isinstance(channels, (bool, np.bool_)) or channels not in (1, 3):
             raise InputError(f"channels={channels!r} must be 1 or 3")
         if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -305,25 +321,12 @@ class ImageClassificationDataset(Dataset):
         self.root = Path(root)
         if not self.root.is_dir():
             raise InputError(f"dataset folder not found: {self.root}")
-        self.format = detect_format(self.root) if format == "auto" else format
-        if split is not None and self.format != "cifar10":
-            raise InputError(f"split={split!r} applies to CIFAR-10 only; {self.root} is {self.format}")
-        self.split = (split or "train") if self.format == "cifar10" else None
-        if self.split is not None and self.split not in CIFAR_SPLITS:
-            raise InputError(f"split={split!r} must be 'train' or 'test'")
         self.size = normalize_size(size)
         self.channels = int(channels)
         self.augment = augment
         self.seed = int(seed)
         self.epoch = 0
         self._pixels: np.ndarray | None = None
-
-        if self.format == "cifar10":
-            self._init_cifar()
-        else:
-            self._init_files()
-        if indices is not None:
-            self._select(indices)
 
     # ---- listing ----
     def _init_files(self) -> None:
@@ -377,7 +380,8 @@ class ImageClassificationDataset(Dataset):
         self.files = None
         self.stems = stems
 
-    def _select(self, indices: Iterable[int]) -> None:
+    def _select(self, indices: Iterable[int]) -> list[int]:
+        """Keep the items at ``indices`` (order kept, repeats dropped); returns the kept positions."""
         n, keep, seen = len(self.targets), [], set()
         for i in indices:
             if isinstance(i, (bool, np.bool_)) or not isinstance(i, (int, np.integer)):
@@ -393,6 +397,7 @@ class ImageClassificationDataset(Dataset):
             self.files = [self.files[i] for i in keep]
         if self._pixels is not None:
             self._pixels = np.ascontiguousarray(self._pixels[keep])
+        return keep
 
     # ---- items ----
     def set_epoch(self, epoch: int) -> None:

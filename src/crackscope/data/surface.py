@@ -10,6 +10,10 @@ Two on-disk layouts are read (``format=``):
   ``<root>/masks/<stem>.<any Pillow format>`` with matching stems. Images may be grey or RGB and of
   any size; masks are single-channel (an RGB mask with equal channels is accepted) and are
   binarised with ``value >= 128`` so anti-aliased edges do not leak into the defect class.
+* ``"deepcrack"`` -- DeepCrack (Liu et al. 2019): ``<root>/train_img/<id>.jpg`` (544 x 384 RGB) and
+  ``<root>/train_lab/<id>.png`` (RGB masks with equal channels, anti-aliased: crack = value >= 128,
+  the same threshold as the folder format). Images named ``<id>-<k>`` are crops of photo ``<id>``;
+  ``groups`` holds that source id, so :func:`group_split` keeps the crops of one photo together.
 
 Size policy (the same for both layouts):
 
@@ -44,9 +48,12 @@ from torch.utils.data import Dataset
 from crackscope.errors import InputError, dataset_index
 from crackscope.io import atomic_write_text
 
-FORMATS = ("sd-saliency-900", "folder")
+FORMATS = ("sd-saliency-900", "folder", "deepcrack")
 SD_SALIENCY_CLASSES = {"In": "inclusion", "Pa": "patches", "Sc": "scratches"}
 SD_IMAGE_DIR, SD_MASK_DIR = "Source Images", "Ground truth"
+DEEPCRACK_IMAGE_DIR, DEEPCRACK_MASK_DIR = "train_img", "train_lab"
+_PAIR_DIRS = {"sd-saliency-900": (SD_IMAGE_DIR, SD_MASK_DIR), "folder": ("images", "masks"),
+              "deepcrack": (DEEPCRACK_IMAGE_DIR, DEEPCRACK_MASK_DIR)}
 MASK_THRESHOLD = 128  # mask pixel >= 128 -> defect
 DEFAULT_PAD_MULTIPLE = 32
 
@@ -236,6 +243,14 @@ class JointAugment:
 
 
 # ---- splits ------------------------------------------------------------------------------------
+def _split_parts(fractions: Sequence[float]) -> tuple[list[float], tuple[str, ...]]:
+    """Checked split fractions and their part names (train/val/test, or train/test for two)."""
+    fr = [float(f) for f in fractions]
+    if len(fr) not in (2, 3) or any(f < 0 for f in fr) or abs(sum(fr) - 1.0) > 1e-6:
+        raise InputError(f"fractions={tuple(fractions)!r} must be 2 or 3 non-negative numbers summing to 1")
+    return fr, (("train", "val", "test") if len(fr) == 3 else ("train", "test"))
+
+
 def stratified_split(labels: Sequence[Any], fractions: Sequence[float] = (0.7, 0.15, 0.15),
                      seed: int = 0) -> dict[str, list[int]]:
     """Indices into ``labels`` split into ``train``/``val``/``test`` (or ``train``/``test`` for two
@@ -243,10 +258,7 @@ def stratified_split(labels: Sequence[Any], fractions: Sequence[float] = (0.7, 0
     with a generator seeded from ``seed`` and its sorted position, and its count is shared out by
     largest remainder. Deterministic for a given seed; parts are disjoint and sorted.
     """
-    fr = [float(f) for f in fractions]
-    if len(fr) not in (2, 3) or any(f < 0 for f in fr) or abs(sum(fr) - 1.0) > 1e-6:
-        raise InputError(f"fractions={tuple(fractions)!r} must be 2 or 3 non-negative numbers summing to 1")
-    names = ("train", "val", "test") if len(fr) == 3 else ("train", "test")
+    fr, names = _split_parts(fractions)
     groups: dict[str, list[int]] = {}
     for i, lab in enumerate(labels):
         groups.setdefault(repr(lab) if lab is not None else "", []).append(i)
@@ -264,6 +276,38 @@ def stratified_split(labels: Sequence[Any], fractions: Sequence[float] = (0.7, 0
             out[name].extend(int(v) for v in idx[start:start + c])
             start += c
     return {n: sorted(v) for n, v in out.items()}
+
+
+def group_split(groups: Sequence[Any], fractions: Sequence[float] = (0.7, 0.15, 0.15),
+                seed: int = 0) -> dict[str, list[int]]:
+    """Indices into ``groups`` split into ``train``/``val``/``test`` (or ``train``/``test``) so that
+    all items of one group land in the same part (crops of one photo, tiles of one image).
+
+    The distinct groups are shuffled by ``seed`` and handed out one by one, each to the part that
+    is furthest below its target item count (``fraction * len(groups)``; ties to the earlier
+    part), so the parts hit their fractions to within one group. Deterministic; parts are disjoint
+    and sorted.
+    """
+    fr, names = _split_parts(fractions)
+    members: dict[str, list[int]] = {}
+    for i, g in enumerate(groups):
+        members.setdefault(str(g), []).append(i)
+    keys = sorted(members, key=natural_key)
+    order = np.random.default_rng([int(seed), 104729]).permutation(len(keys))
+    target = np.asarray(fr) * len(groups)
+    count = np.zeros(len(fr))
+    out: dict[str, list[int]] = {n: [] for n in names}
+    for k in order:
+        items = members[keys[k]]
+        part = int(np.argmax(target - count))  # the first of equal deficits
+        out[names[part]].extend(items)
+        count[part] += len(items)
+    return {n: sorted(v) for n, v in out.items()}
+
+
+def deepcrack_source(stem: str) -> str:
+    """The photo a DeepCrack image comes from: ``"11116-3"`` -> ``"11116"`` (crop 3 of photo 11116)."""
+    return stem.split("-", 1)[0]
 
 
 def write_split(path: str | Path, split: dict[str, list[int]], stems: Sequence[str] | None = None,
@@ -299,15 +343,17 @@ class SurfaceSegmentationDataset(Dataset):
     Parameters
     ----------
     root: the dataset folder (see the module docstring for the two layouts).
-    format: ``"sd-saliency-900"`` or ``"folder"``.
+    format: ``"sd-saliency-900"``, ``"folder"`` or ``"deepcrack"``.
     indices: positions in the sorted list of pairs to keep (order kept); ``None`` = all.
     size: ``None`` pads to a multiple of ``pad_multiple``; an int or (H, W) resizes (module docstring).
     augment: ``None``/``False``, ``True`` (a default :class:`JointAugment`), or a callable
         ``(image, mask) -> (image, mask)`` on tensors, applied after the size policy.
     in_channels: 1 or 3.
 
-    Attributes: ``stems``, ``classes`` (defect class name per item, ``None`` for the folder format),
-    ``image_paths``, ``mask_paths``, ``original_sizes`` ((H, W) per item).
+    Attributes: ``stems``, ``classes`` (defect class name per item, ``None`` for the folder and
+    DeepCrack formats), ``groups`` (the source photo per item for DeepCrack, else the stem: what
+    :func:`group_split` keeps together), ``image_paths``, ``mask_paths``, ``original_sizes`` ((H, W)
+    per item).
     """
 
     def __init__(self, root: str | Path, format: str = "sd-saliency-900", indices: Iterable[int] | None = None,
@@ -332,8 +378,7 @@ class SurfaceSegmentationDataset(Dataset):
             raise InputError(f"augment={augment!r} must be None, True or a callable (image, mask) -> (image, mask)")
         self.augment = augment
 
-        image_dir, mask_dir = ((self.root / SD_IMAGE_DIR, self.root / SD_MASK_DIR) if format == "sd-saliency-900"
-                               else (self.root / "images", self.root / "masks"))
+        image_dir, mask_dir = (self.root / d for d in _PAIR_DIRS[format])
         images = _list_images(image_dir)
         if not images:
             raise InputError(f"no images found in {image_dir}")
@@ -342,6 +387,7 @@ class SurfaceSegmentationDataset(Dataset):
         if indices is not None:
             stems = self._select(stems, indices)
         self.stems: list[str] = stems
+        self.groups: list[str] = [deepcrack_source(s) if format == "deepcrack" else s for s in stems]
         self.image_paths: list[Path] = [images[s] for s in stems]
         self.mask_paths: list[Path] = []
         self.classes: list[str | None] = []

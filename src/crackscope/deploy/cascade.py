@@ -11,9 +11,10 @@ the same way, so the two differ only in the tiles that are skipped.
   tile: the one owning its cell [kT, min((k+1)T, side)). Unflagged cells get probability 0.
 * **Classifier**: any callable taking a float (N, C, h, w) batch of tiles in [0, 1] and returning
   (N,) crack probabilities. An optional ``channels`` attribute asks for grey (1) or RGB (3) tiles
-  (default: the image's own channels). :class:`TileClassifier` wraps a classify run (PyTorch,
-  resizing tiles to the run's input size); a bit-packed binary runtime can be wrapped the same
-  way: ``TileClassifier(packed_logits_fn, crack_index=1, channels=1, input_size=(16, 16))``.
+  (default: the image's own channels). :class:`TileClassifier` wraps any logits function and
+  resizes tiles to the run's input size: the run's PyTorch model (``runtime="torch"``) or its
+  bit-packed XNOR/popcount twin (``runtime="packed"``, :mod:`crackscope.deploy.packed`; same
+  predictions, about half the time per tile here).
 * **Segmenter**: a callable (N, C, T, T) -> (N, T, T) crack probabilities, optionally with
   ``channels`` and ``threshold``; :class:`TileSegmenter` wraps a surface run. It is called on the
   flagged tiles only, in batches of ``batch_size``, and never when nothing is flagged.
@@ -40,11 +41,13 @@ from crackscope.data.surface import load_image
 from crackscope.data.tiles import TileGrid, extract_tiles, resize_tiles, stitch, tile_grid
 from crackscope.errors import InputError
 
-__all__ = ["TileClassifier", "TileSegmenter", "CascadeResult", "inspect_image", "segment_all_tiles",
+__all__ = ["RUNTIMES", "TileClassifier", "TileSegmenter", "CascadeResult", "inspect_image", "segment_all_tiles",
            "load_classifier", "load_segmenter", "read_image", "to_channels", "overlay_cascade",
            "inspect_image_file", "OPERATING_POINT_FILE", "DEFAULT_TILE"]
 
 DEFAULT_TILE = 64
+RUNTIMES = ("torch", "packed")
+PACKED_FILES = ("model.packed.safetensors", "export/model.packed.safetensors")  # in a run or model folder
 OPERATING_POINT_FILE = "operating_point.json"  # in a classifier run: {"threshold": t, ...} chosen on validation
 GREY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
 
@@ -109,11 +112,29 @@ def _load(path: str | Path, pipeline: str, role: str):
     return load_run(path)
 
 
-def load_classifier(path: str | Path, batch_size: int = 256, role: str = "--classifier") -> TileClassifier:
+def _packed(path: Path, model, role: str):
+    """The bit-packed twin of a binary classifier: RUN/model.packed.safetensors or
+    RUN/export/model.packed.safetensors when there, else packed now from the PyTorch weights."""
+    from crackscope.deploy.packed import load_packed, pack_model
+
+    for name in PACKED_FILES:
+        if (path / name).is_file():
+            return load_packed(path / name)
+    try:
+        return pack_model(model)
+    except InputError as err:
+        raise InputError(f"{role} {path}: --runtime packed needs a binary network ({err})") from None
+
+
+def load_classifier(path: str | Path, batch_size: int = 256, role: str = "--classifier",
+                    runtime: str = "torch") -> TileClassifier:
     """A :class:`TileClassifier` from a classify run or model folder with two classes, one of them
-    named ``crack``. Its ``threshold`` is RUN/operating_point.json's (chosen on validation) or 0.5."""
+    named ``crack``. Its ``threshold`` is RUN/operating_point.json's (chosen on validation) or 0.5.
+    ``runtime``: ``"torch"`` (the PyTorch model) or ``"packed"`` (bit-packed, :func:`_packed`)."""
     from crackscope.engine.runs import model_classes
 
+    if runtime not in RUNTIMES:
+        raise InputError(f"--runtime {runtime!r} is not one of {', '.join(RUNTIMES)}")
     path = Path(path)
     cfg, model, geometry = _load(path, "classify", role)
     classes = model_classes(path, geometry)
@@ -129,7 +150,7 @@ def load_classifier(path: str | Path, batch_size: int = 256, role: str = "--clas
         except (ValueError, KeyError, TypeError) as err:
             raise InputError(f"{op_file}: no readable 'threshold' ({err})") from None
     size = cfg.data.size
-    return TileClassifier(model, crack_index=[c.lower() for c in classes].index("crack"),
+    return TileClassifier(_packed(path, model, role) if runtime == "packed" else model, crack_index=[c.lower() for c in classes].index("crack"),
                           channels=int(cfg.data.channels),
                           input_size=None if size is None else tuple(np.broadcast_to(size, 2).tolist()),
                           batch_size=batch_size, tile=tiles.tile if tiles is not None else None,
@@ -331,7 +352,7 @@ def _csv(rows: list[dict]) -> bytes:
 
 
 def inspect_image_file(image_path, segmenter_path, out_dir, classifier_path=None, tile: int | None = None,
-                       threshold: float | None = None, all_tiles: bool = False) -> dict:
+                       threshold: float | None = None, all_tiles: bool = False, runtime: str = "torch") -> dict:
     """``crackscope inspect-image``: OUT/mask.png (0/255), OUT/overlay.png, OUT/tiles.csv (row, col, y0,
     x0, probability, flagged) and OUT/summary.json. Everything is checked and computed before the
     first file is written, and each file is written atomically: bad input writes nothing.
@@ -351,7 +372,7 @@ def inspect_image_file(image_path, segmenter_path, out_dir, classifier_path=None
         raise InputError("--classifier is required unless --all-tiles is given")
     image = read_image(image_path)
     segmenter = load_segmenter(segmenter_path)
-    classifier = load_classifier(classifier_path) if classifier_path is not None else None
+    classifier = load_classifier(classifier_path, runtime=runtime) if classifier_path is not None else None
     tile = int(tile or (classifier.tile if classifier is not None and classifier.tile else DEFAULT_TILE))
     h, w = image.shape[1:]
     if h < tile or w < tile:
@@ -362,7 +383,8 @@ def inspect_image_file(image_path, segmenter_path, out_dir, classifier_path=None
     threshold = float(threshold if threshold is not None else (classifier.threshold if classifier else 0.5))
     result = inspect_image(image, classifier, segmenter, tile=tile, threshold=threshold, all_tiles=all_tiles)
     summary = {"image": str(image_path), "classifier": None if classifier is None else classifier.source,
-               "segmenter": segmenter.source, **result.summary()}
+               "classifier_runtime": None if classifier is None else runtime, "segmenter": segmenter.source,
+               **result.summary()}
     files = {"mask.png": _png(result.mask.astype(np.uint8) * 255),
              "overlay.png": _png(overlay_cascade(image, result)),
              "tiles.csv": _csv(result.tile_rows()),

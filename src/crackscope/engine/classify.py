@@ -2,11 +2,14 @@
 the Lightning data module, evaluation (accuracy, macro precision / recall / F1, confusion matrix,
 per class) and prediction on a folder of images.
 
-Data: :mod:`crackscope.data.classification` (NEU-CLS, one folder per class, CIFAR-10). The split
+Data: :mod:`crackscope.data.classification` (NEU-CLS, one folder per class, CIFAR-10) and the
+crack / no-crack tiles of DeepCrack (:mod:`crackscope.data.tiles`, format ``deepcrack-tiles``). The split
 (:func:`make_classification_split`) is the seed protocol's stratified train/test split with the
 validation part carved out of train (see :class:`~crackscope.engine.config.ClassificationData`);
 RUN/split.json holds, besides the usual ``train``/``val``/``test`` indices and ``stems``, the
-``classes`` (names, in the order of the model's outputs) and the resolved ``format``.
+``classes`` (names, in the order of the model's outputs) and the resolved ``format``. The tile format
+is split by source image (:func:`make_tile_split`): its ``stems`` are image stems, ``unit`` is
+``"image"`` and ``tiles`` counts the tiles (and crack tiles) of each part.
 Metrics: :func:`crackscope.metrics.classification_summary`.
 """
 
@@ -27,8 +30,10 @@ from crackscope.data.classification import (
     resize_image,
     stratified_split,
 )
-from crackscope.data.surface import image_size
+from crackscope.data.surface import group_split, image_size
+from crackscope.data.tiles import TILE_CLASSES, TILE_FORMAT, CrackTileDataset
 from crackscope.engine.data import EpochSeededSampler, SplitDataModule, own_test_stems, stem_positions
+from crackscope.engine.runs import model_classes
 from crackscope.errors import InputError
 from crackscope.io import atomic_savefig, atomic_write_text
 
@@ -43,9 +48,12 @@ def resolve_format(root, fmt: str) -> str:
 def classification_dataset(data_cfg, root=None, format=None, stems=None, augment=False, test=False,
                            seed: int = 0) -> ImageClassificationDataset:
     """The dataset of ``data_cfg`` (or another ``root``/``format`` read with its size and channels),
-    restricted to ``stems`` (in that order) when given. CIFAR-10: ``test`` reads the test batch."""
+    restricted to ``stems`` (in that order) when given. CIFAR-10: ``test`` reads the test batch.
+    DeepCrack tiles: ``stems`` are the source images whose tiles are taken."""
     root = Path(root or data_cfg.root)
     fmt = resolve_format(root, format or data_cfg.format)
+    if fmt == TILE_FORMAT:
+        return tile_dataset(data_cfg, root, images=stems, augment=augment, seed=seed)
     kw = {"size": data_cfg.size, "channels": data_cfg.channels, "split": ("test" if test else "train")
           if fmt == "cifar10" else None}
     ds = ImageClassificationDataset(root, fmt, **kw)
@@ -55,8 +63,20 @@ def classification_dataset(data_cfg, root=None, format=None, stems=None, augment
     return ds
 
 
+def tile_dataset(data_cfg, root=None, images=None, augment=False, seed: int = 0) -> CrackTileDataset:
+    """The DeepCrack tiles of ``data_cfg`` (its ``tiles`` spec, or the defaults when it has none)."""
+    from crackscope.engine.config import TileSpec
+
+    spec = getattr(data_cfg, "tiles", None) or TileSpec()
+    return CrackTileDataset(Path(root or data_cfg.root), tile=spec.tile, stride=spec.stride,
+                            min_crack_pixels=spec.min_crack_pixels, size=data_cfg.size, channels=data_cfg.channels,
+                            augment=augment, images=images, seed=seed)
+
+
 def dataset_classes(root, fmt: str) -> list[str]:
     """Class names of a dataset in label order."""
+    if fmt == TILE_FORMAT:
+        return list(TILE_CLASSES)
     return list(ImageClassificationDataset(root, fmt).classes)
 
 
@@ -88,6 +108,8 @@ def make_classification_split(data_cfg, seed: int, run_dir: Path) -> dict:
     if path.exists():
         return json.loads(path.read_text())
     fmt = resolve_format(data_cfg.root, data_cfg.format)
+    if fmt == TILE_FORMAT:
+        return make_tile_split(data_cfg, seed)
     ds = classification_dataset(data_cfg, format=fmt)
     _check_images(ds, data_cfg)
     targets = np.asarray(ds.targets)
@@ -117,6 +139,37 @@ def make_classification_split(data_cfg, seed: int, run_dir: Path) -> dict:
     return {**split, "seed": seed, "format": fmt, "classes": list(ds.classes), "stems": stems}
 
 
+def make_tile_split(data_cfg, seed: int) -> dict:
+    """The DeepCrack tile split, by source photo (:func:`~crackscope.data.surface.group_split` over the
+    images): every tile of an image, and every crop of a photo, is in one part. Three fractions give
+    exactly the ``deepcrack`` surface split of the same seed; two fractions [train, test] carve
+    ``val_fraction`` of the training images out as validation, again by photo. ``train``/``val``/
+    ``test`` and ``stems`` list images; ``tiles`` counts the tiles of each part."""
+    ds = tile_dataset(data_cfg)
+    groups = ds.image_groups
+    if len(data_cfg.split) == 3:
+        split = group_split(groups, data_cfg.split, seed)
+    else:
+        vf = data_cfg.val_fraction
+        outer = group_split(groups, data_cfg.split, seed)
+        pool = outer["train"]
+        inner = group_split([groups[i] for i in pool], (1 - vf, vf), seed)
+        split = {"train": sorted(pool[i] for i in inner["train"]), "val": sorted(pool[i] for i in inner["test"]),
+                 "test": outer["test"]}
+    empty = [k for k in SPLIT_PARTS if not split[k]]
+    if empty:
+        raise InputError(f"data.split {list(data_cfg.split)} leaves the {' and '.join(empty)} part empty for "
+                         f"{len(ds.image_stems)} images of {len(set(groups))} source photos")
+    tiles = {}
+    for k in SPLIT_PARTS:
+        chosen = np.isin(ds.image_index, split[k])
+        tiles[k] = {"total": int(chosen.sum()), "crack": int(ds.targets[chosen].sum())}
+    spec = {"tile": ds.tile, "stride": ds.stride, "min_crack_pixels": ds.min_crack_pixels}
+    return {**split, "seed": seed, "format": TILE_FORMAT, "classes": list(ds.classes), "unit": "image",
+            "stems": {k: [ds.image_stems[i] for i in split[k]] for k in SPLIT_PARTS}, "tiles": tiles,
+            "tiling": spec}
+
+
 class ClassificationDataModule(SplitDataModule):
     def _loader(self, part, train=False):
         ds = classification_dataset(self.cfg, format=self.split["format"], stems=self.split["stems"][part],
@@ -138,18 +191,6 @@ CLASSIFICATION_KEYS = ("accuracy", "precision", "recall", "f1")
 
 
 # ---- evaluation ---------------------------------------------------------------------------------
-def model_classes(run_dir: Path, geometry: dict) -> list[str]:
-    """The class names of a run's outputs, in order (recorded in RUN/split.json)."""
-    n = int(geometry.get("classes", 0))
-    split_file = Path(run_dir) / "split.json"
-    classes = json.loads(split_file.read_text()).get("classes") if split_file.exists() else None
-    if classes is None:
-        raise InputError(f"{run_dir}: no class names (split.json with 'classes'); cannot match the data's classes")
-    if len(classes) != n:
-        raise InputError(f"{run_dir}: split.json names {len(classes)} classes but the model has {n} outputs")
-    return list(classes)
-
-
 def _label_map(data_classes: list[str], classes: list[str], data, fmt: str) -> np.ndarray:
     """Dataset label -> model output index by class name; a NEU-CLS model (classes ``Cr``, ``In``,
     ...) also takes folders named by the full class names (``crazing``, ``pitted_surface``, ...)."""
@@ -192,7 +233,8 @@ def evaluate_classification_run(run_dir, data, out_dir, *, format: str | None = 
     if len(ds) == 0:
         raise InputError(f"--data {data}: no images to evaluate")
     labels = torch.from_numpy(_label_map(list(ds.classes), classes, data, fmt)[np.asarray(ds.targets)])
-    probs = _probabilities(model, ds, cfg.data.batch_size if cfg.data.size is not None else 1)
+    same_size = cfg.data.size is not None or fmt == TILE_FORMAT
+    probs = _probabilities(model, ds, cfg.data.batch_size if same_size else 1)
     result = classification_summary(multiclass_confusion(probs, labels, len(classes)), classes)
     if set(classes) <= set(NEU_CLS_CLASSES):
         result["class_names"] = [NEU_CLS_CLASSES[c] for c in classes]

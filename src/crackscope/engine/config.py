@@ -70,7 +70,8 @@ class _ImageData(_Strict):
 
 
 class SurfaceData(_ImageData):
-    """A surface-defect image/mask dataset (``crackscope.data.surface``) split by a stratified seed.
+    """A surface-defect image/mask dataset (``crackscope.data.surface``) split by a stratified seed
+    (DeepCrack: by source photo, so crops of one photo share a part).
 
     ``size``: ``null`` pads each image by reflection to a multiple of 32 (no resampling); an integer
     or [height, width] resizes every image (predictions are brought back to the original size).
@@ -78,11 +79,22 @@ class SurfaceData(_ImageData):
 
     kind: Literal["surface"] = "surface"
     root: Path
-    format: Literal["sd-saliency-900", "folder"] = "sd-saliency-900"
+    format: Literal["sd-saliency-900", "folder", "deepcrack"] = "sd-saliency-900"
     split: tuple[float, float, float] = (0.7, 0.15, 0.15)
     in_channels: Literal[1, 3] = 1
 
     _check_split = field_validator("split")(WavefieldData._split.__func__)
+
+
+class TileSpec(_Strict):
+    """How the ``deepcrack-tiles`` format cuts images into classifier tiles (``crackscope.data.tiles``):
+    ``tile`` x ``tile`` windows every ``stride`` pixels (null: ``tile``, non-overlapping), the last
+    row and column aligned to the image border; a tile with at least ``min_crack_pixels`` crack
+    pixels is labelled ``crack``."""
+
+    tile: int = Field(64, ge=1, description="tile side in pixels of the original image")
+    stride: int | None = Field(None, ge=1, description="distance between tile starts (null: tile)")
+    min_crack_pixels: int = Field(1, ge=1, description="crack pixels that make a tile 'crack'")
 
 
 class ClassificationData(_ImageData):
@@ -98,15 +110,20 @@ class ClassificationData(_ImageData):
     ``size``: ``null`` keeps each image's size (NEU-CLS: 200 x 200); an integer or [height, width]
     resizes (bilinear, antialiased). ``channels``: 1 grey (colour -> luminance) or 3 (grey replicated).
     ``augment``: random flips and 90-degree rotations of training images, drawn from (seed, epoch, image).
+    ``deepcrack-tiles``: the crack / no-crack tiles of DeepCrack images (``tiles`` says how they are
+    cut; ``size`` resizes each tile). Its split is by source photo (all tiles of an image, and all
+    crops of a photo, in one part), the same as the ``deepcrack`` surface split of the same seed and
+    fractions; RUN/split.json lists image stems.
     """
 
     kind: Literal["classify"] = "classify"
     root: Path
-    format: Literal["auto", "neu-cls", "folder", "cifar10"] = "auto"
+    format: Literal["auto", "neu-cls", "folder", "cifar10", "deepcrack-tiles"] = "auto"
     split: tuple[float, float] | tuple[float, float, float] = (0.8, 0.2)
     val_fraction: float = Field(0.1, gt=0, lt=1, description="share of the training part held out for "
                                 "validation when split has two parts")
     channels: Literal[1, 3] = 1
+    tiles: TileSpec | None = Field(None, description="tiling of the deepcrack-tiles format (null: its defaults)")
 
     @field_validator("split")
     @classmethod
@@ -120,9 +137,13 @@ class ClassificationData(_ImageData):
 
     @model_validator(mode="after")
     def _val_fraction_or_three_parts(self):
-        if len(self.split) == 3 and "val_fraction" in self.model_fields_set:
+        # a resolved config.yaml lists the default val_fraction next to a three-part split: accept that
+        default = type(self).model_fields["val_fraction"].default
+        if len(self.split) == 3 and "val_fraction" in self.model_fields_set and self.val_fraction != default:
             raise ValueError("val_fraction applies to a two-part split [train, test]; a three-part split "
                              "gives the validation part itself")
+        if self.tiles is not None and self.format != "deepcrack-tiles":
+            raise ValueError(f"tiles applies to format deepcrack-tiles only (format is {self.format})")
         return self
 
 

@@ -5,11 +5,9 @@ registries, the Lightning task, checkpoints, resume, DDP, grids) is shared."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Callable
 
-import yaml
-
+from crackscope.engine.runs import pipeline_of  # noqa: F401 (lives in runs: light to import)
 from crackscope.errors import InputError
 from crackscope.metrics import SEGMENTATION_VAL_KEYS
 
@@ -85,15 +83,3 @@ def get(name: str) -> Pipeline:
     if name not in _PIPELINES:
         raise InputError(f"unknown pipeline {name!r}; choose one of {', '.join(_PIPELINES)}")
     return _PIPELINES[name]()
-
-
-def pipeline_of(run_dir: str | Path) -> str:
-    """The pipeline a run directory (or shipped model folder) was trained for."""
-    cfg_path = Path(run_dir) / "config.yaml"
-    if not cfg_path.exists():
-        raise InputError(f"{run_dir} is not a crackscope run or model folder (no config.yaml)")
-    try:
-        raw = yaml.safe_load(cfg_path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise InputError(f"{cfg_path} is not valid YAML: {err}") from None
-    return str(raw.get("pipeline", "wavefield"))

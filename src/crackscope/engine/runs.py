@@ -12,6 +12,7 @@ RUN/
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import torch
@@ -59,12 +60,44 @@ def load_run(run_dir: str | Path):
         geometry["sensor_grid"] = tuple(geometry["sensor_grid"])
     cfg = validate(TrainConfig, raw, f"{cfg_path}")
     model = build_model(cfg, geometry)
-    model.load_state_dict(load_file(str(weights)))
+    try:
+        state = load_file(str(weights))
+    except Exception as err:  # safetensors' own error type: a corrupt or truncated file
+        raise InputError(f"cannot read {weights}: {err}") from None
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as err:
+        first = str(err).strip().splitlines()[0]
+        raise InputError(f"{weights} does not fit the {cfg.model.name} described by {cfg_path} ({first})") from None
     model.eval()
     return cfg, model, geometry
 
 
-MODEL_FOLDER_FILES = ("config.yaml", "model.safetensors", "split.json", "metrics.json")
+def pipeline_of(run_dir: str | Path) -> str:
+    """The pipeline a run directory (or shipped model folder) was trained for."""
+    cfg_path = Path(run_dir) / "config.yaml"
+    if not cfg_path.exists():
+        raise InputError(f"{run_dir} is not a crackscope run or model folder (no config.yaml)")
+    try:
+        raw = yaml.safe_load(cfg_path.read_text()) or {}
+    except yaml.YAMLError as err:
+        raise InputError(f"{cfg_path} is not valid YAML: {err}") from None
+    return str(raw.get("pipeline", "wavefield"))
+
+
+def model_classes(run_dir: str | Path, geometry: dict) -> list[str]:
+    """The class names of a run's outputs, in order (recorded in RUN/split.json)."""
+    n = int(geometry.get("classes", 0))
+    split_file = Path(run_dir) / "split.json"
+    classes = json.loads(split_file.read_text()).get("classes") if split_file.exists() else None
+    if classes is None:
+        raise InputError(f"{run_dir}: no class names (split.json with 'classes'); cannot match the data's classes")
+    if len(classes) != n:
+        raise InputError(f"{run_dir}: split.json names {len(classes)} classes but the model has {n} outputs")
+    return list(classes)
+
+
+MODEL_FOLDER_FILES = ("config.yaml", "model.safetensors", "split.json", "metrics.json", "operating_point.json")
 
 
 def package_run(run_dir: str | Path, dest: str | Path, note: str | None = None) -> Path:

@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader
 
 from crackscope.data.surface import (
     SurfaceSegmentationDataset,
+    group_split,
     image_extensions,
     load_image,
     load_mask,
@@ -53,6 +54,9 @@ def surface_geometry(data_cfg) -> dict:
 
 def make_surface_split(data_cfg, seed: int, run_dir: Path) -> dict:
     """Stratified by defect class (SD-saliency-900) from ``seed``; reused from RUN/split.json on resume.
+    DeepCrack is split by source photo (:func:`~crackscope.data.surface.group_split`): the crops of
+    one photo stay in one part, and the tile classifier's split of the same seed and fractions is
+    the same.
 
     The record holds indices into the sorted pair list and, authoritative, the file stems."""
     path = run_dir / "split.json"
@@ -61,7 +65,8 @@ def make_surface_split(data_cfg, seed: int, run_dir: Path) -> dict:
     ds = surface_dataset(data_cfg)
     if len(ds) < 3:
         raise InputError(f"data.root {data_cfg.root} has only {len(ds)} image/mask pairs; need at least 3")
-    split = stratified_split(ds.classes, data_cfg.split, seed)
+    split = (group_split(ds.groups, data_cfg.split, seed) if ds.format == "deepcrack"
+             else stratified_split(ds.classes, data_cfg.split, seed))
     if not split["train"] or not split["val"]:
         raise InputError(f"data.split {list(data_cfg.split)} leaves an empty train or validation set "
                          f"for {len(ds)} pairs")

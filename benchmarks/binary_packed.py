@@ -36,6 +36,7 @@ import torch
 
 from crackscope import models
 from crackscope.deploy.packed import compare_with_model, pack_model, packed_size_bits, save_packed
+from simulate import cpu_model  # benchmarks/simulate.py: the CPU's model name
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -139,7 +140,7 @@ def main(argv=None) -> int:
                 print(threads, side, batch, {k: round(v, 2) for k, v in timings.items()}, flush=True)
     agreement = _agreement(cfg, aoie, packed, args.aoie) if args.aoie else None
     result = {"hardware": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads max",
-              "cpu": _cpu_name(), "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
+              "cpu": cpu_model(), "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
               "numba": numba.__version__, "aoie": args.aoie, "float": args.float_model, "file_bytes": sizes,
               "packed_size_bits": size_bits, "latency": rows, "agreement": agreement}
     out = Path(args.out)
@@ -148,16 +149,6 @@ def main(argv=None) -> int:
     out.with_suffix(".md").write_text(_markdown(result))
     print(_markdown(result))
     return 0
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
 
 
 def _markdown(r: dict) -> str:

@@ -22,8 +22,7 @@ def _packed_conv(x, thresholds, below, signs, a_lo, a_hi, w_lo, w_hi, scale, shi
     planes = thresholds.shape[0]
     triples = bitconv.pack_row_triples(x, thresholds, below, stride)
     words = np.stack([bitconv.pack_weight_rows(signs[p]) for p in range(planes)])
-    consts = [bitconv.conv_constants(signs[p], a_lo[p], a_hi[p], w_lo[p], w_hi[p], scale,
-                                     shift if p == 0 else np.zeros_like(shift)) for p in range(planes)]
+    consts = [bitconv.conv_constants(signs[p], a_lo[p], a_hi[p], w_lo[p], w_hi[p], scale) for p in range(planes)]
     return bitconv.binary_conv3x3(triples, words, np.stack([c[0] for c in consts]), np.stack([c[1] for c in consts]),
                                   np.stack([c[2] for c in consts]), shift, stride, x.shape[2], x.shape[3])
 

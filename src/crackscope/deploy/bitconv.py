@@ -60,7 +60,8 @@ def field_layout(channels: int) -> tuple[int, int]:
     field_bits = 1
     while field_bits < channels:
         field_bits *= 2
-    field_bits = max(field_bits, 1) if channels <= 64 else 64 * -(-channels // 64)
+    if channels > 64:
+        field_bits = 64 * -(-channels // 64)
     return field_bits, -(-KERNEL * field_bits // 64)
 
 
@@ -119,12 +120,13 @@ def pack_weight_rows(sign_bits: np.ndarray) -> np.ndarray:
 
 
 def conv_constants(sign_bits: np.ndarray, a_lo: float, a_hi: float, w_lo: np.ndarray, w_hi: np.ndarray,
-                   scale: np.ndarray, shift: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                   scale: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-plane coefficients of the kernel: (acc_coef (C_out,), ones_coef (C_out,), const (64, C_out)).
 
     The plane's contribution to output o at a window with pattern cfg is
     ``acc_coef[o] * popcount(a XOR w) + ones_coef[o] * popcount(a) + const[cfg, o]``, already
-    multiplied by ``scale`` (``shift`` is in ``const``; add it for one plane only). float64.
+    multiplied by ``scale`` (C_out,), a BatchNorm scale (default 1); its shift is added once by
+    :func:`binary_conv3x3`. float64.
     """
     c_in = sign_bits.shape[1]
     alpha_a, beta_a = 0.5 * (a_hi - a_lo), 0.5 * (a_hi + a_lo)
@@ -142,7 +144,7 @@ def conv_constants(sign_bits: np.ndarray, a_lo: float, a_hi: float, w_lo: np.nda
         # S_aw = n_valid - 2 (acc - invalid_ones); S_a = 2 ones_a - n_valid
         const[cfg] = (alpha_a * alpha_w * (n_valid + 2 * invalid_ones) - alpha_a * beta_w * n_valid
                       + beta_a * alpha_w * s_w_valid + beta_a * beta_w * n_valid)
-    scale = np.asarray(scale, np.float64)
+    scale = np.ones(sign_bits.shape[0]) if scale is None else np.asarray(scale, np.float64)
     return -2 * alpha_a * alpha_w * scale, 2 * alpha_a * beta_w * scale, const * scale
 
 

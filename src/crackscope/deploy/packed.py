@@ -170,14 +170,13 @@ class PackedBinaryConv(nn.Module):
         planes = self.thresholds.shape[0]
         signs = [self.signs(s) for s in range(self.weight_bits.shape[0])]
         words, acc, ones, const = [], [], [], []
-        shift = self.bn_shift.double().numpy()
-        scale = np.ones_like(shift)  # folded into weight_levels
+        shift = self.bn_shift.double().numpy()  # the BN scale is already in weight_levels
         for p in range(planes):
             s = int(self.plane_weights[p])
             levels = self.weight_levels[s].double().numpy()
             a = self.act_levels[p].double().numpy()
             words.append(bitconv.pack_weight_rows(signs[s]))
-            c = bitconv.conv_constants(signs[s], a[0], a[1], levels[:, 0], levels[:, 1], scale, shift)
+            c = bitconv.conv_constants(signs[s], a[0], a[1], levels[:, 0], levels[:, 1])
             acc.append(c[0]), ones.append(c[1]), const.append(c[2])
         self._kernel = (np.stack(words), np.stack(acc), np.stack(ones), np.stack(const), shift,
                         self.thresholds.numpy().astype(np.float32), self.below_mask().numpy())

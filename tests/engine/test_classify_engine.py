@@ -203,6 +203,30 @@ def test_resume_after_kill_matches_an_uninterrupted_run(dataset, tmp_path):
     assert a["confusion"] == b["confusion"] and a["best_epoch"] == b["best_epoch"]
 
 
+def test_compiled_training_matches_eager_training_and_keeps_plain_weight_names(dataset, tmp_path):
+    # reference: the same two optimizer steps without torch.compile (the eager semantics)
+    def run(name, compiled):
+        cfg = _cfg(dataset, tmp_path, name=name)
+        cfg["trainer"] = {"max_epochs": 1, "limit_train_batches": 2, "compile": compiled}
+        return load_file(str(train(load_train_config(None, base=cfg), progress=False) / "model.safetensors"))
+
+    eager, compiled = run("eager", False), run("compiled", True)
+    assert list(compiled) == list(eager)  # no "_orig_mod." prefix: the run loads like any other
+    for k in eager:
+        torch.testing.assert_close(compiled[k], eager[k], rtol=1e-4, atol=1e-5, msg=k)
+
+
+def test_resume_accepts_a_different_compile_setting_but_not_a_different_model(trained):
+    from crackscope.engine.train import _prepare
+
+    saved = yaml.safe_load((trained / "config.yaml").read_text())
+    saved.pop("geometry")
+    _prepare(load_train_config(None, base={**saved, "trainer": {**saved["trainer"], "compile": True}}), resume=True)
+    with pytest.raises(InputError, match="config differs"):
+        _prepare(load_train_config(None, base={**saved, "optimizer": {**saved["optimizer"], "lr": 0.5}}),
+                 resume=True)
+
+
 # ---- evaluate / predict from the command line --------------------------------------------------------
 def test_evaluate_another_folder_from_the_command_line(trained, tmp_path, capsys):
     # other images, two of the three classes, one RGB and of another size (converted and resized)

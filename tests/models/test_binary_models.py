@@ -314,3 +314,25 @@ def test_width_multiplier_scales_channels():
     model = create("aoie_net_resnet20", width=0.5)
     assert model.stem[0].out_channels == 8 and model.fc.in_features == 32
     assert math.isclose(model.width, 0.5)
+
+
+def test_patchify_stem_is_one_convolution_per_non_overlapping_window():
+    model = create("aoie_net_resnet20", in_channels=1, classes=2, width=0.5, stem_stride=4).eval()
+    x = torch.rand(2, 1, 64, 48, generator=torch.Generator().manual_seed(0))
+    conv = model.stem[0]
+    # by hand: output pixel (i, j) is the 4 x 4 window starting at (4i, 4j) dotted with the kernel
+    windows = x.unfold(2, 4, 4).unfold(3, 4, 4)                      # (B, C, 16, 12, 4, 4)
+    by_hand = torch.einsum("bcijkl,ockl->boij", windows, conv.weight)
+    torch.testing.assert_close(conv(x), by_hand, rtol=1e-5, atol=1e-6)
+    seen = []
+    model.body.register_forward_pre_hook(lambda _m, args: seen.append(tuple(args[0].shape)))
+    assert model(x).shape == (2, 2) and seen == [(2, 8, 16, 12)]
+    # three stages halve twice more: the smallest input is 4 x 8 = 32 pixels a side
+    with pytest.raises(InputError, match="H, W >= 32"):
+        model(torch.rand(1, 1, 31, 64))
+    for resnet18 in ("aoie_net_resnet18", "xnor_resnet18"):  # an ImageNet stem is not patchified
+        with pytest.raises(InputError, match="stem_stride"):
+            create(resnet18, stem_stride=4)
+    with pytest.raises(InputError, match="stem_stride.*0"):
+        create("resnet20", stem_stride=0)
+    assert create("aoie_ablation_resnet20", pan=False, stem_stride=2).stem[0].stride == (2, 2)

@@ -233,7 +233,20 @@ _PARALLEL = (njit(parallel=True, cache=True)(_pack_rows), njit(parallel=True, ca
 
 
 def _kernels():
-    """Serial kernels on one numba thread, row-parallel ones otherwise. (A parallel kernel on one
-    thread still pays the threading layer's start-up per call, ~0.5 ms with 'workqueue', and the
-    'omp' layer's idle threads slow PyTorch's own afterwards.)"""
-    return _PARALLEL if numba.get_num_threads() > 1 else _SERIAL
+    """The kernels for PyTorch's thread count (``torch.get_num_threads()``: ``OMP_NUM_THREADS``,
+    ``torch.set_num_threads``), since the packed layers run between PyTorch layers: serial ones on
+    one thread, row-parallel ones on min(that, NUMBA_NUM_THREADS) numba threads otherwise.
+
+    Following numba's own default (all cores) instead would break one-thread inference twice: a
+    parallel kernel on one thread still pays the threading layer's start-up per call (~0.5 ms with
+    'workqueue'), and once the 'omp' layer's threads exist, PyTorch's own small operations slow
+    down by two orders of magnitude (measured: a (486, 2) softmax 0.025 ms -> 5 ms).
+    """
+    import torch
+
+    threads = min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)
+    if threads <= 1:
+        return _SERIAL
+    if numba.get_num_threads() != threads:
+        numba.set_num_threads(threads)
+    return _PARALLEL

@@ -322,11 +322,13 @@ class PackedResNet(nn.Module):
         super().__init__()
         self.stem, self.units, self.fc = stem, nn.Sequential(*units), fc
         self.in_channels, self.meta = in_channels, dict(meta)
+        self.stem_stride = int(self.meta.get("kwargs", {}).get("stem_stride", 1))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.dim() != 4 or x.shape[1] != self.in_channels or min(x.shape[-2:]) < MIN_SIDE:
+        min_side = MIN_SIDE * self.stem_stride
+        if x.dim() != 4 or x.shape[1] != self.in_channels or min(x.shape[-2:]) < min_side:
             raise InputError(f"packed {self.meta.get('model', 'model')} expects (B, {self.in_channels}, H, W) "
-                             f"input with H, W >= {MIN_SIDE} (got {tuple(x.shape)})")
+                             f"input with H, W >= {min_side} (got {tuple(x.shape)})")
         with torch.no_grad():
             z = self.units(self.stem(x.float()))
             return self.fc(torch.flatten(F.adaptive_avg_pool2d(z, 1), 1))
@@ -361,7 +363,9 @@ def pack_model(model: nn.Module, meta: dict | None = None) -> PackedResNet:
                                         copy.deepcopy(unit.shortcut).eval(), PackedPost.from_module(unit.post, channels)))
     fc = copy.deepcopy(model.fc)
     meta = {"model": getattr(model, "name", type(model).__name__), **(meta or {})}
-    return PackedResNet(_fold_stem(model.stem), units, fc, model.in_channels, meta).eval().prepare()
+    packed = PackedResNet(_fold_stem(model.stem), units, fc, model.in_channels, meta)
+    packed.stem_stride = getattr(model, "stem_stride", 1)  # the input-size check, also without kwargs in meta
+    return packed.eval().prepare()
 
 
 def packed_size_bits(packed: PackedResNet) -> dict:

@@ -64,7 +64,7 @@ def _prepare(cfg: TrainConfig, resume: bool):
             saved = dump_config(TrainConfig.model_validate(saved))
         except ValueError:
             pass  # an unreadable saved config differs
-        if saved != dump_config(cfg):
+        if _without_runtime_knobs(saved) != _without_runtime_knobs(dump_config(cfg)):
             raise InputError(f"--resume: the config differs from the one saved in {run_dir / 'config.yaml'}")
     return geometry, model, loss
 
@@ -98,6 +98,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool | None = Non
         atomic_write_text(run_dir / "split.json", json.dumps(split))
 
     t = cfg.trainer
+    if t.compile:  # in place: parameter names, state_dict and checkpoints stay those of the plain model
+        model.compile()
     task = TrainingTask(model, loss, lr=cfg.optimizer.lr, weight_decay=cfg.optimizer.weight_decay,
                         optimizer=cfg.optimizer.name, threshold=t.threshold, seed=cfg.seed,
                         lr_plateau_patience=t.lr_plateau_patience, lr_plateau_factor=t.lr_plateau_factor,
@@ -159,6 +161,11 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool | None = Non
     }
     pipeline.evaluate(run_dir, cfg, split, extra)
     return run_dir
+
+
+def _without_runtime_knobs(config: dict) -> dict:
+    """A config without the keys that change how fast a run trains, not what it learns (trainer.compile)."""
+    return {**config, "trainer": {k: v for k, v in config.get("trainer", {}).items() if k != "compile"}}
 
 
 def _keep(k: int | None) -> dict:

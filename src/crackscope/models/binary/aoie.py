@@ -97,8 +97,9 @@ class AOIENetResNet20(CifarResNet):
 
     paper = AOIE_NET_PAPER
 
-    def __init__(self, in_channels: int = 3, classes: int = 10, width: float = 1.0, shortcut=None):
-        super().__init__(AOIE_NET, in_channels, classes, width, shortcut)
+    def __init__(self, in_channels: int = 3, classes: int = 10, width: float = 1.0, shortcut=None,
+                 stem_stride: int = 1):
+        super().__init__(AOIE_NET, in_channels, classes, width, shortcut, stem_stride)
 
 
 @register("aoie_net_resnet18")
@@ -122,8 +123,8 @@ class AOIEAblationResNet20(CifarResNet):
     paper = ABLATION_PAPER
 
     def __init__(self, in_channels: int = 3, classes: int = 10, width: float = 1.0, aba_io: bool = True,
-                 dbn_ieb: bool = True, pan: bool = True, shortcut=None):
-        super().__init__(ablation_kind(aba_io, dbn_ieb, pan), in_channels, classes, width, shortcut)
+                 dbn_ieb: bool = True, pan: bool = True, shortcut=None, stem_stride: int = 1):
+        super().__init__(ablation_kind(aba_io, dbn_ieb, pan), in_channels, classes, width, shortcut, stem_stride)
 
 
 @register("aoie_ablation_resnet18")

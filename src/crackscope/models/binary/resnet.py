@@ -166,8 +166,15 @@ class ResNetSkeleton(BinaryClassifier):
     layout: str = "cifar"
     default_shortcut: str = "A"
 
-    def __init__(self, kind, in_channels: int = 3, classes: int = 10, width: float = 1.0, shortcut=None):
+    def __init__(self, kind, in_channels: int = 3, classes: int = 10, width: float = 1.0, shortcut=None,
+                 stem_stride: int = 1):
         super().__init__(in_channels, classes, width)
+        if self.layout != "cifar" and stem_stride != 1:
+            raise InputError(f"stem_stride applies to the ResNet-20 (CIFAR) stem only (got {stem_stride})")
+        if not isinstance(stem_stride, int) or stem_stride < 1:
+            raise InputError(f"stem_stride must be an integer >= 1 (got {stem_stride!r})")
+        self.stem_stride = stem_stride
+        self.min_side = self.min_side * stem_stride
         self.kind = block_kind(kind)
         self.variant = self.kind.name
         shortcut = self.default_shortcut if shortcut is None else shortcut
@@ -189,6 +196,9 @@ class ResNetSkeleton(BinaryClassifier):
 
     def _stem(self, channels: int) -> nn.Sequential:
         relu = [] if self.kind.binary else [nn.ReLU()]
+        if self.layout == "cifar" and self.stem_stride > 1:  # patchify: one s x s window per output pixel
+            return nn.Sequential(nn.Conv2d(self.in_channels, channels, self.stem_stride, self.stem_stride, 0,
+                                           bias=False), nn.BatchNorm2d(channels), *relu)
         if self.layout == "cifar":
             return nn.Sequential(nn.Conv2d(self.in_channels, channels, 3, 1, 1, bias=False),
                                  nn.BatchNorm2d(channels), *relu)
@@ -231,9 +241,9 @@ def register_family(kind: BlockKind, paper: str, class_prefix: str) -> tuple[typ
     module = sys._getframe(1).f_globals.get("__name__", __name__)  # the family's module, for repr and docs
     made = []
     for depth, base in (("20", CifarResNet), ("18", ImageNetResNet)):
-        def __init__(self, in_channels: int = 3, classes: int = 10, width: float = 1.0, shortcut=None, *,
-                     _base=base):
-            _base.__init__(self, kind, in_channels, classes, width, shortcut)
+        def __init__(self, in_channels: int = 3, classes: int = 10, width: float = 1.0, shortcut=None,
+                     stem_stride: int = 1, *, _base=base):
+            _base.__init__(self, kind, in_channels, classes, width, shortcut, stem_stride)
 
         doc = (f"{class_prefix}-style ResNet-{depth}: {kind.summary}.\n\n    paper: {paper}\n"
                f"    (skeleton: {base.__doc__.splitlines()[0]})")
@@ -253,8 +263,9 @@ class ResNet20(CifarResNet):
 
     paper = f"{RESNET_PAPER}; {BinaryClassifier.paper}, Table 2 (ResNet-20, W/A 32/32)"
 
-    def __init__(self, in_channels: int = 3, classes: int = 10, width: float = 1.0, shortcut=None):
-        super().__init__(REAL, in_channels, classes, width, shortcut)
+    def __init__(self, in_channels: int = 3, classes: int = 10, width: float = 1.0, shortcut=None,
+                 stem_stride: int = 1):
+        super().__init__(REAL, in_channels, classes, width, shortcut, stem_stride)
 
 
 @register("resnet18")

@@ -132,9 +132,12 @@ def test_tile_classifier_resizes_and_takes_the_crack_softmax():
 
 
 def test_colour_to_grey_is_pillows_conversion_and_grey_for_colour_is_refused():
-    rgb = np.random.default_rng(5).integers(0, 256, (H, W, 3), dtype=np.uint8)
+    # every 8-bit colour once: a 4096 x 4096 image
+    levels = np.arange(2 ** 24, dtype=np.uint32)
+    rgb = np.stack([levels >> 16, (levels >> 8) & 255, levels & 255], -1).astype(np.uint8).reshape(4096, 4096, 3)
     grey = to_channels(rgb.transpose(2, 0, 1).astype(np.float32) / 255, 1)
-    assert np.array_equal(np.rint(grey[0].numpy() * 255), np.asarray(Image.fromarray(rgb).convert("L")))
+    pillow = np.asarray(Image.fromarray(rgb).convert("L"))
+    assert np.array_equal(grey[0].numpy(), pillow.astype(np.float32) / 255)
     with pytest.raises(InputError, match="greyscale"):
         to_channels(np.zeros((1, 8, 8), np.float32), 3)
     with pytest.raises(InputError, match=r"\(C, H, W\)"):

@@ -179,9 +179,9 @@ class TrainerSpec(_Strict):
     mlflow: bool = False
     limit_train_batches: int | float = 1.0
     compile: bool = Field(False, description="compile the model with torch.compile (TorchInductor) for training: "
-                          "fuses element-wise operations, about 3.8x faster for the binary networks on a CPU, "
-                          "after a one-off compile of about a minute per input shape; weights and checkpoints are "
-                          "the same as without it")
+                          "fuses element-wise operations: an AOIE-Net training step on a 2-vCPU CPU ran 3.8x (128 px) "
+                          "to 6.3x (200 px) faster, after a one-off compile of about a minute per input shape; "
+                          "weight names and checkpoints are those of the plain model")
 
     @field_validator("lr_step_epochs")
     @classmethod

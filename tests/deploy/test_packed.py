@@ -77,13 +77,21 @@ from crackscope.deploy import bitconv
 rng = np.random.default_rng(7)
 x = rng.standard_normal((2, 16, 9, 10)).astype(np.float32)
 args = (np.zeros((1, 16), np.float32), np.zeros((1, 16), bool), 1)
+bitconv.PARALLEL_MIN_WORK = 0  # this small input on the parallel kernels too
 words = bitconv.pack_weight_rows(rng.random((16, 16, 3, 3)) < 0.5)[None]
 c = [v[None] for v in bitconv.conv_constants(rng.random((16, 16, 3, 3)) < 0.5, -1.0, 1.0, -np.ones(16), np.ones(16))]
 def run():
     triples = bitconv.pack_row_triples(x, *args)
     return bitconv.binary_conv3x3(triples, words, *c, np.zeros(16), 1, 9, 10)
-# numba's threads, once started, leave PyTorch's thread count alone (numba's 'omp' layer would set it to 2)
+# one thread: the serial kernels, which start no numba threads (a cached parallel build once stood in)
 torch.set_num_threads(1)
+serial = run()
+try:
+    bitconv.numba.threading_layer()
+    raise AssertionError("the one-thread kernels started numba's thread pool")
+except ValueError:
+    pass
+# numba's threads, once started, leave PyTorch's thread count alone (numba's 'omp' layer would set it to 2)
 bitconv.numba.set_num_threads(2)
 assert bitconv.numba.threading_layer() == "workqueue" and torch.get_num_threads() == 1
 torch.set_num_threads(2)
@@ -91,7 +99,7 @@ assert bitconv._kernels() is bitconv._PARALLEL
 parallel = run()
 torch.set_num_threads(1)
 assert bitconv._kernels() is bitconv._SERIAL
-assert np.array_equal(parallel, run())
+assert np.array_equal(parallel, serial) and np.array_equal(run(), serial)
 print("ok")
 """
 
@@ -99,6 +107,12 @@ print("ok")
 def test_kernels_follow_pytorchs_thread_count():
     # here (one torch thread): the serial kernels, which the tests above check against float64
     assert bitconv._kernels() is bitconv._SERIAL
+    before = torch.get_num_threads()
+    try:  # two threads: serial for small work, parallel for large
+        torch.set_num_threads(2)
+        assert bitconv._kernels(bitconv.PARALLEL_MIN_WORK - 1) is bitconv._SERIAL
+    finally:
+        torch.set_num_threads(before)
     # two threads: the row-parallel kernels give the same numbers (in a fresh process, so that this
     # one's thread settings stay as the other tests expect)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "2"}

@@ -102,7 +102,7 @@ def pack_row_triples(x: np.ndarray, thresholds: np.ndarray, below: np.ndarray, s
     field_bits, row_words = field_layout(x.shape[1])
     w_out = (x.shape[3] - 1) // stride + 1
     direction = np.where(np.asarray(below, dtype=bool), -1.0, 1.0).astype(np.float32)
-    return _kernels()[0](np.ascontiguousarray(x, dtype=np.float32), np.ascontiguousarray(thresholds, np.float32),
+    return _kernels(x.size * thresholds.shape[0])[0](np.ascontiguousarray(x, dtype=np.float32), np.ascontiguousarray(thresholds, np.float32),
                  direction, stride, w_out, field_bits, row_words)
 
 
@@ -170,7 +170,8 @@ def binary_conv3x3(triples, weights, acc_coef, ones_coef, const, shift, stride: 
     has_residual = residual is not None
     if not has_residual:
         residual = np.zeros((1, 1, 1, 1), np.float32)
-    return _kernels()[1](triples, weights, acc_coef, ones_coef, const, shift, stride, height, h_out, col_valid,
+    work = triples.shape[0] * triples.shape[1] * h_out * triples.shape[3] * c_out
+    return _kernels(work)[1](triples, weights, acc_coef, ones_coef, const, shift, stride, height, h_out, col_valid,
                          residual, has_residual, *[np.ascontiguousarray(a, np.float32) for a in post])
 
 
@@ -229,23 +230,29 @@ def _conv_rows(triples, weights, acc_coef, ones_coef, const, shift, stride, h, h
 
 
 _SERIAL = (njit(cache=True)(_pack_rows), njit(cache=True)(_conv_rows))
-_PARALLEL = (njit(parallel=True, cache=True)(_pack_rows), njit(parallel=True, cache=True)(_conv_rows))
+# Not cached: numba's on-disk cache keys a function by its name and line, not by its flags, so a
+# cached parallel build was loaded for the serial dispatcher too (which then started numba's thread
+# pool on every call: 2.8x slower at 64 x 64 px). The parallel build compiles once per process.
+_PARALLEL = (njit(parallel=True)(_pack_rows), njit(parallel=True)(_conv_rows))
 
 
-def _kernels():
-    """The kernels for PyTorch's thread count (``torch.get_num_threads()``: ``OMP_NUM_THREADS``,
-    ``torch.set_num_threads``), since the packed layers run between PyTorch layers: serial ones on
-    one thread, row-parallel ones on min(that, NUMBA_NUM_THREADS) numba threads otherwise.
+PARALLEL_MIN_WORK = 1 << 23  # outputs (or inputs) x planes below which one thread is faster
 
-    Following numba's own default (all cores) instead would break one-thread inference twice: a
-    parallel kernel on one thread still pays the threading layer's start-up per call (~0.5 ms with
-    'workqueue'), and once the 'omp' layer's threads exist, PyTorch's own small operations slow
-    down by two orders of magnitude (measured: a (486, 2) softmax 0.025 ms -> 5 ms).
+
+def _kernels(work: int = PARALLEL_MIN_WORK):
+    """The kernels for ``work`` (values to produce) on PyTorch's thread count
+    (``torch.get_num_threads()``: ``OMP_NUM_THREADS``, ``torch.set_num_threads``), since the packed
+    layers run between PyTorch layers: row-parallel ones on min(that, NUMBA_NUM_THREADS) numba
+    threads for large work, serial ones otherwise.
+
+    Small work stays serial because starting the rows on numba's 'workqueue' pool costs more than
+    it saves: on 2 threads a 64 x 64 AOIE-Net took 29 ms instead of 5 ms. (crackscope runs numba
+    on 'workqueue' because starting the 'omp' layer changed PyTorch's own thread count.)
     """
     import torch
 
     threads = min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)
-    if threads <= 1:
+    if threads <= 1 or work < PARALLEL_MIN_WORK:
         return _SERIAL
     if numba.get_num_threads() != threads:
         numba.set_num_threads(threads)

@@ -120,8 +120,8 @@ def main(argv=None) -> int:
     size_bits = packed_size_bits(packed)
     rows = []
     for threads in [int(t) for t in args.threads.split(",")]:
-        torch.set_num_threads(threads)
         numba.set_num_threads(threads)
+        torch.set_num_threads(threads)  # after numba's: starting its 'omp' layer can change PyTorch's count
         sessions = {"ResNet-20, ONNX Runtime": _onnx_session(resnet, work / "resnet.onnx", 64, threads),
                     "AOIE-Net, ONNX Runtime": _onnx_session(aoie, work / "aoie.onnx", 64, threads)}
         for side in [int(s) for s in args.sizes.split(",")]:

@@ -71,16 +71,10 @@ def main(argv=None) -> int:
 
     from crackscope.data.harmonics_store import generate_harmonics_store
     from crackscope.engine.harmonics_protocol import run_harmonics_study
+    from crackscope.data.wavefield_store import limit_threads
     from crackscope.physics.harmonics_config import HarmonicsConfig
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-        try:
-            import numba
-
-            numba.set_num_threads(min(args.threads, numba.config.NUMBA_NUM_THREADS))
-        except ImportError:  # pragma: no cover
-            pass
+    limit_threads(args.threads)
     load_start = _load()
     utc_start = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     store = args.work / f"harmonics-{args.preset}-{args.samples}-s{args.store_seed}.zarr"

@@ -38,10 +38,16 @@ def one_numba_thread():
     Results do not depend on the thread count; one thread avoids barrier stalls when other jobs
     share the CPU (parallel kernels then run up to ~100x slower)."""
     numba = pytest.importorskip("numba")
+    import torch
+
+    torch_threads = torch.get_num_threads()
     before = numba.get_num_threads()
     numba.set_num_threads(1)
+    # starting numba's 'omp' threading layer can set the OpenMP thread count that PyTorch reads
+    torch.set_num_threads(torch_threads)
     yield
     numba.set_num_threads(before)
+    torch.set_num_threads(torch_threads)
 
 
 @pytest.fixture(scope="module")

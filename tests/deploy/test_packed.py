@@ -91,11 +91,8 @@ try:
     raise AssertionError("the one-thread kernels started numba's thread pool")
 except ValueError:
     pass
-# numba's threads, once started, leave PyTorch's thread count alone (numba's 'omp' layer would set it to 2)
-bitconv.numba.set_num_threads(2)
-assert bitconv.numba.threading_layer() == "workqueue" and torch.get_num_threads() == 1
 torch.set_num_threads(2)
-assert bitconv._kernels() is bitconv._PARALLEL
+assert bitconv._kernels() is bitconv._PARALLEL and torch.get_num_threads() == 2
 parallel = run()
 torch.set_num_threads(1)
 assert bitconv._kernels() is bitconv._SERIAL

@@ -65,13 +65,14 @@ def limit_threads(threads: int | None) -> None:
     import torch
 
     if threads:
-        torch.set_num_threads(threads)
         try:
             import numba
 
             numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
         except ImportError:  # pragma: no cover
             pass
+        # after numba's: starting its 'omp' threading layer can change the OpenMP count PyTorch reads
+        torch.set_num_threads(threads)
 
 
 def simulate_samples(cfg_json: dict, seed: int, start: int, stop: int, device: str = "cpu",

@@ -245,15 +245,19 @@ def _kernels(work: int = PARALLEL_MIN_WORK):
     layers run between PyTorch layers: row-parallel ones on min(that, NUMBA_NUM_THREADS) numba
     threads for large work, serial ones otherwise.
 
-    Small work stays serial because starting the rows on numba's 'workqueue' pool costs more than
-    it saves: on 2 threads a 64 x 64 AOIE-Net took 29 ms instead of 5 ms. (crackscope runs numba
-    on 'workqueue' because starting the 'omp' layer changed PyTorch's own thread count.)
+    Small work stays serial because handing rows to numba's threads costs more than it saves (on
+    2 threads with the 'workqueue' layer a 64 x 64 AOIE-Net took 29 ms instead of 5 ms).
+    Starting numba's threads can change the OpenMP thread count that PyTorch reads (the 'omp'
+    layer sets it to numba's), so PyTorch's count is put back afterwards.
     """
     import torch
 
     threads = min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)
     if threads <= 1 or work < PARALLEL_MIN_WORK:
         return _SERIAL
+    torch_threads = torch.get_num_threads()
     if numba.get_num_threads() != threads:
         numba.set_num_threads(threads)
+    if torch.get_num_threads() != torch_threads:
+        torch.set_num_threads(torch_threads)
     return _PARALLEL

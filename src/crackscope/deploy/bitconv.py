@@ -102,8 +102,9 @@ def pack_row_triples(x: np.ndarray, thresholds: np.ndarray, below: np.ndarray, s
     field_bits, row_words = field_layout(x.shape[1])
     w_out = (x.shape[3] - 1) // stride + 1
     direction = np.where(np.asarray(below, dtype=bool), -1.0, 1.0).astype(np.float32)
-    return _kernels(x.size * thresholds.shape[0])[0](np.ascontiguousarray(x, dtype=np.float32), np.ascontiguousarray(thresholds, np.float32),
-                 direction, stride, w_out, field_bits, row_words)
+    pack = _kernels(x.size * thresholds.shape[0])[0]
+    return pack(np.ascontiguousarray(x, dtype=np.float32), np.ascontiguousarray(thresholds, np.float32),
+                direction, stride, w_out, field_bits, row_words)
 
 
 def pack_weight_rows(sign_bits: np.ndarray) -> np.ndarray:
@@ -252,10 +253,10 @@ def _kernels(work: int = PARALLEL_MIN_WORK):
     """
     import torch
 
-    threads = min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS)
+    torch_threads = torch.get_num_threads()
+    threads = min(torch_threads, numba.config.NUMBA_NUM_THREADS)
     if threads <= 1 or work < PARALLEL_MIN_WORK:
         return _SERIAL
-    torch_threads = torch.get_num_threads()
     if numba.get_num_threads() != threads:
         numba.set_num_threads(threads)
     if torch.get_num_threads() != torch_threads:

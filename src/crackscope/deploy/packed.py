@@ -318,11 +318,12 @@ class PackedResNet(nn.Module):
     names when known). Input (B, in_channels, H, W) float32 -> logits (B, classes). Inference only.
     """
 
-    def __init__(self, stem: nn.Module, units: list[PackedUnit], fc: nn.Linear, in_channels: int, meta: dict):
+    def __init__(self, stem: nn.Module, units: list[PackedUnit], fc: nn.Linear, in_channels: int, meta: dict,
+                 stem_stride: int = 1):
         super().__init__()
         self.stem, self.units, self.fc = stem, nn.Sequential(*units), fc
         self.in_channels, self.meta = in_channels, dict(meta)
-        self.stem_stride = int(self.meta.get("kwargs", {}).get("stem_stride", 1))
+        self.stem_stride = stem_stride  # the stem's down-sampling, for the input-size check
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         min_side = MIN_SIDE * self.stem_stride
@@ -363,9 +364,8 @@ def pack_model(model: nn.Module, meta: dict | None = None) -> PackedResNet:
                                         copy.deepcopy(unit.shortcut).eval(), PackedPost.from_module(unit.post, channels)))
     fc = copy.deepcopy(model.fc)
     meta = {"model": getattr(model, "name", type(model).__name__), **(meta or {})}
-    packed = PackedResNet(_fold_stem(model.stem), units, fc, model.in_channels, meta)
-    packed.stem_stride = getattr(model, "stem_stride", 1)  # the input-size check, also without kwargs in meta
-    return packed.eval().prepare()
+    return PackedResNet(_fold_stem(model.stem), units, fc, model.in_channels, meta,
+                        getattr(model, "stem_stride", 1)).eval().prepare()
 
 
 def packed_size_bits(packed: PackedResNet) -> dict:

@@ -216,12 +216,37 @@ def test_compiled_training_matches_eager_training_and_keeps_plain_weight_names(d
         torch.testing.assert_close(compiled[k], eager[k], rtol=1e-4, atol=1e-5, msg=k)
 
 
-def test_resume_accepts_a_different_compile_setting_but_not_a_different_model(trained):
+def _checkpoint_weights(path: Path) -> dict:
+    state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+    return {k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")}
+
+
+def test_the_run_keeps_the_best_validation_epoch_or_the_last_one_as_configured(trained, dataset, tmp_path):
+    kept = load_file(str(trained / "model.safetensors"))
+    best = _checkpoint_weights(trained / "checkpoints" / "best.ckpt")
+    assert all(torch.equal(kept[k], best[k]) for k in best)
+    m = json.loads((trained / "metrics.json").read_text())
+    assert m["weights_epoch"] == m["best_epoch"] == torch.load(trained / "checkpoints" / "best.ckpt",
+                                                               weights_only=True)["epoch"]
+    cfg = _cfg(dataset, tmp_path, name="fixed_schedule")
+    cfg["trainer"].update(max_epochs=3, weights="last", lr_step_epochs=None)
+    run = train(load_train_config(None, base=cfg), progress=False)
+    kept = load_file(str(run / "model.safetensors"))
+    last = _checkpoint_weights(run / "checkpoints" / "last.ckpt")
+    assert all(torch.equal(kept[k], last[k]) for k in last)
+    assert json.loads((run / "metrics.json").read_text())["weights_epoch"] == 2  # 0-based: the third epoch
+
+
+def test_resume_accepts_other_runtime_knobs_but_not_a_different_model(trained):
     from crackscope.engine.train import _prepare
 
     saved = yaml.safe_load((trained / "config.yaml").read_text())
     saved.pop("geometry")
     _prepare(load_train_config(None, base={**saved, "trainer": {**saved["trainer"], "compile": True}}), resume=True)
+    # a run started on a GPU with loader workers may be finished on this CPU without them
+    started_elsewhere = {**saved, "trainer": {**saved["trainer"], "accelerator": "gpu"},
+                         "data": {**saved["data"], "num_workers": 3}}
+    _prepare(load_train_config(None, base=started_elsewhere), resume=True)
     with pytest.raises(InputError, match="config differs"):
         _prepare(load_train_config(None, base={**saved, "optimizer": {**saved["optimizer"], "lr": 0.5}}),
                  resume=True)
@@ -316,9 +341,9 @@ def test_classify_grid_table_layout():
     from crackscope.engine.grid import classify_table
 
     rows = [{"model": "aoie_net_resnet20", "accuracy": 0.99, "precision": 0.98, "recall": 0.97, "f1": 0.975,
-             "parameters": 274430, "epochs_run": 90, "best_epoch": 71}]
+             "parameters": 274430, "epochs_run": 90, "weights_epoch": 71}]
     table = classify_table(rows)
-    assert table.splitlines()[0] == "| model | accuracy | precision | recall | F1 | parameters | epochs (best) |"
+    assert table.splitlines()[0] == "| model | accuracy | precision | recall | F1 | parameters | epochs (kept) |"
     assert "| aoie_net_resnet20 | 0.9900 | 0.9800 | 0.9700 | 0.9750 | 274,430 | 90 (71) |" in table
 
 

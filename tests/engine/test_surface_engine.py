@@ -245,7 +245,7 @@ def test_surface_config_errors_name_the_value(dataset, tmp_path):
 
 def test_surface_table_layout():
     rows = [{"model": "unet_cbam", "accuracy": 0.9, "precision": 0.8, "recall": 0.7, "miou": 0.85,
-             "iou_defect": 0.75, "f1": 0.86, "parameters": 1234, "epochs_run": 10, "best_epoch": 7}]
+             "iou_defect": 0.75, "f1": 0.86, "parameters": 1234, "epochs_run": 10, "weights_epoch": 7}]
     table = surface_table(rows)
     assert table.splitlines()[0].startswith("| model | accuracy | precision | recall | mIoU")
     assert "| unet_cbam | 0.9000 | 0.8000 | 0.7000 | 0.8500 | 0.7500 | 0.8600 | 1,234 | 10 (7) |" in table

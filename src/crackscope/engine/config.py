@@ -175,6 +175,9 @@ class TrainerSpec(_Strict):
                                                 "lower val/loss (off when null)")
     keep_epoch_checkpoints: int | None = Field(None, ge=1, description="keep only the newest k per-epoch "
                                                "checkpoints (all when null); last.ckpt and best.ckpt are always kept")
+    weights: Literal["best", "last"] = Field("best", description="what model.safetensors holds: the epoch with the "
+                                             "best monitored validation metric, or the last epoch (a fixed schedule, "
+                                             "for a validation part too small to rank epochs)")
     tensorboard: bool = False
     mlflow: bool = False
     limit_train_batches: int | float = 1.0

@@ -130,12 +130,14 @@ def _row(cfg: TrainConfig) -> dict:
     if cfg.pipeline == "classify":
         return {"run": cfg.name, "model": cfg.model.name, "loss": cfg.loss.name, "seed": cfg.seed,
                 **{k: m[k] for k in ("accuracy", "precision", "recall", "f1")},
-                "parameters": m.get("parameters"), "epochs_run": m.get("epochs_run"), "best_epoch": m.get("best_epoch"),
+                "parameters": m.get("parameters"), "epochs_run": m.get("epochs_run"),
+                "weights_epoch": m.get("weights_epoch", m.get("best_epoch")),
                 "train_samples_per_s": m.get("train_samples_per_s")}
     if cfg.pipeline == "surface":
         return {"run": cfg.name, "model": cfg.model.name, "loss": cfg.loss.name, "seed": cfg.seed,
                 **{k: m[k] for k in ("accuracy", "precision", "recall", "miou", "iou_defect", "f1")},
-                "parameters": m.get("parameters"), "epochs_run": m.get("epochs_run"), "best_epoch": m.get("best_epoch"),
+                "parameters": m.get("parameters"), "epochs_run": m.get("epochs_run"),
+                "weights_epoch": m.get("weights_epoch", m.get("best_epoch")),
                 "train_samples_per_s": m.get("train_samples_per_s")}
     row = {"run": cfg.name, "model": cfg.model.name, "activation": cfg.model.kwargs.get("activation", "relu"),
            "loss": cfg.loss.name, "seed": cfg.seed, "dsc": m["dsc"], "accuracy": m["accuracy"], "iou": m["iou"],
@@ -194,26 +196,26 @@ def model_table(rows: list[dict]) -> str:
 
 def surface_table(rows: list[dict]) -> str:
     """The surface seed's Table 2 layout: Model | Accuracy | Precision | Recall | mIoU (+ defect IoU, F1)."""
-    lines = ["| model | accuracy | precision | recall | mIoU | defect IoU | F1 | parameters | epochs (best) |",
+    lines = ["| model | accuracy | precision | recall | mIoU | defect IoU | F1 | parameters | epochs (kept) |",
              "|---|" + "---:|" * 8]
     groups: dict[str, list[dict]] = {}
     for r in rows:
         groups.setdefault(r["model"], []).append(r)
     for model, rs in groups.items():
         cells = [_mean([r[k] for r in rs]) for k in ("accuracy", "precision", "recall", "miou", "iou_defect", "f1")]
-        epochs = ", ".join(f"{r['epochs_run']} ({r['best_epoch']})" for r in rs)
+        epochs = ", ".join(f"{r['epochs_run']} ({r['weights_epoch']})" for r in rs)
         lines.append(f"| {model} | " + " | ".join(cells) + f" | {rs[0]['parameters']:,} | {epochs} |")
     return "\n".join(lines) + "\n"
 
 
 def classify_table(rows: list[dict]) -> str:
     """The binary seed's Tables 2 / 4 layout: Model | Accuracy (+ macro precision, recall, F1), parameters."""
-    lines = ["| model | accuracy | precision | recall | F1 | parameters | epochs (best) |", "|---|" + "---:|" * 6]
+    lines = ["| model | accuracy | precision | recall | F1 | parameters | epochs (kept) |", "|---|" + "---:|" * 6]
     groups: dict[str, list[dict]] = {}
     for r in rows:
         groups.setdefault(r["model"], []).append(r)
     for model, rs in groups.items():
         cells = [_mean([r[k] for r in rs]) for k in ("accuracy", "precision", "recall", "f1")]
-        epochs = ", ".join(f"{r['epochs_run']} ({r['best_epoch']})" for r in rs)
+        epochs = ", ".join(f"{r['epochs_run']} ({r['weights_epoch']})" for r in rs)
         lines.append(f"| {model} | " + " | ".join(cells) + f" | {rs[0]['parameters']:,} | {epochs} |")
     return "\n".join(lines) + "\n"

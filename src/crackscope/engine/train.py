@@ -147,7 +147,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool | None = Non
     if not trainer.is_global_zero:  # rank 0 alone writes the weights and evaluates
         return run_dir
 
-    state = torch.load(best.best_model_path or str(last), map_location="cpu", weights_only=True)["state_dict"]
+    kept = best.best_model_path if cfg.trainer.weights == "best" and best.best_model_path else str(last)
+    state = torch.load(kept, map_location="cpu", weights_only=True)["state_dict"]
     weights = {k.removeprefix("model."): v.contiguous() for k, v in state.items() if k.startswith("model.")}
     save_file(weights, str(run_dir / "model.safetensors"))
     extra = {
@@ -155,6 +156,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool | None = Non
         "epochs": cfg.trainer.max_epochs,
         "epochs_run": int(trainer.current_epoch),
         "best_epoch": _epoch_of(best.best_model_path),
+        "weights_epoch": _epoch_of(kept),  # the epoch (0-based) whose weights model.safetensors holds
         "train_samples_per_s": task.train_samples / task.train_seconds if task.train_seconds else None,
         "dataset": {k: len(split[k]) for k in ("train", "val", "test")},
         "hardware": _hardware(cfg),
@@ -163,9 +165,16 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool | None = Non
     return run_dir
 
 
+# Keys that change where and how fast a run trains, not what it learns: a run may be resumed with
+# other values (e.g. started on a GPU, finished on a CPU). The data order and augmentation depend only
+# on (seed, epoch), never on the number of loader workers.
+RUNTIME_KNOBS = {"trainer": ("compile", "accelerator"), "data": ("num_workers",)}
+
+
 def _without_runtime_knobs(config: dict) -> dict:
-    """A config without the keys that change how fast a run trains, not what it learns (trainer.compile)."""
-    return {**config, "trainer": {k: v for k, v in config.get("trainer", {}).items() if k != "compile"}}
+    """A config without the keys of RUNTIME_KNOBS."""
+    return {**config, **{section: {k: v for k, v in config.get(section, {}).items() if k not in keys}
+                         for section, keys in RUNTIME_KNOBS.items()}}
 
 
 def _keep(k: int | None) -> dict:

@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# The seed's full NEU-CLS protocol (Wu et al. 2025, section 4: native 200 x 200 px, 90 epochs,
+# lr 1e-3 divided by 10 after 45, 8:2 split) for every model of its Table 4 and Table 1, each run in
+# its own background process so that one GPU trains them side by side.
+#
+#   benchmarks/neu_paper_protocol.sh DATA_ROOT OUT_DIR [key=value ...]
+#
+# Extra key=value overrides go to every run (e.g. trainer.accelerator=gpu trainer.compile=true).
+# A run with metrics.json is finished and skipped; a run with checkpoints/last.ckpt is resumed
+# (--resume), so the script can be started again after it was killed. Logs: OUT_DIR/NAME.log.
+# Set CRACKSCOPE to the command that runs the CLI (default: crackscope).
+set -euo pipefail
+if [ $# -lt 2 ]; then
+  echo "usage: $0 DATA_ROOT OUT_DIR [key=value ...]" >&2
+  exit 2
+fi
+data_root=$1; out_dir=$2; shift 2
+read -r -a cli <<< "${CRACKSCOPE:-crackscope}"
+mkdir -p "$out_dir"
+
+runs=(
+  "aoie_net configs/binary/aoie_net_neu.yaml model.name=aoie_net_resnet20"
+  "resnet20 configs/binary/resnet20_neu.yaml model.name=resnet20"
+  "ienet configs/binary/aoie_net_neu.yaml model.name=ienet_resnet20"
+  "adabin configs/binary/aoie_net_neu.yaml model.name=adabin_resnet20"
+  "fracbnn configs/binary/aoie_net_neu.yaml model.name=fracbnn_resnet20"
+  "reactnet configs/binary/aoie_net_neu.yaml model.name=reactnet_resnet20"
+  "fracbnn_aba_io configs/binary/aoie_net_neu.yaml model.name=aoie_ablation_resnet20 model.aba_io=true model.dbn_ieb=false model.pan=false"
+  "fracbnn_dbn_ieb configs/binary/aoie_net_neu.yaml model.name=aoie_ablation_resnet20 model.aba_io=false model.dbn_ieb=true model.pan=false"
+  "fracbnn_pan configs/binary/aoie_net_neu.yaml model.name=aoie_ablation_resnet20 model.aba_io=false model.dbn_ieb=false model.pan=true"
+)
+
+pids=()
+for spec in "${runs[@]}"; do
+  read -r name config overrides <<< "$spec"
+  run_dir="$out_dir/$name"
+  if [ -f "$run_dir/metrics.json" ]; then
+    echo "$name: finished, skipped"; continue
+  fi
+  resume=()
+  [ -f "$run_dir/checkpoints/last.ckpt" ] && resume=(--resume)
+  # shellcheck disable=SC2086
+  "${cli[@]}" train --config "$config" "${resume[@]}" name="$name" out_dir="$out_dir" \
+    data.root="$data_root" $overrides "$@" >>"$out_dir/$name.log" 2>&1 &
+  pids+=($!)
+  echo "$name: started (pid $!)${resume:+, resumed}"
+done
+status=0
+for pid in "${pids[@]}"; do wait "$pid" || status=1; done
+exit $status

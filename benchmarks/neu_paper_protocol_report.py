@@ -1,0 +1,122 @@
+"""Table of the runs made by benchmarks/neu_paper_protocol.sh, scored again on this machine's CPU.
+
+For every finished run (it has metrics.json) the test split is evaluated twice, both times on the
+original NEU-CLS images given with --data:
+
+* the weights the run wrote (model.safetensors: the best-validation epoch unless the config says
+  trainer.weights=last), and
+* the weights after the last epoch (checkpoints/last.ckpt),
+
+because NEU-CLS's validation part (114 images, 10 % of the training part) is too small to rank
+epochs: one image is 0.9 points. A run that reached its last epoch but was stopped before it wrote
+its weights gets the last-epoch column only; unfinished runs are listed with the epochs they reached.
+
+    .venv/bin/python benchmarks/neu_paper_protocol_report.py RUNS_DIR --data ../shared/datasets/NEU-CLS \
+        --out benchmarks/results/neu_paper_protocol.md
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+import torch
+import yaml
+
+# The seed's Table 4 (NEU-CLS, ResNet-20) and Table 1 (CIFAR-10) for the rows it reports.
+SEED = {"aoie_net": "99.4 % (T4)", "ienet": "97.9 % (T4)", "adabin": "98.1 % (T4)",
+        "fracbnn": "88.2 % (T1, CIFAR-10)", "fracbnn_aba_io": "88.5 % (T1, CIFAR-10)",
+        "fracbnn_dbn_ieb": "88.6 % (T1, CIFAR-10)", "fracbnn_pan": "88.7 % (T1, CIFAR-10)"}
+
+
+def _val_curve(run: Path) -> dict[int, float]:
+    """Validation accuracy per epoch (0-based) over the first log and every resumed segment."""
+    curve = {}
+    for f in [run / "logs" / "metrics.csv", *sorted((run / "logs").glob("resume*/metrics.csv"))]:
+        if f.exists():
+            for row in csv.DictReader(f.open()):
+                if row.get("val/accuracy"):
+                    curve[int(row["epoch"])] = float(row["val/accuracy"])
+    return curve
+
+
+def _with_data_root(run: Path, data: Path, dst: Path, weights: dict | None = None) -> Path:
+    """A copy of the run (config, split, weights) whose data.root is DATA, so that evaluation
+    recognises the training data and scores its test split only."""
+    dst.mkdir(parents=True)
+    cfg = yaml.safe_load((run / "config.yaml").read_text())
+    cfg["data"]["root"] = str(data)
+    (dst / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    shutil.copy(run / "split.json", dst / "split.json")
+    if weights is None:
+        shutil.copy(run / "model.safetensors", dst / "model.safetensors")
+    else:
+        from safetensors.torch import save_file
+        save_file(weights, str(dst / "model.safetensors"))
+    return dst
+
+
+def _last_epoch_weights(run: Path) -> dict:
+    state = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
+    return {k.removeprefix("model."): v.contiguous() for k, v in state.items() if k.startswith("model.")}
+
+
+def main() -> None:
+    from crackscope.engine.classify import evaluate_classification_run
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("runs", type=Path)
+    ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("--out", type=Path, required=True)
+    a = ap.parse_args()
+    torch.set_num_threads(max(1, torch.get_num_threads()))
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for run in sorted(p for p in a.runs.iterdir() if (p / "config.yaml").exists()):
+            cfg = yaml.safe_load((run / "config.yaml").read_text())
+            curve = _val_curve(run)
+            row = {"run": run.name, "model": cfg["model"]["name"], "epochs": cfg["trainer"]["max_epochs"],
+                   "reached": max(curve) + 1 if curve else 0}
+            if (run / "metrics.json").exists():  # finished: score the weights it wrote again
+                saved = json.loads((run / "metrics.json").read_text())
+                best = evaluate_classification_run(_with_data_root(run, a.data, Path(tmp) / run.name / "best"),
+                                                   a.data, Path(tmp) / run.name / "best_eval")
+                kept = saved.get("weights_epoch", saved["best_epoch"])
+                row.update(best_epoch=kept, val_best=curve.get(kept),
+                           test_best=best["accuracy"], f1_best=best["f1"], gpu_test_best=saved["accuracy"],
+                           hardware=saved.get("hardware"))
+            if row["reached"] == row["epochs"] and (run / "checkpoints" / "last.ckpt").exists():
+                last = evaluate_classification_run(
+                    _with_data_root(run, a.data, Path(tmp) / run.name / "last", _last_epoch_weights(run)),
+                    a.data, Path(tmp) / run.name / "last_eval")
+                row.update(test_last=last["accuracy"], f1_last=last["f1"], val_last=curve.get(max(curve)),
+                           n_test=last["n_images"])
+            rows.append(row)
+            print(row, flush=True)
+    lines = ["| run | model | epochs | epoch of the written weights (val acc) | their test acc (CPU / training "
+             "machine) | test acc, last epoch (val acc) | macro F1 written / last | seed |",
+             "|---|---|---:|---:|---:|---:|---:|---|"]
+    pct = lambda v: f"{100 * v:.2f} %"  # noqa: E731
+    for r in rows:
+        if "test_last" not in r:
+            lines.append(f"| {r['run']} | {r['model']} | {r['reached']} of {r['epochs']} (unfinished) | – | – | – | – "
+                         f"| {SEED.get(r['run'], '–')} |")
+            continue
+        best = (f"{r['best_epoch'] + 1} ({100 * r['val_best']:.1f} %) | {pct(r['test_best'])} / {pct(r['gpu_test_best'])}"
+                if "test_best" in r else "– | – (not written)")
+        f1_best = f"{r['f1_best']:.3f}" if "f1_best" in r else "–"
+        lines.append(f"| {r['run']} | {r['model']} | {r['epochs']} | {best} "
+                     f"| {pct(r['test_last'])} ({100 * r['val_last']:.1f} %) "
+                     f"| {f1_best} / {r['f1_last']:.3f} | {SEED.get(r['run'], '–')} |")
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text("\n".join(lines) + "\n")
+    (a.out.with_suffix(".json")).write_text(json.dumps(rows, indent=2) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

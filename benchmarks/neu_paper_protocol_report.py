@@ -9,7 +9,7 @@ original NEU-CLS images given with --data:
 
 because NEU-CLS's validation part (114 images, 10 % of the training part) is too small to rank
 epochs: one image is 0.9 points. A run that reached its last epoch but was stopped before it wrote
-its weights gets the last-epoch column only; unfinished runs are listed with the epochs they reached.
+its weights gets the last-epoch column only; an unfinished run gets the last epoch it reached.
 
     .venv/bin/python benchmarks/neu_paper_protocol_report.py RUNS_DIR --data ../shared/datasets/NEU-CLS \
         --out benchmarks/results/neu_paper_protocol.md
@@ -89,7 +89,7 @@ def main() -> None:
                 row.update(best_epoch=kept, val_best=curve.get(kept),
                            test_best=best["accuracy"], f1_best=best["f1"], gpu_test_best=saved["accuracy"],
                            hardware=saved.get("hardware"))
-            if row["reached"] == row["epochs"] and (run / "checkpoints" / "last.ckpt").exists():
+            if (run / "checkpoints" / "last.ckpt").exists():
                 last = evaluate_classification_run(
                     _with_data_root(run, a.data, Path(tmp) / run.name / "last", _last_epoch_weights(run)),
                     a.data, Path(tmp) / run.name / "last_eval")
@@ -106,10 +106,11 @@ def main() -> None:
             lines.append(f"| {r['run']} | {r['model']} | {r['reached']} of {r['epochs']} (unfinished) | – | – | – | – "
                          f"| {SEED.get(r['run'], '–')} |")
             continue
+        epochs = r["epochs"] if r["reached"] == r["epochs"] else f"{r['reached']} of {r['epochs']} (unfinished)"
         best = (f"{r['best_epoch'] + 1} ({100 * r['val_best']:.1f} %) | {pct(r['test_best'])} / {pct(r['gpu_test_best'])}"
                 if "test_best" in r else "– | – (not written)")
         f1_best = f"{r['f1_best']:.3f}" if "f1_best" in r else "–"
-        lines.append(f"| {r['run']} | {r['model']} | {r['epochs']} | {best} "
+        lines.append(f"| {r['run']} | {r['model']} | {epochs} | {best} "
                      f"| {pct(r['test_last'])} ({100 * r['val_last']:.1f} %) "
                      f"| {f1_best} / {r['f1_last']:.3f} | {SEED.get(r['run'], '–')} |")
     a.out.parent.mkdir(parents=True, exist_ok=True)

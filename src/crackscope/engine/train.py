@@ -166,8 +166,10 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool | None = Non
 
 
 # Keys that change where and how fast a run trains, not what it learns: a run may be resumed with
-# other values (e.g. started on a GPU, finished on a CPU). The data order and augmentation depend only
-# on (seed, epoch), never on the number of loader workers.
+# other values (e.g. started on a GPU, finished on a CPU). The sample order depends only on
+# (seed, epoch), and so do the classify pipeline's augmentation draws, whatever the number of loader
+# workers; the surface pipeline's kornia augmentation draws from torch's generator, whose stream
+# does depend on the workers (other random flips, not another model).
 RUNTIME_KNOBS = {"trainer": ("compile", "accelerator"), "data": ("num_workers",)}
 
 

@@ -24,7 +24,6 @@ import shutil
 import tempfile
 from pathlib import Path
 
-import torch
 import yaml
 
 # The seed's Table 4 (NEU-CLS, ResNet-20) and Table 1 (CIFAR-10) for the rows it reports.
@@ -60,20 +59,15 @@ def _with_data_root(run: Path, data: Path, dst: Path, weights: dict | None = Non
     return dst
 
 
-def _last_epoch_weights(run: Path) -> dict:
-    state = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)["state_dict"]
-    return {k.removeprefix("model."): v.contiguous() for k, v in state.items() if k.startswith("model.")}
-
-
 def main() -> None:
     from crackscope.engine.classify import evaluate_classification_run
+    from crackscope.engine.train import checkpoint_weights
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("runs", type=Path)
     ap.add_argument("--data", type=Path, required=True)
     ap.add_argument("--out", type=Path, required=True)
     a = ap.parse_args()
-    torch.set_num_threads(max(1, torch.get_num_threads()))
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for run in sorted(p for p in a.runs.iterdir() if (p / "config.yaml").exists()):
@@ -91,7 +85,8 @@ def main() -> None:
                            hardware=saved.get("hardware"))
             if (run / "checkpoints" / "last.ckpt").exists():
                 last = evaluate_classification_run(
-                    _with_data_root(run, a.data, Path(tmp) / run.name / "last", _last_epoch_weights(run)),
+                    _with_data_root(run, a.data, Path(tmp) / run.name / "last",
+                                    checkpoint_weights(run / "checkpoints" / "last.ckpt")),
                     a.data, Path(tmp) / run.name / "last_eval")
                 row.update(test_last=last["accuracy"], f1_last=last["f1"], val_last=curve.get(max(curve)),
                            n_test=last["n_images"])

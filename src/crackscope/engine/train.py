@@ -148,9 +148,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool | None = Non
         return run_dir
 
     kept = best.best_model_path if cfg.trainer.weights == "best" and best.best_model_path else str(last)
-    state = torch.load(kept, map_location="cpu", weights_only=True)["state_dict"]
-    weights = {k.removeprefix("model."): v.contiguous() for k, v in state.items() if k.startswith("model.")}
-    save_file(weights, str(run_dir / "model.safetensors"))
+    save_file(checkpoint_weights(kept), str(run_dir / "model.safetensors"))
     extra = {
         "parameters": int(sum(p.numel() for p in model.parameters())),
         "epochs": cfg.trainer.max_epochs,
@@ -163,6 +161,12 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool | None = Non
     }
     pipeline.evaluate(run_dir, cfg, split, extra)
     return run_dir
+
+
+def checkpoint_weights(path: str | Path) -> dict[str, torch.Tensor]:
+    """The model's weights in a training checkpoint, named as in ``model.safetensors``."""
+    state = torch.load(path, map_location="cpu", weights_only=True)["state_dict"]
+    return {k.removeprefix("model."): v.contiguous() for k, v in state.items() if k.startswith("model.")}
 
 
 # Keys that change where and how fast a run trains, not what it learns: a run may be resumed with

@@ -22,9 +22,12 @@ Bit layout. Bit 1 means s = +1. The C_in channel bits of one window position for
 ``field_bits`` = the next power of two >= C_in (a multiple of 64 above 64). The three fields of a
 kernel row (dx = 0, 1, 2) are concatenated into ``row_words = ceil(3 * field_bits / 64)`` uint64
 words (16 channels: one word per kernel row, three per 3x3 window). Activations are packed once per
-layer into "row triples" ``(P, N, H + 2, W_out, row_words)``: for every input row and output column
+layer into "row triples" ``(P, N, row_words, H + 2, W_out)``: for every input row and output column
 the three fields under the kernel row, with zero rows above and below for the padding, so the
 kernel reads a window as three aligned loads. Unused bits are 0 in both operands and never count.
+Output columns are the last, contiguous axis: the kernel XORs one weight word against a whole
+output row at a time and counts bits with vector popcounts (VPOPCNTQ with AVX-512), then forms
+the output row of one channel in float64 -- long, branch-free loops the compiler vectorises.
 Tensors are (N, C, H, W) float32 on both sides of the kernel, as in PyTorch.
 """
 
@@ -45,8 +48,9 @@ KERNEL = 3
 
 @intrinsic
 def _popcount64(typingctx, x):
-    """LLVM's ctpop on a uint64 (POPCNT, or VPOPCNTQ when the loop is vectorised, on x86)."""
-    sig = types.uint64(types.uint64)
+    """LLVM's ctpop on a uint64 (POPCNT, or VPOPCNTQ when the loop is vectorised, on x86), as an
+    int64: sums of counts stay signed integers, which convert to float64 in one vector instruction."""
+    sig = types.int64(types.uint64)
 
     def codegen(context, builder, signature, args):
         fn = builder.module.declare_intrinsic("llvm.ctpop", [ir.IntType(64)])
@@ -69,7 +73,7 @@ def _pack_rows(x, thresholds, direction, stride, w_out, field_bits, row_words):
     n, channels, h, w = x.shape
     planes = thresholds.shape[0]
     words_per_field = max(1, field_bits // 64)
-    out = np.zeros((planes, n, h + 2, w_out, row_words), dtype=np.uint64)
+    out = np.zeros((planes, n, row_words, h + 2, w_out), dtype=np.uint64)
     for row in prange(n * h):
         b, y = row // h, row % h
         fields = np.zeros((words_per_field, w), dtype=np.uint64)
@@ -88,13 +92,15 @@ def _pack_rows(x, thresholds, direction, stride, w_out, field_bits, row_words):
                 for j in range(words_per_field):
                     bit0 = dx * field_bits + j * 64
                     word, shift = bit0 // 64, np.uint64(bit0 % 64)
-                    for ox in range(first, last + 1):
-                        out[p, b, y + 1, ox, word] |= fields[j, ox * stride - 1 + dx] << shift
+                    dst = out[p, b, word, y + 1, first:last + 1]
+                    src = fields[j, first * stride - 1 + dx:]
+                    for i in range(dst.shape[0]):  # 0-based over slices: vectorised (contiguous at stride 1)
+                        dst[i] |= src[i * stride] << shift
     return out
 
 
 def pack_row_triples(x: np.ndarray, thresholds: np.ndarray, below: np.ndarray, stride: int) -> np.ndarray:
-    """Binarise and pack x (N, C, H, W) float32 into row triples (P, N, H + 2, W_out, row_words).
+    """Binarise and pack x (N, C, H, W) float32 into row triples (P, N, row_words, H + 2, W_out).
 
     Plane p, channel c has bit 1 (s = +1) where ``x >= thresholds[p, c]``, or ``x <= ...`` where
     ``below[p, c]`` (a BatchNorm with negative scale folded into the threshold).
@@ -149,6 +155,9 @@ def conv_constants(sign_bits: np.ndarray, a_lo: float, a_hi: float, w_lo: np.nda
     return -2 * alpha_a * alpha_w * scale, 2 * alpha_a * beta_w * scale, const * scale
 
 
+BLOCK_PIXELS = 1024  # output pixels per work item: whole small maps, a few rows of large ones (L1/L2-sized)
+
+
 def binary_conv3x3(triples, weights, acc_coef, ones_coef, const, shift, stride: int, height: int, width: int,
                    residual=None, post=None):
     """Sum over planes of BN(conv3x3(a_b^p, w_b^p)) (padding 1, ``stride``) -> (N, C_out, H_out, W_out) float32.
@@ -163,17 +172,22 @@ def binary_conv3x3(triples, weights, acc_coef, ones_coef, const, shift, stride: 
     + shift``. Without them the output is the convolution (pos = neg = 1, shifts 0).
     """
     h_out = (height - 1) // stride + 1
-    col_valid = _col_patterns(width, stride, triples.shape[3])
+    col_valid = _col_patterns(width, stride, triples.shape[4])
     c_out = weights.shape[2]
     if post is None:
         one, zero = np.ones(c_out, np.float32), np.zeros(c_out, np.float32)
         post = (one, one, zero, zero)
+    n, w_out = triples.shape[1], triples.shape[4]
     has_residual = residual is not None
-    if not has_residual:
-        residual = np.zeros((1, 1, 1, 1), np.float32)
-    work = triples.shape[0] * triples.shape[1] * h_out * triples.shape[3] * c_out
-    return _kernels(work)[1](triples, weights, acc_coef, ones_coef, const, shift, stride, height, h_out, col_valid,
-                         residual, has_residual, *[np.ascontiguousarray(a, np.float32) for a in post])
+    residual = (np.ascontiguousarray(residual, np.float32).reshape(n, c_out, h_out * w_out) if has_residual
+                else np.zeros((1, 1, 1), np.float32))
+    work = triples.shape[0] * n * h_out * w_out * c_out
+    const_by_output = np.ascontiguousarray(np.swapaxes(const, 1, 2))  # (P, C_out, 64)
+    rows_per_block = max(1, min(h_out, BLOCK_PIXELS // w_out))
+    out = _kernels(work)[1](triples, weights, acc_coef, ones_coef, const_by_output, shift, stride, height, h_out,
+                            col_valid, rows_per_block, residual, has_residual,
+                            *[np.ascontiguousarray(a, np.float32) for a in post])
+    return out.reshape(n, c_out, h_out, w_out)
 
 
 @functools.lru_cache(maxsize=256)
@@ -187,54 +201,96 @@ def _col_patterns(width: int, stride: int, w_out: int) -> np.ndarray:
     return masks
 
 
-def _conv_rows(triples, weights, acc_coef, ones_coef, const, shift, stride, h, h_out, col_valid,
-               residual, has_residual, post_pos, post_neg, post_pre, post_shift):
-    planes, n, _, w_out, row_words = triples.shape
+def _conv_blocks(triples, weights, acc_coef, ones_coef, const, shift, stride, h, h_out, col_valid, rows_per_block,
+                 residual, has_residual, post_pos, post_neg, post_pre, post_shift):
+    planes, n, row_words, _, w_out = triples.shape
     c_out = weights.shape[2]
-    out = np.empty((n, c_out, h_out, w_out), dtype=np.float32)
-    for row in prange(n * h_out):
-        b, oy = row // h_out, row % h_out
-        row_out = np.empty((w_out, c_out), dtype=np.float32)
-        row_mask = 0
-        for dy in range(3):
-            if 0 <= oy * stride - 1 + dy < h:
-                row_mask |= 1 << dy
-        acc = np.zeros(c_out, dtype=np.int64)
-        total = np.zeros(c_out, dtype=np.float64)
-        for ox in range(w_out):
-            cfg = row_mask * 8 + col_valid[ox]
-            for o in range(c_out):
-                total[o] = shift[o]
-            for p in range(planes):
-                acc[:] = 0
-                ones_a = 0
+    out = np.empty((n, c_out, h_out * w_out), dtype=np.float32)
+    first, last = 0, w_out  # columns [first, last) have all three taps inside the image
+    while first < w_out and col_valid[first] != 7:
+        first += 1
+    while last > first and col_valid[last - 1] != 7:
+        last -= 1
+    blocks = (h_out + rows_per_block - 1) // rows_per_block
+    for task in prange(n * blocks):
+        b, oy0 = task // blocks, (task % blocks) * rows_per_block
+        rows = min(rows_per_block, h_out - oy0)
+        size = rows * w_out
+        # the words under kernel row dy of every output pixel of the block, flat (row-major), so that
+        # every loop below runs over one contiguous array (any stride)
+        win = np.empty((planes, row_words, 3, size), dtype=np.uint64)
+        ones = np.zeros((planes, size), dtype=np.int64)  # popcount of the activation bits of each window
+        for p in range(planes):
+            ones_p = ones[p]
+            for j in range(row_words):
                 for dy in range(3):
-                    for j in range(row_words):
-                        word = triples[p, b, oy * stride + dy, ox, j]
-                        ones_a += _popcount64(word)
-                        k = dy * row_words + j
-                        for o in range(c_out):
-                            acc[o] += _popcount64(word ^ weights[p, k, o])
-                for o in range(c_out):
-                    total[o] += acc_coef[p, o] * acc[o] + ones_coef[p, o] * ones_a + const[p, cfg, o]
-            for o in range(c_out):
-                row_out[ox, o] = np.float32(total[o])
+                    dst = win[p, j, dy]
+                    for r in range(rows):
+                        dst[r * w_out:(r + 1) * w_out] = triples[p, b, j, (oy0 + r) * stride + dy]
+                    for i in range(size):
+                        ones_p[i] += _popcount64(dst[i])
+        row_masks = np.empty(rows, dtype=np.int64)  # bits dy of the kernel rows inside the image
+        for r in range(rows):
+            row_masks[r] = 0
+            for dy in range(3):
+                if 0 <= (oy0 + r) * stride - 1 + dy < h:
+                    row_masks[r] |= 1 << dy
+        counts = np.empty((planes, size), dtype=np.int64)  # popcount(a XOR w) of each window, per plane
+        total = np.empty(size, dtype=np.float64)
         for o in range(c_out):
+            for p in range(planes):
+                acc, ones_p = counts[p], ones[p]
+                a_coef, o_coef, inside = acc_coef[p, o], ones_coef[p, o], const[p, o, 63]
+                for j in range(row_words):  # the three kernel rows in one pass: vector XOR + VPOPCNTQ
+                    w0, w1, w2 = weights[p, j, o], weights[p, row_words + j, o], weights[p, 2 * row_words + j, o]
+                    s0, s1, s2 = win[p, j, 0], win[p, j, 1], win[p, j, 2]
+                    if j == 0:
+                        for i in range(size):
+                            acc[i] = _popcount64(s0[i] ^ w0) + _popcount64(s1[i] ^ w1) + _popcount64(s2[i] ^ w2)
+                    else:
+                        for i in range(size):
+                            acc[i] += _popcount64(s0[i] ^ w0) + _popcount64(s1[i] ^ w1) + _popcount64(s2[i] ^ w2)
+                # the plane's term with the constant of a window inside the image (all nine taps);
+                # border pixels are redone below. Branch-free loops: vectorised
+                if p == 0:
+                    start = shift[o]
+                    for i in range(size):
+                        total[i] = start + (a_coef * np.float64(acc[i]) + o_coef * np.float64(ones_p[i]) + inside)
+                else:
+                    for i in range(size):
+                        total[i] += a_coef * np.float64(acc[i]) + o_coef * np.float64(ones_p[i]) + inside
+            for r in range(rows):  # border pixels: the same sum with their window pattern's constants
+                mask, ox = row_masks[r], 0
+                while ox < w_out:
+                    if mask == 7 and first <= ox < last:
+                        ox = last  # an inner row: only its border columns
+                        continue
+                    i, cfg = r * w_out + ox, mask * 8 + col_valid[ox]
+                    t = shift[o]
+                    for p in range(planes):
+                        t += (acc_coef[p, o] * np.float64(counts[p, i]) + ones_coef[p, o] * np.float64(ones[p, i])
+                              + const[p, o, cfg])
+                    total[i] = t
+                    ox += 1
             pos, neg, pre, post = post_pos[o], post_neg[o], post_pre[o], post_shift[o]
-            for ox in range(w_out):
-                z = row_out[ox, o]
-                if has_residual:
-                    z += residual[b, o, oy, ox]
-                z -= pre
-                out[b, o, oy, ox] = pos * max(z, np.float32(0)) - neg * max(-z, np.float32(0)) + post
+            dst = out[b, o, oy0 * w_out:oy0 * w_out + size]
+            if has_residual:  # added in float32, as PyTorch does
+                res = residual[b, o, oy0 * w_out:oy0 * w_out + size]
+                for i in range(size):
+                    z = (np.float32(total[i]) + res[i]) - pre
+                    dst[i] = pos * max(z, np.float32(0)) - neg * max(-z, np.float32(0)) + post
+            else:
+                for i in range(size):
+                    z = np.float32(total[i]) - pre
+                    dst[i] = pos * max(z, np.float32(0)) - neg * max(-z, np.float32(0)) + post
     return out
 
 
-_SERIAL = (njit(cache=True)(_pack_rows), njit(cache=True)(_conv_rows))
+_SERIAL = (njit(cache=True)(_pack_rows), njit(cache=True)(_conv_blocks))
 # Not cached: numba's on-disk cache keys a function by its name and line, not by its flags, so a
 # cached parallel build was loaded for the serial dispatcher too (which then started numba's thread
 # pool on every call: 2.8x slower at 64 x 64 px). The parallel build compiles once per process.
-_PARALLEL = (njit(parallel=True)(_pack_rows), njit(parallel=True)(_conv_rows))
+_PARALLEL = (njit(parallel=True)(_pack_rows), njit(parallel=True)(_conv_blocks))
 
 
 PARALLEL_MIN_WORK = 1 << 23  # outputs (or inputs) x planes below which one thread is faster

@@ -314,9 +314,10 @@ def _ship(classifier_run: Path, segmenter_run: Path, result: dict) -> None:
     notes = {
         "tile_classifier": (classifier_run, f"""# AOIE-Net ResNet-20 (1-bit) crack / no-crack tile classifier, DeepCrack
 
-{_input_note(classifier_run)}, width 0.5. Test split ({cls_m['n_images']} tiles of the
-{result['n_test_images']} held-out images, split by source photo, seed 0), at the argmax: accuracy
-{cls_m['accuracy']:.4f}, crack recall {crack['recall']:.4f}, crack precision {crack['precision']:.4f}.
+{_input_note(classifier_run)}, width 0.5; a tile is labelled crack when it holds at least
+{_min_crack_pixels(classifier_run)} crack pixels. Test split ({cls_m['n_images']} tiles of the
+{result['n_test_images']} held-out images, split by source photo, seed 0), at the argmax against those labels:
+accuracy {cls_m['accuracy']:.4f}, crack recall {crack['recall']:.4f}, crack precision {crack['precision']:.4f}.
 Cascade operating point (operating_point.json, chosen on the validation images, criterion
 '{op['default']}'): threshold {op['threshold']:.4f}.
 
@@ -324,7 +325,8 @@ Cascade operating point (operating_point.json, chosen on the validation images, 
 `crackscope inspect-image ... --runtime packed`), written by `crackscope export ... --format packed`.
 
 Reproduce: `crackscope train --config configs/cascade/tile_classifier_deepcrack.yaml`, then
-`.venv/bin/python benchmarks/cascade_deepcrack.py --grids 3 --repeats 3 --ship` (docs/cascade.md).
+`.venv/bin/python benchmarks/cascade_deepcrack.py --grids 3 --repeats 3 --ship` (docs/cascade.md). The label
+threshold was chosen on the validation images with `benchmarks/cascade_select.py`.
 """),
         "segmenter": (segmenter_run, f"""# U-Net (base width 16) crack segmenter, DeepCrack
 
@@ -338,6 +340,12 @@ Reproduce: `crackscope train --config configs/cascade/segmenter_deepcrack.yaml` 
     for name, (run, note) in notes.items():
         package_run(run, dest / name, note=note)
     export_packed(dest / "tile_classifier", dest / "tile_classifier" / "model.packed.safetensors")
+
+
+def _min_crack_pixels(run: Path) -> int:
+    import yaml
+
+    return int(yaml.safe_load((run / "config.yaml").read_text())["data"]["tiles"]["min_crack_pixels"])
 
 
 def _input_note(run: Path) -> str:

@@ -237,6 +237,30 @@ def test_the_run_keeps_the_best_validation_epoch_or_the_last_one_as_configured(t
     assert json.loads((run / "metrics.json").read_text())["weights_epoch"] == 2  # 0-based: the third epoch
 
 
+def test_without_validation_the_whole_training_part_trains_and_the_last_epoch_is_kept(trained, dataset, tmp_path):
+    # the seed's 8:2 protocol: nothing held out of the training part
+    cfg = _cfg(dataset, tmp_path, name="no_val")
+    cfg["data"]["val_fraction"] = 0
+    with pytest.raises(InputError, match="val_fraction 0 leaves no validation images.*trainer.weights=best"):
+        load_train_config(None, base=cfg)
+    cfg["trainer"].update(max_epochs=2, weights="last", lr_step_epochs=None)
+    with pytest.raises(InputError, match="early_stopping_patience"):
+        load_train_config(None, base={**cfg, "trainer": {**cfg["trainer"], "early_stopping_patience": 2}})
+    run = train(load_train_config(None, base=cfg), progress=False)
+    split = json.loads((run / "split.json").read_text())
+    with_val = json.loads((trained / "split.json").read_text())
+    # the same test part as with a validation hold-out (same seed); its train + val are now all train
+    assert split["stems"]["test"] == with_val["stems"]["test"] and split["stems"]["val"] == []
+    assert sorted(split["stems"]["train"]) == sorted(with_val["stems"]["train"] + with_val["stems"]["val"])
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["dataset"] == {"train": 57, "val": 0, "test": 15} and m["best_epoch"] is None
+    assert m["weights_epoch"] == 1 and not (run / "checkpoints" / "best.ckpt").exists()
+    kept, last = load_file(str(run / "model.safetensors")), _checkpoint_weights(run / "checkpoints" / "last.ckpt")
+    assert all(torch.equal(kept[k], last[k]) for k in last)
+    header = (run / "logs" / "metrics.csv").read_text().splitlines()[0].split(",")
+    assert "train/loss" in header and not any(h.startswith("val/") for h in header)  # no validation ran
+
+
 def test_resume_accepts_other_runtime_knobs_but_not_a_different_model(trained):
     from crackscope.engine.train import _prepare
 

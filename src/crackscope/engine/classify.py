@@ -95,6 +95,11 @@ def _check_images(ds: ImageClassificationDataset, data_cfg) -> None:
                          f"set data.size (resize) or data.batch_size=1")
 
 
+def _required_parts(data_cfg) -> tuple[str, ...]:
+    """The split parts that must not be empty: all three, or train and test without validation."""
+    return SPLIT_PARTS if data_cfg.has_validation else ("train", "test")
+
+
 def make_classification_split(data_cfg, seed: int, run_dir: Path) -> dict:
     """Stratified per class from ``seed``; reused from RUN/split.json on resume.
 
@@ -116,19 +121,21 @@ def make_classification_split(data_cfg, seed: int, run_dir: Path) -> dict:
     vf = data_cfg.val_fraction
     test_stems = None
     if fmt == "cifar10":
-        inner = stratified_split(targets, (1 - vf, vf), seed)
+        inner = (stratified_split(targets, (1 - vf, vf), seed) if vf > 0
+                 else {"train": list(range(len(targets))), "test": []})
         test_ds = classification_dataset(data_cfg, format=fmt, test=True)
         split = {"train": inner["train"], "val": inner["test"], "test": list(range(len(test_ds)))}
         test_stems = test_ds.stems
     elif len(data_cfg.split) == 2:
         outer = stratified_split(targets, data_cfg.split, seed)
         pool = np.asarray(outer["train"], dtype=np.int64)
-        inner = stratified_split(targets[pool], (1 - vf, vf), seed)
+        inner = (stratified_split(targets[pool], (1 - vf, vf), seed) if vf > 0
+                 else {"train": list(range(len(pool))), "test": []})
         split = {"train": sorted(int(pool[i]) for i in inner["train"]),
                  "val": sorted(int(pool[i]) for i in inner["test"]), "test": outer["test"]}
     else:
         split = stratified_split(targets, data_cfg.split, seed)
-    empty = [k for k in SPLIT_PARTS if not split[k]]
+    empty = [k for k in _required_parts(data_cfg) if not split[k]]
     if empty:
         given = f"data.val_fraction {vf}" if fmt == "cifar10" else f"data.split {list(data_cfg.split)}" + (
             f" with data.val_fraction {vf}" if len(data_cfg.split) == 2 else "")
@@ -153,10 +160,11 @@ def make_tile_split(data_cfg, seed: int) -> dict:
         vf = data_cfg.val_fraction
         outer = group_split(groups, data_cfg.split, seed)
         pool = outer["train"]
-        inner = group_split([groups[i] for i in pool], (1 - vf, vf), seed)
+        inner = (group_split([groups[i] for i in pool], (1 - vf, vf), seed) if vf > 0
+                 else {"train": list(range(len(pool))), "test": []})
         split = {"train": sorted(pool[i] for i in inner["train"]), "val": sorted(pool[i] for i in inner["test"]),
                  "test": outer["test"]}
-    empty = [k for k in SPLIT_PARTS if not split[k]]
+    empty = [k for k in _required_parts(data_cfg) if not split[k]]
     if empty:
         raise InputError(f"data.split {list(data_cfg.split)} leaves the {' and '.join(empty)} part empty for "
                          f"{len(ds.image_stems)} images of {len(set(groups))} source photos")

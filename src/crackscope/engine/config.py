@@ -107,6 +107,9 @@ class ClassificationData(_ImageData):
     class of the training part (stratified, same seed), so the test part is exactly the 8:2 test
     part and is never used to choose anything. CIFAR-10 keeps its official test batch as the test
     part (``split`` is not used) and carves ``val_fraction`` out of the training batches.
+    ``val_fraction: 0`` holds out nothing (the seed trains on the whole 8:2 training part): no
+    validation runs, and the run must keep its last epoch (``trainer.weights: last``) with a
+    schedule that needs no validation metric (no plateau schedule, no early stopping).
     ``size``: ``null`` keeps each image's size (NEU-CLS: 200 x 200); an integer or [height, width]
     resizes (bilinear, antialiased). ``channels``: 1 grey (colour -> luminance) or 3 (grey replicated).
     ``augment``: random flips and 90-degree rotations of training images, drawn from (seed, epoch, image).
@@ -120,8 +123,9 @@ class ClassificationData(_ImageData):
     root: Path
     format: Literal["auto", "neu-cls", "folder", "cifar10", "deepcrack-tiles"] = "auto"
     split: tuple[float, float] | tuple[float, float, float] = (0.8, 0.2)
-    val_fraction: float = Field(0.1, gt=0, lt=1, description="share of the training part held out for "
-                                "validation when split has two parts")
+    val_fraction: float = Field(0.1, ge=0, lt=1, description="share of the training part held out for "
+                                "validation when split has two parts; 0: none, the model trains on the whole "
+                                "training part and keeps its last epoch (trainer.weights: last)")
     channels: Literal[1, 3] = 1
     tiles: TileSpec | None = Field(None, description="tiling of the deepcrack-tiles format (null: its defaults)")
 
@@ -145,6 +149,11 @@ class ClassificationData(_ImageData):
         if self.tiles is not None and self.format != "deepcrack-tiles":
             raise ValueError(f"tiles applies to format deepcrack-tiles only (format is {self.format})")
         return self
+
+    @property
+    def has_validation(self) -> bool:
+        """False for a two-part split (or CIFAR-10) with ``val_fraction`` 0."""
+        return len(self.split) == 3 or self.val_fraction > 0
 
 
 class OptimizerSpec(_Strict):
@@ -229,6 +238,14 @@ class TrainConfig(_Strict):
     def _data_matches_pipeline(self):
         if self.data.kind != self.pipeline:
             raise ValueError(f"data.kind={self.data.kind!r} does not match pipeline={self.pipeline!r}")
+        if not getattr(self.data, "has_validation", True):
+            t = self.trainer
+            needs = [k for k, v in (("trainer.weights=best", t.weights == "best"),
+                                    ("trainer.lr_plateau_patience", t.lr_plateau_patience is not None),
+                                    ("trainer.early_stopping_patience", t.early_stopping_patience is not None)) if v]
+            if needs:
+                raise ValueError(f"data.val_fraction 0 leaves no validation images, which {', '.join(needs)} "
+                                 "needs: keep the last epoch (trainer.weights=last) on a fixed schedule")
         return self
 
     @property

@@ -111,9 +111,10 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool | None = Non
     every_epoch = _FaultAfterCheckpoint(int(kill) if kill else None, dirpath=ckpt_dir, filename="epoch{epoch:03d}",
                                         auto_insert_metric_name=False, save_last=True, every_n_epochs=1,
                                         save_on_train_epoch_end=True, **_keep(cfg.trainer.keep_epoch_checkpoints))
+    validates = bool(split["val"])  # data.val_fraction 0: no validation, the last epoch is kept
     best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=cfg.monitor, mode="max", save_top_k=1,
                            auto_insert_metric_name=False)
-    callbacks = [best, every_epoch]
+    callbacks = [best, every_epoch] if validates else [every_epoch]
     if cfg.trainer.early_stopping_patience is not None:
         callbacks.append(EarlyStopping(monitor="val/loss", mode="min", patience=cfg.trainer.early_stopping_patience))
     last = ckpt_dir / "last.ckpt"
@@ -135,7 +136,8 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool | None = Non
         num_nodes=cfg.trainer.num_nodes, strategy="ddp" if distributed else "auto", precision=cfg.trainer.precision,
         logger=loggers, callbacks=callbacks, deterministic="warn", num_sanity_val_steps=0,
         enable_progress_bar=sys.stderr.isatty() if progress is None else progress, enable_model_summary=False,
-        limit_train_batches=cfg.trainer.limit_train_batches, log_every_n_steps=1,
+        limit_train_batches=cfg.trainer.limit_train_batches, limit_val_batches=1.0 if validates else 0,
+        log_every_n_steps=1,
     )
     ckpt_path = str(last) if resuming else None
     datamodule = pipeline.datamodule(cfg.data, cfg.seed, split)

@@ -9,10 +9,11 @@ batch 32 (throughput), at the size the model was trained at and at the native 20
 * ``ResNet-20, ONNX Runtime`` the full-precision baseline exported to ONNX (CPUExecutionProvider)
 * ``AOIE-Net, ONNX Runtime`` the training-time AOIE-Net exported to ONNX
 
-Latency: median of ``--repeats`` timed calls after 5 warm-up calls, the models interleaved call by call, with 1 and 2 threads (torch, numba and
-onnxruntime set alike). Sizes: bytes of each model file. Agreement (when a trained AOIE-Net run or
-model folder is given with ``--aoie``): the packed and the PyTorch model on the run's NEU-CLS test
-split -- identical predictions, largest logit difference, activation bits that differ.
+Latency: median of ``--repeats`` timed calls after 5 warm-up calls, one model at a time (see
+``_median_ms`` for why not interleaved), with 1 and 2 threads (torch, numba and onnxruntime set
+alike). Sizes: bytes of each model file. Agreement (when a trained AOIE-Net run or model folder is
+given with ``--aoie``): the packed and the PyTorch model on the run's NEU-CLS test split --
+identical predictions, largest logit difference, activation bits that differ.
 
     .venv/bin/python benchmarks/binary_packed.py --aoie weights/neu-cls/aoie_net --float weights/neu-cls/resnet20
         # -> benchmarks/results/binary_packed.{md,json}
@@ -43,14 +44,17 @@ RESULTS = ROOT / "benchmarks" / "results"
 
 
 def _median_ms(fns: dict, repeats: int, warmup: int = 5) -> dict:
-    """Median wall time (ms) of each callable; calls are interleaved round by round so that a
-    transient slowdown of the machine hits every model alike."""
-    for fn in fns.values():
+    """Median wall time (ms) of each callable, timed one model at a time (warm-up calls, then
+    ``repeats`` timed ones). Not interleaved call by call: ONNX Runtime's worker threads spin-wait
+    after each call (its default), and interleaved, that spinning most likely took a core from the
+    model timed next -- with two threads the packed and the PyTorch AOIE-Net came out slower than
+    with one (64 x 64, batch 1: 14.0 against 5.1 ms packed), which they are not when timed alone."""
+    times = {}
+    for name, fn in fns.items():
         for _ in range(warmup):
             fn()
-    times = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
+        times[name] = []
+        for _ in range(repeats):
             t0 = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t0)

@@ -293,17 +293,20 @@ _SERIAL = (njit(cache=True)(_pack_rows), njit(cache=True)(_conv_blocks))
 _PARALLEL = (njit(parallel=True)(_pack_rows), njit(parallel=True)(_conv_blocks))
 
 
-PARALLEL_MIN_WORK = 1 << 23  # outputs (or inputs) x planes below which one thread is faster
+PARALLEL_MIN_WORK = 1 << 16  # outputs x planes below which one thread is faster (measured on 2 cores)
 
 
 def _kernels(work: int = PARALLEL_MIN_WORK):
     """The kernels for ``work`` (values to produce) on PyTorch's thread count
     (``torch.get_num_threads()``: ``OMP_NUM_THREADS``, ``torch.set_num_threads``), since the packed
-    layers run between PyTorch layers: row-parallel ones on min(that, NUMBA_NUM_THREADS) numba
+    layers run between PyTorch layers: block-parallel ones on min(that, NUMBA_NUM_THREADS) numba
     threads for large work, serial ones otherwise.
 
-    Small work stays serial because handing rows to numba's threads costs more than it saves (on
-    2 threads with the 'workqueue' layer a 64 x 64 AOIE-Net took 29 ms instead of 5 ms).
+    Small work stays serial because handing it to numba's threads costs more than it saves. (With
+    one work item per output row, 2 threads and the 'workqueue' layer, a 64 x 64 AOIE-Net once took
+    29 ms instead of 5 ms; with work items of ~1024 output pixels and the 'omp' layer, 2 threads
+    pay off from 2^16 values per layer: 64 x 64 batch 1, 3.1 ms against 3.6 serial; 200 x 200
+    batch 1, 18 ms against 30.)
     Starting numba's threads can change the OpenMP thread count that PyTorch reads (the 'omp'
     layer sets it to numba's), so PyTorch's count is put back afterwards.
     """

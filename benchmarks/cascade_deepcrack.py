@@ -363,6 +363,12 @@ def _rel(path: Path) -> str:
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
+def _bad_input(message: str) -> None:
+    """One line on stderr and exit code 2, crackscope's contract for bad input."""
+    print(message, file=sys.stderr)
+    sys.exit(2)
+
+
 def main(argv=None) -> int:
     from crackscope.deploy.cascade import OPERATING_POINT_FILE, load_classifier, load_segmenter
     from crackscope.io import atomic_write_text
@@ -387,7 +393,7 @@ def main(argv=None) -> int:
     cls_stems, seg_stems = _split_stems(args.classifier), _split_stems(args.segmenter)
     for part in ("val", "test"):
         if cls_stems[part] != seg_stems[part]:
-            sys.exit(f"the two runs do not share their {part} images; train both with the same seed and split")
+            _bad_input(f"the two runs do not share their {part} images; train both with the same seed and split")
     classifier, segmenter = load_classifier(args.classifier), load_segmenter(args.segmenter)
     packed = load_classifier(args.classifier, runtime="packed")
 

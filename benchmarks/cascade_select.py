@@ -23,7 +23,8 @@ import torch
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cascade_deepcrack import CRITERIA, RUNS, ROOT, TILE, _cpu_name, _read_pair, _rel, _split_stems, choose_thresholds  # noqa: E402
+from cascade_deepcrack import (CRITERIA, ROOT, RUNS, TILE, _bad_input, _cpu_name, _read_pair, _rel,  # noqa: E402
+                               _split_stems, choose_thresholds)
 
 
 def _per_tile_ms(fn, tiles: torch.Tensor, repeats: int) -> float:
@@ -86,6 +87,10 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
 
+    for run in (args.segmenter, *args.classifiers):
+        missing = [f for f in ("config.yaml", "split.json", "model.safetensors") if not (run / f).is_file()]
+        if missing:
+            _bad_input(f"{run}: not a finished training run (no {', '.join(missing)})")
     seg_stems = _split_stems(args.segmenter)
     segmenter = load_segmenter(args.segmenter)
     seg_tiles = _validation_tiles(args.data, seg_stems["val"], segmenter.channels)
@@ -94,7 +99,7 @@ def main(argv=None) -> int:
     for run in args.classifiers:
         stems = _split_stems(run)
         if any(stems[part] != seg_stems[part] for part in ("val", "test")):
-            sys.exit(f"{run}: its validation / test images differ from the segmenter's; train both with one split")
+            _bad_input(f"{run}: its validation / test images differ from the segmenter's; train both with one split")
         classifier = load_classifier(run)
         op = choose_thresholds(classifier, segmenter, args.data, stems["val"], args.target_share)
         packed = load_classifier(run, runtime="packed")

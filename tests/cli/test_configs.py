@@ -3,6 +3,7 @@
 from pathlib import Path
 
 import pytest
+import yaml
 
 from crackscope.physics import PlateConfig
 from crackscope.physics.config import load_plate_config
@@ -90,5 +91,10 @@ def test_cascade_models_share_one_image_split():
     assert (tiles.data.format, seg.data.format) == ("deepcrack-tiles", "deepcrack")
     assert tiles.seed == seg.seed and tiles.data.root == seg.data.root
     assert tuple(tiles.data.split) == tuple(seg.data.split) and len(seg.data.split) == 3
-    assert tiles.model.name == "aoie_net_resnet20" and tiles.data.tiles.min_crack_pixels == 1
+    assert tiles.model.name == "aoie_net_resnet20"
+    # the shipped classifier was trained with this config's tiling and labels (64 crack pixels,
+    # chosen on the validation images: docs/cascade.md)
+    shipped = yaml.safe_load((folder.parents[1] / "weights" / "deepcrack" / "tile_classifier" / "config.yaml").read_text())
+    assert tiles.data.tiles.model_dump() == shipped["data"]["tiles"]
+    assert shipped["model"] == tiles.model.model_dump(exclude_unset=True)
     assert seg.data.size is None  # the cascade segments tiles at their own resolution

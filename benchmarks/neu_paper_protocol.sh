@@ -5,7 +5,8 @@
 #
 #   benchmarks/neu_paper_protocol.sh DATA_ROOT OUT_DIR [key=value ...]
 #
-# Extra key=value overrides go to every run (e.g. trainer.accelerator=gpu trainer.compile=true).
+# Extra key=value overrides go to every run (e.g. trainer.accelerator=gpu trainer.compile=true;
+# data.val_fraction=0 trains on the whole 8:2 training part, as the seed does, with no validation).
 # A run with metrics.json is finished and skipped; a run with checkpoints/last.ckpt is resumed
 # (--resume), so the script can be started again after it was killed. Logs: OUT_DIR/NAME.log.
 # Set CRACKSCOPE to the command that runs the CLI (default: crackscope).

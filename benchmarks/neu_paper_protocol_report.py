@@ -32,15 +32,21 @@ SEED = {"aoie_net": "99.4 % (T4)", "ienet": "97.9 % (T4)", "adabin": "98.1 % (T4
         "fracbnn_dbn_ieb": "88.6 % (T1, CIFAR-10)", "fracbnn_pan": "88.7 % (T1, CIFAR-10)"}
 
 
-def _val_curve(run: Path) -> dict[int, float]:
-    """Validation accuracy per epoch (0-based) over the first log and every resumed segment."""
-    curve = {}
+def _log(run: Path) -> tuple[int, dict[int, float]]:
+    """(epochs reached, validation accuracy per epoch (0-based)) over the first log and every
+    resumed segment; the curve is empty for a run without validation (data.val_fraction 0)."""
+    reached, curve = 0, {}
     for f in [run / "logs" / "metrics.csv", *sorted((run / "logs").glob("resume*/metrics.csv"))]:
         if f.exists():
             for row in csv.DictReader(f.open()):
+                reached = max(reached, int(row["epoch"]) + 1)
                 if row.get("val/accuracy"):
                     curve[int(row["epoch"])] = float(row["val/accuracy"])
-    return curve
+    return reached, curve
+
+
+def _val(v: float | None) -> str:
+    return f"{100 * v:.1f} %" if v is not None else "no validation"
 
 
 def _with_data_root(run: Path, data: Path, dst: Path, weights: dict | None = None) -> Path:
@@ -72,9 +78,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         for run in sorted(p for p in a.runs.iterdir() if (p / "config.yaml").exists()):
             cfg = yaml.safe_load((run / "config.yaml").read_text())
-            curve = _val_curve(run)
+            reached, curve = _log(run)
             row = {"run": run.name, "model": cfg["model"]["name"], "epochs": cfg["trainer"]["max_epochs"],
-                   "reached": max(curve) + 1 if curve else 0}
+                   "reached": reached}
             if (run / "metrics.json").exists():  # finished: score the weights it wrote again
                 saved = json.loads((run / "metrics.json").read_text())
                 best = evaluate_classification_run(_with_data_root(run, a.data, Path(tmp) / run.name / "best"),
@@ -88,7 +94,7 @@ def main() -> None:
                     _with_data_root(run, a.data, Path(tmp) / run.name / "last",
                                     checkpoint_weights(run / "checkpoints" / "last.ckpt")),
                     a.data, Path(tmp) / run.name / "last_eval")
-                row.update(test_last=last["accuracy"], f1_last=last["f1"], val_last=curve.get(max(curve)),
+                row.update(test_last=last["accuracy"], f1_last=last["f1"], val_last=curve.get(reached - 1),
                            n_test=last["n_images"])
             rows.append(row)
             print(row, flush=True)
@@ -102,11 +108,11 @@ def main() -> None:
                          f"| {SEED.get(r['run'], '–')} |")
             continue
         epochs = r["epochs"] if r["reached"] == r["epochs"] else f"{r['reached']} of {r['epochs']} (unfinished)"
-        best = (f"{r['best_epoch'] + 1} ({100 * r['val_best']:.1f} %) | {pct(r['test_best'])} / {pct(r['gpu_test_best'])}"
+        best = (f"{r['best_epoch'] + 1} ({_val(r['val_best'])}) | {pct(r['test_best'])} / {pct(r['gpu_test_best'])}"
                 if "test_best" in r else "– | – (not written)")
         f1_best = f"{r['f1_best']:.3f}" if "f1_best" in r else "–"
         lines.append(f"| {r['run']} | {r['model']} | {epochs} | {best} "
-                     f"| {pct(r['test_last'])} ({100 * r['val_last']:.1f} %) "
+                     f"| {pct(r['test_last'])} ({_val(r['val_last'])}) "
                      f"| {f1_best} / {r['f1_last']:.3f} | {SEED.get(r['run'], '–')} |")
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text("\n".join(lines) + "\n")

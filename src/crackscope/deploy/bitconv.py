@@ -25,9 +25,11 @@ words (16 channels: one word per kernel row, three per 3x3 window). Activations 
 layer into "row triples" ``(P, N, row_words, H + 2, W_out)``: for every input row and output column
 the three fields under the kernel row, with zero rows above and below for the padding, so the
 kernel reads a window as three aligned loads. Unused bits are 0 in both operands and never count.
-Output columns are the last, contiguous axis: the kernel XORs one weight word against a whole
-output row at a time and counts bits with vector popcounts (VPOPCNTQ with AVX-512), then forms
-the output row of one channel in float64 -- long, branch-free loops the compiler vectorises.
+Output columns are the last, contiguous axis. The kernel works on blocks of whole output rows
+(about ``BLOCK_PIXELS`` pixels, one work item each): it XORs one weight word against the whole
+block and counts bits with vector popcounts (VPOPCNTQ with AVX-512), then forms the block of one
+output channel in float64 -- long, branch-free loops the compiler vectorises; only the border
+pixels, whose windows reach into the padding, are summed again one by one.
 Tensors are (N, C, H, W) float32 on both sides of the kernel, as in PyTorch.
 """
 

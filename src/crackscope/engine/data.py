@@ -113,7 +113,7 @@ class SplitDataModule(L.LightningDataModule):
         return self._loader("train", train=True)
 
     def val_dataloader(self):
-        return self._loader("val") if self.split["val"] else []  # none: validation is skipped
+        return self._loader("val")
 
     def test_dataloader(self):
         return self._loader("test")

@@ -93,8 +93,14 @@ def main(argv=None) -> int:
             _bad_input(f"{run}: not a finished training run (no {', '.join(missing)})")
     seg_stems = _split_stems(args.segmenter)
     segmenter = load_segmenter(args.segmenter)
-    seg_tiles = _validation_tiles(args.data, seg_stems["val"], segmenter.channels)
-    seg_ms = _per_tile_ms(segmenter, seg_tiles, args.repeats)
+    tiles = {}  # channels -> every validation tile (the candidates share the segmenter's images, checked below)
+
+    def validation_tiles(channels: int) -> torch.Tensor:
+        if channels not in tiles:
+            tiles[channels] = _validation_tiles(args.data, seg_stems["val"], channels)
+        return tiles[channels]
+
+    seg_ms = _per_tile_ms(segmenter, validation_tiles(segmenter.channels), args.repeats)
     candidates = []
     for run in args.classifiers:
         stems = _split_stems(run)
@@ -103,7 +109,7 @@ def main(argv=None) -> int:
         classifier = load_classifier(run)
         op = choose_thresholds(classifier, segmenter, args.data, stems["val"], args.target_share)
         packed = load_classifier(run, runtime="packed")
-        cls_ms = _per_tile_ms(packed, _validation_tiles(args.data, stems["val"], packed.channels), args.repeats)
+        cls_ms = _per_tile_ms(packed, validation_tiles(packed.channels), args.repeats)
         config = yaml.safe_load((run / "config.yaml").read_text())
         entry = {"run": _rel(run), "min_crack_pixels": config["data"]["tiles"]["min_crack_pixels"],
                  "operating_point": op, "classifier_ms_per_tile": cls_ms, "classifier_over_segmenter": cls_ms / seg_ms,

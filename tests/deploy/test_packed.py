@@ -71,6 +71,27 @@ def test_bit_convolution_equals_float64_convolution_of_binarised_tensors(c_in, c
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6 * np.abs(expected).max())
 
 
+@pytest.mark.parametrize("rows_per_block,stride", [(1, 1), (2, 1), (3, 2)])
+def test_bit_convolution_over_several_row_blocks_equals_float64_convolution(monkeypatch, rows_per_block, stride):
+    # work items of a few output rows (the last one shorter): blocks in the middle of the image,
+    # blocks holding the bottom border row, border columns in every block
+    rng = np.random.default_rng(rows_per_block)
+    c_in, c_out, h, w, planes = 16, 8, 11, 9, 2
+    monkeypatch.setattr(bitconv, "BLOCK_PIXELS", rows_per_block * ((w - 1) // stride + 1))
+    x = rng.standard_normal((2, c_in, h, w)).astype(np.float32)
+    thresholds = (0.3 * rng.standard_normal((planes, c_in))).astype(np.float32)
+    below = rng.random((planes, c_in)) < 0.3
+    signs = rng.random((planes, c_out, c_in, 3, 3)) < 0.5
+    a_lo = rng.standard_normal(planes)
+    a_hi = a_lo + rng.random(planes) + 0.1
+    w_lo = rng.standard_normal((planes, c_out))
+    w_hi = w_lo + rng.random((planes, c_out)) + 0.1
+    scale, shift = rng.standard_normal(c_out), rng.standard_normal(c_out)
+    args = (x, thresholds, below, signs, a_lo, a_hi, w_lo, w_hi, scale, shift, stride)
+    expected = _reference(*args)
+    np.testing.assert_allclose(_packed_conv(*args), expected, rtol=1e-6, atol=1e-6 * np.abs(expected).max())
+
+
 _TWO_THREADS = """
 import numpy as np, torch
 from crackscope.deploy import bitconv

@@ -9,7 +9,9 @@
 # data.val_fraction=0 trains on the whole 8:2 training part, as the seed does, with no validation).
 # A run with metrics.json is finished and skipped; a run with checkpoints/last.ckpt is resumed
 # (--resume), so the script can be started again after it was killed. Logs: OUT_DIR/NAME.log.
-# Set CRACKSCOPE to the command that runs the CLI (default: crackscope).
+# Set CRACKSCOPE to the command that runs the CLI (default: crackscope). On a CPU, JOBS=1 trains the
+# runs one after another instead of side by side, and ONLY="aoie_net ienet" restricts the script to
+# the runs named (names as in the list below).
 set -euo pipefail
 if [ $# -lt 2 ]; then
   echo "usage: $0 DATA_ROOT OUT_DIR [key=value ...]" >&2
@@ -17,7 +19,6 @@ if [ $# -lt 2 ]; then
 fi
 data_root=$1; out_dir=$2; shift 2
 read -r -a cli <<< "${CRACKSCOPE:-crackscope}"
-mkdir -p "$out_dir"
 
 runs=(
   "aoie_net configs/binary/aoie_net_neu.yaml model.name=aoie_net_resnet20"
@@ -31,9 +32,28 @@ runs=(
   "fracbnn_pan configs/binary/aoie_net_neu.yaml model.name=aoie_ablation_resnet20 model.aba_io=false model.dbn_ieb=false model.pan=true"
 )
 
+jobs=${JOBS:-0}  # runs trained at once; 0 = all
+if ! [[ $jobs =~ ^[0-9]+$ ]]; then
+  echo "JOBS=$jobs is not a whole number (0 = all runs at once)" >&2
+  exit 2
+fi
+names=()
+for spec in "${runs[@]}"; do names+=("${spec%% *}"); done
+for want in ${ONLY:-}; do
+  if [[ " ${names[*]} " != *" $want "* ]]; then
+    echo "ONLY: no run named $want (runs: ${names[*]})" >&2
+    exit 2
+  fi
+done
+mkdir -p "$out_dir"
+
 pids=()
+status=0
 for spec in "${runs[@]}"; do
   read -r name config overrides <<< "$spec"
+  if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $name "* ]]; then
+    continue
+  fi
   run_dir="$out_dir/$name"
   if [ -f "$run_dir/metrics.json" ]; then
     echo "$name: finished, skipped"; continue
@@ -45,7 +65,10 @@ for spec in "${runs[@]}"; do
     data.root="$data_root" $overrides "$@" >>"$out_dir/$name.log" 2>&1 &
   pids+=($!)
   echo "$name: started (pid $!)${resume:+, resumed}"
+  if [ "$jobs" -gt 0 ] && [ "${#pids[@]}" -ge "$jobs" ]; then  # wait for the oldest before the next
+    wait "${pids[0]}" || status=1
+    pids=("${pids[@]:1}")
+  fi
 done
-status=0
 for pid in "${pids[@]}"; do wait "$pid" || status=1; done
 exit $status

@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 from crackscope import models
 from crackscope.deploy import bitconv
+from crackscope.deploy import packed as packed_module
 from crackscope.deploy.packed import (compare_with_model, load_packed, pack_model, packed_size_bits,
                                       save_packed)
 from crackscope.errors import InputError
@@ -95,6 +96,7 @@ def test_bit_convolution_over_several_row_blocks_equals_float64_convolution(monk
 _TWO_THREADS = """
 import numpy as np, torch
 from crackscope.deploy import bitconv
+from crackscope.deploy import packed as packed_module
 rng = np.random.default_rng(7)
 x = rng.standard_normal((2, 16, 9, 10)).astype(np.float32)
 args = (np.zeros((1, 16), np.float32), np.zeros((1, 16), bool), 1)
@@ -215,6 +217,32 @@ def test_packed_network_with_a_patchify_stem_reproduces_the_model_and_reloads(tm
     for net in (packed, loaded, pack_model(model)):  # the size check also without kwargs in meta
         with pytest.raises(InputError, match="H, W >= 32"):
             net(torch.rand(1, 1, 16, 16))
+
+
+def test_chunk_size_keeps_the_first_stage_activation_within_the_budget():
+    model = _randomise_statistics(models.create("aoie_net_resnet20", in_channels=1, classes=6))
+    packed = pack_model(model)
+    # hand-worked: 16 channels x 200 x 200 px x 4 bytes = 2,560,000 bytes per image; 8 MiB / that = 3.3
+    assert packed_module.CHUNK_BYTES == 8 * 2**20
+    assert packed.images_per_chunk(200, 200) == 3
+    assert packed.images_per_chunk(64, 64) == 32          # 262,144 bytes per image: exactly 32
+    assert packed.images_per_chunk(4000, 4000) == 1       # one image over the budget still runs
+    patchify = pack_model(_randomise_statistics(models.create("aoie_net_resnet20", in_channels=1, classes=2,
+                                                              width=0.5, stem_stride=4)))
+    assert patchify.images_per_chunk(200, 200) == 8 * 2**20 // (4 * 8 * 50 * 50)  # 8 channels at 50 x 50
+
+
+def test_a_batch_run_in_chunks_gives_each_image_its_own_logits(monkeypatch):
+    torch.manual_seed(0)
+    model = _randomise_statistics(models.create("aoie_net_resnet20", in_channels=1, classes=6))
+    packed = pack_model(model)
+    x = torch.rand(5, 1, 40, 36, generator=torch.Generator().manual_seed(5))
+    one_by_one = torch.cat([packed(x[i:i + 1]) for i in range(5)])
+    monkeypatch.setattr(packed_module, "CHUNK_BYTES", 2 * 4 * 16 * 40 * 36)  # two images per chunk: 2 + 2 + 1
+    assert packed.images_per_chunk(40, 36) == 2
+    torch.testing.assert_close(packed(x), one_by_one, rtol=1e-5, atol=1e-5)
+    with torch.no_grad():
+        np.testing.assert_array_equal(packed(x).argmax(1).numpy(), model(x).argmax(1).numpy())
 
 
 def test_save_and_load_give_the_same_network_and_size_counts_one_bit_per_weight(tmp_path):

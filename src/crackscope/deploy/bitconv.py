@@ -71,34 +71,57 @@ def field_layout(channels: int) -> tuple[int, int]:
     return field_bits, -(-KERNEL * field_bits // 64)
 
 
-def _pack_rows(x, thresholds, direction, stride, w_out, field_bits, row_words):
+def _pack_rows(x, thresholds, below, stride, w_out, field_bits, row_words, unit):
     n, channels, h, w = x.shape
     planes = thresholds.shape[0]
-    words_per_field = max(1, field_bits // 64)
+    unit_bits = unit.itemsize * 8  # a field is gathered in the narrowest unsigned type that holds it
+    units_per_field = max(1, field_bits // unit_bits)
     out = np.zeros((planes, n, row_words, h + 2, w_out), dtype=np.uint64)
+    bits = np.zeros(unit_bits, dtype=unit.dtype)  # bits[k] = 1 << k in the unit's type
+    for k in range(unit_bits):
+        bits[k] = unit[0] << k
     for row in prange(n * h):
         b, y = row // h, row % h
-        fields = np.zeros((words_per_field, w), dtype=np.uint64)
+        fields = np.zeros((units_per_field, w), dtype=unit.dtype)
         for p in range(planes):
             fields[:] = 0
             for c in range(channels):
-                t, d = thresholds[p, c], direction[p, c]
-                shift = np.uint64(c % 64)
-                j = c // 64
-                for xx in range(w):  # contiguous in x: vectorised compare, shift, or
-                    # (x - t) has the sign of x - t exactly; d = -1 folds a negative BN scale
-                    fields[j, xx] |= np.uint64((x[b, c, y, xx] - t) * d >= 0) << shift
+                t, bit, sh = thresholds[p, c], bits[c % unit_bits], np.uint64(c % 64)
+                f, xr = fields[c // unit_bits], x[b, c, y]
+                # contiguous in x, one comparison per value: vectorised (8-bit to 32-bit units give
+                # 4 to 1 times the lanes of uint64; for uint64 the shift form compiles better)
+                if unit_bits == 64:
+                    if below[p, c]:
+                        for xx in range(w):
+                            f[xx] |= np.uint64(xr[xx] <= t) << sh
+                    else:
+                        for xx in range(w):
+                            f[xx] |= np.uint64(xr[xx] >= t) << sh
+                elif below[p, c]:
+                    for xx in range(w):
+                        f[xx] |= bit * (xr[xx] <= t)
+                else:
+                    for xx in range(w):
+                        f[xx] |= bit * (xr[xx] >= t)
             for dx in range(3):  # output columns whose tap dx lies inside the image: no branch in the loop
                 first = max(0, -((dx - 1) // stride))          # smallest ox with ox * stride - 1 + dx >= 0
                 last = min(w_out - 1, (w - dx) // stride)      # largest ox with ox * stride - 1 + dx <= w - 1
-                for j in range(words_per_field):
-                    bit0 = dx * field_bits + j * 64
+                for j in range(units_per_field):
+                    bit0 = dx * field_bits + j * unit_bits
                     word, shift = bit0 // 64, np.uint64(bit0 % 64)
                     dst = out[p, b, word, y + 1, first:last + 1]
                     src = fields[j, first * stride - 1 + dx:]
                     for i in range(dst.shape[0]):  # 0-based over slices: vectorised (contiguous at stride 1)
-                        dst[i] |= src[i * stride] << shift
+                        dst[i] |= np.uint64(src[i * stride]) << shift
     return out
+
+
+def _field_unit(field_bits: int):
+    """The narrowest unsigned type that holds one field (uint64 for fields of 64 bits and more)."""
+    for t in (np.uint8, np.uint16, np.uint32):
+        if field_bits <= 8 * np.dtype(t).itemsize:
+            return t
+    return np.uint64
 
 
 def pack_row_triples(x: np.ndarray, thresholds: np.ndarray, below: np.ndarray, stride: int) -> np.ndarray:
@@ -109,10 +132,10 @@ def pack_row_triples(x: np.ndarray, thresholds: np.ndarray, below: np.ndarray, s
     """
     field_bits, row_words = field_layout(x.shape[1])
     w_out = (x.shape[3] - 1) // stride + 1
-    direction = np.where(np.asarray(below, dtype=bool), -1.0, 1.0).astype(np.float32)
+    unit = np.ones(1, dtype=_field_unit(field_bits))
     pack = _kernels(x.size * thresholds.shape[0])[0]
     return pack(np.ascontiguousarray(x, dtype=np.float32), np.ascontiguousarray(thresholds, np.float32),
-                direction, stride, w_out, field_bits, row_words)
+                np.ascontiguousarray(below, dtype=np.bool_), stride, w_out, field_bits, row_words, unit)
 
 
 def pack_weight_rows(sign_bits: np.ndarray) -> np.ndarray:

@@ -81,6 +81,19 @@ def test_neu_configs_follow_the_seed_protocol(name, model):
     assert cfg.monitor == "val/accuracy" and cfg.trainer.lr_plateau_patience is None
 
 
+def test_cifar10_config_follows_the_seed_protocol():
+    from crackscope.engine.config import load_train_config
+
+    cfg = load_train_config(Path(__file__).resolve().parents[2] / "configs" / "binary" / "aoie_net_cifar10.yaml")
+    # Wu et al. section 4.1: CIFAR-10 with random cropping and horizontal flipping, 300 epochs, batch 128,
+    # initial lr 1e-3 decaying linearly to 0; trained on the training set, scored on the test set
+    assert (cfg.data.format, cfg.data.channels, cfg.data.augment) == ("cifar10", 3, "crop_flip")
+    assert (cfg.trainer.max_epochs, cfg.data.batch_size, cfg.optimizer.lr) == (300, 128, 1e-3)
+    assert cfg.trainer.lr_decay == "linear" and cfg.trainer.lr_step_epochs is None
+    assert cfg.data.val_fraction == 0 and cfg.trainer.weights == "last"
+    assert cfg.model.name == "aoie_net_resnet20"
+
+
 def test_cascade_models_share_one_image_split():
     from crackscope.engine.config import load_train_config
 

@@ -170,6 +170,43 @@ def test_augment_is_a_seeded_flip_or_quarter_turn(tmp_path):
     assert not all(draws)
 
 
+def _padded_crop(image: np.ndarray, dy: int, dx: int, hflip: bool, pad: int = 4) -> np.ndarray:
+    """Pixel by pixel: out[y, x] = image[y + dy - pad, x' + dx - pad] (0 outside), x' mirrored when flipped."""
+    h, w = image.shape[-2:]
+    out = np.zeros_like(image)
+    for y in range(h):
+        for x in range(w):
+            xs = (w - 1 - x) if hflip else x
+            sy, sx = y + dy - pad, xs + dx - pad
+            if 0 <= sy < h and 0 <= sx < w:
+                out[..., y, x] = image[..., sy, sx]
+    return out
+
+
+def test_crop_flip_is_a_seeded_shift_within_4_pixels_and_a_horizontal_flip(tmp_path):
+    # every pixel distinct and non-zero, so the shift and the flip can be read off the output
+    image = (1 + np.arange(6 * 7).reshape(6, 7) * 5).astype(np.uint8)
+    _save(tmp_path / "a" / "img.png", image)
+    plain = ImageClassificationDataset(tmp_path)
+    aug = ImageClassificationDataset(tmp_path, augment="crop_flip", seed=5)
+    again = ImageClassificationDataset(tmp_path, augment="crop_flip", seed=5)
+    x0 = plain[0][0].numpy()
+    candidates = {(dy, dx, f): _padded_crop(x0, dy, dx, f) for dy in range(9) for dx in range(9) for f in (False, True)}
+    seen = set()
+    for epoch in range(40):
+        aug.set_epoch(epoch)
+        again.set_epoch(epoch)
+        x = aug[0][0]
+        assert x.shape == (1, 6, 7) and torch.equal(x, again[0][0])
+        hits = [k for k, c in candidates.items() if np.array_equal(c, x.numpy())]
+        assert len(hits) == 1, (epoch, hits)
+        seen.add(hits[0])
+    assert {f for _, _, f in seen} == {False, True}            # both orientations
+    assert len({(dy, dx) for dy, dx, _ in seen}) >= 20          # many of the 81 offsets in 40 draws
+    with pytest.raises(InputError, match="crop_flip"):
+        ImageClassificationDataset(tmp_path, augment="crop")
+
+
 # ---- CIFAR-10 python batches -----------------------------------------------------------------------
 CIFAR_NAMES = [b"airplane", b"automobile", b"bird", b"cat", b"deer", b"dog", b"frog", b"horse", b"ship", b"truck"]
 

@@ -361,6 +361,29 @@ def test_cifar10_keeps_its_test_batch_and_decays_the_lr_to_zero(tmp_path):
     assert sorted(float(r[col]) for r in rows[1:] if r[col]) == pytest.approx([0.0005, 0.001])  # cos(pi/2) half-way
 
 
+def test_the_cifar10_config_trains_on_all_training_batches_with_a_linear_decay(tmp_path):
+    import pickle
+
+    rng = np.random.default_rng(1)
+    folder = tmp_path / "cifar" / "cifar-10-batches-py"
+    folder.mkdir(parents=True)
+    for name in [f"data_batch_{k}" for k in range(1, 6)] + ["test_batch"]:
+        d = {b"labels": list(range(10)), b"data": rng.integers(0, 256, (10, 3072), dtype=np.uint8)}
+        (folder / name).write_bytes(pickle.dumps(d, protocol=2))
+    config = Path(__file__).resolve().parents[2] / "configs" / "binary" / "aoie_net_cifar10.yaml"
+    cfg = load_train_config(config, [f"data.root={tmp_path / 'cifar'}", f"out_dir={tmp_path / 'runs'}",
+                                     "trainer.max_epochs=4", "data.batch_size=25", "model.width=0.25"])
+    run = train(cfg, progress=False)
+    split = json.loads((run / "split.json").read_text())
+    assert len(split["train"]) == 50 and not split.get("val")  # every training image, none held out
+    assert json.loads((run / "metrics.json").read_text())["n_images"] == 10  # the test batch
+    rows = [r.split(",") for r in (run / "logs" / "metrics.csv").read_text().splitlines()]
+    assert not any(h.startswith("val/") for h in rows[0])
+    col = rows[0].index("train/lr")
+    # linear to 0 over 4 epochs, stepped per epoch: 1e-3 * (1 - e / 4)
+    assert [float(r[col]) for r in rows[1:] if r[col]] == pytest.approx([1e-3, 7.5e-4, 5e-4, 2.5e-4])
+
+
 def test_classify_grid_table_layout():
     from crackscope.engine.grid import classify_table
 

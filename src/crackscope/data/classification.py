@@ -39,8 +39,8 @@ from crackscope.data import surface
 from crackscope.data.surface import image_extensions, load_image, natural_key, normalize_size, write_split
 from crackscope.errors import InputError, dataset_index
 
-__all__ = ["FORMATS", "NEU_CLS_CLASSES", "CIFAR10_CLASSES", "ImageClassificationDataset", "detect_format",
-           "read_cifar_batch", "read_cifar_meta", "resize_image", "stratified_split", "write_split"]
+__all__ = ["FORMATS", "AUGMENTATIONS", "NEU_CLS_CLASSES", "CIFAR10_CLASSES", "ImageClassificationDataset",
+           "detect_format", "read_cifar_batch", "read_cifar_meta", "resize_image", "stratified_split", "write_split"]
 
 FORMATS = ("auto", "neu-cls", "folder", "cifar10")
 NEU_CLS_CLASSES = {"Cr": "crazing", "In": "inclusion", "Pa": "patches", "PS": "pitted surface",
@@ -50,6 +50,8 @@ CIFAR_DIR = "cifar-10-batches-py"
 CIFAR_SPLITS = {"train": tuple(f"data_batch_{k}" for k in range(1, 6)), "test": ("test_batch",)}
 CIFAR_META = "batches.meta"
 CIFAR_SIDE = 32
+AUGMENTATIONS = ("flips_rotations", "crop_flip")  # augment=True is "flips_rotations"
+CROP_PADDING = 4  # pixels of zero padding around the image for "crop_flip" (the usual CIFAR recipe)
 
 
 def _folder_key(name: str) -> str:
@@ -270,14 +272,17 @@ class ImageClassificationDataset(Dataset):
     format: ``"auto"``, ``"neu-cls"``, ``"folder"`` or ``"cifar10"``.
     size: ``None`` keeps each image's size; an int or (H, W) resizes (bilinear, antialiased).
     channels: 1 (grey; colour is converted to luminance) or 3 (grey is replicated).
-    augment: ``False``; ``True`` for random horizontal and vertical flips and, for square images,
-        random 90-degree rotations (defect textures have no orientation) -- for training sets only;
-        or a callable ``image -> image`` on tensors. Applied after resizing.
+    augment: ``False``; ``True`` or ``"flips_rotations"`` for random horizontal and vertical flips
+        and, for square images, random 90-degree rotations (defect textures have no orientation);
+        ``"crop_flip"`` for the CIFAR recipe the AOIE-Net seed trains CIFAR-10 with (section 4.1):
+        zero-pad by :data:`CROP_PADDING` pixels, cut a window of the image's size at a random offset,
+        flip it horizontally with probability 1/2 (natural images have an up and a down) -- for
+        training sets only; or a callable ``image -> image`` on tensors. Applied after resizing.
     indices: positions in the sorted item list to keep (order kept, repeats dropped); ``None`` = all.
     split: CIFAR-10 only: ``"train"`` (default, ``data_batch_1..5``) or ``"test"`` (``test_batch``).
-    seed: the seed of ``augment=True``.
+    seed: the seed of the augmentation.
 
-    ``augment=True`` is deterministic: item ``i`` of epoch ``e`` draws its flips and rotation from
+    The augmentation is deterministic: item ``i`` of epoch ``e`` draws its flips, rotation or crop from
     ``numpy.random.default_rng([seed, e, i])``. Call :meth:`set_epoch` at the start of each epoch
     (DataLoader workers copy the dataset when an epoch starts unless ``persistent_workers=True``,
     so they see the new epoch; with persistent workers the epoch stays the one they copied).
@@ -316,8 +321,11 @@ class ImageClassificationDataset(Dataset):
             raise InputError(f"seed={seed!r} must be a non-negative integer")
         if augment is None:
             augment = False
-        if not isinstance(augment, bool) and not callable(augment):
-            raise InputError(f"augment={augment!r} must be True, False or a callable image -> image")
+        if augment is True:
+            augment = "flips_rotations"
+        if not (augment is False or augment in AUGMENTATIONS or callable(augment)):
+            raise InputError(f"augment={augment!r} must be True, False, {' or '.join(map(repr, AUGMENTATIONS))} "
+                             f"or a callable image -> image")
         self.root = Path(root)
         if not self.root.is_dir():
             raise InputError(f"dataset folder not found: {self.root}")
@@ -424,14 +432,24 @@ class ImageClassificationDataset(Dataset):
             x = torch.rot90(x, quarter_turns, dims=(-2, -1))
         return x.contiguous()
 
+    def _crop_flip(self, x: torch.Tensor, i: int) -> torch.Tensor:
+        rng = np.random.default_rng([self.seed, self.epoch, i])
+        dy, dx = (int(d) for d in rng.integers(0, 2 * CROP_PADDING + 1, size=2))
+        hflip = int(rng.integers(0, 2))
+        h, w = x.shape[-2:]
+        x = torch.nn.functional.pad(x, (CROP_PADDING,) * 4)[..., dy:dy + h, dx:dx + w]
+        return (x.flip(-1) if hflip else x).contiguous()
+
     def __len__(self) -> int:
         return len(self.targets)
 
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         i = dataset_index(i, len(self), "ImageClassificationDataset")
         x = resize_image(self._read(i), self.size)
-        if self.augment is True:
+        if self.augment == "flips_rotations":
             x = self._flip_rotate(x, i)
+        elif self.augment == "crop_flip":
+            x = self._crop_flip(x, i)
         elif callable(self.augment):
             x = self.augment(x)
         return x, torch.tensor(int(self.targets[i]), dtype=torch.int64)

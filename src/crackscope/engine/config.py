@@ -112,7 +112,9 @@ class ClassificationData(_ImageData):
     schedule that needs no validation metric (no plateau schedule, no early stopping).
     ``size``: ``null`` keeps each image's size (NEU-CLS: 200 x 200); an integer or [height, width]
     resizes (bilinear, antialiased). ``channels``: 1 grey (colour -> luminance) or 3 (grey replicated).
-    ``augment``: random flips and 90-degree rotations of training images, drawn from (seed, epoch, image).
+    ``augment``: ``true`` (= ``flips_rotations``): random flips and 90-degree rotations of training
+    images; ``crop_flip``: the CIFAR recipe (4-pixel zero padding, random crop back to size,
+    horizontal flip); drawn from (seed, epoch, image).
     ``deepcrack-tiles``: the crack / no-crack tiles of DeepCrack images (``tiles`` says how they are
     cut; ``size`` resizes each tile). Its split is by source photo (all tiles of an image, and all
     crops of a photo, in one part), the same as the ``deepcrack`` surface split of the same seed and
@@ -127,6 +129,7 @@ class ClassificationData(_ImageData):
                                 "validation when split has two parts; 0: none, the model trains on the whole "
                                 "training part and keeps its last epoch (trainer.weights: last)")
     channels: Literal[1, 3] = 1
+    augment: bool | Literal["flips_rotations", "crop_flip"] = True
     tiles: TileSpec | None = Field(None, description="tiling of the deepcrack-tiles format (null: its defaults)")
 
     @field_validator("split")

@@ -336,15 +336,20 @@ def test_onnx_export_of_a_classifier_matches_pytorch(trained, tmp_path):
     assert result["input_shape"] == [[2, 1, 64, 64], [1, 1, 96, 80]] and result["max_abs_diff"] < 1e-4
 
 
-def test_cifar10_keeps_its_test_batch_and_decays_the_lr_to_zero(tmp_path):
+def _fake_cifar10(root: Path, seed: int) -> None:
+    """CIFAR-10 python batches of 10 random images each (one per class): 50 training, 10 test."""
     import pickle
 
-    rng = np.random.default_rng(0)
-    folder = tmp_path / "cifar" / "cifar-10-batches-py"
+    rng = np.random.default_rng(seed)
+    folder = root / "cifar-10-batches-py"
     folder.mkdir(parents=True)
     for name in [f"data_batch_{k}" for k in range(1, 6)] + ["test_batch"]:
         d = {b"labels": list(range(10)), b"data": rng.integers(0, 256, (10, 3072), dtype=np.uint8)}
         (folder / name).write_bytes(pickle.dumps(d, protocol=2))
+
+
+def test_cifar10_keeps_its_test_batch_and_decays_the_lr_to_zero(tmp_path):
+    _fake_cifar10(tmp_path / "cifar", seed=0)
     cfg = {"name": "c10", "pipeline": "classify", "out_dir": str(tmp_path / "runs"),
            "data": {"root": str(tmp_path / "cifar"), "channels": 3, "val_fraction": 0.2, "batch_size": 16},
            "model": {"name": "resnet20", "width": 0.25}, "loss": {"name": "cross_entropy"},
@@ -362,14 +367,7 @@ def test_cifar10_keeps_its_test_batch_and_decays_the_lr_to_zero(tmp_path):
 
 
 def test_the_cifar10_config_trains_on_all_training_batches_with_a_linear_decay(tmp_path):
-    import pickle
-
-    rng = np.random.default_rng(1)
-    folder = tmp_path / "cifar" / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    for name in [f"data_batch_{k}" for k in range(1, 6)] + ["test_batch"]:
-        d = {b"labels": list(range(10)), b"data": rng.integers(0, 256, (10, 3072), dtype=np.uint8)}
-        (folder / name).write_bytes(pickle.dumps(d, protocol=2))
+    _fake_cifar10(tmp_path / "cifar", seed=1)
     config = Path(__file__).resolve().parents[2] / "configs" / "binary" / "aoie_net_cifar10.yaml"
     cfg = load_train_config(config, [f"data.root={tmp_path / 'cifar'}", f"out_dir={tmp_path / 'runs'}",
                                      "trainer.max_epochs=4", "data.batch_size=25", "model.width=0.25"])

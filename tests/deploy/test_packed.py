@@ -230,6 +230,10 @@ def test_chunk_size_keeps_the_first_stage_activation_within_the_budget():
     patchify = pack_model(_randomise_statistics(models.create("aoie_net_resnet20", in_channels=1, classes=2,
                                                               width=0.5, stem_stride=4)))
     assert patchify.images_per_chunk(200, 200) == 8 * 2**20 // (4 * 8 * 50 * 50)  # 8 channels at 50 x 50
+    # ImageNet-style stem: 7 x 7 conv with stride 2, then 3 x 3 max-pool with stride 2: 224 -> 56
+    resnet18 = pack_model(_randomise_statistics(models.create("aoie_net_resnet18", in_channels=3, classes=4,
+                                                              width=0.25)))
+    assert resnet18.images_per_chunk(224, 224) == 8 * 2**20 // (4 * 16 * 56 * 56) == 41
 
 
 def test_a_batch_run_in_chunks_gives_each_image_its_own_logits(monkeypatch):

@@ -345,11 +345,16 @@ class PackedResNet(nn.Module):
 
     def images_per_chunk(self, height: int, width: int) -> int:
         """Images run through the network together: as many as keep the first stage's activation
-        (float32; the largest, since later stages halve the side and double the width) within
+        (float32, at the input side divided by the stem's strides; the largest activation, since
+        later stages halve the side and double the width) within
         :data:`CHUNK_BYTES`, at least one. The bit convolutions do not depend on the chunking; the
         float PyTorch layers (stem, real shortcuts, classifier) may round differently per batch size."""
         first = next((m.in_channels for m in self.modules() if isinstance(m, PackedBinaryConv)), 1)
-        pixels = -(-height // self.stem_stride) * -(-width // self.stem_stride)
+        down = 1  # the stem's down-sampling: its convolution's and pooling's strides
+        for m in self.stem.modules():
+            stride = getattr(m, "stride", 1)
+            down *= int(stride[0] if isinstance(stride, (tuple, list)) else stride)
+        pixels = -(-height // down) * -(-width // down)
         return max(1, CHUNK_BYTES // (4 * first * pixels))
 
     def prepare(self) -> "PackedResNet":

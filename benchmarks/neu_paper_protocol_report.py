@@ -30,6 +30,13 @@ import yaml
 SEED = {"aoie_net": "99.4 % (T4)", "ienet": "97.9 % (T4)", "adabin": "98.1 % (T4)",
         "fracbnn": "88.2 % (T1, CIFAR-10)", "fracbnn_aba_io": "88.5 % (T1, CIFAR-10)",
         "fracbnn_dbn_ieb": "88.6 % (T1, CIFAR-10)", "fracbnn_pan": "88.7 % (T1, CIFAR-10)"}
+# Runs named otherwise (e.g. a data.val_fraction=0 run) find their Table 4 row by model.
+SEED_BY_MODEL = {"aoie_net_resnet20": SEED["aoie_net"], "ienet_resnet20": SEED["ienet"],
+                 "adabin_resnet20": SEED["adabin"]}
+
+
+def _seed(row: dict) -> str:
+    return SEED.get(row["run"]) or SEED_BY_MODEL.get(row["model"], "–")
 
 
 def _log(run: Path) -> tuple[int, dict[int, float]]:
@@ -105,7 +112,7 @@ def main() -> None:
     for r in rows:
         if "test_last" not in r:
             lines.append(f"| {r['run']} | {r['model']} | {r['reached']} of {r['epochs']} (unfinished) | – | – | – | – "
-                         f"| {SEED.get(r['run'], '–')} |")
+                         f"| {_seed(r)} |")
             continue
         epochs = r["epochs"] if r["reached"] == r["epochs"] else f"{r['reached']} of {r['epochs']} (unfinished)"
         best = (f"{r['best_epoch'] + 1} ({_val(r['val_best'])}) | {pct(r['test_best'])} / {pct(r['gpu_test_best'])}"
@@ -113,7 +120,7 @@ def main() -> None:
         f1_best = f"{r['f1_best']:.3f}" if "f1_best" in r else "–"
         lines.append(f"| {r['run']} | {r['model']} | {epochs} | {best} "
                      f"| {pct(r['test_last'])} ({_val(r['val_last'])}) "
-                     f"| {f1_best} / {r['f1_last']:.3f} | {SEED.get(r['run'], '–')} |")
+                     f"| {f1_best} / {r['f1_last']:.3f} | {_seed(r)} |")
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text("\n".join(lines) + "\n")
     (a.out.with_suffix(".json")).write_text(json.dumps(rows, indent=2) + "\n")

@@ -44,6 +44,21 @@ def _reference(x, thresholds, below, signs, a_lo, a_hi, w_lo, w_hi, scale, shift
     return out * scale[None, :, None, None] + shift[None, :, None, None]
 
 
+def _random_case(rng, c_in, c_out, h, w, stride, planes):
+    """Random inputs of _packed_conv / _reference: two images, thresholds (30 % of them 'below'),
+    weight signs, activation and weight levels (lo < hi), a BN scale and shift."""
+    x = rng.standard_normal((2, c_in, h, w)).astype(np.float32)
+    thresholds = (0.3 * rng.standard_normal((planes, c_in))).astype(np.float32)
+    below = rng.random((planes, c_in)) < 0.3
+    signs = rng.random((planes, c_out, c_in, 3, 3)) < 0.5
+    a_lo = rng.standard_normal(planes)
+    a_hi = a_lo + rng.random(planes) + 0.1
+    w_lo = rng.standard_normal((planes, c_out))
+    w_hi = w_lo + rng.random((planes, c_out)) + 0.1
+    scale, shift = rng.standard_normal(c_out), rng.standard_normal(c_out)
+    return x, thresholds, below, signs, a_lo, a_hi, w_lo, w_hi, scale, shift, stride
+
+
 @pytest.mark.parametrize("c_in,c_out,h,w,stride,planes", [
     (16, 16, 13, 11, 1, 2),   # AOIE-Net stage 1: one 48-bit word per kernel row, two planes
     (16, 32, 12, 9, 2, 1),    # down-sampling unit, even size
@@ -56,16 +71,7 @@ def _reference(x, thresholds, below, signs, a_lo, a_hi, w_lo, w_hi, scale, shift
 ])
 def test_bit_convolution_equals_float64_convolution_of_binarised_tensors(c_in, c_out, h, w, stride, planes):
     rng = np.random.default_rng(c_in * 100 + h)
-    x = rng.standard_normal((2, c_in, h, w)).astype(np.float32)
-    thresholds = (0.3 * rng.standard_normal((planes, c_in))).astype(np.float32)
-    below = rng.random((planes, c_in)) < 0.3
-    signs = rng.random((planes, c_out, c_in, 3, 3)) < 0.5
-    a_lo = rng.standard_normal(planes)
-    a_hi = a_lo + rng.random(planes) + 0.1
-    w_lo = rng.standard_normal((planes, c_out))
-    w_hi = w_lo + rng.random((planes, c_out)) + 0.1
-    scale, shift = rng.standard_normal(c_out), rng.standard_normal(c_out)
-    args = (x, thresholds, below, signs, a_lo, a_hi, w_lo, w_hi, scale, shift, stride)
+    args = _random_case(rng, c_in, c_out, h, w, stride, planes)
     got, expected = _packed_conv(*args), _reference(*args)
     assert got.shape == expected.shape == (2, c_out, (h - 1) // stride + 1, (w - 1) // stride + 1)
     # exact integer sums, one float32 rounding at the end
@@ -79,16 +85,7 @@ def test_bit_convolution_over_several_row_blocks_equals_float64_convolution(monk
     rng = np.random.default_rng(rows_per_block)
     c_in, c_out, h, w, planes = 16, 8, 11, 9, 2
     monkeypatch.setattr(bitconv, "BLOCK_PIXELS", rows_per_block * ((w - 1) // stride + 1))
-    x = rng.standard_normal((2, c_in, h, w)).astype(np.float32)
-    thresholds = (0.3 * rng.standard_normal((planes, c_in))).astype(np.float32)
-    below = rng.random((planes, c_in)) < 0.3
-    signs = rng.random((planes, c_out, c_in, 3, 3)) < 0.5
-    a_lo = rng.standard_normal(planes)
-    a_hi = a_lo + rng.random(planes) + 0.1
-    w_lo = rng.standard_normal((planes, c_out))
-    w_hi = w_lo + rng.random((planes, c_out)) + 0.1
-    scale, shift = rng.standard_normal(c_out), rng.standard_normal(c_out)
-    args = (x, thresholds, below, signs, a_lo, a_hi, w_lo, w_hi, scale, shift, stride)
+    args = _random_case(rng, c_in, c_out, h, w, stride, planes)
     expected = _reference(*args)
     np.testing.assert_allclose(_packed_conv(*args), expected, rtol=1e-6, atol=1e-6 * np.abs(expected).max())
 

@@ -94,7 +94,7 @@ def main() -> None:
                                                    a.data, Path(tmp) / run.name / "best_eval")
                 kept = saved.get("weights_epoch", saved["best_epoch"])
                 row.update(best_epoch=kept, val_best=curve.get(kept),
-                           test_best=best["accuracy"], f1_best=best["f1"], gpu_test_best=saved["accuracy"],
+                           test_best=best["accuracy"], f1_best=best["f1"], training_machine_test_best=saved["accuracy"],
                            hardware=saved.get("hardware"))
             if (run / "checkpoints" / "last.ckpt").exists():
                 last = evaluate_classification_run(
@@ -115,7 +115,7 @@ def main() -> None:
                          f"| {_seed(r)} |")
             continue
         epochs = r["epochs"] if r["reached"] == r["epochs"] else f"{r['reached']} of {r['epochs']} (unfinished)"
-        best = (f"{r['best_epoch'] + 1} ({_val(r['val_best'])}) | {pct(r['test_best'])} / {pct(r['gpu_test_best'])}"
+        best = (f"{r['best_epoch'] + 1} ({_val(r['val_best'])}) | {pct(r['test_best'])} / {pct(r['training_machine_test_best'])}"
                 if "test_best" in r else "– | – (not written)")
         f1_best = f"{r['f1_best']:.3f}" if "f1_best" in r else "–"
         lines.append(f"| {r['run']} | {r['model']} | {epochs} | {best} "

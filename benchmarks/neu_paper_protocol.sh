@@ -11,7 +11,9 @@
 # (--resume), so the script can be started again after it was killed. Logs: OUT_DIR/NAME.log.
 # Set CRACKSCOPE to the command that runs the CLI (default: crackscope). On a CPU, JOBS=1 trains the
 # runs one after another instead of side by side, and ONLY="aoie_net ienet" restricts the script to
-# the runs named (names as in the list below).
+# the runs named (names as in the list below). SEEDS="0 1 2" trains every run once per training seed
+# on the same test split (the configs fix split_seed: 0); seed 0 keeps the run's name, seed S > 0 is
+# NAME_sS. neu_paper_protocol_report.py then gives each model's mean and spread over its seeds.
 set -euo pipefail
 if [ $# -lt 2 ]; then
   echo "usage: $0 DATA_ROOT OUT_DIR [key=value ...]" >&2
@@ -37,6 +39,14 @@ if ! [[ $jobs =~ ^[0-9]+$ ]]; then
   echo "JOBS=$jobs is not a whole number (0 = all runs at once)" >&2
   exit 2
 fi
+seeds=()
+for seed in ${SEEDS:-0}; do  # training seeds; the split stays the configs' split_seed
+  if ! [[ $seed =~ ^[0-9]+$ ]]; then
+    echo "SEEDS: $seed is not a whole number" >&2
+    exit 2
+  fi
+  seeds+=($((10#$seed)))
+done
 names=()
 for spec in "${runs[@]}"; do names+=("${spec%% *}"); done
 for want in ${ONLY:-}; do
@@ -49,26 +59,30 @@ mkdir -p "$out_dir"
 
 pids=()
 status=0
-for spec in "${runs[@]}"; do
-  read -r name config overrides <<< "$spec"
-  if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $name "* ]]; then
-    continue
-  fi
-  run_dir="$out_dir/$name"
-  if [ -f "$run_dir/metrics.json" ]; then
-    echo "$name: finished, skipped"; continue
-  fi
-  resume=()
-  [ -f "$run_dir/checkpoints/last.ckpt" ] && resume=(--resume)
-  # shellcheck disable=SC2086
-  "${cli[@]}" train --config "$config" "${resume[@]}" name="$name" out_dir="$out_dir" \
-    data.root="$data_root" $overrides "$@" >>"$out_dir/$name.log" 2>&1 &
-  pids+=($!)
-  echo "$name: started (pid $!)${resume:+, resumed}"
-  if [ "$jobs" -gt 0 ] && [ "${#pids[@]}" -ge "$jobs" ]; then  # wait for the oldest before the next
-    wait "${pids[0]}" || status=1
-    pids=("${pids[@]:1}")
-  fi
+for seed in "${seeds[@]}"; do
+  for spec in "${runs[@]}"; do
+    read -r base config overrides <<< "$spec"
+    if [ -n "${ONLY:-}" ] && [[ " $ONLY " != *" $base "* ]]; then
+      continue
+    fi
+    name=$base
+    [ "$seed" -gt 0 ] && name="${base}_s$seed"
+    run_dir="$out_dir/$name"
+    if [ -f "$run_dir/metrics.json" ]; then
+      echo "$name: finished, skipped"; continue
+    fi
+    resume=()
+    [ -f "$run_dir/checkpoints/last.ckpt" ] && resume=(--resume)
+    # shellcheck disable=SC2086
+    "${cli[@]}" train --config "$config" "${resume[@]}" name="$name" seed="$seed" out_dir="$out_dir" \
+      data.root="$data_root" $overrides "$@" >>"$out_dir/$name.log" 2>&1 &
+    pids+=($!)
+    echo "$name: started (pid $!)${resume:+, resumed}"
+    if [ "$jobs" -gt 0 ] && [ "${#pids[@]}" -ge "$jobs" ]; then  # wait for the oldest before the next
+      wait "${pids[0]}" || status=1
+      pids=("${pids[@]:1}")
+    fi
+  done
 done
 for pid in "${pids[@]}"; do wait "$pid" || status=1; done
 exit $status

@@ -11,8 +11,16 @@ because NEU-CLS's validation part (114 images, 10 % of the training part) is too
 epochs: one image is 0.9 points. A run that reached its last epoch but was stopped before it wrote
 its weights gets the last-epoch column only; an unfinished run gets the last epoch it reached.
 
+How far the test split pins an accuracy down: the last-epoch column also gives the test errors
+and the exact 95 % (Clopper-Pearson) interval of the accuracy (``crackscope.metrics.accuracy_interval``;
+the spread of the test sample, not of training). Runs of one model with several training seeds
+(``SEEDS="0 1 2" neu_paper_protocol.sh``: NAME, NAME_s1, NAME_s2 on one split) get a second table:
+the mean, sample standard deviation and range of the last-epoch test accuracy over the finished seeds.
+
     .venv/bin/python benchmarks/neu_paper_protocol_report.py RUNS_DIR --data ../shared/datasets/NEU-CLS \
         --out benchmarks/results/neu_paper_protocol.md
+    .venv/bin/python benchmarks/neu_paper_protocol_report.py --from-json benchmarks/results/neu_paper_protocol.json \
+        --out benchmarks/results/neu_paper_protocol.md      # re-write the tables from the recorded rows
 """
 
 from __future__ import annotations
@@ -20,7 +28,9 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import re
 import shutil
+import statistics
 import tempfile
 from pathlib import Path
 
@@ -35,8 +45,32 @@ SEED_BY_MODEL = {"aoie_net_resnet20": SEED["aoie_net"], "ienet_resnet20": SEED["
                  "adabin_resnet20": SEED["adabin"]}
 
 
+def base_name(run: str) -> str:
+    """The run's name without the training-seed suffix: ``aoie_net_s3`` -> ``aoie_net``."""
+    return re.sub(r"_s\d+$", "", run)
+
+
 def _seed(row: dict) -> str:
-    return SEED.get(row["run"]) or SEED_BY_MODEL.get(row["model"], "–")
+    return SEED.get(base_name(row["run"])) or SEED_BY_MODEL.get(row["model"], "–")
+
+
+def over_seeds(rows: list[dict]) -> list[dict]:
+    """Per base name with two or more finished runs (all epochs, a last-epoch score): the number of
+    seeds, the mean, sample standard deviation, smallest and largest last-epoch test accuracy, and
+    the runs' error counts, in run order."""
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        if "test_last" in r and r["reached"] == r["epochs"]:
+            groups.setdefault(base_name(r["run"]), []).append(r)
+    out = []
+    for name, rs in groups.items():
+        if len(rs) < 2:
+            continue
+        acc = [r["test_last"] for r in rs]
+        out.append({"name": name, "model": rs[0]["model"], "seeds": len(rs), "mean": statistics.fmean(acc),
+                    "std": statistics.stdev(acc), "min": min(acc), "max": max(acc),
+                    "errors": [r["errors_last"] for r in rs], "runs": [r["run"] for r in rs]})
+    return out
 
 
 def _log(run: Path) -> tuple[int, dict[int, float]]:
@@ -77,10 +111,17 @@ def main() -> None:
     from crackscope.engine.train import checkpoint_weights
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("runs", type=Path)
-    ap.add_argument("--data", type=Path, required=True)
+    ap.add_argument("runs", type=Path, nargs="?", help="the OUT_DIR of neu_paper_protocol.sh")
+    ap.add_argument("--data", type=Path, help="the NEU-CLS folder the runs trained on")
     ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--from-json", type=Path, help="re-write the tables from the rows of an earlier report's "
+                    ".json (no runs or data needed), e.g. after the table gained columns")
     a = ap.parse_args()
+    if a.from_json:
+        write_report([with_sample_interval(r) for r in json.loads(a.from_json.read_text())], a.out)
+        return
+    if a.runs is None or a.data is None:
+        ap.error("give RUNS and --data (or --from-json)")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         for run in sorted(p for p in a.runs.iterdir() if (p / "config.yaml").exists()):
@@ -102,29 +143,64 @@ def main() -> None:
                                     checkpoint_weights(run / "checkpoints" / "last.ckpt")),
                     a.data, Path(tmp) / run.name / "last_eval")
                 row.update(test_last=last["accuracy"], f1_last=last["f1"], val_last=curve.get(reached - 1),
-                           n_test=last["n_images"])
+                           n_test=last["n_images"], errors_last=last["errors"],
+                           interval_last=last["accuracy_interval_95"])
             rows.append(row)
             print(row, flush=True)
+    write_report(rows, a.out)
+
+
+def with_sample_interval(row: dict) -> dict:
+    """The row with its last-epoch test errors and 95 % interval, computed from its accuracy and
+    test size when an earlier report did not record them."""
+    if "test_last" not in row or "interval_last" in row:
+        return row
+    from crackscope.metrics import accuracy_interval
+
+    correct = round(row["test_last"] * row["n_test"])
+    return {**row, "errors_last": row["n_test"] - correct,
+            "interval_last": list(accuracy_interval(correct, row["n_test"]))}
+
+
+def write_report(rows: list[dict], out: Path) -> None:
+    """OUT (the tables, markdown) and OUT with .json (the rows)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    lines = markdown(rows)
+    out.write_text("\n".join(lines) + "\n")
+    out.with_suffix(".json").write_text(json.dumps(rows, indent=2) + "\n")
+    print("\n".join(lines))
+
+
+def markdown(rows: list[dict]) -> list[str]:
+    """The runs table, and the over-seeds table when a model has several finished seeds."""
     lines = ["| run | model | epochs | epoch of the written weights (val acc) | their test acc (CPU / training "
-             "machine) | test acc, last epoch (val acc) | macro F1 written / last | seed |",
-             "|---|---|---:|---:|---:|---:|---:|---|"]
+             "machine) | test acc, last epoch (val acc) | test errors, last epoch | 95 % interval (test sample) "
+             "| macro F1 written / last | seed |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     pct = lambda v: f"{100 * v:.2f} %"  # noqa: E731
     for r in rows:
         if "test_last" not in r:
             lines.append(f"| {r['run']} | {r['model']} | {r['reached']} of {r['epochs']} (unfinished) | – | – | – | – "
-                         f"| {_seed(r)} |")
+                         f"| – | – | {_seed(r)} |")
             continue
         epochs = r["epochs"] if r["reached"] == r["epochs"] else f"{r['reached']} of {r['epochs']} (unfinished)"
         best = (f"{r['best_epoch'] + 1} ({_val(r['val_best'])}) | {pct(r['test_best'])} / {pct(r['training_machine_test_best'])}"
                 if "test_best" in r else "– | – (not written)")
         f1_best = f"{r['f1_best']:.3f}" if "f1_best" in r else "–"
+        lo, hi = r["interval_last"]
         lines.append(f"| {r['run']} | {r['model']} | {epochs} | {best} "
-                     f"| {pct(r['test_last'])} ({_val(r['val_last'])}) "
-                     f"| {f1_best} / {r['f1_last']:.3f} | {_seed(r)} |")
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text("\n".join(lines) + "\n")
-    (a.out.with_suffix(".json")).write_text(json.dumps(rows, indent=2) + "\n")
-    print("\n".join(lines))
+                     f"| {pct(r['test_last'])} ({_val(r['val_last'])}) | {r['errors_last']} of {r['n_test']} "
+                     f"| {100 * lo:.1f}–{100 * hi:.1f} % | {f1_best} / {r['f1_last']:.3f} | {_seed(r)} |")
+    groups = over_seeds(rows)
+    if groups:
+        lines += ["", "Over training seeds (same split; last-epoch test accuracy of the finished runs):", "",
+                  "| model | seeds | mean | standard deviation | smallest – largest | test errors per seed | seed |",
+                  "|---|---:|---:|---:|---:|---|---|"]
+        for g in groups:
+            lines.append(f"| {g['name']} | {g['seeds']} | {pct(g['mean'])} | {100 * g['std']:.2f} points "
+                         f"| {pct(g['min'])} – {pct(g['max'])} | {', '.join(map(str, g['errors']))} "
+                         f"| {_seed({'run': g['name'], 'model': g['model']})} |")
+    return lines
 
 
 if __name__ == "__main__":

@@ -30,6 +30,7 @@ sample scores 1.0 per sample but adds nothing to the micro counts.
 
 Image classification (:func:`classification_summary`, :class:`ClassificationMetrics`) works on the
 (K, K) confusion matrix of whole images instead: see :func:`classification_summary`.
+:func:`accuracy_interval` says how far a test set of n images pins the accuracy down.
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ __all__ = [
     "iou_from_confusion",
     "multiclass_iou",
     "classification_summary",
+    "accuracy_interval",
     "ClassificationMetrics",
 ]
 
@@ -300,7 +302,9 @@ def classification_summary(confusion, classes: Sequence[str] | None = None) -> d
       left out of the mean and reported with ``None`` values); macro F1 is the mean of the F1_c,
       not the F1 of macro precision and recall (scikit-learn's ``average="macro"``);
     * ``confusion`` (the matrix as nested lists), ``per_class`` {name: precision, recall, f1,
-      support (= row_c)}, ``classes`` (names; ``"0"``, ``"1"``, ... when not given), ``n_images``.
+      support (= row_c)}, ``classes`` (names; ``"0"``, ``"1"``, ... when not given), ``n_images``;
+    * ``errors`` (images off the diagonal) and ``accuracy_interval_95``, the exact 95 % interval
+      of the accuracy that ``n_images`` test images allow (:func:`accuracy_interval`).
 
     With no images every metric is ``None``.
     """
@@ -328,9 +332,31 @@ def classification_summary(confusion, classes: Sequence[str] | None = None) -> d
                else {"precision": None, "recall": None, "f1": None}) | {"support": int(rows[i])}
         for i, name in enumerate(names)
     }
+    correct = int(round(float(tp.sum())))
+    interval = list(accuracy_interval(correct, int(total))) if total > 0 else None
     return {"accuracy": float(tp.sum() / total) if total > 0 else None, "precision": macro(precision),
-            "recall": macro(recall), "f1": macro(f1), "n_images": int(total), "classes": names,
+            "recall": macro(recall), "f1": macro(f1), "n_images": int(total), "errors": int(total) - correct,
+            "accuracy_interval_95": interval, "classes": names,
             "confusion": cm.long().tolist(), "per_class": per_class}
+
+
+def accuracy_interval(correct: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
+    """Exact (Clopper-Pearson) two-sided ``confidence`` interval of an accuracy measured as
+    ``correct`` of ``n`` independent test images: the binomial success probabilities p for which
+    seeing ``correct`` or more (lower end), or ``correct`` or fewer (upper end), has probability
+    (1 - confidence) / 2. Via the beta quantiles: lower = B^-1(a/2; k, n - k + 1), upper =
+    B^-1(1 - a/2; k + 1, n - k), with lower = 0 at k = 0 and upper = 1 at k = n (Clopper & Pearson
+    1934). It is the spread of the test sample only, not of training (seeds, splits)."""
+    from scipy.stats import beta
+
+    if not (isinstance(n, int) and isinstance(correct, int) and 0 <= correct <= n and n > 0):
+        raise InputError(f"accuracy_interval needs whole numbers 0 <= correct <= n, n > 0 (got {correct} of {n})")
+    if not 0 < confidence < 1:
+        raise InputError(f"confidence must lie in (0, 1) (got {confidence})")
+    tail = (1 - confidence) / 2
+    lower = 0.0 if correct == 0 else float(beta.ppf(tail, correct, n - correct + 1))
+    upper = 1.0 if correct == n else float(beta.ppf(1 - tail, correct + 1, n - correct))
+    return lower, upper
 
 
 class ClassificationMetrics(Metric):

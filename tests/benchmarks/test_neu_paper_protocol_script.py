@@ -67,3 +67,23 @@ def test_bad_settings_exit_2_naming_the_value_before_anything_runs(tmp_path, env
     assert done.returncode == 2
     assert message in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert calls == [] and not out.exists()
+
+
+def test_seeds_train_each_run_once_per_seed_under_its_own_name(tmp_path):
+    out = tmp_path / "out"
+    (out / "aoie_net_s2").mkdir(parents=True)
+    (out / "aoie_net_s2" / "metrics.json").write_text("{}")
+    done, calls = _run(tmp_path, "DATA", str(out), JOBS="1", ONLY="aoie_net ienet", SEEDS="0 02 5")
+    assert done.returncode == 0, done.stderr
+    started = [c.split() for c in calls if c.startswith("start")]
+    # seed 0 keeps the plain name; 02 is seed 2, already finished, so skipped
+    assert [c[1] for c in started] == ["aoie_net", "ienet", "ienet_s2", "aoie_net_s5", "ienet_s5"]
+    assert [next(a for a in c if a.startswith("seed=")) for c in started] == ["seed=0", "seed=0", "seed=2",
+                                                                             "seed=5", "seed=5"]
+    assert "aoie_net_s2: finished, skipped" in done.stdout
+
+
+def test_a_bad_seed_exits_2_naming_it(tmp_path):
+    done, calls = _run(tmp_path, "DATA", str(tmp_path / "out"), SEEDS="0 one")
+    assert done.returncode == 2 and done.stderr.strip() == "SEEDS: one is not a whole number"
+    assert calls == [] and not (tmp_path / "out").exists()

@@ -79,6 +79,7 @@ def test_neu_configs_follow_the_seed_protocol(name, model):
     assert (cfg.optimizer.lr, cfg.trainer.max_epochs) == (1e-3, 90)
     assert (cfg.trainer.lr_step_epochs, cfg.trainer.lr_step_factor) == ([45], 0.1)
     assert cfg.monitor == "val/accuracy" and cfg.trainer.lr_plateau_patience is None
+    assert cfg.split_seed == 0  # other training seeds keep the shipped models' test split
 
 
 def test_cifar10_config_follows_the_seed_protocol():

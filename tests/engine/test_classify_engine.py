@@ -82,7 +82,7 @@ def test_classification_metrics_equal_a_hand_computation():
     for t, p in zip(true, pred):
         cm[t, p] += 1
     s = classification_summary(torch.from_numpy(cm), ["a", "b", "c", "d"])
-    assert s["confusion"] == cm.tolist() and s["n_images"] == 12
+    assert s["confusion"] == cm.tolist() and s["n_images"] == 12 and s["errors"] == 5  # 7 of 12 on the diagonal
     assert s["accuracy"] == pytest.approx(np.mean(true == pred))
     precision = [2 / 3, 2 / 5, 3 / 4]  # column-wise: predicted 0 three times (2 right), 1 five times, 2 four
     recall = [2 / 4, 2 / 3, 3 / 5]
@@ -100,6 +100,40 @@ def test_classification_metrics_equal_a_hand_computation():
     acc.update(logits[:5], torch.from_numpy(true[:5]))
     acc.update(logits[5:], torch.from_numpy(true[5:]))
     assert acc.compute() == s
+
+
+def _binomial_tail(k: int, n: int, p: float, upper: bool) -> float:
+    """P(X >= k) (upper) or P(X <= k) for X ~ Binomial(n, p), summed term by term."""
+    ks = range(k, n + 1) if upper else range(0, k + 1)
+    return sum(math.comb(n, j) * p ** j * (1 - p) ** (n - j) for j in ks)
+
+
+@pytest.mark.parametrize("correct, n", [(5, 10), (286, 288), (287, 288), (358, 360), (1, 7)])
+def test_accuracy_interval_is_the_exact_clopper_pearson_interval(correct, n):
+    from crackscope.metrics import accuracy_interval
+
+    lo, hi = accuracy_interval(correct, n)
+    # its defining property: at the lower end seeing >= correct, at the upper end <= correct, has chance 2.5 %
+    assert _binomial_tail(correct, n, lo, upper=True) == pytest.approx(0.025, rel=1e-6)
+    assert _binomial_tail(correct, n, hi, upper=False) == pytest.approx(0.025, rel=1e-6)
+    assert lo < correct / n < hi
+
+
+def test_accuracy_interval_at_the_ends_and_a_textbook_value():
+    from crackscope.metrics import accuracy_interval
+
+    # all right / all wrong: P(X = n) = p^n = 2.5 % gives the closed form (0.025)^(1/n)
+    assert accuracy_interval(10, 10) == pytest.approx((0.025 ** 0.1, 1.0))
+    assert accuracy_interval(0, 10) == pytest.approx((0.0, 1 - 0.025 ** 0.1))
+    assert accuracy_interval(5, 10) == pytest.approx((0.1871, 0.8129), abs=1e-4)  # the usual 5-of-10 example
+    assert accuracy_interval(5, 10, confidence=0.5)[1] < 0.8129  # narrower at lower confidence
+    for bad in ((11, 10), (-1, 10), (0, 0), (2.0, 10)):
+        with pytest.raises(InputError, match="correct <= n"):
+            accuracy_interval(*bad)
+    with pytest.raises(InputError, match="confidence"):
+        accuracy_interval(5, 10, confidence=1.0)
+    assert classification_summary(torch.tensor([[3, 1], [0, 4]]))["accuracy_interval_95"] == \
+        pytest.approx(list(accuracy_interval(7, 8)))
 
 
 def test_step_and_decay_schedules_by_hand():
@@ -259,6 +293,25 @@ def test_without_validation_the_whole_training_part_trains_and_the_last_epoch_is
     assert all(torch.equal(kept[k], last[k]) for k in last)
     header = (run / "logs" / "metrics.csv").read_text().splitlines()[0].split(",")
     assert "train/loss" in header and not any(h.startswith("val/") for h in header)  # no validation ran
+
+
+def test_split_seed_fixes_the_split_while_the_training_seed_changes(trained, dataset, tmp_path):
+    # several training seeds on one test split: split_seed draws the split, seed everything else
+    from crackscope.data.classification import ImageClassificationDataset, stratified_split
+
+    cfg = _cfg(dataset, tmp_path, name="seed2_split1")
+    cfg.update(seed=2, split_seed=1)
+    cfg["trainer"].update(max_epochs=1, lr_step_epochs=None)
+    run = train(load_train_config(None, base=cfg), progress=False)
+    split, reference = (json.loads((r / "split.json").read_text()) for r in (run, trained))
+    assert split["stems"] == reference["stems"] and split["seed"] == 1  # the seed-1 run's split
+    ds = ImageClassificationDataset(dataset, "folder")
+    seed2_test = [ds.stems[i] for i in stratified_split(ds.targets, (0.8, 0.2), seed=2)["test"]]
+    assert split["stems"]["test"] != seed2_test  # not the split that seed 2 alone would draw
+    written = yaml.safe_load((run / "config.yaml").read_text())
+    assert written["seed"] == 2 and written["split_seed"] == 1
+    with pytest.raises(InputError, match="split_seed"):
+        load_train_config(None, base={**cfg, "split_seed": -1})
 
 
 def test_resume_accepts_other_runtime_knobs_but_not_a_different_model(trained):

@@ -222,6 +222,8 @@ class TrainConfig(_Strict):
     name: str = Field(..., min_length=1, pattern=r"^[A-Za-z0-9_.+-]+$")
     pipeline: Literal["wavefield", "surface", "classify"] = "wavefield"
     seed: int = Field(0, ge=0)
+    split_seed: int | None = Field(None, ge=0, description="seed of the train/validation/test split; null: "
+                                   "``seed``. Fix it to train several seeds on one split (the same test images)")
     out_dir: Path = Path("runs")
     data: WavefieldData | SurfaceData | ClassificationData = Field(..., discriminator="kind")
     model: ModelSpec
@@ -258,6 +260,11 @@ class TrainConfig(_Strict):
     @property
     def monitor(self) -> str:
         return self.trainer.monitor or DEFAULT_MONITOR[self.pipeline]
+
+    @property
+    def data_split_seed(self) -> int:
+        """The seed the data split is drawn from: ``split_seed``, or ``seed`` when it is null."""
+        return self.seed if self.split_seed is None else self.split_seed
 
 
 def load_train_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = (), base: dict | None = None) -> TrainConfig:

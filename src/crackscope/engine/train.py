@@ -89,7 +89,7 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool | None = Non
     pipeline = pipelines.get(cfg.pipeline)
     geometry, model, loss = _prepare(cfg, resume)
     run_dir = cfg.run_dir
-    split = pipeline.split(cfg.data, cfg.seed, run_dir)
+    split = pipeline.split(cfg.data, cfg.data_split_seed, run_dir)
     if not _is_child_rank():
         run_dir.mkdir(parents=True, exist_ok=True)
         plain = {k: list(v) if isinstance(v, tuple) else v for k, v in geometry.items()}

@@ -166,6 +166,9 @@ def evaluate_cmd(
         r = evaluate_classification_run(run, data, out, format=format.value if format else None)
         typer.echo(f"accuracy {r['accuracy']:.4f}  macro precision {r['precision']:.4f}  recall {r['recall']:.4f}  "
                    f"F1 {r['f1']:.4f}  ({r['n_images']} images, {r['subset']})")
+        lo, hi = r["accuracy_interval_95"]
+        typer.echo(f"  {r['errors']} errors; the accuracy's exact 95 % interval for {r['n_images']} test images: "
+                   f"{lo:.4f}-{hi:.4f}")
         for cls, m in r["per_class"].items():
             if m["f1"] is not None:
                 typer.echo(f"  {cls}: precision {m['precision']:.4f}  recall {m['recall']:.4f}  F1 {m['f1']:.4f}  "

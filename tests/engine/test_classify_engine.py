@@ -25,7 +25,7 @@ from crackscope.engine.config import load_train_config
 from crackscope.engine.module import lr_multiplier
 from crackscope.engine.train import train
 from crackscope.errors import InputError
-from crackscope.metrics import ClassificationMetrics, classification_summary
+from crackscope.metrics import ClassificationMetrics, accuracy_interval, classification_summary
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -110,8 +110,6 @@ def _binomial_tail(k: int, n: int, p: float, upper: bool) -> float:
 
 @pytest.mark.parametrize("correct, n", [(5, 10), (286, 288), (287, 288), (358, 360), (1, 7)])
 def test_accuracy_interval_is_the_exact_clopper_pearson_interval(correct, n):
-    from crackscope.metrics import accuracy_interval
-
     lo, hi = accuracy_interval(correct, n)
     # its defining property: at the lower end seeing >= correct, at the upper end <= correct, has chance 2.5 %
     assert _binomial_tail(correct, n, lo, upper=True) == pytest.approx(0.025, rel=1e-6)
@@ -120,8 +118,6 @@ def test_accuracy_interval_is_the_exact_clopper_pearson_interval(correct, n):
 
 
 def test_accuracy_interval_at_the_ends_and_a_textbook_value():
-    from crackscope.metrics import accuracy_interval
-
     # all right / all wrong: P(X = n) = p^n = 2.5 % gives the closed form (0.025)^(1/n)
     assert accuracy_interval(10, 10) == pytest.approx((0.025 ** 0.1, 1.0))
     assert accuracy_interval(0, 10) == pytest.approx((0.0, 1 - 0.025 ** 0.1))
@@ -338,7 +334,11 @@ def test_evaluate_another_folder_from_the_command_line(trained, tmp_path, capsys
     m = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     assert m["n_images"] == 7 and m["subset"] == "all images" and m["classes"] == ["bright", "dark", "mid"]
     assert np.asarray(m["confusion"]).sum(1).tolist() == [4, 3, 0] and m["per_class"]["mid"]["support"] == 0
-    assert "accuracy" in capsys.readouterr().out and (tmp_path / "ev" / "figures" / "confusion.png").exists()
+    printed = capsys.readouterr().out
+    assert "accuracy" in printed and (tmp_path / "ev" / "figures" / "confusion.png").exists()
+    correct = int(np.trace(np.asarray(m["confusion"])))
+    assert m["errors"] == 7 - correct and f"{7 - correct} errors;" in printed
+    assert m["accuracy_interval_95"] == pytest.approx(list(accuracy_interval(correct, 7)))
 
 
 @pytest.mark.parametrize("problem", ["corrupt image", "unknown class", "format of another pipeline", "no cifar"])

@@ -3,7 +3,8 @@
 The device tool copies the working tree (tracked files plus carried ignored paths, 64 MiB in all)
 and nothing beside it, so ``../shared/datasets/NEU-CLS`` does not travel. This writes:
 
-* ``.device/NEU-CLS/``: every NEU-CLS image as lossless WebP (the same pixels, stems and order, so
+* ``.device/NEU-CLS/``: every NEU-CLS image as lossless WebP (stored as RGB with three equal channels, which
+  WebP needs and the loader reads back as the same grey pixels; the same stems and order, so
   the same split; about 22 KB an image against 40 KB of BMP), each checked pixel for pixel against
   its source and written through a temporary file, so a killed run leaves no half image;
 * ``.device/wheels/``: the wheels of the packages crackscope imports that the device image lacks

@@ -11,7 +11,8 @@
 # run into $OUT/NAME.tar.gz (config, split, metrics, weights, logs, checkpoints/last.ckpt; not the
 # per-epoch checkpoints), at most 7 runs: the device returns 8 files. A second call on the warm
 # machine resumes the unfinished runs (runs/device is ignored by git and stays there); a run packed
-# unfinished also resumes here, on the CPU, with the same command and --resume. Back here:
+# unfinished also resumes here, on the CPU: the same train command with --resume and
+# data.root=.device/NEU-CLS (the root its config.yaml holds). Back here:
 #   for f in /work/.device/.../*.tar.gz; do tar xzf "$f" -C runs/npp; done
 #   .venv/bin/python benchmarks/neu_paper_protocol_report.py runs/npp --data ../shared/datasets/NEU-CLS --out ...
 # Extra key=value arguments go to every run. PYTHON (default python3) runs the CLI; WHEELS (default

@@ -29,6 +29,8 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from crackscope.data.surface import image_extensions
+
 ROOT = Path(__file__).resolve().parents[2]
 DEVICE_DIR = ROOT / ".device"
 LIMIT_BYTES = 64 << 20  # what one device call may carry, working tree included
@@ -40,7 +42,8 @@ WHEEL_PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_
 def convert(src: Path, dst: Path) -> int:
     """Lossless WebP copies of the images of ``src`` in ``dst`` (kept if already there and equal);
     returns how many were written."""
-    files = sorted(p for p in src.iterdir() if p.suffix.lower() in (".bmp", ".png", ".jpg", ".webp"))
+    exts = image_extensions()  # what crackscope's loaders read
+    files = sorted(p for p in src.iterdir() if p.is_file() and p.suffix.lower() in exts)
     if not files:
         raise SystemExit(_fail(f"--data {src}: no images"))
     dst.mkdir(parents=True, exist_ok=True)

@@ -251,3 +251,37 @@ def test_multiclass_iou_agrees_with_torchmetrics():
     assert out["miou"] == pytest.approx(tm_iou.mean().item(), abs=1e-6)
     tm_acc = MulticlassAccuracy(num_classes=5, average="micro")(scores, target)
     assert out["pixel_accuracy"] == pytest.approx(tm_acc.item(), abs=1e-6)
+
+
+def test_threshold_sweep_hand_worked():
+    """p = (0.2, 0.4, 0.7, 0.9) against y = (0, 1, 1, 0): DSC 4/6, 4/5, 2/4, 0 at t = 0.1, 0.3, 0.5, 0.8."""
+    from crackscope.metrics import best_threshold, sweep_counts
+
+    p = torch.tensor([[0.2, 0.4, 0.7, 0.9]])
+    y = torch.tensor([[0.0, 1.0, 1.0, 0.0]])
+    grid = (0.1, 0.3, 0.5, 0.8)
+    counts = sweep_counts(p, y, grid, from_logits=False)
+    assert counts.tolist() == [[2, 2, 0], [2, 1, 0], [1, 1, 1], [0, 1, 2]]
+    assert best_threshold(counts, grid) == {"dsc_best": pytest.approx(0.8), "threshold_best": 0.3}
+    # ties go to the lowest threshold; empty predicted empty scores 1 as everywhere in the module
+    tie = torch.tensor([[1, 1, 0], [1, 1, 0]])
+    assert best_threshold(tie, (0.2, 0.6))["threshold_best"] == 0.2
+    assert best_threshold(torch.tensor([[0, 3, 0], [0, 0, 0]]), (0.2, 0.6)) == {"dsc_best": 1.0, "threshold_best": 0.6}
+    with pytest.raises(InputError, match="increasing"):
+        SegmentationMetrics(sweep=(0.5, 0.3))
+
+
+def test_accumulated_sweep_equals_plain_metrics_at_each_threshold():
+    from crackscope.metrics import THRESHOLD_GRID
+
+    m = SegmentationMetrics(sweep=THRESHOLD_GRID)
+    batches = [random_batch(s) for s in (1, 2)]
+    for logits, target in batches:
+        m.update(logits, target)
+    out = m.compute()
+    logits = torch.cat([b[0] for b in batches])
+    target = torch.cat([b[1] for b in batches])
+    dsc = {t: summarize(confusion_counts(logits, target, threshold=t))["dsc"] for t in THRESHOLD_GRID}
+    best = max(THRESHOLD_GRID, key=lambda t: (dsc[t], -t))
+    assert out["threshold_best"] == best and out["dsc_best"] == pytest.approx(dsc[best])
+    assert out["dsc"] == pytest.approx(dsc[0.5])  # the fixed-threshold keys are unchanged

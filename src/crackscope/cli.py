@@ -279,7 +279,10 @@ def export_cmd(
     from crackscope.engine.export import export_onnx
 
     result = export_onnx(run, out)
-    typer.echo(f"wrote {result['path']}; parity on {result['input_shape']}: max |onnx - torch| = {result['max_abs_diff']:.3g}")
+    point = "" if result["threshold"] is None else (f" (outputs logits; crack where sigmoid > {result['threshold']:g}, "
+                                                    "metadata 'crack_threshold')")
+    typer.echo(f"wrote {result['path']}{point}; parity on {result['input_shape']}: "
+               f"max |onnx - torch| = {result['max_abs_diff']:.3g}")
 
 
 @app.command("grid", context_settings={"allow_extra_args": True, "ignore_unknown_options": False})

@@ -49,6 +49,9 @@ __all__ = [
     "summarize",
     "by_crack_size",
     "SegmentationMetrics",
+    "THRESHOLD_GRID",
+    "sweep_counts",
+    "best_threshold",
     "multiclass_confusion",
     "iou_from_confusion",
     "multiclass_iou",
@@ -61,6 +64,8 @@ METRICS = ("dsc", "accuracy", "iou", "precision", "recall", "iou_background", "m
 # what a segmentation run logs as val/<key> (the first on the progress bar)
 SEGMENTATION_VAL_KEYS = ("dsc", "iou", "precision", "recall", "accuracy", "miou")
 DEFAULT_BOUNDS_UM = (0, 1, 2, 3, 4)
+# candidate crack thresholds a run may choose its operating point from (on validation data only)
+THRESHOLD_GRID = tuple(round(0.05 * k, 2) for k in range(1, 20))
 
 
 def _foreground(logits: Tensor, target: Tensor, threshold: float, from_logits: bool) -> tuple[Tensor, Tensor]:
@@ -188,11 +193,38 @@ def by_crack_size(counts, max_crack_length_um, bounds: Sequence[float] = DEFAULT
     return {_bound_key(b): summarize(c[m]) for b, m in zip(bounds, masks)}
 
 
+def _check_thresholds(thresholds: Sequence[float]) -> tuple[float, ...]:
+    out = tuple(float(t) for t in thresholds)
+    if any(not 0.0 < t < 1.0 for t in out) or list(out) != sorted(set(out)):
+        raise InputError(f"sweep thresholds must be increasing and inside (0, 1), got {list(thresholds)!r}")
+    return out
+
+
+def sweep_counts(logits: Tensor, target: Tensor, thresholds: Sequence[float], from_logits: bool = True) -> Tensor:
+    """(K, 3) int64 micro TP, FP, FN of binary predictions at each of K thresholds, summed over the
+    batch and every pixel (foreground where the probability is > threshold, as everywhere here)."""
+    pred_t = [_foreground(logits, target, t, from_logits) for t in thresholds]
+    return torch.stack([torch.stack([(p & y).sum(), (p & ~y).sum(), (~p & y).sum()]) for p, y in pred_t]).long()
+
+
+def best_threshold(counts: Tensor, thresholds: Sequence[float]) -> dict:
+    """``{"dsc_best", "threshold_best"}``: the threshold of the (K, 3) :func:`sweep_counts` with the
+    highest micro DSC = 2 TP / (2 TP + FP + FN) (empty predicted empty: 1, as everywhere here), the
+    lowest such threshold on ties."""
+    tp, fp, fn = counts.double().unbind(-1)
+    dsc = _ratio(2 * tp, 2 * tp + fp + fn, (tp + fp + fn) == 0)
+    k = int(torch.argmax(dsc))  # the first maximum
+    return {"dsc_best": float(dsc[k]), "threshold_best": float(thresholds[k])}
+
+
 class SegmentationMetrics(Metric):
     """Accumulates :func:`confusion_counts` over batches; ``compute()`` equals :func:`summarize`
     of all samples, plus ``"by_crack_size"`` (:func:`by_crack_size`) when every ``update`` got
-    ``max_crack_length_um``. States are sums (counts and per-sample metric sums per size group),
-    so torchmetrics reduces them across DDP processes.
+    ``max_crack_length_um``. With ``sweep`` (thresholds, e.g. :data:`THRESHOLD_GRID`) it also
+    counts TP, FP, FN at each of them and adds ``dsc_best`` and ``threshold_best``
+    (:func:`best_threshold`): the operating point a run chooses on its validation data. States are
+    sums (counts and per-sample metric sums per size group), so torchmetrics reduces them across
+    DDP processes.
     """
 
     full_state_update = False
@@ -200,11 +232,14 @@ class SegmentationMetrics(Metric):
     higher_is_better = True
 
     def __init__(self, threshold: float = 0.5, from_logits: bool = True,
-                 bounds: Sequence[float] = DEFAULT_BOUNDS_UM, **kwargs):
+                 bounds: Sequence[float] = DEFAULT_BOUNDS_UM, sweep: Sequence[float] = (), **kwargs):
         super().__init__(**kwargs)
         if not 0.0 <= float(threshold) <= 1.0:
             raise InputError(f"threshold must be in [0, 1], got {threshold!r}")
         self.threshold = float(threshold)
+        self.sweep = _check_thresholds(sweep)
+        # micro TP, FP, FN at every sweep threshold: compute() adds dsc_best / threshold_best
+        self.add_state("sweep_counts", torch.zeros(len(self.sweep), 3, dtype=torch.long), dist_reduce_fx="sum")
         self.from_logits = bool(from_logits)
         self.bounds = _check_bounds(bounds)
         g = 1 + len(self.bounds)  # row 0: all samples; row i: longer than bounds[i-1]
@@ -221,6 +256,8 @@ class SegmentationMetrics(Metric):
         if max_crack_length_um is not None:
             rows[1:] = _size_masks(max_crack_length_um, b, self.bounds, c.device)
             self.n_with_length += b
+        if self.sweep:
+            self.sweep_counts += sweep_counts(logits, target, self.sweep, self.from_logits).to(self.sweep_counts.device)
         m = rows[:, :, None]
         self.count_sum += (m * c[None]).sum(1)
         self.metric_sum += (m * _metric_values(c)[None]).sum(1)
@@ -229,6 +266,8 @@ class SegmentationMetrics(Metric):
     def compute(self) -> dict:
         n_all = int(self.n[0])
         out = _summary(self.count_sum[0], self.metric_sum[0], n_all)
+        if self.sweep:
+            out.update(best_threshold(self.sweep_counts, self.sweep))
         n_len = int(self.n_with_length)
         if n_len:
             if n_len != n_all:

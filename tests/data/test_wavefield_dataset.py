@@ -127,3 +127,48 @@ def test_bad_options_raise_input_error(store, tmp_path):
         WavefieldDataset(store, indices=[-1])
     with pytest.raises(InputError, match="not a crackscope"):
         WavefieldDataset(tmp_path)
+
+
+def test_reflection_is_the_simulation_of_the_reflected_plate():
+    """Physics check of the mirror augmentation: reflecting a simulated plate about y = H/2 gives the
+    simulation of the plate with the reflected (kinked) crack: same signals to float32 rounding,
+    the same mask exactly."""
+    from crackscope.data.wavefield_dataset import reflect_plate
+    from crackscope.physics.cracks import Crack
+    from crackscope.physics.wavefield import simulate_wavefield
+
+    cfg = PlateConfig.preset("tiny", n_time=120)
+    h = cfg.height
+    pts = [(1.3e-6, 2.1e-6), (2.9e-6, 2.6e-6), (3.4e-6, 4.4e-6)]
+    crack, mirrored = Crack(*pts), Crack(*[(x, h - y) for x, y in pts])
+    result = simulate_wavefield(cfg, [[crack], [mirrored]])
+    signals, masks = result.signals.numpy(), result.masks.numpy()
+    x, m = reflect_plate(signals[0], masks[0], cfg.sensor_grid)
+    assert np.array_equal(m, masks[1]) and masks[1].sum() > 0
+    peak = np.abs(signals[1]).max()
+    assert np.abs(x - signals[1]).max() < 1e-4 * peak
+    assert np.abs(signals[0] - signals[1]).max() > 0.1 * peak  # the two plates do differ
+
+
+def test_mirror_augmentation_reflects_about_half_by_seed_and_epoch(store, raw):
+    from crackscope.data.wavefield_dataset import reflect_plate
+
+    ds = WavefieldDataset(store, mirror=True, seed=4)
+    plain = WavefieldDataset(store)
+    flips = {}
+    for epoch in (0, 1, 2):
+        ds.set_epoch(epoch)
+        flips[epoch] = [ds.reflected(int(i)) for i in ds.sample_indices]
+        for i, flipped in enumerate(flips[epoch]):
+            x, mask = ds[i]
+            x0, mask0 = plain[i]
+            if flipped:
+                xs, ms = reflect_plate(x0.numpy().transpose(0, 2, 1), mask0.numpy(), ds.sensor_grid)
+                x0, mask0 = torch.from_numpy(xs.transpose(0, 2, 1).copy()), torch.from_numpy(ms.copy())
+            assert torch.equal(x, x0) and torch.equal(mask, mask0)
+    assert flips[0] != flips[1] or flips[1] != flips[2]  # drawn anew each epoch
+    again = WavefieldDataset(store, mirror=True, seed=4)
+    again.set_epoch(1)
+    assert [again.reflected(int(i)) for i in again.sample_indices] == flips[1]
+    many = [WavefieldDataset(store, mirror=True, seed=s).reflected(0) for s in range(200)]
+    assert 70 < sum(many) < 130

@@ -134,6 +134,75 @@ def test_evaluate_other_store_uses_every_sample_and_export_matches(trained, stor
     assert diff < 1e-4
 
 
+def test_threshold_chosen_on_validation_is_used_by_evaluate_predict_and_export(store, tmp_path):
+    """trainer.choose_threshold: the operating point is the grid threshold with the highest DSC on the
+    validation plates (recomputed here by hand from the model's probabilities), and evaluate,
+    predict and the ONNX export all carry it."""
+    import onnx
+    import zarr
+
+    from crackscope.engine.data import wavefield_dataset
+    from crackscope.engine.evaluate import predict_run
+    from crackscope.engine.runs import load_run
+    from crackscope.metrics import THRESHOLD_GRID
+
+    base = _cfg_dict(store, tmp_path, name="chosen")
+    base["trainer"]["choose_threshold"] = True
+    cfg = load_train_config(None, base=base)
+    assert cfg.monitor == "val/dsc_best"
+    run = train(cfg, progress=False)
+    point = json.loads((run / "operating_point.json").read_text())
+    split = json.loads((run / "split.json").read_text())
+    _, model, _ = load_run(run)
+    ds = wavefield_dataset(store, split["val"], False, "global")
+    with torch.no_grad():
+        p = torch.sigmoid(model(torch.stack([ds[i][0] for i in range(len(ds))]))).numpy()[:, 0]
+    y = np.asarray(zarr.open_group(str(store), mode="r")["masks"][...])[split["val"]] > 0
+
+    def dsc(t):
+        tp, fp, fn = ((p > t) & y).sum(), ((p > t) & ~y).sum(), ((p <= t) & y).sum()
+        return 1.0 if tp + fp + fn == 0 else 2 * tp / (2 * tp + fp + fn)
+
+    best = max(dsc(t) for t in THRESHOLD_GRID)
+    assert point["threshold"] in THRESHOLD_GRID and point["n_samples"] == len(split["val"])
+    assert point["dsc"] == pytest.approx(best) and dsc(point["threshold"]) == pytest.approx(best)
+    assert min(t for t in THRESHOLD_GRID if dsc(t) == pytest.approx(best)) == point["threshold"]
+    assert "val/dsc_best" in (run / "logs" / "metrics.csv").read_text()
+    assert json.loads((run / "metrics.json").read_text())["threshold"] == point["threshold"]
+    pred = np.load(predict_run(run, store, tmp_path / "pred"))
+    assert float(pred["threshold"]) == pytest.approx(point["threshold"])
+    prob = pred["probability"].astype(np.float32)  # stored as float16: skip pixels within its rounding
+    clear = np.abs(prob - point["threshold"]) > 1e-3
+    assert np.array_equal(pred["mask"][clear], (prob > point["threshold"])[clear])
+    exp = _cli("export", run, "--format", "onnx")
+    assert exp.returncode == 0, exp.stderr
+    meta = {m.key: m.value for m in onnx.load(str(run / "export" / "model.onnx")).metadata_props}
+    assert float(meta["crack_threshold"]) == point["threshold"]
+
+
+def test_simulate_yaml_remakes_the_plates_and_guards_the_geometry(trained, store, tmp_path):
+    """RUN/simulate.yaml holds the training store's simulator settings: simulating with it and the
+    store's seed gives the store's plates again; a store of the same tensor shapes but another plate
+    size is refused in one line naming the field."""
+    import zarr
+
+    from crackscope.data.wavefield_store import generate_wavefield_store
+    from crackscope.physics import PlateConfig
+
+    sim = trained / "simulate.yaml"
+    again = _cli("simulate", "wavefield", "--config", sim, "--samples", 4, "--seed", 1, "--batch", 10,
+                 "--out", tmp_path / "again.zarr")
+    assert again.returncode == 0, again.stderr
+    a, b = zarr.open_group(str(store), mode="r"), zarr.open_group(str(tmp_path / "again.zarr"), mode="r")
+    assert np.array_equal(a["masks"][:4], b["masks"][:4])
+    assert np.allclose(a["signals"][:4], b["signals"][:4], rtol=0, atol=1e-6 * float(np.abs(a["signals"][:4]).max()))
+    other = tmp_path / "wide.zarr"
+    generate_wavefield_store(other, PlateConfig.preset("tiny", n_time=120, width=8e-6), 3, seed=2, batch=3)
+    out = _cli("evaluate", trained, "--data", other, "--out", tmp_path / "ev")
+    assert out.returncode == 2 and "width=8e-06" in out.stderr and len(out.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "ev").exists()
+
+
 def test_bad_input(store, trained, tmp_path):
     with pytest.raises(InputError, match="no_such_key"):
         load_train_config(None, base={**_cfg_dict(store, tmp_path), "no_such_key": 1})

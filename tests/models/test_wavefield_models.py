@@ -228,3 +228,31 @@ def test_overfits_one_fixed_batch():
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.5 * losses[0]
+
+
+def _patches(y: torch.Tensor, grid: int = 9) -> torch.Tensor:
+    """(B, 1, 36, 36) -> (B, 81, 16): the 4 x 4 mask patch of each grid cell, row-major from bottom-left."""
+    b, _, h, w = y.shape
+    p = h // grid
+    return y.reshape(b, grid, p, grid, p).permute(0, 1, 3, 2, 4).reshape(b, grid * grid, p * p)
+
+
+@pytest.mark.parametrize("options, equivariant", [({}, True), ({"sensor_position": True}, False),
+                                                  ({"upsample": "bilinear"}, False)])
+def test_mcan_sensor_permutation_equivariance(options, equivariant):
+    """The paper's layout treats sensors alike: convolutions mix time only, attention compares sensors
+    by content and each transposed-convolution patch has one parent cell, so permuting the sensors
+    permutes the 4 x 4 mask patches the same way. Sensor-position channels or the bilinear decoder
+    (which mixes neighbouring cells) break that symmetry, which is their purpose."""
+    torch.manual_seed(0)
+    model = MicroCrackAttentionNeXt(n_time=200, activation="gelu", **options).eval()
+    x = torch.randn(2, 2, 200, 81)
+    perm = torch.randperm(81)
+    with torch.no_grad():
+        y, y_perm = _patches(model(x)), _patches(model(x[..., perm]))
+    assert torch.allclose(y[:, perm], y_perm, atol=1e-5) == equivariant
+
+
+def test_mcan_bad_upsample_is_named():
+    with pytest.raises(InputError, match="upsample='nearest'"):
+        MicroCrackAttentionNeXt(n_time=200, upsample="nearest")

@@ -6,6 +6,13 @@ Each item is ``(x, mask)``:
   (2, S, T); the dataset transposes them to the (channel, time, sensor) layout of the seed model.
 * ``mask``: float32 tensor (1, M, M) in {0, 1}; row 0 is the bottom of the plate.
 
+``mirror=True`` (training augmentation) reflects half of the items about the plate's horizontal
+mid-line, the line through the source: sensor rows reverse, the y displacement changes sign and
+the mask flips top to bottom. Plate, lattice, source and sensor grid are symmetric about that line
+(the intact reference agrees with its own reflection to float32 rounding), so a reflected item is
+the simulation of the reflected plate. Which items are reflected depends only on (seed, epoch,
+sample), so a resumed run sees the same ones.
+
 The Zarr group is opened on first access *in each process* and is never pickled, so the dataset
 can be used by a :class:`torch.utils.data.DataLoader` with ``num_workers > 0``.
 """
@@ -25,6 +32,13 @@ from crackscope.errors import InputError, dataset_index
 
 NORMALIZE_OPTIONS = (None, "per_sample", "global")
 _RMS_SAMPLES = 256  # samples used to estimate the global scale when the store has no signal_rms
+
+
+def reflect_plate(signals: np.ndarray, mask: np.ndarray, grid: int) -> tuple[np.ndarray, np.ndarray]:
+    """(2, S, T) store-layout signals and (..., M, M) mask of a plate reflected about its horizontal
+    mid-line y = H / 2: sensor rows in reverse order, y displacement negated, mask rows reversed."""
+    flipped = signals.reshape(2, grid, grid, -1)[:, ::-1].reshape(2, grid * grid, -1)
+    return flipped * np.array([1, -1], dtype=signals.dtype)[:, None, None], mask[..., ::-1, :]
 
 
 class WavefieldDataset(Dataset):
@@ -47,7 +61,7 @@ class WavefieldDataset(Dataset):
     """
 
     def __init__(self, path: str | Path, indices: Iterable[int] | None = None, subtract_reference: bool = False,
-                 normalize: str | None = None):
+                 normalize: str | None = None, mirror: bool = False, seed: int = 0):
         if normalize not in NORMALIZE_OPTIONS:
             raise InputError(f"normalize={normalize!r} is not one of None, 'per_sample', 'global'")
         if not isinstance(subtract_reference, (bool, np.bool_)):
@@ -55,6 +69,7 @@ class WavefieldDataset(Dataset):
         self.path = Path(path)
         self.subtract_reference = bool(subtract_reference)
         self.normalize = normalize
+        self.mirror, self.seed, self.epoch = bool(mirror), int(seed), 0
         group = open_store(self.path)  # validates the path; not kept
         n_total = int(group["done"].shape[0])
         done = np.asarray(group["done"][:]).astype(bool)
@@ -70,6 +85,7 @@ class WavefieldDataset(Dataset):
         _, _, n_sensors, n_time = group["signals"].shape
         self.n_sensors, self.n_time = int(n_sensors), int(n_time)
         self.mask_size = int(group["masks"].shape[-1])
+        self.sensor_grid = int(group.attrs.get("config", {}).get("sensor_grid", round(math.sqrt(self.n_sensors))))
         self.scale: float = 1.0
         if normalize == "global":
             self.scale = self._global_scale(group)
@@ -121,6 +137,16 @@ class WavefieldDataset(Dataset):
             self._reference = np.asarray(self._store()["reference"][...], dtype=np.float32)
         return self._reference
 
+    def set_epoch(self, epoch: int) -> None:
+        """Which items ``mirror`` reflects is drawn from (seed, epoch, sample)."""
+        self.epoch = int(epoch)
+
+    def reflected(self, store_index: int) -> bool:
+        if not self.mirror:
+            return False
+        return bool(np.random.default_rng([self.seed, self.epoch, int(store_index), 0x6D]).random() < 0.5)
+
+
     # ---- Dataset API ---------------------------------------------------------------------------
     def __len__(self) -> int:
         return int(self.sample_indices.size)
@@ -137,9 +163,11 @@ class WavefieldDataset(Dataset):
                 x = x / np.float32(peak)
         elif self.normalize == "global":
             x = x / np.float32(self.scale)
-        x = np.ascontiguousarray(x.transpose(0, 2, 1), dtype=np.float32)  # (2, T, S)
         mask = (np.asarray(group["masks"][store_index]) > 0).astype(np.float32)[None]
-        return torch.from_numpy(x), torch.from_numpy(mask)
+        if self.reflected(store_index):
+            x, mask = reflect_plate(x, mask, self.sensor_grid)
+        x = np.ascontiguousarray(x.transpose(0, 2, 1), dtype=np.float32)  # (2, T, S)
+        return torch.from_numpy(x), torch.from_numpy(np.ascontiguousarray(mask))
 
     def __repr__(self) -> str:
         return (f"WavefieldDataset({str(self.path)!r}, {len(self)} of {self.n_samples_in_store} samples, "

@@ -39,6 +39,7 @@ from PIL import Image
 
 from crackscope.data.surface import load_image
 from crackscope.data.tiles import TileGrid, extract_tiles, resize_tiles, stitch, tile_grid
+from crackscope.engine.runs import OPERATING_POINT_FILE  # {"threshold": t, ...} chosen on validation
 from crackscope.errors import InputError
 
 __all__ = ["RUNTIMES", "TileClassifier", "TileSegmenter", "CascadeResult", "inspect_image", "segment_all_tiles",
@@ -48,7 +49,6 @@ __all__ = ["RUNTIMES", "TileClassifier", "TileSegmenter", "CascadeResult", "insp
 DEFAULT_TILE = 64
 RUNTIMES = ("torch", "packed")
 PACKED_FILES = ("model.packed.safetensors", "export/model.packed.safetensors")  # in a run or model folder
-OPERATING_POINT_FILE = "operating_point.json"  # in a classifier run: {"threshold": t, ...} chosen on validation
 GREY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
 
 

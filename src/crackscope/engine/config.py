@@ -41,6 +41,8 @@ class WavefieldData(_Strict):
     split: tuple[float, float, float] = (0.8, 0.1, 0.1)
     subtract_reference: bool = False
     normalize: Literal["per_sample", "global"] | None = "global"
+    augment: bool = Field(False, description="reflect half of the training plates about the mid-line through the "
+                          "source (exact for the simulator's symmetric plates; crackscope.data.wavefield_dataset)")
     batch_size: int = Field(16, ge=1)
     num_workers: int = Field(0, ge=0)
 
@@ -172,6 +174,10 @@ class TrainerSpec(_Strict):
     num_nodes: int = Field(1, ge=1)
     precision: Literal["32-true", "16-mixed", "bf16-mixed"] = "32-true"
     threshold: float = Field(0.5, gt=0, lt=1, description="probability above which a pixel is a crack")
+    choose_threshold: bool = Field(False, description="choose the crack threshold on the validation split after "
+                                   "training (highest DSC over 0.05, 0.10, ... 0.95) and store it in "
+                                   "RUN/operating_point.json, which evaluate, predict and export use; validation "
+                                   "then also logs val/dsc_best (the default monitor) and val/threshold_best")
     monitor: str | None = Field(None, description="validation metric that selects the best checkpoint "
                                 "(maximised); default val/dsc (wave field), val/miou (surface) or "
                                 "val/accuracy (classify)")
@@ -243,6 +249,8 @@ class TrainConfig(_Strict):
     def _data_matches_pipeline(self):
         if self.data.kind != self.pipeline:
             raise ValueError(f"data.kind={self.data.kind!r} does not match pipeline={self.pipeline!r}")
+        if self.trainer.choose_threshold and self.pipeline != "wavefield":
+            raise ValueError(f"trainer.choose_threshold applies to the wavefield pipeline, not {self.pipeline!r}")
         if not getattr(self.data, "has_validation", True):
             t = self.trainer
             needs = [k for k, v in (("trainer.weights=best", t.weights == "best"),
@@ -259,7 +267,11 @@ class TrainConfig(_Strict):
 
     @property
     def monitor(self) -> str:
-        return self.trainer.monitor or DEFAULT_MONITOR[self.pipeline]
+        if self.trainer.monitor:
+            return self.trainer.monitor
+        if self.trainer.choose_threshold and self.pipeline == "wavefield":
+            return "val/dsc_best"
+        return DEFAULT_MONITOR[self.pipeline]
 
     @property
     def data_split_seed(self) -> int:

@@ -77,16 +77,21 @@ class WithCrackLength(Dataset):
     def __len__(self):
         return len(self.base)
 
+    def set_epoch(self, epoch: int) -> None:
+        if hasattr(self.base, "set_epoch"):
+            self.base.set_epoch(epoch)
+
     def __getitem__(self, i):
         x, mask = self.base[i]
         return x, mask, torch.tensor(float(self.base.max_crack_length_um[i]))
 
 
-def wavefield_dataset(store: Path, indices, subtract_reference: bool, normalize):
+def wavefield_dataset(store: Path, indices, subtract_reference: bool, normalize, *, mirror: bool = False,
+                      seed: int = 0):
     from crackscope.data.wavefield_dataset import WavefieldDataset
 
     return WithCrackLength(WavefieldDataset(store, indices=indices, subtract_reference=subtract_reference,
-                                            normalize=normalize))
+                                            normalize=normalize, mirror=mirror, seed=seed))
 
 
 def store_geometry(store: Path) -> dict:
@@ -121,10 +126,12 @@ class SplitDataModule(L.LightningDataModule):
 
 class WavefieldDataModule(SplitDataModule):
     def _loader(self, part, train=False):
-        ds = wavefield_dataset(self.cfg.store, self.split[part], self.cfg.subtract_reference, self.cfg.normalize)
-        sampler = EpochSeededSampler(len(ds), self.seed) if train else None
+        ds = wavefield_dataset(self.cfg.store, self.split[part], self.cfg.subtract_reference, self.cfg.normalize,
+                               mirror=train and self.cfg.augment, seed=self.seed)
+        sampler = EpochSeededSampler(len(ds), self.seed, dataset=ds) if train else None
         return DataLoader(ds, batch_size=self.cfg.batch_size, sampler=sampler, num_workers=self.cfg.num_workers,
-                          persistent_workers=self.cfg.num_workers > 0)
+                          # workers must copy the dataset anew each epoch to see its epoch's reflections
+                          persistent_workers=self.cfg.num_workers > 0 and not (train and self.cfg.augment))
 
 
 def make_split(data_cfg, seed: int, run_dir: Path) -> dict[str, list[int]]:

@@ -7,21 +7,53 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 from torch.utils.data import DataLoader
 
 from crackscope.engine.data import store_geometry, wavefield_dataset
-from crackscope.engine.runs import load_run
+from crackscope.engine.runs import OPERATING_POINT_FILE, load_run, run_threshold
 from crackscope.errors import InputError
 from crackscope.io import atomic_savefig, atomic_savez, atomic_write_text
 
 SIZE_BOUNDS = (0, 1, 2, 3, 4)
 
 
-def _check_geometry(run_geometry: dict, store: Path) -> dict:
+SIMULATE_FILE = "simulate.yaml"  # in a wave-field run: the simulator settings of its training store
+# PlateConfig fields that fix what a sample means to a model: plate size, sampling in time and space
+GEOMETRY_FIELDS = ("width", "height", "lattice_spacing", "n_time", "record_every", "time_step", "cfl",
+                   "sensor_grid", "mask_size")
+
+
+def write_simulate_yaml(run_dir: Path, store: Path) -> Path:
+    """RUN/simulate.yaml: the PlateConfig of the training store, usable as
+    ``crackscope simulate wavefield --config simulate.yaml --samples N --seed S --out STORE`` to
+    make fresh plates for the model (another seed gives other plates)."""
+    from crackscope.data.wavefield_store import open_store
+
+    attrs = open_store(store).attrs
+    note = (f"# Simulator settings of the store this model was trained on ({attrs.get('n_samples')} plates, seed "
+            f"{attrs.get('seed')}, {attrs.get('simulator')}).\n# Fresh test plates: crackscope simulate wavefield "
+            f"--config simulate.yaml --samples N --seed S --out plates.zarr\n")
+    return atomic_write_text(Path(run_dir) / SIMULATE_FILE,
+                             note + yaml.safe_dump(dict(attrs["config"]), sort_keys=False))
+
+
+def _check_geometry(run_dir: Path, run_geometry: dict, store: Path) -> dict:
+    """The store's model geometry; InputError naming the first field that differs from the run's
+    (its training store's settings in RUN/simulate.yaml when present, else the tensor shapes)."""
     geo = store_geometry(store)
     for key in ("n_time", "n_sensors", "mask_size"):
         if key in run_geometry and int(run_geometry[key]) != int(geo[key]):
             raise InputError(f"--data {store}: {key}={geo[key]} but the model was trained with {key}={run_geometry[key]}")
+    trained = Path(run_dir) / SIMULATE_FILE
+    if trained.exists():
+        from crackscope.data.wavefield_store import open_store
+
+        mine, theirs = yaml.safe_load(trained.read_text()) or {}, dict(open_store(store).attrs["config"])
+        for key in GEOMETRY_FIELDS:
+            if key in mine and mine[key] != theirs.get(key):
+                raise InputError(f"--data {store}: {key}={theirs.get(key)!r} but the model was trained on plates with "
+                                 f"{key}={mine[key]!r} ({trained})")
     return geo
 
 
@@ -64,32 +96,50 @@ def size_table(by_size: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def choose_threshold(run_dir, store, indices, *, batch_size=None) -> dict:
+    """Choose a run's crack threshold on ``indices`` of ``store`` (its validation plates): the one of
+    :data:`~crackscope.metrics.THRESHOLD_GRID` with the highest micro DSC, written to
+    RUN/operating_point.json with that DSC and the plates it was chosen on."""
+    from crackscope.metrics import THRESHOLD_GRID, best_threshold, sweep_counts
+
+    run_dir, store = Path(run_dir), Path(store)
+    cfg, model, geometry = load_run(run_dir)
+    _check_geometry(run_dir, geometry, store)
+    probs, masks, _, sample_index = _infer(model, cfg, store, list(indices), batch_size)
+    best = best_threshold(sweep_counts(probs, masks, THRESHOLD_GRID, from_logits=False), THRESHOLD_GRID)
+    point = {"threshold": best["threshold_best"], "dsc": best["dsc_best"], "chosen_on": "validation split",
+             "n_samples": int(len(sample_index)), "store": str(store), "candidates": list(THRESHOLD_GRID)}
+    atomic_write_text(run_dir / OPERATING_POINT_FILE, json.dumps(point, indent=2) + "\n")
+    return point
+
+
 def evaluate_run(run_dir, store, out_dir, *, indices=None, batch_size=None, extra: dict | None = None) -> dict:
     """Metrics of a run on ``store`` (its test split when it is the training store) written to ``out_dir``."""
     from crackscope.metrics import SegmentationMetrics, confusion_counts
 
     run_dir, store, out_dir = Path(run_dir), Path(store), Path(out_dir)
     cfg, model, geometry = load_run(run_dir)
-    _check_geometry(geometry, store)
+    threshold = run_threshold(run_dir, cfg)
+    _check_geometry(run_dir, geometry, store)
     indices = _choose_indices(cfg, run_dir, store, indices)
     probs, masks, lengths, sample_index = _infer(model, cfg, store, indices, batch_size)
     # one process evaluates everything: no cross-process reduction even if a DDP group is still up
-    metrics = SegmentationMetrics(threshold=cfg.trainer.threshold, from_logits=False, sync_on_compute=False)
+    metrics = SegmentationMetrics(threshold=threshold, from_logits=False, sync_on_compute=False)
     metrics.update(probs.unsqueeze(1), masks.unsqueeze(1), lengths)
     result = _to_builtin(metrics.compute())
     result.update({"n_samples": int(len(sample_index)), "store": str(store), "run": str(run_dir),
-                   "threshold": cfg.trainer.threshold, "model": cfg.model.name, "loss": cfg.loss.name,
+                   "threshold": threshold, "model": cfg.model.name, "loss": cfg.loss.name,
                    "activation": cfg.model.kwargs.get("activation")})
     if extra:
         result.update(extra)
-    counts = confusion_counts(probs.unsqueeze(1), masks.unsqueeze(1), threshold=cfg.trainer.threshold,
+    counts = confusion_counts(probs.unsqueeze(1), masks.unsqueeze(1), threshold=threshold,
                               from_logits=False).double()
     tp, fp, fn = counts[:, 0], counts[:, 1], counts[:, 2]
     per_sample_dsc = torch.where(tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn).clamp_min(1), torch.ones_like(tp))
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / "metrics.json", json.dumps(result, indent=2) + "\n")
     atomic_write_text(out_dir / "size_table.md", size_table(result.get("by_crack_size", {})))
-    plot_best_median_worst(probs, masks, per_sample_dsc, sample_index, cfg.trainer.threshold,
+    plot_best_median_worst(probs, masks, per_sample_dsc, sample_index, threshold,
                            out_dir / "figures" / "masks.png", title=f"{cfg.name} on {store.name}")
     return result
 
@@ -98,11 +148,12 @@ def predict_run(run_dir, store, out_dir, *, batch_size=None) -> Path:
     """Predicted probabilities and masks for every finished sample of ``store`` -> OUT/predictions.npz."""
     run_dir, store, out_dir = Path(run_dir), Path(store), Path(out_dir)
     cfg, model, geometry = load_run(run_dir)
-    _check_geometry(geometry, store)
+    threshold = run_threshold(run_dir, cfg)
+    _check_geometry(run_dir, geometry, store)
     probs, _, _, sample_index = _infer(model, cfg, store, None, batch_size)
     return atomic_savez(out_dir / "predictions.npz", sample_index=sample_index,
                         probability=probs.numpy().astype(np.float16),
-                        mask=(probs > cfg.trainer.threshold).numpy().astype(np.uint8))
+                        mask=(probs > threshold).numpy().astype(np.uint8), threshold=np.float32(threshold))
 
 
 def plot_best_median_worst(probs, masks, dsc, sample_index, threshold, path: Path, title: str = "") -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from crackscope.engine.runs import load_run
+from crackscope.engine.runs import load_run, run_threshold
 
 
 def _export_shapes(cfg, geometry: dict, batch: int) -> tuple[str, list[tuple[int, ...]], dict]:
@@ -47,6 +47,9 @@ def export_onnx(run_dir, out: str | Path | None = None, *, opset: int = 17, batc
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
         torch.onnx.export(model, (inputs[0],), str(tmp), input_names=[name], output_names=["logits"],
                           opset_version=opset, dynamic_axes={name: axes, "logits": {0: "batch"} if cfg.pipeline == "classify" else axes}, dynamo=False)
+    threshold = None if cfg.pipeline == "classify" else run_threshold(run_dir, cfg)
+    if threshold is not None:  # the model outputs logits; a pixel is a crack where sigmoid(logit) > threshold
+        _add_metadata(tmp, {"crack_threshold": repr(threshold), "output": "logits (sigmoid -> crack probability)"})
     tmp.replace(out)
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     worst = 0.0
@@ -57,7 +60,18 @@ def export_onnx(run_dir, out: str | Path | None = None, *, opset: int = 17, batc
         if got.shape != expected.shape:
             raise RuntimeError(f"ONNX output {got.shape} differs from PyTorch {expected.shape} for input {tuple(x.shape)}")
         worst = max(worst, float(np.abs(got - expected).max()))
-    return {"path": str(out), "max_abs_diff": worst, "input_shape": [list(s) for s in shapes]}
+    return {"path": str(out), "max_abs_diff": worst, "input_shape": [list(s) for s in shapes], "threshold": threshold}
+
+
+def _add_metadata(path: Path, props: dict[str, str]) -> None:
+    """Write ``props`` into an ONNX file's metadata_props (readable with onnxruntime's modelmeta)."""
+    import onnx
+
+    proto = onnx.load(str(path))
+    for key, value in props.items():
+        entry = proto.metadata_props.add()
+        entry.key, entry.value = key, value
+    onnx.save(proto, str(path))
 
 
 def export_packed(run_dir, out: str | Path | None = None, *, batch: int = 2, seed: int = 0) -> dict:

@@ -103,7 +103,8 @@ class TrainingTask(L.LightningModule):
 
     def on_validation_epoch_end(self):
         result = self.val_metrics.compute()
-        for key in self.logged:
+        swept = tuple(k for k in ("dsc_best", "threshold_best") if k in result)  # a metric with a threshold sweep
+        for key in self.logged + swept:
             # already reduced over every process by the metric: every rank holds the same value
             value = result[key]
             self.log(f"val/{key}", float("nan") if value is None else float(value), prog_bar=key == self.logged[0],

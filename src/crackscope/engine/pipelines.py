@@ -13,9 +13,10 @@ from crackscope.metrics import SEGMENTATION_VAL_KEYS
 
 
 def _segmentation_metric(cfg, geometry, classes=None):
-    from crackscope.metrics import SegmentationMetrics
+    from crackscope.metrics import THRESHOLD_GRID, SegmentationMetrics
 
-    return SegmentationMetrics(threshold=cfg.trainer.threshold)
+    sweep = THRESHOLD_GRID if getattr(cfg.trainer, "choose_threshold", False) else ()
+    return SegmentationMetrics(threshold=cfg.trainer.threshold, sweep=sweep)
 
 
 @dataclass(frozen=True)
@@ -32,14 +33,19 @@ class Pipeline:
 
 def _wavefield() -> Pipeline:
     from crackscope.engine.data import WavefieldDataModule, make_split, store_geometry
-    from crackscope.engine.evaluate import evaluate_run
+    from crackscope.engine.evaluate import choose_threshold, evaluate_run, write_simulate_yaml
+
+    def evaluate(run_dir, cfg, split, extra):
+        write_simulate_yaml(run_dir, cfg.data.store)
+        if cfg.trainer.choose_threshold:  # on the validation plates only, before the test plates are scored
+            choose_threshold(run_dir, cfg.data.store, split["val"])
+        return evaluate_run(run_dir, cfg.data.store, run_dir, indices=split["test"], extra=extra)
 
     return Pipeline(
         geometry=lambda data: store_geometry(data.store),
         split=make_split,
         datamodule=WavefieldDataModule,
-        evaluate=lambda run_dir, cfg, split, extra: evaluate_run(run_dir, cfg.data.store, run_dir,
-                                                                 indices=split["test"], extra=extra),
+        evaluate=evaluate,
     )
 
 

@@ -7,6 +7,8 @@ RUN/
   checkpoints/         Lightning checkpoints, one per epoch + last.ckpt (for --resume)
   logs/                CSV logs (and TensorBoard / MLflow when enabled)
   metrics.json         test metrics (per crack size / defect class), parameters, training throughput
+  operating_point.json the probability threshold chosen on the validation split (when the run chose one)
+  simulate.yaml        wave field: the simulator settings of the training store (fresh plates, geometry check)
   figures/
 """
 
@@ -97,7 +99,26 @@ def model_classes(run_dir: str | Path, geometry: dict) -> list[str]:
     return list(classes)
 
 
-MODEL_FOLDER_FILES = ("config.yaml", "model.safetensors", "split.json", "metrics.json", "operating_point.json")
+OPERATING_POINT_FILE = "operating_point.json"  # {"threshold": t, ...} chosen on validation data
+
+
+def run_threshold(run_dir: str | Path, cfg) -> float:
+    """The probability threshold a run's predictions use: RUN/operating_point.json's (chosen on its
+    validation split) when present, else the config's ``trainer.threshold``."""
+    path = Path(run_dir) / OPERATING_POINT_FILE
+    if not path.exists():
+        return float(cfg.trainer.threshold)
+    try:
+        threshold = float(json.loads(path.read_text())["threshold"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise InputError(f"{path}: no readable 'threshold' ({err})") from None
+    if not 0.0 < threshold < 1.0:
+        raise InputError(f"{path}: threshold {threshold} is not inside (0, 1)")
+    return threshold
+
+
+MODEL_FOLDER_FILES = ("config.yaml", "model.safetensors", "split.json", "metrics.json", OPERATING_POINT_FILE,
+                      "simulate.yaml")
 
 
 def package_run(run_dir: str | Path, dest: str | Path, note: str | None = None) -> Path:

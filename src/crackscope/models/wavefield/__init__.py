@@ -69,6 +69,19 @@ class WaveFieldModel(NamedModel, nn.Module):
         """(B, C, 1, S) sensor features -> (B, C, ny, nx) on the sensor grid (row 0 = bottom)."""
         return x.reshape(x.shape[0], x.shape[1], *self.sensor_grid)
 
+    def append_sensor_position(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, T, S) -> (B, C + 2, T, S): two constant channels holding each sensor's column and row
+        on the grid, scaled to [-1, 1] (sensor s = row * nx + column, row 0 = bottom). Without them a
+        network whose layers treat every sensor alike cannot tell where a sensor is once the intact
+        field (which differs from sensor to sensor) has been subtracted."""
+        ny, nx = self.sensor_grid
+        row, col = torch.meshgrid(torch.linspace(-1, 1, ny, device=x.device, dtype=x.dtype) if ny > 1 else
+                                  torch.zeros(1, device=x.device, dtype=x.dtype),
+                                  torch.linspace(-1, 1, nx, device=x.device, dtype=x.dtype) if nx > 1 else
+                                  torch.zeros(1, device=x.device, dtype=x.dtype), indexing="ij")
+        position = torch.stack([col.reshape(-1), row.reshape(-1)])[None, :, None, :]  # (1, 2, 1, S)
+        return torch.cat([x, position.expand(x.shape[0], 2, x.shape[2], x.shape[3])], dim=1)
+
     def to_mask_size(self, x: torch.Tensor) -> torch.Tensor:
         """Bilinear resize of (B, C, h, w) to (mask_size, mask_size); identity when it already is."""
         if tuple(x.shape[-2:]) == (self.mask_size, self.mask_size):

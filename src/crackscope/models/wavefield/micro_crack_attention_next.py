@@ -27,6 +27,26 @@ fixes about 0.62 M parameters (the bottleneck alone is 128*128*31 = 0.51 M); the
 q/k/v/out projections at width C on both axes (8 C^2) and an MLP of ratio 8 (16 C^2) the model has
 1.14 M parameters at T = 2000 (``mlp_ratio`` changes that; 4 gives 0.96 M).
 
+Decoder up-sampling (``upsample``): the paper's ``"transposed"`` (kernel 2, stride 2) gives every
+output pixel exactly one parent cell, so each 4 x 4 patch of the mask is drawn from one sensor's
+features with one of four fixed sub-kernels per layer: the checkerboard of Odena et al. (2016).
+``"bilinear"`` replaces each by bilinear x2 resizing and a 3 x 3 convolution (their
+"resize-convolution"), which shares neighbouring cells; the channel widths are the paper's.
+
+Sensor position (``sensor_position``, off by default as in the paper): every layer before
+``to_grid`` treats the 81 sensors alike (the convolutions mix time only, attention compares sensors
+by content), and the paper's decoder gives each 4 x 4 patch one sensor's features; the network only
+knows where a sensor is from its signal. Once the intact reference is subtracted that is gone, so
+``sensor_position=True`` appends two constant channels with each sensor's grid column and row
+(:meth:`WaveFieldModel.append_sensor_position`) to the input.
+
+Input stem (``stem``): the paper's ``"maxpool"`` keeps the largest of every ``input_pool`` time
+samples. At T = 2000 over the paper plate's 38 ns that leaves 77 ps per sample; a store recorded
+at T = 250 keeps 305 ps after pooling, coarser than the crack-position differences in arrival time
+between neighbouring sensors. ``"conv"`` replaces the pooling by a strided (input_pool, 1)
+convolution to ``channels[0]`` channels + BN + activation, which keeps the waveform inside each
+window as channels.
+
 Other grids and mask sizes: the two transposed convolutions always up-sample 4x (9 x 9 -> 36 x 36);
 when that is not ``mask_size`` (or the grid is not square) the 8-channel map is resized bilinearly to
 mask_size x mask_size before the last 1x1 convolution. The bottleneck kernel is derived from
@@ -40,6 +60,7 @@ import math
 import torch
 from torch import nn
 
+from crackscope.errors import InputError
 from crackscope.models import register
 from crackscope.models.wavefield import WaveFieldModel
 from crackscope.nn import AxialAttention, ConvNormAct, SqueezeExcite
@@ -64,6 +85,21 @@ class EncoderBlock(nn.Module):
         return self.attention(x)  # x + attention(x): the residual connection is inside the layer
 
 
+UPSAMPLE_MODES = ("transposed", "bilinear")
+STEMS = ("maxpool", "conv")
+
+
+def upsample_block(in_channels: int, out_channels: int, mode: str, activation: str) -> nn.Module:
+    """x2 spatial up-sampling + BN + activation: the paper's transposed convolution (kernel 2,
+    stride 2) or bilinear resizing followed by a 3 x 3 convolution (no checkerboard)."""
+    if mode == "transposed":
+        return ConvNormAct(in_channels, out_channels, 2, stride=2, transposed=True, activation=activation)
+    if mode == "bilinear":
+        return nn.Sequential(nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+                             ConvNormAct(in_channels, out_channels, 3, padding=1, activation=activation))
+    raise InputError(f"upsample={mode!r} is not one of {', '.join(UPSAMPLE_MODES)}")
+
+
 @register("micro_crack_attention_next")
 class MicroCrackAttentionNeXt(WaveFieldModel):
     """MicroCrackAttentionNeXt: temporal conv + attention encoder, transposed-conv decoder on the grid.
@@ -78,11 +114,23 @@ class MicroCrackAttentionNeXt(WaveFieldModel):
     def __init__(self, in_channels: int = 2, n_time: int = 2000, n_sensors: int = 81,
                  sensor_grid: tuple[int, int] = (9, 9), mask_size: int = 36, classes: int = 1,
                  activation: str = "relu", channels: tuple[int, ...] = (16, 32, 64, 128), input_pool: int = 4,
-                 head_dim: int = 16, mlp_ratio: int = 8, se_reduction: int = 8):
+                 head_dim: int = 16, mlp_ratio: int = 8, se_reduction: int = 8, upsample: str = "transposed",
+                 sensor_position: bool = False, stem: str = "maxpool"):
         super().__init__(in_channels, n_time, n_sensors, sensor_grid, mask_size, classes, activation)
-        self.input_pool = nn.MaxPool2d((input_pool, 1))
+        self.sensor_position = bool(sensor_position)
+        c = in_channels + 2 * self.sensor_position
+        if stem == "maxpool":
+            self.input_pool = nn.MaxPool2d((input_pool, 1))
+        elif stem == "conv":  # keeps the waveform inside each window as channels instead of its maximum
+            self.input_pool = ConvNormAct(c, channels[0], (input_pool, 1), stride=(input_pool, 1),
+                                          activation=activation)
+        else:
+            raise InputError(f"stem={stem!r} is not one of {', '.join(STEMS)}")
+        self.stem = stem
         t = n_time // input_pool
-        blocks, c = [], in_channels
+        blocks = []
+        if stem == "conv":
+            c = channels[0]
         for width in channels:
             blocks.append(EncoderBlock(c, width, activation, head_dim, mlp_ratio, se_reduction))
             c, t = width, t // 2
@@ -90,13 +138,15 @@ class MicroCrackAttentionNeXt(WaveFieldModel):
         self.bottleneck_kernel = self.time_after("encoder", t)
         self.bottleneck = ConvNormAct(c, c, (self.bottleneck_kernel, 1), activation=activation)
         self.reduce = nn.Conv2d(c, 16, 1)
-        self.up1 = ConvNormAct(16, 8, 2, stride=2, transposed=True, activation=activation)
-        self.up2 = ConvNormAct(8, 8, 2, stride=2, transposed=True, activation=activation)
+        self.up1 = upsample_block(16, 8, upsample, activation)
+        self.up2 = upsample_block(8, 8, upsample, activation)
         self.head = nn.Conv2d(8, classes, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
-        x = self.input_pool(x)      # (B, 2, T/4, S)
+        if self.sensor_position:
+            x = self.append_sensor_position(x)  # (B, 4, T, S)
+        x = self.input_pool(x)      # (B, 2, T/4, S); stem "conv": (B, 16, T/4, S)
         x = self.encoder(x)         # (B, 128, T/64, S)
         x = self.bottleneck(x)      # (B, 128, 1, S)
         x = self.to_grid(x)         # (B, 128, 9, 9)

@@ -1,0 +1,76 @@
+"""What DSC a perfect detector of crack-holding sensor cells would score on a wave-field store.
+
+The 9 x 9 sensors split the 36 x 36 mask into 81 cells of 4 x 4 pixels. The "cell oracle" knows
+exactly which cells hold crack pixels and marks all 16 pixels of each; its DSC against the true
+one-pixel-wide crack lines is the score of locating cracks to the cell of the nearest sensor and
+no finer. A model whose DSC sits at this level has learnt which cells are cracked; above it, it
+resolves where inside a cell the crack runs. Also written: the same per crack-size class.
+
+    python benchmarks/wavefield_cell_oracle.py STORE [STORE ...] [--samples 4000]
+
+Writes benchmarks/results/wavefield_cell_oracle.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from crackscope.data.wavefield_store import open_store
+
+BOUNDS_UM = (0, 1, 2, 3, 4)
+
+
+def cell_oracle(masks: np.ndarray, grid: int) -> np.ndarray:
+    """(N, M, M) bool masks -> (N, M, M) bool: every pixel of each grid cell that holds a crack pixel."""
+    n, m, _ = masks.shape
+    p = m // grid
+    cells = masks.reshape(n, grid, p, grid, p).any(axis=(2, 4))
+    return np.repeat(np.repeat(cells, p, axis=1), p, axis=2)
+
+
+def dsc(pred: np.ndarray, true: np.ndarray) -> float:
+    tp, fp, fn = (pred & true).sum(), (pred & ~true).sum(), (~pred & true).sum()
+    return float(2 * tp / (2 * tp + fp + fn)) if tp + fp + fn else 1.0
+
+
+def measure(store: Path, samples: int) -> dict:
+    group = open_store(store)
+    done = np.nonzero(np.asarray(group["done"][:]))[0][:samples]
+    masks = np.asarray(group["masks"].get_orthogonal_selection((done,))) > 0
+    longest = np.asarray(group["max_crack_length_um"][:])[done]
+    grid = int(group.attrs["config"]["sensor_grid"])
+    oracle = cell_oracle(masks, grid)
+    row = {"store": str(store), "samples": int(len(done)), "grid": grid, "mask_size": int(masks.shape[-1]),
+           "crack_pixel_fraction": float(masks.mean())}
+    for b in BOUNDS_UM:
+        sel = longest > b
+        row[f"dsc>{b}"] = dsc(oracle[sel], masks[sel]) if sel.any() else None
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("stores", nargs="+", type=Path)
+    parser.add_argument("--samples", type=int, default=4000)
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "wavefield_cell_oracle")
+    args = parser.parse_args()
+    rows = [measure(s, args.samples) for s in args.stores]
+    date = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    lines = ["| store | plates | crack pixels | " + " | ".join(f"DSC >{b} µm" for b in BOUNDS_UM) + " |",
+             "|---|---:|---:|" + "---:|" * len(BOUNDS_UM)]
+    for r in rows:
+        cells = " | ".join("–" if r[f"dsc>{b}"] is None else f"{r[f'dsc>{b}']:.3f}" for b in BOUNDS_UM)
+        lines.append(f"| {Path(r['store']).name} | {r['samples']} | {100 * r['crack_pixel_fraction']:.2f} % | {cells} |")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".json").write_text(json.dumps({"date": date, "rows": rows}, indent=1) + "\n")
+    args.out.with_suffix(".md").write_text(f"# Cell-oracle DSC ({date})\n\n" + "\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

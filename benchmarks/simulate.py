@@ -79,19 +79,20 @@ def git_commit() -> str | None:
 
 
 class CpuLoad:
-    """CPU time other processes used while a block ran (Linux /proc/stat); timings are unreliable when it is high."""
+    """CPU time other processes used while the blocks run under it ran (Linux /proc/stat), summed
+    over every ``with`` block; timings are unreliable when it is high."""
 
     def __init__(self):
-        self.foreign_cpu_s = None
-        self.wall_s = None
+        self.foreign_cpu_s = 0.0
+        self.wall_s = 0.0
+        self.known = True
 
     @staticmethod
     def _busy_s() -> float | None:
         try:
-            fields = Path("/proc/stat").read_text().splitlines()[0].split()[1:]
-        except (OSError, IndexError):
+            vals = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
+        except (OSError, IndexError, ValueError):
             return None
-        vals = [int(x) for x in fields]
         idle = vals[3] + (vals[4] if len(vals) > 4 else 0)  # idle + iowait
         guest = sum(vals[8:10]) if len(vals) > 9 else 0     # already counted in user/nice
         return (sum(vals) - idle - guest) / os.sysconf("SC_CLK_TCK")
@@ -106,17 +107,24 @@ class CpuLoad:
         return self
 
     def __exit__(self, *exc):
-        self.wall_s = time.perf_counter() - self._t0
+        self.wall_s += time.perf_counter() - self._t0
         b1 = self._busy_s()
-        if b1 is not None and self._b0 is not None:
-            self.foreign_cpu_s = max(0.0, (b1 - self._b0) - (self._self_s() - self._s0))
+        if b1 is None or self._b0 is None:
+            self.known = False
+        else:
+            self.foreign_cpu_s += max(0.0, (b1 - self._b0) - (self._self_s() - self._s0))
         return False
 
+    def fraction(self) -> float | None:
+        """Other processes' CPU time over (wall time x available CPUs)."""
+        if not self.known or self.wall_s <= 0:
+            return None
+        return round(self.foreign_cpu_s / (self.wall_s * available_cpus()), 3)
+
     def record(self) -> dict:
-        if self.foreign_cpu_s is None:
+        if self.fraction() is None:
             return {}
-        frac = self.foreign_cpu_s / max(self.wall_s * available_cpus(), 1e-9)
-        return {"other_processes_cpu_s": round(self.foreign_cpu_s, 3), "other_processes_cpu_fraction": round(frac, 3)}
+        return {"other_processes_cpu_s": round(self.foreign_cpu_s, 3), "other_processes_cpu_fraction": self.fraction()}
 
 
 BUSY_WARNING = 0.05  # warn when other processes took more than this fraction of the CPUs

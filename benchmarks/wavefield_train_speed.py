@@ -38,7 +38,6 @@ import math
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from dataclasses import asdict, dataclass
@@ -46,6 +45,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
+from simulate import CpuLoad, available_cpus, cpu_model, git_commit  # benchmarks/simulate.py
 import torch._dynamo
 
 from crackscope import losses, models
@@ -78,82 +78,11 @@ VARIANTS = {
 
 # ---- environment ---------------------------------------------------------------------------------
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
-
-
-def available_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
-def git_commit() -> str | None:
-    try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=HERE.parent, capture_output=True, text=True,
-                             check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src"], cwd=HERE.parent, capture_output=True,
-                               text=True).stdout.strip()
-        return sha + ("+dirty-src" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return None
-
-
 def load_average() -> list[float] | None:
     try:
         return [round(v, 2) for v in os.getloadavg()]
     except OSError:
         return None
-
-
-class CpuLoad:
-    """CPU time other processes used while a block ran (Linux /proc/stat); timings mean little when it is high."""
-
-    def __init__(self):
-        self.foreign_cpu_s = 0.0
-        self.wall_s = 0.0
-        self.known = True
-
-    @staticmethod
-    def _busy_s() -> float | None:
-        try:
-            vals = [int(v) for v in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-        except (OSError, IndexError, ValueError):
-            return None
-        idle = vals[3] + (vals[4] if len(vals) > 4 else 0)  # idle + iowait
-        guest = sum(vals[8:10]) if len(vals) > 9 else 0     # already counted in user / nice
-        return (sum(vals) - idle - guest) / os.sysconf("SC_CLK_TCK")
-
-    @staticmethod
-    def _self_s() -> float:
-        t = os.times()
-        return t.user + t.system + t.children_user + t.children_system
-
-    def __enter__(self):
-        self._b0, self._s0, self._t0 = self._busy_s(), self._self_s(), time.perf_counter()
-        return self
-
-    def __exit__(self, *exc):
-        self.wall_s += time.perf_counter() - self._t0
-        b1 = self._busy_s()
-        if b1 is None or self._b0 is None:
-            self.known = False
-        else:
-            self.foreign_cpu_s += max(0.0, (b1 - self._b0) - (self._self_s() - self._s0))
-        return False
-
-    def fraction(self) -> float | None:
-        """Other processes' CPU time over (wall time x available CPUs), summed over every block."""
-        if not self.known or self.wall_s <= 0:
-            return None
-        return round(self.foreign_cpu_s / (self.wall_s * available_cpus()), 3)
 
 
 def attention_uses_sdpa() -> bool:

@@ -30,15 +30,7 @@ if [ ! -d "$data" ]; then
   echo "DATA=$data is not a folder (run benchmarks/device/prepare.py here and carry .device)" >&2
   exit 2
 fi
-wheels=${WHEELS-.device/wheels}
-py=${PYTHON:-python3}
-if [ -n "$wheels" ]; then
-  "$py" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$wheels"/*.whl \
-    || { echo "could not install the wheels of $wheels" >&2; exit 2; }
-  export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
-fi
-export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
-"$py" -c "import crackscope.cli" || { echo "crackscope does not import with $py" >&2; exit 2; }
+source benchmarks/device/python_env.sh  # $py, the carried wheels, PYTHONPATH
 runs_dir=${RUNS_DIR:-runs/device}
 mkdir -p "$runs_dir" "$out"
 command -v nvidia-smi >/dev/null && nvidia-smi > "$out/machine.txt" 2>&1

@@ -66,15 +66,7 @@ now() { date +%s.%N; }
 since() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
 start=$(now)
 
-wheels=${WHEELS-.device/wheels}
-py=${PYTHON:-python3}
-if [ -n "$wheels" ]; then
-  "$py" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site "$wheels"/*.whl \
-    || { echo "could not install the wheels of $wheels" >&2; exit 2; }
-  export PYTHONPATH=/tmp/site${PYTHONPATH:+:$PYTHONPATH}
-fi
-export PYTHONPATH=$PWD/src${PYTHONPATH:+:$PYTHONPATH} PYTHONUNBUFFERED=1
-"$py" -c "import crackscope.cli" || { echo "crackscope does not import with $py" >&2; exit 2; }
+source benchmarks/device/python_env.sh  # $py, the carried wheels, PYTHONPATH
 mkdir -p "$out" "$runs_dir"
 logs=$(mktemp -d)
 trap 'rm -rf "$logs"' EXIT

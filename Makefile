@@ -5,23 +5,31 @@ PY     := $(VENV)/bin/python
 PIP    := $(PY) -m pip
 STAMP  := $(VENV)/.installed
 DEMO_OUT ?= runs/demo
+# The library asks for a range of torch (pyproject.toml); this project installs exactly this one, the
+# local CPU wheel. Every pip call below runs under it as a constraint, so that pip never resolves a
+# newer torch, which would drag in gigabytes of CUDA packages.
+TORCH  := torch==2.13.0
+CONSTRAINTS := $(VENV)/constraints.txt
 
-.PHONY: install install-dev demo demo-surface test bench clean
+.PHONY: install install-dev demo demo-surface lint test bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install --quiet --upgrade pip
 
+$(CONSTRAINTS): Makefile | $(PY)
+	echo "$(TORCH)" > $@
+
 # Idempotent: reinstalls only when pyproject.toml changes.
-$(STAMP): pyproject.toml | $(PY)
-	$(PIP) install --quiet "torch==2.13.0"
-	$(PIP) install --quiet -e .
+$(STAMP): pyproject.toml | $(PY) $(CONSTRAINTS)
+	$(PIP) install --quiet -c $(CONSTRAINTS) "$(TORCH)"
+	$(PIP) install --quiet -c $(CONSTRAINTS) -e .
 	touch $@
 
 install: $(STAMP)
 
 $(VENV)/.installed-dev: $(STAMP)
-	$(PIP) install --quiet -e ".[dev,ray]"
+	$(PIP) install --quiet -c $(CONSTRAINTS) -e ".[dev,ray]"
 	touch $@
 
 install-dev: $(VENV)/.installed-dev
@@ -48,14 +56,19 @@ demo-surface: install
 		out_dir=$(DEMO_OUT)-surface data.root=$(SD_DATA) data.size=96 model.base_channels=8 trainer.max_epochs=4
 	@echo "surface demo in $(DEMO_OUT)-surface/: shipped/metrics.json, predict/masks + overlays, unet_cbam-short/"
 
+# Lint (ruff), format check (ruff format) and declared-dependency check (deptry); .ci/run runs it before the tests.
+lint: install-dev
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/deptry src
+
 test: install-dev
 	$(VENV)/bin/python -m pytest -n 2 -q
 
 # Devito is the optional `bench` extra, the reference solver of the speed comparison; the
 # constraint keeps pip from replacing the pinned torch.
-bench: install-dev
-	echo "torch==2.13.0" > $(VENV)/torch-constraint.txt
-	$(PIP) install --quiet -c $(VENV)/torch-constraint.txt -e ".[bench]"
+bench: install-dev | $(CONSTRAINTS)
+	$(PIP) install --quiet -c $(CONSTRAINTS) -e ".[bench]"
 	$(VENV)/bin/python benchmarks/simulate.py
 
 clean:

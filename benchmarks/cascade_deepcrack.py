@@ -83,7 +83,7 @@ def _split_stems(run: Path) -> dict:
 
 
 def _read_pair(root: Path, stem: str):
-    from crackscope.data.surface import load_mask
+    from crackscope.data.images import load_mask
     from crackscope.deploy.cascade import read_image
 
     return read_image(root / "train_img" / f"{stem}.jpg"), load_mask(root / "train_lab" / f"{stem}.png")[0] > 0
@@ -303,7 +303,7 @@ def _markdown(result: dict) -> str:
 
 
 def _ship(classifier_run: Path, segmenter_run: Path, result: dict) -> None:
-    from crackscope.engine.export import export_packed
+    from crackscope.deploy.export import export_packed
     from crackscope.engine.runs import package_run
 
     dest = ROOT / "weights" / "deepcrack"

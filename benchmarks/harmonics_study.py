@@ -1,15 +1,15 @@
-"""The harmonics seed's study (sections 3.1-3.6, Figures 8 and 11) on simulated data: every
+"""The harmonics paper's study (sections 3.1-3.6, Figures 8 and 11) on simulated data: every
 single-harmonic, data-, feature- and decision-level method per sensor and both multi-sensor rules,
 mean ± std test accuracy over random stratified re-splits.
 
     .venv/bin/python benchmarks/harmonics_study.py                       # the reduced CPU run (defaults below)
-    .venv/bin/python benchmarks/harmonics_study.py --resplits 100 --epochs 600          # the seed's protocol
+    .venv/bin/python benchmarks/harmonics_study.py --resplits 100 --epochs 600          # the paper's protocol
 
 Steps: simulate a harmonics store (``--preset``, ``--samples``; resumable: the store is finished,
 not redone), run ``crackscope.engine.harmonics_protocol`` on it into ``--work``/study (finished
 re-splits are skipped, so a killed benchmark resumes), then copy table.md, results.json and
 confusion.png to benchmarks/results/harmonics_study/ with protocol.json (settings, whether it is the
-full seed protocol, wall times, seconds per re-split, the projected time of the full 100 x 600 run,
+full paper protocol, wall times, seconds per re-split, the projected time of the full 100 x 600 run,
 hardware and CPU load).
 
 Store: the tiny preset (12 x 9.6 µm plate, 2-19 cracks, nested layout), 480 samples by default, ~40 per label
@@ -94,7 +94,7 @@ def main(argv=None) -> int:
         shutil.copy(study_dir / name, args.results / name)
     per = result["seconds_per_resplit"]
     n_train = result["split_sizes"]["n_train"]
-    # cost is proportional to training samples x epochs: project the seed's 100 x 600 on this store from
+    # cost is proportional to training samples x epochs: project the paper's 100 x 600 on this store from
     # the median re-split (re-splits that shared the cores with other jobs are slower; the median ignores them)
     typical = per.get("median", per["mean"])
     projected = typical * (FULL_EPOCHS / args.epochs) * FULL_RESPLITS
@@ -113,8 +113,9 @@ def main(argv=None) -> int:
                   "study_wall_s": round(t_study, 1), "store_wall_s": round(t_store, 1),
                   "load_average_start": load_start, "load_average_end": _load(), "note": args.note})
     protocol = {
-        "protocol": "full seed protocol (100 re-splits x 600 epochs)" if full else
-                    f"REDUCED: {args.resplits} re-splits x {args.epochs} epochs (the seed: {FULL_RESPLITS} x {FULL_EPOCHS})",
+        "protocol": "full paper protocol (100 re-splits x 600 epochs)" if full else
+                    f"REDUCED: {args.resplits} re-splits x {args.epochs} epochs "
+                    f"(the paper: {FULL_RESPLITS} x {FULL_EPOCHS})",
         "full": full,
         "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "store": str(store), "store_label_counts": summary["label_counts"], "store_wall_s": round(t_store, 1),

@@ -1,4 +1,6 @@
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -17,6 +19,26 @@ def tiny_store(tmp_path_factory):
     path = tmp_path_factory.mktemp("tiny-store") / "s.zarr"
     generate_wavefield_store(path, PlateConfig.preset("tiny"), TINY_STORE_SAMPLES, seed=0, batch=3)
     return path
+
+
+@pytest.fixture(scope="session")
+def cli():
+    """cli(*args, env=None, timeout=600) -> the CompletedProcess of ``python -m crackscope.cli *args``.
+
+    The command as a user meets it, in a fresh interpreter (a fault hook may SIGKILL it): arguments
+    are passed through str(), stdout and stderr captured as text, Matplotlib on Agg and OpenMP on one
+    thread; ``env`` adds to the environment."""
+
+    def run(*args, env=None, timeout=600):
+        return subprocess.run(
+            [sys.executable, "-m", "crackscope.cli", *map(str, args)],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1", **(env or {})},
+        )
+
+    return run
 
 
 @pytest.fixture(scope="session")

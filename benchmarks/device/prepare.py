@@ -29,7 +29,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from crackscope.data.surface import image_extensions
+from crackscope.data.images import image_extensions
 
 ROOT = Path(__file__).resolve().parents[2]
 DEVICE_DIR = ROOT / ".device"

@@ -126,20 +126,6 @@ def train_cmd(
     _info(f"run: {run_dir} (metrics.json, figures/, model.safetensors)")
 
 
-class DataFormat(str, Enum):
-    sd_saliency_900 = "sd-saliency-900"
-    folder = "folder"
-    neu_cls = "neu-cls"
-    cifar10 = "cifar10"
-    auto = "auto"
-    deepcrack = "deepcrack"
-    deepcrack_tiles = "deepcrack-tiles"
-
-
-FORMATS_OF = {"surface": ("sd-saliency-900", "folder", "deepcrack"),
-              "classify": ("auto", "neu-cls", "folder", "cifar10", "deepcrack-tiles")}
-
-
 @app.command("evaluate")
 def evaluate_cmd(
     run: Path = typer.Argument(..., help="A run directory written by 'crackscope train', or a shipped model folder "
@@ -147,50 +133,22 @@ def evaluate_cmd(
     data: Path = typer.Option(..., "--data", help="Wave field: a store. Surface / classify: a dataset folder (its "
                                                   "test split if it is the training data)."),
     out: Path = typer.Option(..., "--out", help="Directory for metrics.json and figures/."),
-    format: Optional[DataFormat] = typer.Option(None, "--format", help="Data layout. Surface: sd-saliency-900, "
-                                                "folder (images/ + masks/) or deepcrack. Classify: neu-cls, folder (one "
-                                                "folder per class), cifar10, deepcrack-tiles or auto. Default: the "
-                                                "model's training format."),
+    format: Optional[str] = typer.Option(None, "--format", help="Data layout. Surface: sd-saliency-900, folder "
+                                         "(images/ + masks/) or deepcrack. Classify: neu-cls, folder (one folder per "
+                                         "class), cifar10, deepcrack-tiles or auto. Default: the model's training "
+                                         "format."),
 ):
     """Metrics of a trained model on labelled data, with a figure (examples or confusion matrix)."""
-    from crackscope.engine.runs import pipeline_of
+    from crackscope.engine import pipelines
 
-    pipeline = pipeline_of(run)
-    if format is not None and format.value not in FORMATS_OF.get(pipeline, ()):
-        allowed = FORMATS_OF.get(pipeline)
-        raise InputError(f"--format {format.value} does not apply to {run}, a {pipeline} model"
-                         + (f" (use {', '.join(allowed)})" if allowed else " (it takes no --format)"))
-    if pipeline == "classify":
-        from crackscope.engine.classify import evaluate_classification_run
-
-        r = evaluate_classification_run(run, data, out, format=format.value if format else None)
-        typer.echo(f"accuracy {r['accuracy']:.4f}  macro precision {r['precision']:.4f}  recall {r['recall']:.4f}  "
-                   f"F1 {r['f1']:.4f}  ({r['n_images']} images, {r['subset']})")
-        lo, hi = r["accuracy_interval_95"]
-        typer.echo(f"  {r['errors']} errors; the accuracy's exact 95 % interval for {r['n_images']} test images: "
-                   f"{lo:.4f}-{hi:.4f}")
-        for cls, m in r["per_class"].items():
-            if m["f1"] is not None:
-                typer.echo(f"  {cls}: precision {m['precision']:.4f}  recall {m['recall']:.4f}  F1 {m['f1']:.4f}  "
-                           f"({m['support']} images)")
-        return
-    if pipeline == "surface":
-        from crackscope.engine.surface import evaluate_surface_run
-
-        r = evaluate_surface_run(run, data, out, format=format.value if format else None)
-        typer.echo(f"mIoU {r['miou']:.4f}  defect IoU {r['iou_defect']:.4f}  accuracy {r['accuracy']:.4f}  "
-                   f"precision {r['precision']:.4f}  recall {r['recall']:.4f}  F1 {r['f1']:.4f}  "
-                   f"({r['n_images']} images, {r['subset']})")
-        for cls, m in (r.get("per_class") or {}).items():
-            typer.echo(f"  {cls}: mIoU {m['miou']:.4f}  defect IoU {m['iou_defect']:.4f}  precision "
-                       f"{m['precision']:.4f}  recall {m['recall']:.4f}  ({m['n_images']} images)")
-        return
-    from crackscope.engine.evaluate import evaluate_run
-
-    result = evaluate_run(run, data, out)
-    typer.echo(f"DSC {result['dsc']:.4f}  IoU {result['iou']:.4f}  precision {result['precision']:.4f}  "
-               f"recall {result['recall']:.4f}  accuracy {result['accuracy']:.4f}  ({result['n_samples']} samples)")
-    typer.echo((out / "size_table.md").read_text().rstrip())
+    pipeline = pipelines.of_run(run)
+    evaluate = pipeline.require("evaluate", "evaluate")
+    if format is not None and format not in pipeline.formats:
+        raise InputError(f"--format {format} does not apply to {run}, a {pipeline.name} model"
+                         + (f" (use {', '.join(pipeline.formats)})" if pipeline.formats else " (it takes no --format)"))
+    result = evaluate(run, data, out, format)
+    for line in pipeline.require("evaluate", "report")(result, out):
+        typer.echo(line)
 
 
 @app.command("predict")
@@ -202,26 +160,9 @@ def predict_cmd(
 ):
     """Predict: surface -> OUT/masks/*.png, OUT/overlays/*.png at original size; classify -> OUT/predictions.csv
     (class and probabilities per image); wave field -> predictions.npz."""
-    from crackscope.engine.runs import pipeline_of
+    from crackscope.engine import pipelines
 
-    pipeline = pipeline_of(run)
-    if pipeline == "classify":
-        from crackscope.engine.classify import predict_classification
-
-        r = predict_classification(run, data, out, log=_info)
-        typer.echo(f"classified {r['n_predicted']} images into {out / 'predictions.csv'}"
-                   + (f"; skipped {r['n_skipped']} unreadable (see {out / 'skipped.txt'})" if r["n_skipped"] else ""))
-        return
-    if pipeline == "surface":
-        from crackscope.engine.surface import predict_surface
-
-        r = predict_surface(run, data, out, log=_info)
-        typer.echo(f"predicted {r['n_predicted']} images into {out} (masks/, overlays/, predictions.csv)"
-                   + (f"; skipped {r['n_skipped']} unreadable (see {out / 'skipped.txt'})" if r["n_skipped"] else ""))
-        return
-    from crackscope.engine.evaluate import predict_run
-
-    typer.echo(f"predictions: {predict_run(run, data, out)}")
+    typer.echo(pipelines.of_run(run).require("predict", "predict")(run, data, out, _info))
 
 
 class ExportFormat(str, Enum):
@@ -267,7 +208,7 @@ def export_cmd(
 ):
     """Export a trained model (ONNX, or bit-packed for binary networks) and check it against PyTorch."""
     if format == ExportFormat.packed:
-        from crackscope.engine.export import export_packed
+        from crackscope.deploy.export import export_packed
 
         r = export_packed(run, out)
         size = r["size_bits"]
@@ -276,7 +217,7 @@ def export_cmd(
                    f"max |packed - torch| = {r['max_abs_diff']:.3g}, activation bits flipped "
                    f"{r['activation_bits_flipped']} of {r['activation_bits']}")
         return
-    from crackscope.engine.export import export_onnx
+    from crackscope.deploy.export import export_onnx
 
     result = export_onnx(run, out)
     point = "" if result["threshold"] is None else (f" (outputs logits; crack where sigmoid > {result['threshold']:g}, "
@@ -312,15 +253,15 @@ def harmonics_study_cmd(
     sensors: Optional[str] = typer.Option(None, "--sensors", help="Comma-separated sensors (default: all of the "
                                           "data's); multi-sensor rows need >= 2."),
     batch_size: int = typer.Option(32, "--batch-size", help="Training mini-batch size."),
-    init: str = typer.Option("default", "--init", help="Weight initialisation: default (PyTorch's) or seed."),
+    init: str = typer.Option("default", "--init", help="Weight initialisation: default (PyTorch's) or paper."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
     threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (default: torch's)."),
 ):
-    """The harmonics seed's re-split protocol: single-harmonic, data-, feature- and decision-level fusion per
+    """The harmonics paper's re-split protocol: single-harmonic, data-, feature- and decision-level fusion per
     sensor, multi-sensor fusion; mean ± std test accuracy. Finished re-splits are skipped on re-run."""
-    from crackscope.engine.harmonics_protocol import run_harmonics_study
+    from crackscope.engine import pipelines
 
-    result = run_harmonics_study(store, out, resplits=resplits, epochs=epochs, seed=seed, sensors=sensors,
+    result = pipelines.get("harmonics").study(store, out, resplits=resplits, epochs=epochs, seed=seed, sensors=sensors,
                                  batch_size=batch_size, init=init, device=device, threads=threads, log=_info)
     typer.echo(result["table"].rstrip())
     _info(f"results: {result['out_dir']}/results.json, table.md and confusion.png")

@@ -63,6 +63,7 @@ __all__ = [
 METRICS = ("dsc", "accuracy", "iou", "precision", "recall", "iou_background", "miou")
 # what a segmentation run logs as val/<key> (the first on the progress bar)
 SEGMENTATION_VAL_KEYS = ("dsc", "iou", "precision", "recall", "accuracy", "miou")
+CLASSIFICATION_VAL_KEYS = ("accuracy", "precision", "recall", "f1")  # macro over classes
 DEFAULT_BOUNDS_UM = (0, 1, 2, 3, 4)
 # candidate crack thresholds a run may choose its operating point from (on validation data only)
 THRESHOLD_GRID = tuple(round(0.05 * k, 2) for k in range(1, 20))
@@ -299,7 +300,9 @@ def multiclass_confusion(pred: Tensor, target: Tensor, num_classes: int) -> Tens
     p, t = pred.reshape(-1).long(), target.reshape(-1).long()
     if bool(((p < 0) | (p >= num_classes) | (t < 0) | (t >= num_classes)).any()):
         raise InputError(f"class indices must lie in [0, {num_classes - 1}]")
-    return torch.bincount(t * num_classes + p, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
+    from torchmetrics.functional.classification import multiclass_confusion_matrix
+
+    return multiclass_confusion_matrix(p, t, num_classes, validate_args=False).long()
 
 
 def iou_from_confusion(confusion: Tensor) -> dict:

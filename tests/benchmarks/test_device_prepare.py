@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from crackscope.data.surface import load_image
+from crackscope.data.images import load_image
 
 ROOT = Path(__file__).resolve().parents[2]
 NEU = ROOT / ".." / "shared" / "datasets" / "NEU-CLS"

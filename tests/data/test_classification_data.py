@@ -15,7 +15,8 @@ import torch
 from PIL import Image
 
 from crackscope.data.classification import (NEU_CLS_CLASSES, ImageClassificationDataset, detect_format,
-                                            read_cifar_batch, stratified_split, write_split)
+                                            read_cifar_batch)
+from crackscope.data.splits import stratified_split, write_split
 from crackscope.errors import InputError
 
 NEU_ROOT = Path(__file__).resolve().parents[2] / ".." / "shared" / "datasets" / "NEU-CLS"
@@ -342,7 +343,7 @@ def test_split_record_with_stems(tmp_path):
         for k in range(5):
             _save(tmp_path / "data" / c / f"{k}.png", np.full((2, 2), k, np.uint8))
     ds = ImageClassificationDataset(tmp_path / "data")
-    split = stratified_split(ds.targets, seed=0)
+    split = stratified_split(ds.targets, (0.8, 0.2), seed=0)
     rec = json.loads(write_split(tmp_path / "split.json", split, stems=ds.stems, seed=0).read_text())
     assert rec["indices"] == split and rec["seed"] == 0
     assert sorted(rec["stems"]["train"] + rec["stems"]["test"]) == sorted(ds.stems)
@@ -396,4 +397,4 @@ def test_errors_name_the_bad_path_or_value(tmp_path):
     with pytest.raises(InputError, match="fractions"):
         stratified_split([0, 1], (0.5, 0.6))
     with pytest.raises(InputError, match="targets"):
-        stratified_split([0.5, 1.5])
+        stratified_split([0.5, 1.5], (0.8, 0.2))

@@ -10,8 +10,9 @@ import pytest
 import torch
 from PIL import Image
 
-from crackscope.data.surface import (JointAugment, SurfaceSegmentationDataset, load_image, prepare_image,
-                                     restore, stratified_split)
+from crackscope.data.images import load_image
+from crackscope.data.splits import stratified_split
+from crackscope.data.surface import JointAugment, SurfaceSegmentationDataset, prepare_image, restore
 from crackscope.errors import InputError
 
 SD_ROOT = Path(__file__).resolve().parents[2] / ".." / "shared" / "datasets" / "SD-saliency-900"

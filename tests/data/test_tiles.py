@@ -10,7 +10,8 @@ import pytest
 import torch
 from PIL import Image
 
-from crackscope.data.surface import SurfaceSegmentationDataset, group_split
+from crackscope.data.splits import group_split
+from crackscope.data.surface import SurfaceSegmentationDataset
 from crackscope.data.tiles import (CrackTileDataset, extract_tiles, resize_tiles, stitch, tile_crack_pixels,
                                    tile_grid, tile_starts)
 from crackscope.errors import InputError

@@ -1,9 +1,6 @@
 """The Zarr store: round trip against direct simulation, determinism, resume after a kill, Ray."""
 
-import os
 import signal
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -82,22 +79,17 @@ def test_worker_processes_give_identical_arrays(cfg, store, tmp_path, arrays):
         np.testing.assert_array_equal(a[name], b[name])
 
 
-def _cli(args, env=None):
-    return subprocess.run([sys.executable, "-m", "crackscope.cli", *args], capture_output=True, text=True,
-                          env={**os.environ, **(env or {})}, timeout=300)
-
-
-def test_resume_after_kill_equals_uninterrupted_run(cfg, store, tmp_path, arrays):
+def test_resume_after_kill_equals_uninterrupted_run(cfg, store, tmp_path, arrays, cli):
     path = tmp_path / "killed.zarr"
     args = ["simulate", "wavefield", "--preset", "tiny", "--set", "n_time=120", "--samples", "7",
             "--seed", "5", "--batch", "3", "--out", str(path)]
     # The fault hook SIGKILLs the process after it wrote the second batch's data, before its done flags.
-    killed = _cli(args, env={"CRACKSCOPE_FAULT_KILL_AFTER_SAMPLES": "6"})
+    killed = cli(*args, env={"CRACKSCOPE_FAULT_KILL_AFTER_SAMPLES": "6"}, timeout=300)
     assert killed.returncode == -signal.SIGKILL
     partial = arrays(path)
     assert partial["done"].tolist() == [1, 1, 1, 0, 0, 0, 0]  # the half-finished batch is not counted
     assert np.abs(partial["signals"][3:6]).max() > 0          # ...although its data had been written
-    resumed = _cli(args)
+    resumed = cli(*args, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming: 3 of 7" in resumed.stderr
     a, b = arrays(store), arrays(path)

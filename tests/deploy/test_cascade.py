@@ -7,9 +7,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -222,15 +219,10 @@ def test_packed_runtime_flags_the_same_tiles_as_pytorch(runs):
         load_classifier(runs["three_classes"], runtime="packed")
 
 
-def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "crackscope.cli", *map(str, args)], capture_output=True, text=True,
-                          timeout=300, env={**os.environ, "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1"})
-
-
-def test_inspect_image_command_writes_mask_overlay_tiles_and_summary(runs, tmp_path):
+def test_inspect_image_command_writes_mask_overlay_tiles_and_summary(runs, tmp_path, cli):
     out = tmp_path / "report"
-    done = _cli("inspect-image", runs["images"] / "big.png", "--classifier", runs["classifier"],
-                "--segmenter", runs["segmenter"], "--out", out)
+    done = cli("inspect-image", runs["images"] / "big.png", "--classifier", runs["classifier"],
+               "--segmenter", runs["segmenter"], "--out", out, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "of 12 tiles of 32 px" in done.stdout
     mask = np.asarray(Image.open(out / "mask.png"))
@@ -297,16 +289,16 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(runs, tmp_path, capsys,
     assert not (tmp_path / "out").exists()
 
 
-def test_bad_input_from_a_real_process_has_no_traceback(runs, tmp_path):
-    done = _cli("inspect-image", runs["images"] / "corrupt.png", "--classifier", runs["classifier"],
-                "--segmenter", runs["segmenter"], "--out", tmp_path / "out")
+def test_bad_input_from_a_real_process_has_no_traceback(runs, tmp_path, cli):
+    done = cli("inspect-image", runs["images"] / "corrupt.png", "--classifier", runs["classifier"],
+               "--segmenter", runs["segmenter"], "--out", tmp_path / "out", timeout=300)
     assert done.returncode == 2 and "corrupt.png" in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
 
 
 # ---- the shipped DeepCrack models ---------------------------------------------------------------------------------
 def test_shipped_models_share_one_split_and_screen_a_held_out_image():
-    from crackscope.data.surface import load_mask
+    from crackscope.data.images import load_mask
     from crackscope.deploy.cascade import read_image
 
     clf, seg = load_classifier(SHIPPED / "tile_classifier"), load_segmenter(SHIPPED / "segmenter")

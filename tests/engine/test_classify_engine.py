@@ -7,10 +7,7 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -66,11 +63,6 @@ def _cfg(root, out_dir, name="run"):
 def trained(dataset, tmp_path_factory):
     out = tmp_path_factory.mktemp("cls_runs")
     return train(load_train_config(None, base=_cfg(dataset, out)), progress=False)
-
-
-def _cli(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "crackscope.cli", *map(str, args)], capture_output=True, text=True,
-                          timeout=600, env={**os.environ, "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1", **(env or {})})
 
 
 # ---- metrics and schedule by hand ----------------------------------------------------------------
@@ -177,7 +169,8 @@ def test_training_learns_and_writes_the_run_contract(trained):
 
 
 def test_split_is_stratified_disjoint_and_keeps_the_8_2_test_part(trained, dataset):
-    from crackscope.data.classification import ImageClassificationDataset, stratified_split
+    from crackscope.data.classification import ImageClassificationDataset
+    from crackscope.data.splits import stratified_split
 
     split = json.loads((trained / "split.json").read_text())
     stems = split["stems"]
@@ -213,17 +206,17 @@ def test_metrics_json_equals_a_hand_computation_on_the_test_images(trained, data
     assert (m["precision"], m["recall"], m["f1"]) == pytest.approx((precision.mean(), recall.mean(), f1.mean()))
 
 
-def test_resume_after_kill_matches_an_uninterrupted_run(dataset, tmp_path):
+def test_resume_after_kill_matches_an_uninterrupted_run(dataset, tmp_path, cli, killed_training):
     # reference: the same config uninterrupted, also in a fresh process (see test_engine.py)
     straight_file = tmp_path / "straight.yaml"
     straight_file.write_text(yaml.safe_dump(_cfg(dataset, tmp_path / "runs", name="straight")))
-    assert _cli("train", "--config", straight_file).returncode == 0
+    assert cli("train", "--config", straight_file).returncode == 0
     trained = tmp_path / "runs" / "straight"
     cfg_file = tmp_path / "run.yaml"
     cfg_file.write_text(yaml.safe_dump(_cfg(dataset, tmp_path / "runs", name="killed")))
-    killed = _cli("train", "--config", cfg_file, env={"CRACKSCOPE_FAULT_KILL_AFTER_EPOCHS": "1"})
+    killed = killed_training(cfg_file, epochs=1)  # SIGKILLed right after epoch 1's checkpoints
     assert killed.returncode == -signal.SIGKILL, killed.stderr
-    resumed = _cli("train", "--config", cfg_file, "--resume")
+    resumed = cli("train", "--config", cfg_file, "--resume")
     assert resumed.returncode == 0, resumed.stderr
     wa = load_file(str(trained / "model.safetensors"))
     wb = load_file(str(tmp_path / "runs" / "killed" / "model.safetensors"))
@@ -293,7 +286,8 @@ def test_without_validation_the_whole_training_part_trains_and_the_last_epoch_is
 
 def test_split_seed_fixes_the_split_while_the_training_seed_changes(trained, dataset, tmp_path):
     # several training seeds on one test split: split_seed draws the split, seed everything else
-    from crackscope.data.classification import ImageClassificationDataset, stratified_split
+    from crackscope.data.classification import ImageClassificationDataset
+    from crackscope.data.splits import stratified_split
 
     cfg = _cfg(dataset, tmp_path, name="seed2_split1")
     cfg.update(seed=2, split_seed=1)
@@ -383,7 +377,7 @@ def test_predict_writes_classes_and_probabilities_and_skips_bad_files(trained, t
 
 
 def test_onnx_export_of_a_classifier_matches_pytorch(trained, tmp_path):
-    from crackscope.engine.export import export_onnx
+    from crackscope.deploy.export import export_onnx
 
     result = export_onnx(trained, tmp_path / "model.onnx")
     assert result["input_shape"] == [[2, 1, 64, 64], [1, 1, 96, 80]] and result["max_abs_diff"] < 1e-4

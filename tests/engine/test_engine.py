@@ -2,11 +2,8 @@
 predict, export, grid, and bad input."""
 
 import json
-import os
 import shutil
 import signal
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -49,11 +46,6 @@ def trained(store, tmp_path_factory):
     return train(cfg, progress=False)
 
 
-def _cli(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "crackscope.cli", *map(str, args)], capture_output=True, text=True,
-                          timeout=600, env={**os.environ, "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1", **(env or {})})
-
-
 def test_run_directory_contract(trained):
     for name in ("config.yaml", "split.json", "model.safetensors", "metrics.json", "size_table.md",
                  "figures/masks.png", "checkpoints/last.ckpt", "checkpoints/epoch000.ckpt", "checkpoints/epoch001.ckpt"):
@@ -92,23 +84,23 @@ def test_metrics_json_matches_an_independent_computation(trained, store):
     assert m["accuracy"] == pytest.approx((p == t).mean())
 
 
-def test_resume_after_kill_ends_with_the_same_metrics(store, tmp_path):
+def test_resume_after_kill_ends_with_the_same_metrics(store, tmp_path, cli, killed_training):
     # The reference is an uninterrupted run of the same command, also in a fresh process: with Adam,
     # last-bit float differences between an in-process and a fresh-process run (memory alignment
     # picks other vector paths) grow to lr-sized steps wherever a gradient is ~0.
     straight_file = tmp_path / "straight.yaml"
     straight_file.write_text(yaml.safe_dump(_cfg_dict(store, tmp_path / "runs", name="straight")))
-    assert _cli("train", "--config", straight_file).returncode == 0
+    assert cli("train", "--config", straight_file).returncode == 0
     trained = tmp_path / "runs" / "straight"
     cfg_file = tmp_path / "run.yaml"
     cfg_file.write_text(yaml.safe_dump(_cfg_dict(store, tmp_path / "runs")))
-    killed = _cli("train", "--config", cfg_file, env={"CRACKSCOPE_FAULT_KILL_AFTER_EPOCHS": "1"})
+    killed = killed_training(cfg_file, epochs=1)  # SIGKILLed right after epoch 1's checkpoints
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     run = tmp_path / "runs" / "run"
     assert (run / "checkpoints" / "last.ckpt").exists() and not (run / "metrics.json").exists()
-    again = _cli("train", "--config", cfg_file)
+    again = cli("train", "--config", cfg_file)
     assert again.returncode == 2 and "--resume" in again.stderr  # refuses to overwrite silently
-    resumed = _cli("train", "--config", cfg_file, "--resume")
+    resumed = cli("train", "--config", cfg_file, "--resume")
     assert resumed.returncode == 0, resumed.stderr
     first_log = (run / "logs" / "metrics.csv").read_text().splitlines()
     assert first_log and all(line.startswith(("epoch", "0,")) for line in first_log)  # epoch 0 kept
@@ -121,20 +113,20 @@ def test_resume_after_kill_ends_with_the_same_metrics(store, tmp_path):
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
 
-def test_evaluate_other_store_uses_every_sample_and_export_matches(trained, store, tmp_path):
+def test_evaluate_other_store_uses_every_sample_and_export_matches(trained, store, tmp_path, cli):
     other = tmp_path / "other.zarr"
     shutil.copytree(store, other)
-    out = _cli("evaluate", trained, "--data", other, "--out", tmp_path / "ev")
+    out = cli("evaluate", trained, "--data", other, "--out", tmp_path / "ev")
     assert out.returncode == 0, out.stderr
     assert json.loads((tmp_path / "ev" / "metrics.json").read_text())["n_samples"] == 20
     assert "| dsc |" in out.stdout and (tmp_path / "ev" / "figures" / "masks.png").stat().st_size > 5000
-    exp = _cli("export", trained, "--format", "onnx")
+    exp = cli("export", trained, "--format", "onnx")
     assert exp.returncode == 0, exp.stderr
     diff = float(exp.stdout.strip().rsplit("=", 1)[1])
     assert diff < 1e-4
 
 
-def test_threshold_chosen_on_validation_is_used_by_evaluate_predict_and_export(store, tmp_path):
+def test_threshold_chosen_on_validation_is_used_by_evaluate_predict_and_export(store, tmp_path, cli):
     """trainer.choose_threshold: the operating point is the grid threshold with the highest DSC on the
     validation plates (recomputed here by hand from the model's probabilities), and evaluate,
     predict and the ONNX export all carry it."""
@@ -174,13 +166,13 @@ def test_threshold_chosen_on_validation_is_used_by_evaluate_predict_and_export(s
     prob = pred["probability"].astype(np.float32)  # stored as float16: skip pixels within its rounding
     clear = np.abs(prob - point["threshold"]) > 1e-3
     assert np.array_equal(pred["mask"][clear], (prob > point["threshold"])[clear])
-    exp = _cli("export", run, "--format", "onnx")
+    exp = cli("export", run, "--format", "onnx")
     assert exp.returncode == 0, exp.stderr
     meta = {m.key: m.value for m in onnx.load(str(run / "export" / "model.onnx")).metadata_props}
     assert float(meta["crack_threshold"]) == point["threshold"]
 
 
-def test_simulate_yaml_remakes_the_plates_and_guards_the_geometry(trained, store, tmp_path):
+def test_simulate_yaml_remakes_the_plates_and_guards_the_geometry(trained, store, tmp_path, cli):
     """RUN/simulate.yaml holds the training store's simulator settings: simulating with it and the
     store's seed gives the store's plates again; a store of the same tensor shapes but another plate
     size is refused in one line naming the field."""
@@ -190,20 +182,20 @@ def test_simulate_yaml_remakes_the_plates_and_guards_the_geometry(trained, store
     from crackscope.physics import PlateConfig
 
     sim = trained / "simulate.yaml"
-    again = _cli("simulate", "wavefield", "--config", sim, "--samples", 4, "--seed", 1, "--batch", 10,
-                 "--out", tmp_path / "again.zarr")
+    again = cli("simulate", "wavefield", "--config", sim, "--samples", 4, "--seed", 1, "--batch", 10,
+                "--out", tmp_path / "again.zarr")
     assert again.returncode == 0, again.stderr
     a, b = zarr.open_group(str(store), mode="r"), zarr.open_group(str(tmp_path / "again.zarr"), mode="r")
     assert np.array_equal(a["masks"][:4], b["masks"][:4])
     assert np.allclose(a["signals"][:4], b["signals"][:4], rtol=0, atol=1e-6 * float(np.abs(a["signals"][:4]).max()))
     other = tmp_path / "wide.zarr"
     generate_wavefield_store(other, PlateConfig.preset("tiny", n_time=120, width=8e-6), 3, seed=2, batch=3)
-    out = _cli("evaluate", trained, "--data", other, "--out", tmp_path / "ev")
+    out = cli("evaluate", trained, "--data", other, "--out", tmp_path / "ev")
     assert out.returncode == 2 and "width=8e-06" in out.stderr and len(out.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "ev").exists()
 
 
-def test_bad_input(store, trained, tmp_path):
+def test_bad_input(store, trained, tmp_path, cli):
     with pytest.raises(InputError, match="no_such_key"):
         load_train_config(None, base={**_cfg_dict(store, tmp_path), "no_such_key": 1})
     with pytest.raises(InputError, match="activation"):
@@ -214,15 +206,15 @@ def test_bad_input(store, trained, tmp_path):
     broken = tmp_path / "broken.zarr"
     shutil.copytree(store, broken)
     shutil.rmtree(broken / "masks")
-    out = _cli("evaluate", trained, "--data", broken, "--out", tmp_path / "x")
+    out = cli("evaluate", trained, "--data", broken, "--out", tmp_path / "x")
     assert out.returncode == 2 and "'masks'" in out.stderr and len(out.stderr.strip().splitlines()) == 1
     cfg_file = tmp_path / "bad.yaml"
     cfg_file.write_text(yaml.safe_dump({**_cfg_dict(store, tmp_path), "trainer": {"max_epochz": 3}}))
-    out = _cli("train", "--config", cfg_file)
+    out = cli("train", "--config", cfg_file)
     assert out.returncode == 2 and "max_epochz" in out.stderr and "Traceback" not in out.stderr
 
 
-def test_grid_runs_then_skips_finished(store, tmp_path):
+def test_grid_runs_then_skips_finished(store, tmp_path, cli):
     base = tmp_path / "base.yaml"
     cfg = _cfg_dict(store, tmp_path)
     cfg["trainer"]["max_epochs"] = 1
@@ -230,27 +222,27 @@ def test_grid_runs_then_skips_finished(store, tmp_path):
     grid = tmp_path / "grid.yaml"
     grid.write_text(yaml.safe_dump({"name": "g", "base": "base.yaml", "out_dir": str(tmp_path / "grid"),
                                     "axes": {"model.activation": ["relu", "elu"], "loss.name": ["DL"]}}))
-    first = _cli("grid", grid)
+    first = cli("grid", grid)
     assert first.returncode == 0, first.stderr
     table = (tmp_path / "grid" / "table.md").read_text()
     assert "| relu | DL |" in table and "| elu | DL |" in table
     rows = (tmp_path / "grid" / "results.csv").read_text().strip().splitlines()
     assert len(rows) == 3
-    second = _cli("grid", grid)
+    second = cli("grid", grid)
     assert second.returncode == 0 and "2 already finished" in second.stderr
 
 
-def test_mda_figure_for_a_run(trained, tmp_path):
-    out = _cli("mda", trained, "--layers", "bottleneck,up2", "--out", tmp_path / "mda.png", "--max-samples", "8")
+def test_mda_figure_for_a_run(trained, tmp_path, cli):
+    out = cli("mda", trained, "--layers", "bottleneck,up2", "--out", tmp_path / "mda.png", "--max-samples", "8")
     assert out.returncode == 0, out.stderr
     png = (tmp_path / "mda.png").read_bytes()
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
-    bad = _cli("mda", trained, "--layers", "no.such.layer", "--out", tmp_path / "x.png")
+    bad = cli("mda", trained, "--layers", "no.such.layer", "--out", tmp_path / "x.png")
     assert bad.returncode == 2 and "no.such.layer" in bad.stderr
 
 
 @pytest.mark.ray
-def test_grid_on_a_local_ray_cluster(store, tmp_path):
+def test_grid_on_a_local_ray_cluster(store, tmp_path, cli):
     pytest.importorskip("ray")
     base = tmp_path / "base.yaml"
     cfg = _cfg_dict(store, tmp_path)
@@ -260,19 +252,19 @@ def test_grid_on_a_local_ray_cluster(store, tmp_path):
     grid = tmp_path / "grid.yaml"
     grid.write_text(yaml.safe_dump({"name": "r", "base": "base.yaml", "out_dir": str(tmp_path / "grid"),
                                     "runs": [{"loss.name": "DL"}], "table": "models"}))
-    out = _cli("grid", grid, "--backend", "ray")
+    out = cli("grid", grid, "--backend", "ray")
     assert out.returncode == 0, out.stderr
     assert "| simple_cnn | DL |" in (tmp_path / "grid" / "table.md").read_text()
     assert (tmp_path / "grid" / "r-DL-s0" / "metrics.json").exists()
 
 
-def test_two_process_ddp_on_cpu(store, tmp_path):
+def test_two_process_ddp_on_cpu(store, tmp_path, cli):
     """--devices 2 starts Lightning DDP (gloo on CPU); rank 0 writes the run directory."""
     cfg = _cfg_dict(store, tmp_path, name="ddp")
     cfg["trainer"]["max_epochs"] = 1
     cfg_file = tmp_path / "ddp.yaml"
     cfg_file.write_text(yaml.safe_dump(cfg))
-    out = _cli("train", "--config", cfg_file, "--devices", "2")
+    out = cli("train", "--config", cfg_file, "--devices", "2")
     assert out.returncode == 0, out.stderr
     m = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
     assert m["n_samples"] == 4 and yaml.safe_load((tmp_path / "ddp" / "config.yaml").read_text())["trainer"]["devices"] == 2

@@ -1,4 +1,4 @@
-"""The harmonics re-split protocol: outputs with every method, resume without retraining, the seed's
+"""The harmonics re-split protocol: outputs with every method, resume without retraining, the paper's
 learning-rate schedule, decision-level fusion checked by hand, and bad input (library and CLI)."""
 
 import json
@@ -11,7 +11,9 @@ import numpy as np
 import pytest
 import torch
 
+from crackscope.data.splits import stratified_resplit
 from crackscope.engine import harmonics_protocol as hp
+from crackscope.engine.module import lr_multiplier
 from crackscope.errors import InputError
 from crackscope.physics.harmonics_config import HARMONIC_LENGTH, LABEL_NAMES
 
@@ -146,6 +148,39 @@ def test_other_settings_in_the_same_directory_are_refused(study, store):
         hp.run_harmonics_study(store, out, resplits=2, epochs=EPOCHS + 1, seed=3)
 
 
+def test_report_rebuilds_the_outputs_of_a_finished_study(study, store, tmp_path):
+    out, result = study
+    copy = tmp_path / "copy"
+    shutil.copytree(out, copy)
+    layout = hp.study_layout(copy)
+    assert set(layout) == {"identity", "resplits", "results", "table", "confusion"}
+    assert hp.resplit_path(copy, 1) == layout["resplits"] / "r001.json"
+    for key in ("results", "table", "confusion"):
+        layout[key].unlink()
+    report = hp.report_study(copy)  # no data: names from study.json / the defaults
+    assert all(path.exists() for path in layout.values())
+    assert report["accuracy"] == result["accuracy"] and report["table"] == result["table"]
+    assert report["store"] == result["store"] and report["label_names"] == result["label_names"]
+    with_data = hp.report_study(copy, store)
+    assert with_data["label_counts"] == result["label_counts"] and "ran_now" not in with_data
+    with pytest.raises(InputError, match="re-split 2 is not finished"):
+        hp.report_study(copy, resplits=3)
+    with pytest.raises(InputError, match="not a harmonics study directory"):
+        hp.report_study(tmp_path / "nothing")
+
+
+def test_settings_are_a_strict_model_with_one_line_errors():
+    s = hp.study_settings(epochs=5, init="paper", sensors=["c", "a"], fractions=(0.5, 0.25, 0.25))
+    assert (s.epochs, s.init, s.sensors, s.fractions) == (5, "paper", ("c", "a"), (0.5, 0.25, 0.25))
+    assert s.model_dump(mode="json")["sensors"] == ["c", "a"]
+    with pytest.raises(InputError, match=r"^harmonics study: epoch: unknown key$"):
+        hp.study_settings(epoch=5)
+    with pytest.raises(InputError, match=r"^harmonics study: lr_end: must satisfy lr_end <= lr_start"):
+        hp.study_settings(lr_start=1e-4, lr_end=1e-3)
+    with pytest.raises(InputError, match=r"^harmonics study: sensors: .*twice"):
+        hp.study_settings(sensors="a,a")
+
+
 # ---- pieces -----------------------------------------------------------------------------------
 
 def test_learning_rate_goes_geometrically_from_0p003_to_0p0001_in_20_levels():
@@ -163,6 +198,10 @@ def test_learning_rate_goes_geometrically_from_0p003_to_0p0001_in_20_levels():
     assert hp.learning_rate(5, 40) == pytest.approx(0.003 * (1 / 30) ** (2 / 19))  # epoch 5 of 40: level 2
     with pytest.raises(InputError):
         hp.learning_rate(600, 600)
+    # the one schedule module: lr_multiplier's exponential steps, bit for bit
+    assert lrs == [0.003 * lr_multiplier(e, decay="exponential-steps", max_epochs=epochs, decay_steps=20,
+                                         decay_final=0.0001 / 0.003) for e in range(epochs)]
+    assert lr_multiplier(7, decay="exponential-steps", max_epochs=10, decay_steps=1, decay_final=0.5) == 1.0
 
 
 def test_trainer_uses_the_schedule(monkeypatch):
@@ -202,13 +241,33 @@ def test_every_network_gets_the_schedule_and_the_2d_cnn_a_tenth_of_it(store, mon
 
 def test_stratified_split_keeps_every_label_in_every_part():
     labels = np.repeat(np.arange(12), [3, 4, 5, 10, 3, 3, 3, 3, 3, 3, 3, 20])
-    tr, va, te = hp.stratified_split(labels, (0.6, 0.2, 0.2), np.random.default_rng(0))
+    tr, va, te = hp.resplit_indices(labels, (0.6, 0.2, 0.2), 0, 0)
     assert np.array_equal(np.sort(np.concatenate([tr, va, te])), np.arange(labels.size))
     for part in (tr, va, te):
         assert set(labels[part]) == set(range(12))
     assert (labels[tr] == 11).sum() == 12 and (labels[va] == 11).sum() == 4 and (labels[te] == 11).sum() == 4
-    again = hp.stratified_split(labels, (0.6, 0.2, 0.2), np.random.default_rng(0))
+    again = hp.resplit_indices(labels, (0.6, 0.2, 0.2), 0, 0)
     assert all(np.array_equal(a, b) for a, b in zip((tr, va, te), again))
+    # re-split r is the shared stratified_resplit drawn with default_rng(SeedSequence([seed, r]))
+    shared = stratified_resplit(labels, (0.6, 0.2, 0.2), np.random.default_rng(np.random.SeedSequence([0, 0])))
+    assert [list(p) for p in (tr, va, te)] == [shared[k] for k in ("train", "val", "test")]
+
+
+def test_split_of_the_published_study_is_pinned():
+    """The label counts of the study in docs/results/harmonics.md (480 plates, seed 0, 10 re-splits):
+    its split sizes 289 / 97 / 94, and a digest of all ten re-splits (taken from the split code that
+    made the published numbers), so a change of the split rule or its draws cannot pass unnoticed."""
+    import hashlib
+
+    counts = [43, 37, 40, 34, 35, 48, 43, 31, 36, 56, 39, 38]  # AD .. CG, results.json label_counts
+    labels = np.repeat(np.arange(12), counts)
+    digest = hashlib.sha256()
+    for r in range(10):
+        parts = hp.resplit_indices(labels, (0.6, 0.2, 0.2), 0, r)
+        assert [p.size for p in parts] == [289, 97, 94]
+        for p in parts:
+            digest.update(p.astype(np.int64).tobytes())
+    assert digest.hexdigest()[:16] == "f0e7d1d265fe60f3"
 
 
 def test_decision_fusion_by_hand():
@@ -277,11 +336,14 @@ def test_bad_input_raises_input_error(store, tmp_path):
     with pytest.raises(InputError, match="35 of 36 samples are finished"):
         hp.run_harmonics_study(unfinished, tmp_path / "o5", resplits=1, epochs=1)
     for kw, msg in [({"sensors": "a,d"}, "unknown sensor 'd'"), ({"sensors": "a,a"}, "twice"),
-                    ({"sensors": ""}, "at least one"), ({"epochs": 0}, "--epochs"), ({"resplits": 0}, "--resplits"),
-                    ({"seed": -1}, "--seed"), ({"init": "zeros"}, "--init"), ({"device": "tpu"}, "--device"),
-                    ({"fractions": (0.5, 0.5, 0.5)}, "fractions")]:
-        with pytest.raises(InputError, match=msg):
+                    ({"sensors": ""}, "at least one"), ({"epochs": 0}, r"epochs: .*\(got 0\)"),
+                    ({"resplits": 0}, "--resplits"), ({"seed": -1}, r"seed: .*\(got -1\)"),
+                    ({"init": "seed"}, r"init: Input should be 'default' or 'paper' \(got 'seed'\)"),
+                    ({"batch_size": 2.5}, "batch_size"), ({"device": "tpu"}, "--device"),
+                    ({"fractions": (0.5, 0.5, 0.5)}, "fractions: must be three numbers")]:
+        with pytest.raises(InputError, match=msg) as err:
             hp.run_harmonics_study(store, tmp_path / "o6", **{"resplits": 1, "epochs": 1, **kw})
+        assert "\n" not in str(err.value)
     assert not (tmp_path / "o1").exists() and not (tmp_path / "o6").exists()  # refused before writing anything
 
 

@@ -43,7 +43,7 @@ def test_shipped_metrics_file_matches_a_fresh_evaluation(scores):
 
 
 def test_shipped_model_exports_and_predicts_at_original_size(tmp_path):
-    from crackscope.engine.export import export_onnx
+    from crackscope.deploy.export import export_onnx
     from crackscope.engine.runs import load_run
     from crackscope.engine.surface import predict_surface
 

@@ -5,10 +5,7 @@ resume after a kill, evaluate / predict / export from the command line, and bad 
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -72,11 +69,6 @@ def trained(dataset, tmp_path_factory):
     return train(load_train_config(None, base=_cfg(dataset, out)), progress=False)
 
 
-def _cli(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "crackscope.cli", *map(str, args)], capture_output=True, text=True,
-                          timeout=600, env={**os.environ, "MPLBACKEND": "Agg", "OMP_NUM_THREADS": "1", **(env or {})})
-
-
 def test_surface_summary_by_hand():
     # TP=3, FP=1, FN=2, TN=10 in one image and nothing but background in another (TN=4)
     counts = torch.tensor([[3, 1, 2, 10], [0, 0, 0, 4]])
@@ -137,18 +129,18 @@ def test_metrics_equal_a_hand_computation_at_original_size(trained, dataset):
     assert m["per_class"]["Pa"]["iou_defect"] == pytest.approx(c[0] / (c[0] + c[1] + c[2]))
 
 
-def test_resume_after_kill_matches_an_uninterrupted_run_with_augmentation(dataset, tmp_path):
+def test_resume_after_kill_matches_an_uninterrupted_run_with_augmentation(dataset, tmp_path, cli, killed_training):
     base = _cfg(dataset, tmp_path / "runs", epochs=2)
     # reference: the same command uninterrupted, also in a fresh process (see test_engine.py)
     straight_file = tmp_path / "straight.yaml"
     straight_file.write_text(yaml.safe_dump({**base, "name": "straight"}))
-    assert _cli("train", "--config", straight_file).returncode == 0
+    assert cli("train", "--config", straight_file).returncode == 0
     straight = tmp_path / "runs" / "straight"
     cfg_file = tmp_path / "run.yaml"
     cfg_file.write_text(yaml.safe_dump({**base, "name": "killed"}))
-    killed = _cli("train", "--config", cfg_file, env={"CRACKSCOPE_FAULT_KILL_AFTER_EPOCHS": "1"})
+    killed = killed_training(cfg_file, epochs=1)  # SIGKILLed right after epoch 1's checkpoints
     assert killed.returncode == -signal.SIGKILL, killed.stderr
-    resumed = _cli("train", "--config", cfg_file, "--resume")
+    resumed = cli("train", "--config", cfg_file, "--resume")
     assert resumed.returncode == 0, resumed.stderr
     wa = load_file(str(straight / "model.safetensors"))
     wb = load_file(str(tmp_path / "runs" / "killed" / "model.safetensors"))
@@ -158,7 +150,7 @@ def test_resume_after_kill_matches_an_uninterrupted_run_with_augmentation(datase
     assert a["miou"] == b["miou"] and a["best_epoch"] == b["best_epoch"]
 
 
-def test_evaluate_folder_format_from_the_command_line(trained, tmp_path):
+def test_evaluate_folder_format_from_the_command_line(trained, tmp_path, cli):
     rng = np.random.default_rng(5)
     root = tmp_path / "mine"
     for k, (h, w) in enumerate([(40, 40), (37, 53), (64, 30)]):
@@ -168,18 +160,18 @@ def test_evaluate_folder_format_from_the_command_line(trained, tmp_path):
         Image.fromarray(np.stack([image] * 3, -1)).save(root / "images" / f"part{k}.png")
         # anti-aliased edge values below 128 stay background
         Image.fromarray(np.where(mask, 255, 90).astype(np.uint8)).save(root / "masks" / f"part{k}.png")
-    out = _cli("evaluate", trained, "--data", root, "--format", "folder", "--out", tmp_path / "ev")
+    out = cli("evaluate", trained, "--data", root, "--format", "folder", "--out", tmp_path / "ev")
     assert out.returncode == 0, out.stderr
     m = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     assert m["n_images"] == 3 and m["subset"] == "all pairs" and m["format"] == "folder" and "per_class" not in m
     assert "mIoU" in out.stdout
     (root / "masks" / "part1.png").unlink()
-    bad = _cli("evaluate", trained, "--data", root, "--format", "folder", "--out", tmp_path / "ev2")
+    bad = cli("evaluate", trained, "--data", root, "--format", "folder", "--out", tmp_path / "ev2")
     assert bad.returncode == 2 and "part1" in bad.stderr and len(bad.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "ev2").exists()
 
 
-def test_predict_writes_masks_at_original_size_and_skips_bad_files(trained, tmp_path):
+def test_predict_writes_masks_at_original_size_and_skips_bad_files(trained, tmp_path, cli):
     rng = np.random.default_rng(7)
     folder = tmp_path / "inbox"
     folder.mkdir()
@@ -187,7 +179,7 @@ def test_predict_writes_masks_at_original_size_and_skips_bad_files(trained, tmp_
     for stem, (h, w) in sizes.items():
         Image.fromarray(_defect_image(rng, h, w)[0]).save(folder / f"{stem}.png")
     (folder / "broken.png").write_bytes(b"not a png at all")
-    out = _cli("predict", trained, "--data", folder, "--out", tmp_path / "pred")
+    out = cli("predict", trained, "--data", folder, "--out", tmp_path / "pred")
     assert out.returncode == 0, out.stderr
     assert "broken.png" in out.stderr and "skipped 1" in out.stdout
     for stem, (h, w) in sizes.items():
@@ -199,14 +191,14 @@ def test_predict_writes_masks_at_original_size_and_skips_bad_files(trained, tmp_
     assert len((tmp_path / "pred" / "predictions.csv").read_text().splitlines()) == 4
     empty = tmp_path / "empty"
     empty.mkdir()
-    none = _cli("predict", trained, "--data", empty, "--out", tmp_path / "pred2")
+    none = cli("predict", trained, "--data", empty, "--out", tmp_path / "pred2")
     assert none.returncode == 2 and "no image files" in none.stderr and "Traceback" not in none.stderr
 
 
 @pytest.mark.parametrize("name", ["unet", "unet_cbam", "segnet", "fcn8s", "deeplabv3plus"])
 def test_onnx_export_matches_pytorch_for_any_multiple_of_32(name, tmp_path):
     from crackscope import models
-    from crackscope.engine.export import export_onnx
+    from crackscope.deploy.export import export_onnx
 
     torch.manual_seed(0)
     model = models.create(name, in_channels=1, classes=1, base_channels=8)
@@ -228,7 +220,7 @@ def test_onnx_export_matches_pytorch_for_any_multiple_of_32(name, tmp_path):
     assert result["max_abs_diff"] < 1e-4
 
 
-def test_surface_config_errors_name_the_value(dataset, tmp_path):
+def test_surface_config_errors_name_the_value(dataset, tmp_path, cli):
     from crackscope.errors import InputError
 
     with pytest.raises(InputError, match="split"):
@@ -238,7 +230,7 @@ def test_surface_config_errors_name_the_value(dataset, tmp_path):
                                       "data": {"kind": "surface", "root": str(dataset)}})
     cfg_file = tmp_path / "bad.yaml"
     cfg_file.write_text(yaml.safe_dump({**_cfg(dataset, tmp_path), "data": {"root": str(tmp_path / "nowhere")}}))
-    out = _cli("train", "--config", cfg_file)
+    out = cli("train", "--config", cfg_file)
     assert out.returncode == 2 and "nowhere" in out.stderr and "Traceback" not in out.stderr
     assert not (tmp_path / "run").exists()
 

@@ -318,7 +318,7 @@ def test_single_source_is_returned_unchanged():
     np.testing.assert_allclose(deng_combination([M1]), M1, atol=1e-15)
 
 
-# --- seed: sensitivity-weighted multi-harmonic rule ----------------------------------------------
+# --- harmonics paper: sensitivity-weighted multi-harmonic rule -----------------------------------
 
 H2 = [0.6, 0.2, 0.1, 0.1]  # second harmonic, accuracy 0.95: top label A
 H3 = [0.05, 0.15, 0.7, 0.1]  # third harmonic, accuracy 0.80: top label C
@@ -386,7 +386,7 @@ def test_sensitivity_batched_names_rows_and_matches_row_by_row():
         )
 
 
-# --- seed: conflict-weighted multi-sensor rule ---------------------------------------------------
+# --- harmonics paper: conflict-weighted multi-sensor rule ----------------------------------------
 
 
 def test_sensor_conflict_agree_and_disagree():

@@ -1,8 +1,8 @@
-"""Harmonic-signal classifiers of the seed paper (sections 3.1 and 3.3): 1-D CNN, 2-D CNN, feature fusion.
+"""Harmonic-signal classifiers of the harmonics paper (sections 3.1 and 3.3): 1-D CNN, 2-D CNN, feature fusion.
 
 Expected values come from the layer definitions, worked out by hand: for length 4760 the 1-D CNN
 goes 4760 -> 4758 (conv 3) -> 1189 (pool 4/4) -> 1187 (conv 3) -> 296 (pool 4/4), so its FC takes
-24 * 296 = 7104 inputs as the seed states; the 2-D reconstruction goes (2, 4760) -> (1, 4759) (2x2
+24 * 296 = 7104 inputs as the paper states; the 2-D reconstruction goes (2, 4760) -> (1, 4759) (2x2
 conv) -> (1, 793) (pool 1x6), so its FC takes 36 * 793 = 28548 inputs.
 """
 
@@ -45,7 +45,7 @@ def test_registered_with_paper_and_loss(name):
     assert isinstance(model, HarmonicModel)
     assert "Multi-Harmonic Nonlinear Ultrasonic Fusion" in model.paper
     assert model.default_loss == "softmax_mse"
-    assert (model.in_channels, model.length, model.classes, model.init) == (CHANNELS[name], 4760, 12, "seed")
+    assert (model.in_channels, model.length, model.classes, model.init) == (CHANNELS[name], 4760, 12, "paper")
 
 
 @pytest.mark.parametrize("name,in_channels", [("harmonic_cnn1d", 1), ("harmonic_cnn1d", 2),
@@ -123,7 +123,7 @@ def test_feature_fusion_is_the_sum_of_its_branches():
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_seed_init_normal_weights_unit_biases(name):
+def test_paper_init_normal_weights_unit_biases(name):
     model = create(name)
     layers = [m for m in model.modules() if isinstance(m, (nn.Conv1d, nn.Conv2d, nn.Linear))]
     assert layers
@@ -159,7 +159,7 @@ def test_gradients_flow_and_a_batch_is_learned(name):
     losses = []
     for _ in range(40):
         opt.zero_grad()
-        # The seed's loss: MSE between the softmax output and the one-hot target.
+        # The paper's loss: MSE between the softmax output and the one-hot target.
         loss = F.mse_loss(model(x).softmax(dim=1), F.one_hot(target, 4).float())
         loss.backward()
         if not losses:

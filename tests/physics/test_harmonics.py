@@ -246,7 +246,7 @@ def test_config_presets_labels_and_strictness(tiny):
     with pytest.raises(pydantic.ValidationError, match="extra"):
         HarmonicsConfig(no_such_key=1)
     with pytest.raises(pydantic.ValidationError):
-        HarmonicsConfig.preset("tiny", tone_burst_cycles=5)  # the seed's burst has >= 10 cycles
+        HarmonicsConfig.preset("tiny", tone_burst_cycles=5)  # the paper's burst has >= 10 cycles
     with pytest.raises(InputError, match="huge"):
         HarmonicsConfig.preset("huge")
     assert LABEL_NAMES[0] == "AD" and LABEL_NAMES[-1] == "CG" and len(LABEL_NAMES) == 12

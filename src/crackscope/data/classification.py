@@ -35,14 +35,14 @@ import torch.nn.functional as F
 from PIL import Image
 from torch.utils.data import Dataset
 
-from crackscope.data import surface
-from crackscope.data.surface import image_extensions, load_image, natural_key, normalize_size, write_split
+from crackscope.data.formats import IMAGE_CLASSIFICATION_FORMATS
+from crackscope.data.images import image_extensions, load_image, natural_key, normalize_size
 from crackscope.errors import InputError, dataset_index
 
 __all__ = ["FORMATS", "AUGMENTATIONS", "NEU_CLS_CLASSES", "CIFAR10_CLASSES", "ImageClassificationDataset",
-           "detect_format", "read_cifar_batch", "read_cifar_meta", "resize_image", "stratified_split", "write_split"]
+           "detect_format", "read_cifar_batch", "read_cifar_meta", "resize_image"]
 
-FORMATS = ("auto", "neu-cls", "folder", "cifar10")
+FORMATS = IMAGE_CLASSIFICATION_FORMATS
 NEU_CLS_CLASSES = {"Cr": "crazing", "In": "inclusion", "Pa": "patches", "PS": "pitted surface",
                    "RS": "rolled-in scale", "Sc": "scratches"}
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -463,20 +463,3 @@ class ImageClassificationDataset(Dataset):
     def __repr__(self) -> str:
         return (f"ImageClassificationDataset({str(self.root)!r}, format={self.format!r}, n={len(self)}, "
                 f"classes={len(self.classes)}, size={self.size}, channels={self.channels})")
-
-
-# ---- splits ---------------------------------------------------------------------------------------
-def stratified_split(targets: Sequence[int] | np.ndarray, fractions: Sequence[float] = (0.8, 0.2),
-                     seed: int = 0) -> dict[str, list[int]]:
-    """Indices into ``targets`` as ``{"train", "test"}`` (two fractions; the 8:2 protocol of the
-    NEU-CLS results by default) or ``{"train", "val", "test"}`` (three), stratified per class:
-    each class is shuffled with a generator seeded by ``seed`` and shared out by largest remainder,
-    so each part holds ``fraction * class count`` of every class to within one. Deterministic,
-    disjoint, sorted lists (ready for :func:`write_split`, with ``dataset.stems``)."""
-    if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise InputError(f"seed={seed!r} must be a non-negative integer")
-    arr = np.asarray(targets)
-    if arr.ndim != 1 or (arr.size and arr.dtype.kind not in "iu"):
-        raise InputError(f"targets must be a 1-D sequence of integer class labels (got {arr.dtype} {arr.shape})")
-    labels = [int(t) for t in arr]
-    return surface.stratified_split(labels, fractions, int(seed))

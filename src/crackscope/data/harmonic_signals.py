@@ -1,6 +1,6 @@
 """Measured harmonic signals: a folder of 1-D recordings plus a CSV manifest -> (C, length) samples.
 
-The harmonic classifiers (``crackscope.models.harmonics``; seed paper sections 3.1 and 3.3) take
+The harmonic classifiers (``crackscope.models.harmonics``; the harmonics paper, sections 3.1 and 3.3) take
 one sensor's 2nd and 3rd harmonic responses, 4760 time samples each. This module reads the same
 kind of input from lab recordings.
 

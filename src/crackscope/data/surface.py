@@ -13,7 +13,7 @@ Two on-disk layouts are read (``format=``):
 * ``"deepcrack"`` -- DeepCrack (Liu et al. 2019): ``<root>/train_img/<id>.jpg`` (544 x 384 RGB) and
   ``<root>/train_lab/<id>.png`` (RGB masks with equal channels, anti-aliased: crack = value >= 128,
   the same threshold as the folder format). Images named ``<id>-<k>`` are crops of photo ``<id>``;
-  ``groups`` holds that source id, so :func:`group_split` keeps the crops of one photo together.
+  ``groups`` holds that source id, so :func:`~crackscope.data.splits.group_split` keeps the crops of one photo together.
 
 Size policy (the same for both layouts):
 
@@ -34,103 +34,32 @@ safe with ``DataLoader(num_workers > 0)``.
 
 from __future__ import annotations
 
-import json
-import re
 from pathlib import Path
 from typing import Any, Callable, Iterable, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image
 from torch.utils.data import Dataset
 
+from crackscope.data.formats import SURFACE_FORMATS
+from crackscope.data.images import (
+    image_extensions,
+    image_size,
+    load_image,
+    load_mask,
+    natural_key,
+    normalize_size,
+)
 from crackscope.errors import InputError, dataset_index
-from crackscope.io import atomic_write_text
 
-FORMATS = ("sd-saliency-900", "folder", "deepcrack")
+FORMATS = SURFACE_FORMATS
 SD_SALIENCY_CLASSES = {"In": "inclusion", "Pa": "patches", "Sc": "scratches"}
 SD_IMAGE_DIR, SD_MASK_DIR = "Source Images", "Ground truth"
 DEEPCRACK_IMAGE_DIR, DEEPCRACK_MASK_DIR = "train_img", "train_lab"
 _PAIR_DIRS = {"sd-saliency-900": (SD_IMAGE_DIR, SD_MASK_DIR), "folder": ("images", "masks"),
               "deepcrack": (DEEPCRACK_IMAGE_DIR, DEEPCRACK_MASK_DIR)}
-MASK_THRESHOLD = 128  # mask pixel >= 128 -> defect
 DEFAULT_PAD_MULTIPLE = 32
-
-_READ_ERRORS = (OSError, ValueError, SyntaxError, Image.DecompressionBombError)
-
-
-# ---- reading single files ----------------------------------------------------------------------
-def image_extensions() -> set[str]:
-    return {ext.lower() for ext in Image.registered_extensions()}
-
-
-def natural_key(stem: str) -> list:
-    return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", stem)]
-
-
-def image_size(path: Path) -> tuple[int, int]:
-    """(H, W) of an image file, from its header only; :class:`InputError` naming an unreadable file."""
-    try:
-        with Image.open(path) as im:
-            w, h = im.size
-    except _READ_ERRORS as e:
-        raise InputError(f"cannot read image {path}: {e}") from None
-    return int(h), int(w)
-
-
-_header_size = image_size
-
-
-def load_image(path: str | Path, in_channels: int = 1) -> np.ndarray:
-    """An image file as float32 (C, H, W) in [0, 1]; grey is replicated to 3 channels if asked,
-    colour is converted to luminance for 1 channel. 16-bit grey is scaled by 65535."""
-    path = Path(path)
-    if in_channels not in (1, 3):
-        raise InputError(f"in_channels={in_channels!r} must be 1 or 3")
-    try:
-        with Image.open(path) as im:
-            im.load()
-            if im.mode in ("I;16", "I;16B", "I;16L", "I"):
-                arr = np.asarray(im, dtype=np.float32) / 65535.0
-                arr = np.clip(arr, 0.0, 1.0)[None]
-                if in_channels == 3:
-                    arr = np.repeat(arr, 3, axis=0)
-                return np.ascontiguousarray(arr, dtype=np.float32)
-            im = im.convert("L" if in_channels == 1 else "RGB")
-            arr = np.asarray(im, dtype=np.uint8)
-    except _READ_ERRORS as e:
-        raise InputError(f"cannot read image {path}: {e}") from None
-    arr = arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
-    return np.ascontiguousarray(arr, dtype=np.float32) / np.float32(255.0)
-
-
-def load_mask(path: str | Path) -> np.ndarray:
-    """A mask file as float32 (1, H, W) in {0, 1}: pixel >= 128 is defect."""
-    path = Path(path)
-    try:
-        with Image.open(path) as im:
-            im.load()
-            arr = np.asarray(im.convert("L"), dtype=np.uint8)
-    except _READ_ERRORS as e:
-        raise InputError(f"cannot read mask {path}: {e}") from None
-    return (arr >= MASK_THRESHOLD).astype(np.float32)[None]
-
-
-# ---- size policy: pad or resize, and the inverse -----------------------------------------------
-def normalize_size(size: int | Sequence[int] | None) -> tuple[int, int] | None:
-    if size is None:
-        return None
-    if isinstance(size, (int, np.integer)) and not isinstance(size, bool):
-        size = (int(size), int(size))
-    try:
-        h, w = (int(s) for s in size)
-    except (TypeError, ValueError):
-        raise InputError(f"size={size!r} must be None, an integer or (height, width)") from None
-    if h <= 0 or w <= 0:
-        raise InputError(f"size={size!r} must be positive")
-    return h, w
-
 
 def fit_meta(original_size: tuple[int, int], size: int | Sequence[int] | None = None,
              pad_multiple: int = DEFAULT_PAD_MULTIPLE) -> dict[str, Any]:
@@ -243,80 +172,9 @@ class JointAugment:
 
 
 # ---- splits ------------------------------------------------------------------------------------
-def _split_parts(fractions: Sequence[float]) -> tuple[list[float], tuple[str, ...]]:
-    """Checked split fractions and their part names (train/val/test, or train/test for two)."""
-    fr = [float(f) for f in fractions]
-    if len(fr) not in (2, 3) or any(f < 0 for f in fr) or abs(sum(fr) - 1.0) > 1e-6:
-        raise InputError(f"fractions={tuple(fractions)!r} must be 2 or 3 non-negative numbers summing to 1")
-    return fr, (("train", "val", "test") if len(fr) == 3 else ("train", "test"))
-
-
-def stratified_split(labels: Sequence[Any], fractions: Sequence[float] = (0.7, 0.15, 0.15),
-                     seed: int = 0) -> dict[str, list[int]]:
-    """Indices into ``labels`` split into ``train``/``val``/``test`` (or ``train``/``test`` for two
-    fractions), class by class, so each part keeps the class proportions. Each class is shuffled
-    with a generator seeded from ``seed`` and its sorted position, and its count is shared out by
-    largest remainder. Deterministic for a given seed; parts are disjoint and sorted.
-    """
-    fr, names = _split_parts(fractions)
-    groups: dict[str, list[int]] = {}
-    for i, lab in enumerate(labels):
-        groups.setdefault(repr(lab) if lab is not None else "", []).append(i)
-    out: dict[str, list[int]] = {n: [] for n in names}
-    for k, key in enumerate(sorted(groups)):
-        idx = np.asarray(groups[key], dtype=np.int64)
-        rng = np.random.default_rng([int(seed), k])
-        idx = idx[rng.permutation(idx.size)]
-        exact = np.asarray(fr) * idx.size
-        counts = np.floor(exact).astype(int)
-        for j in np.argsort(-(exact - counts), kind="stable")[: idx.size - counts.sum()]:
-            counts[j] += 1
-        start = 0
-        for name, c in zip(names, counts):
-            out[name].extend(int(v) for v in idx[start:start + c])
-            start += c
-    return {n: sorted(v) for n, v in out.items()}
-
-
-def group_split(groups: Sequence[Any], fractions: Sequence[float] = (0.7, 0.15, 0.15),
-                seed: int = 0) -> dict[str, list[int]]:
-    """Indices into ``groups`` split into ``train``/``val``/``test`` (or ``train``/``test``) so that
-    all items of one group land in the same part (crops of one photo, tiles of one image).
-
-    The distinct groups are shuffled by ``seed`` and handed out one by one, each to the part that
-    is furthest below its target item count (``fraction * len(groups)``; ties to the earlier
-    part), so the parts hit their fractions to within one group. Deterministic; parts are disjoint
-    and sorted.
-    """
-    fr, names = _split_parts(fractions)
-    members: dict[str, list[int]] = {}
-    for i, g in enumerate(groups):
-        members.setdefault(str(g), []).append(i)
-    keys = sorted(members, key=natural_key)
-    order = np.random.default_rng([int(seed), 104729]).permutation(len(keys))
-    target = np.asarray(fr) * len(groups)
-    count = np.zeros(len(fr))
-    out: dict[str, list[int]] = {n: [] for n in names}
-    for k in order:
-        items = members[keys[k]]
-        part = int(np.argmax(target - count))  # the first of equal deficits
-        out[names[part]].extend(items)
-        count[part] += len(items)
-    return {n: sorted(v) for n, v in out.items()}
-
-
 def deepcrack_source(stem: str) -> str:
     """The photo a DeepCrack image comes from: ``"11116-3"`` -> ``"11116"`` (crop 3 of photo 11116)."""
     return stem.split("-", 1)[0]
-
-
-def write_split(path: str | Path, split: dict[str, list[int]], stems: Sequence[str] | None = None,
-                seed: int | None = None) -> Path:
-    """Record a split as JSON (indices, and stems if given) in a run directory, atomically."""
-    record: dict[str, Any] = {"seed": seed, "indices": split}
-    if stems is not None:
-        record["stems"] = {n: [stems[i] for i in v] for n, v in split.items()}
-    return atomic_write_text(path, json.dumps(record, indent=1))
 
 
 # ---- the dataset -------------------------------------------------------------------------------
@@ -352,7 +210,7 @@ class SurfaceSegmentationDataset(Dataset):
 
     Attributes: ``stems``, ``classes`` (defect class name per item, ``None`` for the folder and
     DeepCrack formats), ``groups`` (the source photo per item for DeepCrack, else the stem: what
-    :func:`group_split` keeps together), ``image_paths``, ``mask_paths``, ``original_sizes`` ((H, W)
+    :func:`~crackscope.data.splits.group_split` keeps together), ``image_paths``, ``mask_paths``, ``original_sizes`` ((H, W)
     per item).
     """
 
@@ -396,7 +254,7 @@ class SurfaceSegmentationDataset(Dataset):
             if s not in masks:
                 raise InputError(f"no mask in {mask_dir} for image {img_path.name}")
             mpath = masks[s]
-            hw, mhw = _header_size(img_path), _header_size(mpath)
+            hw, mhw = image_size(img_path), image_size(mpath)
             if hw != mhw:
                 raise InputError(f"mask {mpath.name} is {mhw[1]}x{mhw[0]} but its image {img_path.name} "
                                  f"is {hw[1]}x{hw[0]} (width x height)")

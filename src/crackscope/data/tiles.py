@@ -32,13 +32,14 @@ import torch
 import torch.nn.functional as F
 
 from crackscope.data.classification import ImageClassificationDataset
-from crackscope.data.surface import SurfaceSegmentationDataset, load_image, load_mask, normalize_size
+from crackscope.data.formats import TILE_FORMAT
+from crackscope.data.images import load_image, load_mask, normalize_size
+from crackscope.data.surface import SurfaceSegmentationDataset
 from crackscope.errors import InputError, dataset_index, require_positive_int
 
 __all__ = ["TILE_FORMAT", "TILE_CLASSES", "TileGrid", "tile_starts", "tile_grid", "extract_tiles", "resize_tiles",
            "stitch", "tile_crack_pixels", "CrackTileDataset"]
 
-TILE_FORMAT = "deepcrack-tiles"
 TILE_CLASSES = ("no_crack", "crack")
 
 

@@ -37,7 +37,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from crackscope.data.surface import load_image
+from crackscope.data.images import load_image
 from crackscope.data.tiles import TileGrid, extract_tiles, resize_tiles, stitch, tile_grid
 from crackscope.engine.runs import OPERATING_POINT_FILE  # {"threshold": t, ...} chosen on validation
 from crackscope.errors import InputError

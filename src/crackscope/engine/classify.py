@@ -28,14 +28,16 @@ from crackscope.data.classification import (
     detect_format,
     neu_class_of_folder,
     resize_image,
-    stratified_split,
 )
-from crackscope.data.surface import group_split, image_size
+from crackscope.data.images import image_size
+from crackscope.data.splits import group_split, stratified_split
 from crackscope.data.tiles import TILE_CLASSES, TILE_FORMAT, CrackTileDataset
-from crackscope.engine.data import EpochSeededSampler, SplitDataModule, own_test_stems, stem_positions
+from crackscope.engine.data import EpochSeededSampler, SplitDataModule, own_test_part, stem_positions
+from crackscope.engine.image_predictions import image_onnx_inputs
 from crackscope.engine.runs import model_classes
 from crackscope.errors import InputError
-from crackscope.io import atomic_savefig, atomic_write_text
+from crackscope.figures import plot_confusion_matrix
+from crackscope.io import atomic_write_text
 
 SPLIT_PARTS = ("train", "val", "test")
 
@@ -195,7 +197,6 @@ def classification_metric(cfg, geometry: dict, classes=None):
     return ClassificationMetrics(int(geometry["classes"]), classes)
 
 
-CLASSIFICATION_KEYS = ("accuracy", "precision", "recall", "f1")
 
 
 # ---- evaluation ---------------------------------------------------------------------------------
@@ -235,7 +236,7 @@ def evaluate_classification_run(run_dir, data, out_dir, *, format: str | None = 
     subset = "given stems"
     if stems is None:
         own_root = Path(cfg.data.root).is_dir() and data.resolve() == Path(cfg.data.root).resolve()
-        stems = own_test_stems(run_dir, own_root and fmt == resolve_format(cfg.data.root, cfg.data.format))
+        stems = own_test_part(run_dir, own_root and fmt == resolve_format(cfg.data.root, cfg.data.format))
         subset = "test split" if stems is not None else ("test batch" if fmt == "cifar10" else "all images")
     ds = classification_dataset(cfg.data, root=data, format=fmt, stems=stems, test=fmt == "cifar10")
     if len(ds) == 0:
@@ -253,40 +254,18 @@ def evaluate_classification_run(run_dir, data, out_dir, *, format: str | None = 
         result.update(extra)
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / "metrics.json", json.dumps(result, indent=2) + "\n")
-    plot_confusion(result, out_dir / "figures" / "confusion.png", title=f"{cfg.name} on {data.name}")
+    plot_confusion_matrix(result["confusion"], result["classes"], out_dir / "figures" / "confusion.png",
+                          title=f"{cfg.name} on {data.name}\naccuracy {result['accuracy']:.4f}, "
+                                f"macro F1 {result['f1']:.4f}")
     return result
-
-
-def plot_confusion(result: dict, path: Path, title: str = "") -> None:
-    """The confusion matrix (counts; rows true, columns predicted), each row shaded by its recall."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    cm = np.asarray(result["confusion"], dtype=np.int64)
-    rates = cm / np.maximum(cm.sum(1, keepdims=True), 1)
-    names = result["classes"]
-    side = 1.2 + 0.55 * len(names)
-    fig, ax = plt.subplots(figsize=(side + 1, side), constrained_layout=True)
-    ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
-    for (i, j), v in np.ndenumerate(cm):
-        ax.text(j, i, str(v), ha="center", va="center", fontsize=8, color="white" if rates[i, j] > 0.5 else "black")
-    ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=8)
-    ax.set_yticks(range(len(names)), names, fontsize=8)
-    ax.set_xlabel("predicted")
-    ax.set_ylabel("true")
-    ax.set_title(f"{title}\naccuracy {result['accuracy']:.4f}, macro F1 {result['f1']:.4f}", fontsize=9)
-    atomic_savefig(fig, path, dpi=110)
-    plt.close(fig)
 
 
 # ---- predict on a folder of images ---------------------------------------------------------------
 def predict_classification(run_dir, data, out_dir, log=lambda s: None) -> dict:
     """OUT/predictions.csv: file, predicted class and one probability column per class for every
     readable image of DATA (a folder or one image); unreadable ones go to OUT/skipped.txt."""
+    from crackscope.engine.image_predictions import finish_predictions, list_prediction_images, readable_images
     from crackscope.engine.runs import load_run
-    from crackscope.engine.surface import finish_predictions, list_prediction_images, readable_images
 
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     cfg, model, geometry = load_run(run_dir)
@@ -301,3 +280,39 @@ def predict_classification(run_dir, data, out_dir, log=lambda s: None) -> dict:
                      "probability": round(float(prob[k]), 6),
                      **{f"p_{c}": round(float(p), 6) for c, p in zip(classes, prob.tolist())}})
     return finish_predictions(out_dir, rows, skipped, data, len(files))
+
+
+# ---- the classify pipeline's registry entries (crackscope.engine.pipelines) --------------------
+def finish_classification_training(run_dir: Path, cfg, split: dict, extra: dict) -> dict:
+    """End of training: the test images into RUN/metrics.json and RUN/figures/confusion.png."""
+    return evaluate_classification_run(run_dir, cfg.data.root, run_dir, format=split["format"],
+                                       stems=split["stems"]["test"], extra=extra)
+
+
+def evaluate_classification(run_dir, data, out_dir, format=None) -> dict:
+    return evaluate_classification_run(run_dir, data, out_dir, format=format)
+
+
+def report_classification(r: dict, out_dir: Path) -> list[str]:
+    lo, hi = r["accuracy_interval_95"]
+    lines = [f"accuracy {r['accuracy']:.4f}  macro precision {r['precision']:.4f}  recall {r['recall']:.4f}  "
+             f"F1 {r['f1']:.4f}  ({r['n_images']} images, {r['subset']})",
+             f"  {r['errors']} errors; the accuracy's exact 95 % interval for {r['n_images']} test images: "
+             f"{lo:.4f}-{hi:.4f}"]
+    for cls, m in r["per_class"].items():
+        if m["f1"] is not None:
+            lines.append(f"  {cls}: precision {m['precision']:.4f}  recall {m['recall']:.4f}  F1 {m['f1']:.4f}  "
+                         f"({m['support']} images)")
+    return lines
+
+
+def predict_classification_folder(run_dir, data, out_dir, log=lambda s: None) -> str:
+    r = predict_classification(run_dir, data, out_dir, log=log)
+    return (f"classified {r['n_predicted']} images into {Path(out_dir) / 'predictions.csv'}"
+            + (f"; skipped {r['n_skipped']} unreadable (see {Path(out_dir) / 'skipped.txt'})" if r["n_skipped"] else ""))
+
+
+def classify_onnx_inputs(cfg, geometry: dict, batch: int) -> tuple[str, list[tuple[int, ...]], dict]:
+    """ONNX input: (batch, C, H, W) images; the logits (batch, classes) have only a dynamic batch
+    axis. Without a fixed size the network pools globally, so any H, W (checked on two sizes)."""
+    return image_onnx_inputs(int(geometry.get("in_channels", cfg.data.channels)), cfg.data.size, batch, ((64, 64), (96, 80)))

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from crackscope.config import apply_overrides, load_yaml, validate
+from crackscope.data.formats import CLASSIFY_FORMATS, SURFACE_FORMATS
 
 
 class _Strict(BaseModel):
@@ -81,7 +82,7 @@ class SurfaceData(_ImageData):
 
     kind: Literal["surface"] = "surface"
     root: Path
-    format: Literal["sd-saliency-900", "folder", "deepcrack"] = "sd-saliency-900"
+    format: Literal[SURFACE_FORMATS] = "sd-saliency-900"
     split: tuple[float, float, float] = (0.7, 0.15, 0.15)
     in_channels: Literal[1, 3] = 1
 
@@ -125,7 +126,7 @@ class ClassificationData(_ImageData):
 
     kind: Literal["classify"] = "classify"
     root: Path
-    format: Literal["auto", "neu-cls", "folder", "cifar10", "deepcrack-tiles"] = "auto"
+    format: Literal[CLASSIFY_FORMATS] = "auto"
     split: tuple[float, float] | tuple[float, float, float] = (0.8, 0.2)
     val_fraction: float = Field(0.1, ge=0, lt=1, description="share of the training part held out for "
                                 "validation when split has two parts; 0: none, the model trains on the whole "
@@ -219,14 +220,12 @@ class TrainerSpec(_Strict):
         return self
 
 
-DEFAULT_MONITOR = {"wavefield": "val/dsc", "surface": "val/miou", "classify": "val/accuracy"}
-
-
 class TrainConfig(_Strict):
     """Everything a training run needs; the resolved copy is written to RUN/config.yaml."""
 
     name: str = Field(..., min_length=1, pattern=r"^[A-Za-z0-9_.+-]+$")
-    pipeline: Literal["wavefield", "surface", "classify"] = "wavefield"
+    pipeline: str = Field("wavefield", description="a pipeline that trains with the engine "
+                          "(crackscope.engine.pipelines.REGISTRY): wavefield, surface or classify")
     seed: int = Field(0, ge=0)
     split_seed: int | None = Field(None, ge=0, description="seed of the train/validation/test split; null: "
                                    "``seed``. Fix it to train several seeds on one split (the same test images)")
@@ -244,6 +243,16 @@ class TrainConfig(_Strict):
         if isinstance(raw, dict) and isinstance(raw.get("data"), dict) and "kind" not in raw["data"]:
             raw = {**raw, "data": {**raw["data"], "kind": raw.get("pipeline", "wavefield")}}
         return raw
+
+    @field_validator("pipeline")
+    @classmethod
+    def _registered(cls, v):
+        from crackscope.engine import pipelines
+
+        if v not in pipelines.trainable():
+            raise ValueError(f"pipeline {v!r} does not train with 'crackscope train'; choose one of "
+                             f"{', '.join(pipelines.trainable())}")
+        return v
 
     @model_validator(mode="after")
     def _data_matches_pipeline(self):
@@ -271,7 +280,9 @@ class TrainConfig(_Strict):
             return self.trainer.monitor
         if self.trainer.choose_threshold and self.pipeline == "wavefield":
             return "val/dsc_best"
-        return DEFAULT_MONITOR[self.pipeline]
+        from crackscope.engine import pipelines
+
+        return pipelines.get(self.pipeline).monitor
 
     @property
     def data_split_seed(self) -> int:

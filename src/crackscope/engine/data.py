@@ -11,18 +11,8 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
+from crackscope.data.splits import split_indices
 from crackscope.errors import InputError
-
-
-def split_indices(indices: np.ndarray, fractions, seed: int) -> dict[str, list[int]]:
-    """Shuffle ``indices`` with ``seed`` and cut into train/val/test by ``fractions``."""
-    rng = np.random.default_rng(np.random.SeedSequence([seed, 7919]))
-    order = np.asarray(indices)[rng.permutation(len(indices))]
-    n = len(order)
-    n_train = int(round(fractions[0] * n))
-    n_val = int(round(fractions[1] * n))
-    parts = {"train": order[:n_train], "val": order[n_train:n_train + n_val], "test": order[n_train + n_val:]}
-    return {k: sorted(int(i) for i in v) for k, v in parts.items()}
 
 
 def stem_positions(available, wanted, root) -> list[int]:
@@ -36,13 +26,16 @@ def stem_positions(available, wanted, root) -> list[int]:
     return [position[s] for s in wanted]
 
 
-def own_test_stems(run_dir: Path, same_data: bool) -> list[str] | None:
-    """The run's test stems (RUN/split.json) when evaluating on its own training data, else ``None``:
-    a run is never scored on the images it was trained or selected on."""
+def own_test_part(run_dir: Path, same_data: bool, by: str = "stems") -> list | None:
+    """The test part of the run's recorded split (RUN/split.json) when it is scored on its own
+    training data, else ``None`` (score everything given): the one rule by which every pipeline
+    never scores a run on the samples it was trained or selected on. ``by="stems"``: image
+    pipelines record the parts by file stem; ``"indices"``: wave-field plates by store index."""
     split_file = Path(run_dir) / "split.json"
-    if same_data and split_file.exists():
-        return json.loads(split_file.read_text())["stems"]["test"]
-    return None
+    if not (same_data and split_file.exists()):
+        return None
+    record = json.loads(split_file.read_text())
+    return record["stems"]["test"] if by == "stems" else record["test"]
 
 
 class EpochSeededSampler(Sampler[int]):
@@ -149,3 +142,8 @@ def make_split(data_cfg, seed: int, run_dir: Path) -> dict[str, list[int]]:
     if not split["train"] or not split["val"]:
         raise InputError(f"data.split {list(data_cfg.split)} leaves an empty train or validation set for {done.size} samples")
     return split
+
+
+def wavefield_geometry(data_cfg) -> dict:
+    """The model keywords a wave-field store fixes (time samples, sensors, mask size)."""
+    return store_geometry(data_cfg.store)

@@ -10,12 +10,13 @@ import torch
 import yaml
 from torch.utils.data import DataLoader
 
-from crackscope.engine.data import store_geometry, wavefield_dataset
+from crackscope.engine.data import own_test_part, store_geometry, wavefield_dataset
 from crackscope.engine.runs import OPERATING_POINT_FILE, load_run, run_threshold
 from crackscope.errors import InputError
-from crackscope.io import atomic_savefig, atomic_savez, atomic_write_text
+from crackscope.figures import plot_best_median_worst
+from crackscope.metrics import DEFAULT_BOUNDS_UM
+from crackscope.io import atomic_savez, atomic_write_text
 
-SIZE_BOUNDS = (0, 1, 2, 3, 4)
 
 
 SIMULATE_FILE = "simulate.yaml"  # in a wave-field run: the simulator settings of its training store
@@ -60,11 +61,7 @@ def _check_geometry(run_dir: Path, run_geometry: dict, store: Path) -> dict:
 def _choose_indices(cfg, run_dir: Path, store: Path, indices):
     if indices is not None:
         return list(indices)
-    same = Path(store).resolve() == Path(cfg.data.store).resolve()
-    split_file = run_dir / "split.json"
-    if same and split_file.exists():
-        return json.loads(split_file.read_text())["test"]  # never evaluate on training samples
-    return None
+    return own_test_part(run_dir, Path(store).resolve() == Path(cfg.data.store).resolve(), by="indices")
 
 
 @torch.no_grad()
@@ -84,7 +81,7 @@ def _infer(model, cfg, store, indices, batch_size):
 
 def size_table(by_size: dict) -> str:
     """Markdown: one row per metric, one column per crack-size class (like the seed's Table 1)."""
-    cols = [f">{b}" for b in SIZE_BOUNDS]
+    cols = [f">{b}" for b in DEFAULT_BOUNDS_UM]
     lines = ["| metric | " + " | ".join(f"{c} µm" for c in cols) + " |", "|---|" + "---:|" * len(cols)]
     for key in ("dsc", "iou", "precision", "recall", "accuracy"):
         cells = []
@@ -139,8 +136,12 @@ def evaluate_run(run_dir, store, out_dir, *, indices=None, batch_size=None, extr
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / "metrics.json", json.dumps(result, indent=2) + "\n")
     atomic_write_text(out_dir / "size_table.md", size_table(result.get("by_crack_size", {})))
-    plot_best_median_worst(probs, masks, per_sample_dsc, sample_index, threshold,
-                           out_dir / "figures" / "masks.png", title=f"{cfg.name} on {store.name}")
+    plot_best_median_worst(
+        per_sample_dsc.numpy(),
+        lambda i: [(masks[i].numpy(), "true mask", "gray_r"), (probs[i].numpy(), "crack probability", "magma"),
+                   ((probs[i] > threshold).numpy(), "predicted mask", "gray_r")],
+        lambda label, i: f"{label} (#{int(sample_index[i])}, DSC {float(per_sample_dsc[i]):.2f})",
+        out_dir / "figures" / "masks.png", title=f"{cfg.name} on {store.name}", origin="lower")
     return result
 
 
@@ -156,29 +157,6 @@ def predict_run(run_dir, store, out_dir, *, batch_size=None) -> Path:
                         mask=(probs > threshold).numpy().astype(np.uint8), threshold=np.float32(threshold))
 
 
-def plot_best_median_worst(probs, masks, dsc, sample_index, threshold, path: Path, title: str = "") -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    order = torch.argsort(dsc, descending=True).tolist()
-    picks = [("best", order[0]), ("median", order[len(order) // 2]), ("worst", order[-1])]
-    fig, axes = plt.subplots(3, 3, figsize=(8.4, 8.4), constrained_layout=True)
-    for row, (label, i) in enumerate(picks):
-        panels = [(masks[i], "true mask"), (probs[i], "crack probability"), (probs[i] > threshold, "predicted mask")]
-        for col, (img, name) in enumerate(panels):
-            ax = axes[row, col]
-            ax.imshow(img.float().numpy(), origin="lower", cmap="magma" if col == 1 else "gray_r", vmin=0, vmax=1)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.set_title(f"{label} (#{int(sample_index[i])}, DSC {float(dsc[i]):.2f}): {name}" if col == 0 else name,
-                         fontsize=9)
-    fig.suptitle(title)
-    atomic_savefig(fig, path, dpi=110)
-    plt.close(fig)
-
-
 def _to_builtin(obj):
     if isinstance(obj, dict):
         return {k: _to_builtin(v) for k, v in obj.items()}
@@ -189,3 +167,33 @@ def _to_builtin(obj):
     if isinstance(obj, np.generic):
         return obj.item()
     return obj
+
+
+# ---- the wave-field pipeline's registry entries (crackscope.engine.pipelines) -------------------
+def finish_wavefield_training(run_dir: Path, cfg, split: dict, extra: dict) -> dict:
+    """End of training: RUN/simulate.yaml, the threshold chosen on the validation plates (when the
+    config asks for it, before any test plate is scored), then the test plates into RUN/metrics.json."""
+    write_simulate_yaml(run_dir, cfg.data.store)
+    if cfg.trainer.choose_threshold:
+        choose_threshold(run_dir, cfg.data.store, split["val"])
+    return evaluate_run(run_dir, cfg.data.store, run_dir, indices=split["test"], extra=extra)
+
+
+def evaluate_wavefield(run_dir, data, out_dir, format=None) -> dict:
+    """``crackscope evaluate`` of a wave-field run on a store (``format`` does not apply)."""
+    return evaluate_run(run_dir, data, out_dir)
+
+
+def report_wavefield(result: dict, out_dir: Path) -> list[str]:
+    return [f"DSC {result['dsc']:.4f}  IoU {result['iou']:.4f}  precision {result['precision']:.4f}  "
+            f"recall {result['recall']:.4f}  accuracy {result['accuracy']:.4f}  ({result['n_samples']} samples)",
+            (Path(out_dir) / "size_table.md").read_text().rstrip()]
+
+
+def predict_wavefield(run_dir, data, out_dir, log=None) -> str:
+    return f"predictions: {predict_run(run_dir, data, out_dir)}"
+
+
+def wavefield_onnx_inputs(cfg, geometry: dict, batch: int) -> tuple[str, list[tuple[int, ...]], dict]:
+    """ONNX input: (batch, 2, n_time, n_sensors) displacements; only the batch axis is dynamic."""
+    return "wavefield", [(batch, 2, int(geometry["n_time"]), int(geometry["n_sensors"]))], {0: "batch"}

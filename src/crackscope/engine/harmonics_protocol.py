@@ -1,87 +1,14 @@
-"""The harmonics seed's repeated re-split protocol: every single-harmonic, data-, feature- and
+"""The harmonics paper's repeated re-split protocol: every single-harmonic, data-, feature- and
 decision-level method per sensor, and the two multi-sensor fusions, over R random re-splits.
 
-Seed: "Multi-Harmonic Nonlinear Ultrasonic Fusion with Deep Learning for Subtle Parameter
+Paper: "Multi-Harmonic Nonlinear Ultrasonic Fusion with Deep Learning for Subtle Parameter
 Identification of Micro-Crack Groups", sections 3.1-3.6 (Figures 8 and 11). Usage::
 
     from crackscope.engine.harmonics_protocol import run_harmonics_study
     run_harmonics_study("h.zarr", "study/", resplits=100, epochs=600, seed=0, sensors="a,b,c")
 
-or ``crackscope harmonics-study STORE --out DIR``. The choices, each marked *Choice* where the seed
-leaves it open:
-
-Data. All samples of a finished harmonics store (:mod:`crackscope.data.harmonics_store`), the
-12 labels AD..CG; ``harmonics[:, s]`` is sensor s's (2nd, 3rd) harmonic pair, 4760 samples each.
-
-Re-split r (``r = 0 .. R-1``). *Choice:* a stratified random split 60 / 20 / 20 % (train /
-validation / test) drawn with ``numpy.random.default_rng(SeedSequence([seed, r]))``: the indices of
-each label are permuted and the first ``max(1, round(0.6 n))`` go to training, the next
-``max(1, round(0.2 n))`` to validation, the rest (at least 1) to testing, so every label present
-needs >= 3 samples. The validation set only gives the sensitivity weights below; no early stopping
-(the seed records the accuracy reached at the end of training).
-
-Input scaling. *Choice:* the harmonics are ~1e-11 m, so each (sensor, harmonic) trace is divided by
-the largest |value| of that sensor and harmonic over the re-split's *training* samples (training
-inputs lie in [-1, 1]; validation/test use the same factor). One factor per channel, not per sample,
-keeps the amplitude, which grows with the number of cracks.
-
-Training (:func:`train_classifier`), as the seed's section 3.1: softmax-MSE loss
-(``crackscope.losses`` ``softmax_mse``), Adam, ``epochs`` = 600 epochs; the learning rate "decreased
-from 0.003 to 0.0001 over 20 steps" is read as 20 geometric levels
-``lr_k = 0.003 * (0.0001 / 0.003) ** (k / 19)``, k = 0..19, epoch e using level
-``k = floor(20 e / epochs)`` (30 epochs per level for 600 epochs; :func:`learning_rate`).
-*Choice:* mini-batches of 32 (``batch_size``; the seed gives none), reshuffled every epoch.
-The weights are re-initialised for every model of every re-split with the torch seed
-``SeedSequence([seed, r, sensor, method]).generate_state`` (sensor 0/1/2 for a/b/c, method = its
-index in ``TRAINED``), so a sensor's results do not depend on which other sensors are studied.
-One process; torch threads as the caller sets them (``threads=``).
-
-*Choice (initialisation):* ``init="default"`` (PyTorch's Kaiming-uniform weights and small
-biases), not the models' ``init="seed"`` (normal weights, every bias 1). Measured on a tiny-preset
-store (57 training samples, sensor a, h2, 100 epochs): with the seed's unit biases every ReLU
-feature has a large positive common part, so Adam's first steps at lr 0.003 move all 7104 FC
-weights of a class the same way, the softmax saturates on one class within the first epochs and the
-softmax-MSE gradient vanishes (loss stuck at 0.152, training accuracy 0.09 = one class); with
-``init="default"`` the same run reaches training accuracy 0.79. ``init="seed"`` stays selectable.
-
-*Choice (2-D CNN learning rate):* ``harmonic_cnn2d`` trains with the schedule scaled by
-``cnn2d_lr_scale`` = 0.1 (0.0003 -> 0.00001). Its reconstructed FC layer has 28548 inputs (the
-seed's stated FC(4758, 12) cannot follow its own layers; see the model's module), 4x the 1-D CNN's
-7104 and 6x the seed's, and one Adam step moves a logit by about lr x the sum of the FC inputs. At
-lr 0.003 it saturated the same way: in a 600-epoch GPU run on the 240-sample tiny store its loss
-ended at 0.146-0.148 on all three sensors (one class predicted, chance accuracy), while at 0.0003
-it trains (57 samples, 30 epochs: training accuracy 0.56 against 0.23 at 0.003).
-``cnn2d_lr_scale=1`` gives the seed's rate.
-
-Methods per sensor s (Figure 8): ``h2`` and ``h3`` -- ``harmonic_cnn1d`` on one harmonic;
-``data_cnn2d`` -- ``harmonic_cnn2d`` on the stacked pair; ``data_cnn1d`` -- 2-channel
-``harmonic_cnn1d``; ``feature`` -- ``harmonic_feature_fusion``; then, from the softmax outputs of
-the ``h2`` and ``h3`` networks (the seed's Figure 9d uses two such 1-D CNNs): ``ds_classic`` --
-Dempster's rule h2 ⊕ h3 (:func:`crackscope.fusion.combine_dempster`) and ``ds_sensitivity`` --
-the seed's sensitivity-weighted rule (:func:`crackscope.fusion.sensitivity_weighted_combination`).
-*Choice (weights):* the seed weights a harmonic by its mean identification accuracy; here each
-re-split uses its own validation accuracy of the h2 / h3 network, smoothed as
-(correct + 1) / (n_val + 2), so it is never 0 or 1 (an accuracy of 1 would be a veto; see
-docs/fusion.md). Multi-sensor (Figure 11, needs >= 2 sensors), from the per-sensor
-``ds_sensitivity`` masses (the seed's section 3.5 fuses the improved per-sensor BPAs):
-``multi_ds_classic`` -- Dempster's rule over the sensors; ``multi_conflict_weighted`` -- the seed's
-conflict-weighted rule (:func:`crackscope.fusion.conflict_weighted_combination`, weighted average
-combined with itself n - 1 times; the seed's "merged 5 times" gives the same decisions, because
-combining a Bayesian mass with itself only raises it to a power). Decision: the arg-max label.
-
-Masses. Softmax outputs are computed in float64 from the logits, and every input of a fusion step
-is floored at ``PROB_FLOOR`` = 1e-100 and renormalised (:func:`as_bpa`): a saturated softmax can
-be exactly 0 (logit gaps > 745), and Dempster's rule of two sources that each give 0 to the other's
-labels is undefined. The floor changes no mass by more than 12e-100 and keeps every product of up
-to three masses above float64's smallest normal number, so the rules run with ``tol=0``.
-
-Outputs, in ``out``: ``study.json`` (the identity; a re-run with other settings is refused),
-``resplits/rNNN.json`` (one per finished re-split, written atomically: test accuracies of every
-method, validation accuracies, sensitivity weights, 12 x 12 confusion matrices, split sizes, times;
-finished re-splits are skipped on re-run, so a killed study resumes where it stopped),
-``results.json`` (mean ± sample std per method and sensor, the best method, the seed's ordering
-check), ``table.md`` (Figure 8 / 11 layout) and ``confusion.png`` (the best method's confusion
-matrix summed over the re-splits).
+or ``crackscope harmonics-study STORE --out DIR``. The methods, every choice the paper leaves open
+(with the measurements behind it) and the output layout are in ``docs/harmonics_pipeline.md``.
 """
 
 from __future__ import annotations
@@ -90,14 +17,17 @@ import hashlib
 import json
 import math
 import time
-from dataclasses import asdict, dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Mapping, Sequence
+from typing import Callable, Literal, Mapping, Sequence
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from crackscope.config import validate
+from crackscope.data.splits import stratified_resplit
 from crackscope.errors import InputError, require_positive_int
-from crackscope.io import atomic_savefig, atomic_write_text
+from crackscope.io import atomic_write_text
 from crackscope.physics.harmonics_config import HARMONIC_LENGTH, LABEL_NAMES, SENSOR_NAMES
 
 PROTOCOL_FORMAT = "crackscope.harmonics_study/1"
@@ -105,7 +35,7 @@ LR_START, LR_END, LR_STEPS = 3e-3, 1e-4, 20
 PROB_FLOOR = 1e-100
 TIE = 1e-9  # accuracy differences below this are ties
 CLASSES = len(LABEL_NAMES)
-INITS = ("default", "seed")
+INITS = ("default", "paper")
 CNN2D_LR_SCALE = 0.1
 
 # method -> (registered model, in_channels, harmonic channels fed to it)
@@ -153,76 +83,73 @@ def parse_sensors(sensors: str | Sequence[str], available: Sequence[str] | None 
     return tuple(sorted(items, key=list(available).index))
 
 
-@dataclass(frozen=True)
-class StudySettings:
-    """Everything besides the store and the number of re-splits that determines a re-split's result."""
+class StudySettings(BaseModel):
+    """Everything besides the store and the number of re-splits that determines a re-split's result.
 
-    epochs: int = 600
-    seed: int = 0
+    Validated like every crackscope config (unknown keys refused); build it with
+    :func:`study_settings` for one-line :class:`InputError` messages naming the key."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    epochs: int = Field(600, ge=1, description="training epochs of every network")
+    seed: int = Field(0, ge=0, description="random seed: re-split r and its initial weights depend on (seed, r)")
     sensors: tuple[str, ...] = SENSOR_NAMES
-    batch_size: int = 32
-    fractions: tuple[float, float, float] = (0.6, 0.2, 0.2)
-    lr_start: float = LR_START
-    lr_end: float = LR_END
-    lr_steps: int = LR_STEPS
-    prob_floor: float = PROB_FLOOR
-    init: str = "default"
-    cnn2d_lr_scale: float = CNN2D_LR_SCALE
+    batch_size: int = Field(32, ge=1)
+    fractions: tuple[float, float, float] = Field((0.6, 0.2, 0.2), description="train / validation / test")
+    lr_start: float = Field(LR_START, gt=0)
+    lr_end: float = Field(LR_END, gt=0)
+    lr_steps: int = Field(LR_STEPS, ge=1)
+    prob_floor: float = Field(PROB_FLOOR, gt=0, lt=1e-20)
+    init: Literal["default", "paper"] = Field("default", description="PyTorch's initialisation or the paper's")
+    cnn2d_lr_scale: float = Field(CNN2D_LR_SCALE, gt=0, le=1)
 
-    def __post_init__(self):
-        require_positive_int("--epochs", self.epochs)
-        require_positive_int("--batch-size", self.batch_size)
-        require_positive_int("lr_steps", self.lr_steps)
-        if isinstance(self.seed, bool) or not isinstance(self.seed, (int, np.integer)) or self.seed < 0:
-            raise InputError(f"--seed must be an integer >= 0 (got {self.seed!r})")
-        object.__setattr__(self, "sensors", parse_sensors(self.sensors, available=None))
-        f = tuple(float(v) for v in self.fractions)
-        if len(f) != 3 or any(not (0 < v < 1) for v in f) or abs(sum(f) - 1) > 1e-9:
-            raise InputError(f"fractions must be three numbers in (0, 1) summing to 1 (got {self.fractions!r})")
-        object.__setattr__(self, "fractions", f)
-        if not (0 < self.lr_end <= self.lr_start):
-            raise InputError(f"learning rates must satisfy 0 < lr_end <= lr_start (got {self.lr_start}, {self.lr_end})")
-        if self.init not in INITS:
-            raise InputError(f"--init must be one of {', '.join(INITS)} (got {self.init!r})")
-        if not (0 < self.cnn2d_lr_scale <= 1):
-            raise InputError(f"cnn2d_lr_scale must be in (0, 1] (got {self.cnn2d_lr_scale!r})")
-        if not (0 < self.prob_floor < 1e-20):
-            raise InputError(f"prob_floor must be in (0, 1e-20) (got {self.prob_floor!r})")
+    @field_validator("sensors", mode="before")
+    @classmethod
+    def _sensors(cls, v):
+        return parse_sensors(v, available=None)
+
+    @field_validator("fractions")
+    @classmethod
+    def _fractions(cls, v):
+        if any(not (0 < f < 1) for f in v) or abs(sum(v) - 1) > 1e-9:
+            raise ValueError("must be three numbers in (0, 1) summing to 1")
+        return v
+
+    @field_validator("lr_end")
+    @classmethod
+    def _lr_end(cls, v, info):
+        start = info.data.get("lr_start")
+        if start is not None and v > start:
+            raise ValueError(f"must satisfy lr_end <= lr_start (lr_start {start})")
+        return v
+
+
+def study_settings(source: str = "harmonics study", **settings) -> StudySettings:
+    """:class:`StudySettings` from keywords; InputError ``source: key: message (got value)`` for bad ones."""
+    return validate(StudySettings, settings, source)
 
 
 # ---- learning rate, split, scaling --------------------------------------------------------------
 
 def learning_rate(epoch: int, epochs: int, lr_start: float = LR_START, lr_end: float = LR_END,
                   steps: int = LR_STEPS) -> float:
-    """The seed's schedule: level k = floor(steps * epoch / epochs), lr = lr_start (lr_end/lr_start)^(k/(steps-1))."""
+    """The paper's schedule: level k = floor(steps * epoch / epochs), lr = lr_start (lr_end/lr_start)^(k/(steps-1))
+    (``lr_multiplier(decay="exponential-steps")`` of the shared schedule module)."""
+    from crackscope.engine.module import lr_multiplier
+
     if not 0 <= epoch < epochs:
         raise InputError(f"epoch {epoch} is outside 0..{epochs - 1}")
-    if steps == 1:
-        return lr_start
-    k = min(steps * epoch // epochs, steps - 1)
-    return lr_start * (lr_end / lr_start) ** (k / (steps - 1))
+    return lr_start * lr_multiplier(epoch, decay="exponential-steps", max_epochs=epochs, decay_steps=steps,
+                                    decay_final=lr_end / lr_start)
 
 
-def stratified_split(labels: np.ndarray, fractions: Sequence[float], rng: np.random.Generator,
-                     label_names: Sequence[str] = LABEL_NAMES) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(train, validation, test) index arrays, sorted, stratified by label (see module docstring)."""
-    labels = np.asarray(labels)
-    parts: list[list[np.ndarray]] = [[], [], []]
-    for lab in np.unique(labels):
-        idx = rng.permutation(np.flatnonzero(labels == lab))
-        n = idx.size
-        if n < 3:
-            name = label_names[lab] if 0 <= lab < len(label_names) else str(lab)
-            raise InputError(f"label {name} has only {n} sample{'s' if n != 1 else ''}; a stratified "
-                             "train/validation/test split needs >= 3 of every label (simulate more samples)")
-        n_train = max(1, int(round(fractions[0] * n)))
-        n_val = max(1, int(round(fractions[1] * n)))
-        if n - n_train - n_val < 1:
-            n_train = n - n_val - 1
-        parts[0].append(idx[:n_train])
-        parts[1].append(idx[n_train:n_train + n_val])
-        parts[2].append(idx[n_train + n_val:])
-    return tuple(np.sort(np.concatenate(p)) for p in parts)  # type: ignore[return-value]
+def resplit_indices(labels: np.ndarray, fractions: Sequence[float], seed: int, r: int,
+                    label_names: Sequence[str] = LABEL_NAMES) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(train, validation, test) sorted index arrays of re-split ``r``:
+    :func:`crackscope.data.splits.stratified_resplit` drawn with ``default_rng(SeedSequence([seed, r]))``."""
+    rng = np.random.default_rng(np.random.SeedSequence([seed, r]))
+    split = stratified_resplit(labels, fractions, rng, label_names)
+    return tuple(np.asarray(split[k], dtype=np.int64) for k in ("train", "val", "test"))  # type: ignore[return-value]
 
 
 def channel_scale(x_train: np.ndarray) -> np.ndarray:
@@ -246,7 +173,8 @@ def smoothed_accuracy(correct: int, total: int) -> float:
 
 def train_classifier(model, x, y, *, epochs: int, batch_size: int = 32, lr_start: float = LR_START,
                      lr_end: float = LR_END, lr_steps: int = LR_STEPS, generator=None) -> float:
-    """Train ``model`` in place on tensors x (n, C, L), y (n,) with softmax-MSE and Adam; returns the last epoch's mean loss."""
+    """Train ``model`` in place on tensors x (n, C, L), y (n,) with softmax-MSE and Adam (lr by
+    :func:`learning_rate`); returns the last epoch's mean loss."""
     import torch
 
     from crackscope import losses
@@ -319,9 +247,10 @@ def fuse_decisions(probs: Mapping[str, Mapping[str, np.ndarray]], accuracies: Ma
 
 
 def confusion(y_true: np.ndarray, y_pred: np.ndarray, classes: int = CLASSES) -> np.ndarray:
-    cm = np.zeros((classes, classes), dtype=np.int64)
-    np.add.at(cm, (np.asarray(y_true), np.asarray(y_pred)), 1)
-    return cm
+    """(classes, classes) counts, rows true labels (scikit-learn's ``confusion_matrix``)."""
+    from sklearn.metrics import confusion_matrix
+
+    return confusion_matrix(y_true, y_pred, labels=range(classes)).astype(np.int64)
 
 
 # ---- store ------------------------------------------------------------------------------------
@@ -417,8 +346,7 @@ def run_resplit(data: StudyData, settings: StudySettings, r: int, *, device: str
     from crackscope import models
 
     t0 = time.perf_counter()
-    rng = np.random.default_rng(np.random.SeedSequence([settings.seed, r]))
-    train, val, test = stratified_split(data.labels, settings.fractions, rng, data.label_names)
+    train, val, test = resplit_indices(data.labels, settings.fractions, settings.seed, r, data.label_names)
     y = data.labels
     y_train = torch.as_tensor(y[train], device=device)
     record: dict = {"resplit": r, "n_train": int(train.size), "n_val": int(val.size), "n_test": int(test.size),
@@ -473,7 +401,8 @@ def run_resplit(data: StudyData, settings: StudySettings, r: int, *, device: str
             pred = np.asarray(m).argmax(axis=1)
             record["accuracy"][group][method] = float((pred == y[test]).mean())
             record["confusion"][f"{group}/{method}"] = confusion(y[test], pred, classes).tolist()
-    floored = np.mean([(np.asarray(p) < settings.prob_floor).mean() for per in probs_test.values() for p in per.values()])
+    floored = np.mean([(np.asarray(p) < settings.prob_floor).mean()
+                       for per in probs_test.values() for p in per.values()])
     record["floored_fraction"] = float(floored)
     record["seconds"] = round(time.perf_counter() - t0, 3)
     return record
@@ -481,11 +410,25 @@ def run_resplit(data: StudyData, settings: StudySettings, r: int, *, device: str
 
 # ---- the study --------------------------------------------------------------------------------
 
+def study_layout(out: str | Path) -> dict[str, Path]:
+    """Where a study directory keeps its outputs (all JSON and Markdown written atomically):
+
+    * ``identity`` -- ``study.json``: format, store identity and settings; a re-run with others is refused;
+    * ``resplits`` -- ``resplits/rNNN.json`` (:func:`resplit_path`), one per finished re-split: test
+      accuracies of every method, validation accuracies, sensitivity weights, confusion matrices,
+      split sizes and test indices, times; finished ones are skipped on re-run (resume);
+    * ``results`` -- ``results.json``: mean ± sample std per method and sensor, summed confusion of the
+      best method, the ordering check (:func:`summarize`);
+    * ``table`` -- ``table.md``: the paper's Figure 8 / 11 layout (:func:`format_table`);
+    * ``confusion`` -- ``confusion.png``: the best method's confusion matrix summed over the re-splits.
+    """
+    out = Path(out)
+    return {"identity": out / "study.json", "resplits": out / "resplits", "results": out / "results.json",
+            "table": out / "table.md", "confusion": out / "confusion.png"}
+
+
 def study_identity(data: StudyData, settings: StudySettings) -> dict:
-    s = asdict(settings)
-    s["sensors"] = list(settings.sensors)
-    s["fractions"] = list(settings.fractions)
-    return {"format": PROTOCOL_FORMAT, "store": data.identity, "settings": s,
+    return {"format": PROTOCOL_FORMAT, "store": data.identity, "settings": settings.model_dump(mode="json"),
             "normalisation": "per (sensor, harmonic): divide by max |x| over the re-split's training samples",
             "loss": "softmax_mse", "optimizer": "Adam"}
 
@@ -493,7 +436,7 @@ def study_identity(data: StudyData, settings: StudySettings) -> dict:
 def _check_out(out: Path, identity: dict) -> None:
     if out.exists() and not out.is_dir():
         raise InputError(f"--out {out} exists and is not a directory")
-    path = out / "study.json"
+    path = study_layout(out)["identity"]
     if path.exists():
         try:
             known = json.loads(path.read_text())
@@ -510,8 +453,8 @@ def _check_out(out: Path, identity: dict) -> None:
         atomic_write_text(path, json.dumps(identity, indent=2) + "\n")
 
 
-def resplit_path(out: Path, r: int) -> Path:
-    return out / "resplits" / f"r{r:03d}.json"
+def resplit_path(out: str | Path, r: int) -> Path:
+    return study_layout(out)["resplits"] / f"r{r:03d}.json"
 
 
 def run_harmonics_study(store: str | Path, out: str | Path, *, resplits: int = 100, epochs: int = 600, seed: int = 0,
@@ -524,9 +467,8 @@ def run_harmonics_study(store: str | Path, out: str | Path, *, resplits: int = 1
     (:func:`load_study_data`); ``sensors=None`` studies every sensor of the data.
     """
     resplits = require_positive_int("--resplits", resplits)
-    settings = StudySettings(epochs=epochs, seed=seed, sensors=SENSOR_NAMES if sensors is None else sensors,
-                             batch_size=batch_size,
-                             fractions=tuple(fractions), init=init)
+    settings = study_settings(epochs=epochs, seed=seed, sensors=SENSOR_NAMES if sensors is None else sensors,
+                              batch_size=batch_size, fractions=tuple(fractions), init=init)
     if threads is not None:
         import torch
 
@@ -539,9 +481,10 @@ def run_harmonics_study(store: str | Path, out: str | Path, *, resplits: int = 1
     elif device != "cpu":
         raise InputError(f"--device must be cpu or cuda, got {device!r}")
     data = load_study_data(store)
-    settings = replace(settings, sensors=parse_sensors(data.sensor_names if sensors is None else sensors,
-                                                       data.sensor_names))
-    stratified_split(data.labels, settings.fractions, np.random.default_rng(0), data.label_names)  # refuse too few now
+    settings = settings.model_copy(update={"sensors": parse_sensors(data.sensor_names if sensors is None else sensors,
+                                                                    data.sensor_names)})
+    # refuse labels with too few samples now, before anything is written
+    stratified_resplit(data.labels, settings.fractions, np.random.default_rng(0), data.label_names)
     out = Path(out)
     _check_out(out, study_identity(data, settings))
     ran = skipped = 0
@@ -558,13 +501,49 @@ def run_harmonics_study(store: str | Path, out: str | Path, *, resplits: int = 1
             + ", ".join(f"{g} {a:.3f}" for g, a in best.items()))
     if skipped:
         log(f"{skipped} re-split{'s' if skipped != 1 else ''} already finished (skipped)")
-    records = [json.loads(resplit_path(out, r).read_text()) for r in range(resplits)]
+    return report_study(out, data, resplits=resplits, extra={"ran_now": ran, "skipped": skipped})
+
+
+def report_study(out: str | Path, data: StudyData | str | Path | None = None, *, resplits: int | None = None,
+                 extra: Mapping | None = None) -> dict:
+    """Summarise a study directory's finished re-splits (``resplits=None``: every ``rNNN.json`` there;
+    an integer: exactly r = 0 .. resplits-1) and (re)write results.json, table.md and confusion.png
+    (:func:`study_layout`); returns results.json's content plus ``table`` and ``out_dir``.
+
+    ``data`` (study data or its store / folder) gives the store identity, label counts and names;
+    without it they come from the directory's earlier results.json (or study.json). ``extra`` is
+    added to results.json (the run adds ``ran_now`` and ``skipped``)."""
+    out = Path(out)
+    layout = study_layout(out)
+    try:
+        identity = json.loads(layout["identity"].read_text())
+    except (OSError, json.JSONDecodeError) as err:
+        raise InputError(f"{out} is not a harmonics study directory ({layout['identity'].name}: {err})") from None
+    settings = study_settings(f"{layout['identity']}: settings", **identity.get("settings", {}))
+    if resplits is None:
+        indices = sorted(int(p.stem[1:]) for p in layout["resplits"].glob("r[0-9][0-9][0-9]*.json")
+                         if p.stem[1:].isdigit())
+    else:
+        indices = list(range(require_positive_int("--resplits", resplits)))
+    missing = [r for r in indices if not resplit_path(out, r).is_file()]
+    if not indices or missing:
+        raise InputError(f"{out}: no finished re-split" if not indices else
+                         f"{out}: re-split {missing[0]} is not finished (resume the study first)")
+    records = [json.loads(resplit_path(out, r).read_text()) for r in indices]
+    if data is not None and not isinstance(data, StudyData):
+        data = load_study_data(data)
     results = summarize(records, settings, data)
-    results["ran_now"], results["skipped"] = ran, skipped
+    if data is None:
+        earlier = json.loads(layout["results"].read_text()) if layout["results"].is_file() else {}
+        classes = len(records[0]["confusion"][next(iter(records[0]["confusion"]))])
+        names = earlier.get("label_names") or (list(LABEL_NAMES) if classes == CLASSES else
+                                               [str(k) for k in range(classes)])
+        results.update(store=identity.get("store"), label_counts=earlier.get("label_counts"), label_names=names)
+    results.update(extra or {})
     table = format_table(results)
-    atomic_write_text(out / "results.json", json.dumps(results, indent=2) + "\n")
-    atomic_write_text(out / "table.md", table)
-    plot_confusion(results, out / "confusion.png")
+    atomic_write_text(layout["results"], json.dumps(results, indent=2) + "\n")
+    atomic_write_text(layout["table"], table)
+    plot_confusion(results, layout["confusion"])
     return {**results, "table": table, "out_dir": str(out)}
 
 
@@ -592,7 +571,7 @@ def summarize(records: list[dict], settings: StudySettings, data: StudyData | No
                    "h3": _stats([rec["weights"][s][1] for rec in records])} for s in settings.sensors}
     return {
         "format": PROTOCOL_FORMAT,
-        "settings": {**asdict(settings), "sensors": list(settings.sensors), "fractions": list(settings.fractions)},
+        "settings": settings.model_dump(mode="json"),
         "store": data.identity if data is not None else None,
         "label_counts": ({n: int((data.labels == k).sum()) for k, n in enumerate(data.label_names)}
                          if data is not None else None),
@@ -679,33 +658,11 @@ def format_table(results: dict) -> str:
 
 def plot_confusion(results: dict, path: str | Path) -> Path:
     """12 x 12 confusion matrix of the best method, summed over the re-splits (rows: true labels)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from crackscope.figures import plot_confusion_matrix
 
     b = results["best"]
-    cm = np.asarray(b["confusion"], dtype=np.int64)
-    rows = cm.sum(axis=1, keepdims=True)
-    frac = np.divide(cm, rows, out=np.zeros(cm.shape), where=rows > 0)
-    fig, ax = plt.subplots(figsize=(7.2, 6.4))
-    im = ax.imshow(frac, cmap="Blues", vmin=0, vmax=1)
-    names = results["label_names"]
-    ax.set_xticks(range(len(names)), names)
-    ax.set_yticks(range(len(names)), names)
-    ax.set_xlabel("identified label")
-    ax.set_ylabel("true label")
-    for i in range(cm.shape[0]):
-        for j in range(cm.shape[1]):
-            if cm[i, j]:
-                ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=7,
-                        color="white" if frac[i, j] > 0.5 else "black")
     where = "" if b["group"] == MULTI else f", sensor {b['group']}"
-    ax.set_title(f"{METHOD_TITLES[b['method']]}{where}\n{100 * b['mean']:.2f} % mean test accuracy, "
-                 f"summed over {results['n_resplits']} re-split(s)", fontsize=9)
-    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04, label="fraction of the true label")
-    fig.tight_layout()
-    try:
-        return atomic_savefig(fig, path, dpi=120)
-    finally:
-        plt.close(fig)
+    title = (f"{METHOD_TITLES[b['method']]}{where}\n{100 * b['mean']:.2f} % mean test accuracy, "
+             f"summed over {results['n_resplits']} re-split(s)")
+    return plot_confusion_matrix(b["confusion"], results["label_names"], path, title, xlabel="identified",
+                                 ylabel="true", colorbar=True, hide_zeros=True, fontsize=7, dpi=120)

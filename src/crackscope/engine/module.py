@@ -19,18 +19,36 @@ from crackscope.metrics import SEGMENTATION_VAL_KEYS, SegmentationMetrics
 
 
 
+def segmentation_metric(cfg, geometry: dict, classes=None) -> SegmentationMetrics:
+    """A fresh validation metric for a segmentation pipeline: confusion counts at the config's
+    threshold, and over :data:`~crackscope.metrics.THRESHOLD_GRID` when the run chooses its
+    threshold on the validation data (``trainer.choose_threshold``)."""
+    from crackscope.metrics import THRESHOLD_GRID
+
+    sweep = THRESHOLD_GRID if getattr(cfg.trainer, "choose_threshold", False) else ()
+    return SegmentationMetrics(threshold=cfg.trainer.threshold, sweep=sweep)
+
+
 def lr_multiplier(epoch: int, *, step_epochs: Sequence[int] | None = None, step_factor: float = 0.1,
-                  decay: str | None = None, max_epochs: int = 1) -> float:
+                  decay: str | None = None, max_epochs: int = 1, decay_steps: int = 20,
+                  decay_final: float = 1.0) -> float:
     """The learning rate of 0-based ``epoch`` as a multiple of the initial one.
 
     ``step_epochs``: times ``step_factor`` for every listed epoch already reached (``[45]``, 0.1:
     1 for epochs 0..44, 0.1 from epoch 45 on). ``decay="cosine"``: (1 + cos(pi e / E)) / 2;
-    ``"linear"``: 1 - e / E, with E = ``max_epochs`` (epoch 0 at the full rate, towards 0 at E)."""
+    ``"linear"``: 1 - e / E, with E = ``max_epochs`` (epoch 0 at the full rate, towards 0 at E).
+    ``"exponential-steps"``: ``decay_steps`` equal stages of geometric levels from 1 down to
+    ``decay_final``, decay_final ** (k / (decay_steps - 1)) with k = floor(decay_steps e / E) (the
+    harmonics paper's "from 0.003 to 0.0001 over 20 steps": 20 stages, decay_final = 1 / 30)."""
     m = step_factor ** sum(1 for s in (step_epochs or ()) if epoch >= s)
     if decay == "cosine":
         m *= 0.5 * (1.0 + math.cos(math.pi * epoch / max_epochs))
     elif decay == "linear":
         m *= max(0.0, 1.0 - epoch / max_epochs)
+    elif decay == "exponential-steps":
+        if decay_steps > 1:
+            k = min(decay_steps * epoch // max_epochs, decay_steps - 1)
+            m *= decay_final ** (k / (decay_steps - 1))
     elif decay is not None:
         raise ValueError(f"unknown lr decay {decay!r}")
     return m

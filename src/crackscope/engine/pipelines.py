@@ -1,91 +1,182 @@
-"""What differs between pipelines inside the one engine: the data geometry, the split, the Lightning
-data module and the evaluation written at the end of training. Everything else (model and loss
-registries, the Lightning task, checkpoints, resume, DDP, grids) is shared."""
+"""The pipeline registry: everything that differs between crackscope's pipelines, in one table.
+
+:data:`REGISTRY` maps a pipeline name (``pipeline:`` in a training config, recorded in every run's
+``config.yaml``) to a :class:`Pipeline`. The CLI, the config validation, the training engine,
+``evaluate``, ``predict`` and ``export`` all look a pipeline up here; nothing else branches on the
+name. A field that is ``None`` is a command the pipeline does not offer (the CLI says so in one
+line, exit 2).
+
+The functions are referenced as ``"module:function"`` strings and imported on first call, so
+reading the registry (``crackscope --help``, config validation) loads no pipeline code. Adding a
+pipeline is one module with its functions and one :func:`register` call below; see
+``docs/architecture.md`` for a worked example.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable
+from importlib import import_module
+from pathlib import Path
+from typing import Any, Callable
 
-from crackscope.engine.runs import pipeline_of  # noqa: F401 (lives in runs: light to import)
+from crackscope.data.formats import CLASSIFY_FORMATS, SURFACE_FORMATS
+from crackscope.engine.runs import pipeline_of
 from crackscope.errors import InputError
-from crackscope.metrics import SEGMENTATION_VAL_KEYS
+from crackscope.metrics import CLASSIFICATION_VAL_KEYS, SEGMENTATION_VAL_KEYS
 
 
-def _segmentation_metric(cfg, geometry, classes=None):
-    from crackscope.metrics import THRESHOLD_GRID, SegmentationMetrics
+class Lazy:
+    """A function named ``"package.module:function"``, imported when first called."""
 
-    sweep = THRESHOLD_GRID if getattr(cfg.trainer, "choose_threshold", False) else ()
-    return SegmentationMetrics(threshold=cfg.trainer.threshold, sweep=sweep)
+    def __init__(self, target: str):
+        self.target = target
+        self._fn: Callable | None = None
+
+    def __call__(self, *args, **kwargs):
+        if self._fn is None:
+            module, name = self.target.split(":")
+            self._fn = getattr(import_module(module), name)
+        return self._fn(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"Lazy({self.target!r})"
 
 
 @dataclass(frozen=True)
 class Pipeline:
-    geometry: Callable  # (data_cfg) -> model keywords
-    split: Callable  # (data_cfg, seed, run_dir) -> split record (train/val/test + extras)
-    datamodule: Callable  # (data_cfg, seed, split) -> LightningDataModule
-    evaluate: Callable  # (run_dir, cfg, split, extra) -> metrics dict, written to RUN/metrics.json
-    # (cfg, geometry, class names or None) -> a fresh torchmetrics Metric for validation / test ...
-    metric: Callable = _segmentation_metric
-    # ... and the keys of its compute() logged as val/<key> (the first on the progress bar)
-    logged: tuple[str, ...] = SEGMENTATION_VAL_KEYS
+    """One pipeline's entry points. The argument lists are the contract every entry fulfils.
+
+    Training with the shared Lightning engine (:func:`crackscope.engine.train.train`):
+
+    * ``geometry(data_cfg) -> dict``: the model keywords the data fixes (sizes, channels, classes);
+    * ``split(data_cfg, seed, run_dir) -> dict``: train / val / test parts (+ extras such as class
+      names), recorded in RUN/split.json;
+    * ``datamodule(data_cfg, seed, split) -> LightningDataModule``;
+    * ``metric(cfg, geometry, classes) -> torchmetrics.Metric`` for validation, of which ``logged``
+      keys are logged as ``val/<key>`` (the first on the progress bar); ``monitor`` selects the best
+      epoch unless the config names another;
+    * ``finish_training(run_dir, cfg, split, extra) -> dict``: scores the test part into RUN/metrics.json.
+
+    Using a trained run or shipped model folder:
+
+    * ``evaluate(run_dir, data, out_dir, format) -> dict``: metrics on labelled data (the run's test
+      part when ``data`` is its training data), OUT/metrics.json and figures; ``formats``: the
+      ``--format`` values it accepts (empty: it takes none);
+    * ``report(result, out_dir) -> list[str]``: the lines ``crackscope evaluate`` prints;
+    * ``predict(run_dir, data, out_dir, log) -> str``: predictions on unlabelled data, and the line
+      ``crackscope predict`` prints;
+    * ``onnx_inputs(cfg, geometry, batch) -> (input name, shapes to check, dynamic axes)`` for export;
+    * ``study(**options) -> dict``: a pipeline with its own runner instead of the engine.
+    """
+
+    name: str
+    summary: str
+    geometry: Callable[[Any], dict] | None = None
+    split: Callable[[Any, int, Path], dict] | None = None
+    datamodule: Callable[[Any, int, dict], Any] | None = None
+    metric: Callable[[Any, dict, list[str] | None], Any] | None = None
+    logged: tuple[str, ...] = ()
+    monitor: str | None = None
+    finish_training: Callable[[Path, Any, dict, dict], dict] | None = None
+    evaluate: Callable[[Path, Path, Path, str | None], dict] | None = None
+    formats: tuple[str, ...] = ()
+    report: Callable[[dict, Path], list[str]] | None = None
+    predict: Callable[[Path, Path, Path, Callable[[str], None]], str] | None = None
+    onnx_inputs: Callable[[Any, dict, int], tuple[str, list[tuple[int, ...]], dict]] | None = None
+    study: Callable[..., dict] | None = None
+
+    @property
+    def trains(self) -> bool:
+        """Whether ``crackscope train`` (the Lightning engine) runs this pipeline."""
+        return self.datamodule is not None
+
+    def require(self, command: str, field: str) -> Callable:
+        """The entry point ``field`` for ``command``, or one InputError line if there is none."""
+        fn = getattr(self, field)
+        if fn is None:
+            raise InputError(f"'crackscope {command}' does not apply to the {self.name} pipeline")
+        return fn
 
 
-def _wavefield() -> Pipeline:
-    from crackscope.engine.data import WavefieldDataModule, make_split, store_geometry
-    from crackscope.engine.evaluate import choose_threshold, evaluate_run, write_simulate_yaml
-
-    def evaluate(run_dir, cfg, split, extra):
-        write_simulate_yaml(run_dir, cfg.data.store)
-        if cfg.trainer.choose_threshold:  # on the validation plates only, before the test plates are scored
-            choose_threshold(run_dir, cfg.data.store, split["val"])
-        return evaluate_run(run_dir, cfg.data.store, run_dir, indices=split["test"], extra=extra)
-
-    return Pipeline(
-        geometry=lambda data: store_geometry(data.store),
-        split=make_split,
-        datamodule=WavefieldDataModule,
-        evaluate=evaluate,
-    )
+REGISTRY: dict[str, Pipeline] = {}
 
 
-def _surface() -> Pipeline:
-    from crackscope.engine.surface import SurfaceDataModule, evaluate_surface_run, make_surface_split, surface_geometry
-
-    return Pipeline(
-        geometry=surface_geometry,
-        split=make_surface_split,
-        datamodule=SurfaceDataModule,
-        evaluate=lambda run_dir, cfg, split, extra: evaluate_surface_run(run_dir, cfg.data.root, run_dir,
-                                                                         stems=split["stems"]["test"], extra=extra),
-    )
-
-
-def _classify() -> Pipeline:
-    from crackscope.engine.classify import (
-        CLASSIFICATION_KEYS,
-        ClassificationDataModule,
-        classification_metric,
-        classify_geometry,
-        evaluate_classification_run,
-        make_classification_split,
-    )
-
-    return Pipeline(
-        geometry=classify_geometry,
-        split=make_classification_split,
-        datamodule=ClassificationDataModule,
-        evaluate=lambda run_dir, cfg, split, extra: evaluate_classification_run(
-            run_dir, cfg.data.root, run_dir, format=split["format"], stems=split["stems"]["test"], extra=extra),
-        metric=classification_metric,
-        logged=CLASSIFICATION_KEYS,
-    )
-
-
-_PIPELINES = {"wavefield": _wavefield, "surface": _surface, "classify": _classify}
+def register(pipeline: Pipeline) -> Pipeline:
+    if pipeline.name in REGISTRY:
+        raise ValueError(f"pipeline {pipeline.name!r} is registered twice")
+    REGISTRY[pipeline.name] = pipeline
+    return pipeline
 
 
 def get(name: str) -> Pipeline:
-    if name not in _PIPELINES:
-        raise InputError(f"unknown pipeline {name!r}; choose one of {', '.join(_PIPELINES)}")
-    return _PIPELINES[name]()
+    """The registered pipeline ``name``; InputError naming the choices otherwise."""
+    if name not in REGISTRY:
+        raise InputError(f"unknown pipeline {name!r}; choose one of {', '.join(REGISTRY)}")
+    return REGISTRY[name]
+
+
+def of_run(run_dir: str | Path) -> Pipeline:
+    """The pipeline a run directory (or shipped model folder) was trained for."""
+    return get(pipeline_of(run_dir))
+
+
+def trainable() -> tuple[str, ...]:
+    """The pipelines ``crackscope train`` accepts."""
+    return tuple(name for name, p in REGISTRY.items() if p.trains)
+
+
+register(Pipeline(
+    name="wavefield",
+    summary="crack masks inside a plate from a 9 x 9 sensor grid's wave field (MicroCrackAttentionNeXt)",
+    geometry=Lazy("crackscope.engine.data:wavefield_geometry"),
+    split=Lazy("crackscope.engine.data:make_split"),
+    datamodule=Lazy("crackscope.engine.data:WavefieldDataModule"),
+    metric=Lazy("crackscope.engine.module:segmentation_metric"),
+    logged=SEGMENTATION_VAL_KEYS,
+    monitor="val/dsc",
+    finish_training=Lazy("crackscope.engine.evaluate:finish_wavefield_training"),
+    evaluate=Lazy("crackscope.engine.evaluate:evaluate_wavefield"),
+    report=Lazy("crackscope.engine.evaluate:report_wavefield"),
+    predict=Lazy("crackscope.engine.evaluate:predict_wavefield"),
+    onnx_inputs=Lazy("crackscope.engine.evaluate:wavefield_onnx_inputs"),
+))
+
+register(Pipeline(
+    name="surface",
+    summary="defect masks on surface images (U-Net + CBAM, U-Net, SegNet, FCN-8s, DeepLabv3+)",
+    geometry=Lazy("crackscope.engine.surface:surface_geometry"),
+    split=Lazy("crackscope.engine.surface:make_surface_split"),
+    datamodule=Lazy("crackscope.engine.surface:SurfaceDataModule"),
+    metric=Lazy("crackscope.engine.module:segmentation_metric"),
+    logged=SEGMENTATION_VAL_KEYS,
+    monitor="val/miou",
+    finish_training=Lazy("crackscope.engine.surface:finish_surface_training"),
+    evaluate=Lazy("crackscope.engine.surface:evaluate_surface"),
+    formats=SURFACE_FORMATS,
+    report=Lazy("crackscope.engine.surface:report_surface"),
+    predict=Lazy("crackscope.engine.surface:predict_surface_folder"),
+    onnx_inputs=Lazy("crackscope.engine.surface:surface_onnx_inputs"),
+))
+
+register(Pipeline(
+    name="classify",
+    summary="one defect class per image or tile (AOIE-Net and binary / full-precision ResNets)",
+    geometry=Lazy("crackscope.engine.classify:classify_geometry"),
+    split=Lazy("crackscope.engine.classify:make_classification_split"),
+    datamodule=Lazy("crackscope.engine.classify:ClassificationDataModule"),
+    metric=Lazy("crackscope.engine.classify:classification_metric"),
+    logged=CLASSIFICATION_VAL_KEYS,
+    monitor="val/accuracy",
+    finish_training=Lazy("crackscope.engine.classify:finish_classification_training"),
+    evaluate=Lazy("crackscope.engine.classify:evaluate_classification"),
+    formats=CLASSIFY_FORMATS,
+    report=Lazy("crackscope.engine.classify:report_classification"),
+    predict=Lazy("crackscope.engine.classify:predict_classification_folder"),
+    onnx_inputs=Lazy("crackscope.engine.classify:classify_onnx_inputs"),
+))
+
+register(Pipeline(
+    name="harmonics",
+    summary="micro-crack group quantity and size from 2nd / 3rd harmonics; evidence fusion (re-split study)",
+    study=Lazy("crackscope.engine.harmonics_protocol:run_harmonics_study"),
+))

@@ -17,20 +17,19 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from crackscope.data.surface import (
-    SurfaceSegmentationDataset,
-    group_split,
-    image_extensions,
-    load_image,
-    load_mask,
-    natural_key,
-    prepare_image,
-    restore,
-    stratified_split,
+from crackscope.data.images import load_image, load_mask
+from crackscope.data.splits import group_split, stratified_split
+from crackscope.data.surface import SurfaceSegmentationDataset, prepare_image, restore
+from crackscope.engine.data import EpochSeededSampler, SplitDataModule, own_test_part, stem_positions
+from crackscope.engine.image_predictions import (
+    finish_predictions,
+    image_onnx_inputs,
+    list_prediction_images,
+    readable_images,
 )
-from crackscope.engine.data import EpochSeededSampler, SplitDataModule, own_test_stems, stem_positions
 from crackscope.errors import InputError
-from crackscope.io import atomic_savefig, atomic_write_bytes, atomic_write_csv, atomic_write_text
+from crackscope.figures import plot_best_median_worst
+from crackscope.io import atomic_savefig, atomic_write_bytes, atomic_write_text
 
 SPLIT_PARTS = ("train", "val", "test")
 
@@ -97,7 +96,7 @@ def predict_probability(model, image: np.ndarray, size=None) -> np.ndarray:
 def _choose_stems(cfg, run_dir: Path, root: Path, fmt: str):
     """The run's test stems when evaluating on its own training data, else every pair."""
     same = root.resolve() == Path(cfg.data.root).resolve() and fmt == cfg.data.format
-    stems = own_test_stems(run_dir, same)
+    stems = own_test_part(run_dir, same)
     return (stems, "test split") if stems is not None else (None, "all pairs")
 
 
@@ -148,56 +147,18 @@ def evaluate_surface_run(run_dir, data, out_dir, *, format: str | None = None, s
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / "metrics.json", json.dumps(result, indent=2) + "\n")
     per_image_iou = counts[:, 0].double() / (counts[:, 0] + counts[:, 1] + counts[:, 2]).clamp_min(1).double()
-    plot_surface_examples(ds, probs, per_image_iou, cfg.trainer.threshold, out_dir / "figures" / "examples.png",
-                          title=f"{cfg.name} on {data.name}")
+    threshold = cfg.trainer.threshold
+    plot_best_median_worst(
+        per_image_iou.numpy(),
+        lambda i: [(load_image(ds.image_paths[i], 1)[0], "image", "gray"),
+                   (load_mask(ds.mask_paths[i])[0], "ground truth", "gray"),
+                   (probs[i], "defect probability", "magma"), (probs[i] > threshold, "prediction", "gray")],
+        lambda label, i: f"{label}: {ds.stems[i]} (IoU {float(per_image_iou[i]):.2f})",
+        out_dir / "figures" / "examples.png", title=f"{cfg.name} on {data.name}")
     return result
 
 
-def plot_surface_examples(ds, probs, score, threshold, path: Path, title: str = "") -> None:
-    """Best, median and worst image by defect IoU: image | ground truth | probability | prediction."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    order = torch.argsort(score, descending=True).tolist()
-    picks = [("best", order[0]), ("median", order[len(order) // 2]), ("worst", order[-1])]
-    fig, axes = plt.subplots(3, 4, figsize=(10, 7.6), constrained_layout=True)
-    for row, (label, i) in enumerate(picks):
-        image = load_image(ds.image_paths[i], 1)[0]
-        panels = [(image, "image", "gray"), (load_mask(ds.mask_paths[i])[0], "ground truth", "gray"),
-                  (probs[i], "defect probability", "magma"), (probs[i] > threshold, "prediction", "gray")]
-        for col, (img, name, cmap) in enumerate(panels):
-            ax = axes[row, col]
-            ax.imshow(np.asarray(img, dtype=np.float32), cmap=cmap, vmin=0, vmax=1)
-            ax.set_xticks([])
-            ax.set_yticks([])
-            ax.set_title(f"{label}: {ds.stems[i]} (IoU {float(score[i]):.2f})" if col == 0 else name, fontsize=9)
-    fig.suptitle(title)
-    atomic_savefig(fig, path, dpi=110)
-    plt.close(fig)
-
-
 # ---- predict on a folder of images -------------------------------------------------------------
-def list_prediction_images(data: Path) -> list[Path]:
-    """Images to predict: DATA's ``Source Images/`` or ``images/`` subfolder if present, else DATA."""
-    data = Path(data)
-    if data.is_file():
-        return [data]
-    if not data.is_dir():
-        raise InputError(f"--data {data}: no such file or folder")
-    for sub in ("Source Images", "images"):
-        if (data / sub).is_dir():
-            data = data / sub
-            break
-    exts = image_extensions()
-    files = sorted((p for p in data.iterdir() if p.is_file() and not p.name.startswith(".")
-                    and p.suffix.lower() in exts), key=lambda p: natural_key(p.stem))
-    if not files:
-        raise InputError(f"--data {data}: no image files found")
-    return files
-
-
 def _png_bytes(array: np.ndarray) -> bytes:
     from PIL import Image
 
@@ -234,29 +195,6 @@ def predict_surface(run_dir, data, out_dir, log=lambda s: None) -> dict:
         rows.append({"stem": path.stem, "file": str(path), "height": mask.shape[0], "width": mask.shape[1],
                      "defect_fraction": round(float(mask.mean()), 6)})
     return finish_predictions(out_dir, rows, skipped, data, len(files))
-
-
-def readable_images(files, channels: int, log, skipped: list):
-    """(path, image) for every file that reads; an unreadable one is reported through ``log`` and
-    appended to ``skipped`` as "path<TAB>reason" instead."""
-    for path in files:
-        try:
-            image = load_image(path, channels)
-        except InputError as err:
-            log(f"skipped: {err}")
-            skipped.append(f"{path}\t{err}")
-            continue
-        yield path, image
-
-
-def finish_predictions(out_dir: Path, rows: list[dict], skipped: list[str], data, n_files: int) -> dict:
-    """OUT/predictions.csv (and OUT/skipped.txt); :class:`InputError` when no image could be read."""
-    if not rows:
-        raise InputError(f"--data {data}: none of the {n_files} images could be read")
-    atomic_write_csv(out_dir / "predictions.csv", rows)
-    if skipped:
-        atomic_write_text(out_dir / "skipped.txt", "\n".join(skipped) + "\n")
-    return {"n_predicted": len(rows), "n_skipped": len(skipped), "out": str(out_dir)}
 
 
 def plot_model_comparison(runs, data, path, *, stems=None, n_images: int = 4, format: str | None = None) -> Path:
@@ -301,3 +239,35 @@ def plot_model_comparison(runs, data, path, *, stems=None, n_images: int = 4, fo
     atomic_savefig(fig, path, dpi=110)
     plt.close(fig)
     return Path(path)
+
+
+# ---- the surface pipeline's registry entries (crackscope.engine.pipelines) ---------------------
+def finish_surface_training(run_dir: Path, cfg, split: dict, extra: dict) -> dict:
+    """End of training: the test images into RUN/metrics.json and RUN/figures/."""
+    return evaluate_surface_run(run_dir, cfg.data.root, run_dir, stems=split["stems"]["test"], extra=extra)
+
+
+def evaluate_surface(run_dir, data, out_dir, format=None) -> dict:
+    return evaluate_surface_run(run_dir, data, out_dir, format=format)
+
+
+def report_surface(r: dict, out_dir: Path) -> list[str]:
+    lines = [f"mIoU {r['miou']:.4f}  defect IoU {r['iou_defect']:.4f}  accuracy {r['accuracy']:.4f}  "
+             f"precision {r['precision']:.4f}  recall {r['recall']:.4f}  F1 {r['f1']:.4f}  "
+             f"({r['n_images']} images, {r['subset']})"]
+    for cls, m in (r.get("per_class") or {}).items():
+        lines.append(f"  {cls}: mIoU {m['miou']:.4f}  defect IoU {m['iou_defect']:.4f}  precision "
+                     f"{m['precision']:.4f}  recall {m['recall']:.4f}  ({m['n_images']} images)")
+    return lines
+
+
+def predict_surface_folder(run_dir, data, out_dir, log=lambda s: None) -> str:
+    r = predict_surface(run_dir, data, out_dir, log=log)
+    return (f"predicted {r['n_predicted']} images into {out_dir} (masks/, overlays/, predictions.csv)"
+            + (f"; skipped {r['n_skipped']} unreadable (see {Path(out_dir) / 'skipped.txt'})" if r["n_skipped"] else ""))
+
+
+def surface_onnx_inputs(cfg, geometry: dict, batch: int) -> tuple[str, list[tuple[int, ...]], dict]:
+    """ONNX input: (batch, C, H, W) images; with the pad policy (no fixed size) any H, W that are
+    multiples of 32, so those axes are dynamic and parity is checked on two sizes."""
+    return image_onnx_inputs(int(geometry.get("in_channels", cfg.data.in_channels)), cfg.data.size, batch, ((224, 224), (256, 192)))

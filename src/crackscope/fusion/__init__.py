@@ -15,20 +15,20 @@ batch (NumPy or torch; float64 inside). Arrays in give arrays out; bad masses (N
   -- :func:`murphy_combination`.
 * Deng et al. (2004): weights ∝ Σ_{j≠i} (1 − d_J(m_i, m_j)), weighted average, combined with
   itself n − 1 times -- :func:`deng_combination`.
-* Seed, sensitivity-weighted multi-harmonic rule: label weights λ(θ) ∝ Π_{i rejects θ} (1 − acc_i)
+* Harmonics paper, sensitivity-weighted multi-harmonic rule: label weights λ(θ) ∝ Π_{i rejects θ} (1 − acc_i)
   (a harmonic rejects every label but its top one), m = m_1 ⊕ ... ⊕ m_n ⊕ λ
   -- :func:`sensitivity_weighted_combination`.
-* Seed, conflict-weighted multi-sensor rule: c_ij = 1 − Pl_i(t_j) Pl_j(t_i) from the top labels
+* Harmonics paper, conflict-weighted multi-sensor rule: c_ij = 1 − Pl_i(t_j) Pl_j(t_i) from the top labels
   t_i, sensor weight w_k ∝ Σ of the conflicts among the *other* sensors, weighted average combined
   with itself n − 1 times -- :func:`conflict_weighted_combination`.
 
-The formulas, the choices made where the seed's equations were lost, and worked numeric examples
+The formulas, the choices made where the paper's equations were lost, and worked numeric examples
 are in docs/fusion.md.
 
 References: A. P. Dempster, Ann. Math. Statist. 38 (1967) 325-339. G. Shafer, A Mathematical
 Theory of Evidence, Princeton (1976). C. K. Murphy, Decision Support Systems 29 (2000) 1-9.
 Y. Deng, W. Shi, Z. Zhu, Q. Liu, Decision Support Systems 38 (2004) 489-493. A.-L. Jousselme,
-D. Grenier, É. Bossé, Information Fusion 2 (2001) 91-101. Seed: "Multi-Harmonic Nonlinear
+D. Grenier, É. Bossé, Information Fusion 2 (2001) 91-101. Harmonics paper: "Multi-Harmonic Nonlinear
 Ultrasonic Fusion with Deep Learning for Subtle Parameter Identification of Micro-Crack Groups",
 sections 3.3-3.6.
 """

@@ -1,4 +1,4 @@
-"""The seed's sensitivity-weighted multi-harmonic rule (Dempster's rule with label weights).
+"""The harmonics paper's sensitivity-weighted multi-harmonic rule (Dempster's rule with label weights).
 
 Each harmonic (source) i gives a mass m_i over the same labels and has a weight w_i in [0, 1],
 its mean validation accuracy: w_i = acc_i, so 1 − w_i is its validation error rate. (Any other
@@ -21,7 +21,7 @@ t's odds against each of them by 1 / Π_i (1 − w_i), so the decision equals De
 is at least Dempster's -- the masses differ from plain Dempster unless every weight is 0. Equal
 accuracies do *not* reduce it to Dempster: labels rejected by more harmonics are still penalised.
 
-Seed: "Multi-Harmonic Nonlinear Ultrasonic Fusion with Deep Learning for Subtle Parameter
+Paper: "Multi-Harmonic Nonlinear Ultrasonic Fusion with Deep Learning for Subtle Parameter
 Identification of Micro-Crack Groups", section 3.4 (weights from mean identification accuracy,
 labels not supported by a harmonic penalised by 1 − ω, four support categories for two harmonics,
 weights normalised and inserted into Dempster's rule, result normalised).
@@ -79,7 +79,7 @@ def harmonic_label_weights(masses: Sequence[Any], accuracies: Any) -> np.ndarray
 def sensitivity_weighted_combination(
     masses: Sequence[Any], accuracies: Any, *, tol: float = TOTAL_CONFLICT_TOLERANCE
 ) -> MassFunction | np.ndarray:
-    """The seed's multi-harmonic rule: m_1 ⊕ ... ⊕ m_n ⊕ λ with the label weights λ above.
+    """The paper's multi-harmonic rule: m_1 ⊕ ... ⊕ m_n ⊕ λ with the label weights λ above.
 
     ``masses``: n MassFunctions or probability arrays ((K,) or (N, K)), one per harmonic;
     ``accuracies``: n mean validation accuracies in [0, 1]. Returns a MassFunction if any input

@@ -1,4 +1,4 @@
-"""The seed's conflict-weighted multi-sensor rule.
+"""The harmonics paper's conflict-weighted multi-sensor rule.
 
 Conflict between sensors i and j, from their most-supported ("top") labels t_i, t_j and the
 plausibilities Pl(θ) = m(θ) + m(Θ) (equal to the masses for Bayesian masses):
@@ -20,15 +20,15 @@ other sensors*, normalised:
 
 so w_k < w_l exactly when C_k > C_l (the sensor in more conflict with the others weighs less),
 and for three sensors w_k = c_ij / (c_12 + c_13 + c_23) with {i, j} the other two, as in the
-seed. Equal weights when n <= 2 (conflict among "the others" is then undefined) or S = 0.
+paper. Equal weights when n <= 2 (conflict among "the others" is then undefined) or S = 0.
 The weighted-average evidence m̄ = Σ_k w_k m_k is combined with itself by Dempster's rule
 ``combinations`` times (default n − 1, i.e. n copies, as Murphy and Deng et al. do).
 
-Seed: "Multi-Harmonic Nonlinear Ultrasonic Fusion with Deep Learning for Subtle Parameter
+Paper: "Multi-Harmonic Nonlinear Ultrasonic Fusion with Deep Learning for Subtle Parameter
 Identification of Micro-Crack Groups", section 3.6 (conflict from the labels each sensor
 supports most; products of top supports when the tops agree, support ratios when they differ;
 weights by normalising the conflicts; weighted average fused by the classical Dempster rule).
-The seed's own conflict function is unbounded and its equations did not survive extraction; the
+The paper's own conflict function is unbounded and its equations did not survive extraction; the
 bounded c_ij above is ours.
 """
 
@@ -92,7 +92,7 @@ def conflict_sensor_weights(masses: Sequence[Any]) -> np.ndarray:
 def conflict_weighted_combination(
     masses: Sequence[Any], *, combinations: int | None = None, tol: float = TOTAL_CONFLICT_TOLERANCE
 ) -> MassFunction | np.ndarray:
-    """The seed's multi-sensor rule: m̄ = Σ_k w_k m_k (conflict weights) combined with itself.
+    """The paper's multi-sensor rule: m̄ = Σ_k w_k m_k (conflict weights) combined with itself.
 
     ``masses``: n MassFunctions or probability arrays ((K,) or (N, K)), one per sensor.
     ``combinations``: how many times m̄ is combined with itself (default n − 1). Returns a

@@ -17,7 +17,7 @@ small     24 x 19.2     13 320   1 718  8-29 | 30-51 | 52-74        same
 tiny      12 x 9.6      3 300    1 562  2-7 | 8-13 | 14-19          same
 ========  ============  =======  =====  ==========================  =============================
 
-The paper preset keeps the seed's largest group (300 micro-cracks; "210 to 300" is one of its
+The paper preset keeps the paper's largest group (300 micro-cracks; "210 to 300" is one of its
 ranges); small and tiny scale the counts down roughly with the crack region's area.
 """
 
@@ -31,7 +31,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from crackscope.errors import InputError
 from crackscope.physics.config import LatticePlateProperties, LatticePoissonRatio, load_preset_config
 
-HARMONIC_LENGTH = 4760  # samples per harmonic response, the seed's input length
+HARMONIC_LENGTH = 4760  # samples per harmonic response, the paper's input length
 QUANTITY_CLASSES = ("A", "B", "C")
 SIZE_CLASSES = ("D", "E", "F", "G")
 LABEL_NAMES = tuple(q + s for q in QUANTITY_CLASSES for s in SIZE_CLASSES)  # AD, AE, ..., CG
@@ -159,7 +159,7 @@ class HarmonicsConfig(LatticePlateProperties, BaseModel):
 
     @classmethod
     def presets(cls) -> dict[str, dict]:
-        """``paper`` (seed-like crack counts), ``small`` (CPU experiments) or ``tiny`` (tests)."""
+        """``paper`` (the paper's crack counts), ``small`` (CPU experiments) or ``tiny`` (tests)."""
         return PRESETS
 
 

@@ -1,10 +1,10 @@
-"""AOIE-Net binary ResNets and the ablation path of its Table 1 (FracBNN + ABA-IO / DBN-IEB / PAN).
+"""AOIE-Net: its binary unit (:class:`AOIEUnit`), its ResNets and the ablation path of its Table 1.
 
 paper: AOIE-Net, section 3 (Fig. 2: DBN-IEB with ABA-IO; Fig. 5: PAN), section 4.1 and Table 1
 (ablation on CIFAR-10 ResNet-20: FracBNN 88.2% -> +ABA-IO 88.5 -> +DBN-IEB 88.6 -> +PAN 88.7 ->
 AOIE-Net 90.6), Tables 2-4.
 
-AOIE-Net unit (the FracBNN unit with its two changes)::
+AOIE-Net unit (the FracBNN unit with its two changes; :class:`AOIEUnit` reads beside section 3)::
 
     PAN(BN(conv(a_1 + a_2, w_b)) + shortcut(x)),   a_k = ABA_k(BN_k(x)),   PAN = BN(Maxout(.))
 
@@ -23,6 +23,9 @@ Ablation (``aoie_ablation_*``, flags on the FracBNN base, every Table 1 row in `
 * ``dbn_ieb`` + ``aba_io``: the dual-BN block sharing one conv (Fig. 2);
 * ``pan``: BN after the sum -> Maxout then BN.
 
+All three flags give the AOIE-Net kind, hence :class:`AOIEUnit`; the partial rows are generic
+:class:`~crackscope.models.binary.resnet.BinaryUnit` built from their kind's fields.
+
 Reconstructions (not fixed by the text): the merge of the two branches is a sum and the branch BN
 biases start at +-0.5 (see :class:`~crackscope.nn.binary.DBNIEB`); activations are binarised
 with one alpha/beta pair per layer (AdaBin's default); the BN after each binary conv is kept in
@@ -34,17 +37,78 @@ the text (a binary ResNet-20 at 32x32 is far below 0.2 GFLOPs) and are not mutua
 
 from __future__ import annotations
 
+import torch
+
 from crackscope.errors import InputError
 from crackscope.models import register
 from crackscope.models.binary import AOIE_PAPER, BlockKind, define_kind
 from crackscope.models.binary.fracbnn import FRACBNN
-from crackscope.models.binary.resnet import CifarResNet, ImageNetResNet
+from crackscope.models.binary.resnet import BinaryUnit, CifarResNet, ImageNetResNet, register_unit
+from crackscope.nn.binary import DBNIEB, PAN
 
-__all__ = ["AOIE_NET", "TABLE1_ROWS", "ablation_kind", "AOIENetResNet20", "AOIENetResNet18",
+__all__ = ["AOIE_NET", "TABLE1_ROWS", "ablation_kind", "AOIEUnit", "AOIENetResNet20", "AOIENetResNet18",
            "AOIEAblationResNet20", "AOIEAblationResNet18"]
 
+# The name of AOIE-Net's block for ``variant="aoie_net"`` and the all-flags ablation row; its fields
+# describe :class:`AOIEUnit` (which registers itself as the unit of this kind) for code that inspects
+# ``model.kind``.
 AOIE_NET = define_kind(BlockKind("aoie_net", conv="dbnieb", weight="adaptive", aba_io=True, post="pan",
                                  summary="DBN-IEB with ABA-IO (one shared conv), PAN = Maxout + BN (AOIE-Net)"))
+
+
+@register_unit(AOIE_NET)
+class AOIEUnit(BinaryUnit):
+    """AOIE-Net's binary unit: DBN-IEB with ABA-IO, a real shortcut, then PAN (paper: section 3).
+
+    ::
+
+        x --+-- BN_1 -- ABA_1 (eq. 8) --+                                     DBN-IEB, section 3.1
+            |                           sum -- BWConv(W_b, .) -- BN --+      ABA-IO, section 3.2, eq. 1
+            +-- BN_2 -- ABA_2 (eq. 8) --+                             |
+            +-- shortcut (real) ------------------------------------- + -- Maxout -- BN -->   PAN, section 3.3
+
+    Step by step, as the paper builds it (``conv`` is a :class:`~crackscope.nn.binary.DBNIEB`):
+
+    1. Section 3.1 (Fig. 2, Fig. 3): the input goes through two parallel BatchNorms, BN_1 and BN_2;
+       their data-adaptive biases replace IE-Net's learnable RSign thresholds.
+    2. Section 3.2, eq. 8: each branch is binarised by the adaptive binary activation
+       a_b = alpha_a Sign(Htanh((a - beta_a) / alpha_a)) + beta_a, values {beta_a - alpha_a,
+       beta_a + alpha_a} (eqs. 2, 10); init alpha_a = 1, beta_a = 0 (plain sign at the start);
+       backward: the clipped straight-through estimator of eq. 7, gradients of alpha_a, beta_a as eq. 9.
+    3. Section 3.2, eq. 1 (ABA-IO): the branches only binarise; their binary activations are merged
+       (X_APA = a_1 + a_2) and go through ONE binary-weight 3x3 convolution O = BWConv(W_b, X_APA),
+       instead of one convolution per branch (Fig. 2(b), IE-Net's form).
+    4. Section 3.2, eqs. 4-6: the weights are binarised per output channel as
+       w_b = alpha_w sign(w - beta_w) + beta_w, beta_w = mean(w), alpha_w = ||w - beta_w||_2 / sqrt(c k k).
+    5. BN(O) plus the real-valued shortcut of x (the FracBNN layout).
+    6. Section 3.3 (Fig. 5), PAN: Maxout (AdaBin's non-linearity, chosen over PReLU/RPReLU) and then
+       BatchNorm after the sum, where FracBNN has the BatchNorm alone.
+
+    Reconstructions (the text leaves them open): the merge is a sum, the branch BN biases start at
+    +0.5 / -0.5, one (alpha_a, beta_a) pair per layer, the BN after the conv and the shortcut layout
+    (see :mod:`.resnet`). State-dict keys (the shipped weights load by them): ``conv.bn1``,
+    ``conv.bn2``, ``conv.act1``, ``conv.act2``, ``conv.conv``, ``bn``, ``shortcut`` (option "B"
+    only), ``post.act`` (Maxout), ``post.bn``.
+
+    (N, C_in, H, W) -> (N, C_out, ceil(H/stride), ceil(W/stride)).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, stride: int = 1, shortcut: str = "A"):
+        super().__init__(AOIE_NET, in_channels, out_channels, stride, shortcut)
+
+    def make_conv(self, in_channels: int, out_channels: int, stride: int) -> DBNIEB:
+        """Steps 1-4: DBN-IEB (section 3.1) with ABA-IO (section 3.2): one shared adaptive-weight 3x3 conv."""
+        return DBNIEB(in_channels, out_channels, kernel_size=3, stride=stride, padding=1, aba_io=True,
+                      weight_mode="adaptive")
+
+    def make_post(self, channels: int) -> PAN:
+        """Step 6: PAN (section 3.3), Maxout then BatchNorm."""
+        return PAN(channels, nonlinearity="maxout")
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        o = self.conv(x)  # steps 1-4: O = BWConv(W_b, ABA_1(BN_1(x)) + ABA_2(BN_2(x))), eqs. 1, 4-6, 8
+        return self.post(self.bn(o) + self.shortcut(x))  # steps 5-6: BN(Maxout(BN(O) + shortcut(x)))
+
 
 # Table 1 of the paper, row label -> ablation flags on the FracBNN base.
 TABLE1_ROWS = {
@@ -93,7 +157,12 @@ ABLATION_PAPER = f"{AOIE_PAPER}, section 4.1, Table 1 (ablation on ResNet-20, CI
 
 @register("aoie_net_resnet20")
 class AOIENetResNet20(CifarResNet):
-    """AOIE-Net on ResNet-20 (DBN-IEB + ABA-IO + PAN). paper: AOIE-Net sections 3.1-3.3, Tables 1-2 (90.6%)."""
+    """AOIE-Net on ResNet-20: the CIFAR skeleton (16/32/64 channels, shortcut "A"), every unit an :class:`AOIEUnit`.
+
+    paper: AOIE-Net sections 3.1-3.3 (the unit), section 4.1 and Tables 1-2 (ResNet-20 on CIFAR-10,
+    90.6%), Table 4 (NEU-CLS, 99.4%).
+    Input (B, in_channels, H, W) with H, W >= 8 * stem_stride -> logits (B, classes).
+    """
 
     paper = AOIE_NET_PAPER
 
@@ -104,7 +173,10 @@ class AOIENetResNet20(CifarResNet):
 
 @register("aoie_net_resnet18")
 class AOIENetResNet18(ImageNetResNet):
-    """AOIE-Net blocks on ResNet-18. paper: AOIE-Net sections 3.1-3.3, Tables 3-4.
+    """AOIE-Net on ResNet-18: the ImageNet skeleton (64-512 channels, shortcut "B"), every unit an :class:`AOIEUnit`.
+
+    paper: AOIE-Net sections 3.1-3.3 (the unit), Tables 3-4.
+    Input (B, in_channels, H, W) with H, W >= 8 -> logits (B, classes).
 
     Table 3's 26.6 Mbit equals the ReActNet-A/FracBNN (MobileNet-like) rows, so the paper's ImageNet
     backbone is probably not ResNet-18; this is the same block on the ResNet-18 skeleton.

@@ -18,8 +18,9 @@ ReActNet) is our choice; the AOIE-Net text does not state FracBNN's.
 
 from __future__ import annotations
 
+from crackscope.models import register
 from crackscope.models.binary import AOIE_PAPER, BlockKind, define_kind
-from crackscope.models.binary.resnet import register_family
+from crackscope.models.binary.resnet import CifarResNet, ImageNetResNet
 
 __all__ = ["FRACBNN", "FracBNNResNet20", "FracBNNResNet18"]
 
@@ -28,4 +29,34 @@ FRACBNN = define_kind(BlockKind("fracbnn", conv="plain", weight="xnor", act="rsi
 FRACBNN_PAPER = f"Zhang et al. 2021, FracBNN; {AOIE_PAPER}, section 3.3 and Table 1 (baseline row)"
 
 
-FracBNNResNet20, FracBNNResNet18 = register_family(FRACBNN, FRACBNN_PAPER, "FracBNN")
+@register("fracbnn_resnet20")
+class FracBNNResNet20(CifarResNet):
+    """FracBNN-style ResNet-20 (CIFAR skeleton, 16/32/64 channels, shortcut "A"); every unit is
+    ``BN_post(BN(conv(RSign(x), alpha_o sign(w))) + shortcut(x))``.
+
+    paper: Zhang et al. 2021 (FracBNN); AOIE-Net section 3.3 and Table 1 (the ablation baseline, 88.2%
+    on CIFAR-10).
+    Input (B, in_channels, H, W) with H, W >= 8 * stem_stride -> logits (B, classes).
+    """
+
+    paper = FRACBNN_PAPER
+
+    def __init__(self, in_channels: int = 3, classes: int = 10, width: float = 1.0, shortcut=None,
+                 stem_stride: int = 1):
+        super().__init__(FRACBNN, in_channels, classes, width, shortcut, stem_stride)
+
+
+@register("fracbnn_resnet18")
+class FracBNNResNet18(ImageNetResNet):
+    """FracBNN-style ResNet-18 (ImageNet skeleton, 64/128/256/512 channels, shortcut "B"); units as
+    :class:`FracBNNResNet20`.
+
+    paper: Zhang et al. 2021 (FracBNN); AOIE-Net section 3.3 and Table 3 (FracBNN row).
+    Input (B, in_channels, H, W) with H, W >= 8 -> logits (B, classes); ``stem_stride`` must stay 1.
+    """
+
+    paper = FRACBNN_PAPER
+
+    def __init__(self, in_channels: int = 3, classes: int = 10, width: float = 1.0, shortcut=None,
+                 stem_stride: int = 1):
+        super().__init__(FRACBNN, in_channels, classes, width, shortcut, stem_stride)

@@ -17,8 +17,9 @@ followed by ReActNet's RPReLU, not FracBNN's BN. Unit::
 
 from __future__ import annotations
 
+from crackscope.models import register
 from crackscope.models.binary import AOIE_PAPER, BlockKind, define_kind
-from crackscope.models.binary.resnet import register_family
+from crackscope.models.binary.resnet import CifarResNet, ImageNetResNet
 
 __all__ = ["IENET", "IENetResNet20", "IENetResNet18"]
 
@@ -27,4 +28,34 @@ IENET = define_kind(BlockKind("ienet", conv="dbnieb", weight="adaptive", aba_io=
 IENET_PAPER = f"Ding et al. 2022, IE-Net; {AOIE_PAPER}, section 3.2 (Fig. 2b) and Tables 2, 4 (IE-Net rows)"
 
 
-IENetResNet20, IENetResNet18 = register_family(IENET, IENET_PAPER, "IENet")
+@register("ienet_resnet20")
+class IENetResNet20(CifarResNet):
+    """IE-Net-style ResNet-20 (CIFAR skeleton, 16/32/64 channels, shortcut "A"); every unit is
+    ``RPReLU(BN(conv_1(a_1) + conv_2(a_2)) + shortcut(x))``.
+
+    paper: Ding et al. 2022 (IE-Net); AOIE-Net section 3.2 (Fig. 2(b), the bound dual-conv form) and
+    Tables 2, 4 (IE-Net rows).
+    Input (B, in_channels, H, W) with H, W >= 8 * stem_stride -> logits (B, classes).
+    """
+
+    paper = IENET_PAPER
+
+    def __init__(self, in_channels: int = 3, classes: int = 10, width: float = 1.0, shortcut=None,
+                 stem_stride: int = 1):
+        super().__init__(IENET, in_channels, classes, width, shortcut, stem_stride)
+
+
+@register("ienet_resnet18")
+class IENetResNet18(ImageNetResNet):
+    """IE-Net-style ResNet-18 (ImageNet skeleton, 64/128/256/512 channels, shortcut "B"); units as
+    :class:`IENetResNet20`.
+
+    paper: Ding et al. 2022 (IE-Net); AOIE-Net section 3.2 (Fig. 2(b)).
+    Input (B, in_channels, H, W) with H, W >= 8 -> logits (B, classes); ``stem_stride`` must stay 1.
+    """
+
+    paper = IENET_PAPER
+
+    def __init__(self, in_channels: int = 3, classes: int = 10, width: float = 1.0, shortcut=None,
+                 stem_stride: int = 1):
+        super().__init__(IENET, in_channels, classes, width, shortcut, stem_stride)

@@ -17,8 +17,10 @@ Blocks:
 * full precision (``conv="real"``): the basic block ReLU(BN(conv(ReLU(BN(conv(x))))) + shortcut(x)).
 * binary (every other kind): two "units", each ``post(BN(binary_conv(x)) + shortcut(x))``, i.e. a
   real-valued shortcut around EACH binary 3x3 convolution (the Bi-Real / ReActNet / FracBNN /
-  AdaBin layout); ``binary_conv`` and ``post`` come from the kind. The unit that changes stride or
-  width gets the down-sampling shortcut.
+  AdaBin layout). The unit that changes stride or width gets the down-sampling shortcut. A block
+  written out as its own class beside its paper (AOIE-Net's :class:`~crackscope.models.binary.aoie.AOIEUnit`,
+  registered for its kind with :func:`register_unit`) is used for its kind; every other kind gets
+  the generic :class:`BinaryUnit`, whose ``binary_conv`` and ``post`` come from the kind's fields.
 
 Shortcuts (always real-valued):
 
@@ -39,8 +41,6 @@ work; any H, W >= 8 is accepted.
 
 from __future__ import annotations
 
-import sys
-
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -51,7 +51,7 @@ from crackscope.models.binary import BinaryClassifier, BlockKind, block_kind, de
 from crackscope.nn.binary import ABAIO, DBNIEB, PAN, BinaryConv2d, Maxout, RPReLU
 
 __all__ = ["REAL", "SHORTCUTS", "ResNetSkeleton", "CifarResNet", "ImageNetResNet", "ResNet20", "ResNet18",
-           "BinaryResNet20", "BinaryResNet18", "BinaryUnit", "BasicBlock", "PadShortcut"]
+           "BinaryResNet20", "BinaryResNet18", "BinaryUnit", "BasicBlock", "PadShortcut", "register_unit"]
 
 REAL = define_kind(BlockKind("real", conv="real", post="relu", summary="full-precision ResNet basic block"))
 SHORTCUTS = ("A", "B")
@@ -94,40 +94,77 @@ def make_shortcut(kind: str, in_channels: int, out_channels: int, stride: int, b
                          nn.BatchNorm2d(out_channels))
 
 
-def make_binary_conv(kind: BlockKind, in_channels: int, out_channels: int, stride: int) -> nn.Module:
-    """The binary 3x3 (padding 1) convolution operator of ``kind``."""
-    args = (in_channels, out_channels, 3, stride, 1)
-    if kind.conv == "plain":
-        return BinaryConv2d(*args, weight_mode=kind.weight, activation=kind.act)
-    if kind.conv == "abaio":
-        return ABAIO(*args, weight_mode=kind.weight)
-    if kind.conv == "dbnieb":
-        return DBNIEB(*args, aba_io=kind.aba_io, weight_mode=kind.weight)
-    raise InputError(f"block kind {kind.name!r} has no binary convolution (conv={kind.conv!r})")
-
-
-def make_post(kind: BlockKind, channels: int) -> nn.Module:
-    """The layer after the residual sum of a binary unit."""
-    makers = {"none": lambda c: nn.Identity(), "relu": lambda c: nn.ReLU(), "bn": nn.BatchNorm2d,
-              "rprelu": RPReLU, "maxout": Maxout, "pan": lambda c: PAN(c, "maxout")}
-    return makers[kind.post](channels)
-
-
 class BinaryUnit(nn.Module):
     """``post(BN(binary_conv(x)) + shortcut(x))``: one binary 3x3 conv with its own real shortcut.
 
-    (N, C_in, H, W) -> (N, C_out, ceil(H/stride), ceil(W/stride)).
+    (N, C_in, H, W) -> (N, C_out, ceil(H/stride), ceil(W/stride)). Submodules ``conv`` (the binary
+    3x3 operator, padding 1), ``bn``, ``shortcut`` (see :func:`make_shortcut`) and ``post`` (the
+    layer after the sum), in this order; :mod:`crackscope.deploy.packed` folds exactly these four.
+
+    This generic unit builds ``conv`` and ``post`` from the fields of ``kind`` (the baselines and
+    the Table 1 ablation rows). A block written out for its paper subclasses it, overrides
+    :meth:`make_conv` and :meth:`make_post`, and is registered for its kind with
+    :func:`register_unit` (AOIE-Net: :class:`~crackscope.models.binary.aoie.AOIEUnit`).
     """
 
     def __init__(self, kind: BlockKind, in_channels: int, out_channels: int, stride: int, shortcut: str):
         super().__init__()
-        self.conv = make_binary_conv(kind, in_channels, out_channels, stride)
+        self.kind = kind
+        self.conv = self.make_conv(in_channels, out_channels, stride)
         self.bn = nn.BatchNorm2d(out_channels)
         self.shortcut = make_shortcut(shortcut, in_channels, out_channels, stride, binary=True)
-        self.post = make_post(kind, out_channels)
+        self.post = self.make_post(out_channels)
+
+    def make_conv(self, in_channels: int, out_channels: int, stride: int) -> nn.Module:
+        """The binary 3x3 (padding 1) convolution operator named by ``kind.conv``."""
+        kind = self.kind
+        args = (in_channels, out_channels, 3, stride, 1)
+        if kind.conv == "plain":
+            return BinaryConv2d(*args, weight_mode=kind.weight, activation=kind.act)
+        if kind.conv == "abaio":
+            return ABAIO(*args, weight_mode=kind.weight)
+        if kind.conv == "dbnieb":
+            return DBNIEB(*args, aba_io=kind.aba_io, weight_mode=kind.weight)
+        raise InputError(f"block kind {kind.name!r} has no binary convolution (conv={kind.conv!r})")
+
+    def make_post(self, channels: int) -> nn.Module:
+        """The layer after the residual sum named by ``kind.post``."""
+        makers = {"none": lambda c: nn.Identity(), "relu": lambda c: nn.ReLU(), "bn": nn.BatchNorm2d,
+                  "rprelu": RPReLU, "maxout": Maxout, "pan": lambda c: PAN(c, "maxout")}
+        return makers[self.kind.post](channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.post(self.bn(self.conv(x)) + self.shortcut(x))
+
+
+# Block kinds whose unit is written out as its own class (filled by register_unit).
+UNITS: dict[BlockKind, type[BinaryUnit]] = {}
+
+
+def register_unit(kind: BlockKind):
+    """Class decorator: build the binary units of ``kind`` with this :class:`BinaryUnit` subclass.
+
+    The class is called as ``cls(in_channels, out_channels, stride, shortcut)``; every network of
+    that kind (its named model, ``binary_resnet20/18(variant=kind.name)``, the matching ablation
+    row) then has the same unit class.
+    """
+
+    def decorator(cls: type[BinaryUnit]) -> type[BinaryUnit]:
+        known = UNITS.get(kind)
+        if known is not None and known is not cls:
+            raise ValueError(f"block kind {kind.name!r} already has the unit {known.__qualname__}")
+        UNITS[kind] = cls
+        return cls
+
+    return decorator
+
+
+def make_unit(kind: BlockKind, in_channels: int, out_channels: int, stride: int, shortcut: str) -> BinaryUnit:
+    """The unit class registered for ``kind`` if any, else the generic :class:`BinaryUnit` of ``kind``."""
+    unit = UNITS.get(kind)
+    if unit is not None:
+        return unit(in_channels, out_channels, stride, shortcut)
+    return BinaryUnit(kind, in_channels, out_channels, stride, shortcut)
 
 
 class BasicBlock(nn.Module):
@@ -149,8 +186,8 @@ class BasicBlock(nn.Module):
 def make_block(kind: BlockKind, in_channels: int, out_channels: int, stride: int, shortcut: str) -> nn.Module:
     if not kind.binary:
         return BasicBlock(in_channels, out_channels, stride, shortcut)
-    return nn.Sequential(BinaryUnit(kind, in_channels, out_channels, stride, shortcut),
-                         BinaryUnit(kind, out_channels, out_channels, 1, shortcut))
+    return nn.Sequential(make_unit(kind, in_channels, out_channels, stride, shortcut),
+                         make_unit(kind, out_channels, out_channels, 1, shortcut))
 
 
 class ResNetSkeleton(BinaryClassifier):
@@ -230,28 +267,6 @@ class ImageNetResNet(ResNetSkeleton):
     blocks = 2
     layout = "imagenet"
     default_shortcut = "B"
-
-
-def register_family(kind: BlockKind, paper: str, class_prefix: str) -> tuple[type, type]:
-    """Register ``{kind.name}_resnet20`` (CIFAR skeleton) and ``{kind.name}_resnet18`` (ImageNet skeleton).
-
-    Both are the shared skeletons built from ``kind``, with the usual arguments (in_channels,
-    classes, width, shortcut); returns the two classes, named ``{class_prefix}ResNet20/18``.
-    """
-    module = sys._getframe(1).f_globals.get("__name__", __name__)  # the family's module, for repr and docs
-    made = []
-    for depth, base in (("20", CifarResNet), ("18", ImageNetResNet)):
-        def __init__(self, in_channels: int = 3, classes: int = 10, width: float = 1.0, shortcut=None,
-                     stem_stride: int = 1, *, _base=base):
-            _base.__init__(self, kind, in_channels, classes, width, shortcut, stem_stride)
-
-        doc = (f"{class_prefix}-style ResNet-{depth}: {kind.summary}.\n\n    paper: {paper}\n"
-               f"    (skeleton: {base.__doc__.splitlines()[0]})")
-        name = f"{class_prefix}ResNet{depth}"
-        cls = type(name, (base,), {"__init__": __init__, "__doc__": doc, "paper": paper, "__module__": module,
-                                   "__qualname__": name})
-        made.append(register(f"{kind.name}_resnet{depth}")(cls))
-    return made[0], made[1]
 
 
 @register("resnet20")

@@ -1,14 +1,14 @@
 """Harmonic-signal classifiers: nonlinear ultrasonic harmonics (B, in_channels, length) -> logits (B, classes).
 
-The seed paper ("Multi-Harmonic Nonlinear Ultrasonic Fusion with Deep Learning for Subtle Parameter
+The harmonics paper ("Multi-Harmonic Nonlinear Ultrasonic Fusion with Deep Learning for Subtle Parameter
 Identification of Micro-Crack Groups", sections 3.1 and 3.3) identifies the quantity and size of a
 micro-crack group from the 2nd and 3rd harmonic responses (4760 time samples each) received by one
 sensor. Every model here takes the same constructor keywords::
 
-    in_channels, length=4760, classes=12, init="seed"
+    in_channels, length=4760, classes=12, init="paper"
 
-``classes=12`` is the seed's decoupled task (3 quantity x 4 size labels); single-parameter
-identification (section 3.1) uses 3 or 4. A model returns raw logits; the seed applies a softmax and
+``classes=12`` is the paper's decoupled task (3 quantity x 4 size labels); single-parameter
+identification (section 3.1) uses 3 or 4. A model returns raw logits; the paper applies a softmax and
 trains with the MSE between that probability vector and the one-hot target (``default_loss``).
 
 Registered here:
@@ -16,13 +16,13 @@ Registered here:
 * ``harmonic_cnn1d`` -- the 1-D CNN of section 3.1 (Figure 5); ``in_channels=2`` is the two-channel
   data-level fusion of section 3.3 (Figure 9b).
 * ``harmonic_cnn2d`` -- the data-level fusion 2-D CNN of section 3.3 (Figure 9a), a reconstruction
-  (the seed's layer sizes do not fit together; see its module).
+  (the paper's layer sizes do not fit together; see its module).
 * ``harmonic_feature_fusion`` -- feature-level fusion (section 3.3, Figure 9c): one 1-D CNN per
   harmonic, FC outputs summed.
 
 Initialisation (``init``):
 
-* ``"seed"`` (default): the seed initialises "all convolutional kernel weights and FC neuron weights"
+* ``"paper"`` (default): the paper initialises "all convolutional kernel weights and FC neuron weights"
   from a normal distribution and sets every bias to 1. Read literally as N(0, 1), the FC layer's
   7104 inputs give logits with a standard deviation in the hundreds, so the softmax starts saturated
   (one-hot outputs, vanishing gradients under the MSE loss). We keep the normal distribution and the
@@ -43,9 +43,9 @@ from crackscope.models.contract import NamedModel, check_input_shape
 
 __all__ = ["HarmonicModel", "HarmonicCNN1D", "HarmonicCNN2D", "HarmonicFeatureFusion", "INITS", "init_weights"]
 
-SEED_PAPER = ("Multi-Harmonic Nonlinear Ultrasonic Fusion with Deep Learning for Subtle Parameter "
-              "Identification of Micro-Crack Groups")
-INITS = ("seed", "default")
+HARMONICS_PAPER = ("Multi-Harmonic Nonlinear Ultrasonic Fusion with Deep Learning for Subtle Parameter "
+                   "Identification of Micro-Crack Groups")
+INITS = ("paper", "default")
 
 
 def init_weights(module: nn.Module, init: str) -> None:
@@ -65,11 +65,11 @@ class HarmonicModel(NamedModel, nn.Module):
     """Shared contract of the harmonic classifiers: validated configuration and input check."""
 
     paper: str = ""
-    # The seed trains with the MSE between softmax(logits) and one-hot targets (crackscope.losses).
+    # The paper trains with the MSE between softmax(logits) and one-hot targets (crackscope.losses).
     default_loss: str = "softmax_mse"
     min_in_channels: int = 1
 
-    def __init__(self, in_channels: int = 1, length: int = 4760, classes: int = 12, init: str = "seed"):
+    def __init__(self, in_channels: int = 1, length: int = 4760, classes: int = 12, init: str = "paper"):
         super().__init__()
         self.in_channels = _positive_int("in_channels", in_channels)
         if in_channels < self.min_in_channels:

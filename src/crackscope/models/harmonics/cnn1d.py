@@ -1,4 +1,5 @@
-"""The seed's 1-D CNN for harmonic signals (section 3.1, Figure 5; two-channel variant: section 3.3, Figure 9b).
+"""The harmonics paper's 1-D CNN for harmonic signals (section 3.1, Figure 5; two-channel variant:
+section 3.3, Figure 9b).
 
 Layers and shapes for the paper's length of 4760::
 
@@ -7,7 +8,7 @@ Layers and shapes for the paper's length of 4760::
     ReLU, MaxPool1d(4, stride 4)       (B, 12, 1189)
     Conv1d(12, 24, kernel 3, stride 1) (B, 24, 1187)
     ReLU, MaxPool1d(4, stride 4)       (B, 24, 296)
-    Flatten, Linear(7104, classes)     (B, classes)      logits; the seed applies a softmax
+    Flatten, Linear(7104, classes)     (B, classes)      logits; the paper applies a softmax
 
 Pooling stride: section 3.1 annotates the pools as "Maxpool1d (4, 2)" (kernel 4, stride 2), while the
 Figure 9b network is given as "Maxpool1d (4)" (stride = kernel). Both state FC input 7104, and only
@@ -21,7 +22,7 @@ import torch
 from torch import nn
 
 from crackscope.models import register
-from crackscope.models.harmonics import SEED_PAPER, HarmonicModel, init_weights
+from crackscope.models.harmonics import HARMONICS_PAPER, HarmonicModel, init_weights
 
 KERNEL, POOL = 3, 4
 WIDTHS = (12, 24)
@@ -31,12 +32,12 @@ WIDTHS = (12, 24)
 class HarmonicCNN1D(HarmonicModel):
     """1-D CNN on one harmonic (``in_channels=1``) or on the 2nd and 3rd harmonics as channels (``2``).
 
-    paper: seed, section 3.1 (Figure 5) and section 3.3 (Figure 9b).
+    paper: the harmonics paper, section 3.1 (Figure 5) and section 3.3 (Figure 9b).
     """
 
-    paper = f"{SEED_PAPER} (seed, section 3.1, Figure 5; section 3.3, Figure 9b)"
+    paper = f"{HARMONICS_PAPER} (section 3.1, Figure 5; section 3.3, Figure 9b)"
 
-    def __init__(self, in_channels: int = 1, length: int = 4760, classes: int = 12, init: str = "seed"):
+    def __init__(self, in_channels: int = 1, length: int = 4760, classes: int = 12, init: str = "paper"):
         super().__init__(in_channels, length, classes, init)
         self.conv1 = nn.Conv1d(in_channels, WIDTHS[0], KERNEL, stride=1)
         self.pool1 = nn.MaxPool1d(POOL, stride=POOL)

@@ -1,6 +1,6 @@
 """Data-level fusion 2-D CNN: the 2nd and 3rd harmonics stacked as a one-channel (2, length) image.
 
-Seed, section 3.3, Figure 9a. What the seed states: each sample is the (2, 4760) stack of the two
+The harmonics paper, section 3.3, Figure 9a. What the paper states: each sample is the (2, 4760) stack of the two
 harmonics, fed "through a single channel"; layers Conv2d(1, 36, 2, 1) (in, out, kernel, stride), then
 Maxpool2d(6), then FC(4758, 12); valid padding; other hyperparameters as in the 1-D CNN (ReLU after
 the convolution, softmax output, normal weights with unit biases, MSE loss).
@@ -17,8 +17,8 @@ What we build -- the stated layers, with the pooling applied where it can act (t
     Flatten, Linear(36 * 793 = 28548, classes)
 
 So the convolution mixes the two harmonics (kernel height 2) and two neighbouring time samples, and
-the "6" of the seed's pool is kept as kernel and stride along time. ``filters`` and ``pool`` expose
-the 36 and the 6. ``in_channels`` is the number of stacked harmonic rows (2 in the seed; any >= 2
+the "6" of the paper's pool is kept as kernel and stride along time. ``filters`` and ``pool`` expose
+the 36 and the 6. ``in_channels`` is the number of stacked harmonic rows (2 in the paper; any >= 2
 works, the convolution then leaves ``in_channels - 1`` rows).
 """
 
@@ -29,22 +29,22 @@ from torch import nn
 
 from crackscope.errors import require_positive_int as _positive_int
 from crackscope.models import register
-from crackscope.models.harmonics import SEED_PAPER, HarmonicModel, init_weights
+from crackscope.models.harmonics import HARMONICS_PAPER, HarmonicModel, init_weights
 
 KERNEL = (2, 2)
 
 
 @register("harmonic_cnn2d")
 class HarmonicCNN2D(HarmonicModel):
-    """2-D CNN on the stacked harmonics (a reconstruction of the seed's Figure 9a network, see module).
+    """2-D CNN on the stacked harmonics (a reconstruction of the paper's Figure 9a network, see module).
 
-    paper: seed, section 3.3 (Figure 9a), data-level fusion.
+    paper: the harmonics paper, section 3.3 (Figure 9a), data-level fusion.
     """
 
-    paper = f"{SEED_PAPER} (seed, section 3.3, Figure 9a; layer sizes reconstructed)"
+    paper = f"{HARMONICS_PAPER} (section 3.3, Figure 9a; layer sizes reconstructed)"
     min_in_channels = KERNEL[0]
 
-    def __init__(self, in_channels: int = 2, length: int = 4760, classes: int = 12, init: str = "seed",
+    def __init__(self, in_channels: int = 2, length: int = 4760, classes: int = 12, init: str = "paper",
                  filters: int = 36, pool: int = 6):
         super().__init__(in_channels, length, classes, init)
         self.filters = _positive_int("filters", filters)

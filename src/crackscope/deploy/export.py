@@ -9,26 +9,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from crackscope.engine import pipelines
 from crackscope.engine.runs import load_run, run_threshold
-
-
-def _export_shapes(cfg, geometry: dict, batch: int) -> tuple[str, list[tuple[int, ...]], dict]:
-    """Input name, the shapes to check parity on (the first is traced), and the dynamic axes."""
-    if cfg.pipeline == "classify":  # logits (B, classes): only the batch axis of the output is dynamic
-        c = int(geometry.get("in_channels", cfg.data.channels))
-        if cfg.data.size is not None:
-            h, w = (cfg.data.size, cfg.data.size) if isinstance(cfg.data.size, int) else cfg.data.size
-            return "image", [(batch, c, h, w)], {0: "batch"}
-        # global average pooling before the classifier: any H, W
-        return "image", [(batch, c, 64, 64), (1, c, 96, 80)], {0: "batch", 2: "height", 3: "width"}
-    if cfg.pipeline == "surface":
-        c = int(geometry.get("in_channels", cfg.data.in_channels))
-        if cfg.data.size is not None:
-            h, w = (cfg.data.size, cfg.data.size) if isinstance(cfg.data.size, int) else cfg.data.size
-            return "image", [(batch, c, h, w)], {0: "batch"}
-        # pad policy: any H, W that are multiples of 32 (what the dataset's padding produces)
-        return "image", [(batch, c, 224, 224), (1, c, 256, 192)], {0: "batch", 2: "height", 3: "width"}
-    return "wavefield", [(batch, 2, int(geometry["n_time"]), int(geometry["n_sensors"]))], {0: "batch"}
 
 
 def export_onnx(run_dir, out: str | Path | None = None, *, opset: int = 17, batch: int = 2, seed: int = 0) -> dict:
@@ -39,7 +21,7 @@ def export_onnx(run_dir, out: str | Path | None = None, *, opset: int = 17, batc
     cfg, model, geometry = load_run(run_dir)
     out = Path(out) if out else Path(run_dir) / "export" / "model.onnx"
     out.parent.mkdir(parents=True, exist_ok=True)
-    name, shapes, axes = _export_shapes(cfg, geometry, batch)
+    name, shapes, axes = pipelines.get(cfg.pipeline).require("export", "onnx_inputs")(cfg, geometry, batch)
     gen = torch.Generator().manual_seed(seed)
     inputs = [torch.rand(s, generator=gen) if name == "image" else torch.randn(s, generator=gen) for s in shapes]
     tmp = out.with_suffix(".onnx.tmp")
@@ -92,7 +74,7 @@ def export_packed(run_dir, out: str | Path | None = None, *, batch: int = 2, see
     packed = pack_model(model, {"kwargs": kwargs, "classes": classes, "size": cfg.data.size,
                                 "channels": cfg.data.channels})
     out = Path(out) if out else Path(run_dir) / "export" / "model.packed.safetensors"
-    name, shapes, _ = _export_shapes(cfg, geometry, batch)
+    name, shapes, _ = pipelines.get(cfg.pipeline).require("export", "onnx_inputs")(cfg, geometry, batch)
     gen = torch.Generator().manual_seed(seed)
     worst, flips, bits = 0.0, 0, 0
     for s in shapes:

@@ -1,6 +1,6 @@
-"""Complexity of the binary classifiers (AOIE-Net and its baselines) as the seed's tables count it.
+"""Complexity of the binary classifiers (AOIE-Net and its baselines) as the paper's tables count it.
 
-For every ResNet-20 family (and the Table 1 ablation rows) at the two inputs the seed uses --
+For every ResNet-20 family (and the Table 1 ablation rows) at the two inputs the paper uses --
 NEU-CLS (1 x 200 x 200 grey, 6 classes) and CIFAR-10 (3 x 32 x 32, 10 classes) -- and for the
 ResNet-18 families at ImageNet size (3 x 224 x 224, 1000 classes): parameters (binary / real),
 FLOPs, BOPs, equivalent FLOPs = FLOPs + BOPs / 64 and memory in Mbit (binary weights 1 bit, real

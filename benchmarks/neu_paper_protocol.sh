@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
-# The seed's full NEU-CLS protocol (Wu et al. 2025, section 4: native 200 x 200 px, 90 epochs,
+# The paper's full NEU-CLS protocol (Wu et al. 2025, section 4: native 200 x 200 px, 90 epochs,
 # lr 1e-3 divided by 10 after 45, 8:2 split) for every model of its Table 4 and Table 1, each run in
 # its own background process so that one GPU trains them side by side.
 #
 #   benchmarks/neu_paper_protocol.sh DATA_ROOT OUT_DIR [key=value ...]
 #
 # Extra key=value overrides go to every run (e.g. trainer.accelerator=gpu trainer.compile=true;
-# data.val_fraction=0 trains on the whole 8:2 training part, as the seed does, with no validation).
+# data.val_fraction=0 trains on the whole 8:2 training part, as the paper does, with no validation).
 # A run with metrics.json is finished and skipped; a run with checkpoints/last.ckpt is resumed
 # (--resume), so the script can be started again after it was killed. Logs: OUT_DIR/NAME.log.
 # Set CRACKSCOPE to the command that runs the CLI (default: crackscope). On a CPU, JOBS=1 trains the

@@ -36,13 +36,13 @@ from pathlib import Path
 
 import yaml
 
-# The seed's Table 4 (NEU-CLS, ResNet-20) and Table 1 (CIFAR-10) for the rows it reports.
-SEED = {"aoie_net": "99.4 % (T4)", "ienet": "97.9 % (T4)", "adabin": "98.1 % (T4)",
+# The paper's Table 4 (NEU-CLS, ResNet-20) and Table 1 (CIFAR-10) for the rows it reports.
+PAPER = {"aoie_net": "99.4 % (T4)", "ienet": "97.9 % (T4)", "adabin": "98.1 % (T4)",
         "fracbnn": "88.2 % (T1, CIFAR-10)", "fracbnn_aba_io": "88.5 % (T1, CIFAR-10)",
         "fracbnn_dbn_ieb": "88.6 % (T1, CIFAR-10)", "fracbnn_pan": "88.7 % (T1, CIFAR-10)"}
 # Runs named otherwise (e.g. a data.val_fraction=0 run) find their Table 4 row by model.
-SEED_BY_MODEL = {"aoie_net_resnet20": SEED["aoie_net"], "ienet_resnet20": SEED["ienet"],
-                 "adabin_resnet20": SEED["adabin"]}
+PAPER_BY_MODEL = {"aoie_net_resnet20": PAPER["aoie_net"], "ienet_resnet20": PAPER["ienet"],
+                  "adabin_resnet20": PAPER["adabin"]}
 
 
 def base_name(run: str) -> str:
@@ -50,8 +50,8 @@ def base_name(run: str) -> str:
     return re.sub(r"_s\d+$", "", run)
 
 
-def _seed(row: dict) -> str:
-    return SEED.get(base_name(row["run"])) or SEED_BY_MODEL.get(row["model"], "–")
+def _paper(row: dict) -> str:
+    return PAPER.get(base_name(row["run"])) or PAPER_BY_MODEL.get(row["model"], "–")
 
 
 def over_seeds(rows: list[dict]) -> list[dict]:
@@ -175,13 +175,13 @@ def markdown(rows: list[dict]) -> list[str]:
     """The runs table, and the over-seeds table when a model has several finished seeds."""
     lines = ["| run | model | epochs | epoch of the written weights (val acc) | their test acc (CPU / training "
              "machine) | test acc, last epoch (val acc) | test errors, last epoch | 95 % interval (test sample) "
-             "| macro F1 written / last | seed |",
+             "| macro F1 written / last | paper |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
     pct = lambda v: f"{100 * v:.2f} %"  # noqa: E731
     for r in rows:
         if "test_last" not in r:
             lines.append(f"| {r['run']} | {r['model']} | {r['reached']} of {r['epochs']} (unfinished) | – | – | – | – "
-                         f"| – | – | {_seed(r)} |")
+                         f"| – | – | {_paper(r)} |")
             continue
         epochs = r["epochs"] if r["reached"] == r["epochs"] else f"{r['reached']} of {r['epochs']} (unfinished)"
         best = (f"{r['best_epoch'] + 1} ({_val(r['val_best'])}) | {pct(r['test_best'])} / {pct(r['training_machine_test_best'])}"
@@ -190,16 +190,16 @@ def markdown(rows: list[dict]) -> list[str]:
         lo, hi = r["interval_last"]
         lines.append(f"| {r['run']} | {r['model']} | {epochs} | {best} "
                      f"| {pct(r['test_last'])} ({_val(r['val_last'])}) | {r['errors_last']} of {r['n_test']} "
-                     f"| {100 * lo:.1f}–{100 * hi:.1f} % | {f1_best} / {r['f1_last']:.3f} | {_seed(r)} |")
+                     f"| {100 * lo:.1f}–{100 * hi:.1f} % | {f1_best} / {r['f1_last']:.3f} | {_paper(r)} |")
     groups = over_seeds(rows)
     if groups:
         lines += ["", "Over training seeds (same split; last-epoch test accuracy of the finished runs):", "",
-                  "| model | seeds | mean | standard deviation | smallest – largest | test errors per seed | seed |",
+                  "| model | seeds | mean | standard deviation | smallest – largest | test errors per seed | paper |",
                   "|---|---:|---:|---:|---:|---|---|"]
         for g in groups:
             lines.append(f"| {g['name']} | {g['seeds']} | {pct(g['mean'])} | {100 * g['std']:.2f} points "
                          f"| {pct(g['min'])} – {pct(g['max'])} | {', '.join(map(str, g['errors']))} "
-                         f"| {_seed({'run': g['name'], 'model': g['model']})} |")
+                         f"| {_paper({'run': g['name'], 'model': g['model']})} |")
     return lines
 
 

@@ -1,8 +1,8 @@
-"""The surface-segmentation study: the seed's comparison of five models (Zhang et al., Table 2) and
+"""The surface-segmentation study: the paper's comparison of five models (Zhang et al., Table 2) and
 its ablation (U-Net vs U-Net + CBAM) on SD-saliency-900, with one protocol and one split.
 
     .venv/bin/python benchmarks/surface_study.py                 # the reduced CPU protocol (defaults)
-    .venv/bin/python benchmarks/surface_study.py --size none --base-channels 32 --epochs 100   # seed scale (GPU)
+    .venv/bin/python benchmarks/surface_study.py --size none --base-channels 32 --epochs 100   # paper scale (GPU)
 
 Steps: run configs/surface/comparison_grid.yaml with the given overrides (finished runs are
 skipped, an interrupted run resumes from its last checkpoint), copy table.md / results.csv to

@@ -1,8 +1,8 @@
-"""The MicroCrackAttentionNeXt study: the seed's Table 1 (4 activations x 4 losses) and the
+"""The MicroCrackAttentionNeXt study: the paper's Table 1 (4 activations x 4 losses) and the
 comparison with its four predecessors, on one simulated dataset.
 
     .venv/bin/python benchmarks/wavefield_study.py                      # the reduced CPU protocol below
-    .venv/bin/python benchmarks/wavefield_study.py --preset paper --samples 2000 --epochs 50   # the seed's scale
+    .venv/bin/python benchmarks/wavefield_study.py --preset paper --samples 2000 --epochs 50   # the paper's scale
 
 Steps: simulate the store (resumable), run configs/wavefield/activation_loss_grid.yaml and
 configs/wavefield/model_comparison_grid.yaml on it with the given epochs (finished runs are

@@ -245,7 +245,8 @@ def grid_cmd(
 @app.command("harmonics-study")
 def harmonics_study_cmd(
     store: Path = typer.Argument(..., help="A finished store written by 'crackscope simulate harmonics', or a folder "
-                                 "of measured signals with manifest.csv (channels h2, h3; docs/harmonics_study.md)."),
+                                 "of measured signals with manifest.csv (channels h2, h3; "
+                                 "docs/harmonics_pipeline.md)."),
     out: Path = typer.Option(..., "--out", help="Study directory (resplits/, results.json, table.md, confusion.png)."),
     resplits: int = typer.Option(100, "--resplits", help="Random stratified train/validation/test re-splits."),
     epochs: int = typer.Option(600, "--epochs", help="Training epochs of every network."),

@@ -418,7 +418,7 @@ class CEDiceLoss(_Loss):
 class SoftmaxMSELoss(_Loss):
     """Mean squared error between the class probabilities and the one-hot target,
     mean over samples, classes (and positions): (1 / (B K)) sum (p_k - y_k)^2 with p = softmax(x)
-    (binary input: K = 2 with p = (1 - sigmoid(x), sigmoid(x))). The harmonics seed (1-D CNNs on
+    (binary input: K = 2 with p = (1 - sigmoid(x), sigmoid(x))). The harmonics paper (1-D CNNs on
     nonlinear-ultrasonic harmonics, section 3.1) trains its classifiers this way."""
 
     def _compute(self, batch: _Batch) -> Tensor:

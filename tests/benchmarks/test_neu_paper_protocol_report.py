@@ -35,7 +35,7 @@ def test_over_seeds_by_hand():
     lines = report.markdown(rows)
     assert "| aoie_net | 3 | 99.31 % | 0.35 points | 98.96 % – 99.65 % | 2, 3, 1 | 99.4 % (T4) |" in lines
     seed_row = next(line for line in lines if line.startswith("| aoie_net_s1 "))
-    assert "| 3 of 288 |" in seed_row and seed_row.endswith("| 99.4 % (T4) |")  # the seed's row by base name
+    assert "| 3 of 288 |" in seed_row and seed_row.endswith("| 99.4 % (T4) |")  # the paper's row by base name
 
 
 def test_from_json_rewrites_the_tables_with_errors_and_intervals(tmp_path, monkeypatch):

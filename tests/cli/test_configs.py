@@ -61,7 +61,7 @@ def test_shipped_grids_expand(path):
     assert len({c.name for c in configs}) == len(configs)
 
 
-def test_surface_config_follows_the_seed_protocol():
+def test_surface_config_follows_the_paper_protocol():
     from crackscope.engine.config import load_train_config
 
     cfg = load_train_config(Path(__file__).resolve().parents[2] / "configs" / "surface" / "unet_cbam.yaml")
@@ -73,7 +73,7 @@ def test_surface_config_follows_the_seed_protocol():
 
 
 @pytest.mark.parametrize("name, model", [("aoie_net_neu", "aoie_net_resnet20"), ("resnet20_neu", "resnet20")])
-def test_neu_configs_follow_the_seed_protocol(name, model):
+def test_neu_configs_follow_the_paper_protocol(name, model):
     from crackscope.engine.config import load_train_config
 
     cfg = load_train_config(Path(__file__).resolve().parents[2] / "configs" / "binary" / f"{name}.yaml")
@@ -86,7 +86,7 @@ def test_neu_configs_follow_the_seed_protocol(name, model):
     assert cfg.split_seed == 0  # other training seeds keep the shipped models' test split
 
 
-def test_cifar10_config_follows_the_seed_protocol():
+def test_cifar10_config_follows_the_paper_protocol():
     from crackscope.engine.config import load_train_config
 
     cfg = load_train_config(Path(__file__).resolve().parents[2] / "configs" / "binary" / "aoie_net_cifar10.yaml")

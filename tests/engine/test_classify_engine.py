@@ -125,11 +125,11 @@ def test_accuracy_interval_at_the_ends_and_a_textbook_value():
 
 
 def test_step_and_decay_schedules_by_hand():
-    lr = 1e-3  # the NEU-CLS seed: 90 epochs, divided by 10 after 45
+    lr = 1e-3  # the NEU-CLS paper: 90 epochs, divided by 10 after 45
     step = {"step_epochs": [45], "step_factor": 0.1, "max_epochs": 90}
     assert [lr * lr_multiplier(e, **step) for e in (0, 44, 45, 89)] == pytest.approx([1e-3, 1e-3, 1e-4, 1e-4])
     assert lr_multiplier(70, step_epochs=[30, 60], step_factor=0.5) == 0.25
-    cosine = {"decay": "cosine", "max_epochs": 300}  # the CIFAR-10 seed: to 0 over 300 epochs
+    cosine = {"decay": "cosine", "max_epochs": 300}  # the CIFAR-10 paper: to 0 over 300 epochs
     assert [lr_multiplier(e, **cosine) for e in (0, 150, 300)] == pytest.approx([1, 0.5, 0], abs=1e-12)
     assert lr_multiplier(75, **cosine) == pytest.approx((1 + math.cos(math.pi / 4)) / 2)
     assert lr_multiplier(30, decay="linear", max_epochs=120) == pytest.approx(0.75)
@@ -261,7 +261,7 @@ def test_the_run_keeps_the_best_validation_epoch_or_the_last_one_as_configured(t
 
 
 def test_without_validation_the_whole_training_part_trains_and_the_last_epoch_is_kept(trained, dataset, tmp_path):
-    # the seed's 8:2 protocol: nothing held out of the training part
+    # the paper's 8:2 protocol: nothing held out of the training part
     cfg = _cfg(dataset, tmp_path, name="no_val")
     cfg["data"]["val_fraction"] = 0
     with pytest.raises(InputError, match="val_fraction 0 leaves no validation images.*trainer.weights=best"):

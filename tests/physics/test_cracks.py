@@ -46,7 +46,7 @@ def test_horizontal_crack_cuts_the_bonds_it_crosses():
     assert counts[0] == int(((mids > x0) & (mids < x1)).sum()) == 20
 
 
-def test_smallest_seed_crack_always_cuts_bonds():
+def test_smallest_paper_crack_always_cuts_bonds():
     """A 0.4 µm crack = 2a cannot fit inside one lattice triangle, wherever and however it lies."""
     lat = TriangularLattice(7.2e-6, 7.2e-6, 0.2e-6)
     rng = np.random.default_rng(0)
@@ -83,8 +83,8 @@ def test_crack_needs_two_points():
     assert Crack((0, 0), (3, 4)).length_m == 5.0
 
 
-def test_mean_crack_pixel_fraction_of_paper_preset_is_near_the_seed():
-    """The paper preset's defaults were chosen to give a crack-pixel fraction near the seed's ~5 %."""
+def test_mean_crack_pixel_fraction_of_paper_preset_is_near_the_papers():
+    """The paper preset's defaults were chosen to give a crack-pixel fraction near the paper's ~5 %."""
     cfg = PlateConfig.preset("paper")
     rng = np.random.default_rng(2)
     fracs = [rasterize_mask(sample_cracks(cfg.cracks.distribution(), cfg.width, cfg.height, rng), cfg.width, cfg.height, 36).mean()

@@ -29,7 +29,7 @@ LENGTH_BIN_EDGES_UM: tuple[float, ...] = (0.4, 0.8, 1.6, 3.2, 6.4, 12.8)
 LARGEST_CRACK_THRESHOLDS_UM: tuple[float, ...] = (0.0, 1.0, 2.0, 3.0, 4.0)
 N_SNAPSHOTS = 6
 SNAPSHOT_EVERY = 100
-SEED_CRACK_PIXEL_FRACTION = 0.05
+PAPER_CRACK_PIXEL_FRACTION = 0.05
 RESIMULATION_TOLERANCE = 1e-4  # relative; float32 round-off is ~1e-6
 _BLOCK = 1024  # samples read at a time for the mask statistics
 
@@ -111,7 +111,7 @@ def format_summary(summary: dict) -> str:
     frac = summary["mean_crack_pixel_fraction"]
     if frac is not None:
         lines.append(f"mean crack-pixel fraction: {100 * frac:.2f} % of mask pixels "
-                     f"(the seed's data has ~{100 * SEED_CRACK_PIXEL_FRACTION:.0f} %)")
+                     f"(the paper's data has ~{100 * PAPER_CRACK_PIXEL_FRACTION:.0f} %)")
     s = summary.get("sample")
     if s:
         lines.append(f"figure sample {s['index']}: {s['n_cracks']} crack(s), longest {s['max_crack_length_um']:.2f} µm; "

@@ -1,4 +1,4 @@
-"""MDA of trained runs: feature manifolds of chosen layers, untrained vs trained (the seed's Figs. 3-5).
+"""MDA of trained runs: feature manifolds of chosen layers, untrained vs trained (the paper's Figs. 3-5).
 
 For each run, the model is rebuilt twice — with the run's initial weights (same seed) and with its
 trained weights — and both see the same samples (the run's test split, or ``data``). The MDA

@@ -274,7 +274,7 @@ class ImageClassificationDataset(Dataset):
     channels: 1 (grey; colour is converted to luminance) or 3 (grey is replicated).
     augment: ``False``; ``True`` or ``"flips_rotations"`` for random horizontal and vertical flips
         and, for square images, random 90-degree rotations (defect textures have no orientation);
-        ``"crop_flip"`` for the CIFAR recipe the AOIE-Net seed trains CIFAR-10 with (section 4.1):
+        ``"crop_flip"`` for the CIFAR recipe the AOIE-Net paper trains CIFAR-10 with (section 4.1):
         zero-pad by :data:`CROP_PADDING` pixels, cut a window of the image's size at a random offset,
         flip it horizontally with probability 1/2 (natural images have an up and a down) -- for
         training sets only; or a callable ``image -> image`` on tensors. Applied after resizing.

@@ -3,7 +3,7 @@
 Each item is ``(x, mask)``:
 
 * ``x``: float32 tensor (2, T, S) -- x/y displacement, time, sensor. The store keeps signals as
-  (2, S, T); the dataset transposes them to the (channel, time, sensor) layout of the seed model.
+  (2, S, T); the dataset transposes them to the (channel, time, sensor) layout of the paper's model.
 * ``mask``: float32 tensor (1, M, M) in {0, 1}; row 0 is the bottom of the plate.
 
 ``mirror=True`` (training augmentation) reflects half of the items about the plate's horizontal

@@ -4,7 +4,7 @@ per class) and prediction on a folder of images.
 
 Data: :mod:`crackscope.data.classification` (NEU-CLS, one folder per class, CIFAR-10) and the
 crack / no-crack tiles of DeepCrack (:mod:`crackscope.data.tiles`, format ``deepcrack-tiles``). The split
-(:func:`make_classification_split`) is the seed protocol's stratified train/test split with the
+(:func:`make_classification_split`) is the paper protocol's stratified train/test split with the
 validation part carved out of train (see :class:`~crackscope.engine.config.ClassificationData`);
 RUN/split.json holds, besides the usual ``train``/``val``/``test`` indices and ``stems``, the
 ``classes`` (names, in the order of the model's outputs) and the resolved ``format``. The tile format
@@ -106,7 +106,7 @@ def make_classification_split(data_cfg, seed: int, run_dir: Path) -> dict:
     """Stratified per class from ``seed``; reused from RUN/split.json on resume.
 
     Two fractions [train, test]: ``stratified_split(targets, split, seed)`` gives the test part
-    (exactly the seed protocol's 8:2 test part), then ``val_fraction`` of each class of its train
+    (exactly the paper protocol's 8:2 test part), then ``val_fraction`` of each class of its train
     part becomes the validation part (``stratified_split`` again, same seed). Three fractions:
     one stratified three-way split. CIFAR-10: the test batch is the test part; validation is carved
     out of the training batches. ``train``/``val`` index the training listing, ``test`` the test

@@ -104,13 +104,13 @@ class ClassificationData(_ImageData):
     """An image-classification dataset (``crackscope.data.classification``: NEU-CLS, class folders,
     CIFAR-10) split per class (stratified) by the run's seed.
 
-    ``split``: [train, test] (default 8:2, the NEU-CLS protocol of the AOIE-Net seed) or
+    ``split``: [train, test] (default 8:2, the NEU-CLS protocol of the AOIE-Net paper) or
     [train, val, test]. With two parts the validation set, which selects the best checkpoint and
     drives early stopping / plateau schedules, is carved out of TRAIN: ``val_fraction`` of every
     class of the training part (stratified, same seed), so the test part is exactly the 8:2 test
     part and is never used to choose anything. CIFAR-10 keeps its official test batch as the test
     part (``split`` is not used) and carves ``val_fraction`` out of the training batches.
-    ``val_fraction: 0`` holds out nothing (the seed trains on the whole 8:2 training part): no
+    ``val_fraction: 0`` holds out nothing (the paper trains on the whole 8:2 training part): no
     validation runs, and the run must keep its last epoch (``trainer.weights: last``) with a
     schedule that needs no validation metric (no plateau schedule, no early stopping).
     ``size``: ``null`` keeps each image's size (NEU-CLS: 200 x 200); an integer or [height, width]

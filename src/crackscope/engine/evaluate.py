@@ -80,7 +80,7 @@ def _infer(model, cfg, store, indices, batch_size):
 
 
 def size_table(by_size: dict) -> str:
-    """Markdown: one row per metric, one column per crack-size class (like the seed's Table 1)."""
+    """Markdown: one row per metric, one column per crack-size class (like the paper's Table 1)."""
     cols = [f">{b}" for b in DEFAULT_BOUNDS_UM]
     lines = ["| metric | " + " | ".join(f"{c} µm" for c in cols) + " |", "|---|" + "---:|" * len(cols)]
     for key in ("dsc", "iou", "precision", "recall", "accuracy"):

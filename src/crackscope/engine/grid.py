@@ -167,7 +167,7 @@ def _mean(values):
 
 
 def activation_loss_table(rows: list[dict]) -> str:
-    """The seed's Table 1 layout: rows activation x loss, columns DSC for cracks > 0 ... > 4 µm."""
+    """The paper's Table 1 layout: rows activation x loss, columns DSC for cracks > 0 ... > 4 µm."""
     lines = ["| activation | loss | " + " | ".join(f"{c} µm" for c in SIZE_COLUMNS) + " |",
              "|---|---|" + "---:|" * len(SIZE_COLUMNS)]
     groups: dict[tuple, list[dict]] = {}
@@ -195,7 +195,7 @@ def model_table(rows: list[dict]) -> str:
 
 
 def surface_table(rows: list[dict]) -> str:
-    """The surface seed's Table 2 layout: Model | Accuracy | Precision | Recall | mIoU (+ defect IoU, F1)."""
+    """The surface paper's Table 2 layout: Model | Accuracy | Precision | Recall | mIoU (+ defect IoU, F1)."""
     lines = ["| model | accuracy | precision | recall | mIoU | defect IoU | F1 | parameters | epochs (kept) |",
              "|---|" + "---:|" * 8]
     groups: dict[str, list[dict]] = {}
@@ -209,7 +209,7 @@ def surface_table(rows: list[dict]) -> str:
 
 
 def classify_table(rows: list[dict]) -> str:
-    """The binary seed's Tables 2 / 4 layout: Model | Accuracy (+ macro precision, recall, F1), parameters."""
+    """The binary paper's Tables 2 / 4 layout: Model | Accuracy (+ macro precision, recall, F1), parameters."""
     lines = ["| model | accuracy | precision | recall | F1 | parameters | epochs (kept) |", "|---|" + "---:|" * 6]
     groups: dict[str, list[dict]] = {}
     for r in rows:

@@ -138,7 +138,7 @@ class TrainingTask(L.LightningModule):
         opt = opt_cls(self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         if self.lr_plateau_patience is None:
             return opt
-        # the learning rate follows the validation loss (Zhang et al., surface seed, section 4.2)
+        # the learning rate follows the validation loss (Zhang et al., surface paper, section 4.2)
         plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=self.lr_plateau_factor,
                                                              patience=self.lr_plateau_patience)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": plateau, "monitor": "val/loss", "interval": "epoch"}}

@@ -5,7 +5,7 @@ Presets (all keep the 9x9 sensor grid and the 36x36 mask; steel, plane stress):
 ========  ===========  =========  =======  =======  =================  ========  ===============
 preset    plate [µm]   spacing a  nodes    T steps  crack length [µm]  cracks    crack pixels
 ========  ===========  =========  =======  =======  =================  ========  ===============
-paper     36 x 36      0.2 µm     37 260   2000     0.4 - 12.8         1 - 24    5.1 % (seed ~5 %)
+paper     36 x 36      0.2 µm     37 260   2000     0.4 - 12.8         1 - 24    5.1 % (paper: ~5 %)
 small     18 x 18      0.2 µm     9 270    1000     0.4 - 6.4          1 - 6     1.7 %
 tiny      7.2 x 7.2    0.2 µm     1 476    200      0.4 - 3.2          1 - 3     1.5 %
 ========  ===========  =========  =======  =======  =================  ========  ===============
@@ -15,7 +15,7 @@ crack-pixel fractions are means over 1000 random plates (seed 2). With up to 24 
 plate, 1.4 % of plates have no crack longer than 1 µm and 7.7 % none longer than 4 µm.
 
 Why these sizes: a straight segment longer than the lattice spacing cannot fit inside one lattice
-triangle, so with a = 0.2 µm even the seed's smallest crack (0.4 µm = 2a) always cuts bonds. The
+triangle, so with a = 0.2 µm even the paper's smallest crack (0.4 µm = 2a) always cuts bonds. The
 paper plate of 36 µm gives 1 µm mask pixels, so a 12.8 µm crack spans ~13 pixels and the >1..>4 µm
 size classes are resolved; the shear wavelength at the default centre frequency is 15a = 3 µm.
 """
@@ -161,7 +161,7 @@ class PlateConfig(LatticePlateProperties, BaseModel):
     record_every: int = Field(1, ge=1, description="integration steps per recorded sample")
     time_step: float | None = Field(None, gt=0, description="integration step [s]; None = cfl * stability limit")
     cfl: float = Field(0.6, gt=0, le=1, description="time step as a fraction of the stability limit")
-    source_peak_force: float = Field(1000.0, description="peak point force [N] (the seed's 1000 N)")
+    source_peak_force: float = Field(1000.0, description="peak point force [N] (the paper's 1000 N)")
     source_waveform: Literal["ricker", "tone_burst"] = "ricker"
     center_frequency: float | None = Field(None, gt=0, description="source centre frequency f0 [Hz]; None = c_s / (15 a)")
     tone_burst_cycles: float = Field(5.0, gt=0)
@@ -207,7 +207,7 @@ class PlateConfig(LatticePlateProperties, BaseModel):
 
     @classmethod
     def presets(cls) -> dict[str, dict]:
-        """``paper`` (the seed's scale), ``small`` (CPU experiments) or ``tiny`` (tests)."""
+        """``paper`` (the paper's scale), ``small`` (CPU experiments) or ``tiny`` (tests)."""
         return PRESETS
 
 

@@ -7,7 +7,7 @@ Every model takes the same constructor keywords, smp-style, plus its own width o
 and accepts ANY H, W. A network that down-samples by ``stride`` (16 or 32) needs sides divisible
 by it, so :class:`SurfaceModel` pads the input on the bottom and right edges with replicated
 border pixels up to the next multiple of ``stride``, runs the network, and crops the logits back
-to (H, W): the output pixel (i, j) always belongs to input pixel (i, j). The seed paper (Zhang,
+to (H, W): the output pixel (i, j) always belongs to input pixel (i, j). The source paper (Zhang,
 U-Net + CBAM on SD-saliency-900) compares the five registered here: ``unet``, ``unet_cbam``,
 ``segnet``, ``fcn8s``, ``deeplabv3plus``.
 """

@@ -1,4 +1,4 @@
-"""U-Net (Ronneberger et al. 2015) and U-Net + CBAM (the seed: Zhang, sections 3.2-3.3).
+"""U-Net (Ronneberger et al. 2015) and U-Net + CBAM (the source paper: Zhang, sections 3.2-3.3).
 
 Shapes for ``base_channels=32, depth=4`` and an input padded to (H, W), multiples of 16::
 
@@ -84,11 +84,11 @@ class UNet(SurfaceModel):
 class UNetCBAM(UNet):
     """U-Net with CBAM after each encoder double convolution and each decoder up-sampling.
 
-    paper: the seed, "A Novel Defect Segmentation Model via Integrating Enhanced U-Net with
+    paper: the source paper, "A Novel Defect Segmentation Model via Integrating Enhanced U-Net with
     Convolutional Block Attention Mechanisms", sections 3.2 (Module 1) and 3.3 (Module 2).
     """
 
-    paper = "Zhang, U-Net + CBAM (seed, sections 3.2-3.3)"
+    paper = "Zhang, U-Net + CBAM (source paper, sections 3.2-3.3)"
 
     def __init__(self, in_channels: int = 3, classes: int = 1, base_channels: int = 32, depth: int = 4,
                  cbam_reduction: int = 16):

@@ -26,9 +26,11 @@ from crackscope.models.binary.complexity import complexity
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 FAMILIES = ("resnet", "bnn", "xnor", "reactnet", "fracbnn", "adabin", "ienet", "aoie_net")
-INPUTS = {"NEU-CLS (1 x 200 x 200, 6 classes)": (20, 1, 200, 6),
-          "CIFAR-10 (3 x 32 x 32, 10 classes)": (20, 3, 32, 10),
-          "ImageNet (3 x 224 x 224, 1000 classes)": (18, 3, 224, 1000)}
+INPUTS = {
+    "NEU-CLS (1 x 200 x 200, 6 classes)": (20, 1, 200, 6),
+    "CIFAR-10 (3 x 32 x 32, 10 classes)": (20, 3, 32, 10),
+    "ImageNet (3 x 224 x 224, 1000 classes)": (18, 3, 224, 1000),
+}
 
 
 def _name(family: str, depth: int) -> str:
@@ -37,8 +39,16 @@ def _name(family: str, depth: int) -> str:
 
 def _row(label: str, model, size: int, merged_planes: int = 2) -> dict:
     c = complexity(model, size, merged_planes=merged_planes)
-    return {"model": label, "params": c.params_total, "params_binary": c.params_binary, "params_real": c.params_real,
-            "flops": c.flops, "bops": c.bops, "flops_equiv": c.flops_equiv, "memory_mbit": c.memory_mbit}
+    return {
+        "model": label,
+        "params": c.params_total,
+        "params_binary": c.params_binary,
+        "params_real": c.params_real,
+        "flops": c.flops,
+        "bops": c.bops,
+        "flops_equiv": c.flops_equiv,
+        "memory_mbit": c.memory_mbit,
+    }
 
 
 def main() -> int:
@@ -56,18 +66,28 @@ def main() -> int:
                 model = models.create("aoie_ablation_resnet20", in_channels=channels, classes=classes, **flags).eval()
                 rows.append(_row(f"Table 1: {row}", model, size))
         tables[title] = rows
-    lines = ["# Complexity of the binary classifiers", "",
-             "Counted by `benchmarks/binary_complexity.py` (forward hooks, `crackscope.models.binary.complexity`):",
-             "conv and linear layers only, one MAC = one operation; BOPs are the MACs of binary convolutions",
-             "(binary weights on binary input); equivalent FLOPs = FLOPs + BOPs / 64; memory = binary weights",
-             "x 1 bit + real parameters x 32 bit (1 Mbit = 10^6 bits).", ""]
+    lines = [
+        "# Complexity of the binary classifiers",
+        "",
+        "Counted by `benchmarks/binary_complexity.py` (forward hooks, `crackscope.models.binary.complexity`):",
+        "conv and linear layers only, one MAC = one operation; BOPs are the MACs of binary convolutions",
+        "(binary weights on binary input); equivalent FLOPs = FLOPs + BOPs / 64; memory = binary weights",
+        "x 1 bit + real parameters x 32 bit (1 Mbit = 10^6 bits).",
+        "",
+    ]
     for title, rows in tables.items():
-        lines += [f"## {title}", "", "| model | parameters | binary | real | FLOPs (M) | BOPs (M) | equiv. FLOPs (M) | Mbit |",
-                  "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        lines += [
+            f"## {title}",
+            "",
+            "| model | parameters | binary | real | FLOPs (M) | BOPs (M) | equiv. FLOPs (M) | Mbit |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
         for r in rows:
-            lines.append(f"| {r['model']} | {r['params']:,} | {r['params_binary']:,} | {r['params_real']:,} | "
-                         f"{r['flops'] / 1e6:.2f} | {r['bops'] / 1e6:.1f} | {r['flops_equiv'] / 1e6:.2f} | "
-                         f"{r['memory_mbit']:.3f} |")
+            lines.append(
+                f"| {r['model']} | {r['params']:,} | {r['params_binary']:,} | {r['params_real']:,} | "
+                f"{r['flops'] / 1e6:.2f} | {r['bops'] / 1e6:.1f} | {r['flops_equiv'] / 1e6:.2f} | "
+                f"{r['memory_mbit']:.3f} |"
+            )
         lines.append("")
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / "binary_complexity.md").write_text("\n".join(lines))

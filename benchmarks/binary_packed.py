@@ -33,10 +33,10 @@ import time
 from pathlib import Path
 
 import torch
+from simulate import cpu_model  # benchmarks/simulate.py: the CPU's model name
 
 from crackscope import models
 from crackscope.deploy.packed import compare_with_model, pack_model, packed_size_bits, save_packed
-from simulate import cpu_model  # benchmarks/simulate.py: the CPU's model name
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -64,9 +64,16 @@ def _onnx_session(model, path: Path, size: int, threads: int):
     import onnxruntime as ort
 
     x = torch.rand(1, 1, size, size)
-    torch.onnx.export(model.eval(), (x,), str(path), input_names=["image"], output_names=["logits"],
-                      opset_version=17, dynamic_axes={"image": {0: "batch", 2: "h", 3: "w"}, "logits": {0: "batch"}},
-                      dynamo=False)
+    torch.onnx.export(
+        model.eval(),
+        (x,),
+        str(path),
+        input_names=["image"],
+        output_names=["logits"],
+        opset_version=17,
+        dynamic_axes={"image": {0: "batch", 2: "h", 3: "w"}, "logits": {0: "batch"}},
+        dynamo=False,
+    )
     opts = ort.SessionOptions()
     opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
@@ -86,8 +93,14 @@ def _agreement(cfg, model, packed, run_dir: str) -> dict:
     from crackscope.data.classification import ImageClassificationDataset
 
     split = json.loads((Path(run_dir) / "split.json").read_text())
-    ds = ImageClassificationDataset(cfg.data.root, format=split.get("format", cfg.data.format), indices=split["test"],
-                                    size=cfg.data.size, channels=cfg.data.channels, augment=False)
+    ds = ImageClassificationDataset(
+        cfg.data.root,
+        format=split.get("format", cfg.data.format),
+        indices=split["test"],
+        size=cfg.data.size,
+        channels=cfg.data.channels,
+        augment=False,
+    )
     x = torch.stack([ds[i][0] for i in range(len(ds))])
     labels = torch.tensor([int(ds[i][1]) for i in range(len(ds))])
     report = compare_with_model(model, packed, x)
@@ -117,7 +130,10 @@ def main(argv=None) -> int:
     sizes = {"packed AOIE-Net (bytes)": save_packed(packed, work / "aoie.packed.safetensors").stat().st_size}
     from safetensors.torch import save_file
 
-    for label, model in (("AOIE-Net float32 safetensors (bytes)", aoie), ("ResNet-20 float32 safetensors (bytes)", resnet)):
+    for label, model in (
+        ("AOIE-Net float32 safetensors (bytes)", aoie),
+        ("ResNet-20 float32 safetensors (bytes)", resnet),
+    ):
         save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(work / "m.safetensors"))
         sizes[label] = (work / "m.safetensors").stat().st_size
     size_bits = packed_size_bits(packed)
@@ -125,27 +141,49 @@ def main(argv=None) -> int:
     for threads in [int(t) for t in args.threads.split(",")]:
         numba.set_num_threads(threads)
         torch.set_num_threads(threads)  # after numba's: starting its 'omp' layer can change PyTorch's count
-        sessions = {"ResNet-20, ONNX Runtime": _onnx_session(resnet, work / "resnet.onnx", 64, threads),
-                    "AOIE-Net, ONNX Runtime": _onnx_session(aoie, work / "aoie.onnx", 64, threads)}
+        sessions = {
+            "ResNet-20, ONNX Runtime": _onnx_session(resnet, work / "resnet.onnx", 64, threads),
+            "AOIE-Net, ONNX Runtime": _onnx_session(aoie, work / "aoie.onnx", 64, threads),
+        }
         for side in [int(s) for s in args.sizes.split(",")]:
             for batch in [int(b) for b in args.batches.split(",")]:
                 x = torch.rand(batch, 1, side, side)
                 xn = x.numpy()
-                fns = {"packed AOIE-Net": lambda: packed(x), "AOIE-Net, PyTorch": lambda: aoie(x),
-                       "ResNet-20, PyTorch": lambda: resnet(x)}
+                fns = {
+                    "packed AOIE-Net": lambda: packed(x),
+                    "AOIE-Net, PyTorch": lambda: aoie(x),
+                    "ResNet-20, PyTorch": lambda: resnet(x),
+                }
                 for label, sess in sessions.items():
                     fns[label] = lambda sess=sess: sess.run(["logits"], {"image": xn})
                 with torch.no_grad():
                     timings = _median_ms(fns, args.repeats)
                 for label, ms in timings.items():
-                    rows.append({"model": label, "threads": threads, "side": side, "batch": batch, "ms": ms,
-                                 "ms_per_image": ms / batch})
+                    rows.append(
+                        {
+                            "model": label,
+                            "threads": threads,
+                            "side": side,
+                            "batch": batch,
+                            "ms": ms,
+                            "ms_per_image": ms / batch,
+                        }
+                    )
                 print(threads, side, batch, {k: round(v, 2) for k, v in timings.items()}, flush=True)
     agreement = _agreement(cfg, aoie, packed, args.aoie) if args.aoie else None
-    result = {"hardware": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads max",
-              "cpu": cpu_model(), "torch": torch.__version__, "onnxruntime": onnxruntime.__version__,
-              "numba": numba.__version__, "aoie": args.aoie, "float": args.float_model, "file_bytes": sizes,
-              "packed_size_bits": size_bits, "latency": rows, "agreement": agreement}
+    result = {
+        "hardware": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads max",
+        "cpu": cpu_model(),
+        "torch": torch.__version__,
+        "onnxruntime": onnxruntime.__version__,
+        "numba": numba.__version__,
+        "aoie": args.aoie,
+        "float": args.float_model,
+        "file_bytes": sizes,
+        "packed_size_bits": size_bits,
+        "latency": rows,
+        "agreement": agreement,
+    }
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps(result, indent=2))
@@ -156,20 +194,32 @@ def main(argv=None) -> int:
 
 def _markdown(r: dict) -> str:
     fb = r["file_bytes"]
-    packed, float_aoie, float_resnet = (fb["packed AOIE-Net (bytes)"], fb["AOIE-Net float32 safetensors (bytes)"],
-                                        fb["ResNet-20 float32 safetensors (bytes)"])
+    packed, float_aoie, float_resnet = (
+        fb["packed AOIE-Net (bytes)"],
+        fb["AOIE-Net float32 safetensors (bytes)"],
+        fb["ResNet-20 float32 safetensors (bytes)"],
+    )
     sb = r["packed_size_bits"]
-    lines = ["# Bit-packed AOIE-Net (ResNet-20, NEU-CLS input) against float inference", "",
-             f"CPU: {r['cpu']}; torch {r['torch']}, onnxruntime {r['onnxruntime']}, numba {r['numba']}. "
-             f"Models: AOIE-Net `{r['aoie'] or 'untrained'}`, ResNet-20 `{r['float'] or 'untrained'}`.", "",
-             "## Size", "",
-             "| file | bytes | vs packed |", "|---|---:|---:|",
-             f"| packed AOIE-Net (1-bit weights + float32 thresholds, levels, folded BN) | {packed:,} | 1.0x |",
-             f"| AOIE-Net, float32 safetensors (training-time model) | {float_aoie:,} | {float_aoie / packed:.1f}x |",
-             f"| ResNet-20, float32 safetensors (full precision) | {float_resnet:,} | {float_resnet / packed:.1f}x |", "",
-             f"Packed content: {sb['weight_sign_bits']:,} weight sign bits + {sb['float32_values']:,} float32 values "
-             f"= {sb['total_bits'] / 1e6:.3f} Mbit.", "",
-             "## Latency (median ms per call)", ""]
+    lines = [
+        "# Bit-packed AOIE-Net (ResNet-20, NEU-CLS input) against float inference",
+        "",
+        f"CPU: {r['cpu']}; torch {r['torch']}, onnxruntime {r['onnxruntime']}, numba {r['numba']}. "
+        f"Models: AOIE-Net `{r['aoie'] or 'untrained'}`, ResNet-20 `{r['float'] or 'untrained'}`.",
+        "",
+        "## Size",
+        "",
+        "| file | bytes | vs packed |",
+        "|---|---:|---:|",
+        f"| packed AOIE-Net (1-bit weights + float32 thresholds, levels, folded BN) | {packed:,} | 1.0x |",
+        f"| AOIE-Net, float32 safetensors (training-time model) | {float_aoie:,} | {float_aoie / packed:.1f}x |",
+        f"| ResNet-20, float32 safetensors (full precision) | {float_resnet:,} | {float_resnet / packed:.1f}x |",
+        "",
+        f"Packed content: {sb['weight_sign_bits']:,} weight sign bits + {sb['float32_values']:,} float32 values "
+        f"= {sb['total_bits'] / 1e6:.3f} Mbit.",
+        "",
+        "## Latency (median ms per call)",
+        "",
+    ]
     models_ = list(dict.fromkeys(row["model"] for row in r["latency"]))
     lines += ["| threads | side | batch | " + " | ".join(models_) + " |", "|---:|---:|---:|" + "---:|" * len(models_)]
     keys = list(dict.fromkeys((row["threads"], row["side"], row["batch"]) for row in r["latency"]))
@@ -178,11 +228,15 @@ def _markdown(r: dict) -> str:
         lines.append(f"| {key[0]} | {key[1]} | {key[2]} | " + " | ".join(f"{cells[m]:.2f}" for m in models_) + " |")
     a = r.get("agreement")
     if a:
-        lines += ["", "## Agreement with the training-time model", "",
-                  f"On the run's {a['test_images']} NEU-CLS test images: identical predictions "
-                  f"{100 * a['same_prediction']:.1f}%, largest |logit difference| {a['max_abs_logit_diff']:.2e}, "
-                  f"activation bits that differ {a['activation_bits_flipped']} of {a['activation_bits']:,}; "
-                  f"test accuracy PyTorch {100 * a['accuracy_pytorch']:.2f}%, packed {100 * a['accuracy_packed']:.2f}%."]
+        lines += [
+            "",
+            "## Agreement with the training-time model",
+            "",
+            f"On the run's {a['test_images']} NEU-CLS test images: identical predictions "
+            f"{100 * a['same_prediction']:.1f}%, largest |logit difference| {a['max_abs_logit_diff']:.2e}, "
+            f"activation bits that differ {a['activation_bits_flipped']} of {a['activation_bits']:,}; "
+            f"test accuracy PyTorch {100 * a['accuracy_pytorch']:.2f}%, packed {100 * a['accuracy_packed']:.2f}%.",
+        ]
     return "\n".join(lines) + "\n"
 
 

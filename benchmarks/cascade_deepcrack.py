@@ -56,8 +56,11 @@ TILE = 64
 
 def _cpu_name() -> str:
     info = Path("/proc/cpuinfo")
-    names = [ln.split(":", 1)[1].strip() for ln in (info.read_text().splitlines() if info.exists() else [])
-             if ln.startswith("model name")]
+    names = [
+        ln.split(":", 1)[1].strip()
+        for ln in (info.read_text().splitlines() if info.exists() else [])
+        if ln.startswith("model name")
+    ]
     return names[0] if names else (platform.processor() or platform.machine())
 
 
@@ -74,8 +77,15 @@ def _counts(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
 
 def _scores(c: np.ndarray) -> dict:
     tp, fp, fn = (int(v) for v in c)
-    return {"precision": tp / max(tp + fp, 1), "recall": tp / max(tp + fn, 1),
-            "f1": 2 * tp / max(2 * tp + fp + fn, 1), "iou": tp / max(tp + fp + fn, 1), "tp": tp, "fp": fp, "fn": fn}
+    return {
+        "precision": tp / max(tp + fp, 1),
+        "recall": tp / max(tp + fn, 1),
+        "f1": 2 * tp / max(2 * tp + fp + fn, 1),
+        "iou": tp / max(tp + fp + fn, 1),
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+    }
 
 
 def _split_stems(run: Path) -> dict:
@@ -102,26 +112,41 @@ def choose_thresholds(classifier, segmenter, root: Path, stems, share: float) ->
         image, truth = _read_pair(root, stem)
         base = segment_all_tiles(image, segmenter, tile=TILE)
         cells = base.grid.cells().tolist()
-        probs.append(classifier(extract_tiles(to_channels(image, classifier.channels), base.grid.origins, TILE)).numpy())
+        probs.append(
+            classifier(extract_tiles(to_channels(image, classifier.channels), base.grid.origins, TILE)).numpy()
+        )
         marked.append([base.mask[y0:y1, x0:x1].sum() for y0, y1, x0, x1 in cells])
         correct.append([(base.mask & truth)[y0:y1, x0:x1].sum() for y0, y1, x0, x1 in cells])
         truth_tiles.append([truth[y0:y1, x0:x1].any() for y0, y1, x0, x1 in cells])
     p = np.concatenate(probs)
     gt = np.concatenate(truth_tiles).astype(bool)
     candidates = np.unique(np.concatenate([p, np.linspace(0, 1, 1001)]))
-    out = {"chosen_on": "validation", "required_share": share, "n_images": len(stems), "n_tiles": int(p.size),
-           "crack_tile_fraction": float(gt.mean())}
+    out = {
+        "chosen_on": "validation",
+        "required_share": share,
+        "n_images": len(stems),
+        "n_tiles": int(p.size),
+        "crack_tile_fraction": float(gt.mean()),
+    }
     for key, px in (("all", np.concatenate(marked)), ("true", np.concatenate(correct))):
         px = px.astype(np.float64)
         kept = np.array([px[p >= t].sum() for t in candidates]) / max(px.sum(), 1)
         ok = candidates[kept >= share]
         t = float(ok.max()) if ok.size else 0.0
-        out[key] = {"threshold": t, "share": float(px[p >= t].sum() / max(px.sum(), 1)),
-                    "flagged_fraction": float((p >= t).mean()),
-                    "tile_recall": float(((p >= t) & gt).sum() / max(gt.sum(), 1))}
-    out["curve"] = [{"threshold": float(c), "flagged_fraction": float((p >= c).mean()),
-                     "tile_recall": float(((p >= c) & gt).sum() / max(gt.sum(), 1))}
-                    for c in (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)]
+        out[key] = {
+            "threshold": t,
+            "share": float(px[p >= t].sum() / max(px.sum(), 1)),
+            "flagged_fraction": float((p >= t).mean()),
+            "tile_recall": float(((p >= t) & gt).sum() / max(gt.sum(), 1)),
+        }
+    out["curve"] = [
+        {
+            "threshold": float(c),
+            "flagged_fraction": float((p >= c).mean()),
+            "tile_recall": float(((p >= c) & gt).sum() / max(gt.sum(), 1)),
+        }
+        for c in (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
+    ]
     return out
 
 
@@ -129,10 +154,10 @@ def choose_thresholds(classifier, segmenter, root: Path, stems, share: float) ->
 def mosaics(root: Path, stems, g: int):
     """(name, image (3, g*384, g*544), truth (g*384, g*544)) for consecutive groups of g*g stems."""
     for k in range(len(stems) // (g * g)):
-        chosen = stems[k * g * g:(k + 1) * g * g]
+        chosen = stems[k * g * g : (k + 1) * g * g]
         pairs = [_read_pair(root, s) for s in chosen]
-        rows = [np.concatenate([im for im, _ in pairs[r * g:(r + 1) * g]], axis=2) for r in range(g)]
-        masks = [np.concatenate([m for _, m in pairs[r * g:(r + 1) * g]], axis=1) for r in range(g)]
+        rows = [np.concatenate([im for im, _ in pairs[r * g : (r + 1) * g]], axis=2) for r in range(g)]
+        masks = [np.concatenate([m for _, m in pairs[r * g : (r + 1) * g]], axis=1) for r in range(g)]
         yield "+".join(chosen), np.concatenate(rows, axis=1), np.concatenate(masks, axis=0)
 
 
@@ -160,8 +185,13 @@ class _Tally:
             self.segment_s += result.timings["segment_s"]
 
     def report(self, megapixels: float) -> dict:
-        return {"wall_s": sum(self.wall), "cpu_s": sum(self.cpu), "mp_per_s": megapixels / sum(self.wall),
-                "mp_per_cpu_s": megapixels / sum(self.cpu), "vs_truth": _scores(self.counts)}
+        return {
+            "wall_s": sum(self.wall),
+            "cpu_s": sum(self.cpu),
+            "mp_per_s": megapixels / sum(self.wall),
+            "mp_per_cpu_s": megapixels / sum(self.cpu),
+            "vs_truth": _scores(self.counts),
+        }
 
 
 def _oracle_fraction(pixels: np.ndarray, share: float) -> float:
@@ -185,10 +215,14 @@ def run_grid(segmenter, root, stems, g, cascades: dict, repeats, share: float) -
     cell_marked, cell_correct = [], []
     for name, image, truth in mosaics(root, stems, g):
         x = torch.from_numpy(image)
-        runs = {"all_tiles": lambda: segment_all_tiles(image, segmenter, tile=TILE),
-                **{m: (lambda c=c, t=t: inspect_image(image, c, segmenter, tile=TILE, threshold=t))
-                   for m, (c, t) in cascades.items()},
-                "whole_image": lambda: segmenter(x[None])[0].numpy() > segmenter.threshold}
+        runs = {
+            "all_tiles": lambda: segment_all_tiles(image, segmenter, tile=TILE),
+            **{
+                m: (lambda c=c, t=t: inspect_image(image, c, segmenter, tile=TILE, threshold=t))
+                for m, (c, t) in cascades.items()
+            },
+            "whole_image": lambda: segmenter(x[None])[0].numpy() > segmenter.threshold,
+        }
         if first:  # warm-up: allocator, thread pool, first-call overheads
             for fn in runs.values():
                 fn()
@@ -215,41 +249,61 @@ def run_grid(segmenter, root, stems, g, cascades: dict, repeats, share: float) -
     h, w = image.shape[1:]
     base = tally["all_tiles"]
     seg_ms = 1e3 * base.segment_s / base.tiles
-    out = {"grid": f"{g}x{g}", "mosaic_size": [int(w), int(h)], "n_mosaics": len(names), "megapixels": megapixels,
-           "tiles": base.tiles, "crack_tile_fraction_truth": truth_tiles_total / base.tiles,
-           "all_tiles_crack_pixels": total, "all_tiles_true_crack_pixels": total_true,
-           "segmenter_ms_per_tile": seg_ms, "mosaics": names,
-           "oracle_flagged_fraction": {"all": _oracle_fraction(np.asarray(cell_marked), share),
-                                       "true": _oracle_fraction(np.asarray(cell_correct), share),
-                                       "share": share},
-           "all_tiles": base.report(megapixels), "whole_image": tally["whole_image"].report(megapixels), "cascades": {}}
+    out = {
+        "grid": f"{g}x{g}",
+        "mosaic_size": [int(w), int(h)],
+        "n_mosaics": len(names),
+        "megapixels": megapixels,
+        "tiles": base.tiles,
+        "crack_tile_fraction_truth": truth_tiles_total / base.tiles,
+        "all_tiles_crack_pixels": total,
+        "all_tiles_true_crack_pixels": total_true,
+        "segmenter_ms_per_tile": seg_ms,
+        "mosaics": names,
+        "oracle_flagged_fraction": {
+            "all": _oracle_fraction(np.asarray(cell_marked), share),
+            "true": _oracle_fraction(np.asarray(cell_correct), share),
+            "share": share,
+        },
+        "all_tiles": base.report(megapixels),
+        "whole_image": tally["whole_image"].report(megapixels),
+        "cascades": {},
+    }
     for m, (_, t) in cascades.items():
         c = tally[m]
         cls_ms = 1e3 * c.classify_s / c.tiles
         out["cascades"][m] = {
-            "threshold": t, **c.report(megapixels), "flagged_fraction": c.flagged / c.tiles,
+            "threshold": t,
+            **c.report(megapixels),
+            "flagged_fraction": c.flagged / c.tiles,
             "crack_share_of_all_tiles": c.kept / max(total, 1),
             "true_crack_share_of_all_tiles": c.kept_true / max(total_true, 1),
             "tile_recall_vs_truth": c.truth_tiles_flagged / max(truth_tiles_total, 1),
-            "speedup_wall": sum(base.wall) / sum(c.wall), "speedup_cpu": sum(base.cpu) / sum(c.cpu),
+            "speedup_wall": sum(base.wall) / sum(c.wall),
+            "speedup_cpu": sum(base.cpu) / sum(c.cpu),
             "classifier_ms_per_tile": cls_ms,
-            "cost_model": {"classifier_over_segmenter": cls_ms / seg_ms,
-                           "flagged_fraction_for_3x": max(1 / 3 - cls_ms / seg_ms, 0.0),
-                           "predicted_speedup": {f"{f:.2f}": seg_ms / (cls_ms + f * seg_ms)
-                                                 for f in (0.1, 0.2, 0.25, 0.3, 0.4)}}}
+            "cost_model": {
+                "classifier_over_segmenter": cls_ms / seg_ms,
+                "flagged_fraction_for_3x": max(1 / 3 - cls_ms / seg_ms, 0.0),
+                "predicted_speedup": {f"{f:.2f}": seg_ms / (cls_ms + f * seg_ms) for f in (0.1, 0.2, 0.25, 0.3, 0.4)},
+            },
+        }
     return out
 
 
 # ---- report ------------------------------------------------------------------------------------------------
-CRITERIA = {"all": "every pixel all-tiles segmentation marks, its false alarms included",
-            "true": "the crack pixels all-tiles segmentation finds: marked, and cracks in the ground truth "
-                    "(the issue's criterion as we read it)"}
+CRITERIA = {
+    "all": "every pixel all-tiles segmentation marks, its false alarms included",
+    "true": "the crack pixels all-tiles segmentation finds: marked, and cracks in the ground truth "
+    "(the issue's criterion as we read it)",
+}
 
 
 def _markdown(result: dict) -> str:
     op, env = result["operating_point"], result["environment"]
     lines = [
-        "# Cascade on DeepCrack: segment every tile vs screen tiles with the binary classifier first", "",
+        "# Cascade on DeepCrack: segment every tile vs screen tiles with the binary classifier first",
+        "",
         f"{env['date']}; {env['cpu']} ({env['cpus']} vCPUs), torch {env['torch']} on {env['torch_threads']} "
         f"thread(s) (the packed kernels follow it: serial on one thread), no GPU; load average {env['load_before']} "
         f"before, {env['load_after']} after (when other jobs share the cores, the CPU-time speed-up, from this "
@@ -260,45 +314,72 @@ def _markdown(result: dict) -> str:
         f"Segmenter `{result['segmenter']}`. Tiles of {TILE} px, "
         "non-overlapping, the last row / column aligned to the border. Mosaics of g x g held-out test images "
         f"({result['n_test_images']} test images; {result['n_val_images']} validation images choose the thresholds).",
-        "", f"Operating points, chosen on the validation images ({op['n_images']} images, {op['n_tiles']} tiles, "
+        "",
+        f"Operating points, chosen on the validation images ({op['n_images']} images, {op['n_tiles']} tiles, "
         f"{op['crack_tile_fraction']:.3f} of them cracked): the highest threshold whose flagged tiles keep "
-        f">= {op['required_share']:.3f} of ...", ""]
+        f">= {op['required_share']:.3f} of ...",
+        "",
+    ]
     for key, what in CRITERIA.items():
         o = op[key]
-        lines.append(f"* **{key}** -- {what}: threshold {o['threshold']:.4f} (validation: kept {o['share']:.4f}, "
-                     f"flagged {o['flagged_fraction']:.3f}, tile recall {o['tile_recall']:.4f})")
+        lines.append(
+            f"* **{key}** -- {what}: threshold {o['threshold']:.4f} (validation: kept {o['share']:.4f}, "
+            f"flagged {o['flagged_fraction']:.3f}, tile recall {o['tile_recall']:.4f})"
+        )
     lines.append(f"* shipped default (operating_point.json): **{op['default']}**")
-    lines += ["", "| test mosaics | n | operating point | flagged | all tiles MP/s | cascade MP/s | speed-up (wall) | "
-              "speed-up (CPU) | crack pixels kept | correct crack pixels kept | tile recall (truth) |",
-              "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    lines += [
+        "",
+        "| test mosaics | n | operating point | flagged | all tiles MP/s | cascade MP/s | speed-up (wall) | "
+        "speed-up (CPU) | crack pixels kept | correct crack pixels kept | tile recall (truth) |",
+        "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in result["grids"]:
         for key, c in r["cascades"].items():
-            lines.append(f"| {r['grid']} ({r['mosaic_size'][0]} x {r['mosaic_size'][1]}) | {r['n_mosaics']} | {key} "
-                         f"({c['threshold']:.3f}) | {c['flagged_fraction']:.3f} | {r['all_tiles']['mp_per_s']:.3f} | "
-                         f"{c['mp_per_s']:.3f} | **{c['speedup_wall']:.2f}x** | {c['speedup_cpu']:.2f}x | "
-                         f"**{c['crack_share_of_all_tiles']:.4f}** | {c['true_crack_share_of_all_tiles']:.4f} | "
-                         f"{c['tile_recall_vs_truth']:.4f} |")
-    lines += ["", "Against the ground truth (pixels, micro over the mosaics):", "",
-              "| test mosaics | mode | precision | recall | F1 | IoU | wall s | MP/s |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+            lines.append(
+                f"| {r['grid']} ({r['mosaic_size'][0]} x {r['mosaic_size'][1]}) | {r['n_mosaics']} | {key} "
+                f"({c['threshold']:.3f}) | {c['flagged_fraction']:.3f} | {r['all_tiles']['mp_per_s']:.3f} | "
+                f"{c['mp_per_s']:.3f} | **{c['speedup_wall']:.2f}x** | {c['speedup_cpu']:.2f}x | "
+                f"**{c['crack_share_of_all_tiles']:.4f}** | {c['true_crack_share_of_all_tiles']:.4f} | "
+                f"{c['tile_recall_vs_truth']:.4f} |"
+            )
+    lines += [
+        "",
+        "Against the ground truth (pixels, micro over the mosaics):",
+        "",
+        "| test mosaics | mode | precision | recall | F1 | IoU | wall s | MP/s |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in result["grids"]:
-        modes = [("all tiles", r["all_tiles"])] + [(f"cascade, {k}", c) for k, c in r["cascades"].items()] + \
-                [("whole image, one call", r["whole_image"])]
+        modes = (
+            [("all tiles", r["all_tiles"])]
+            + [(f"cascade, {k}", c) for k, c in r["cascades"].items()]
+            + [("whole image, one call", r["whole_image"])]
+        )
         for label, m in modes:
             v = m["vs_truth"]
-            lines.append(f"| {r['grid']} | {label} | {v['precision']:.4f} | {v['recall']:.4f} | {v['f1']:.4f} | "
-                         f"{v['iou']:.4f} | {m['wall_s']:.2f} | {m['mp_per_s']:.3f} |")
-    lines += ["", "Per-tile cost (c classifier, s segmenter) and the cost model speed-up = s / (c + f s) at flagged "
-              "fraction f; the oracle column is the smallest fraction of tiles that holds the target share of the "
-              "all-tiles crack pixels (all / correct ones): what a perfect classifier would flag.", "",
-              "| test mosaics | operating point | c ms/tile | s ms/tile | c / s | f needed for 3x | oracle f (all / true) | "
-              "predicted at f = 0.2 / 0.25 / 0.3 |", "|---|---|---:|---:|---:|---:|---|---|"]
+            lines.append(
+                f"| {r['grid']} | {label} | {v['precision']:.4f} | {v['recall']:.4f} | {v['f1']:.4f} | "
+                f"{v['iou']:.4f} | {m['wall_s']:.2f} | {m['mp_per_s']:.3f} |"
+            )
+    lines += [
+        "",
+        "Per-tile cost (c classifier, s segmenter) and the cost model speed-up = s / (c + f s) at flagged "
+        "fraction f; the oracle column is the smallest fraction of tiles that holds the target share of the "
+        "all-tiles crack pixels (all / correct ones): what a perfect classifier would flag.",
+        "",
+        "| test mosaics | operating point | c ms/tile | s ms/tile | c / s | f needed for 3x | oracle f (all / true) | "
+        "predicted at f = 0.2 / 0.25 / 0.3 |",
+        "|---|---|---:|---:|---:|---:|---|---|",
+    ]
     for r in result["grids"]:
         for key, c in r["cascades"].items():
             cm, pred = c["cost_model"], c["cost_model"]["predicted_speedup"]
-            lines.append(f"| {r['grid']} | {key} | {c['classifier_ms_per_tile']:.3f} | {r['segmenter_ms_per_tile']:.3f} | "
-                         f"{cm['classifier_over_segmenter']:.3f} | {cm['flagged_fraction_for_3x']:.3f} | "
-                         f"{r['oracle_flagged_fraction']['all']:.3f} / {r['oracle_flagged_fraction']['true']:.3f} | "
-                         f"{pred['0.20']:.2f} / {pred['0.25']:.2f} / {pred['0.30']:.2f} |")
+            lines.append(
+                f"| {r['grid']} | {key} | {c['classifier_ms_per_tile']:.3f} | {r['segmenter_ms_per_tile']:.3f} | "
+                f"{cm['classifier_over_segmenter']:.3f} | {cm['flagged_fraction_for_3x']:.3f} | "
+                f"{r['oracle_flagged_fraction']['all']:.3f} / {r['oracle_flagged_fraction']['true']:.3f} | "
+                f"{pred['0.20']:.2f} / {pred['0.25']:.2f} / {pred['0.30']:.2f} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -312,14 +393,16 @@ def _ship(classifier_run: Path, segmenter_run: Path, result: dict) -> None:
     op = result["operating_point"]
     crack = cls_m["per_class"]["crack"]
     notes = {
-        "tile_classifier": (classifier_run, f"""# AOIE-Net ResNet-20 (1-bit) crack / no-crack tile classifier, DeepCrack
+        "tile_classifier": (
+            classifier_run,
+            f"""# AOIE-Net ResNet-20 (1-bit) crack / no-crack tile classifier, DeepCrack
 
 {_input_note(classifier_run)}, width 0.5; a tile is labelled crack when it holds at least
-{_min_crack_pixels(classifier_run)} crack pixels. Test split ({cls_m['n_images']} tiles of the
-{result['n_test_images']} held-out images, split by source photo, seed 0), at the argmax against those labels:
-accuracy {cls_m['accuracy']:.4f}, crack recall {crack['recall']:.4f}, crack precision {crack['precision']:.4f}.
+{_min_crack_pixels(classifier_run)} crack pixels. Test split ({cls_m["n_images"]} tiles of the
+{result["n_test_images"]} held-out images, split by source photo, seed 0), at the argmax against those labels:
+accuracy {cls_m["accuracy"]:.4f}, crack recall {crack["recall"]:.4f}, crack precision {crack["precision"]:.4f}.
 Cascade operating point (operating_point.json, chosen on the validation images, criterion
-'{op['default']}'): threshold {op['threshold']:.4f}.
+'{op["default"]}'): threshold {op["threshold"]:.4f}.
 
 `model.packed.safetensors` is the same network bit-packed (1-bit weights, XNOR/popcount;
 `crackscope inspect-image ... --runtime packed`), written by `crackscope export ... --format packed`.
@@ -327,15 +410,19 @@ Cascade operating point (operating_point.json, chosen on the validation images, 
 Reproduce: `crackscope train --config configs/cascade/tile_classifier_deepcrack.yaml`, then
 `.venv/bin/python benchmarks/cascade_deepcrack.py --grids 3 --repeats 3 --ship` (docs/cascade.md). The label
 threshold was chosen on the validation images with `benchmarks/cascade_select.py`.
-"""),
-        "segmenter": (segmenter_run, f"""# U-Net (base width 16) crack segmenter, DeepCrack
+""",
+        ),
+        "segmenter": (
+            segmenter_run,
+            f"""# U-Net (base width 16) crack segmenter, DeepCrack
 
-RGB, native 544 x 384. Test split ({seg_m['n_images']} held-out images, split by source photo, seed 0):
-F1 {seg_m['f1']:.4f}, crack IoU {seg_m['iou_defect']:.4f}, precision {seg_m['precision']:.4f}, recall
-{seg_m['recall']:.4f} (whole images, threshold {seg_m['threshold']}).
+RGB, native 544 x 384. Test split ({seg_m["n_images"]} held-out images, split by source photo, seed 0):
+F1 {seg_m["f1"]:.4f}, crack IoU {seg_m["iou_defect"]:.4f}, precision {seg_m["precision"]:.4f}, recall
+{seg_m["recall"]:.4f} (whole images, threshold {seg_m["threshold"]}).
 
 Reproduce: `crackscope train --config configs/cascade/segmenter_deepcrack.yaml` (docs/cascade.md).
-"""),
+""",
+        ),
     }
     for name, (run, note) in notes.items():
         package_run(run, dest / name, note=note)
@@ -382,8 +469,12 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--target-share", type=float, default=0.98)
     p.add_argument("--margin", type=float, default=0.0, help="added to the target when choosing on validation")
-    p.add_argument("--default", choices=sorted(CRITERIA), default="true",
-                   help="the operating point written to CLASSIFIER/operating_point.json")
+    p.add_argument(
+        "--default",
+        choices=sorted(CRITERIA),
+        default="true",
+        help="the operating point written to CLASSIFIER/operating_point.json",
+    )
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     p.add_argument("--ship", action="store_true", help="copy both runs into weights/deepcrack/")
     args = p.parse_args(argv)
@@ -399,33 +490,62 @@ def main(argv=None) -> int:
 
     t0 = time.perf_counter()
     op = choose_thresholds(classifier, segmenter, args.data, cls_stems["val"], args.target_share + args.margin)
-    op.update(threshold=op[args.default]["threshold"], default=args.default, target_share=args.target_share,
-              margin=args.margin, tile=TILE, segmenter=_rel(args.segmenter))
+    op.update(
+        threshold=op[args.default]["threshold"],
+        default=args.default,
+        target_share=args.target_share,
+        margin=args.margin,
+        tile=TILE,
+        segmenter=_rel(args.segmenter),
+    )
     atomic_write_text(args.classifier / OPERATING_POINT_FILE, json.dumps(op, indent=2) + "\n")
-    print("operating points (validation): " + ", ".join(
-        f"{k} {op[k]['threshold']:.4f} (flagged {op[k]['flagged_fraction']:.3f})" for k in CRITERIA)
-        + f" ({time.perf_counter() - t0:.0f} s)", flush=True)
+    print(
+        "operating points (validation): "
+        + ", ".join(f"{k} {op[k]['threshold']:.4f} (flagged {op[k]['flagged_fraction']:.3f})" for k in CRITERIA)
+        + f" ({time.perf_counter() - t0:.0f} s)",
+        flush=True,
+    )
 
     grids = []
     for g in args.grids:
         t0 = time.perf_counter()
-        cascades = {**{k: (classifier, op[k]["threshold"]) for k in CRITERIA},
-                    **{f"{k}, packed": (packed, op[k]["threshold"]) for k in CRITERIA}}
+        cascades = {
+            **{k: (classifier, op[k]["threshold"]) for k in CRITERIA},
+            **{f"{k}, packed": (packed, op[k]["threshold"]) for k in CRITERIA},
+        }
         r = run_grid(segmenter, args.data, cls_stems["test"], g, cascades, args.repeats, args.target_share)
         grids.append(r)
-        print(f"{r['grid']}: {r['n_mosaics']} mosaics; " + "; ".join(
-            f"{k}: flagged {c['flagged_fraction']:.3f}, {c['speedup_wall']:.2f}x wall / {c['speedup_cpu']:.2f}x CPU, "
-            f"kept {c['crack_share_of_all_tiles']:.4f}" for k, c in r["cascades"].items())
-            + f" ({time.perf_counter() - t0:.0f} s)", flush=True)
+        print(
+            f"{r['grid']}: {r['n_mosaics']} mosaics; "
+            + "; ".join(
+                f"{k}: flagged {c['flagged_fraction']:.3f}, {c['speedup_wall']:.2f}x wall / "
+                f"{c['speedup_cpu']:.2f}x CPU, "
+                f"kept {c['crack_share_of_all_tiles']:.4f}"
+                for k, c in r["cascades"].items()
+            )
+            + f" ({time.perf_counter() - t0:.0f} s)",
+            flush=True,
+        )
 
-    result = {"classifier": _rel(args.classifier), "segmenter": _rel(args.segmenter),
-              "data": "DeepCrack, the 300 training pairs of the official split; mosaics of the test split only",
-              "n_test_images": len(cls_stems["test"]), "n_val_images": len(cls_stems["val"]),
-              "repeats": args.repeats, "operating_point": op, "grids": grids,
-              "environment": {"date": datetime.date.today().isoformat(), "cpu": _cpu_name(), "cpus": os.cpu_count(),
-                              "torch": torch.__version__, "torch_threads": torch.get_num_threads(),
-                              "load_before": [round(v, 2) for v in load_before],
-                              "load_after": [round(v, 2) for v in os.getloadavg()]}}
+    result = {
+        "classifier": _rel(args.classifier),
+        "segmenter": _rel(args.segmenter),
+        "data": "DeepCrack, the 300 training pairs of the official split; mosaics of the test split only",
+        "n_test_images": len(cls_stems["test"]),
+        "n_val_images": len(cls_stems["val"]),
+        "repeats": args.repeats,
+        "operating_point": op,
+        "grids": grids,
+        "environment": {
+            "date": datetime.date.today().isoformat(),
+            "cpu": _cpu_name(),
+            "cpus": os.cpu_count(),
+            "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads(),
+            "load_before": [round(v, 2) for v in load_before],
+            "load_after": [round(v, 2) for v in os.getloadavg()],
+        },
+    }
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out / "cascade_deepcrack.json", json.dumps(result, indent=2) + "\n")
     atomic_write_text(args.out / "cascade_deepcrack.md", _markdown(result))

@@ -23,8 +23,18 @@ import torch
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cascade_deepcrack import (CRITERIA, ROOT, RUNS, TILE, _bad_input, _cpu_name, _read_pair, _rel,  # noqa: E402
-                               _split_stems, choose_thresholds)
+from cascade_deepcrack import (  # noqa: E402
+    CRITERIA,
+    ROOT,
+    RUNS,
+    TILE,
+    _bad_input,
+    _cpu_name,
+    _read_pair,
+    _rel,
+    _split_stems,
+    choose_thresholds,
+)
 
 
 def _per_tile_ms(fn, tiles: torch.Tensor, repeats: int) -> float:
@@ -51,21 +61,31 @@ def _validation_tiles(root: Path, stems, channels: int) -> torch.Tensor:
 
 def _markdown(result: dict) -> str:
     env = result["environment"]
-    lines = [f"# Choosing the cascade's tile classifier on the validation images ({result['n_val_images']} images)", "",
-             f"{env['date']}; {env['cpu']}, torch {env['torch']} on {env['torch_threads']} thread(s). Segmenter "
-             f"`{result['segmenter']}`: {result['segmenter_ms_per_tile']:.3f} ms per 64-px tile. Each candidate's "
-             f"threshold is the highest that keeps {result['target_share']:.2f} of the pixels of the criterion on "
-             "the validation images; c is the bit-packed classifier's cost per tile over all validation tiles. "
-             "Predicted speed-up = s / (c + f s). The test images play no part.", ""]
+    lines = [
+        f"# Choosing the cascade's tile classifier on the validation images ({result['n_val_images']} images)",
+        "",
+        f"{env['date']}; {env['cpu']}, torch {env['torch']} on {env['torch_threads']} thread(s). Segmenter "
+        f"`{result['segmenter']}`: {result['segmenter_ms_per_tile']:.3f} ms per 64-px tile. Each candidate's "
+        f"threshold is the highest that keeps {result['target_share']:.2f} of the pixels of the criterion on "
+        "the validation images; c is the bit-packed classifier's cost per tile over all validation tiles. "
+        "Predicted speed-up = s / (c + f s). The test images play no part.",
+        "",
+    ]
     for key in CRITERIA:
-        lines += [f"Criterion **{key}**: {CRITERIA[key]}.", "",
-                  "| candidate | labels: crack pixels >= | threshold | flagged f | tile recall | c ms/tile | c / s "
-                  "| predicted speed-up |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+        lines += [
+            f"Criterion **{key}**: {CRITERIA[key]}.",
+            "",
+            "| candidate | labels: crack pixels >= | threshold | flagged f | tile recall | c ms/tile | c / s "
+            "| predicted speed-up |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
         for c in result["candidates"]:
             op = c["operating_point"][key]
-            lines.append(f"| `{c['run']}` | {c['min_crack_pixels']} | {op['threshold']:.4f} | {op['flagged_fraction']:.3f} "
-                         f"| {op['tile_recall']:.3f} | {c['classifier_ms_per_tile']:.3f} "
-                         f"| {c['classifier_over_segmenter']:.3f} | **{c['predicted_speedup'][key]:.2f}x** |")
+            lines.append(
+                f"| `{c['run']}` | {c['min_crack_pixels']} | {op['threshold']:.4f} | {op['flagged_fraction']:.3f} "
+                f"| {op['tile_recall']:.3f} | {c['classifier_ms_per_tile']:.3f} "
+                f"| {c['classifier_over_segmenter']:.3f} | **{c['predicted_speedup'][key]:.2f}x** |"
+            )
         lines.append("")
     lines.append(f"Chosen (criterion `{result['criterion']}`): `{result['chosen']}`.")
     return "\n".join(lines) + "\n"
@@ -111,18 +131,38 @@ def main(argv=None) -> int:
         packed = load_classifier(run, runtime="packed")
         cls_ms = _per_tile_ms(packed, validation_tiles(packed.channels), args.repeats)
         config = yaml.safe_load((run / "config.yaml").read_text())
-        entry = {"run": _rel(run), "min_crack_pixels": config["data"]["tiles"]["min_crack_pixels"],
-                 "operating_point": op, "classifier_ms_per_tile": cls_ms, "classifier_over_segmenter": cls_ms / seg_ms,
-                 "predicted_speedup": {k: seg_ms / (cls_ms + op[k]["flagged_fraction"] * seg_ms) for k in CRITERIA}}
+        entry = {
+            "run": _rel(run),
+            "min_crack_pixels": config["data"]["tiles"]["min_crack_pixels"],
+            "operating_point": op,
+            "classifier_ms_per_tile": cls_ms,
+            "classifier_over_segmenter": cls_ms / seg_ms,
+            "predicted_speedup": {k: seg_ms / (cls_ms + op[k]["flagged_fraction"] * seg_ms) for k in CRITERIA},
+        }
         candidates.append(entry)
-        print(f"{entry['run']}: " + ", ".join(f"{k} flagged {op[k]['flagged_fraction']:.3f} -> "
-                                              f"{entry['predicted_speedup'][k]:.2f}x" for k in CRITERIA), flush=True)
+        print(
+            f"{entry['run']}: "
+            + ", ".join(
+                f"{k} flagged {op[k]['flagged_fraction']:.3f} -> {entry['predicted_speedup'][k]:.2f}x" for k in CRITERIA
+            ),
+            flush=True,
+        )
     chosen = max(candidates, key=lambda c: c["predicted_speedup"][args.criterion])
-    result = {"segmenter": _rel(args.segmenter), "segmenter_ms_per_tile": seg_ms, "target_share": args.target_share,
-              "n_val_images": len(seg_stems["val"]), "criterion": args.criterion, "chosen": chosen["run"],
-              "candidates": candidates,
-              "environment": {"date": datetime.date.today().isoformat(), "cpu": _cpu_name(),
-                              "torch": torch.__version__, "torch_threads": torch.get_num_threads()}}
+    result = {
+        "segmenter": _rel(args.segmenter),
+        "segmenter_ms_per_tile": seg_ms,
+        "target_share": args.target_share,
+        "n_val_images": len(seg_stems["val"]),
+        "criterion": args.criterion,
+        "chosen": chosen["run"],
+        "candidates": candidates,
+        "environment": {
+            "date": datetime.date.today().isoformat(),
+            "cpu": _cpu_name(),
+            "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads(),
+        },
+    }
     args.out.mkdir(parents=True, exist_ok=True)
     atomic_write_text(args.out / "cascade_select.json", json.dumps(result, indent=2) + "\n")
     atomic_write_text(args.out / "cascade_select.md", _markdown(result))

@@ -38,9 +38,9 @@ class DevitoResult:
     dt_s: float
     threads: int
     compile_seconds: float
-    nthreads_arg: int | None = None                       # the OpenMP thread count the operator was given
-    max_abs_vx: float | None = None                       # sanity check: the source did excite the grid
-    seconds: list[float] = field(default_factory=list)   # wall time of op.apply per repeat
+    nthreads_arg: int | None = None  # the OpenMP thread count the operator was given
+    max_abs_vx: float | None = None  # sanity check: the source did excite the grid
+    seconds: list[float] = field(default_factory=list)  # wall time of op.apply per repeat
     devito_reported_seconds: list[float] = field(default_factory=list)
     fields_per_point: int = 5
 
@@ -72,9 +72,20 @@ def ricker(t, f0: float):
     return (1.0 - 2.0 * a) * np.exp(-a)
 
 
-def run(shape: tuple[int, int], extent: tuple[float, float], n_steps: int, *, E: float = 210e9, nu: float = 0.3,
-        rho: float = 7850.0, f0: float = 1.0e9, space_order: int = 4, threads: int = 2, repeats: int = 3,
-        cfl: float = 0.5) -> DevitoResult:
+def run(
+    shape: tuple[int, int],
+    extent: tuple[float, float],
+    n_steps: int,
+    *,
+    E: float = 210e9,
+    nu: float = 0.3,
+    rho: float = 7850.0,
+    f0: float = 1.0e9,
+    space_order: int = 4,
+    threads: int = 2,
+    repeats: int = 3,
+    cfl: float = 0.5,
+) -> DevitoResult:
     """Build, compile and time the operator; returns timings of ``op.apply`` only (not compilation)."""
     configure_env(threads)
     import warnings
@@ -83,12 +94,23 @@ def run(shape: tuple[int, int], extent: tuple[float, float], n_steps: int, *, E:
 
     try:  # Devito builds SymPy matrices of non-Expr objects, which SymPy >= 1.9 warns about on every operator
         from sympy.utilities.exceptions import SymPyDeprecationWarning
+
         warnings.filterwarnings("ignore", category=SymPyDeprecationWarning)
     except ImportError:
         pass
     import devito
-    from devito import (Eq, Grid, Operator, SparseTimeFunction, TensorTimeFunction, VectorTimeFunction, diag, div,
-                        grad, solve)
+    from devito import (
+        Eq,
+        Grid,
+        Operator,
+        SparseTimeFunction,
+        TensorTimeFunction,
+        VectorTimeFunction,
+        diag,
+        div,
+        grad,
+        solve,
+    )
 
     lam, mu = lame_plane_stress(E, nu)
     b = 1.0 / rho
@@ -125,11 +147,20 @@ def run(shape: tuple[int, int], extent: tuple[float, float], n_steps: int, *, E:
 
     # Warm-up: a short apply (loads the shared object, spins up the OpenMP pool).
     op.apply(time_m=0, time_M=min(10, n_steps) - 1, dt=dt, nthreads=threads)
-    res = DevitoResult(devito_version=devito.__version__, language=str(devito.configuration["language"]),
-                       compiler=type(devito.configuration["compiler"]).__name__, space_order=space_order,
-                       grid_shape=list(shape), grid_points=int(np.prod(shape)), spacing_m=[float(x) for x in grid.spacing],
-                       n_steps=n_steps, dt_s=float(dt), threads=threads, compile_seconds=compile_s,
-                       nthreads_arg=op.arguments(time_M=0, dt=dt, nthreads=threads).get("nthreads"))
+    res = DevitoResult(
+        devito_version=devito.__version__,
+        language=str(devito.configuration["language"]),
+        compiler=type(devito.configuration["compiler"]).__name__,
+        space_order=space_order,
+        grid_shape=list(shape),
+        grid_points=int(np.prod(shape)),
+        spacing_m=[float(x) for x in grid.spacing],
+        n_steps=n_steps,
+        dt_s=float(dt),
+        threads=threads,
+        compile_seconds=compile_s,
+        nthreads_arg=op.arguments(time_M=0, dt=dt, nthreads=threads).get("nthreads"),
+    )
     for _ in range(repeats):
         reset()
         t0 = time.perf_counter()

@@ -70,8 +70,8 @@ def main(argv=None) -> int:
     import torch
 
     from crackscope.data.harmonics_store import generate_harmonics_store
-    from crackscope.engine.harmonics_protocol import run_harmonics_study
     from crackscope.data.wavefield_store import limit_threads
+    from crackscope.engine.harmonics_protocol import run_harmonics_study
     from crackscope.physics.harmonics_config import HarmonicsConfig
 
     limit_threads(args.threads)
@@ -79,13 +79,23 @@ def main(argv=None) -> int:
     utc_start = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     store = args.work / f"harmonics-{args.preset}-{args.samples}-s{args.store_seed}.zarr"
     t0 = time.perf_counter()
-    summary = generate_harmonics_store(store, HarmonicsConfig.preset(args.preset), args.samples,
-                                       seed=args.store_seed, batch=8, log=print)
+    summary = generate_harmonics_store(
+        store, HarmonicsConfig.preset(args.preset), args.samples, seed=args.store_seed, batch=8, log=print
+    )
     t_store = time.perf_counter() - t0
     study_dir = args.work / f"study-{args.preset}-{args.samples}-e{args.epochs}-b{args.batch_size}-s{args.seed}"
     t1 = time.perf_counter()
-    result = run_harmonics_study(store, study_dir, resplits=args.resplits, epochs=args.epochs, seed=args.seed,
-                                 sensors=args.sensors, batch_size=args.batch_size, device=args.device, log=print)
+    result = run_harmonics_study(
+        store,
+        study_dir,
+        resplits=args.resplits,
+        epochs=args.epochs,
+        seed=args.seed,
+        sensors=args.sensors,
+        batch_size=args.batch_size,
+        device=args.device,
+        log=print,
+    )
     t_study = time.perf_counter() - t1
     print(result["table"])
 
@@ -108,17 +118,28 @@ def main(argv=None) -> int:
                 calls = old.get("calls", [])
         except (OSError, json.JSONDecodeError):
             pass
-    calls.append({"utc_start": utc_start, "utc_end": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-                  "resplits_run": result["ran_now"], "resplits_skipped": result["skipped"],
-                  "study_wall_s": round(t_study, 1), "store_wall_s": round(t_store, 1),
-                  "load_average_start": load_start, "load_average_end": _load(), "note": args.note})
+    calls.append(
+        {
+            "utc_start": utc_start,
+            "utc_end": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            "resplits_run": result["ran_now"],
+            "resplits_skipped": result["skipped"],
+            "study_wall_s": round(t_study, 1),
+            "store_wall_s": round(t_store, 1),
+            "load_average_start": load_start,
+            "load_average_end": _load(),
+            "note": args.note,
+        }
+    )
     protocol = {
-        "protocol": "full paper protocol (100 re-splits x 600 epochs)" if full else
-                    f"REDUCED: {args.resplits} re-splits x {args.epochs} epochs "
-                    f"(the paper: {FULL_RESPLITS} x {FULL_EPOCHS})",
+        "protocol": "full paper protocol (100 re-splits x 600 epochs)"
+        if full
+        else f"REDUCED: {args.resplits} re-splits x {args.epochs} epochs (the paper: {FULL_RESPLITS} x {FULL_EPOCHS})",
         "full": full,
         "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "store": str(store), "store_label_counts": summary["label_counts"], "store_wall_s": round(t_store, 1),
+        "store": str(store),
+        "store_label_counts": summary["label_counts"],
+        "store_wall_s": round(t_store, 1),
         "study_dir": str(study_dir),
         "split_sizes": result["split_sizes"],
         "calls": calls,
@@ -128,21 +149,29 @@ def main(argv=None) -> int:
         "projected_full_protocol_s": round(projected, 0),
         "projected_full_protocol_h": round(projected / 3600, 2),
         "projection": f"median s/re-split x ({FULL_EPOCHS} / {args.epochs}) epochs x {FULL_RESPLITS} re-splits, "
-                      f"{n_train} training samples",
-        "full_command": (f".venv/bin/python benchmarks/harmonics_study.py --preset {args.preset} --samples {args.samples} "
-                         f"--resplits {FULL_RESPLITS} --epochs {FULL_EPOCHS} --batch-size {args.batch_size} "
-                         f"--seed {args.seed}"),
+        f"{n_train} training samples",
+        "full_command": (
+            f".venv/bin/python benchmarks/harmonics_study.py --preset {args.preset} --samples {args.samples} "
+            f"--resplits {FULL_RESPLITS} --epochs {FULL_EPOCHS} --batch-size {args.batch_size} "
+            f"--seed {args.seed}"
+        ),
         "ordering": result["ordering"],
         "best": {k: result["best"][k] for k in ("group", "method", "mean")},
-        "hardware": {"cpu": _cpu_model(), "cores": os.cpu_count(),
-                     "torch_threads": torch.get_num_threads(), "torch": torch.__version__,
-                     "python": platform.python_version(),
-                     "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
-                     "device": args.device},
+        "hardware": {
+            "cpu": _cpu_model(),
+            "cores": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "device": args.device,
+        },
     }
     (args.results / "protocol.json").write_text(json.dumps(protocol, indent=2) + "\n")
-    print(f"{protocol['protocol']}; median {typical:.1f} s per re-split; full protocol projected "
-          f"{protocol['projected_full_protocol_h']} h; results: {args.results}")
+    print(
+        f"{protocol['protocol']}; median {typical:.1f} s per re-split; full protocol projected "
+        f"{protocol['projected_full_protocol_h']} h; results: {args.results}"
+    )
     return 0
 
 

@@ -37,12 +37,21 @@ from pathlib import Path
 import yaml
 
 # The paper's Table 4 (NEU-CLS, ResNet-20) and Table 1 (CIFAR-10) for the rows it reports.
-PAPER = {"aoie_net": "99.4 % (T4)", "ienet": "97.9 % (T4)", "adabin": "98.1 % (T4)",
-        "fracbnn": "88.2 % (T1, CIFAR-10)", "fracbnn_aba_io": "88.5 % (T1, CIFAR-10)",
-        "fracbnn_dbn_ieb": "88.6 % (T1, CIFAR-10)", "fracbnn_pan": "88.7 % (T1, CIFAR-10)"}
+PAPER = {
+    "aoie_net": "99.4 % (T4)",
+    "ienet": "97.9 % (T4)",
+    "adabin": "98.1 % (T4)",
+    "fracbnn": "88.2 % (T1, CIFAR-10)",
+    "fracbnn_aba_io": "88.5 % (T1, CIFAR-10)",
+    "fracbnn_dbn_ieb": "88.6 % (T1, CIFAR-10)",
+    "fracbnn_pan": "88.7 % (T1, CIFAR-10)",
+}
 # Runs named otherwise (e.g. a data.val_fraction=0 run) find their Table 4 row by model.
-PAPER_BY_MODEL = {"aoie_net_resnet20": PAPER["aoie_net"], "ienet_resnet20": PAPER["ienet"],
-                  "adabin_resnet20": PAPER["adabin"]}
+PAPER_BY_MODEL = {
+    "aoie_net_resnet20": PAPER["aoie_net"],
+    "ienet_resnet20": PAPER["ienet"],
+    "adabin_resnet20": PAPER["adabin"],
+}
 
 
 def base_name(run: str) -> str:
@@ -67,9 +76,19 @@ def over_seeds(rows: list[dict]) -> list[dict]:
         if len(rs) < 2:
             continue
         acc = [r["test_last"] for r in rs]
-        out.append({"name": name, "model": rs[0]["model"], "seeds": len(rs), "mean": statistics.fmean(acc),
-                    "std": statistics.stdev(acc), "min": min(acc), "max": max(acc),
-                    "errors": [r["errors_last"] for r in rs], "runs": [r["run"] for r in rs]})
+        out.append(
+            {
+                "name": name,
+                "model": rs[0]["model"],
+                "seeds": len(rs),
+                "mean": statistics.fmean(acc),
+                "std": statistics.stdev(acc),
+                "min": min(acc),
+                "max": max(acc),
+                "errors": [r["errors_last"] for r in rs],
+                "runs": [r["run"] for r in rs],
+            }
+        )
     return out
 
 
@@ -102,6 +121,7 @@ def _with_data_root(run: Path, data: Path, dst: Path, weights: dict | None = Non
         shutil.copy(run / "model.safetensors", dst / "model.safetensors")
     else:
         from safetensors.torch import save_file
+
         save_file(weights, str(dst / "model.safetensors"))
     return dst
 
@@ -114,8 +134,12 @@ def main() -> None:
     ap.add_argument("runs", type=Path, nargs="?", help="the OUT_DIR of neu_paper_protocol.sh")
     ap.add_argument("--data", type=Path, help="the NEU-CLS folder the runs trained on")
     ap.add_argument("--out", type=Path, required=True)
-    ap.add_argument("--from-json", type=Path, help="re-write the tables from the rows of an earlier report's "
-                    ".json (no runs or data needed), e.g. after the table gained columns")
+    ap.add_argument(
+        "--from-json",
+        type=Path,
+        help="re-write the tables from the rows of an earlier report's "
+        ".json (no runs or data needed), e.g. after the table gained columns",
+    )
     a = ap.parse_args()
     if a.from_json:
         write_report([with_sample_interval(r) for r in json.loads(a.from_json.read_text())], a.out)
@@ -127,24 +151,47 @@ def main() -> None:
         for run in sorted(p for p in a.runs.iterdir() if (p / "config.yaml").exists()):
             cfg = yaml.safe_load((run / "config.yaml").read_text())
             reached, curve = _log(run)
-            row = {"run": run.name, "model": cfg["model"]["name"], "epochs": cfg["trainer"]["max_epochs"],
-                   "reached": reached}
+            row = {
+                "run": run.name,
+                "model": cfg["model"]["name"],
+                "epochs": cfg["trainer"]["max_epochs"],
+                "reached": reached,
+            }
             if (run / "metrics.json").exists():  # finished: score the weights it wrote again
                 saved = json.loads((run / "metrics.json").read_text())
-                best = evaluate_classification_run(_with_data_root(run, a.data, Path(tmp) / run.name / "best"),
-                                                   a.data, Path(tmp) / run.name / "best_eval")
+                best = evaluate_classification_run(
+                    _with_data_root(run, a.data, Path(tmp) / run.name / "best"),
+                    a.data,
+                    Path(tmp) / run.name / "best_eval",
+                )
                 kept = saved.get("weights_epoch", saved["best_epoch"])
-                row.update(best_epoch=kept, val_best=curve.get(kept),
-                           test_best=best["accuracy"], f1_best=best["f1"], training_machine_test_best=saved["accuracy"],
-                           hardware=saved.get("hardware"))
+                row.update(
+                    best_epoch=kept,
+                    val_best=curve.get(kept),
+                    test_best=best["accuracy"],
+                    f1_best=best["f1"],
+                    training_machine_test_best=saved["accuracy"],
+                    hardware=saved.get("hardware"),
+                )
             if (run / "checkpoints" / "last.ckpt").exists():
                 last = evaluate_classification_run(
-                    _with_data_root(run, a.data, Path(tmp) / run.name / "last",
-                                    checkpoint_weights(run / "checkpoints" / "last.ckpt")),
-                    a.data, Path(tmp) / run.name / "last_eval")
-                row.update(test_last=last["accuracy"], f1_last=last["f1"], val_last=curve.get(reached - 1),
-                           n_test=last["n_images"], errors_last=last["errors"],
-                           interval_last=last["accuracy_interval_95"])
+                    _with_data_root(
+                        run,
+                        a.data,
+                        Path(tmp) / run.name / "last",
+                        checkpoint_weights(run / "checkpoints" / "last.ckpt"),
+                    ),
+                    a.data,
+                    Path(tmp) / run.name / "last_eval",
+                )
+                row.update(
+                    test_last=last["accuracy"],
+                    f1_last=last["f1"],
+                    val_last=curve.get(reached - 1),
+                    n_test=last["n_images"],
+                    errors_last=last["errors"],
+                    interval_last=last["accuracy_interval_95"],
+                )
             rows.append(row)
             print(row, flush=True)
     write_report(rows, a.out)
@@ -158,8 +205,11 @@ def with_sample_interval(row: dict) -> dict:
     from crackscope.metrics import accuracy_interval
 
     correct = round(row["test_last"] * row["n_test"])
-    return {**row, "errors_last": row["n_test"] - correct,
-            "interval_last": list(accuracy_interval(correct, row["n_test"]))}
+    return {
+        **row,
+        "errors_last": row["n_test"] - correct,
+        "interval_last": list(accuracy_interval(correct, row["n_test"])),
+    }
 
 
 def write_report(rows: list[dict], out: Path) -> None:
@@ -173,33 +223,49 @@ def write_report(rows: list[dict], out: Path) -> None:
 
 def markdown(rows: list[dict]) -> list[str]:
     """The runs table, and the over-seeds table when a model has several finished seeds."""
-    lines = ["| run | model | epochs | epoch of the written weights (val acc) | their test acc (CPU / training "
-             "machine) | test acc, last epoch (val acc) | test errors, last epoch | 95 % interval (test sample) "
-             "| macro F1 written / last | paper |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"]
+    lines = [
+        "| run | model | epochs | epoch of the written weights (val acc) | their test acc (CPU / training "
+        "machine) | test acc, last epoch (val acc) | test errors, last epoch | 95 % interval (test sample) "
+        "| macro F1 written / last | paper |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
     pct = lambda v: f"{100 * v:.2f} %"  # noqa: E731
     for r in rows:
         if "test_last" not in r:
-            lines.append(f"| {r['run']} | {r['model']} | {r['reached']} of {r['epochs']} (unfinished) | – | – | – | – "
-                         f"| – | – | {_paper(r)} |")
+            lines.append(
+                f"| {r['run']} | {r['model']} | {r['reached']} of {r['epochs']} (unfinished) | – | – | – | – "
+                f"| – | – | {_paper(r)} |"
+            )
             continue
         epochs = r["epochs"] if r["reached"] == r["epochs"] else f"{r['reached']} of {r['epochs']} (unfinished)"
-        best = (f"{r['best_epoch'] + 1} ({_val(r['val_best'])}) | {pct(r['test_best'])} / {pct(r['training_machine_test_best'])}"
-                if "test_best" in r else "– | – (not written)")
+        best = (
+            f"{r['best_epoch'] + 1} ({_val(r['val_best'])}) | {pct(r['test_best'])} / "
+            f"{pct(r['training_machine_test_best'])}"
+            if "test_best" in r
+            else "– | – (not written)"
+        )
         f1_best = f"{r['f1_best']:.3f}" if "f1_best" in r else "–"
         lo, hi = r["interval_last"]
-        lines.append(f"| {r['run']} | {r['model']} | {epochs} | {best} "
-                     f"| {pct(r['test_last'])} ({_val(r['val_last'])}) | {r['errors_last']} of {r['n_test']} "
-                     f"| {100 * lo:.1f}–{100 * hi:.1f} % | {f1_best} / {r['f1_last']:.3f} | {_paper(r)} |")
+        lines.append(
+            f"| {r['run']} | {r['model']} | {epochs} | {best} "
+            f"| {pct(r['test_last'])} ({_val(r['val_last'])}) | {r['errors_last']} of {r['n_test']} "
+            f"| {100 * lo:.1f}–{100 * hi:.1f} % | {f1_best} / {r['f1_last']:.3f} | {_paper(r)} |"
+        )
     groups = over_seeds(rows)
     if groups:
-        lines += ["", "Over training seeds (same split; last-epoch test accuracy of the finished runs):", "",
-                  "| model | seeds | mean | standard deviation | smallest – largest | test errors per seed | paper |",
-                  "|---|---:|---:|---:|---:|---|---|"]
+        lines += [
+            "",
+            "Over training seeds (same split; last-epoch test accuracy of the finished runs):",
+            "",
+            "| model | seeds | mean | standard deviation | smallest – largest | test errors per seed | paper |",
+            "|---|---:|---:|---:|---:|---|---|",
+        ]
         for g in groups:
-            lines.append(f"| {g['name']} | {g['seeds']} | {pct(g['mean'])} | {100 * g['std']:.2f} points "
-                         f"| {pct(g['min'])} – {pct(g['max'])} | {', '.join(map(str, g['errors']))} "
-                         f"| {_paper({'run': g['name'], 'model': g['model']})} |")
+            lines.append(
+                f"| {g['name']} | {g['seeds']} | {pct(g['mean'])} | {100 * g['std']:.2f} points "
+                f"| {pct(g['min'])} – {pct(g['max'])} | {', '.join(map(str, g['errors']))} "
+                f"| {_paper({'run': g['name'], 'model': g['model']})} |"
+            )
     return lines
 
 

@@ -30,13 +30,18 @@ DEFAULT_OUT = HERE / "results" / "simulate.json"
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--steps", type=int, default=None,
-                   help="recorded time samples n_time (the preset's 2000 if omitted); steps = n_time - 1")
+    p.add_argument(
+        "--steps",
+        type=int,
+        default=None,
+        help="recorded time samples n_time (the preset's 2000 if omitted); steps = n_time - 1",
+    )
     p.add_argument("--batch-sizes", default="1,4,8", help="comma-separated batch sizes (default 1,4,8)")
     p.add_argument("--repeats", type=int, default=3, help="timed runs per measurement; the best is reported")
     p.add_argument("--device", default="cpu", help="torch device for crackscope: cpu or cuda")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch and OpenMP threads (default: the CPUs this process may use)")
+    p.add_argument(
+        "--threads", type=int, default=None, help="torch and OpenMP threads (default: the CPUs this process may use)"
+    )
     p.add_argument("--seed", type=int, default=0, help="seed of the random cracks")
     p.add_argument("--no-devito", action="store_true", help="skip the Devito comparison")
     p.add_argument("--devito-space-order", type=int, default=4, choices=(2, 4, 8), help="Devito FD order in space")
@@ -71,8 +76,12 @@ def cpu_model() -> str:
 
 def git_commit() -> str | None:
     try:
-        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=HERE, capture_output=True, text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "src"], cwd=HERE, capture_output=True, text=True).stdout.strip()
+        sha = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=HERE, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "src"], cwd=HERE, capture_output=True, text=True
+        ).stdout.strip()
         return sha + ("+dirty-src" if dirty else "")
     except (OSError, subprocess.CalledProcessError):
         return None
@@ -94,7 +103,7 @@ class CpuLoad:
         except (OSError, IndexError, ValueError):
             return None
         idle = vals[3] + (vals[4] if len(vals) > 4 else 0)  # idle + iowait
-        guest = sum(vals[8:10]) if len(vals) > 9 else 0     # already counted in user/nice
+        guest = sum(vals[8:10]) if len(vals) > 9 else 0  # already counted in user/nice
         return (sum(vals) - idle - guest) / os.sysconf("SC_CLK_TCK")
 
     @staticmethod
@@ -131,6 +140,7 @@ BUSY_WARNING = 0.05  # warn when other processes took more than this fraction of
 
 
 # ---- crackscope ---------------------------------------------------------------------------------
+
 
 def bench_crackscope(args, torch) -> dict:
     import numpy as np
@@ -178,21 +188,23 @@ def bench_crackscope(args, torch) -> dict:
                 raise FloatingPointError(f"crackscope signals are not finite at batch {batch}")
             best = min(seconds)
             updates = out.n_nodes * out.n_steps * batch
-            runs.append({
-                **({"backend": variant["backend"]} if variant else {}),
-                "batch": batch,
-                "n_nodes": out.n_nodes,
-                "n_steps": out.n_steps,
-                "cracks_per_plate": [len(c) for c in cracks],
-                "seconds": seconds,
-                "best_seconds": best,
-                "median_seconds": statistics.median(seconds),
-                "one_step_run_seconds": setup_s,
-                "samples_per_s": batch / best,
-                "node_updates_per_s": updates / best,
-                "node_updates_per_s_median": updates / statistics.median(seconds),
-                **load.record(),
-            })
+            runs.append(
+                {
+                    **({"backend": variant["backend"]} if variant else {}),
+                    "batch": batch,
+                    "n_nodes": out.n_nodes,
+                    "n_steps": out.n_steps,
+                    "cracks_per_plate": [len(c) for c in cracks],
+                    "seconds": seconds,
+                    "best_seconds": best,
+                    "median_seconds": statistics.median(seconds),
+                    "one_step_run_seconds": setup_s,
+                    "samples_per_s": batch / best,
+                    "node_updates_per_s": updates / best,
+                    "node_updates_per_s_median": updates / statistics.median(seconds),
+                    **load.record(),
+                }
+            )
             del out
     return {
         "preset": "paper",
@@ -210,38 +222,65 @@ def bench_crackscope(args, torch) -> dict:
 
 # ---- Devito ----------------------------------------------------------------------------------------
 
-def bench_devito(args, shape_xy: tuple[int, int], extent: tuple[float, float], n_steps: int, frequency: float,
-                 material: dict) -> dict:
+
+def bench_devito(
+    args, shape_xy: tuple[int, int], extent: tuple[float, float], n_steps: int, frequency: float, material: dict
+) -> dict:
     try:
         import devito  # noqa: F401  (version check / clear error message before building anything)
     except Exception as exc:  # ImportError, or a broken install
-        return {"error": f"devito is not importable ({type(exc).__name__}: {exc}); install it with "
-                         f"'.venv/bin/pip install -c constraints.txt devito' where constraints.txt pins torch==2.13.0"}
+        return {
+            "error": f"devito is not importable ({type(exc).__name__}: {exc}); install it with "
+            f"'.venv/bin/pip install -c constraints.txt devito' where constraints.txt pins torch==2.13.0"
+        }
     try:
         sys.path.insert(0, str(HERE))
         import devito_elastic
 
         with CpuLoad() as load:  # includes building and compiling the operator, hence only a rough indicator
-            res = devito_elastic.run(shape_xy, extent, n_steps, E=material["E"], nu=material["nu"],
-                                     rho=material["rho"], f0=frequency, space_order=args.devito_space_order,
-                                     threads=args.threads, repeats=args.repeats)
+            res = devito_elastic.run(
+                shape_xy,
+                extent,
+                n_steps,
+                E=material["E"],
+                nu=material["nu"],
+                rho=material["rho"],
+                f0=frequency,
+                space_order=args.devito_space_order,
+                threads=args.threads,
+                repeats=args.repeats,
+            )
     except Exception as exc:
         return {"error": f"{type(exc).__name__}: {exc}"}
     d = res.to_dict()
     d.update(load.record())
     d["point_updates_per_s_median"] = res.grid_points * res.n_steps / statistics.median(res.seconds)
-    d["scheme"] = (f"2-D isotropic elastic velocity-stress, staggered grid, space order {res.space_order}, "
-                   "leapfrog in time, plane-stress Lamé constants, point force (Ricker), no absorbing boundary")
+    d["scheme"] = (
+        f"2-D isotropic elastic velocity-stress, staggered grid, space order {res.space_order}, "
+        "leapfrog in time, plane-stress Lamé constants, point force (Ricker), no absorbing boundary"
+    )
     d["timed"] = "op.apply only (JIT compilation done before timing; one short warm-up apply)"
     d["env"] = {k: os.environ.get(k) for k in ("DEVITO_LANGUAGE", "DEVITO_ARCH", "OMP_NUM_THREADS")}
     if args.threads > 1:
         # Supplementary: the same operator on one thread (small grids may not gain from more OpenMP threads).
         try:
-            one = devito_elastic.run(shape_xy, extent, n_steps, E=material["E"], nu=material["nu"],
-                                     rho=material["rho"], f0=frequency, space_order=args.devito_space_order,
-                                     threads=1, repeats=args.repeats)
-            d["one_thread"] = {"seconds": one.seconds, "best_seconds": one.best_seconds,
-                               "point_updates_per_s": one.point_updates_per_s}
+            one = devito_elastic.run(
+                shape_xy,
+                extent,
+                n_steps,
+                E=material["E"],
+                nu=material["nu"],
+                rho=material["rho"],
+                f0=frequency,
+                space_order=args.devito_space_order,
+                threads=1,
+                repeats=args.repeats,
+            )
+            d["one_thread"] = {
+                "seconds": one.seconds,
+                "best_seconds": one.best_seconds,
+                "point_updates_per_s": one.point_updates_per_s,
+            }
         except Exception as exc:
             d["one_thread"] = {"error": f"{type(exc).__name__}: {exc}"}
         finally:
@@ -250,6 +289,7 @@ def bench_devito(args, shape_xy: tuple[int, int], extent: tuple[float, float], n
 
 
 # ---- main ------------------------------------------------------------------------------------------
+
 
 def main(argv=None) -> int:
     args = parse_args(argv)
@@ -267,7 +307,7 @@ def main(argv=None) -> int:
 
     report = {
         "benchmark": "crackscope simulate_wavefield vs Devito elastic FD",
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "date": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
         "git_commit": git_commit(),
         "hardware": {
@@ -284,8 +324,13 @@ def main(argv=None) -> int:
             "torch_num_threads": torch.get_num_threads(),
             "platform": platform.platform(),
         },
-        "settings": {"batch_sizes": args.batch_sizes, "repeats": args.repeats, "seed": args.seed,
-                     "steps_arg": args.steps, "threads": args.threads},
+        "settings": {
+            "batch_sizes": args.batch_sizes,
+            "repeats": args.repeats,
+            "seed": args.seed,
+            "steps_arg": args.steps,
+            "threads": args.threads,
+        },
         "notes": [],
     }
 
@@ -317,37 +362,51 @@ def main(argv=None) -> int:
     dv = report["devito"]
     if crack and "point_updates_per_s" in dv:
         if crack["device"] != "cpu":
-            report["notes"].append("Devito runs on the CPU; the ratio compares crackscope on "
-                                   f"{crack['device']} with Devito on {dv['threads']} CPU threads")
+            report["notes"].append(
+                "Devito runs on the CPU; the ratio compares crackscope on "
+                f"{crack['device']} with Devito on {dv['threads']} CPU threads"
+            )
         for variant_runs in _by_variant(crack["runs"]):
             picks = [r for r in variant_runs if r["batch"] == 1][:1]
             best = max(variant_runs, key=lambda r: r["node_updates_per_s"])
             if best not in picks:
                 picks.append(best)
             for r in picks:
-                comparisons.append({
-                    **({"backend": r["backend"]} if "backend" in r else {}),
-                    "crackscope_batch": r["batch"],
-                    "label": "batch 1" if r["batch"] == 1 else f"best batch ({r['batch']})",
-                    "crackscope_node_updates_per_s": r["node_updates_per_s"],
-                    "devito_point_updates_per_s": dv["point_updates_per_s"],
-                    "ratio_crackscope_over_devito": r["node_updates_per_s"] / dv["point_updates_per_s"],
-                    **({"ratio_crackscope_over_devito_one_thread":
-                        r["node_updates_per_s"] / dv["one_thread"]["point_updates_per_s"]}
-                       if "point_updates_per_s" in dv.get("one_thread", {}) else {}),
-                })
+                comparisons.append(
+                    {
+                        **({"backend": r["backend"]} if "backend" in r else {}),
+                        "crackscope_batch": r["batch"],
+                        "label": "batch 1" if r["batch"] == 1 else f"best batch ({r['batch']})",
+                        "crackscope_node_updates_per_s": r["node_updates_per_s"],
+                        "devito_point_updates_per_s": dv["point_updates_per_s"],
+                        "ratio_crackscope_over_devito": r["node_updates_per_s"] / dv["point_updates_per_s"],
+                        **(
+                            {
+                                "ratio_crackscope_over_devito_one_thread": r["node_updates_per_s"]
+                                / dv["one_thread"]["point_updates_per_s"]
+                            }
+                            if "point_updates_per_s" in dv.get("one_thread", {})
+                            else {}
+                        ),
+                    }
+                )
         report["notes"].append(
             "A crackscope node update advances 2 displacement components using 6 bonds (3 families); a Devito point "
             "update advances 5 fields (vx, vy, txx, tyy, txy). Both are float32 and use the same thread count. "
-            "Devito's stable dt differs from the lattice's, so equal step counts do not mean equal simulated time.")
+            "Devito's stable dt differs from the lattice's, so equal step counts do not mean equal simulated time."
+        )
     report["comparison"] = comparisons
 
-    busy = [r for r in [*report.get("crackscope", {}).get("runs", []), dv]
-            if r.get("other_processes_cpu_fraction", 0.0) > BUSY_WARNING]
+    busy = [
+        r
+        for r in [*report.get("crackscope", {}).get("runs", []), dv]
+        if r.get("other_processes_cpu_fraction", 0.0) > BUSY_WARNING
+    ]
     if busy:
         report["notes"].append(
             f"WARNING: other processes used up to {max(r['other_processes_cpu_fraction'] for r in busy):.0%} of the "
-            "CPUs during some measurements (see other_processes_cpu_fraction); rerun on an idle machine")
+            "CPUs during some measurements (see other_processes_cpu_fraction); rerun on an idle machine"
+        )
 
     args.out.parent.mkdir(parents=True, exist_ok=True)
     tmp = args.out.with_suffix(".json.tmp")
@@ -367,8 +426,10 @@ def _by_variant(runs: list[dict]) -> list[list[dict]]:
 
 def format_table(report: dict) -> str:
     hw, sw = report["hardware"], report["software"]
-    lines = [f"CPU: {hw['cpu_model']} ({hw['cpus_available']} CPUs available), torch {sw['torch']}, "
-             f"{sw['torch_num_threads']} torch threads"]
+    lines = [
+        f"CPU: {hw['cpu_model']} ({hw['cpus_available']} CPUs available), torch {sw['torch']}, "
+        f"{sw['torch_num_threads']} torch threads"
+    ]
     crack = report.get("crackscope", {})
     if "runs" in crack:
         r0 = crack["runs"][0]
@@ -378,21 +439,27 @@ def format_table(report: dict) -> str:
         lines.append("|---|---:|---:|---:|---:|")
         for r in crack["runs"]:
             name = "crackscope" + (f" ({r['backend']})" if "backend" in r else "")
-            lines.append(f"| {name} | {r['batch']} | {r['best_seconds']:.3f} | {r['samples_per_s']:.3f} | "
-                         f"{r['node_updates_per_s'] / 1e6:.1f} M |")
+            lines.append(
+                f"| {name} | {r['batch']} | {r['best_seconds']:.3f} | {r['samples_per_s']:.3f} | "
+                f"{r['node_updates_per_s'] / 1e6:.1f} M |"
+            )
     else:
         lines.append(f"crackscope: {crack.get('skipped') or crack.get('error')}")
     dv = report.get("devito", {})
     if "point_updates_per_s" in dv:
         if "runs" not in crack:
             lines += ["", "| solver | batch | best s | samples/s | point-updates/s |", "|---|---:|---:|---:|---:|"]
-        lines.append(f"| Devito {dv['devito_version']} (SO{dv['space_order']}, {dv['grid_shape'][0]}x"
-                     f"{dv['grid_shape'][1]}) | 1 | {dv['best_seconds']:.3f} | {1 / dv['best_seconds']:.3f} | "
-                     f"{dv['point_updates_per_s'] / 1e6:.1f} M |")
+        lines.append(
+            f"| Devito {dv['devito_version']} (SO{dv['space_order']}, {dv['grid_shape'][0]}x"
+            f"{dv['grid_shape'][1]}) | 1 | {dv['best_seconds']:.3f} | {1 / dv['best_seconds']:.3f} | "
+            f"{dv['point_updates_per_s'] / 1e6:.1f} M |"
+        )
         one = dv.get("one_thread", {})
         if "point_updates_per_s" in one:
-            lines.append(f"| Devito, 1 thread (supplementary) | 1 | {one['best_seconds']:.3f} | "
-                         f"{1 / one['best_seconds']:.3f} | {one['point_updates_per_s'] / 1e6:.1f} M |")
+            lines.append(
+                f"| Devito, 1 thread (supplementary) | 1 | {one['best_seconds']:.3f} | "
+                f"{1 / one['best_seconds']:.3f} | {one['point_updates_per_s'] / 1e6:.1f} M |"
+            )
     else:
         lines.append(f"Devito: {dv.get('skipped') or dv.get('error')}")
     for c in report.get("comparison", []):

@@ -42,9 +42,19 @@ def _export(model, path: Path, size: int) -> None:
     x = torch.rand(1, model.in_channels, size, size)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(model, (x,), str(path), input_names=["image"], output_names=["logits"], opset_version=17,
-                          dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"},
-                                        "logits": {0: "batch", 2: "height", 3: "width"}}, dynamo=False)
+        torch.onnx.export(
+            model,
+            (x,),
+            str(path),
+            input_names=["image"],
+            output_names=["logits"],
+            opset_version=17,
+            dynamic_axes={
+                "image": {0: "batch", 2: "height", 3: "width"},
+                "logits": {0: "batch", 2: "height", 3: "width"},
+            },
+            dynamo=False,
+        )
 
 
 def main(argv=None) -> int:
@@ -83,24 +93,45 @@ def main(argv=None) -> int:
                         t_torch = _median_seconds(lambda: model(x), args.repeats)
                     got = session.run(["logits"], {"image": xn})[0]
                     t_ort = _median_seconds(lambda: session.run(["logits"], {"image": xn}), args.repeats)
-                    rows.append({"model": name, "size": size, "batch": batch,
-                                 "parameters": sum(p.numel() for p in model.parameters()),
-                                 "torch_images_per_s": batch / t_torch, "onnxruntime_images_per_s": batch / t_ort,
-                                 "max_abs_diff": float(np.abs(got - ref).max())})
-                    print(f"{name:14s} {size}px b{batch}: torch {batch / t_torch:7.1f} img/s  "
-                          f"onnxruntime {batch / t_ort:7.1f} img/s  |diff| {rows[-1]['max_abs_diff']:.1e}", flush=True)
-    info = {"cpu": platform.processor() or platform.machine(), "threads": args.threads, "torch": torch.__version__,
-            "onnxruntime": ort.__version__, "base_channels": args.base_channels, "rows": rows}
+                    rows.append(
+                        {
+                            "model": name,
+                            "size": size,
+                            "batch": batch,
+                            "parameters": sum(p.numel() for p in model.parameters()),
+                            "torch_images_per_s": batch / t_torch,
+                            "onnxruntime_images_per_s": batch / t_ort,
+                            "max_abs_diff": float(np.abs(got - ref).max()),
+                        }
+                    )
+                    print(
+                        f"{name:14s} {size}px b{batch}: torch {batch / t_torch:7.1f} img/s  "
+                        f"onnxruntime {batch / t_ort:7.1f} img/s  |diff| {rows[-1]['max_abs_diff']:.1e}",
+                        flush=True,
+                    )
+    info = {
+        "cpu": platform.processor() or platform.machine(),
+        "threads": args.threads,
+        "torch": torch.__version__,
+        "onnxruntime": ort.__version__,
+        "base_channels": args.base_channels,
+        "rows": rows,
+    }
     out = ROOT / "benchmarks" / "results"
     out.mkdir(parents=True, exist_ok=True)
     (out / "surface_inference.json").write_text(json.dumps(info, indent=2) + "\n")
-    lines = [f"Surface models, inference on {info['cpu']} ({args.threads} threads), base_channels "
-             f"{args.base_channels}, 1-channel input; images/s (median of {args.repeats} calls).", "",
-             "| model | input | batch | parameters | PyTorch img/s | ONNX Runtime img/s | max abs diff |",
-             "|---|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"Surface models, inference on {info['cpu']} ({args.threads} threads), base_channels "
+        f"{args.base_channels}, 1-channel input; images/s (median of {args.repeats} calls).",
+        "",
+        "| model | input | batch | parameters | PyTorch img/s | ONNX Runtime img/s | max abs diff |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
     for r in rows:
-        lines.append(f"| {r['model']} | {r['size']}x{r['size']} | {r['batch']} | {r['parameters']:,} | "
-                     f"{r['torch_images_per_s']:.1f} | {r['onnxruntime_images_per_s']:.1f} | {r['max_abs_diff']:.1e} |")
+        lines.append(
+            f"| {r['model']} | {r['size']}x{r['size']} | {r['batch']} | {r['parameters']:,} | "
+            f"{r['torch_images_per_s']:.1f} | {r['onnxruntime_images_per_s']:.1f} | {r['max_abs_diff']:.1e} |"
+        )
     (out / "surface_inference.md").write_text("\n".join(lines) + "\n")
     return 0
 

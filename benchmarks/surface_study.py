@@ -39,11 +39,25 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
 
     size = "null" if args.size.lower() == "none" else str(int(args.size))
-    overrides = [f"out_dir={args.work}", f"data.root={args.data}", f"data.size={size}",
-                 f"model.base_channels={args.base_channels}", f"trainer.max_epochs={args.epochs}"]
+    overrides = [
+        f"out_dir={args.work}",
+        f"data.root={args.data}",
+        f"data.size={size}",
+        f"model.base_channels={args.base_channels}",
+        f"trainer.max_epochs={args.epochs}",
+    ]
     t0 = time.time()
-    subprocess.run([sys.executable, "-m", "crackscope.cli", "grid", str(ROOT / "configs" / "surface" / "comparison_grid.yaml"),
-                    *overrides], check=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "crackscope.cli",
+            "grid",
+            str(ROOT / "configs" / "surface" / "comparison_grid.yaml"),
+            *overrides,
+        ],
+        check=True,
+    )
     RESULTS.mkdir(parents=True, exist_ok=True)
     shutil.copy(args.work / "table.md", RESULTS / "table.md")
     shutil.copy(args.work / "results.csv", RESULTS / "results.csv")
@@ -58,10 +72,15 @@ def main(argv=None) -> int:
     metrics = {r["run"]: json.loads((args.work / r["run"] / "metrics.json").read_text()) for r in rows}
     first = next(iter(metrics.values()))
     protocol = {
-        "dataset": str(args.data.resolve()), "split": first["dataset"], "size": size,
-        "base_channels": args.base_channels, "max_epochs": args.epochs,
+        "dataset": str(args.data.resolve()),
+        "split": first["dataset"],
+        "size": size,
+        "base_channels": args.base_channels,
+        "max_epochs": args.epochs,
         "epochs_run": {m["model"]: m["epochs_run"] for m in metrics.values()},
-        "hardware": first["hardware"], "torch": torch.__version__, "python": platform.python_version(),
+        "hardware": first["hardware"],
+        "torch": torch.__version__,
+        "python": platform.python_version(),
         "wall_s_this_invocation": round(time.time() - t0, 1),
     }
     (RESULTS / "protocol.json").write_text(json.dumps(protocol, indent=2) + "\n")
@@ -72,15 +91,17 @@ def main(argv=None) -> int:
         best_other = max(others, key=lambda r: float(r["miou"]))
         for r in [next(r for r in rows if r["model"] == "unet_cbam"), best_other]:
             m = metrics[r["run"]]
-            note = (f"# {r['model']} trained on SD-saliency-900\n\n"
-                    f"Test split ({m['n_images']} images, stratified by class, seed 0): mIoU {m['miou']:.4f}, "
-                    f"defect IoU {m['iou_defect']:.4f}, precision {m['precision']:.4f}, recall {m['recall']:.4f}.\n"
-                    f"Trained {m['epochs_run']} epochs (best {m['best_epoch']}, 0-based) on {m['hardware']}.\n\n"
-                    f"Reproduce: `.venv/bin/python benchmarks/surface_study.py --size {args.size} "
-                    f"--base-channels {args.base_channels} --epochs {args.epochs} --ship`\n\n"
-                    f"Use: `crackscope evaluate weights/sd-saliency-900/{r['model']} --data ../shared/datasets/"
-                    f"SD-saliency-900 --out eval/` or `crackscope predict weights/sd-saliency-900/{r['model']} "
-                    f"--data IMAGES/ --out pred/`\n")
+            note = (
+                f"# {r['model']} trained on SD-saliency-900\n\n"
+                f"Test split ({m['n_images']} images, stratified by class, seed 0): mIoU {m['miou']:.4f}, "
+                f"defect IoU {m['iou_defect']:.4f}, precision {m['precision']:.4f}, recall {m['recall']:.4f}.\n"
+                f"Trained {m['epochs_run']} epochs (best {m['best_epoch']}, 0-based) on {m['hardware']}.\n\n"
+                f"Reproduce: `.venv/bin/python benchmarks/surface_study.py --size {args.size} "
+                f"--base-channels {args.base_channels} --epochs {args.epochs} --ship`\n\n"
+                f"Use: `crackscope evaluate weights/sd-saliency-900/{r['model']} --data ../shared/datasets/"
+                f"SD-saliency-900 --out eval/` or `crackscope predict weights/sd-saliency-900/{r['model']} "
+                f"--data IMAGES/ --out pred/`\n"
+            )
             package_run(args.work / r["run"], ROOT / "weights" / "sd-saliency-900" / r["model"], note=note)
     print((RESULTS / "table.md").read_text())
     return 0

@@ -48,8 +48,15 @@ def measure(name: str, n_time: int, batch: int, steps: int, device: torch.device
     if device.type == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - t0
-    return {"model": name, "n_time": n_time, "batch": batch, "steps": steps, "seconds": seconds,
-            "samples_per_s": batch * steps / seconds, "parameters": sum(p.numel() for p in model.parameters())}
+    return {
+        "model": name,
+        "n_time": n_time,
+        "batch": batch,
+        "steps": steps,
+        "seconds": seconds,
+        "samples_per_s": batch * steps / seconds,
+        "parameters": sum(p.numel() for p in model.parameters()),
+    }
 
 
 def main(argv=None) -> int:
@@ -66,9 +73,14 @@ def main(argv=None) -> int:
         return 0
     load_before = os.getloadavg()
     rows = [measure(m, t, args.batch, args.steps, device) for t in args.n_time for m in MODELS]
-    report = {"device": torch.cuda.get_device_name(0) if device.type == "cuda" else f"{platform.processor()} CPU",
-              "torch": torch.__version__, "threads": torch.get_num_threads(), "load_before": load_before,
-              "load_after": os.getloadavg(), "rows": rows}
+    report = {
+        "device": torch.cuda.get_device_name(0) if device.type == "cuda" else f"{platform.processor()} CPU",
+        "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
+        "load_before": load_before,
+        "load_after": os.getloadavg(),
+        "rows": rows,
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     print("| model | T | parameters | train samples/s |\n|---|---:|---:|---:|")

@@ -93,7 +93,7 @@ def main() -> None:
     x, m, longest = load(a.store, a.n, bool(a.ref), a.norm, a.tmax)
     n = x.shape[0]
     perm = np.random.default_rng(0).permutation(n)
-    tr, va, te = perm[: int(0.8 * n)], perm[int(0.8 * n): int(0.9 * n)], perm[int(0.9 * n):]
+    tr, va, te = perm[: int(0.8 * n)], perm[int(0.8 * n) : int(0.9 * n)], perm[int(0.9 * n) :]
     model = create(a.model, n_time=x.shape[2], activation="gelu", **json.loads(a.kw))
     loss_fn = losses.create(a.loss, **json.loads(a.losskw))
     opt = torch.optim.Adam(model.parameters(), lr=a.lr, weight_decay=a.wd)
@@ -102,18 +102,19 @@ def main() -> None:
     def probabilities(idx):
         model.eval()
         with torch.no_grad():
-            out = torch.cat([torch.sigmoid(model(x[idx[i:i + 64]])) for i in range(0, len(idx), 64)])
+            out = torch.cat([torch.sigmoid(model(x[idx[i : i + 64]])) for i in range(0, len(idx), 64)])
         model.train()
         return out
 
-    print(f"plates={n} T={x.shape[2]} train={len(tr)} parameters={sum(q.numel() for q in model.parameters())}",
-          flush=True)
+    print(
+        f"plates={n} T={x.shape[2]} train={len(tr)} parameters={sum(q.numel() for q in model.parameters())}", flush=True
+    )
     best_t = 0.5
     for epoch in range(a.epochs):
         t0, total, steps = time.time(), 0.0, 0
         order = tr[torch.randperm(len(tr), generator=torch.Generator().manual_seed(epoch)).numpy()]
         for i in range(0, len(order) - a.bs + 1, a.bs):
-            xb, mb = x[order[i:i + a.bs]], m[order[i:i + a.bs]]
+            xb, mb = x[order[i : i + a.bs]], m[order[i : i + a.bs]]
             if a.mirror:
                 xb, mb = reflect(xb, mb)
             opt.zero_grad()
@@ -124,8 +125,11 @@ def main() -> None:
         pv = probabilities(va)
         scores = {t: dsc_at(pv, m[va], t) for t in THRESHOLDS}
         best_t = max(scores, key=scores.get)
-        print(f"epoch {epoch} loss {total / steps:.4f} {len(order) / (time.time() - t0):.1f} samples/s "
-              f"val DSC@0.5 {scores[0.5]:.3f} best {scores[best_t]:.3f}@{best_t}", flush=True)
+        print(
+            f"epoch {epoch} loss {total / steps:.4f} {len(order) / (time.time() - t0):.1f} samples/s "
+            f"val DSC@0.5 {scores[0.5]:.3f} best {scores[best_t]:.3f}@{best_t}",
+            flush=True,
+        )
     pt, yt, lt = probabilities(te), m[te], torch.from_numpy(longest[te])
     sizes = {f">{b}": round(dsc_at(pt[lt > b], yt[lt > b], best_t), 3) for b in (0, 1, 2, 3, 4)}
     grid = 9
@@ -134,9 +138,11 @@ def main() -> None:
     yc = (yt > 0).reshape(-1, grid, cell, grid, cell).any(4).any(2)
     tp, fp, fn = (pc & yc).sum().item(), (pc & ~yc).sum().item(), (~pc & yc).sum().item()
     oracle = yc[:, :, None, :, None].expand(-1, grid, cell, grid, cell).reshape(yt.shape).float()
-    print(f"test DSC at the validation threshold {best_t}: {sizes}; at 0.5: {dsc_at(pt, yt, 0.5):.3f}; "
-          f"cell-level F1 {2 * tp / max(2 * tp + fp + fn, 1):.3f}; cell-oracle DSC {dsc_at(oracle, yt, 0.5):.3f}",
-          flush=True)
+    print(
+        f"test DSC at the validation threshold {best_t}: {sizes}; at 0.5: {dsc_at(pt, yt, 0.5):.3f}; "
+        f"cell-level F1 {2 * tp / max(2 * tp + fp + fn, 1):.3f}; cell-oracle DSC {dsc_at(oracle, yt, 0.5):.3f}",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import argparse
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -45,8 +45,13 @@ def measure(store: Path, samples: int) -> dict:
     longest = np.asarray(group["max_crack_length_um"][:])[done]
     grid = int(group.attrs["config"]["sensor_grid"])
     oracle = cell_oracle(masks, grid)
-    row = {"store": str(store), "samples": int(len(done)), "grid": grid, "mask_size": int(masks.shape[-1]),
-           "crack_pixel_fraction": float(masks.mean())}
+    row = {
+        "store": str(store),
+        "samples": int(len(done)),
+        "grid": grid,
+        "mask_size": int(masks.shape[-1]),
+        "crack_pixel_fraction": float(masks.mean()),
+    }
     for b in BOUNDS_UM:
         sel = longest > b
         row[f"dsc>{b}"] = dsc(oracle[sel], masks[sel]) if sel.any() else None
@@ -60,12 +65,16 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "results" / "wavefield_cell_oracle")
     args = parser.parse_args()
     rows = [measure(s, args.samples) for s in args.stores]
-    date = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    lines = ["| store | plates | crack pixels | " + " | ".join(f"DSC >{b} µm" for b in BOUNDS_UM) + " |",
-             "|---|---:|---:|" + "---:|" * len(BOUNDS_UM)]
+    date = datetime.now(UTC).isoformat(timespec="seconds")
+    lines = [
+        "| store | plates | crack pixels | " + " | ".join(f"DSC >{b} µm" for b in BOUNDS_UM) + " |",
+        "|---|---:|---:|" + "---:|" * len(BOUNDS_UM),
+    ]
     for r in rows:
         cells = " | ".join("–" if r[f"dsc>{b}"] is None else f"{r[f'dsc>{b}']:.3f}" for b in BOUNDS_UM)
-        lines.append(f"| {Path(r['store']).name} | {r['samples']} | {100 * r['crack_pixel_fraction']:.2f} % | {cells} |")
+        lines.append(
+            f"| {Path(r['store']).name} | {r['samples']} | {100 * r['crack_pixel_fraction']:.2f} % | {cells} |"
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps({"date": date, "rows": rows}, indent=1) + "\n")
     args.out.with_suffix(".md").write_text(f"# Cell-oracle DSC ({date})\n\n" + "\n".join(lines) + "\n")

@@ -19,7 +19,7 @@ import argparse
 import json
 import math
 import platform
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +49,7 @@ def measure(name: str, plates: int, seed: int) -> list[dict]:
     preset, overrides = SETTINGS[name]
     cfg = PlateConfig.preset(preset, **overrides)
     rng = np.random.default_rng(seed)
-    reference = simulate_wavefield(cfg, [[]]).signals[0].double()          # (2, S, T)
+    reference = simulate_wavefield(cfg, [[]]).signals[0].double()  # (2, S, T)
     ref_rms = float(reference.pow(2).mean().sqrt())
     rows = []
     for length_um in LENGTHS_UM:
@@ -58,25 +58,31 @@ def measure(name: str, plates: int, seed: int) -> list[dict]:
         cracks = [random_crack(rng, cfg, length_um * 1e-6) for _ in range(plates)]
         result = simulate_wavefield(cfg, [[c] for c in cracks])
         sensors = result.sensor_xy.double().numpy()
-        scattered = result.signals.double() - reference                   # (B, 2, S, T)
+        scattered = result.signals.double() - reference  # (B, 2, S, T)
         for b, crack in enumerate(cracks):
             centre = np.mean(crack.points, axis=0)
             d = np.linalg.norm(sensors - centre, axis=1)
             s = int(d.argmin())
             near_ref = float(reference[:, s].pow(2).mean().sqrt())
-            rows.append({
-                "setting": name, "length_um": length_um, "distance_um": float(d[s] * 1e6),
-                "scattered_rel": float(scattered[b].pow(2).mean().sqrt()) / ref_rms,
-                "nearest_rel": float(scattered[b, :, s].pow(2).mean().sqrt()) / near_ref,
-                "cut_bonds": int(result.cut_bonds[b]),
-            })
+            rows.append(
+                {
+                    "setting": name,
+                    "length_um": length_um,
+                    "distance_um": float(d[s] * 1e6),
+                    "scattered_rel": float(scattered[b].pow(2).mean().sqrt()) / ref_rms,
+                    "nearest_rel": float(scattered[b, :, s].pow(2).mean().sqrt()) / near_ref,
+                    "cut_bonds": int(result.cut_bonds[b]),
+                }
+            )
     return rows
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| setting | crack length [µm] | plates | scattered / intact RMS, all sensors (median) | "
-             "at the nearest sensor (median) | nearest sensor within 1 µm / beyond 1 µm (median) |",
-             "|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| setting | crack length [µm] | plates | scattered / intact RMS, all sensors (median) | "
+        "at the nearest sensor (median) | nearest sensor within 1 µm / beyond 1 µm (median) |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for setting in dict.fromkeys(r["setting"] for r in rows):
         for length in LENGTHS_UM:
             sel = [r for r in rows if r["setting"] == setting and r["length_um"] == length]
@@ -85,8 +91,10 @@ def table(rows: list[dict]) -> str:
             near = [r["nearest_rel"] for r in sel if r["distance_um"] <= 1.0]
             far = [r["nearest_rel"] for r in sel if r["distance_um"] > 1.0]
             fmt = lambda v: f"{np.median(v):.2e}" if v else "–"  # noqa: E731
-            lines.append(f"| {setting} | {length:g} | {len(sel)} | {fmt([r['scattered_rel'] for r in sel])} | "
-                         f"{fmt([r['nearest_rel'] for r in sel])} | {fmt(near)} / {fmt(far)} |")
+            lines.append(
+                f"| {setting} | {length:g} | {len(sel)} | {fmt([r['scattered_rel'] for r in sel])} | "
+                f"{fmt([r['nearest_rel'] for r in sel])} | {fmt(near)} / {fmt(far)} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -100,8 +108,12 @@ def main() -> None:
     rows = []
     for name in args.presets.split(","):
         rows += measure(name, args.plates, args.seed)
-    meta = {"date": datetime.now(timezone.utc).isoformat(timespec="seconds"), "plates_per_length": args.plates,
-            "seed": args.seed, "hardware": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads"}
+    meta = {
+        "date": datetime.now(UTC).isoformat(timespec="seconds"),
+        "plates_per_length": args.plates,
+        "seed": args.seed,
+        "hardware": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads",
+    }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".json").write_text(json.dumps({**meta, "rows": rows}, indent=1) + "\n")
     md = table(rows)

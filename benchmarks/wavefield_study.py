@@ -41,26 +41,61 @@ def main(argv=None) -> int:
 
     exe = [sys.executable, "-m", "crackscope.cli"]
     store = args.work / f"wavefield-{args.preset}-T{args.n_time}.zarr"
-    subprocess.run([*exe, "simulate", "wavefield", "--preset", args.preset, "--set", f"n_time={args.n_time}",
-                    "--set", f"record_every={args.record_every}", "--samples", str(args.samples), "--batch", "16",
-                    "--out", str(store)], check=True)
-    common = [f"data.store={store}", f"trainer.max_epochs={args.epochs}", f"data.batch_size={args.batch_size}",
-              f"data.subtract_reference={str(args.subtract_reference).lower()}"]
+    subprocess.run(
+        [
+            *exe,
+            "simulate",
+            "wavefield",
+            "--preset",
+            args.preset,
+            "--set",
+            f"n_time={args.n_time}",
+            "--set",
+            f"record_every={args.record_every}",
+            "--samples",
+            str(args.samples),
+            "--batch",
+            "16",
+            "--out",
+            str(store),
+        ],
+        check=True,
+    )
+    common = [
+        f"data.store={store}",
+        f"trainer.max_epochs={args.epochs}",
+        f"data.batch_size={args.batch_size}",
+        f"data.subtract_reference={str(args.subtract_reference).lower()}",
+    ]
     RESULTS.mkdir(parents=True, exist_ok=True)
     grids = {"models": "model_comparison_grid.yaml", "activation_loss": "activation_loss_grid.yaml"}
     for key, grid in grids.items():
         if args.only and key != args.only:
             continue
         out = args.work / key
-        subprocess.run([*exe, "grid", str(ROOT / "configs" / "wavefield" / grid), "--backend", args.backend,
-                        "--workers", str(args.workers), *common, f"out_dir={out}"], check=True)
+        subprocess.run(
+            [
+                *exe,
+                "grid",
+                str(ROOT / "configs" / "wavefield" / grid),
+                "--backend",
+                args.backend,
+                "--workers",
+                str(args.workers),
+                *common,
+                f"out_dir={out}",
+            ],
+            check=True,
+        )
         shutil.copy(out / "table.md", RESULTS / f"{key}.md")
         shutil.copy(out / "results.csv", RESULTS / f"{key}.csv")
     import torch
 
-    protocol = {**{k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-                "hardware": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads",
-                "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None}
+    protocol = {
+        **{k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "hardware": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads",
+        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+    }
     (RESULTS / "protocol.json").write_text(json.dumps(protocol, indent=2) + "\n")
     print(f"results: {RESULTS}")
     return 0

@@ -1,7 +1,8 @@
 """CPU training speed (samples/s) of one MicroCrackAttentionNeXt training step, eager against compiled.
 
     .venv/bin/python benchmarks/wavefield_train_speed.py [--n-time 250 500 2000] [--variants eager compile ...]
-        [--batch 16] [--steps 5] [--repeats 1] [--warmup 2] [--threads N] [--out benchmarks/results/wavefield_train_speed]
+        [--batch 16] [--steps 5] [--repeats 1] [--warmup 2] [--threads N]
+        [--out benchmarks/results/wavefield_train_speed]
 
 One step = forward + combined weighted Dice loss + backward + Adam step of
 ``models.create("micro_crack_attention_next", n_time=T, activation="gelu", sensor_position=True)`` on
@@ -41,12 +42,12 @@ import statistics
 import sys
 import time
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import torch
-from simulate import CpuLoad, available_cpus, cpu_model, git_commit  # benchmarks/simulate.py
 import torch._dynamo
+from simulate import CpuLoad, available_cpus, cpu_model, git_commit  # benchmarks/simulate.py
 
 from crackscope import losses, models
 
@@ -78,6 +79,7 @@ VARIANTS = {
 
 # ---- environment ---------------------------------------------------------------------------------
 
+
 def load_average() -> list[float] | None:
     try:
         return [round(v, 2) for v in os.getloadavg()]
@@ -93,6 +95,7 @@ def attention_uses_sdpa() -> bool:
 
 
 # ---- one variant ---------------------------------------------------------------------------------
+
 
 def make_model(n_time: int) -> torch.nn.Module:
     return models.create(MODEL, n_time=n_time, **MODEL_KW)
@@ -116,8 +119,9 @@ def _dynamo_graphs() -> int:
 class Runner:
     """A model, its Adam optimiser and one batch, set up for one variant from the given initial weights."""
 
-    def __init__(self, variant: Variant, init_state: dict, n_time: int, x: torch.Tensor, y: torch.Tensor,
-                 lr: float = 1e-3):
+    def __init__(
+        self, variant: Variant, init_state: dict, n_time: int, x: torch.Tensor, y: torch.Tensor, lr: float = 1e-3
+    ):
         self.variant = variant
         model = make_model(n_time)
         model.load_state_dict(init_state)
@@ -149,8 +153,12 @@ class Runner:
         return loss
 
     def gradients(self) -> torch.Tensor:
-        return torch.cat([(p.grad if p.grad is not None else torch.zeros_like(p)).detach().float().reshape(-1)
-                          for p in self.model.parameters()])
+        return torch.cat(
+            [
+                (p.grad if p.grad is not None else torch.zeros_like(p)).detach().float().reshape(-1)
+                for p in self.model.parameters()
+            ]
+        )
 
 
 def _rel(a: float, b: float) -> float:
@@ -160,14 +168,25 @@ def _rel(a: float, b: float) -> float:
 def exactness(loss: float, grads: torch.Tensor, ref_loss: float, ref_grads: torch.Tensor) -> dict:
     """Relative difference of the loss, of the gradient norm and of the gradient vector against a reference."""
     ref_norm = float(ref_grads.norm())
-    return {"loss": loss, "grad_norm": float(grads.norm()),
-            "loss_rel_diff": _rel(loss, ref_loss),
-            "grad_norm_rel_diff": _rel(float(grads.norm()), ref_norm),
-            "grad_rel_err": float((grads - ref_grads).norm()) / max(ref_norm, 1e-30)}
+    return {
+        "loss": loss,
+        "grad_norm": float(grads.norm()),
+        "loss_rel_diff": _rel(loss, ref_loss),
+        "grad_norm_rel_diff": _rel(float(grads.norm()), ref_norm),
+        "grad_rel_err": float((grads - ref_grads).norm()) / max(ref_norm, 1e-30),
+    }
 
 
-def measure(n_time: int, variants: list[str], batch: int = 16, steps: int = 5, warmup: int = 2,
-            repeats: int = 1, seed: int = 0, log=print) -> list[dict]:
+def measure(
+    n_time: int,
+    variants: list[str],
+    batch: int = 16,
+    steps: int = 5,
+    warmup: int = 2,
+    repeats: int = 1,
+    seed: int = 0,
+    log=print,
+) -> list[dict]:
     """One result row per variant at this n_time (see the module docstring)."""
     if steps < 1 or warmup < 1 or repeats < 1:
         raise ValueError("steps, warmup and repeats must be >= 1")
@@ -180,7 +199,7 @@ def measure(n_time: int, variants: list[str], batch: int = 16, steps: int = 5, w
     init_state = {k: v.clone() for k, v in make_model(n_time).state_dict().items()}
     x, y = make_batch(n_time, batch, seed)
 
-    ref = Runner(VARIANTS["eager"], init_state, n_time, x, y)   # fp32 eager, first step's loss and gradients
+    ref = Runner(VARIANTS["eager"], init_state, n_time, x, y)  # fp32 eager, first step's loss and gradients
     ref_loss = float(ref.forward_backward().detach())
     ref_grads = ref.gradients()
     del ref
@@ -201,9 +220,18 @@ def measure(n_time: int, variants: list[str], batch: int = 16, steps: int = 5, w
             warm.append(time.perf_counter() - t0)
         log(f"T={n_time} {name}: warm-up {', '.join(f'{w:.2f}' for w in warm)} s")
         runners[name] = runner
-        rows[name] = {"n_time": n_time, "variant": name, **asdict(VARIANTS[name]), "batch": batch, "steps": steps,
-                      "repeats": repeats, "warmup": warmup, "warmup_seconds": warm,
-                      "dynamo_graphs_at_warmup": _dynamo_graphs() - graphs0, "first_step": first}
+        rows[name] = {
+            "n_time": n_time,
+            "variant": name,
+            **asdict(VARIANTS[name]),
+            "batch": batch,
+            "steps": steps,
+            "repeats": repeats,
+            "warmup": warmup,
+            "warmup_seconds": warm,
+            "dynamo_graphs_at_warmup": _dynamo_graphs() - graphs0,
+            "first_step": first,
+        }
 
     rounds = {name: [] for name in variants}
     loads = {name: CpuLoad() for name in variants}
@@ -223,12 +251,18 @@ def measure(n_time: int, variants: list[str], batch: int = 16, steps: int = 5, w
         seconds = statistics.median(rounds[name])
         step_s = seconds / steps
         overhead = sum(row["warmup_seconds"]) - warmup * step_s
-        row.update({"round_seconds": rounds[name], "seconds": seconds, "step_seconds": step_s,
-                    "samples_per_s": batch * steps / seconds,
-                    "compile_seconds": overhead if VARIANTS[name].compile else None,
-                    "warmup_overhead_seconds": overhead,
-                    "other_processes_cpu_fraction": loads[name].fraction(),
-                    "dynamo_graphs_while_timed_all_variants": recompiled})
+        row.update(
+            {
+                "round_seconds": rounds[name],
+                "seconds": seconds,
+                "step_seconds": step_s,
+                "samples_per_s": batch * steps / seconds,
+                "compile_seconds": overhead if VARIANTS[name].compile else None,
+                "warmup_overhead_seconds": overhead,
+                "other_processes_cpu_fraction": loads[name].fraction(),
+                "dynamo_graphs_while_timed_all_variants": recompiled,
+            }
+        )
         log(f"T={n_time} {name}: {row['samples_per_s']:.2f} samples/s ({step_s:.3f} s/step)")
     eager = rows.get("eager")
     for row in rows.values():
@@ -238,6 +272,7 @@ def measure(n_time: int, variants: list[str], batch: int = 16, steps: int = 5, w
 
 # ---- report --------------------------------------------------------------------------------------
 
+
 def _num(v, fmt: str) -> str:
     return "-" if v is None or (isinstance(v, float) and math.isnan(v)) else format(v, fmt)
 
@@ -245,27 +280,36 @@ def _num(v, fmt: str) -> str:
 def markdown(report: dict) -> str:
     """The results table: one row per (T, variant)."""
     hw, sw, st = report["hardware"], report["software"], report["settings"]
-    lines = [f"# MicroCrackAttentionNeXt training step on the CPU ({report['date']})", "",
-             f"{hw['cpu_model']}, {hw['available_cpus']} CPUs available, torch {sw['torch']} on "
-             f"{sw['torch_threads']} threads; commit {report['git_commit']}. Batch {st['batch']}, "
-             f"{st['steps']} timed steps x {st['repeats']} round(s) (median), {st['warmup']} warm-up steps; "
-             f"load average before {report['load_average_before']}, after {report['load_average_after']}.",
-             "",
-             "Loss / gradient differences: first step (before any Adam update), against eager fp32 from the "
-             "same weights and batch; `grad rel. err` is ||g - g_fp32|| / ||g_fp32||. `compile s` is the "
-             "warm-up time minus as many steady steps.",
-             "",
-             "| T | variant | samples/s | speed-up vs eager | compile s | loss rel. diff | grad-norm rel. diff "
-             "| grad rel. err | other processes' CPU |",
-             "|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+    lines = [
+        f"# MicroCrackAttentionNeXt training step on the CPU ({report['date']})",
+        "",
+        f"{hw['cpu_model']}, {hw['available_cpus']} CPUs available, torch {sw['torch']} on "
+        f"{sw['torch_threads']} threads; commit {report['git_commit']}. Batch {st['batch']}, "
+        f"{st['steps']} timed steps x {st['repeats']} round(s) (median), {st['warmup']} warm-up steps; "
+        f"load average before {report['load_average_before']}, after {report['load_average_after']}.",
+        "",
+        "Loss / gradient differences: first step (before any Adam update), against eager fp32 from the "
+        "same weights and batch; `grad rel. err` is ||g - g_fp32|| / ||g_fp32||. `compile s` is the "
+        "warm-up time minus as many steady steps.",
+        "",
+        "| T | variant | samples/s | speed-up vs eager | compile s | loss rel. diff | grad-norm rel. diff "
+        "| grad rel. err | other processes' CPU |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
     for r in report["rows"]:
         f = r["first_step"]
-        diffs = (["ref"] * 3 if r["variant"] == "eager" else
-                 [_num(f["loss_rel_diff"], ".1e"), _num(f["grad_norm_rel_diff"], ".1e"), _num(f["grad_rel_err"], ".1e")])
+        diffs = (
+            ["ref"] * 3
+            if r["variant"] == "eager"
+            else [_num(f["loss_rel_diff"], ".1e"), _num(f["grad_norm_rel_diff"], ".1e"), _num(f["grad_rel_err"], ".1e")]
+        )
         speed = _num(r["speedup_vs_eager"], ".2f")
-        lines.append(f"| {r['n_time']} | {r['variant']} | {r['samples_per_s']:.2f} | "
-                     f"{speed + 'x' if speed != '-' else speed} | {_num(r['compile_seconds'], '.1f')} | "
-                     + " | ".join(diffs) + f" | {_num(r['other_processes_cpu_fraction'], '.0%')} |")
+        lines.append(
+            f"| {r['n_time']} | {r['variant']} | {r['samples_per_s']:.2f} | "
+            f"{speed + 'x' if speed != '-' else speed} | {_num(r['compile_seconds'], '.1f')} | "
+            + " | ".join(diffs)
+            + f" | {_num(r['other_processes_cpu_fraction'], '.0%')} |"
+        )
     lines += ["", f"`_AxisSelfAttention` uses `F.scaled_dot_product_attention`: {report['attention_uses_sdpa']}."]
     return "\n".join(lines) + "\n"
 
@@ -288,21 +332,42 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
 
     load_before = load_average()
-    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    started = datetime.now(UTC).isoformat(timespec="seconds")
     rows = []
     for n_time in args.n_time:
         rows += measure(n_time, args.variants, args.batch, args.steps, args.warmup, args.repeats, args.seed)
     report = {
-        "benchmark": "wavefield_train_speed", "date": started, "git_commit": git_commit(),
-        "model": MODEL, "model_kwargs": MODEL_KW, "loss": LOSS, "optimizer": "Adam(lr=1e-3)",
-        "hardware": {"cpu_model": cpu_model(), "machine": platform.machine(), "available_cpus": available_cpus(),
-                     "cpu_count": os.cpu_count()},
-        "software": {"python": platform.python_version(), "torch": torch.__version__,
-                     "torch_threads": torch.get_num_threads(), "platform": platform.platform()},
-        "settings": {"n_time": args.n_time, "variants": args.variants, "batch": args.batch, "steps": args.steps,
-                     "repeats": args.repeats, "warmup": args.warmup, "seed": args.seed,
-                     "mask_fraction": MASK_FRACTION},
-        "load_average_before": load_before, "load_average_after": load_average(),
+        "benchmark": "wavefield_train_speed",
+        "date": started,
+        "git_commit": git_commit(),
+        "model": MODEL,
+        "model_kwargs": MODEL_KW,
+        "loss": LOSS,
+        "optimizer": "Adam(lr=1e-3)",
+        "hardware": {
+            "cpu_model": cpu_model(),
+            "machine": platform.machine(),
+            "available_cpus": available_cpus(),
+            "cpu_count": os.cpu_count(),
+        },
+        "software": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "torch_threads": torch.get_num_threads(),
+            "platform": platform.platform(),
+        },
+        "settings": {
+            "n_time": args.n_time,
+            "variants": args.variants,
+            "batch": args.batch,
+            "steps": args.steps,
+            "repeats": args.repeats,
+            "warmup": args.warmup,
+            "seed": args.seed,
+            "mask_fraction": MASK_FRACTION,
+        },
+        "load_average_before": load_before,
+        "load_average_after": load_average(),
         "attention_uses_sdpa": attention_uses_sdpa(),
         "rows": rows,
     }

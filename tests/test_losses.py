@@ -29,8 +29,13 @@ def np_softmax(x, axis=1):
 def test_available_and_aliases():
     assert set(NAMES) <= set(losses.available())
     assert {"fl", "dl", "wdl", "cwdl"} <= set(losses.available(include_aliases=True))
-    for alias, name in [("FL", "focal"), ("DL", "dice"), ("WDL", "weighted_dice"),
-                        ("CWDL", "combined_weighted_dice"), ("CE", "cross_entropy")]:
+    for alias, name in [
+        ("FL", "focal"),
+        ("DL", "dice"),
+        ("WDL", "weighted_dice"),
+        ("CWDL", "combined_weighted_dice"),
+        ("CE", "cross_entropy"),
+    ]:
         assert type(losses.create(alias)) is type(losses.create(name))
 
 
@@ -90,7 +95,9 @@ def test_bad_inputs_raise_input_error():
     with pytest.raises(InputError, match=r"\[0, 2\]"):
         dice(torch.zeros(2, 3, 4, 4), torch.full((2, 4, 4), 3))
     with pytest.raises(InputError, match="3 classes"):
-        losses.create("weighted_dice", class_weights=[1, 2])(torch.zeros(2, 3, 4, 4), torch.zeros(2, 4, 4, dtype=torch.long))
+        losses.create("weighted_dice", class_weights=[1, 2])(
+            torch.zeros(2, 3, 4, 4), torch.zeros(2, 4, 4, dtype=torch.long)
+        )
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -244,8 +251,11 @@ def test_focal_multiclass_matches_numpy_formula():
     p = np_softmax(x.numpy())
     pt = np.take_along_axis(p, t.numpy()[:, None], 1)[:, 0]
     per_class = np.array([0.1, 0.2, 0.3, 0.4])
-    for alpha, at in [(None, 1.0), (per_class.tolist(), per_class[t.numpy()]),
-                      (0.25, np.where(t.numpy() == 0, 0.75, 0.25))]:
+    for alpha, at in [
+        (None, 1.0),
+        (per_class.tolist(), per_class[t.numpy()]),
+        (0.25, np.where(t.numpy() == 0, 0.75, 0.25)),
+    ]:
         ref = np.mean(-at * (1 - pt) ** 2 * np.log(pt))
         got = losses.create("focal", alpha=alpha, gamma=2.0)(x, t).item()
         assert got == pytest.approx(ref, rel=1e-10)
@@ -313,9 +323,11 @@ def test_empty_mask_with_false_alarms_is_finite(name):
     assert torch.isfinite(x.grad).all()
 
 
-EXTREME_CASES = [(n, {}) for n in NAMES] + [
-    (n, {"smooth": 0.0}) for n in ("dice", "weighted_dice", "combined_weighted_dice", "ce_dice")
-] + [("focal", {"gamma": 0.5}), ("focal", {"gamma": 0.0})]
+EXTREME_CASES = (
+    [(n, {}) for n in NAMES]
+    + [(n, {"smooth": 0.0}) for n in ("dice", "weighted_dice", "combined_weighted_dice", "ce_dice")]
+    + [("focal", {"gamma": 0.5}), ("focal", {"gamma": 0.0})]
+)
 
 
 @pytest.mark.parametrize("name, kw", EXTREME_CASES)

@@ -47,7 +47,9 @@ def test_probabilities_threshold_and_target_forms():
     probs = (PRED_3x3 * 0.8 + 0.1)[None]  # 0.9 / 0.1, no channel axis
     assert confusion_counts(probs, TARGET_3x3[None], from_logits=False).tolist() == [[2, 2, 1, 4]]
     assert confusion_counts(probs[:, None], TARGET_3x3[None].bool(), from_logits=False).tolist() == [[2, 2, 1, 4]]
-    assert confusion_counts(probs[:, None], TARGET_3x3[None].to(torch.uint8), from_logits=False).tolist() == [[2, 2, 1, 4]]
+    assert confusion_counts(probs[:, None], TARGET_3x3[None].to(torch.uint8), from_logits=False).tolist() == [
+        [2, 2, 1, 4]
+    ]
     # p > threshold is foreground; p == threshold is not
     half = torch.full((1, 1, 3, 3), 0.5)
     assert confusion_counts(half, TARGET_3x3[None, None], from_logits=False).tolist() == [[0, 0, 3, 6]]
@@ -75,11 +77,13 @@ def test_zero_denominator_conventions():
 
 
 def test_micro_and_per_sample_differ_by_design():
-    counts = torch.tensor([
-        [10, 0, 0, 90],  # large crack, perfect
-        [0, 0, 2, 98],   # small crack, missed
-        [0, 0, 0, 100],  # no crack, none predicted
-    ])
+    counts = torch.tensor(
+        [
+            [10, 0, 0, 90],  # large crack, perfect
+            [0, 0, 2, 98],  # small crack, missed
+            [0, 0, 0, 100],  # no crack, none predicted
+        ]
+    )
     s = summarize(counts)
     assert s["dsc"] == pytest.approx(20 / 22)
     assert s["dsc_per_sample"] == pytest.approx((1 + 0 + 1) / 3)
@@ -94,8 +98,9 @@ def test_micro_and_per_sample_differ_by_design():
 
 def test_by_crack_size_grouping():
     lengths = [0.0, 0.5, 1.0, 1.5, 2.5, 3.0, 4.2]
-    counts = torch.tensor([[0, 0, 0, 10], [0, 1, 1, 8], [1, 0, 1, 8], [2, 0, 0, 8],
-                           [3, 1, 0, 6], [3, 0, 1, 6], [5, 0, 0, 5]])
+    counts = torch.tensor(
+        [[0, 0, 0, 10], [0, 1, 1, 8], [1, 0, 1, 8], [2, 0, 0, 8], [3, 1, 0, 6], [3, 0, 1, 6], [5, 0, 0, 5]]
+    )
     out = by_crack_size(counts, lengths)
     assert list(out) == [">0", ">1", ">2", ">3", ">4"]
     expected = {">0": [1, 2, 3, 4, 5, 6], ">1": [3, 4, 5, 6], ">2": [4, 5, 6], ">3": [6], ">4": [6]}
@@ -143,7 +148,9 @@ def test_agrees_with_torchmetrics_on_random_data():
     assert s["precision"] == pytest.approx(binary_precision(probs, t).item(), abs=1e-6)
     assert s["recall"] == pytest.approx(binary_recall(probs, t).item(), abs=1e-6)
     # logits path: torchmetrics applies the sigmoid itself to values outside [0, 1]
-    assert summarize(confusion_counts(logits, target))["dsc"] == pytest.approx(binary_f1_score(logits, t).item(), abs=1e-6)
+    assert summarize(confusion_counts(logits, target))["dsc"] == pytest.approx(
+        binary_f1_score(logits, t).item(), abs=1e-6
+    )
     # per-sample counts and means (no empty samples here)
     tm = binary_stat_scores(probs, t, multidim_average="samplewise")  # tp, fp, tn, fn, support
     ours = confusion_counts(probs, target, from_logits=False)

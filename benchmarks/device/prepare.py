@@ -35,8 +35,13 @@ ROOT = Path(__file__).resolve().parents[2]
 DEVICE_DIR = ROOT / ".device"
 LIMIT_BYTES = 64 << 20  # what one device call may carry, working tree included
 DEVICE_MISSING = ("pydantic", "pydantic_core", "annotated_types", "typing_inspection")
-WHEEL_PLATFORMS = ("manylinux_2_28_x86_64", "manylinux_2_27_x86_64", "manylinux_2_17_x86_64",
-                   "manylinux2014_x86_64", "manylinux1_x86_64")
+WHEEL_PLATFORMS = (
+    "manylinux_2_28_x86_64",
+    "manylinux_2_27_x86_64",
+    "manylinux_2_17_x86_64",
+    "manylinux2014_x86_64",
+    "manylinux1_x86_64",
+)
 
 
 def convert(src: Path, dst: Path) -> int:
@@ -66,16 +71,35 @@ def download_wheels(dst: Path) -> list[str]:
     """pip-download the wheels of DEVICE_MISSING for CPython 3.12 (the device's Python)."""
     dst.mkdir(parents=True, exist_ok=True)
     specs = [f"{name}=={importlib.metadata.version(name)}" for name in DEVICE_MISSING]
-    cmd = [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--only-binary=:all:", "--python-version",
-           "3.12", "--implementation", "cp", *[f"--platform={p}" for p in WHEEL_PLATFORMS], "-d", str(dst), *specs]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "-q",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--python-version",
+        "3.12",
+        "--implementation",
+        "cp",
+        *[f"--platform={p}" for p in WHEEL_PLATFORMS],
+        "-d",
+        str(dst),
+        *specs,
+    ]
     subprocess.run(cmd, check=True)
     return specs
 
 
 def travelling_bytes() -> int:
     """Tracked and untracked-not-ignored files plus .device/: what a call carrying .device sends."""
-    listed = subprocess.run(["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"], cwd=ROOT,
-                            check=True, capture_output=True).stdout.split(b"\0")
+    listed = subprocess.run(
+        ["git", "ls-files", "-z", "--cached", "--others", "--exclude-standard"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+    ).stdout.split(b"\0")
     files = [ROOT / p.decode() for p in listed if p] + [p for p in DEVICE_DIR.rglob("*") if p.is_file()]
     return sum(p.stat().st_size for p in files if p.is_file())
 

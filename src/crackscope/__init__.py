@@ -1,2 +1,3 @@
 """crackscope: deep-learning detection of defects and micro-cracks."""
+
 __version__ = "0.1.0"

@@ -10,15 +10,18 @@ import os
 import sys
 from enum import Enum
 from pathlib import Path
-from typing import Optional
 
 import typer
 
 from crackscope import __version__
 from crackscope.errors import InputError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
-                  help="crackscope: deep-learning detection of defects and micro-cracks.")
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    help="crackscope: deep-learning detection of defects and micro-cracks.",
+)
 simulate_app = typer.Typer(no_args_is_help=True, help="Generate labelled datasets from physics simulators.")
 app.add_typer(simulate_app, name="simulate")
 
@@ -42,15 +45,17 @@ def _info(msg: str) -> None:
 def simulate_wavefield_cmd(
     out: Path = typer.Option(..., "--out", help="Zarr store directory to create or finish."),
     samples: int = typer.Option(..., "--samples", help="Number of plates to simulate."),
-    preset: Optional[Preset] = typer.Option(None, "--preset", help="paper (default), small or tiny."),
-    config: Optional[Path] = typer.Option(None, "--config", help="YAML file of PlateConfig fields (may set 'preset')."),
-    set_: list[str] = typer.Option([], "--set", help="Override a field: --set poisson_ratio=0.25 --set cracks.count_max=3"),
+    preset: Preset | None = typer.Option(None, "--preset", help="paper (default), small or tiny."),
+    config: Path | None = typer.Option(None, "--config", help="YAML file of PlateConfig fields (may set 'preset')."),
+    set_: list[str] = typer.Option(
+        [], "--set", help="Override a field: --set poisson_ratio=0.25 --set cracks.count_max=3"
+    ),
     seed: int = typer.Option(0, "--seed", help="Sample i depends only on (seed, i)."),
     batch: int = typer.Option(8, "--batch", help="Plates simulated together; also the resume granularity."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
     workers: int = typer.Option(1, "--workers", help="Local worker processes."),
     backend: Backend = typer.Option(Backend.local, "--backend", help="local processes or a Ray cluster."),
-    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address (default: start a local Ray)."),
+    address: str | None = typer.Option(None, "--address", help="Ray cluster address (default: start a local Ray)."),
 ):
     """Simulate cracked plates recorded by the sensor grid; re-run the same command to resume."""
     from crackscope.data.wavefield_store import generate_wavefield_store
@@ -59,20 +64,36 @@ def simulate_wavefield_cmd(
     cfg = load_plate_config(preset.value if preset else None, config, set_)
     if backend is Backend.ray and workers != 1:
         raise InputError("--workers and --backend ray are exclusive: Ray uses the cluster's CPUs")
-    summary = generate_wavefield_store(out, cfg, samples, seed=seed, batch=batch, device=device, workers=workers,
-                                       backend=backend.value, address=address, log=_info)
-    _info(f"wrote {summary['n_done']} samples to {out} "
-          f"(mean crack-pixel fraction {summary['mean_crack_pixel_fraction']:.2%})")
+    summary = generate_wavefield_store(
+        out,
+        cfg,
+        samples,
+        seed=seed,
+        batch=batch,
+        device=device,
+        workers=workers,
+        backend=backend.value,
+        address=address,
+        log=_info,
+    )
+    _info(
+        f"wrote {summary['n_done']} samples to {out} "
+        f"(mean crack-pixel fraction {summary['mean_crack_pixel_fraction']:.2%})"
+    )
 
 
 @simulate_app.command("harmonics")
 def simulate_harmonics_cmd(
     out: Path = typer.Option(..., "--out", help="Zarr store directory to create or finish."),
     samples: int = typer.Option(..., "--samples", help="Number of plates (each with one micro-crack group)."),
-    preset: Optional[Preset] = typer.Option(None, "--preset", help="paper (default), small or tiny."),
-    config: Optional[Path] = typer.Option(None, "--config", help="YAML file of HarmonicsConfig fields (may set 'preset')."),
+    preset: Preset | None = typer.Option(None, "--preset", help="paper (default), small or tiny."),
+    config: Path | None = typer.Option(
+        None, "--config", help="YAML file of HarmonicsConfig fields (may set 'preset')."
+    ),
     set_: list[str] = typer.Option([], "--set", help="Override a field: --set crack_gap=1e-11"),
-    seed: int = typer.Option(0, "--seed", help="Sample i (its label, crack count, size and layout) depends only on (seed, i)."),
+    seed: int = typer.Option(
+        0, "--seed", help="Sample i (its label, crack count, size and layout) depends only on (seed, i)."
+    ),
     batch: int = typer.Option(8, "--batch", help="Plates simulated together; also the resume granularity."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
     workers: int = typer.Option(1, "--workers", help="Local worker processes."),
@@ -83,16 +104,21 @@ def simulate_harmonics_cmd(
     from crackscope.physics.harmonics_config import load_harmonics_config
 
     cfg = load_harmonics_config(preset.value if preset else None, config, set_)
-    summary = generate_harmonics_store(out, cfg, samples, seed=seed, batch=batch, device=device, workers=workers,
-                                       log=_info)
+    summary = generate_harmonics_store(
+        out, cfg, samples, seed=seed, batch=batch, device=device, workers=workers, log=_info
+    )
     _info(f"wrote {summary.get('n_done', samples)} samples to {out}")
 
 
 @app.command("inspect")
 def inspect_cmd(
     store: Path = typer.Argument(..., help="A wave-field store written by 'crackscope simulate wavefield'."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Where to write summary.json and inspect.png (default: STORE/../<name>-inspect)."),
-    sample: Optional[int] = typer.Option(None, "--sample", help="Sample to plot (default: the one with the largest crack)."),
+    out: Path | None = typer.Option(
+        None, "--out", help="Where to write summary.json and inspect.png (default: STORE/../<name>-inspect)."
+    ),
+    sample: int | None = typer.Option(
+        None, "--sample", help="Sample to plot (default: the one with the largest crack)."
+    ),
     device: str = typer.Option("cpu", "--device", help="Device for re-simulating the snapshots."),
 ):
     """Print counts, crack-size histogram and crack-pixel fraction; write a figure of one sample."""
@@ -109,8 +135,8 @@ def train_cmd(
     ctx: typer.Context,
     config: Path = typer.Option(..., "--config", help="Training YAML (e.g. configs/wavefield/mcan.yaml)."),
     resume: bool = typer.Option(False, "--resume", help="Continue RUN from its last checkpoint (or start it)."),
-    devices: Optional[int] = typer.Option(None, "--devices", help="Devices per node; > 1 uses Lightning DDP."),
-    num_nodes: Optional[int] = typer.Option(None, "--num-nodes", help="Machines; > 1 uses Lightning DDP."),
+    devices: int | None = typer.Option(None, "--devices", help="Devices per node; > 1 uses Lightning DDP."),
+    num_nodes: int | None = typer.Option(None, "--num-nodes", help="Machines; > 1 uses Lightning DDP."),
 ):
     """Train a model: crackscope train --config FILE [key=value ...]."""
     from crackscope.engine.config import load_train_config
@@ -128,15 +154,25 @@ def train_cmd(
 
 @app.command("evaluate")
 def evaluate_cmd(
-    run: Path = typer.Argument(..., help="A run directory written by 'crackscope train', or a shipped model folder "
-                                         "(e.g. weights/sd-saliency-900/unet_cbam)."),
-    data: Path = typer.Option(..., "--data", help="Wave field: a store. Surface / classify: a dataset folder (its "
-                                                  "test split if it is the training data)."),
+    run: Path = typer.Argument(
+        ...,
+        help="A run directory written by 'crackscope train', or a shipped model folder "
+        "(e.g. weights/sd-saliency-900/unet_cbam).",
+    ),
+    data: Path = typer.Option(
+        ...,
+        "--data",
+        help="Wave field: a store. Surface / classify: a dataset folder (its test split if it is the training data).",
+    ),
     out: Path = typer.Option(..., "--out", help="Directory for metrics.json and figures/."),
-    format: Optional[str] = typer.Option(None, "--format", help="Data layout. Surface: sd-saliency-900, folder "
-                                         "(images/ + masks/) or deepcrack. Classify: neu-cls, folder (one folder per "
-                                         "class), cifar10, deepcrack-tiles or auto. Default: the model's training "
-                                         "format."),
+    format: str | None = typer.Option(
+        None,
+        "--format",
+        help="Data layout. Surface: sd-saliency-900, folder "
+        "(images/ + masks/) or deepcrack. Classify: neu-cls, folder (one folder per "
+        "class), cifar10, deepcrack-tiles or auto. Default: the model's training "
+        "format.",
+    ),
 ):
     """Metrics of a trained model on labelled data, with a figure (examples or confusion matrix)."""
     from crackscope.engine import pipelines
@@ -144,8 +180,10 @@ def evaluate_cmd(
     pipeline = pipelines.of_run(run)
     evaluate = pipeline.require("evaluate", "evaluate")
     if format is not None and format not in pipeline.formats:
-        raise InputError(f"--format {format} does not apply to {run}, a {pipeline.name} model"
-                         + (f" (use {', '.join(pipeline.formats)})" if pipeline.formats else " (it takes no --format)"))
+        raise InputError(
+            f"--format {format} does not apply to {run}, a {pipeline.name} model"
+            + (f" (use {', '.join(pipeline.formats)})" if pipeline.formats else " (it takes no --format)")
+        )
     result = evaluate(run, data, out, format)
     for line in pipeline.require("evaluate", "report")(result, out):
         typer.echo(line)
@@ -154,8 +192,9 @@ def evaluate_cmd(
 @app.command("predict")
 def predict_cmd(
     run: Path = typer.Argument(..., help="A run directory or a shipped model folder."),
-    data: Path = typer.Option(..., "--data", help="Wave field: a store. Surface / classify: a folder of images (or "
-                                                  "one image)."),
+    data: Path = typer.Option(
+        ..., "--data", help="Wave field: a store. Surface / classify: a folder of images (or one image)."
+    ),
     out: Path = typer.Option(..., "--out", help="Output directory."),
 ):
     """Predict: surface -> OUT/masks/*.png, OUT/overlays/*.png at original size; classify -> OUT/predictions.csv
@@ -173,38 +212,63 @@ class ExportFormat(str, Enum):
 @app.command("inspect-image")
 def inspect_image_cmd(
     image: Path = typer.Argument(..., help="A large image (any Pillow format, grey or RGB)."),
-    classifier: Optional[Path] = typer.Option(None, "--classifier", help="Crack / no-crack tile classifier: a classify "
-                                              "run or model folder (e.g. weights/deepcrack/tile_classifier)."),
-    segmenter: Path = typer.Option(..., "--segmenter", help="Segmenter: a surface run or model folder (e.g. "
-                                   "weights/deepcrack/segmenter)."),
+    classifier: Path | None = typer.Option(
+        None,
+        "--classifier",
+        help="Crack / no-crack tile classifier: a classify "
+        "run or model folder (e.g. weights/deepcrack/tile_classifier).",
+    ),
+    segmenter: Path = typer.Option(
+        ..., "--segmenter", help="Segmenter: a surface run or model folder (e.g. weights/deepcrack/segmenter)."
+    ),
     out: Path = typer.Option(..., "--out", help="Directory for mask.png, overlay.png, tiles.csv and summary.json."),
-    tile: Optional[int] = typer.Option(None, "--tile", help="Tile side in pixels (default: the classifier's, 64)."),
-    threshold: Optional[float] = typer.Option(None, "--threshold", help="Classifier crack probability that flags a "
-                                              "tile (default: the classifier's validated operating point, else 0.5)."),
+    tile: int | None = typer.Option(None, "--tile", help="Tile side in pixels (default: the classifier's, 64)."),
+    threshold: float | None = typer.Option(
+        None,
+        "--threshold",
+        help="Classifier crack probability that flags a "
+        "tile (default: the classifier's validated operating point, else 0.5).",
+    ),
     all_tiles: bool = typer.Option(False, "--all-tiles", help="Baseline: segment every tile, no classifier."),
-    runtime: str = typer.Option("torch", "--runtime", help="Classifier runtime: torch, or packed (1-bit weights, "
-                                "XNOR/popcount; the same flags up to float rounding)."),
+    runtime: str = typer.Option(
+        "torch",
+        "--runtime",
+        help="Classifier runtime: torch, or packed (1-bit weights, "
+        "XNOR/popcount; the same flags up to float rounding).",
+    ),
 ):
     """Cascaded crack inspection: a binary tile classifier screens the image, the segmenter runs on the flagged
     tiles only, and the tile masks are stitched at full resolution."""
     from crackscope.deploy.cascade import inspect_image_file
 
-    s = inspect_image_file(image, segmenter, out, classifier_path=classifier, tile=tile, threshold=threshold,
-                           all_tiles=all_tiles, runtime=runtime)
+    s = inspect_image_file(
+        image,
+        segmenter,
+        out,
+        classifier_path=classifier,
+        tile=tile,
+        threshold=threshold,
+        all_tiles=all_tiles,
+        runtime=runtime,
+    )
     t = s["timings_s"]
-    typer.echo(f"{s['width']} x {s['height']}: {s['flagged']} of {s['tiles']} tiles of {s['tile']} px segmented "
-               f"({s['mode']}), {s['crack_pixels']} crack pixels ({s['crack_fraction']:.2%}); "
-               f"{t['total_s']:.3f} s (classify {t['classify_s']:.3f} s, segment {t['segment_s']:.3f} s)")
+    typer.echo(
+        f"{s['width']} x {s['height']}: {s['flagged']} of {s['tiles']} tiles of {s['tile']} px segmented "
+        f"({s['mode']}), {s['crack_pixels']} crack pixels ({s['crack_fraction']:.2%}); "
+        f"{t['total_s']:.3f} s (classify {t['classify_s']:.3f} s, segment {t['segment_s']:.3f} s)"
+    )
     _info(f"wrote {out}/mask.png, overlay.png, tiles.csv, summary.json")
 
 
 @app.command("export")
 def export_cmd(
     run: Path = typer.Argument(..., help="A run directory written by 'crackscope train'."),
-    format: ExportFormat = typer.Option(ExportFormat.onnx, "--format",
-                                        help="onnx, or packed (binary classifiers: 1-bit weights, XNOR/popcount)."),
-    out: Optional[Path] = typer.Option(None, "--out", help="Output file (default RUN/export/model.onnx or "
-                                       "RUN/export/model.packed.safetensors)."),
+    format: ExportFormat = typer.Option(
+        ExportFormat.onnx, "--format", help="onnx, or packed (binary classifiers: 1-bit weights, XNOR/popcount)."
+    ),
+    out: Path | None = typer.Option(
+        None, "--out", help="Output file (default RUN/export/model.onnx or RUN/export/model.packed.safetensors)."
+    ),
 ):
     """Export a trained model (ONNX, or bit-packed for binary networks) and check it against PyTorch."""
     if format == ExportFormat.packed:
@@ -212,18 +276,25 @@ def export_cmd(
 
         r = export_packed(run, out)
         size = r["size_bits"]
-        typer.echo(f"wrote {r['path']} ({size['total_bits'] / 1e6:.3f} Mbit: {size['weight_sign_bits']} weight "
-                   f"sign bits + {size['float32_values']} float32 values); parity on {r['input_shape']}: "
-                   f"max |packed - torch| = {r['max_abs_diff']:.3g}, activation bits flipped "
-                   f"{r['activation_bits_flipped']} of {r['activation_bits']}")
+        typer.echo(
+            f"wrote {r['path']} ({size['total_bits'] / 1e6:.3f} Mbit: {size['weight_sign_bits']} weight "
+            f"sign bits + {size['float32_values']} float32 values); parity on {r['input_shape']}: "
+            f"max |packed - torch| = {r['max_abs_diff']:.3g}, activation bits flipped "
+            f"{r['activation_bits_flipped']} of {r['activation_bits']}"
+        )
         return
     from crackscope.deploy.export import export_onnx
 
     result = export_onnx(run, out)
-    point = "" if result["threshold"] is None else (f" (outputs logits; crack where sigmoid > {result['threshold']:g}, "
-                                                    "metadata 'crack_threshold')")
-    typer.echo(f"wrote {result['path']}{point}; parity on {result['input_shape']}: "
-               f"max |onnx - torch| = {result['max_abs_diff']:.3g}")
+    point = (
+        ""
+        if result["threshold"] is None
+        else (f" (outputs logits; crack where sigmoid > {result['threshold']:g}, metadata 'crack_threshold')")
+    )
+    typer.echo(
+        f"wrote {result['path']}{point}; parity on {result['input_shape']}: "
+        f"max |onnx - torch| = {result['max_abs_diff']:.3g}"
+    )
 
 
 @app.command("grid", context_settings={"allow_extra_args": True, "ignore_unknown_options": False})
@@ -232,7 +303,7 @@ def grid_cmd(
     config: Path = typer.Argument(..., help="Grid YAML (e.g. configs/wavefield/activation_loss_grid.yaml)."),
     backend: Backend = typer.Option(Backend.local, "--backend", help="local (sequential or --workers) or ray."),
     workers: int = typer.Option(1, "--workers", help="Local processes running runs in parallel."),
-    address: Optional[str] = typer.Option(None, "--address", help="Ray cluster address."),
+    address: str | None = typer.Option(None, "--address", help="Ray cluster address."),
 ):
     """Run an experiment grid; finished runs are skipped; writes results.csv and table.md."""
     from crackscope.engine.grid import run_grid
@@ -244,26 +315,41 @@ def grid_cmd(
 
 @app.command("harmonics-study")
 def harmonics_study_cmd(
-    store: Path = typer.Argument(..., help="A finished store written by 'crackscope simulate harmonics', or a folder "
-                                 "of measured signals with manifest.csv (channels h2, h3; "
-                                 "docs/harmonics_pipeline.md)."),
+    store: Path = typer.Argument(
+        ...,
+        help="A finished store written by 'crackscope simulate harmonics', or a folder "
+        "of measured signals with manifest.csv (channels h2, h3; "
+        "docs/harmonics_pipeline.md).",
+    ),
     out: Path = typer.Option(..., "--out", help="Study directory (resplits/, results.json, table.md, confusion.png)."),
     resplits: int = typer.Option(100, "--resplits", help="Random stratified train/validation/test re-splits."),
     epochs: int = typer.Option(600, "--epochs", help="Training epochs of every network."),
     seed: int = typer.Option(0, "--seed", help="Re-split r and its initial weights depend only on (seed, r)."),
-    sensors: Optional[str] = typer.Option(None, "--sensors", help="Comma-separated sensors (default: all of the "
-                                          "data's); multi-sensor rows need >= 2."),
+    sensors: str | None = typer.Option(
+        None, "--sensors", help="Comma-separated sensors (default: all of the data's); multi-sensor rows need >= 2."
+    ),
     batch_size: int = typer.Option(32, "--batch-size", help="Training mini-batch size."),
     init: str = typer.Option("default", "--init", help="Weight initialisation: default (PyTorch's) or paper."),
     device: str = typer.Option("cpu", "--device", help="cpu or cuda."),
-    threads: Optional[int] = typer.Option(None, "--threads", help="torch CPU threads (default: torch's)."),
+    threads: int | None = typer.Option(None, "--threads", help="torch CPU threads (default: torch's)."),
 ):
     """The harmonics paper's re-split protocol: single-harmonic, data-, feature- and decision-level fusion per
     sensor, multi-sensor fusion; mean ± std test accuracy. Finished re-splits are skipped on re-run."""
     from crackscope.engine import pipelines
 
-    result = pipelines.get("harmonics").study(store, out, resplits=resplits, epochs=epochs, seed=seed, sensors=sensors,
-                                 batch_size=batch_size, init=init, device=device, threads=threads, log=_info)
+    result = pipelines.get("harmonics").study(
+        store,
+        out,
+        resplits=resplits,
+        epochs=epochs,
+        seed=seed,
+        sensors=sensors,
+        batch_size=batch_size,
+        init=init,
+        device=device,
+        threads=threads,
+        log=_info,
+    )
     typer.echo(result["table"].rstrip())
     _info(f"results: {result['out_dir']}/results.json, table.md and confusion.png")
 
@@ -271,9 +357,11 @@ def harmonics_study_cmd(
 @app.command("mda")
 def mda_cmd(
     runs: list[Path] = typer.Argument(..., help="One or more run directories (e.g. one per activation)."),
-    layers: Optional[str] = typer.Option(None, "--layers", help="Comma-separated module names (default: bottleneck,up2)."),
+    layers: str | None = typer.Option(None, "--layers", help="Comma-separated module names (default: bottleneck,up2)."),
     out: Path = typer.Option(..., "--out", help="Figure path for one run; a directory for several (one figure each)."),
-    data: Optional[Path] = typer.Option(None, "--data", help="Store to draw samples from (default: the run's test+val split)."),
+    data: Path | None = typer.Option(
+        None, "--data", help="Store to draw samples from (default: the run's test+val split)."
+    ),
     max_samples: int = typer.Option(300, "--max-samples", help="Samples embedded per panel."),
     reference: str = typer.Option("targets", "--reference", help="Distances on 'targets' (masks) or model 'outputs'."),
 ):

@@ -3,8 +3,8 @@ grid. Each writes one PNG atomically (matplotlib's Agg backend, no display neede
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Callable, Sequence
 
 import numpy as np
 
@@ -23,9 +23,19 @@ def _pyplot():
     return plt
 
 
-def plot_confusion_matrix(confusion, names: Sequence[str], path: str | Path, title: str = "", *,
-                          xlabel: str = "predicted", ylabel: str = "true", colorbar: bool = False,
-                          hide_zeros: bool = False, fontsize: int = 8, dpi: int = 110) -> Path:
+def plot_confusion_matrix(
+    confusion,
+    names: Sequence[str],
+    path: str | Path,
+    title: str = "",
+    *,
+    xlabel: str = "predicted",
+    ylabel: str = "true",
+    colorbar: bool = False,
+    hide_zeros: bool = False,
+    fontsize: int = 8,
+    dpi: int = 110,
+) -> Path:
     """A (C, C) count matrix (rows true, columns predicted), each cell shaded by its fraction of the
     row (the class's recall on the diagonal) and labelled with its count."""
     plt = _pyplot()
@@ -37,8 +47,15 @@ def plot_confusion_matrix(confusion, names: Sequence[str], path: str | Path, tit
     image = ax.imshow(rates, cmap="Blues", vmin=0, vmax=1)
     for (i, j), v in np.ndenumerate(cm):
         if v or not hide_zeros:
-            ax.text(j, i, str(v), ha="center", va="center", fontsize=fontsize,
-                    color="white" if rates[i, j] > 0.5 else "black")
+            ax.text(
+                j,
+                i,
+                str(v),
+                ha="center",
+                va="center",
+                fontsize=fontsize,
+                color="white" if rates[i, j] > 0.5 else "black",
+            )
     ax.set_xticks(range(len(names)), names, rotation=45, ha="right", fontsize=fontsize)
     ax.set_yticks(range(len(names)), names, fontsize=fontsize)
     ax.set_xlabel(xlabel)
@@ -52,9 +69,16 @@ def plot_confusion_matrix(confusion, names: Sequence[str], path: str | Path, tit
         plt.close(fig)
 
 
-def plot_best_median_worst(score, panels: Callable[[int], list[Panel]], caption: Callable[[str, int], str],
-                           path: str | Path, title: str = "", *, origin: str = "upper",
-                           panel_size: float = 2.6) -> Path:
+def plot_best_median_worst(
+    score,
+    panels: Callable[[int], list[Panel]],
+    caption: Callable[[str, int], str],
+    path: str | Path,
+    title: str = "",
+    *,
+    origin: str = "upper",
+    panel_size: float = 2.6,
+) -> Path:
     """Rows: the samples with the best, the median and the worst ``score``; columns: ``panels(i)``
     of sample ``i`` (each image shown on [0, 1]). ``caption(label, i)`` titles a row's first panel."""
     plt = _pyplot()
@@ -62,8 +86,9 @@ def plot_best_median_worst(score, panels: Callable[[int], list[Panel]], caption:
     order = np.argsort(-score, kind="stable").tolist()
     picks = [("best", order[0]), ("median", order[len(order) // 2]), ("worst", order[-1])]
     n_cols = len(panels(picks[0][1]))
-    fig, axes = plt.subplots(3, n_cols, figsize=(panel_size * n_cols + 0.6, panel_size * 3 + 0.6),
-                             constrained_layout=True, squeeze=False)
+    fig, axes = plt.subplots(
+        3, n_cols, figsize=(panel_size * n_cols + 0.6, panel_size * 3 + 0.6), constrained_layout=True, squeeze=False
+    )
     for row, (label, i) in enumerate(picks):
         for col, (img, name, cmap) in enumerate(panels(i)):
             ax = axes[row, col]

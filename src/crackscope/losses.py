@@ -27,8 +27,8 @@ from __future__ import annotations
 
 import inspect
 import math
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Callable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -168,9 +168,7 @@ def _prepare(logits: Tensor, target: Tensor) -> _Batch:
         elif tuple(target.shape) == no_channel:
             t = target.unsqueeze(1)
         else:
-            raise InputError(
-                f"binary target shape {tuple(target.shape)} does not match logits {tuple(logits.shape)}"
-            )
+            raise InputError(f"binary target shape {tuple(target.shape)} does not match logits {tuple(logits.shape)}")
         t = t.to(logits.dtype)
         if bool(((t < 0) | (t > 1)).any()):
             raise InputError("binary target values must lie in [0, 1]")
@@ -357,8 +355,7 @@ class WeightedDiceLoss(_Loss):
     crackscope keeps the linear |X| + |Y| of the plain Dice loss.
     """
 
-    def __init__(self, class_weights: Sequence[float] | None = None, smooth: float = 1.0,
-                 per_sample: bool = False):
+    def __init__(self, class_weights: Sequence[float] | None = None, smooth: float = 1.0, per_sample: bool = False):
         super().__init__()
         if isinstance(class_weights, str):
             if class_weights != "inverse_frequency":
@@ -391,8 +388,7 @@ class CombinedWeightedDiceLoss(_Loss):
     unweighted cross-entropy of :class:`CrossEntropyLoss`.
     """
 
-    def __init__(self, alpha: float = 0.5, class_weights: Sequence[float] | None = None,
-                 smooth: float = 1.0):
+    def __init__(self, alpha: float = 0.5, class_weights: Sequence[float] | None = None, smooth: float = 1.0):
         super().__init__()
         self.alpha = _check_fraction("alpha", alpha)
         self.wdl = WeightedDiceLoss(class_weights=class_weights, smooth=smooth)

@@ -35,7 +35,7 @@ Image classification (:func:`classification_summary`, :class:`ClassificationMetr
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import torch
 from torch import Tensor
@@ -123,15 +123,18 @@ def _metric_values(counts: Tensor) -> Tensor:
     empty = (tp + fp + fn) == 0
     iou = _ratio(tp, tp + fp + fn, empty)
     iou_bg = _ratio(tn, tn + fp + fn, (tn + fp + fn) == 0)
-    return torch.stack([
-        _ratio(2 * tp, 2 * tp + fp + fn, empty),
-        _ratio(tp + tn, tp + fp + fn + tn, empty),
-        iou,
-        _ratio(tp, tp + fp, empty),
-        _ratio(tp, tp + fn, empty),
-        iou_bg,
-        (iou + iou_bg) / 2,
-    ], -1)
+    return torch.stack(
+        [
+            _ratio(2 * tp, 2 * tp + fp + fn, empty),
+            _ratio(tp + tn, tp + fp + fn + tn, empty),
+            iou,
+            _ratio(tp, tp + fp, empty),
+            _ratio(tp, tp + fn, empty),
+            iou_bg,
+            (iou + iou_bg) / 2,
+        ],
+        -1,
+    )
 
 
 def _summary(count_sum: Tensor, per_sample_sum: Tensor, n: int) -> dict:
@@ -154,8 +157,8 @@ def _as_counts(counts) -> Tensor:
 
 def summarize(counts) -> dict:
     """Metrics of (N, 4) confusion counts: ``dsc``, ``accuracy``, ``iou``, ``precision``,
-    ``recall``, ``iou_background``, ``miou`` (micro: from the summed counts), each also as ``<name>_per_sample`` (mean of the
-    per-sample values), and ``n_samples``. With N = 0 every metric is ``None``.
+    ``recall``, ``iou_background``, ``miou`` (micro: from the summed counts), each also as
+    ``<name>_per_sample`` (mean of the per-sample values), and ``n_samples``. With N = 0 every metric is ``None``.
     """
     c = _as_counts(counts)
     return _summary(c.sum(0), _metric_values(c).sum(0), c.shape[0])
@@ -232,8 +235,14 @@ class SegmentationMetrics(Metric):
     is_differentiable = False
     higher_is_better = True
 
-    def __init__(self, threshold: float = 0.5, from_logits: bool = True,
-                 bounds: Sequence[float] = DEFAULT_BOUNDS_UM, sweep: Sequence[float] = (), **kwargs):
+    def __init__(
+        self,
+        threshold: float = 0.5,
+        from_logits: bool = True,
+        bounds: Sequence[float] = DEFAULT_BOUNDS_UM,
+        sweep: Sequence[float] = (),
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if not 0.0 <= float(threshold) <= 1.0:
             raise InputError(f"threshold must be in [0, 1], got {threshold!r}")
@@ -370,16 +379,28 @@ def classification_summary(confusion, classes: Sequence[str] | None = None) -> d
         return float(v[present].mean()) if total > 0 else None
 
     per_class = {
-        name: ({"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i])} if present[i]
-               else {"precision": None, "recall": None, "f1": None}) | {"support": int(rows[i])}
+        name: (
+            {"precision": float(precision[i]), "recall": float(recall[i]), "f1": float(f1[i])}
+            if present[i]
+            else {"precision": None, "recall": None, "f1": None}
+        )
+        | {"support": int(rows[i])}
         for i, name in enumerate(names)
     }
     correct = int(round(float(tp.sum())))
     interval = list(accuracy_interval(correct, int(total))) if total > 0 else None
-    return {"accuracy": float(tp.sum() / total) if total > 0 else None, "precision": macro(precision),
-            "recall": macro(recall), "f1": macro(f1), "n_images": int(total), "errors": int(total) - correct,
-            "accuracy_interval_95": interval, "classes": names,
-            "confusion": cm.long().tolist(), "per_class": per_class}
+    return {
+        "accuracy": float(tp.sum() / total) if total > 0 else None,
+        "precision": macro(precision),
+        "recall": macro(recall),
+        "f1": macro(f1),
+        "n_images": int(total),
+        "errors": int(total) - correct,
+        "accuracy_interval_95": interval,
+        "classes": names,
+        "confusion": cm.long().tolist(),
+        "per_class": per_class,
+    }
 
 
 def accuracy_interval(correct: int, n: int, confidence: float = 0.95) -> tuple[float, float]:
@@ -416,8 +437,9 @@ class ClassificationMetrics(Metric):
 
         self.num_classes = require_positive_int("num_classes", num_classes)
         self.classes = list(classes) if classes is not None else None
-        self.add_state("confusion", torch.zeros(self.num_classes, self.num_classes, dtype=torch.long),
-                       dist_reduce_fx="sum")
+        self.add_state(
+            "confusion", torch.zeros(self.num_classes, self.num_classes, dtype=torch.long), dist_reduce_fx="sum"
+        )
 
     def update(self, logits: Tensor, target: Tensor, *_ignored) -> None:
         if logits.ndim != 2 or logits.shape[1] != self.num_classes:

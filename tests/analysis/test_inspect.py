@@ -63,15 +63,20 @@ def test_summary_agrees_with_the_store(raw, inspected):
 
     hist = summary["crack_length_um"]
     assert hist["bin_edges"] == EDGES
-    expected = [sum(1 for v in every if a <= v < b or (b == EDGES[-1] and v == b)) for a, b in zip(EDGES[:-1], EDGES[1:])]
+    expected = [
+        sum(1 for v in every if a <= v < b or (b == EDGES[-1] and v == b)) for a, b in zip(EDGES[:-1], EDGES[1:])
+    ]
     assert hist["counts"] == expected
     assert sum(hist["counts"]) + hist["below_range"] + hist["above_range"] == len(every)
     assert hist["min"] == pytest.approx(min(every)) and hist["max"] == pytest.approx(max(every))
 
     largest = [max(row, default=0.0) for row in per_sample]
-    assert summary["samples_with_largest_crack_over_um"] == {f"{t}": sum(1 for v in largest if v > t)
-                                                              for t in (0, 1, 2, 3, 4)}
-    assert summary["mean_crack_pixel_fraction"] == pytest.approx(float(raw["masks"].astype(np.float64).mean()), rel=1e-12)
+    assert summary["samples_with_largest_crack_over_um"] == {
+        f"{t}": sum(1 for v in largest if v > t) for t in (0, 1, 2, 3, 4)
+    }
+    assert summary["mean_crack_pixel_fraction"] == pytest.approx(
+        float(raw["masks"].astype(np.float64).mean()), rel=1e-12
+    )
 
 
 def test_default_sample_and_snapshots(raw, inspected):
@@ -107,7 +112,10 @@ def test_format_summary(inspected):
     text = format_summary(summary)
     assert f"{N} of {N} samples done" in text
     assert "~5 %" in text
-    assert " | ".join(f"{a:g}-{b:g}: {c}" for a, b, c in zip(EDGES[:-1], EDGES[1:], summary["crack_length_um"]["counts"])) in text
+    assert (
+        " | ".join(f"{a:g}-{b:g}: {c}" for a, b, c in zip(EDGES[:-1], EDGES[1:], summary["crack_length_um"]["counts"]))
+        in text
+    )
     assert f"{100 * summary['mean_crack_pixel_fraction']:.2f} %" in text
     assert "WARNING" not in text
     drifted = json.loads(json.dumps(summary))

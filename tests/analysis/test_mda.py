@@ -47,8 +47,10 @@ def curve():
 @pytest.fixture(scope="module")
 def embedded(curve):
     _, outputs, features, noise = curve
-    return {"smooth features": mda_embedding(features, outputs, seed=0),
-            "noise features": mda_embedding(noise, outputs, seed=0)}
+    return {
+        "smooth features": mda_embedding(features, outputs, seed=0),
+        "noise features": mda_embedding(noise, outputs, seed=0),
+    }
 
 
 # ---- step 1 ------------------------------------------------------------------------------------

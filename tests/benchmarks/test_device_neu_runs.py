@@ -35,8 +35,16 @@ def _run(tmp_path: Path, *args: str, **env: str) -> tuple[subprocess.CompletedPr
     data = tmp_path / "data"
     data.mkdir(exist_ok=True)
     out, calls = tmp_path / "out", tmp_path / "calls.txt"
-    full_env = {**os.environ, "PYTHON": str(fake), "CALLS": str(calls), "OUT": str(out), "DATA": str(data),
-                "WHEELS": "", "RUNS_DIR": str(tmp_path / "runs"), **env}
+    full_env = {
+        **os.environ,
+        "PYTHON": str(fake),
+        "CALLS": str(calls),
+        "OUT": str(out),
+        "DATA": str(data),
+        "WHEELS": "",
+        "RUNS_DIR": str(tmp_path / "runs"),
+        **env,
+    }
     done = subprocess.run(["bash", str(SCRIPT), *args], cwd=tmp_path, env=full_env, capture_output=True, text=True)
     return done, out, calls.read_text().splitlines() if calls.exists() else []
 
@@ -62,7 +70,11 @@ def test_seeds_train_side_by_side_and_each_run_is_packed_without_epoch_checkpoin
     assert all("trainer.compile=true" in c and "seed=" in c for c in calls)
     assert sorted(p.name for p in out.glob("*.tar.gz")) == ["aoie_net_s1.tar.gz", "aoie_net_s2.tar.gz"]
     assert _members(out / "aoie_net_s1.tar.gz") == {
-        "aoie_net_s1/config.yaml", "aoie_net_s1/metrics.json", "aoie_net_s1/checkpoints/last.ckpt", "aoie_net_s1.log"}
+        "aoie_net_s1/config.yaml",
+        "aoie_net_s1/metrics.json",
+        "aoie_net_s1/checkpoints/last.ckpt",
+        "aoie_net_s1.log",
+    }
 
 
 def test_deadline_stops_every_run_and_still_packs_them(tmp_path):
@@ -74,16 +86,24 @@ def test_deadline_stops_every_run_and_still_packs_them(tmp_path):
     pids = [int(p) for p in (tmp_path / "calls.txt.pids").read_text().split()]
     assert len(pids) == 2 and not any(_running(p) for p in pids)  # no training left behind
     for name in ("aoie_net_s1", "aoie_net_s2"):  # unfinished: no metrics.json, but last.ckpt to resume from
-        assert _members(out / f"{name}.tar.gz") == {f"{name}/config.yaml", f"{name}/checkpoints/last.ckpt",
-                                                    f"{name}.log"}
+        assert _members(out / f"{name}.tar.gz") == {
+            f"{name}/config.yaml",
+            f"{name}/checkpoints/last.ckpt",
+            f"{name}.log",
+        }
     # a second call resumes them
     done, out, calls = _run(tmp_path, SEEDS="1 2")
     assert done.returncode == 0, done.stderr
     assert all("--resume" in c for c in calls[2:]) and len(calls) == 4
 
 
-@pytest.mark.parametrize("env, message", [({"DEADLINE": "soon"}, "DEADLINE=soon is not a whole number"),
-                                          ({"DATA": "/nonexistent"}, "DATA=/nonexistent is not a folder")])
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        ({"DEADLINE": "soon"}, "DEADLINE=soon is not a whole number"),
+        ({"DATA": "/nonexistent"}, "DATA=/nonexistent is not a folder"),
+    ],
+)
 def test_bad_settings_exit_2_in_one_line_before_anything_runs(tmp_path, env, message):
     done, out, calls = _run(tmp_path, **env)
     assert done.returncode == 2

@@ -66,10 +66,20 @@ for a, b in req.batches():
     group["done"][a:b] = 1
 """
 
-FINISHED_RUN = {"paper/config.yaml", "paper/split.json", "paper/logs/metrics.csv", "paper/checkpoints/last.ckpt",
-                "paper/model.safetensors", "paper/operating_point.json", "paper/metrics.json", "paper/size_table.md",
-                "paper/figures/masks.png", "paper/evaluate/metrics.json", "paper/evaluate/size_table.md",
-                "paper/evaluate/figures/masks.png"}
+FINISHED_RUN = {
+    "paper/config.yaml",
+    "paper/split.json",
+    "paper/logs/metrics.csv",
+    "paper/checkpoints/last.ckpt",
+    "paper/model.safetensors",
+    "paper/operating_point.json",
+    "paper/metrics.json",
+    "paper/size_table.md",
+    "paper/figures/masks.png",
+    "paper/evaluate/metrics.json",
+    "paper/evaluate/size_table.md",
+    "paper/evaluate/figures/masks.png",
+}
 
 
 def _run(tmp_path: Path, *args: str, **env: str | None) -> tuple[subprocess.CompletedProcess, Path, list[str]]:
@@ -78,9 +88,19 @@ def _run(tmp_path: Path, *args: str, **env: str | None) -> tuple[subprocess.Comp
     fake.chmod(0o755)
     make_store.write_text(MAKE_STORE)
     out, calls = tmp_path / "out", tmp_path / "calls.txt"
-    full_env = {**os.environ, "PYTHON": str(fake), "REAL_PYTHON": sys.executable, "MAKE_STORE": str(make_store),
-                "CALLS": str(calls), "OUT": str(out), "WHEELS": "", "RUNS_DIR": str(tmp_path / "runs"),
-                "SAMPLES": "12", "SIM_BATCH": "4", **env}
+    full_env = {
+        **os.environ,
+        "PYTHON": str(fake),
+        "REAL_PYTHON": sys.executable,
+        "MAKE_STORE": str(make_store),
+        "CALLS": str(calls),
+        "OUT": str(out),
+        "WHEELS": "",
+        "RUNS_DIR": str(tmp_path / "runs"),
+        "SAMPLES": "12",
+        "SIM_BATCH": "4",
+        **env,
+    }
     full_env = {k: v for k, v in full_env.items() if v is not None}
     done = subprocess.run(["bash", str(SCRIPT), *args], cwd=tmp_path, env=full_env, capture_output=True, text=True)
     return done, out, calls.read_text().splitlines() if calls.exists() else []
@@ -110,19 +130,39 @@ def test_simulates_trains_evaluates_and_packs_the_run_without_epoch_checkpoints(
     pip, simulate, train, evaluate = calls
     assert pip.startswith("pip install") and "--target /tmp/site" in pip and str(wheels) in pip
     assert simulate == f"simulate wavefield --preset paper --samples 12 --batch 4 --device cuda --seed 0 --out {store}"
-    assert train.split() == ["train", "--config", "configs/wavefield/mcan.yaml", "--resume", "name=paper",
-                             f"out_dir={tmp_path / 'runs'}", f"data.store={store}", "trainer.accelerator=gpu",
-                             "trainer.choose_threshold=true", "trainer.max_epochs=3"]
+    assert train.split() == [
+        "train",
+        "--config",
+        "configs/wavefield/mcan.yaml",
+        "--resume",
+        "name=paper",
+        f"out_dir={tmp_path / 'runs'}",
+        f"data.store={store}",
+        "trainer.accelerator=gpu",
+        "trainer.choose_threshold=true",
+        "trainer.max_epochs=3",
+    ]
     run = tmp_path / "runs" / "paper"
     assert evaluate == f"evaluate {run} --data {store} --out {run / 'evaluate'}"
 
-    assert {p.name for p in out.iterdir()} - {"machine.txt"} == {"run.tar.gz", "logs.tar.gz", "simulate.json",
-                                                                  "simulate.yaml", "summary.txt"}
+    assert {p.name for p in out.iterdir()} - {"machine.txt"} == {
+        "run.tar.gz",
+        "logs.tar.gz",
+        "simulate.json",
+        "simulate.yaml",
+        "summary.txt",
+    }
     assert _members(out / "run.tar.gz") == FINISHED_RUN  # last.ckpt, not epoch000.ckpt nor best.ckpt
     assert _members(out / "logs.tar.gz") == {"./simulate.log", "./train.log", "./evaluate.log"}
     sim = json.loads((out / "simulate.json").read_text())
     assert {"plates_per_s", "samples", "seconds", "batch", "steady", "stopped_at_deadline"} <= set(sim)
-    assert (sim["samples"], sim["batch"], sim["store_done"], sim["preset"], sim["device"]) == (12, 4, 12, "paper", "cuda")
+    assert (sim["samples"], sim["batch"], sim["store_done"], sim["preset"], sim["device"]) == (
+        12,
+        4,
+        12,
+        "paper",
+        "cuda",
+    )
     assert sim["seconds"] > 0 and sim["plates_per_s"] > 0 and not sim["stopped_at_deadline"]
     # simulate.yaml: the store's settings, read back by the simulate command its header gives
     text = (out / "simulate.yaml").read_text()
@@ -131,8 +171,14 @@ def test_simulates_trains_evaluates_and_packs_the_run_without_epoch_checkpoints(
     assert load_plate_config(None, out / "simulate.yaml") == PlateConfig.preset("paper")
     summary = (out / "summary.txt").read_text()
     assert "train" in summary and "(finished)" in summary and "resume" not in summary
-    assert [line.split()[0] for line in summary.splitlines()[1:]] == ["setup", "simulate", "train", "evaluate",
-                                                                      "pack", "total"]
+    assert [line.split()[0] for line in summary.splitlines()[1:]] == [
+        "setup",
+        "simulate",
+        "train",
+        "evaluate",
+        "pack",
+        "total",
+    ]
 
 
 def test_deadline_stops_the_training_and_still_packs_its_last_checkpoint(tmp_path):
@@ -144,16 +190,25 @@ def test_deadline_stops_the_training_and_still_packs_its_last_checkpoint(tmp_pat
     assert len(pids) == 4 and not any(_running(p) for p in pids)  # simulate, train and their sleeps: none left
     assert [c.split()[0] for c in calls] == ["simulate", "train"]  # not evaluated
     assert "trainer.accelerator=gpu" in calls[1] and calls[1].endswith("trainer.compile=true")
-    assert _members(out / "run.tar.gz") == {"paper/config.yaml", "paper/split.json", "paper/logs/metrics.csv",
-                                            "paper/checkpoints/last.ckpt"}
+    assert _members(out / "run.tar.gz") == {
+        "paper/config.yaml",
+        "paper/split.json",
+        "paper/logs/metrics.csv",
+        "paper/checkpoints/last.ckpt",
+    }
     summary = (out / "summary.txt").read_text()
     assert "stopped at DEADLINE=2 s" in summary and "evaluate  skipped: the training did not finish" in summary
     # the command that resumes it here, on the CPU
     resume = next(line for line in summary.splitlines() if line.strip().startswith("crackscope train"))
-    assert shlex.split(resume)[4:] == ["--resume", "name=paper", f"out_dir={tmp_path / 'runs'}",
-                                       f"data.store={tmp_path / 'runs' / 'paper-n12-s0.zarr'}",
-                                       "trainer.accelerator=cpu", "trainer.choose_threshold=true",
-                                       "trainer.compile=true"]
+    assert shlex.split(resume)[4:] == [
+        "--resume",
+        "name=paper",
+        f"out_dir={tmp_path / 'runs'}",
+        f"data.store={tmp_path / 'runs' / 'paper-n12-s0.zarr'}",
+        "trainer.accelerator=cpu",
+        "trainer.choose_threshold=true",
+        "trainer.compile=true",
+    ]
 
 
 def test_a_training_stopped_after_it_wrote_its_metrics_counts_as_finished(tmp_path):
@@ -180,13 +235,16 @@ def test_sim_deadline_stops_the_simulator_and_the_finished_plates_are_trained_on
     assert _members(out / "run.tar.gz") == {m.replace("paper/", "tiny/") for m in FINISHED_RUN}
 
 
-@pytest.mark.parametrize("env, message", [
-    ({"DEADLINE": "soon"}, "DEADLINE=soon is not a whole number"),
-    ({"SAMPLES": "6k"}, "SAMPLES=6k is not a whole number"),
-    ({"SIM_BATCH": "0"}, "SIM_BATCH=0 is not a whole number of at least 1"),
-    ({"OUT": None}, "OUT must name the folder whose files come back"),
-    ({"PRESET": "huge"}, "PRESET=huge is not paper, small or tiny"),
-])
+@pytest.mark.parametrize(
+    "env, message",
+    [
+        ({"DEADLINE": "soon"}, "DEADLINE=soon is not a whole number"),
+        ({"SAMPLES": "6k"}, "SAMPLES=6k is not a whole number"),
+        ({"SIM_BATCH": "0"}, "SIM_BATCH=0 is not a whole number of at least 1"),
+        ({"OUT": None}, "OUT must name the folder whose files come back"),
+        ({"PRESET": "huge"}, "PRESET=huge is not paper, small or tiny"),
+    ],
+)
 def test_bad_settings_exit_2_in_one_line_before_anything_runs(tmp_path, env, message):
     done, out, calls = _run(tmp_path, **env)
     assert done.returncode == 2
@@ -201,16 +259,36 @@ def test_the_real_script_runs_end_to_end_on_the_cpu(tmp_path):
     config = tmp_path / "tiny.yaml"
     config.write_text(yaml.safe_dump(demo))
     out, runs = tmp_path / "out", tmp_path / "runs"
-    env = {**os.environ, "PYTHON": sys.executable, "OUT": str(out), "RUNS_DIR": str(runs), "WHEELS": "",
-           "DEVICE": "cpu", "PRESET": "tiny", "SAMPLES": "24", "SIM_BATCH": "8", "CONFIG": str(config),
-           "NUMBA_NUM_THREADS": "1", "OMP_NUM_THREADS": "1"}  # one thread: the cores may be shared
-    done = subprocess.run(["bash", str(SCRIPT), "data.batch_size=8"], cwd=tmp_path, env=env, capture_output=True,
-                          text=True, timeout=240)
+    env = {
+        **os.environ,
+        "PYTHON": sys.executable,
+        "OUT": str(out),
+        "RUNS_DIR": str(runs),
+        "WHEELS": "",
+        "DEVICE": "cpu",
+        "PRESET": "tiny",
+        "SAMPLES": "24",
+        "SIM_BATCH": "8",
+        "CONFIG": str(config),
+        "NUMBA_NUM_THREADS": "1",
+        "OMP_NUM_THREADS": "1",
+    }  # one thread: the cores may be shared
+    done = subprocess.run(
+        ["bash", str(SCRIPT), "data.batch_size=8"], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=240
+    )
     assert done.returncode == 0, done.stdout + done.stderr
     members = _members(out / "run.tar.gz")
-    assert {"tiny/config.yaml", "tiny/split.json", "tiny/model.safetensors", "tiny/operating_point.json",
-            "tiny/metrics.json", "tiny/size_table.md", "tiny/figures/masks.png", "tiny/checkpoints/last.ckpt",
-            "tiny/evaluate/metrics.json"} <= members
+    assert {
+        "tiny/config.yaml",
+        "tiny/split.json",
+        "tiny/model.safetensors",
+        "tiny/operating_point.json",
+        "tiny/metrics.json",
+        "tiny/size_table.md",
+        "tiny/figures/masks.png",
+        "tiny/checkpoints/last.ckpt",
+        "tiny/evaluate/metrics.json",
+    } <= members
     assert not any("epoch" in m or "best.ckpt" in m for m in members)
     assert (runs / "tiny" / "checkpoints" / "epoch000.ckpt").exists()  # made, but not packed
     sim = json.loads((out / "simulate.json").read_text())
@@ -226,8 +304,9 @@ def test_the_real_script_runs_end_to_end_on_the_cpu(tmp_path):
     argv[argv.index("simulate.yaml")] = str(out / "simulate.yaml")
     argv[argv.index("--samples") + 1] = "4"
     argv[argv.index("STORE.zarr")] = str(tmp_path / "again.zarr")
-    again = subprocess.run([sys.executable, "-m", "crackscope.cli", *argv], env=env, capture_output=True, text=True,
-                           timeout=120)
+    again = subprocess.run(
+        [sys.executable, "-m", "crackscope.cli", *argv], env=env, capture_output=True, text=True, timeout=120
+    )
     assert again.returncode == 0, again.stderr
     a, b = zarr.open_group(str(store), mode="r"), zarr.open_group(str(tmp_path / "again.zarr"), mode="r")
     assert a.attrs["config"] == b.attrs["config"]

@@ -13,8 +13,16 @@ import neu_paper_protocol_report as report  # noqa: E402
 
 
 def _row(run, correct, reached=90, model="aoie_net_resnet20"):
-    return {"run": run, "model": model, "epochs": 90, "reached": reached, "test_last": correct / 288,
-            "f1_last": 0.99, "val_last": 0.99, "n_test": 288}
+    return {
+        "run": run,
+        "model": model,
+        "epochs": 90,
+        "reached": reached,
+        "test_last": correct / 288,
+        "f1_last": 0.99,
+        "val_last": 0.99,
+        "n_test": 288,
+    }
 
 
 def test_seed_runs_share_their_base_name():
@@ -23,10 +31,16 @@ def test_seed_runs_share_their_base_name():
 
 
 def test_over_seeds_by_hand():
-    rows = [report.with_sample_interval(r) for r in (
-        _row("aoie_net", 286), _row("aoie_net_s1", 285), _row("aoie_net_s2", 287),
-        _row("aoie_net_s3", 200, reached=40),          # unfinished: left out
-        _row("ienet", 280, model="ienet_resnet20"))]   # one seed only: no spread to give
+    rows = [
+        report.with_sample_interval(r)
+        for r in (
+            _row("aoie_net", 286),
+            _row("aoie_net_s1", 285),
+            _row("aoie_net_s2", 287),
+            _row("aoie_net_s3", 200, reached=40),  # unfinished: left out
+            _row("ienet", 280, model="ienet_resnet20"),
+        )
+    ]  # one seed only: no spread to give
     (g,) = report.over_seeds(rows)
     # 285, 286, 287 of 288: mean 286/288, sample standard deviation exactly 1/288
     assert g["name"] == "aoie_net" and g["seeds"] == 3 and g["errors"] == [2, 3, 1]
@@ -49,6 +63,7 @@ def test_from_json_rewrites_the_tables_with_errors_and_intervals(tmp_path, monke
     report.main()
     written = json.loads(out.with_suffix(".json").read_text())
     assert written[0]["errors_last"] == 2 and written[0]["interval_last"] == pytest.approx(
-        list(accuracy_interval(286, 288)))
+        list(accuracy_interval(286, 288))
+    )
     assert written[1] == rows[1]
     assert "| 2 of 288 | 97.5–99.9 % |" in out.read_text()  # Clopper-Pearson for 286 of 288

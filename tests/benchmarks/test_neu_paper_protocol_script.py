@@ -9,8 +9,17 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 SCRIPT = ROOT / "benchmarks" / "neu_paper_protocol.sh"
-ALL_RUNS = ["aoie_net", "resnet20", "ienet", "adabin", "fracbnn", "reactnet",
-            "fracbnn_aba_io", "fracbnn_dbn_ieb", "fracbnn_pan"]
+ALL_RUNS = [
+    "aoie_net",
+    "resnet20",
+    "ienet",
+    "adabin",
+    "fracbnn",
+    "reactnet",
+    "fracbnn_aba_io",
+    "fracbnn_dbn_ieb",
+    "fracbnn_pan",
+]
 
 FAKE_CLI = """#!/usr/bin/env bash
 name=
@@ -36,11 +45,23 @@ def test_jobs_1_trains_the_named_runs_one_after_another(tmp_path):
     done, calls = _run(tmp_path, "DATA", str(out), "trainer.compile=true", JOBS="1", ONLY="ienet aoie_net fracbnn_pan")
     assert done.returncode == 0, done.stderr
     # the list's order, each run ending before the next starts
-    assert [c.split()[:2] for c in calls] == [["start", "aoie_net"], ["end", "aoie_net"], ["start", "ienet"],
-                                              ["end", "ienet"], ["start", "fracbnn_pan"], ["end", "fracbnn_pan"]]
+    assert [c.split()[:2] for c in calls] == [
+        ["start", "aoie_net"],
+        ["end", "aoie_net"],
+        ["start", "ienet"],
+        ["end", "ienet"],
+        ["start", "fracbnn_pan"],
+        ["end", "fracbnn_pan"],
+    ]
     ienet = next(c for c in calls if c.startswith("start ienet"))
-    for arg in ("train", "--config configs/binary/aoie_net_neu.yaml", f"out_dir={out}", "data.root=DATA",
-                "model.name=ienet_resnet20", "trainer.compile=true"):
+    for arg in (
+        "train",
+        "--config configs/binary/aoie_net_neu.yaml",
+        f"out_dir={out}",
+        "data.root=DATA",
+        "model.name=ienet_resnet20",
+        "trainer.compile=true",
+    ):
         assert arg in ienet
     assert "--resume" not in ienet
 
@@ -59,8 +80,10 @@ def test_all_runs_by_default_and_finished_or_started_runs_are_skipped_or_resumed
     assert "--resume" in started["ienet"] and "--resume" not in started["aoie_net"]
 
 
-@pytest.mark.parametrize("env, message", [({"ONLY": "aoie_net ienett"}, "ONLY: no run named ienett"),
-                                          ({"JOBS": "two"}, "JOBS=two is not a whole number")])
+@pytest.mark.parametrize(
+    "env, message",
+    [({"ONLY": "aoie_net ienett"}, "ONLY: no run named ienett"), ({"JOBS": "two"}, "JOBS=two is not a whole number")],
+)
 def test_bad_settings_exit_2_naming_the_value_before_anything_runs(tmp_path, env, message):
     out = tmp_path / "out"
     done, calls = _run(tmp_path, "DATA", str(out), **env)
@@ -78,8 +101,13 @@ def test_seeds_train_each_run_once_per_seed_under_its_own_name(tmp_path):
     started = [c.split() for c in calls if c.startswith("start")]
     # seed 0 keeps the plain name; 02 is seed 2, already finished, so skipped
     assert [c[1] for c in started] == ["aoie_net", "ienet", "ienet_s2", "aoie_net_s5", "ienet_s5"]
-    assert [next(a for a in c if a.startswith("seed=")) for c in started] == ["seed=0", "seed=0", "seed=2",
-                                                                             "seed=5", "seed=5"]
+    assert [next(a for a in c if a.startswith("seed=")) for c in started] == [
+        "seed=0",
+        "seed=0",
+        "seed=2",
+        "seed=5",
+        "seed=5",
+    ]
     assert "aoie_net_s2: finished, skipped" in done.stdout
 
 

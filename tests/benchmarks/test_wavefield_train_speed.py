@@ -12,9 +12,27 @@ ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import wavefield_train_speed as bench  # noqa: E402
 
-ROW_KEYS = {"n_time", "variant", "compile", "channels_last", "bf16", "batch", "steps", "repeats", "warmup",
-            "warmup_seconds", "round_seconds", "seconds", "step_seconds", "samples_per_s", "speedup_vs_eager",
-            "compile_seconds", "warmup_overhead_seconds", "other_processes_cpu_fraction", "first_step"}
+ROW_KEYS = {
+    "n_time",
+    "variant",
+    "compile",
+    "channels_last",
+    "bf16",
+    "batch",
+    "steps",
+    "repeats",
+    "warmup",
+    "warmup_seconds",
+    "round_seconds",
+    "seconds",
+    "step_seconds",
+    "samples_per_s",
+    "speedup_vs_eager",
+    "compile_seconds",
+    "warmup_overhead_seconds",
+    "other_processes_cpu_fraction",
+    "first_step",
+}
 FIRST_STEP_KEYS = {"loss", "grad_norm", "loss_rel_diff", "grad_norm_rel_diff", "grad_rel_err"}
 
 
@@ -30,17 +48,22 @@ def test_rows_have_the_expected_keys_and_a_positive_speed(rows):
     assert row["samples_per_s"] > 0 and row["speedup_vs_eager"] == pytest.approx(1.0)
     assert row["compile_seconds"] is None and not row["compile"] and not row["bf16"]
     assert row["first_step"]["loss"] > 0 and row["first_step"]["grad_norm"] > 0
-    assert row["first_step"]["loss_rel_diff"] == 0.0   # eager fp32 against eager fp32, same weights and batch
+    assert row["first_step"]["loss_rel_diff"] == 0.0  # eager fp32 against eager fp32, same weights and batch
 
 
 def test_markdown_has_one_row_per_n_time_and_variant(rows):
     other = [{**rows[0], "n_time": 128}, {**rows[0], "variant": "bf16_autocast", "bf16": True, "speedup_vs_eager": 0.5}]
-    report = {"date": "2000-01-01T00:00:00+00:00", "git_commit": "abc",
-              "hardware": {"cpu_model": "cpu", "available_cpus": 2},
-              "software": {"torch": "x", "torch_threads": 2},
-              "settings": {"batch": 2, "steps": 1, "repeats": 1, "warmup": 1},
-              "load_average_before": [0.0, 0.0, 0.0], "load_average_after": [0.0, 0.0, 0.0],
-              "attention_uses_sdpa": True, "rows": rows + other}
+    report = {
+        "date": "2000-01-01T00:00:00+00:00",
+        "git_commit": "abc",
+        "hardware": {"cpu_model": "cpu", "available_cpus": 2},
+        "software": {"torch": "x", "torch_threads": 2},
+        "settings": {"batch": 2, "steps": 1, "repeats": 1, "warmup": 1},
+        "load_average_before": [0.0, 0.0, 0.0],
+        "load_average_after": [0.0, 0.0, 0.0],
+        "attention_uses_sdpa": True,
+        "rows": rows + other,
+    }
     table = [ln for ln in bench.markdown(report).splitlines() if ln.startswith("| ") and not ln.startswith("| T ")]
     cells = [[c.strip() for c in ln.strip("|").split("|")] for ln in table]
     assert [(c[0], c[1]) for c in cells] == [("64", "eager"), ("128", "eager"), ("64", "bf16_autocast")]

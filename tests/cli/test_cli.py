@@ -9,8 +9,14 @@ import pytest
 
 
 def run(*args, cwd=None):
-    return subprocess.run([sys.executable, "-m", "crackscope.cli", *args], capture_output=True, text=True,
-                          timeout=300, cwd=cwd, env={**os.environ, "MPLBACKEND": "Agg"})
+    return subprocess.run(
+        [sys.executable, "-m", "crackscope.cli", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=cwd,
+        env={**os.environ, "MPLBACKEND": "Agg"},
+    )
 
 
 @pytest.mark.parametrize("verb", [[], ["simulate"], ["simulate", "wavefield"], ["inspect"], ["version"]])
@@ -76,7 +82,16 @@ def test_bad_config_file_and_unwritable_output(tmp_path):
     bad_yaml.write_text("poisson_ratio: [1, 2\n")
     out = run("simulate", "wavefield", "--config", str(bad_yaml), "--samples", "1", "--out", str(tmp_path / "a.zarr"))
     assert out.returncode == 2 and str(bad_yaml) in out.stderr and len(out.stderr.strip().splitlines()) == 1
-    missing = run("simulate", "wavefield", "--config", str(tmp_path / "nope.yaml"), "--samples", "1", "--out", str(tmp_path / "a.zarr"))
+    missing = run(
+        "simulate",
+        "wavefield",
+        "--config",
+        str(tmp_path / "nope.yaml"),
+        "--samples",
+        "1",
+        "--out",
+        str(tmp_path / "a.zarr"),
+    )
     assert missing.returncode == 2 and "nope.yaml" in missing.stderr
     blocker = tmp_path / "file"
     blocker.write_text("")

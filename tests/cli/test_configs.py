@@ -33,8 +33,11 @@ def test_overrides_beat_the_file_which_beats_the_preset(tmp_path):
     assert cfg.width == PlateConfig.preset("tiny").width and cfg.cracks.length_um_max == 3.2
 
 
-TRAIN_CONFIGS = sorted(p for p in (Path(__file__).resolve().parents[2] / "configs").glob("*/*.yaml")
-                       if not p.stem.startswith("simulate_") and "grid" not in p.stem)
+TRAIN_CONFIGS = sorted(
+    p
+    for p in (Path(__file__).resolve().parents[2] / "configs").glob("*/*.yaml")
+    if not p.stem.startswith("simulate_") and "grid" not in p.stem
+)
 PIPELINE_OF_FOLDER = {"binary": "classify"}  # configs/binary/ holds the classification (AOIE-Net) runs
 # configs/cascade/ holds the two models of the tile cascade
 PIPELINE_OF_CONFIG = {"cascade/tile_classifier_deepcrack": "classify", "cascade/segmenter_deepcrack": "surface"}
@@ -46,8 +49,9 @@ def test_shipped_training_configs_validate(path):
     from crackscope.engine.config import load_train_config
 
     cfg = load_train_config(path)
-    expected = PIPELINE_OF_CONFIG.get(f"{path.parent.name}/{path.stem}",
-                                      PIPELINE_OF_FOLDER.get(path.parent.name, path.parent.name))
+    expected = PIPELINE_OF_CONFIG.get(
+        f"{path.parent.name}/{path.stem}", PIPELINE_OF_FOLDER.get(path.parent.name, path.parent.name)
+    )
     assert cfg.pipeline == expected
     assert cfg.data.kind == cfg.pipeline
 
@@ -67,7 +71,12 @@ def test_surface_config_follows_the_paper_protocol():
     cfg = load_train_config(Path(__file__).resolve().parents[2] / "configs" / "surface" / "unet_cbam.yaml")
     # Zhang et al. section 4.2: Adam 1e-3, LR on validation-loss plateau, early stopping, batch 32, <= 100 epochs,
     # loss 0.7 CE + 0.3 Dice
-    assert (cfg.optimizer.name, cfg.optimizer.lr, cfg.data.batch_size, cfg.trainer.max_epochs) == ("adam", 1e-3, 32, 100)
+    assert (cfg.optimizer.name, cfg.optimizer.lr, cfg.data.batch_size, cfg.trainer.max_epochs) == (
+        "adam",
+        1e-3,
+        32,
+        100,
+    )
     assert cfg.trainer.lr_plateau_patience and cfg.trainer.early_stopping_patience and cfg.data.augment
     assert (cfg.loss.name, cfg.loss.kwargs) == ("ce_dice", {"alpha": 0.7}) and cfg.model.name == "unet_cbam"
 
@@ -112,7 +121,9 @@ def test_cascade_models_share_one_image_split():
     assert tiles.model.name == "aoie_net_resnet20"
     # the shipped classifier was trained with this config's tiling and labels (64 crack pixels,
     # chosen on the validation images: docs/cascade.md)
-    shipped = yaml.safe_load((folder.parents[1] / "weights" / "deepcrack" / "tile_classifier" / "config.yaml").read_text())
+    shipped = yaml.safe_load(
+        (folder.parents[1] / "weights" / "deepcrack" / "tile_classifier" / "config.yaml").read_text()
+    )
     assert tiles.data.tiles.model_dump() == shipped["data"]["tiles"]
     assert shipped["model"] == tiles.model.model_dump(exclude_unset=True)
     assert seg.data.size is None  # the cascade segments tiles at their own resolution

@@ -14,8 +14,7 @@ import pytest
 import torch
 from PIL import Image
 
-from crackscope.data.classification import (NEU_CLS_CLASSES, ImageClassificationDataset, detect_format,
-                                            read_cifar_batch)
+from crackscope.data.classification import NEU_CLS_CLASSES, ImageClassificationDataset, detect_format, read_cifar_batch
 from crackscope.data.splits import stratified_split, write_split
 from crackscope.errors import InputError
 
@@ -71,8 +70,15 @@ def test_folder_format_pixels_and_natural_class_order(tmp_path):
     assert ds.format == "folder" and detect_format(tmp_path) == "folder"
     assert ds.classes == ["class1", "class2", "class10"]
     assert ds.targets.tolist() == [0, 0, 1, 1, 1, 2, 2]
-    assert ds.stems == ["class1/img_2", "class1/img_10", "class2/img_1", "class2/img_2", "class2/img_10",
-                        "class10/img_2", "class10/img_10"]
+    assert ds.stems == [
+        "class1/img_2",
+        "class1/img_10",
+        "class2/img_1",
+        "class2/img_2",
+        "class2/img_10",
+        "class10/img_2",
+        "class10/img_10",
+    ]
     assert [f.parent.name for f in ds.files] == [ds.classes[t] for t in ds.targets]
     x, y = ds[0]
     assert int(y) == 0 and np.array_equal(x.numpy(), grey["class1"][None] / np.float32(255))
@@ -89,8 +95,13 @@ def test_folder_format_pixels_and_natural_class_order(tmp_path):
     x, y = rgb[1]
     assert int(y) == 2 and x.shape == (3, 6, 9) and np.array_equal(x[2].numpy(), grey["class10"] / np.float32(255))
 
-    batch = next(iter(torch.utils.data.DataLoader(
-        ImageClassificationDataset(tmp_path, size=(8, 12), indices=[0, 2, 6]), batch_size=3)))
+    batch = next(
+        iter(
+            torch.utils.data.DataLoader(
+                ImageClassificationDataset(tmp_path, size=(8, 12), indices=[0, 2, 6]), batch_size=3
+            )
+        )
+    )
     assert batch[0].shape == (3, 1, 8, 12) and batch[1].dtype == torch.int64
     assert batch[1].tolist() == [0, 1, 2]
 
@@ -112,8 +123,14 @@ def _neu_images(n=2):
 
 def test_neu_folder_variant_maps_to_the_flat_classes(tmp_path):
     images = _neu_images()
-    folders = {"Cr": "crazing", "In": "Inclusion", "Pa": "patches", "PS": "pitted_surface",
-               "RS": "Rolled-in Scale", "Sc": "Sc"}
+    folders = {
+        "Cr": "crazing",
+        "In": "Inclusion",
+        "Pa": "patches",
+        "PS": "pitted_surface",
+        "RS": "Rolled-in Scale",
+        "Sc": "Sc",
+    }
     for stem, a in images.items():
         _save(tmp_path / "flat" / f"{stem}.bmp", a)
         _save(tmp_path / "tree" / folders[stem.split("_")[0]] / f"{stem}.bmp", a)
@@ -202,8 +219,8 @@ def test_crop_flip_is_a_seeded_shift_within_4_pixels_and_a_horizontal_flip(tmp_p
         hits = [k for k, c in candidates.items() if np.array_equal(c, x.numpy())]
         assert len(hits) == 1, (epoch, hits)
         seen.add(hits[0])
-    assert {f for _, _, f in seen} == {False, True}            # both orientations
-    assert len({(dy, dx) for dy, dx, _ in seen}) >= 20          # many of the 81 offsets in 40 draws
+    assert {f for _, _, f in seen} == {False, True}  # both orientations
+    assert len({(dy, dx) for dy, dx, _ in seen}) >= 20  # many of the 81 offsets in 40 draws
     with pytest.raises(InputError, match="crop_flip"):
         ImageClassificationDataset(tmp_path, augment="crop")
 
@@ -220,16 +237,19 @@ def _write_cifar(folder: Path, n_per_batch: int = 3, seed: int = 0) -> dict[str,
     for name in [f"data_batch_{k}" for k in range(1, 6)] + ["test_batch"]:
         data = rng.integers(0, 256, (n_per_batch, 3072), dtype=np.uint8)
         labels = [int(v) for v in rng.integers(0, 10, n_per_batch)]
-        d = {b"batch_label": name.encode(), b"labels": labels, b"data": data,
-             b"filenames": [f"img_{i}.png".encode() for i in range(n_per_batch)]}
+        d = {
+            b"batch_label": name.encode(),
+            b"labels": labels,
+            b"data": data,
+            b"filenames": [f"img_{i}.png".encode() for i in range(n_per_batch)],
+        }
         raw = pickle.dumps(d, protocol=2)
         if name == "data_batch_1":  # numpy 1.x (as in the real files) names the module numpy.core
             raw = raw.replace(b"numpy._core.multiarray", b"numpy.core.multiarray")
         (folder / name).write_bytes(raw)
         written[name] = (data, labels)
     with open(folder / "batches.meta", "wb") as f:
-        pickle.dump({b"num_cases_per_batch": n_per_batch, b"label_names": CIFAR_NAMES, b"num_vis": 3072}, f,
-                    protocol=2)
+        pickle.dump({b"num_cases_per_batch": n_per_batch, b"label_names": CIFAR_NAMES, b"num_vis": 3072}, f, protocol=2)
     return written
 
 
@@ -247,8 +267,7 @@ def test_cifar10_batches_read_exactly(tmp_path):
         assert x.dtype == torch.float32 and np.array_equal(x.numpy(), expected)
         assert int(y) == written[name][1][row]
 
-    test = ImageClassificationDataset(tmp_path / "cifar-10-batches-py", format="cifar10", split="test",
-                                      indices=[2, 0])
+    test = ImageClassificationDataset(tmp_path / "cifar-10-batches-py", format="cifar10", split="test", indices=[2, 0])
     assert test.stems == ["test_batch/2", "test_batch/0"]
     x, y = test[0]
     rgb = written["test_batch"][0][2].reshape(3, 32, 32).astype(np.float64)
@@ -287,15 +306,18 @@ def test_cifar10_malicious_pickle_is_refused_and_not_run(tmp_path, payload):
     assert not marker.exists()
 
 
-@pytest.mark.parametrize("content, words", [
-    ({b"data": np.zeros((2, 3072), np.uint8)}, "labels"),
-    ({b"data": np.zeros((2, 3, 32, 32), np.uint8), b"labels": [0, 1]}, "data"),
-    ({b"data": np.zeros((2, 3072), np.float64), b"labels": [0, 1]}, "data"),
-    ({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 10]}, "labels"),
-    ({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0]}, "labels"),
-    ([1, 2, 3], "list"),
-    (b"not a pickle at all", "invalid load key"),
-])
+@pytest.mark.parametrize(
+    "content, words",
+    [
+        ({b"data": np.zeros((2, 3072), np.uint8)}, "labels"),
+        ({b"data": np.zeros((2, 3, 32, 32), np.uint8), b"labels": [0, 1]}, "data"),
+        ({b"data": np.zeros((2, 3072), np.float64), b"labels": [0, 1]}, "data"),
+        ({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0, 10]}, "labels"),
+        ({b"data": np.zeros((2, 3072), np.uint8), b"labels": [0]}, "labels"),
+        ([1, 2, 3], "list"),
+        (b"not a pickle at all", "invalid load key"),
+    ],
+)
 def test_cifar10_wrong_batch_content_is_named(tmp_path, content, words):
     folder = tmp_path / "cifar"
     _write_cifar(folder)
@@ -388,10 +410,18 @@ def test_errors_name_the_bad_path_or_value(tmp_path):
 
     good = tmp_path / "good"
     _save(good / "a" / "x.png", np.zeros((4, 4), np.uint8))
-    for kw, words in [({"size": 0}, "size"), ({"size": "big"}, "size"), ({"size": (4, -1)}, "size"),
-                      ({"channels": 2}, "channels"), ({"channels": True}, "channels"),
-                      ({"format": "imagenet"}, "imagenet"), ({"split": "test"}, "split"),
-                      ({"indices": [3]}, "index 3"), ({"augment": "yes"}, "augment"), ({"seed": -1}, "seed")]:
+    for kw, words in [
+        ({"size": 0}, "size"),
+        ({"size": "big"}, "size"),
+        ({"size": (4, -1)}, "size"),
+        ({"channels": 2}, "channels"),
+        ({"channels": True}, "channels"),
+        ({"format": "imagenet"}, "imagenet"),
+        ({"split": "test"}, "split"),
+        ({"indices": [3]}, "index 3"),
+        ({"augment": "yes"}, "augment"),
+        ({"seed": -1}, "seed"),
+    ]:
         with pytest.raises(InputError, match=words):
             ImageClassificationDataset(good, **kw)
     with pytest.raises(InputError, match="fractions"):

@@ -52,7 +52,7 @@ def folder(tmp_path):
         f"s1,{_txt(r, 's1_b_h3.dat', np.full(4760, 0.5), header='volts')},q2,b,h3",
         f"s2,{_npy(r, 's2_a_h2.npy', np.ones(3, dtype=np.float32))},q10,a,h2",
         f"s2,{_csv(r, 's2_a_h3.csv', [4, 3, 2, 1], header=None)},q10,a,h3",
-        f"s2,{_npy(r, 's2_a_h4.npy', [7.0, 7.0])},q10,a,h4",   # a channel not requested: ignored
+        f"s2,{_npy(r, 's2_a_h4.npy', [7.0, 7.0])},q10,a,h4",  # a channel not requested: ignored
     ]
     _write_manifest(r, rows)
     return r
@@ -84,8 +84,7 @@ def test_same_length_is_unchanged():
 def test_reads_all_three_formats(tmp_path):
     np.testing.assert_array_equal(read_signal(tmp_path / _npy(tmp_path, "a.npy", [1, 2, 3])), [1.0, 2.0, 3.0])
     np.testing.assert_array_equal(read_signal(tmp_path / _npy(tmp_path, "col.npy", [[1.5], [2.5]])), [1.5, 2.5])
-    np.testing.assert_array_equal(read_signal(tmp_path / _csv(tmp_path, "b.csv", [0.25, -1e-3, 7])),
-                                  [0.25, -1e-3, 7.0])
+    np.testing.assert_array_equal(read_signal(tmp_path / _csv(tmp_path, "b.csv", [0.25, -1e-3, 7])), [0.25, -1e-3, 7.0])
     np.testing.assert_array_equal(read_signal(tmp_path / _csv(tmp_path, "nh.csv", [1, 2], header=None)), [1.0, 2.0])
     (tmp_path / "c.txt").write_text("time_signal\n\n1e-6\n  -2.5  \n\n3\n")
     np.testing.assert_array_equal(read_signal(tmp_path / "c.txt"), [1e-6, -2.5, 3.0])
@@ -100,13 +99,13 @@ def test_groups_by_sample_and_sensor(folder):
     x, y = ds[0]
     assert x.shape == (2, 4760) and x.dtype == torch.float32
     assert y.dtype == torch.int64 and y.ndim == 0
-    torch.testing.assert_close(x[0], torch.linspace(0, 4, 4760))          # ramp 0..4
+    torch.testing.assert_close(x[0], torch.linspace(0, 4, 4760))  # ramp 0..4
     t = np.linspace(0, 1, 4760)
     expected_h3 = np.interp(t, [0, 0.5, 1], [0, 2, 10])
     np.testing.assert_allclose(x[1].numpy(), expected_h3, rtol=1e-6, atol=1e-6)
     xb, _ = ds[1]
     torch.testing.assert_close(xb[0], torch.linspace(-1, 1, 4760))
-    assert torch.equal(xb[1], torch.full((4760,), 0.5))                    # already 4760 long: untouched
+    assert torch.equal(xb[1], torch.full((4760,), 0.5))  # already 4760 long: untouched
     x2, _ = ds[-1]
     assert torch.equal(x2[0], torch.ones(4760))
     torch.testing.assert_close(x2[1], torch.linspace(4, 1, 4760))
@@ -147,8 +146,12 @@ def test_manifest_elsewhere_with_extra_columns_and_any_case(tmp_path):
     data.mkdir()
     _npy(data, "x.npy", [0.0, 1.0])
     _npy(data, "y.npy", [1.0, 0.0])
-    manifest = _write_manifest(tmp_path, ["run1,x.npy,L,c,h2,first", f"run1,{data / 'y.npy'},L,c,h3,second"],
-                               header="Sample, File ,LABEL,sensor,channel,notes", name="list.csv")
+    manifest = _write_manifest(
+        tmp_path,
+        ["run1,x.npy,L,c,h2,first", f"run1,{data / 'y.npy'},L,c,h3,second"],
+        header="Sample, File ,LABEL,sensor,channel,notes",
+        name="list.csv",
+    )
     ds = HarmonicSignalDataset(data, manifest=manifest, length=3)
     assert ds.labels == ["L"]
     torch.testing.assert_close(ds[0][0], torch.tensor([[0.0, 0.5, 1.0], [1.0, 0.5, 0.0]]))
@@ -197,17 +200,20 @@ def test_missing_file_names_row_and_file(tmp_path):
         HarmonicSignalDataset(tmp_path)
 
 
-@pytest.mark.parametrize("name,content,match", [
-    ("bad.csv", "amplitude\n1.0\noops\n3.0\n", r"bad.csv line 3: 'oops' is not a number"),
-    ("wide.csv", "1.0,2.0\n3.0,4.0\n", r"wide.csv line 1: expected one value per line, got 2 fields"),
-    ("bad.txt", "1.0 2.0\n", r"bad.txt line 1: expected one value per line"),
-    ("bad.npy", "not a numpy file", r"cannot read signal file .*bad.npy"),
-    ("empty.txt", "", r"empty.txt has 0 sample\(s\)"),
-    ("header_only.csv", "amplitude\n", r"header_only.csv has 0 sample\(s\)"),
-    ("single.txt", "4.2\n", r"single.txt has 1 sample\(s\)"),
-    ("nan.csv", "v\n1.0\nnan\n2.0\n", r"nan.csv holds 1 NaN/Inf value\(s\), the first at index 1"),
-    ("inf.txt", "1.0\n2.0\ninf\n-inf\n", r"inf.txt holds 2 NaN/Inf value\(s\), the first at index 2"),
-])
+@pytest.mark.parametrize(
+    "name,content,match",
+    [
+        ("bad.csv", "amplitude\n1.0\noops\n3.0\n", r"bad.csv line 3: 'oops' is not a number"),
+        ("wide.csv", "1.0,2.0\n3.0,4.0\n", r"wide.csv line 1: expected one value per line, got 2 fields"),
+        ("bad.txt", "1.0 2.0\n", r"bad.txt line 1: expected one value per line"),
+        ("bad.npy", "not a numpy file", r"cannot read signal file .*bad.npy"),
+        ("empty.txt", "", r"empty.txt has 0 sample\(s\)"),
+        ("header_only.csv", "amplitude\n", r"header_only.csv has 0 sample\(s\)"),
+        ("single.txt", "4.2\n", r"single.txt has 1 sample\(s\)"),
+        ("nan.csv", "v\n1.0\nnan\n2.0\n", r"nan.csv holds 1 NaN/Inf value\(s\), the first at index 1"),
+        ("inf.txt", "1.0\n2.0\ninf\n-inf\n", r"inf.txt holds 2 NaN/Inf value\(s\), the first at index 2"),
+    ],
+)
 def test_unparsable_or_invalid_signal_files(tmp_path, name, content, match):
     (tmp_path / name).write_text(content)
     _one_sample(tmp_path, _npy(tmp_path, "ok.npy", [1.0, 2.0]), name)
@@ -216,13 +222,16 @@ def test_unparsable_or_invalid_signal_files(tmp_path, name, content, match):
     assert "manifest.csv line 3" in str(err.value)
 
 
-@pytest.mark.parametrize("array,match", [
-    (np.zeros((3, 4)), r"shape \(3, 4\); expected a 1-D signal"),
-    (np.array([np.nan, 1.0, 2.0]), "NaN/Inf"),
-    (np.array([1.0]), r"1 sample\(s\)"),
-    (np.array([], dtype=np.float64), r"0 sample\(s\)"),
-    (np.array(["a", "b"]), "not hold a real numeric array"),
-])
+@pytest.mark.parametrize(
+    "array,match",
+    [
+        (np.zeros((3, 4)), r"shape \(3, 4\); expected a 1-D signal"),
+        (np.array([np.nan, 1.0, 2.0]), "NaN/Inf"),
+        (np.array([1.0]), r"1 sample\(s\)"),
+        (np.array([], dtype=np.float64), r"0 sample\(s\)"),
+        (np.array(["a", "b"]), "not hold a real numeric array"),
+    ],
+)
 def test_invalid_npy_arrays(tmp_path, array, match):
     np.save(tmp_path / "bad.npy", array)
     _one_sample(tmp_path, "bad.npy", _npy(tmp_path, "ok.npy", [1.0, 2.0]))
@@ -231,9 +240,14 @@ def test_invalid_npy_arrays(tmp_path, array, match):
 
 
 def test_sample_missing_a_channel(tmp_path):
-    _write_manifest(tmp_path, [f"s1,{_npy(tmp_path, 'x.npy', [1.0, 2.0])},A,a,h2",
-                               f"s1,{_npy(tmp_path, 'y.npy', [1.0, 2.0])},A,a,h3",
-                               f"s2,{_npy(tmp_path, 'z.npy', [1.0, 2.0])},A,a,h2"])
+    _write_manifest(
+        tmp_path,
+        [
+            f"s1,{_npy(tmp_path, 'x.npy', [1.0, 2.0])},A,a,h2",
+            f"s1,{_npy(tmp_path, 'y.npy', [1.0, 2.0])},A,a,h3",
+            f"s2,{_npy(tmp_path, 'z.npy', [1.0, 2.0])},A,a,h2",
+        ],
+    )
     with pytest.raises(InputError, match="line 4: sample 's2' sensor 'a' has no 'h3' channel"):
         HarmonicSignalDataset(tmp_path)
     assert len(HarmonicSignalDataset(tmp_path, channels=["h2"])) == 2

@@ -108,8 +108,13 @@ def _generate_in_subprocess(path, env=None):
         generate_harmonics_store({str(path)!r}, HarmonicsConfig.preset("tiny"), 7, seed=5, batch=3,
                                  log=lambda s: print(s, file=sys.stderr))
     """)
-    return subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
-                          env={**os.environ, "NUMBA_NUM_THREADS": "1", **(env or {})})
+    return subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={**os.environ, "NUMBA_NUM_THREADS": "1", **(env or {})},
+    )
 
 
 def test_resume_after_kill_equals_uninterrupted_run(store, tmp_path, arrays):
@@ -119,7 +124,7 @@ def test_resume_after_kill_equals_uninterrupted_run(store, tmp_path, arrays):
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     partial = arrays(path)
     assert partial["done"].tolist() == [1, 1, 1, 0, 0, 0, 0]  # the half-finished batch is not counted
-    assert np.abs(partial["harmonics"][3:6]).max() > 0        # ...although its data had been written
+    assert np.abs(partial["harmonics"][3:6]).max() > 0  # ...although its data had been written
     resumed = _generate_in_subprocess(path)
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming: 3 of 7" in resumed.stderr
@@ -165,13 +170,31 @@ def test_worker_processes_give_identical_arrays(cfg, store, tmp_path, arrays):
 
 def test_cli_simulate_harmonics(tmp_path):
     env = {**os.environ, "NUMBA_NUM_THREADS": "1"}
-    cmd = [sys.executable, "-m", "crackscope.cli", "simulate", "harmonics", "--preset", "tiny", "--samples", "3",
-           "--batch", "3", "--out", str(tmp_path / "h.zarr")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "crackscope.cli",
+        "simulate",
+        "harmonics",
+        "--preset",
+        "tiny",
+        "--samples",
+        "3",
+        "--batch",
+        "3",
+        "--out",
+        str(tmp_path / "h.zarr"),
+    ]
     ok = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
     assert ok.returncode == 0, ok.stderr
     group = open_harmonics_store(tmp_path / "h.zarr")
     assert group["harmonics"].shape == (3, 3, 2, 4760) and bool(np.all(group["done"][:]))
-    bad = subprocess.run(cmd[:-1] + [str(tmp_path / "bad.zarr"), "--set", "no_such_field=1"], capture_output=True,
-                         text=True, env=env, timeout=600)
+    bad = subprocess.run(
+        cmd[:-1] + [str(tmp_path / "bad.zarr"), "--set", "no_such_field=1"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert bad.returncode == 2 and "no_such_field" in bad.stderr and "Traceback" not in bad.stderr
     assert not (tmp_path / "bad.zarr").exists()

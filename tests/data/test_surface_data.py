@@ -99,7 +99,7 @@ def test_folder_resize_policy_gives_fixed_size_and_binary_mask(tmp_path):
     for stem, (h, w) in {"p": (40, 25), "q": (13, 50)}.items():
         _save(tmp_path / "images" / f"{stem}.png", rng.integers(0, 256, (h, w, 3), dtype=np.uint8))
         m = np.zeros((h, w), dtype=np.uint8)
-        m[h // 4:h // 2, w // 4:w // 2] = 255
+        m[h // 4 : h // 2, w // 4 : w // 2] = 255
         _save(tmp_path / "masks" / f"{stem}.png", m)
     ds = SurfaceSegmentationDataset(tmp_path, format="folder", size=(32, 48), in_channels=3)
     batch = next(iter(torch.utils.data.DataLoader(ds, batch_size=2)))

@@ -12,8 +12,15 @@ from PIL import Image
 
 from crackscope.data.splits import group_split
 from crackscope.data.surface import SurfaceSegmentationDataset
-from crackscope.data.tiles import (CrackTileDataset, extract_tiles, resize_tiles, stitch, tile_crack_pixels,
-                                   tile_grid, tile_starts)
+from crackscope.data.tiles import (
+    CrackTileDataset,
+    extract_tiles,
+    resize_tiles,
+    stitch,
+    tile_crack_pixels,
+    tile_grid,
+    tile_starts,
+)
 from crackscope.errors import InputError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -91,7 +98,7 @@ def test_resize_tiles_is_the_per_image_resize_of_training():
 def test_tile_labels_match_a_hand_worked_mask(tmp_path):
     # 70 x 100 image, tiles of 32: row starts 0, 32, 38; column starts 0, 32, 64, 68
     mask = np.zeros((70, 100), dtype=np.uint8)
-    mask[5, 5] = 255    # only tile (0, 0)
+    mask[5, 5] = 255  # only tile (0, 0)
     mask[40, 70] = 200  # rows 1 (32..63) and 2 (38..69) x columns 2 (64..95) and 3 (68..99)
     mask[45, 72] = 128  # the same four tiles: 128 is a crack pixel
     mask[10, 50] = 127  # anti-aliased edge below 128: background
@@ -106,8 +113,12 @@ def test_tile_labels_match_a_hand_worked_mask(tmp_path):
         assert target == int(origin in expected_counts), origin
     assert ds.stems[0] == "a/y0x0" and ds.meta(11)["image"] == "a"
     two = CrackTileDataset(tmp_path, tile=32, min_crack_pixels=2)
-    assert sorted(tuple(o) for o, t in zip(two.origins.tolist(), two.targets) if t) == \
-        [(32, 64), (32, 68), (38, 64), (38, 68)]
+    assert sorted(tuple(o) for o, t in zip(two.origins.tolist(), two.targets) if t) == [
+        (32, 64),
+        (32, 68),
+        (38, 64),
+        (38, 68),
+    ]
 
 
 def test_tile_items_are_the_image_windows_grey_and_resized(tmp_path):
@@ -133,7 +144,7 @@ def test_real_deepcrack_tiles_match_the_masks_read_directly():
         assert m.shape == (384, 544)
         mine = ds.image_index == k
         for (y, x), count in zip(ds.origins[mine].tolist(), ds.crack_pixels[mine]):
-            assert count == m[y:y + 64, x:x + 64].sum()
+            assert count == m[y : y + 64, x : x + 64].sum()
     assert 0 < ds.targets.sum() < len(ds)
     with pytest.raises(InputError, match="no DeepCrack image 'nope'"):
         CrackTileDataset(DEEPCRACK, images=["nope"])
@@ -143,7 +154,11 @@ def test_small_image_and_bad_options_are_named(tmp_path):
     _pair(tmp_path, "tiny", np.zeros((20, 30, 3), dtype=np.uint8), np.zeros((20, 30), dtype=np.uint8))
     with pytest.raises(InputError, match="tiny.png .*smaller than one 32 x 32 tile"):
         CrackTileDataset(tmp_path, tile=32)
-    for kw, word in (({"tile": 0}, "tile"), ({"min_crack_pixels": 0}, "min_crack_pixels"), ({"channels": 2}, "channels")):
+    for kw, word in (
+        ({"tile": 0}, "tile"),
+        ({"min_crack_pixels": 0}, "min_crack_pixels"),
+        ({"channels": 2}, "channels"),
+    ):
         with pytest.raises(InputError, match=word):
             CrackTileDataset(tmp_path, **kw)
     mask = np.zeros((5, 5), dtype=bool)
@@ -186,12 +201,28 @@ def test_tile_split_keeps_images_and_photos_together_and_equals_the_segmenter_sp
     stems = ["1", "1-1", "1-2", "2", "3", "3-1", "4", "5", "6", "6-1", "7", "8", "9", "10"]
     root = _fake_deepcrack(tmp_path / "dc", stems, h=64, w=96)
     common = {"seed": 3, "out_dir": str(tmp_path / "runs")}
-    tiles_cfg = load_train_config(None, base={
-        "name": "t", "pipeline": "classify", **common, "model": {"name": "resnet20"}, "loss": {"name": "cross_entropy"},
-        "data": {"root": str(root), "format": "deepcrack-tiles", "split": [0.6, 0.2, 0.2], "tiles": {"tile": 32}}})
-    seg_cfg = load_train_config(None, base={
-        "name": "s", "pipeline": "surface", **common, "model": {"name": "unet"}, "loss": {"name": "dice"},
-        "data": {"root": str(root), "format": "deepcrack", "split": [0.6, 0.2, 0.2]}})
+    tiles_cfg = load_train_config(
+        None,
+        base={
+            "name": "t",
+            "pipeline": "classify",
+            **common,
+            "model": {"name": "resnet20"},
+            "loss": {"name": "cross_entropy"},
+            "data": {"root": str(root), "format": "deepcrack-tiles", "split": [0.6, 0.2, 0.2], "tiles": {"tile": 32}},
+        },
+    )
+    seg_cfg = load_train_config(
+        None,
+        base={
+            "name": "s",
+            "pipeline": "surface",
+            **common,
+            "model": {"name": "unet"},
+            "loss": {"name": "dice"},
+            "data": {"root": str(root), "format": "deepcrack", "split": [0.6, 0.2, 0.2]},
+        },
+    )
     split = make_classification_split(tiles_cfg.data, 3, tmp_path / "t")
     seg = make_surface_split(seg_cfg.data, 3, tmp_path / "s")
     assert split["stems"] == seg["stems"] and split["unit"] == "image"
@@ -216,15 +247,27 @@ def test_tile_config_is_validated_and_a_three_part_run_config_reloads(tmp_path):
 
     from crackscope.engine.config import TrainConfig, dump_config, load_train_config
 
-    base = {"name": "t", "pipeline": "classify", "model": {"name": "resnet20"}, "loss": {"name": "cross_entropy"},
-            "data": {"root": str(tmp_path), "format": "deepcrack-tiles", "split": [0.7, 0.1, 0.2],
-                     "tiles": {"tile": 48, "min_crack_pixels": 3}}}
+    base = {
+        "name": "t",
+        "pipeline": "classify",
+        "model": {"name": "resnet20"},
+        "loss": {"name": "cross_entropy"},
+        "data": {
+            "root": str(tmp_path),
+            "format": "deepcrack-tiles",
+            "split": [0.7, 0.1, 0.2],
+            "tiles": {"tile": 48, "min_crack_pixels": 3},
+        },
+    }
     cfg = load_train_config(None, base=base)
     assert (cfg.data.tiles.tile, cfg.data.tiles.stride, cfg.data.tiles.min_crack_pixels) == (48, None, 3)
     # the resolved config.yaml of a three-part split lists the default val_fraction: it must load again
     again = TrainConfig.model_validate(yaml.safe_load(yaml.safe_dump(dump_config(cfg))))
     assert dump_config(again) == dump_config(cfg)
-    for bad, word in (({"format": "folder"}, "deepcrack-tiles only"), ({"tiles": {"tile": 0}}, "tile"),
-                      ({"val_fraction": 0.3}, "val_fraction")):
+    for bad, word in (
+        ({"format": "folder"}, "deepcrack-tiles only"),
+        ({"tiles": {"tile": 0}}, "tile"),
+        ({"val_fraction": 0.3}, "val_fraction"),
+    ):
         with pytest.raises((ValidationError, InputError), match=word):
             load_train_config(None, base={**base, "data": {**base["data"], **bad}})

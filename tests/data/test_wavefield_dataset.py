@@ -27,7 +27,9 @@ def store(tiny_store):
 @pytest.fixture(scope="module")
 def raw(store, read_store):
     g = zarr.open_group(str(store), mode="r")
-    return read_store(store, "signals", "masks", "reference", "max_crack_length_um") | {"signal_rms": g.attrs["signal_rms"]}
+    return read_store(store, "signals", "masks", "reference", "max_crack_length_um") | {
+        "signal_rms": g.attrs["signal_rms"]
+    }
 
 
 def test_layout_is_an_exact_transpose_of_the_store(store, raw):

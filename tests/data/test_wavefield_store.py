@@ -6,11 +6,20 @@ import numpy as np
 import pytest
 
 from crackscope import __version__
+from crackscope.data.wavefield_store import cracks_for_sample, generate_wavefield_store, open_store
 from crackscope.errors import InputError
 from crackscope.physics import PlateConfig, rasterize_mask, simulate_wavefield
-from crackscope.data.wavefield_store import cracks_for_sample, generate_wavefield_store, open_store
 
-ARRAYS = ("signals", "masks", "reference", "n_cracks", "crack_length_um", "max_crack_length_um", "crack_points_m", "done")
+ARRAYS = (
+    "signals",
+    "masks",
+    "reference",
+    "n_cracks",
+    "crack_length_um",
+    "max_crack_length_um",
+    "crack_points_m",
+    "done",
+)
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +51,7 @@ def test_round_trip_equals_direct_simulation(cfg, store):
         assert g["n_cracks"][i] == len(cracks)
         lengths = g["crack_length_um"][i]
         np.testing.assert_allclose(lengths[: len(cracks)], [c.length_um for c in cracks], rtol=1e-6)
-        assert np.isnan(lengths[len(cracks):]).all()
+        assert np.isnan(lengths[len(cracks) :]).all()
         assert g["max_crack_length_um"][i] == pytest.approx(max(c.length_um for c in cracks), rel=1e-6)
         pts = g["crack_points_m"][i, 0]
         np.testing.assert_allclose(pts[: len(cracks[0].points)], cracks[0].points)
@@ -81,14 +90,28 @@ def test_worker_processes_give_identical_arrays(cfg, store, tmp_path, arrays):
 
 def test_resume_after_kill_equals_uninterrupted_run(cfg, store, tmp_path, arrays, cli):
     path = tmp_path / "killed.zarr"
-    args = ["simulate", "wavefield", "--preset", "tiny", "--set", "n_time=120", "--samples", "7",
-            "--seed", "5", "--batch", "3", "--out", str(path)]
+    args = [
+        "simulate",
+        "wavefield",
+        "--preset",
+        "tiny",
+        "--set",
+        "n_time=120",
+        "--samples",
+        "7",
+        "--seed",
+        "5",
+        "--batch",
+        "3",
+        "--out",
+        str(path),
+    ]
     # The fault hook SIGKILLs the process after it wrote the second batch's data, before its done flags.
     killed = cli(*args, env={"CRACKSCOPE_FAULT_KILL_AFTER_SAMPLES": "6"}, timeout=300)
     assert killed.returncode == -signal.SIGKILL
     partial = arrays(path)
     assert partial["done"].tolist() == [1, 1, 1, 0, 0, 0, 0]  # the half-finished batch is not counted
-    assert np.abs(partial["signals"][3:6]).max() > 0          # ...although its data had been written
+    assert np.abs(partial["signals"][3:6]).max() > 0  # ...although its data had been written
     resumed = cli(*args, timeout=300)
     assert resumed.returncode == 0, resumed.stderr
     assert "resuming: 3 of 7" in resumed.stderr

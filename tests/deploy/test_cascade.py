@@ -17,8 +17,14 @@ from PIL import Image
 from safetensors.torch import save_file
 
 from crackscope.cli import main
-from crackscope.deploy.cascade import (TileClassifier, inspect_image, load_classifier, load_segmenter,
-                                       segment_all_tiles, to_channels)
+from crackscope.deploy.cascade import (
+    TileClassifier,
+    inspect_image,
+    load_classifier,
+    load_segmenter,
+    segment_all_tiles,
+    to_channels,
+)
 from crackscope.errors import InputError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -61,7 +67,7 @@ def test_segmenter_sees_exactly_the_flagged_tiles_and_cells_are_stitched_once():
     assert r.n_tiles == 12 and r.flagged.tolist() == [k in flag for k in range(12)]
     got = torch.cat(seg.calls)
     assert [len(c) for c in seg.calls] == [2, 1]  # batched
-    windows = [image[:, y:y + T, x:x + T] for y, x in ((0, 32), (32, 64), (38, 68))]
+    windows = [image[:, y : y + T, x : x + T] for y, x in ((0, 32), (32, 64), (38, 68))]
     assert all(np.array_equal(got[k].numpy(), windows[k]) for k in range(3))
     # the stub returns the pixels: flagged cells hold the image, every other pixel is 0
     expected = np.zeros((H, W), dtype=np.float32)
@@ -109,8 +115,13 @@ def test_threshold_flags_at_or_above_it_and_the_rows_name_every_tile():
     r = inspect_image(_image(4), lambda t: probs, Recorder(), tile=T, threshold=float(probs[6]))
     assert r.flagged.tolist() == [False] * 6 + [True] * 6
     rows = r.tile_rows()
-    assert [(d["row"], d["col"], d["y0"], d["x0"]) for d in rows[:5]] == \
-        [(0, 0, 0, 0), (0, 1, 0, 32), (0, 2, 0, 64), (0, 3, 0, 68), (1, 0, 32, 0)]
+    assert [(d["row"], d["col"], d["y0"], d["x0"]) for d in rows[:5]] == [
+        (0, 0, 0, 0),
+        (0, 1, 0, 32),
+        (0, 2, 0, 64),
+        (0, 3, 0, 68),
+        (1, 0, 32, 0),
+    ]
     assert rows[-1]["flagged"] == 1 and rows[0]["flagged"] == 0
 
 
@@ -130,7 +141,7 @@ def test_tile_classifier_resizes_and_takes_the_crack_softmax():
 
 def test_colour_to_grey_is_pillows_conversion_and_grey_for_colour_is_refused():
     # every 8-bit colour once: a 4096 x 4096 image
-    levels = np.arange(2 ** 24, dtype=np.uint32)
+    levels = np.arange(2**24, dtype=np.uint32)
     rgb = np.stack([levels >> 16, (levels >> 8) & 255, levels & 255], -1).astype(np.uint8).reshape(4096, 4096, 3)
     grey = to_channels(rgb.transpose(2, 0, 1).astype(np.float32) / 255, 1)
     pillow = np.asarray(Image.fromarray(rgb).convert("L"))
@@ -156,14 +167,23 @@ def _run(root: Path, name: str, pipeline: str, model: dict, geometry: dict, data
     from crackscope.engine.config import dump_config, load_train_config
     from crackscope.engine.runs import build_model
 
-    cfg = load_train_config(None, base={"name": name, "pipeline": pipeline, "data": data, "model": model,
-                                        "loss": {"name": "cross_entropy" if pipeline == "classify" else "dice"}})
+    cfg = load_train_config(
+        None,
+        base={
+            "name": name,
+            "pipeline": pipeline,
+            "data": data,
+            "model": model,
+            "loss": {"name": "cross_entropy" if pipeline == "classify" else "dice"},
+        },
+    )
     run = root / name
     run.mkdir(parents=True)
     (run / "config.yaml").write_text(yaml.safe_dump({**dump_config(cfg), "geometry": geometry}, sort_keys=False))
     torch.manual_seed(0)
-    save_file({k: v.contiguous() for k, v in build_model(cfg, geometry).state_dict().items()},
-              str(run / "model.safetensors"))
+    save_file(
+        {k: v.contiguous() for k, v in build_model(cfg, geometry).state_dict().items()}, str(run / "model.safetensors")
+    )
     (run / "split.json").write_text(json.dumps({"classes": classes} if classes else {}))
     return run
 
@@ -175,11 +195,24 @@ def runs(tmp_path_factory):
     surface = {"root": str(root), "format": "deepcrack", "in_channels": 3}
     tiny_unet = {"name": "unet", "base_channels": 2, "depth": 2}
     out = {
-        "classifier": _run(root, "clf", "classify", {"name": "aoie_net_resnet20", "width": 0.25},
-                           {"in_channels": 1, "classes": 2}, tiles, ["no_crack", "crack"]),
-        "three_classes": _run(root, "clf3", "classify", {"name": "resnet20", "width": 0.25},
-                              {"in_channels": 1, "classes": 3}, {**tiles, "format": "folder", "tiles": None},
-                              ["a", "b", "c"]),
+        "classifier": _run(
+            root,
+            "clf",
+            "classify",
+            {"name": "aoie_net_resnet20", "width": 0.25},
+            {"in_channels": 1, "classes": 2},
+            tiles,
+            ["no_crack", "crack"],
+        ),
+        "three_classes": _run(
+            root,
+            "clf3",
+            "classify",
+            {"name": "resnet20", "width": 0.25},
+            {"in_channels": 1, "classes": 3},
+            {**tiles, "format": "folder", "tiles": None},
+            ["a", "b", "c"],
+        ),
         "segmenter": _run(root, "seg", "surface", tiny_unet, {"in_channels": 3, "classes": 1}, surface),
     }
     (out["classifier"] / "operating_point.json").write_text(json.dumps({"threshold": 0.25}))
@@ -221,8 +254,17 @@ def test_packed_runtime_flags_the_same_tiles_as_pytorch(runs):
 
 def test_inspect_image_command_writes_mask_overlay_tiles_and_summary(runs, tmp_path, cli):
     out = tmp_path / "report"
-    done = cli("inspect-image", runs["images"] / "big.png", "--classifier", runs["classifier"],
-               "--segmenter", runs["segmenter"], "--out", out, timeout=300)
+    done = cli(
+        "inspect-image",
+        runs["images"] / "big.png",
+        "--classifier",
+        runs["classifier"],
+        "--segmenter",
+        runs["segmenter"],
+        "--out",
+        out,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr
     assert "of 12 tiles of 32 px" in done.stdout
     mask = np.asarray(Image.open(out / "mask.png"))
@@ -240,19 +282,48 @@ def test_inspect_image_command_writes_mask_overlay_tiles_and_summary(runs, tmp_p
     for r in rows:
         if r["flagged"] == "0":
             y0, x0 = int(r["row"]) * T, int(r["col"]) * T
-            assert not mask[y0:y0 + T, x0:x0 + T].any()
+            assert not mask[y0 : y0 + T, x0 : x0 + T].any()
 
 
 def test_inspect_image_all_tiles_needs_no_classifier_and_packed_runs(runs, tmp_path, capsys):
     out = tmp_path / "all"
-    assert main(["inspect-image", str(runs["images"] / "big.png"), "--segmenter", str(runs["segmenter"]),
-                 "--out", str(out), "--all-tiles", "--tile", "32"]) == 0
+    assert (
+        main(
+            [
+                "inspect-image",
+                str(runs["images"] / "big.png"),
+                "--segmenter",
+                str(runs["segmenter"]),
+                "--out",
+                str(out),
+                "--all-tiles",
+                "--tile",
+                "32",
+            ]
+        )
+        == 0
+    )
     summary = json.loads((out / "summary.json").read_text())
     assert summary["mode"] == "all-tiles" and summary["flagged"] == 12 and summary["classifier"] is None
     assert {r["probability"] for r in csv.DictReader(open(out / "tiles.csv"))} == {""}
     packed = tmp_path / "packed"
-    assert main(["inspect-image", str(runs["images"] / "big.png"), "--segmenter", str(runs["segmenter"]),
-                 "--classifier", str(runs["classifier"]), "--runtime", "packed", "--out", str(packed)]) == 0
+    assert (
+        main(
+            [
+                "inspect-image",
+                str(runs["images"] / "big.png"),
+                "--segmenter",
+                str(runs["segmenter"]),
+                "--classifier",
+                str(runs["classifier"]),
+                "--runtime",
+                "packed",
+                "--out",
+                str(packed),
+            ]
+        )
+        == 0
+    )
     assert json.loads((packed / "summary.json").read_text())["classifier_runtime"] == "packed"
 
 
@@ -260,11 +331,17 @@ BAD = [
     ("missing image", lambda r: ["nowhere.png"], "nowhere.png"),
     ("corrupt image", lambda r: [r["images"] / "corrupt.png"], "corrupt.png"),
     ("smaller than a tile", lambda r: [r["images"] / "small.png"], "smaller than one 32 x 32 tile"),
-    ("classifier is a segmenter", lambda r: [r["images"] / "big.png", "--classifier", r["segmenter"]],
-     "is a surface run, not an image classifier"),
+    (
+        "classifier is a segmenter",
+        lambda r: [r["images"] / "big.png", "--classifier", r["segmenter"]],
+        "is a surface run, not an image classifier",
+    ),
     ("three-class classifier", lambda r: [r["images"] / "big.png", "--classifier", r["three_classes"]], "3 classes"),
-    ("segmenter is a classifier", lambda r: [r["images"] / "big.png", "--segmenter", r["classifier"]],
-     "is a classify run, not a surface segmentation model"),
+    (
+        "segmenter is a classifier",
+        lambda r: [r["images"] / "big.png", "--segmenter", r["classifier"]],
+        "is a classify run, not a surface segmentation model",
+    ),
     ("grey image, colour segmenter", lambda r: [r["images"] / "grey.png"], "greyscale"),
     ("bad threshold", lambda r: [r["images"] / "big.png", "--threshold", "1.5"], "--threshold"),
     ("no classifier", lambda r: [r["images"] / "big.png", "--classifier", None], "--classifier is required"),
@@ -290,8 +367,17 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(runs, tmp_path, capsys,
 
 
 def test_bad_input_from_a_real_process_has_no_traceback(runs, tmp_path, cli):
-    done = cli("inspect-image", runs["images"] / "corrupt.png", "--classifier", runs["classifier"],
-               "--segmenter", runs["segmenter"], "--out", tmp_path / "out", timeout=300)
+    done = cli(
+        "inspect-image",
+        runs["images"] / "corrupt.png",
+        "--classifier",
+        runs["classifier"],
+        "--segmenter",
+        runs["segmenter"],
+        "--out",
+        tmp_path / "out",
+        timeout=300,
+    )
     assert done.returncode == 2 and "corrupt.png" in done.stderr and len(done.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "out").exists()
 

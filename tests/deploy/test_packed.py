@@ -15,8 +15,7 @@ import torch.nn.functional as F
 from crackscope import models
 from crackscope.deploy import bitconv
 from crackscope.deploy import packed as packed_module
-from crackscope.deploy.packed import (compare_with_model, load_packed, pack_model, packed_size_bits,
-                                      save_packed)
+from crackscope.deploy.packed import compare_with_model, load_packed, pack_model, packed_size_bits, save_packed
 from crackscope.errors import InputError
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread", "one_numba_thread")
@@ -28,8 +27,17 @@ def _packed_conv(x, thresholds, below, signs, a_lo, a_hi, w_lo, w_hi, scale, shi
     triples = bitconv.pack_row_triples(x, thresholds, below, stride)
     words = np.stack([bitconv.pack_weight_rows(signs[p]) for p in range(planes)])
     consts = [bitconv.conv_constants(signs[p], a_lo[p], a_hi[p], w_lo[p], w_hi[p], scale) for p in range(planes)]
-    return bitconv.binary_conv3x3(triples, words, np.stack([c[0] for c in consts]), np.stack([c[1] for c in consts]),
-                                  np.stack([c[2] for c in consts]), shift, stride, x.shape[2], x.shape[3])
+    return bitconv.binary_conv3x3(
+        triples,
+        words,
+        np.stack([c[0] for c in consts]),
+        np.stack([c[1] for c in consts]),
+        np.stack([c[2] for c in consts]),
+        shift,
+        stride,
+        x.shape[2],
+        x.shape[3],
+    )
 
 
 def _reference(x, thresholds, below, signs, a_lo, a_hi, w_lo, w_hi, scale, shift, stride):
@@ -59,16 +67,19 @@ def _random_case(rng, c_in, c_out, h, w, stride, planes):
     return x, thresholds, below, signs, a_lo, a_hi, w_lo, w_hi, scale, shift, stride
 
 
-@pytest.mark.parametrize("c_in,c_out,h,w,stride,planes", [
-    (16, 16, 13, 11, 1, 2),   # AOIE-Net stage 1: one 48-bit word per kernel row, two planes
-    (16, 32, 12, 9, 2, 1),    # down-sampling unit, even size
-    (32, 64, 7, 8, 2, 2),     # two words per kernel row
-    (64, 64, 5, 5, 1, 1),     # one word per field
-    (100, 40, 6, 7, 1, 2),    # fields of two words, unused bits
-    (3, 5, 4, 4, 1, 1),       # field narrower than the channel count rounds up to 4
-    (8, 8, 1, 1, 1, 1),       # a single pixel: every neighbour is padding
-    (8, 8, 3, 2, 2, 2),       # odd height with stride 2
-])
+@pytest.mark.parametrize(
+    "c_in,c_out,h,w,stride,planes",
+    [
+        (16, 16, 13, 11, 1, 2),  # AOIE-Net stage 1: one 48-bit word per kernel row, two planes
+        (16, 32, 12, 9, 2, 1),  # down-sampling unit, even size
+        (32, 64, 7, 8, 2, 2),  # two words per kernel row
+        (64, 64, 5, 5, 1, 1),  # one word per field
+        (100, 40, 6, 7, 1, 2),  # fields of two words, unused bits
+        (3, 5, 4, 4, 1, 1),  # field narrower than the channel count rounds up to 4
+        (8, 8, 1, 1, 1, 1),  # a single pixel: every neighbour is padding
+        (8, 8, 3, 2, 2, 2),  # odd height with stride 2
+    ],
+)
 def test_bit_convolution_equals_float64_convolution_of_binarised_tensors(c_in, c_out, h, w, stride, planes):
     rng = np.random.default_rng(c_in * 100 + h)
     args = _random_case(rng, c_in, c_out, h, w, stride, planes)
@@ -145,8 +156,19 @@ def test_hand_worked_sign_convolution_counts_only_inside_the_image():
     signs = np.ones((1, 1, 1, 3, 3), bool)
     signs[0, 0, 0, 1, 1] = False
     ones = np.ones(1)
-    out = _packed_conv(x, np.zeros((1, 1), np.float32), np.zeros((1, 1), bool), signs, -ones, ones,
-                       -ones[None], ones[None], ones, np.zeros(1), 1)[0, 0]
+    out = _packed_conv(
+        x,
+        np.zeros((1, 1), np.float32),
+        np.zeros((1, 1), bool),
+        signs,
+        -ones,
+        ones,
+        -ones[None],
+        ones[None],
+        ones,
+        np.zeros(1),
+        1,
+    )[0, 0]
     assert out[0, 0] == out[0, 4] == out[3, 0] == out[3, 4] == 2
     assert out[0, 2] == out[2, 0] == 4
     assert out[1, 1] == out[2, 3] == 7
@@ -161,9 +183,9 @@ def _randomise_statistics(model: torch.nn.Module, seed: int = 0) -> torch.nn.Mod
             m.running_mean.copy_(0.3 * torch.randn(n, generator=gen))
             m.running_var.copy_(0.5 + 1.5 * torch.rand(n, generator=gen))
             m.weight.data.copy_(1 + 0.3 * torch.randn(n, generator=gen))
-            m.weight.data[0] = -0.7   # negative scale: the threshold flips direction
+            m.weight.data[0] = -0.7  # negative scale: the threshold flips direction
             if n > 2:
-                m.weight.data[1] = 0.0   # zero scale: a constant bit
+                m.weight.data[1] = 0.0  # zero scale: a constant bit
             m.bias.data.copy_(0.3 * torch.randn(n, generator=gen))
     for name, p in model.named_parameters():
         if name.endswith("alpha"):
@@ -173,8 +195,15 @@ def _randomise_statistics(model: torch.nn.Module, seed: int = 0) -> torch.nn.Mod
     return model.eval()
 
 
-BINARY_FAMILIES = ["aoie_net_resnet20", "adabin_resnet20", "fracbnn_resnet20", "reactnet_resnet20", "ienet_resnet20",
-                   "bnn_resnet20", "xnor_resnet20"]
+BINARY_FAMILIES = [
+    "aoie_net_resnet20",
+    "adabin_resnet20",
+    "fracbnn_resnet20",
+    "reactnet_resnet20",
+    "ienet_resnet20",
+    "bnn_resnet20",
+    "xnor_resnet20",
+]
 
 
 @pytest.mark.parametrize("name", BINARY_FAMILIES)
@@ -222,14 +251,16 @@ def test_chunk_size_keeps_the_first_stage_activation_within_the_budget():
     # hand-worked: 16 channels x 200 x 200 px x 4 bytes = 2,560,000 bytes per image; 8 MiB / that = 3.3
     assert packed_module.CHUNK_BYTES == 8 * 2**20
     assert packed.images_per_chunk(200, 200) == 3
-    assert packed.images_per_chunk(64, 64) == 32          # 262,144 bytes per image: exactly 32
-    assert packed.images_per_chunk(4000, 4000) == 1       # one image over the budget still runs
-    patchify = pack_model(_randomise_statistics(models.create("aoie_net_resnet20", in_channels=1, classes=2,
-                                                              width=0.5, stem_stride=4)))
+    assert packed.images_per_chunk(64, 64) == 32  # 262,144 bytes per image: exactly 32
+    assert packed.images_per_chunk(4000, 4000) == 1  # one image over the budget still runs
+    patchify = pack_model(
+        _randomise_statistics(models.create("aoie_net_resnet20", in_channels=1, classes=2, width=0.5, stem_stride=4))
+    )
     assert patchify.images_per_chunk(200, 200) == 8 * 2**20 // (4 * 8 * 50 * 50)  # 8 channels at 50 x 50
     # ImageNet-style stem: 7 x 7 conv with stride 2, then 3 x 3 max-pool with stride 2: 224 -> 56
-    resnet18 = pack_model(_randomise_statistics(models.create("aoie_net_resnet18", in_channels=3, classes=4,
-                                                              width=0.25)))
+    resnet18 = pack_model(
+        _randomise_statistics(models.create("aoie_net_resnet18", in_channels=3, classes=4, width=0.25))
+    )
     assert resnet18.images_per_chunk(224, 224) == 8 * 2**20 // (4 * 16 * 56 * 56) == 41
 
 
@@ -238,7 +269,7 @@ def test_a_batch_run_in_chunks_gives_each_image_its_own_logits(monkeypatch):
     model = _randomise_statistics(models.create("aoie_net_resnet20", in_channels=1, classes=6))
     packed = pack_model(model)
     x = torch.rand(5, 1, 40, 36, generator=torch.Generator().manual_seed(5))
-    one_by_one = torch.cat([packed(x[i:i + 1]) for i in range(5)])
+    one_by_one = torch.cat([packed(x[i : i + 1]) for i in range(5)])
     monkeypatch.setattr(packed_module, "CHUNK_BYTES", 2 * 4 * 16 * 40 * 36)  # two images per chunk: 2 + 2 + 1
     assert packed.images_per_chunk(40, 36) == 2
     torch.testing.assert_close(packed(x), one_by_one, rtol=1e-5, atol=1e-5)
@@ -255,8 +286,11 @@ def test_save_and_load_give_the_same_network_and_size_counts_one_bit_per_weight(
     assert torch.equal(loaded(x), packed(x))
     assert loaded.meta["classes"] == list("abcdef")
     # independent count: every binary 3x3 conv of ResNet-20 (16/32/64 channels, 18 units)
-    binary_weights = sum(c_out * c_in * 9 for c_in, c_out, n in ((16, 16, 6), (16, 32, 1), (32, 32, 5),
-                                                                 (32, 64, 1), (64, 64, 5)) for _ in range(n))
+    binary_weights = sum(
+        c_out * c_in * 9
+        for c_in, c_out, n in ((16, 16, 6), (16, 32, 1), (32, 32, 5), (32, 64, 1), (64, 64, 5))
+        for _ in range(n)
+    )
     size = packed_size_bits(packed)
     assert size["weight_sign_bits"] == binary_weights == 267_264
     assert path.stat().st_size * 8 >= size["total_bits"]
@@ -273,8 +307,10 @@ def test_unpackable_models_and_files_are_refused(tmp_path):
         load_packed(bad)
     with pytest.raises(InputError, match="does not exist"):
         load_packed(tmp_path / "missing.safetensors")
-    packed = pack_model(_randomise_statistics(models.create("bnn_resnet20", in_channels=1, classes=2)),
-                        {"kwargs": {"in_channels": 1, "classes": 2}})
+    packed = pack_model(
+        _randomise_statistics(models.create("bnn_resnet20", in_channels=1, classes=2)),
+        {"kwargs": {"in_channels": 1, "classes": 2}},
+    )
     with pytest.raises(InputError, match=r"\(B, 1, H, W\)"):
         packed(torch.rand(1, 3, 16, 16))
     with pytest.raises(InputError, match="H, W >= 8"):

@@ -37,8 +37,10 @@ class KillAfterEpoch(Checkpoint):
         for cb in writers:
             saved = torch.load(cb.last_model_path, map_location="cpu", weights_only=True)["epoch"]
             if saved != trainer.current_epoch:
-                raise RuntimeError(f"KillAfterEpoch: {cb.last_model_path} holds epoch {saved}, "
-                                   f"not epoch {trainer.current_epoch}: it would kill before the checkpoint")
+                raise RuntimeError(
+                    f"KillAfterEpoch: {cb.last_model_path} holds epoch {saved}, "
+                    f"not epoch {trainer.current_epoch}: it would kill before the checkpoint"
+                )
         os.kill(os.getpid(), signal.SIGKILL)
 
 

@@ -51,12 +51,17 @@ def dataset(tmp_path_factory):
 
 
 def _cfg(root, out_dir, name="run"):
-    return {"name": name, "pipeline": "classify", "seed": 1, "out_dir": str(out_dir),
-            "data": {"root": str(root), "format": "folder", "val_fraction": 0.2, "batch_size": 8},
-            "model": {"name": "resnet20", "width": 0.25}, "loss": {"name": "cross_entropy"},
-            "optimizer": {"lr": 0.01},
-            "trainer": {"max_epochs": EPOCHS, "lr_step_epochs": [8], "lr_step_factor": 0.1,
-                        "keep_epoch_checkpoints": 2}}
+    return {
+        "name": name,
+        "pipeline": "classify",
+        "seed": 1,
+        "out_dir": str(out_dir),
+        "data": {"root": str(root), "format": "folder", "val_fraction": 0.2, "batch_size": 8},
+        "model": {"name": "resnet20", "width": 0.25},
+        "loss": {"name": "cross_entropy"},
+        "optimizer": {"lr": 0.01},
+        "trainer": {"max_epochs": EPOCHS, "lr_step_epochs": [8], "lr_step_factor": 0.1, "keep_epoch_checkpoints": 2},
+    }
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +102,7 @@ def test_classification_metrics_equal_a_hand_computation():
 def _binomial_tail(k: int, n: int, p: float, upper: bool) -> float:
     """P(X >= k) (upper) or P(X <= k) for X ~ Binomial(n, p), summed term by term."""
     ks = range(k, n + 1) if upper else range(0, k + 1)
-    return sum(math.comb(n, j) * p ** j * (1 - p) ** (n - j) for j in ks)
+    return sum(math.comb(n, j) * p**j * (1 - p) ** (n - j) for j in ks)
 
 
 @pytest.mark.parametrize("correct, n", [(5, 10), (286, 288), (287, 288), (358, 360), (1, 7)])
@@ -111,8 +116,8 @@ def test_accuracy_interval_is_the_exact_clopper_pearson_interval(correct, n):
 
 def test_accuracy_interval_at_the_ends_and_a_textbook_value():
     # all right / all wrong: P(X = n) = p^n = 2.5 % gives the closed form (0.025)^(1/n)
-    assert accuracy_interval(10, 10) == pytest.approx((0.025 ** 0.1, 1.0))
-    assert accuracy_interval(0, 10) == pytest.approx((0.0, 1 - 0.025 ** 0.1))
+    assert accuracy_interval(10, 10) == pytest.approx((0.025**0.1, 1.0))
+    assert accuracy_interval(0, 10) == pytest.approx((0.0, 1 - 0.025**0.1))
     assert accuracy_interval(5, 10) == pytest.approx((0.1871, 0.8129), abs=1e-4)  # the usual 5-of-10 example
     assert accuracy_interval(5, 10, confidence=0.5)[1] < 0.8129  # narrower at lower confidence
     for bad in ((11, 10), (-1, 10), (0, 0), (2.0, 10)):
@@ -120,8 +125,9 @@ def test_accuracy_interval_at_the_ends_and_a_textbook_value():
             accuracy_interval(*bad)
     with pytest.raises(InputError, match="confidence"):
         accuracy_interval(5, 10, confidence=1.0)
-    assert classification_summary(torch.tensor([[3, 1], [0, 4]]))["accuracy_interval_95"] == \
-        pytest.approx(list(accuracy_interval(7, 8)))
+    assert classification_summary(torch.tensor([[3, 1], [0, 4]]))["accuracy_interval_95"] == pytest.approx(
+        list(accuracy_interval(7, 8))
+    )
 
 
 def test_step_and_decay_schedules_by_hand():
@@ -142,16 +148,24 @@ def test_schedule_and_split_options_are_validated(dataset, tmp_path):
     with pytest.raises(InputError, match="lr_step_epochs"):
         load_train_config(None, base={**base, "trainer": {"lr_step_epochs": [5, 5]}})
     with pytest.raises(InputError, match="val_fraction"):
-        load_train_config(None, base={**base, "data": {"root": str(dataset), "split": [0.7, 0.1, 0.2],
-                                                       "val_fraction": 0.2}})
+        load_train_config(
+            None, base={**base, "data": {"root": str(dataset), "split": [0.7, 0.1, 0.2], "val_fraction": 0.2}}
+        )
     cfg = load_train_config(None, base={**base, "pipeline": "surface", "data": {"root": str(dataset)}, "trainer": {}})
     assert cfg.trainer.lr_step_epochs is None and cfg.trainer.lr_decay is None and cfg.monitor == "val/miou"
 
 
 # ---- training through the engine -------------------------------------------------------------------
 def test_training_learns_and_writes_the_run_contract(trained):
-    for name in ("config.yaml", "split.json", "model.safetensors", "metrics.json", "figures/confusion.png",
-                 "checkpoints/last.ckpt", "checkpoints/best.ckpt"):
+    for name in (
+        "config.yaml",
+        "split.json",
+        "model.safetensors",
+        "metrics.json",
+        "figures/confusion.png",
+        "checkpoints/last.ckpt",
+        "checkpoints/best.ckpt",
+    ):
         assert (trained / name).exists(), name
     m = json.loads((trained / "metrics.json").read_text())
     # chance is 1/3; the grey levels are easy
@@ -249,8 +263,11 @@ def test_the_run_keeps_the_best_validation_epoch_or_the_last_one_as_configured(t
     best = _checkpoint_weights(trained / "checkpoints" / "best.ckpt")
     assert all(torch.equal(kept[k], best[k]) for k in best)
     m = json.loads((trained / "metrics.json").read_text())
-    assert m["weights_epoch"] == m["best_epoch"] == torch.load(trained / "checkpoints" / "best.ckpt",
-                                                               weights_only=True)["epoch"]
+    assert (
+        m["weights_epoch"]
+        == m["best_epoch"]
+        == torch.load(trained / "checkpoints" / "best.ckpt", weights_only=True)["epoch"]
+    )
     cfg = _cfg(dataset, tmp_path, name="fixed_schedule")
     cfg["trainer"].update(max_epochs=3, weights="last", lr_step_epochs=None)
     run = train(load_train_config(None, base=cfg), progress=False)
@@ -311,12 +328,14 @@ def test_resume_accepts_other_runtime_knobs_but_not_a_different_model(trained):
     saved.pop("geometry")
     _prepare(load_train_config(None, base={**saved, "trainer": {**saved["trainer"], "compile": True}}), resume=True)
     # a run started on a GPU with loader workers may be finished on this CPU without them
-    started_elsewhere = {**saved, "trainer": {**saved["trainer"], "accelerator": "gpu"},
-                         "data": {**saved["data"], "num_workers": 3}}
+    started_elsewhere = {
+        **saved,
+        "trainer": {**saved["trainer"], "accelerator": "gpu"},
+        "data": {**saved["data"], "num_workers": 3},
+    }
     _prepare(load_train_config(None, base=started_elsewhere), resume=True)
     with pytest.raises(InputError, match="config differs"):
-        _prepare(load_train_config(None, base={**saved, "optimizer": {**saved["optimizer"], "lr": 0.5}}),
-                 resume=True)
+        _prepare(load_train_config(None, base={**saved, "optimizer": {**saved["optimizer"], "lr": 0.5}}), resume=True)
 
 
 # ---- evaluate / predict from the command line --------------------------------------------------------
@@ -324,7 +343,9 @@ def test_evaluate_another_folder_from_the_command_line(trained, tmp_path, capsys
     # other images, two of the three classes, one RGB and of another size (converted and resized)
     root = _write_folder(tmp_path / "mine", 3, seed=9, levels={"dark": 0.2, "bright": 0.8})
     Image.fromarray(np.stack([_image(np.random.default_rng(3), 0.8, 40, 48)] * 3, -1)).save(root / "bright" / "rgb.png")
-    assert main(["evaluate", str(trained), "--data", str(root), "--format", "folder", "--out", str(tmp_path / "ev")]) == 0
+    assert (
+        main(["evaluate", str(trained), "--data", str(root), "--format", "folder", "--out", str(tmp_path / "ev")]) == 0
+    )
     m = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     assert m["n_images"] == 7 and m["subset"] == "all images" and m["classes"] == ["bright", "dark", "mid"]
     assert np.asarray(m["confusion"]).sum(1).tolist() == [4, 3, 0] and m["per_class"]["mid"]["support"] == 0
@@ -397,17 +418,24 @@ def _fake_cifar10(root: Path, seed: int) -> None:
 
 def test_cifar10_keeps_its_test_batch_and_decays_the_lr_to_zero(tmp_path):
     _fake_cifar10(tmp_path / "cifar", seed=0)
-    cfg = {"name": "c10", "pipeline": "classify", "out_dir": str(tmp_path / "runs"),
-           "data": {"root": str(tmp_path / "cifar"), "channels": 3, "val_fraction": 0.2, "batch_size": 16},
-           "model": {"name": "resnet20", "width": 0.25}, "loss": {"name": "cross_entropy"},
-           "trainer": {"max_epochs": 2, "lr_decay": "cosine"}}
+    cfg = {
+        "name": "c10",
+        "pipeline": "classify",
+        "out_dir": str(tmp_path / "runs"),
+        "data": {"root": str(tmp_path / "cifar"), "channels": 3, "val_fraction": 0.2, "batch_size": 16},
+        "model": {"name": "resnet20", "width": 0.25},
+        "loss": {"name": "cross_entropy"},
+        "trainer": {"max_epochs": 2, "lr_decay": "cosine"},
+    }
     run = train(load_train_config(None, base=cfg), progress=False)  # format "auto" finds the batches
     split = json.loads((run / "split.json").read_text())
     assert split["format"] == "cifar10" and split["stems"]["test"] == [f"test_batch/{r}" for r in range(10)]
     assert len(split["train"]) == 40 and len(split["val"]) == 10  # 20% of each class of the 50 training images
     assert not any(s.startswith("test_batch") for s in split["stems"]["train"] + split["stems"]["val"])
     m = json.loads((run / "metrics.json").read_text())
-    assert m["n_images"] == 10 and m["classes"][0] == "airplane" and m["dataset"] == {"train": 40, "val": 10, "test": 10}
+    assert (
+        m["n_images"] == 10 and m["classes"][0] == "airplane" and m["dataset"] == {"train": 40, "val": 10, "test": 10}
+    )
     rows = [r.split(",") for r in (run / "logs" / "metrics.csv").read_text().splitlines()]
     col = rows[0].index("train/lr")
     assert sorted(float(r[col]) for r in rows[1:] if r[col]) == pytest.approx([0.0005, 0.001])  # cos(pi/2) half-way
@@ -416,8 +444,16 @@ def test_cifar10_keeps_its_test_batch_and_decays_the_lr_to_zero(tmp_path):
 def test_the_cifar10_config_trains_on_all_training_batches_with_a_linear_decay(tmp_path):
     _fake_cifar10(tmp_path / "cifar", seed=1)
     config = Path(__file__).resolve().parents[2] / "configs" / "binary" / "aoie_net_cifar10.yaml"
-    cfg = load_train_config(config, [f"data.root={tmp_path / 'cifar'}", f"out_dir={tmp_path / 'runs'}",
-                                     "trainer.max_epochs=4", "data.batch_size=25", "model.width=0.25"])
+    cfg = load_train_config(
+        config,
+        [
+            f"data.root={tmp_path / 'cifar'}",
+            f"out_dir={tmp_path / 'runs'}",
+            "trainer.max_epochs=4",
+            "data.batch_size=25",
+            "model.width=0.25",
+        ],
+    )
     run = train(cfg, progress=False)
     split = json.loads((run / "split.json").read_text())
     assert len(split["train"]) == 50 and not split.get("val")  # every training image, none held out
@@ -432,8 +468,18 @@ def test_the_cifar10_config_trains_on_all_training_batches_with_a_linear_decay(t
 def test_classify_grid_table_layout():
     from crackscope.engine.grid import classify_table
 
-    rows = [{"model": "aoie_net_resnet20", "accuracy": 0.99, "precision": 0.98, "recall": 0.97, "f1": 0.975,
-             "parameters": 274430, "epochs_run": 90, "weights_epoch": 71}]
+    rows = [
+        {
+            "model": "aoie_net_resnet20",
+            "accuracy": 0.99,
+            "precision": 0.98,
+            "recall": 0.97,
+            "f1": 0.975,
+            "parameters": 274430,
+            "epochs_run": 90,
+            "weights_epoch": 71,
+        }
+    ]
     table = classify_table(rows)
     assert table.splitlines()[0] == "| model | accuracy | precision | recall | F1 | parameters | epochs (kept) |"
     assert "| aoie_net_resnet20 | 0.9900 | 0.9800 | 0.9700 | 0.9750 | 274,430 | 90 (71) |" in table

@@ -22,11 +22,17 @@ EPOCHS = 2
 # reductions may be reordered when other jobs share the cores, and resume is compared bit for bit.
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
+
 def _cfg_dict(store, out_dir, name="run", **model):
-    return {"name": name, "out_dir": str(out_dir), "seed": 3,
-            "data": {"store": str(store), "batch_size": 8, "split": [0.6, 0.2, 0.2]},
-            "model": {"name": "micro_crack_attention_next", "activation": "gelu", **model},
-            "loss": {"name": "CWDL"}, "trainer": {"max_epochs": EPOCHS}}
+    return {
+        "name": name,
+        "out_dir": str(out_dir),
+        "seed": 3,
+        "data": {"store": str(store), "batch_size": 8, "split": [0.6, 0.2, 0.2]},
+        "model": {"name": "micro_crack_attention_next", "activation": "gelu", **model},
+        "loss": {"name": "CWDL"},
+        "trainer": {"max_epochs": EPOCHS},
+    }
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +53,17 @@ def trained(store, tmp_path_factory):
 
 
 def test_run_directory_contract(trained):
-    for name in ("config.yaml", "split.json", "model.safetensors", "metrics.json", "size_table.md",
-                 "figures/masks.png", "checkpoints/last.ckpt", "checkpoints/epoch000.ckpt", "checkpoints/epoch001.ckpt"):
+    for name in (
+        "config.yaml",
+        "split.json",
+        "model.safetensors",
+        "metrics.json",
+        "size_table.md",
+        "figures/masks.png",
+        "checkpoints/last.ckpt",
+        "checkpoints/epoch000.ckpt",
+        "checkpoints/epoch001.ckpt",
+    ):
         assert (trained / name).exists(), name
     m = json.loads((trained / "metrics.json").read_text())
     for key in ("dsc", "accuracy", "iou", "precision", "recall"):
@@ -61,7 +76,9 @@ def test_run_directory_contract(trained):
     ckpt = torch.load(trained / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
     assert ckpt["epoch"] == EPOCHS - 1
     weights = load_file(str(trained / "model.safetensors"))
-    assert sum(v.numel() for k, v in weights.items() if "running" not in k and "num_batches" not in k) == m["parameters"]
+    assert (
+        sum(v.numel() for k, v in weights.items() if "running" not in k and "num_batches" not in k) == m["parameters"]
+    )
     logs = (trained / "logs" / "metrics.csv").read_text()
     assert "val/dsc" in logs and "train/loss" in logs
 
@@ -182,8 +199,20 @@ def test_simulate_yaml_remakes_the_plates_and_guards_the_geometry(trained, store
     from crackscope.physics import PlateConfig
 
     sim = trained / "simulate.yaml"
-    again = cli("simulate", "wavefield", "--config", sim, "--samples", 4, "--seed", 1, "--batch", 10,
-                "--out", tmp_path / "again.zarr")
+    again = cli(
+        "simulate",
+        "wavefield",
+        "--config",
+        sim,
+        "--samples",
+        4,
+        "--seed",
+        1,
+        "--batch",
+        10,
+        "--out",
+        tmp_path / "again.zarr",
+    )
     assert again.returncode == 0, again.stderr
     a, b = zarr.open_group(str(store), mode="r"), zarr.open_group(str(tmp_path / "again.zarr"), mode="r")
     assert np.array_equal(a["masks"][:4], b["masks"][:4])
@@ -220,8 +249,16 @@ def test_grid_runs_then_skips_finished(store, tmp_path, cli):
     cfg["trainer"]["max_epochs"] = 1
     base.write_text(yaml.safe_dump(cfg))
     grid = tmp_path / "grid.yaml"
-    grid.write_text(yaml.safe_dump({"name": "g", "base": "base.yaml", "out_dir": str(tmp_path / "grid"),
-                                    "axes": {"model.activation": ["relu", "elu"], "loss.name": ["DL"]}}))
+    grid.write_text(
+        yaml.safe_dump(
+            {
+                "name": "g",
+                "base": "base.yaml",
+                "out_dir": str(tmp_path / "grid"),
+                "axes": {"model.activation": ["relu", "elu"], "loss.name": ["DL"]},
+            }
+        )
+    )
     first = cli("grid", grid)
     assert first.returncode == 0, first.stderr
     table = (tmp_path / "grid" / "table.md").read_text()
@@ -250,8 +287,17 @@ def test_grid_on_a_local_ray_cluster(store, tmp_path, cli):
     cfg["model"] = {"name": "simple_cnn", "activation": "relu"}
     base.write_text(yaml.safe_dump(cfg))
     grid = tmp_path / "grid.yaml"
-    grid.write_text(yaml.safe_dump({"name": "r", "base": "base.yaml", "out_dir": str(tmp_path / "grid"),
-                                    "runs": [{"loss.name": "DL"}], "table": "models"}))
+    grid.write_text(
+        yaml.safe_dump(
+            {
+                "name": "r",
+                "base": "base.yaml",
+                "out_dir": str(tmp_path / "grid"),
+                "runs": [{"loss.name": "DL"}],
+                "table": "models",
+            }
+        )
+    )
     out = cli("grid", grid, "--backend", "ray")
     assert out.returncode == 0, out.stderr
     assert "| simple_cnn | DL |" in (tmp_path / "grid" / "table.md").read_text()
@@ -267,4 +313,7 @@ def test_two_process_ddp_on_cpu(store, tmp_path, cli):
     out = cli("train", "--config", cfg_file, "--devices", "2")
     assert out.returncode == 0, out.stderr
     m = json.loads((tmp_path / "ddp" / "metrics.json").read_text())
-    assert m["n_samples"] == 4 and yaml.safe_load((tmp_path / "ddp" / "config.yaml").read_text())["trainer"]["devices"] == 2
+    assert (
+        m["n_samples"] == 4
+        and yaml.safe_load((tmp_path / "ddp" / "config.yaml").read_text())["trainer"]["devices"] == 2
+    )

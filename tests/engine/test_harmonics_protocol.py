@@ -37,8 +37,9 @@ def make_store(path, labels, harmonics=None, done=None):
         amp = (1.0 + labels[:, None, None, None]).astype(np.float32) * 1e-11
         harmonics = amp * np.sin(2 * np.pi * 40 * t) + 1e-12 * rng.standard_normal((n, 3, 2, HARMONIC_LENGTH))
     req = HarmonicsStoreRequest(HarmonicsConfig.preset("tiny"), n, 0, 4)
-    group = open_or_create_store(path, req, store_format=STORE_FORMAT, describe=_describe,
-                                 create_arrays=_create_arrays, kind="harmonics")
+    group = open_or_create_store(
+        path, req, store_format=STORE_FORMAT, describe=_describe, create_arrays=_create_arrays, kind="harmonics"
+    )
     group["harmonics"][:] = np.asarray(harmonics, dtype=np.float32)
     group["label"][:] = labels
     group["done"][:] = np.ones(n, dtype=np.uint8) if done is None else np.asarray(done, dtype=np.uint8)
@@ -59,6 +60,7 @@ def study(store, tmp_path_factory):
 
 
 # ---- outputs ----------------------------------------------------------------------------------
+
 
 def test_outputs_exist_with_every_method(study):
     out, result = study
@@ -183,6 +185,7 @@ def test_settings_are_a_strict_model_with_one_line_errors():
 
 # ---- pieces -----------------------------------------------------------------------------------
 
+
 def test_learning_rate_goes_geometrically_from_0p003_to_0p0001_in_20_levels():
     epochs = 600
     lrs = [hp.learning_rate(e, epochs) for e in range(epochs)]
@@ -199,8 +202,11 @@ def test_learning_rate_goes_geometrically_from_0p003_to_0p0001_in_20_levels():
     with pytest.raises(InputError):
         hp.learning_rate(600, 600)
     # the one schedule module: lr_multiplier's exponential steps, bit for bit
-    assert lrs == [0.003 * lr_multiplier(e, decay="exponential-steps", max_epochs=epochs, decay_steps=20,
-                                         decay_final=0.0001 / 0.003) for e in range(epochs)]
+    assert lrs == [
+        0.003
+        * lr_multiplier(e, decay="exponential-steps", max_epochs=epochs, decay_steps=20, decay_final=0.0001 / 0.003)
+        for e in range(epochs)
+    ]
     assert lr_multiplier(7, decay="exponential-steps", max_epochs=10, decay_steps=1, decay_final=0.5) == 1.0
 
 
@@ -232,8 +238,12 @@ def test_every_network_gets_the_schedule_and_the_2d_cnn_a_tenth_of_it(store, mon
     monkeypatch.setattr(hp, "train_classifier", spy)
     data = hp.load_study_data(store)
     hp.run_resplit(data, hp.StudySettings(epochs=1, sensors="a"), 0)
-    expected = {("HarmonicCNN1D", 1): (0.003, 0.0001, 1), ("HarmonicCNN2D", 2): (0.0003, 0.00001, 1),
-                ("HarmonicCNN1D", 2): (0.003, 0.0001, 1), ("HarmonicFeatureFusion", 2): (0.003, 0.0001, 1)}
+    expected = {
+        ("HarmonicCNN1D", 1): (0.003, 0.0001, 1),
+        ("HarmonicCNN2D", 2): (0.0003, 0.00001, 1),
+        ("HarmonicCNN1D", 2): (0.003, 0.0001, 1),
+        ("HarmonicFeatureFusion", 2): (0.003, 0.0001, 1),
+    }
     assert set(calls) == set(expected)
     for key, value in expected.items():
         assert calls[key] == pytest.approx(value, rel=1e-12), key
@@ -274,8 +284,10 @@ def test_decision_fusion_by_hand():
     from crackscope.fusion import combine_dempster
 
     # docs/fusion.md Example 5 as sensor a (K = 4); sensor b agrees with itself
-    p = {"a": {"h2": np.array([[0.6, 0.2, 0.1, 0.1]]), "h3": np.array([[0.05, 0.15, 0.7, 0.1]])},
-         "b": {"h2": np.array([[0.5, 0.3, 0.1, 0.1]]), "h3": np.array([[0.6, 0.2, 0.1, 0.1]])}}
+    p = {
+        "a": {"h2": np.array([[0.6, 0.2, 0.1, 0.1]]), "h3": np.array([[0.05, 0.15, 0.7, 0.1]])},
+        "b": {"h2": np.array([[0.5, 0.3, 0.1, 0.1]]), "h3": np.array([[0.6, 0.2, 0.1, 0.1]])},
+    }
     acc = {"a": (0.95, 0.80), "b": (0.9, 0.7)}
     fused = hp.fuse_decisions(p, acc)
     # classic Dempster of two Bayesian masses = normalised element-wise product
@@ -291,7 +303,7 @@ def test_decision_fusion_by_hand():
     assert np.allclose(fused["multi"]["multi_ds_classic"], ma * mb / (ma * mb).sum())
     # conflict-weighted with two sensors: equal weights, the average combined with itself once
     mean = (ma + mb) / 2
-    assert np.allclose(fused["multi"]["multi_conflict_weighted"], mean ** 2 / (mean ** 2).sum())
+    assert np.allclose(fused["multi"]["multi_conflict_weighted"], mean**2 / (mean**2).sum())
 
 
 def test_decision_fusion_survives_saturated_softmaxes():
@@ -314,6 +326,7 @@ def test_input_scaling_uses_the_training_maximum():
 
 # ---- bad input --------------------------------------------------------------------------------
 
+
 def test_bad_input_raises_input_error(store, tmp_path):
     with pytest.raises(InputError, match="not a crackscope harmonics store"):
         hp.run_harmonics_study(tmp_path, tmp_path / "o1", resplits=1, epochs=1)
@@ -335,12 +348,18 @@ def test_bad_input_raises_input_error(store, tmp_path):
     unfinished = make_store(tmp_path / "part.zarr", labels, done=[1] * 35 + [0])
     with pytest.raises(InputError, match="35 of 36 samples are finished"):
         hp.run_harmonics_study(unfinished, tmp_path / "o5", resplits=1, epochs=1)
-    for kw, msg in [({"sensors": "a,d"}, "unknown sensor 'd'"), ({"sensors": "a,a"}, "twice"),
-                    ({"sensors": ""}, "at least one"), ({"epochs": 0}, r"epochs: .*\(got 0\)"),
-                    ({"resplits": 0}, "--resplits"), ({"seed": -1}, r"seed: .*\(got -1\)"),
-                    ({"init": "seed"}, r"init: Input should be 'default' or 'paper' \(got 'seed'\)"),
-                    ({"batch_size": 2.5}, "batch_size"), ({"device": "tpu"}, "--device"),
-                    ({"fractions": (0.5, 0.5, 0.5)}, "fractions: must be three numbers")]:
+    for kw, msg in [
+        ({"sensors": "a,d"}, "unknown sensor 'd'"),
+        ({"sensors": "a,a"}, "twice"),
+        ({"sensors": ""}, "at least one"),
+        ({"epochs": 0}, r"epochs: .*\(got 0\)"),
+        ({"resplits": 0}, "--resplits"),
+        ({"seed": -1}, r"seed: .*\(got -1\)"),
+        ({"init": "seed"}, r"init: Input should be 'default' or 'paper' \(got 'seed'\)"),
+        ({"batch_size": 2.5}, "batch_size"),
+        ({"device": "tpu"}, "--device"),
+        ({"fractions": (0.5, 0.5, 0.5)}, "fractions: must be three numbers"),
+    ]:
         with pytest.raises(InputError, match=msg) as err:
             hp.run_harmonics_study(store, tmp_path / "o6", **{"resplits": 1, "epochs": 1, **kw})
         assert "\n" not in str(err.value)
@@ -349,9 +368,25 @@ def test_bad_input_raises_input_error(store, tmp_path):
 
 def test_cli_refuses_a_non_store_with_exit_2_and_one_line(tmp_path):
     env = {**os.environ, "MPLBACKEND": "Agg", "CRACKSCOPE_DEBUG": ""}
-    out = subprocess.run([sys.executable, "-m", "crackscope.cli", "harmonics-study", str(tmp_path / "missing"),
-                          "--out", str(tmp_path / "o"), "--resplits", "1", "--epochs", "1"],
-                         capture_output=True, text=True, timeout=120, env=env)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "crackscope.cli",
+            "harmonics-study",
+            str(tmp_path / "missing"),
+            "--out",
+            str(tmp_path / "o"),
+            "--resplits",
+            "1",
+            "--epochs",
+            "1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error:") and "not a crackscope harmonics store" in lines[0]
@@ -421,16 +456,24 @@ def test_ordering_check_counts_ties_as_not_holding():
     differ in the last bit) do not satisfy '<'; a larger mean does; paired counts by hand."""
     st = lambda values: {"mean": float(np.mean(values))}  # noqa: E731
     acc_lo, acc_hi = [0.81, 0.86, 0.93], [0.93, 0.81, 0.86]
-    accuracy = {"a": {"h2": st([0.5, 0.6, 0.7]), "ds_classic": st([0.6, 0.6, 0.7]), "ds_sensitivity": st(acc_lo)},
-                "multi": {"multi_ds_classic": st(acc_lo), "multi_conflict_weighted": st(acc_hi)}}
-    records = [{"accuracy": {"a": {"h2": h2, "ds_classic": dc, "ds_sensitivity": ds},
-                             "multi": {"multi_ds_classic": mc, "multi_conflict_weighted": mw}}}
-               for h2, dc, ds, mc, mw in zip([0.5, 0.6, 0.7], [0.6, 0.6, 0.7], acc_lo, acc_lo, acc_hi)]
+    accuracy = {
+        "a": {"h2": st([0.5, 0.6, 0.7]), "ds_classic": st([0.6, 0.6, 0.7]), "ds_sensitivity": st(acc_lo)},
+        "multi": {"multi_ds_classic": st(acc_lo), "multi_conflict_weighted": st(acc_hi)},
+    }
+    records = [
+        {
+            "accuracy": {
+                "a": {"h2": h2, "ds_classic": dc, "ds_sensitivity": ds},
+                "multi": {"multi_ds_classic": mc, "multi_conflict_weighted": mw},
+            }
+        }
+        for h2, dc, ds, mc, mw in zip([0.5, 0.6, 0.7], [0.6, 0.6, 0.7], acc_lo, acc_lo, acc_hi)
+    ]
     result = hp.ordering_check(accuracy, ["a"], records)
     checks, paired = result["checks"], result["paired"]
     assert checks["a: h2 < ds_classic"] and checks["a: ds_classic < ds_sensitivity"]
     assert not checks["best sensor ds_sensitivity < multi_ds_classic"]  # identical values
-    assert not checks["multi_ds_classic < multi_conflict_weighted"]     # same values, other order
+    assert not checks["multi_ds_classic < multi_conflict_weighted"]  # same values, other order
     assert not result["all_hold"]
     assert (paired["a: h2 < ds_classic"]["up"], paired["a: h2 < ds_classic"]["same"]) == (1, 2)
     assert paired["multi_ds_classic < multi_conflict_weighted"]["up"] == 1

@@ -24,8 +24,9 @@ def _test_images(model_dir: Path, limit: int | None = None):
     cfg, model, _ = load_run(model_dir)
     split = json.loads((model_dir / "split.json").read_text())
     indices = split["test"][:limit] if limit else split["test"]
-    ds = ImageClassificationDataset(NEU, format="neu-cls", indices=indices, size=cfg.data.size,
-                                    channels=cfg.data.channels)
+    ds = ImageClassificationDataset(
+        NEU, format="neu-cls", indices=indices, size=cfg.data.size, channels=cfg.data.channels
+    )
     x = torch.stack([ds[i][0] for i in range(len(ds))])
     y = torch.tensor([int(ds[i][1]) for i in range(len(ds))])
     return model, x, y

@@ -13,8 +13,20 @@ MODEL = Path(__file__).resolve().parents[2] / "weights" / "wavefield" / "mcan-sm
 @pytest.fixture(scope="module")
 def fresh(tmp_path_factory, cli):
     out = tmp_path_factory.mktemp("fresh") / "plates.zarr"
-    done = cli("simulate", "wavefield", "--config", MODEL / "simulate.yaml", "--samples", 48, "--seed", 123,
-               "--batch", 16, "--out", out)
+    done = cli(
+        "simulate",
+        "wavefield",
+        "--config",
+        MODEL / "simulate.yaml",
+        "--samples",
+        48,
+        "--seed",
+        123,
+        "--batch",
+        16,
+        "--out",
+        out,
+    )
     assert done.returncode == 0, done.stderr
     return out
 
@@ -32,10 +44,27 @@ def test_export_and_other_geometry(fresh, tmp_path, cli):
     from crackscope.deploy.export import export_onnx
 
     r = export_onnx(MODEL, tmp_path / "model.onnx")
-    assert r["max_abs_diff"] < 1e-3 and r["threshold"] == json.loads((MODEL / "operating_point.json").read_text())["threshold"]
+    assert (
+        r["max_abs_diff"] < 1e-3
+        and r["threshold"] == json.loads((MODEL / "operating_point.json").read_text())["threshold"]
+    )
     paper = tmp_path / "paper.zarr"
-    made = cli("simulate", "wavefield", "--preset", "paper", "--set", "n_time=250", "--set", "record_every=8",
-               "--samples", 2, "--batch", 2, "--out", paper)
+    made = cli(
+        "simulate",
+        "wavefield",
+        "--preset",
+        "paper",
+        "--set",
+        "n_time=250",
+        "--set",
+        "record_every=8",
+        "--samples",
+        2,
+        "--batch",
+        2,
+        "--out",
+        paper,
+    )
     assert made.returncode == 0, made.stderr
     out = cli("predict", MODEL, "--data", paper, "--out", tmp_path / "pred")
     assert out.returncode == 2 and "width=" in out.stderr and len(out.stderr.strip().splitlines()) == 1

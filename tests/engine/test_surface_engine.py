@@ -27,12 +27,13 @@ SIZE = 40  # pixels; padded to 64 by the default policy
 # reductions may be reordered when other jobs share the cores, and resume is compared bit for bit.
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
+
 def _defect_image(rng, h=SIZE, w=SIZE):
     """A dark textured plate with one bright rectangular defect; the mask is the rectangle."""
     image = 0.25 + 0.05 * rng.standard_normal((h, w))
     mask = np.zeros((h, w), dtype=bool)
     y0, x0 = rng.integers(2, h // 2), rng.integers(2, w // 2)
-    mask[y0:y0 + rng.integers(6, h // 2), x0:x0 + rng.integers(6, w // 2)] = True
+    mask[y0 : y0 + rng.integers(6, h // 2), x0 : x0 + rng.integers(6, w // 2)] = True
     image[mask] += 0.5
     return (np.clip(image, 0, 1) * 255).astype(np.uint8), mask
 
@@ -55,12 +56,23 @@ def dataset(tmp_path_factory):
 
 
 def _cfg(root, out_dir, name="run", epochs=10, **trainer):
-    return {"name": name, "pipeline": "surface", "seed": 1, "out_dir": str(out_dir),
-            "data": {"root": str(root), "split": [0.5, 0.25, 0.25], "batch_size": 2},
-            "model": {"name": "unet", "base_channels": 8, "depth": 2},
-            "loss": {"name": "ce_dice"}, "optimizer": {"lr": 0.003},
-            "trainer": {"max_epochs": epochs, "lr_plateau_patience": 3, "early_stopping_patience": 6,
-                        "keep_epoch_checkpoints": 2, **trainer}}
+    return {
+        "name": name,
+        "pipeline": "surface",
+        "seed": 1,
+        "out_dir": str(out_dir),
+        "data": {"root": str(root), "split": [0.5, 0.25, 0.25], "batch_size": 2},
+        "model": {"name": "unet", "base_channels": 8, "depth": 2},
+        "loss": {"name": "ce_dice"},
+        "optimizer": {"lr": 0.003},
+        "trainer": {
+            "max_epochs": epochs,
+            "lr_plateau_patience": 3,
+            "early_stopping_patience": 6,
+            "keep_epoch_checkpoints": 2,
+            **trainer,
+        },
+    }
 
 
 @pytest.fixture(scope="module")
@@ -82,8 +94,14 @@ def test_surface_summary_by_hand():
 
 
 def test_training_learns_and_writes_the_run_contract(trained, dataset):
-    for name in ("config.yaml", "split.json", "model.safetensors", "metrics.json", "figures/examples.png",
-                 "checkpoints/last.ckpt"):
+    for name in (
+        "config.yaml",
+        "split.json",
+        "model.safetensors",
+        "metrics.json",
+        "figures/examples.png",
+        "checkpoints/last.ckpt",
+    ):
         assert (trained / name).exists(), name
     epochs_run = json.loads((trained / "metrics.json").read_text())["epochs_run"]
     kept = sorted(p.name for p in (trained / "checkpoints").glob("epoch*.ckpt"))
@@ -210,9 +228,14 @@ def test_onnx_export_matches_pytorch_for_any_multiple_of_32(name, tmp_path):
         assert model(torch.rand(1, 1, 64, 64)).std() > 0  # a non-trivial parity check
     folder = tmp_path / name
     folder.mkdir()
-    cfg = {"name": name, "pipeline": "surface", "data": {"root": str(tmp_path)},
-           "model": {"name": name, "base_channels": 8}, "loss": {"name": "ce_dice"},
-           "geometry": {"in_channels": 1, "classes": 1}}
+    cfg = {
+        "name": name,
+        "pipeline": "surface",
+        "data": {"root": str(tmp_path)},
+        "model": {"name": name, "base_channels": 8},
+        "loss": {"name": "ce_dice"},
+        "geometry": {"in_channels": 1, "classes": 1},
+    }
     (folder / "config.yaml").write_text(yaml.safe_dump(cfg))
     save_file({k: v.contiguous() for k, v in model.state_dict().items()}, str(folder / "model.safetensors"))
     result = export_onnx(folder)
@@ -224,10 +247,18 @@ def test_surface_config_errors_name_the_value(dataset, tmp_path, cli):
     from crackscope.errors import InputError
 
     with pytest.raises(InputError, match="split"):
-        load_train_config(None, base={**_cfg(dataset, tmp_path), "data": {"root": str(dataset), "split": [0.9, 0.9, 0]}})
+        load_train_config(
+            None, base={**_cfg(dataset, tmp_path), "data": {"root": str(dataset), "split": [0.9, 0.9, 0]}}
+        )
     with pytest.raises(InputError, match="kind"):
-        load_train_config(None, base={**_cfg(dataset, tmp_path), "pipeline": "wavefield",
-                                      "data": {"kind": "surface", "root": str(dataset)}})
+        load_train_config(
+            None,
+            base={
+                **_cfg(dataset, tmp_path),
+                "pipeline": "wavefield",
+                "data": {"kind": "surface", "root": str(dataset)},
+            },
+        )
     cfg_file = tmp_path / "bad.yaml"
     cfg_file.write_text(yaml.safe_dump({**_cfg(dataset, tmp_path), "data": {"root": str(tmp_path / "nowhere")}}))
     out = cli("train", "--config", cfg_file)
@@ -236,8 +267,20 @@ def test_surface_config_errors_name_the_value(dataset, tmp_path, cli):
 
 
 def test_surface_table_layout():
-    rows = [{"model": "unet_cbam", "accuracy": 0.9, "precision": 0.8, "recall": 0.7, "miou": 0.85,
-             "iou_defect": 0.75, "f1": 0.86, "parameters": 1234, "epochs_run": 10, "weights_epoch": 7}]
+    rows = [
+        {
+            "model": "unet_cbam",
+            "accuracy": 0.9,
+            "precision": 0.8,
+            "recall": 0.7,
+            "miou": 0.85,
+            "iou_defect": 0.75,
+            "f1": 0.86,
+            "parameters": 1234,
+            "epochs_run": 10,
+            "weights_epoch": 7,
+        }
+    ]
     table = surface_table(rows)
     assert table.splitlines()[0].startswith("| model | accuracy | precision | recall | mIoU")
     assert "| unet_cbam | 0.9000 | 0.8000 | 0.7000 | 0.8500 | 0.7500 | 0.8600 | 1,234 | 10 (7) |" in table

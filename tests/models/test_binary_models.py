@@ -47,6 +47,7 @@ def small(name: str, **kw):
 
 # ---------------------------------------------------------------------------- hand counts
 
+
 def resnet20_params_by_hand(c_in: int, classes: int) -> int:
     def conv(i, o):
         return i * o * 9
@@ -124,8 +125,12 @@ def test_complexity_of_tiny_hand_net():
     assert [lc.binary for lc in c.layers] == [True, False]
 
     # stride 2, odd input 9x7 -> 5x4 outputs; a Linear on top; a binary-weight conv on REAL input
-    net = nn.Sequential(BinaryConv2d(2, 4, 3, stride=2, padding=1, activation="adaptive"),
-                        BinaryConv2d(4, 4, 1), nn.Flatten(), nn.Linear(4 * 5 * 4, 5))
+    net = nn.Sequential(
+        BinaryConv2d(2, 4, 3, stride=2, padding=1, activation="adaptive"),
+        BinaryConv2d(4, 4, 1),
+        nn.Flatten(),
+        nn.Linear(4 * 5 * 4, 5),
+    )
     c = complexity(net, (9, 7), in_channels=2)
     assert c.bops == 5 * 4 * 4 * 2 * 9
     assert c.flops == 5 * 4 * 4 * 4 + 80 * 5  # the unbinarised-input conv counts as real
@@ -162,6 +167,7 @@ def test_aoie_net_memory_far_below_full_precision():
 
 # ---------------------------------------------------------------------------- shapes, registry
 
+
 @pytest.mark.parametrize("name", ALL)
 def test_registered_and_documented(name):
     assert name in available()
@@ -191,6 +197,7 @@ def test_small_and_odd_sizes(name):
 
 
 # ---------------------------------------------------------------------------- binary internals
+
 
 def _spy_binary_convs(model, monkeypatch):
     """Record (input, weight) of every BinaryConv2d._conv_forward call."""
@@ -242,9 +249,12 @@ def test_first_conv_and_classifier_are_real(name):
     assert not layers["stem.0"].binary and not layers["fc"].binary
 
 
-@pytest.mark.parametrize("name, kw", [(n, {}) for n in BINARY20 + ("resnet20",)]
-                         + [("aoie_ablation_resnet20", row) for row in TABLE1_ROWS.values()]
-                         + [("aoie_net_resnet18", {}), ("ienet_resnet18", {})])
+@pytest.mark.parametrize(
+    "name, kw",
+    [(n, {}) for n in BINARY20 + ("resnet20",)]
+    + [("aoie_ablation_resnet20", row) for row in TABLE1_ROWS.values()]
+    + [("aoie_net_resnet18", {}), ("ienet_resnet18", {})],
+)
 def test_one_training_step(name, kw):
     model = small(name, in_channels=1, classes=4, width=0.5 if name.endswith("20") else 0.25, **kw).train()
     opt = torch.optim.SGD(model.parameters(), lr=0.05)
@@ -261,6 +271,7 @@ def test_one_training_step(name, kw):
 
 
 # ---------------------------------------------------------------------------- variants, ablation
+
 
 def test_table1_rows():
     params = {row: count_parameters(create("aoie_ablation_resnet20", **flags)) for row, flags in TABLE1_ROWS.items()}
@@ -284,13 +295,16 @@ def test_generic_variant_matches_family():
     assert count_parameters(create("binary_resnet20", variant="adabin")) == count_parameters(create("adabin_resnet20"))
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(classes=0), "classes.*0"),
-    (dict(in_channels=0), "in_channels.*0"),
-    (dict(width=0), "width.*0"),
-    (dict(width=-1.5), "width.*-1.5"),
-    (dict(shortcut="C"), "shortcut.*'C'"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(classes=0), "classes.*0"),
+        (dict(in_channels=0), "in_channels.*0"),
+        (dict(width=0), "width.*0"),
+        (dict(width=-1.5), "width.*-1.5"),
+        (dict(shortcut="C"), "shortcut.*'C'"),
+    ],
+)
 def test_bad_arguments(kwargs, match):
     with pytest.raises(InputError, match=match):
         create("aoie_net_resnet20", **kwargs)
@@ -321,7 +335,7 @@ def test_patchify_stem_is_one_convolution_per_non_overlapping_window():
     x = torch.rand(2, 1, 64, 48, generator=torch.Generator().manual_seed(0))
     conv = model.stem[0]
     # by hand: output pixel (i, j) is the 4 x 4 window starting at (4i, 4j) dotted with the kernel
-    windows = x.unfold(2, 4, 4).unfold(3, 4, 4)                      # (B, C, 16, 12, 4, 4)
+    windows = x.unfold(2, 4, 4).unfold(3, 4, 4)  # (B, C, 16, 12, 4, 4)
     by_hand = torch.einsum("bcijkl,ockl->boij", windows, conv.weight)
     torch.testing.assert_close(conv(x), by_hand, rtol=1e-5, atol=1e-6)
     seen = []

@@ -48,8 +48,10 @@ def test_registered_with_paper_and_loss(name):
     assert (model.in_channels, model.length, model.classes, model.init) == (CHANNELS[name], 4760, 12, "paper")
 
 
-@pytest.mark.parametrize("name,in_channels", [("harmonic_cnn1d", 1), ("harmonic_cnn1d", 2),
-                                              ("harmonic_cnn2d", 2), ("harmonic_feature_fusion", 2)])
+@pytest.mark.parametrize(
+    "name,in_channels",
+    [("harmonic_cnn1d", 1), ("harmonic_cnn1d", 2), ("harmonic_cnn2d", 2), ("harmonic_feature_fusion", 2)],
+)
 @pytest.mark.parametrize("length,classes", [(4760, 12), (1000, 3), (26, 4)])
 def test_output_shape(name, in_channels, length, classes):
     model = create(name, in_channels=in_channels, length=length, classes=classes).eval()
@@ -169,14 +171,17 @@ def test_gradients_flow_and_a_batch_is_learned(name):
     assert losses[-1] < 0.5 * losses[0]
 
 
-@pytest.mark.parametrize("name,shape,expected", [
-    ("harmonic_cnn1d", (2, 2, 4760), r"\(B, 1, 4760\)"),
-    ("harmonic_cnn1d", (2, 1, 4000), r"\(B, 1, 4760\)"),
-    ("harmonic_cnn1d", (1, 4760), r"\(B, 1, 4760\)"),
-    ("harmonic_cnn2d", (2, 1, 4760), r"\(B, 2, 4760\)"),
-    ("harmonic_cnn2d", (2, 1, 2, 4760), r"\(B, 2, 4760\)"),
-    ("harmonic_feature_fusion", (2, 3, 4760), r"\(B, 2, 4760\)"),
-])
+@pytest.mark.parametrize(
+    "name,shape,expected",
+    [
+        ("harmonic_cnn1d", (2, 2, 4760), r"\(B, 1, 4760\)"),
+        ("harmonic_cnn1d", (2, 1, 4000), r"\(B, 1, 4760\)"),
+        ("harmonic_cnn1d", (1, 4760), r"\(B, 1, 4760\)"),
+        ("harmonic_cnn2d", (2, 1, 4760), r"\(B, 2, 4760\)"),
+        ("harmonic_cnn2d", (2, 1, 2, 4760), r"\(B, 2, 4760\)"),
+        ("harmonic_feature_fusion", (2, 3, 4760), r"\(B, 2, 4760\)"),
+    ],
+)
 def test_bad_input_shape_raises_input_error(name, shape, expected):
     model = create(name)
     with pytest.raises(InputError, match=expected) as err:
@@ -190,16 +195,19 @@ def test_unknown_option_raises_input_error(name):
         create(name, no_such_option=3)
 
 
-@pytest.mark.parametrize("name,bad,match", [
-    ("harmonic_cnn1d", {"init": "xavier"}, "init"),
-    ("harmonic_cnn1d", {"classes": 0}, "classes"),
-    ("harmonic_cnn1d", {"in_channels": 1.5}, "in_channels"),
-    ("harmonic_cnn1d", {"length": 25}, "length=25"),  # 25 -> 23 -> 5 -> 3 -> 0 samples
-    ("harmonic_cnn2d", {"in_channels": 1}, "in_channels"),
-    ("harmonic_cnn2d", {"length": 6}, "length=6"),
-    ("harmonic_cnn2d", {"pool": 0}, "pool"),
-    ("harmonic_feature_fusion", {"length": 0}, "length"),
-])
+@pytest.mark.parametrize(
+    "name,bad,match",
+    [
+        ("harmonic_cnn1d", {"init": "xavier"}, "init"),
+        ("harmonic_cnn1d", {"classes": 0}, "classes"),
+        ("harmonic_cnn1d", {"in_channels": 1.5}, "in_channels"),
+        ("harmonic_cnn1d", {"length": 25}, "length=25"),  # 25 -> 23 -> 5 -> 3 -> 0 samples
+        ("harmonic_cnn2d", {"in_channels": 1}, "in_channels"),
+        ("harmonic_cnn2d", {"length": 6}, "length=6"),
+        ("harmonic_cnn2d", {"pool": 0}, "pool"),
+        ("harmonic_feature_fusion", {"length": 0}, "length"),
+    ],
+)
 def test_bad_options_raise_input_error(name, bad, match):
     with pytest.raises(InputError, match=match):
         create(name, **bad)

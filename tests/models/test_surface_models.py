@@ -18,9 +18,13 @@ from crackscope.models.surface import FCN8s, SegNet, SurfaceModel, UNet, UNetCBA
 from crackscope.nn import CBAM, ChannelAttention, SpatialAttention
 
 NAMES = ("unet", "unet_cbam", "segnet", "fcn8s", "deeplabv3plus")
-SMALL = {"unet": {"base_channels": 4}, "unet_cbam": {"base_channels": 4}, "segnet": {"base_channels": 4},
-         "fcn8s": {"base_channels": 4}, "deeplabv3plus": {"base_channels": 4, "aspp_channels": 8,
-                                                          "low_level_channels": 4, "decoder_channels": 8}}
+SMALL = {
+    "unet": {"base_channels": 4},
+    "unet_cbam": {"base_channels": 4},
+    "segnet": {"base_channels": 4},
+    "fcn8s": {"base_channels": 4},
+    "deeplabv3plus": {"base_channels": 4, "aspp_channels": 8, "low_level_channels": 4, "decoder_channels": 8},
+}
 
 
 def n_params(model: nn.Module) -> int:
@@ -34,10 +38,13 @@ def _seed():
 
 # --- CBAM -------------------------------------------------------------------------------------------
 
+
 def _direct_cbam(x, w0, b0, w1, b1, wk, bk):
     """CBAM written out from eqs. 1-3 with explicit weights (MLP as matrices, one 7x7 kernel)."""
+
     def mlp(v):  # v (B, C)
         return F.relu(v @ w0.T + b0) @ w1.T + b1
+
     mc = torch.sigmoid(mlp(x.mean(dim=(2, 3))) + mlp(x.amax(dim=(2, 3))))[:, :, None, None]
     f1 = mc * x
     pooled = torch.stack([f1.mean(dim=1), f1.amax(dim=1)], dim=1)
@@ -110,6 +117,7 @@ def test_cbam_parameter_count_and_gradients():
 
 # --- the models ---------------------------------------------------------------------------------------
 
+
 @pytest.mark.parametrize("name", NAMES)
 def test_registry_creates_models(name):
     assert name in available()
@@ -156,9 +164,9 @@ def _cbam_params(c: int, r: int = 16) -> int:
 @pytest.mark.parametrize("base,depth", [(32, 4), (8, 3)])
 def test_unet_cbam_is_unet_plus_cbam(base, depth):
     unet, cbam = UNet(base_channels=base, depth=depth), UNetCBAM(base_channels=base, depth=depth)
-    widths = [base * 2 ** i for i in range(depth + 1)]
-    encoder = sum(_cbam_params(c) for c in widths)          # after every encoder double conv (+ bottleneck)
-    decoder = sum(_cbam_params(c) for c in widths[:-1])     # after every decoder up-sampling
+    widths = [base * 2**i for i in range(depth + 1)]
+    encoder = sum(_cbam_params(c) for c in widths)  # after every encoder double conv (+ bottleneck)
+    decoder = sum(_cbam_params(c) for c in widths[:-1])  # after every decoder up-sampling
     assert n_params(cbam) == n_params(unet) + encoder + decoder
     # Every non-CBAM tensor has the same name and shape in both.
     plain = {k: v.shape for k, v in unet.state_dict().items()}
@@ -170,9 +178,11 @@ def test_unet_cbam_is_unet_plus_cbam(base, depth):
 
 def _unet_params(in_channels: int, classes: int, base: int, depth: int) -> int:
     """Counted from the architecture: double conv = 2 x (3x3 conv without bias + BN), transposed 2x2 conv."""
+
     def double(cin, cout):
         return 9 * cin * cout + 2 * cout + 9 * cout * cout + 2 * cout
-    widths = [base * 2 ** i for i in range(depth + 1)]
+
+    widths = [base * 2**i for i in range(depth + 1)]
     total, c = 0, in_channels
     for w in widths:
         total, c = total + double(c, w), w

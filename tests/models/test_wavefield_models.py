@@ -18,8 +18,14 @@ from torch import nn
 from crackscope import models
 from crackscope.errors import InputError
 from crackscope.models import available, create, register
-from crackscope.models.wavefield import (DenseNet1D, MicroCrackAttentionNeXt, ResNet18_1D2D, SimpleCNN, SpAsENet,
-                                         WaveFieldModel)
+from crackscope.models.wavefield import (
+    DenseNet1D,
+    MicroCrackAttentionNeXt,
+    ResNet18_1D2D,
+    SimpleCNN,
+    SpAsENet,
+    WaveFieldModel,
+)
 from crackscope.nn import AxialAttention, SqueezeExcite, activation
 
 WAVEFIELD = {
@@ -76,8 +82,16 @@ def test_bottleneck_kernel_spans_the_time_left(n_time, kernel):
 def test_micro_crack_attention_next_layout():
     model = MicroCrackAttentionNeXt()
     convs = [m for m in model.encoder.modules() if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 1)]
-    assert [(c.in_channels, c.out_channels) for c in convs] == [(2, 16), (16, 16), (16, 32), (32, 32), (32, 64),
-                                                                 (64, 64), (64, 128), (128, 128)]
+    assert [(c.in_channels, c.out_channels) for c in convs] == [
+        (2, 16),
+        (16, 16),
+        (16, 32),
+        (32, 32),
+        (32, 64),
+        (64, 64),
+        (64, 128),
+        (128, 128),
+    ]
     assert all(c.padding == (1, 0) for c in convs)
     assert sum(isinstance(m, SqueezeExcite) for m in model.modules()) == 4
     assert sum(isinstance(m, AxialAttention) for m in model.modules()) == 4
@@ -170,8 +184,7 @@ def test_unknown_model_and_option_are_named():
 
 
 def test_creatable_by_name_from_fresh_interpreter():
-    code = ("from crackscope.models import create; "
-            "m = create('spase_net', n_time=200); print(type(m).__module__)")
+    code = "from crackscope.models import create; m = create('spase_net', n_time=200); print(type(m).__module__)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "crackscope.models.wavefield.spase_net"
 
@@ -185,8 +198,10 @@ def test_axial_attention_matches_naive_attention_and_keeps_axes_apart():
     # naive multi-head attention over time for one sensor
     s = 3
     q, k, v = attn.qkv(x[:, :, s]).chunk(3, dim=-1)  # (B, T, C) each
-    heads = [torch.softmax(qh @ kh.transpose(1, 2) / 2.0, dim=-1) @ vh  # head_dim 4 -> scale 1/2
-             for qh, kh, vh in zip(q.split(4, -1), k.split(4, -1), v.split(4, -1))]
+    heads = [
+        torch.softmax(qh @ kh.transpose(1, 2) / 2.0, dim=-1) @ vh  # head_dim 4 -> scale 1/2
+        for qh, kh, vh in zip(q.split(4, -1), k.split(4, -1), v.split(4, -1))
+    ]
     expected = attn.proj(torch.cat(heads, dim=-1))
     assert torch.allclose(attn(x, axis=1)[:, :, s], expected, atol=1e-5)
 
@@ -237,8 +252,9 @@ def _patches(y: torch.Tensor, grid: int = 9) -> torch.Tensor:
     return y.reshape(b, grid, p, grid, p).permute(0, 1, 3, 2, 4).reshape(b, grid * grid, p * p)
 
 
-@pytest.mark.parametrize("options, equivariant", [({}, True), ({"sensor_position": True}, False),
-                                                  ({"upsample": "bilinear"}, False)])
+@pytest.mark.parametrize(
+    "options, equivariant", [({}, True), ({"sensor_position": True}, False), ({"upsample": "bilinear"}, False)]
+)
 def test_mcan_sensor_permutation_equivariance(options, equivariant):
     """The paper's layout treats sensors alike: convolutions mix time only, attention compares sensors
     by content and each transposed-convolution patch has one parent cell, so permuting the sensors

@@ -47,16 +47,20 @@ def levels_per_channel(t: torch.Tensor) -> list[int]:
 
 # ---------------------------------------------------------------------------------- sign / STE
 
+
 def test_sign_of_zero_is_plus_one():
     x = torch.tensor([-2.0, -1e-30, -0.0, 0.0, 1e-30, 3.0])
     assert sign_ste(x).tolist() == [-1.0, -1.0, 1.0, 1.0, 1.0, 1.0]
 
 
-@pytest.mark.parametrize("ste, expected", [
-    ("identity", [1, 1, 1, 1, 1, 1, 1]),
-    ("htanh", [0, 1, 1, 1, 1, 1, 0]),           # 1_{|x| <= 1}, window closed
-    ("bireal", [0, 0, 1, 2, 1, 0, 0]),          # (2 - 2|x|) 1_{|x| <= 1}
-])
+@pytest.mark.parametrize(
+    "ste, expected",
+    [
+        ("identity", [1, 1, 1, 1, 1, 1, 1]),
+        ("htanh", [0, 1, 1, 1, 1, 1, 0]),  # 1_{|x| <= 1}, window closed
+        ("bireal", [0, 0, 1, 2, 1, 0, 0]),  # (2 - 2|x|) 1_{|x| <= 1}
+    ],
+)
 def test_sign_ste_gradients(ste, expected):
     x = torch.tensor([-2.0, -1.0, -0.5, 0.0, 0.5, 1.0, 1.5], requires_grad=True)
     sign_ste(x, ste).sum().backward()
@@ -118,10 +122,13 @@ def _hand_weight_grad(w, g, mask_fn):
     return out
 
 
-@pytest.mark.parametrize("ste, mask_fn", [
-    ("identity", lambda u: np.ones_like(u)),
-    ("htanh", lambda u: (np.abs(u) <= 1).astype(float)),
-])
+@pytest.mark.parametrize(
+    "ste, mask_fn",
+    [
+        ("identity", lambda u: np.ones_like(u)),
+        ("htanh", lambda u: (np.abs(u) <= 1).astype(float)),
+    ],
+)
 def test_adaptive_weight_ste_gradient(ste, mask_fn):
     rng = np.random.default_rng(0)
     w, g = rng.normal(size=(3, 2, 3, 3)), rng.normal(size=(3, 2, 3, 3))
@@ -136,8 +143,9 @@ def test_xnor_weight_values_and_gradient():
     wt = torch.tensor(w, requires_grad=True)
     wb = xnor_binary_weight(wt)
     # channel 0: alpha = (0.5 + 1.5 + 2 + 0.25)/4 = 1.0625; channel 1: alpha = 1.0/4 = 0.25
-    np.testing.assert_allclose(wb.detach().numpy().reshape(2, 4),
-                               [[1.0625, -1.0625, 1.0625, -1.0625], [-0.25, 0.25, 0.25, 0.25]], rtol=1e-12)
+    np.testing.assert_allclose(
+        wb.detach().numpy().reshape(2, 4), [[1.0625, -1.0625, 1.0625, -1.0625], [-0.25, 0.25, 0.25, 0.25]], rtol=1e-12
+    )
     (wb * torch.tensor(g)).sum().backward()
     # dL/dw_i = alpha 1_{|w_i|<=1} G_i + sign(w_i)/n sum_j G_j sign(w_j)
     wf, gf = w.reshape(2, 4), g.reshape(2, 4)
@@ -147,6 +155,7 @@ def test_xnor_weight_values_and_gradient():
 
 
 # ------------------------------------------------------------------------- adaptive activation
+
 
 def test_activation_initial_state_is_sign():
     act = AdaptiveBinaryActivation(channels=3)
@@ -176,8 +185,11 @@ def test_activation_gradients_hand_worked():
         act.beta.copy_(torch.tensor([0.25, -1.0]))
     # channel 0: x = (a - 0.25)/0.5 = (-2.5, -1, 0, 0.5, 1, 3.5)   (|x| = 1 lies inside the window)
     # channel 1: x = (a + 1)/2      = (-3, -1.5, -0.5, 0.25, 1, 2)
-    a = torch.tensor([[[-1.0, -0.25, 0.25, 0.5, 0.75, 2.0],
-                       [-7.0, -4.0, -2.0, -0.5, 1.0, 3.0]]], dtype=torch.float64, requires_grad=True)
+    a = torch.tensor(
+        [[[-1.0, -0.25, 0.25, 0.5, 0.75, 2.0], [-7.0, -4.0, -2.0, -0.5, 1.0, 3.0]]],
+        dtype=torch.float64,
+        requires_grad=True,
+    )
     act(a).sum().backward()  # upstream gradient G = 1
     # channel 0: g = (-1,-1,1,1,1,1), g' = (0,1,1,1,1,0)
     #   da = g'; dbeta = sum(1 - g') = 2; dalpha = sum(g - x g') = -1 + 0 + 1 + 0.5 + 0 + 1 = 1.5
@@ -208,6 +220,7 @@ def test_activation_channel_mismatch_rejected():
 
 
 # ------------------------------------------------------------------ RSign / RPReLU / Maxout
+
 
 def test_rsign_threshold_and_gradient():
     rs = RSign(2, ste="htanh").double()
@@ -240,6 +253,7 @@ def test_rprelu_and_maxout_hand_values():
 
 # --------------------------------------------------------------------------------- BinaryConv2d
 
+
 def _ref_adaptive_weight(w: torch.Tensor) -> torch.Tensor:
     beta = w.mean(dim=(1, 2, 3), keepdim=True)
     alpha = w.std(dim=(1, 2, 3), keepdim=True, unbiased=False)
@@ -250,8 +264,10 @@ def test_binary_conv_matches_reference():
     torch.manual_seed(0)
     conv = BinaryConv2d(3, 4, 3, stride=2, padding=1, activation="adaptive", act_per_channel=True).double()
     assert isinstance(conv, nn.Conv2d)
-    alpha, beta = torch.tensor([0.5, 1.5, 0.8], dtype=torch.float64), torch.tensor([0.1, -0.4, 0.0],
-                                                                                   dtype=torch.float64)
+    alpha, beta = (
+        torch.tensor([0.5, 1.5, 0.8], dtype=torch.float64),
+        torch.tensor([0.1, -0.4, 0.0], dtype=torch.float64),
+    )
     with torch.no_grad():
         conv.act.alpha.copy_(alpha)
         conv.act.beta.copy_(beta)
@@ -336,8 +352,9 @@ def test_dbnieb_merged_input_is_sum_of_two_binary_branches(conv_spy):
     torch.testing.assert_close(conv_spy[0][0], a1 + a2)
     # at initialisation the merged activation is a ternary code of the standardised input:
     # xhat < -0.5 -> -2, -0.5 <= xhat < 0.5 -> 0, xhat >= 0.5 -> +2
-    xhat = (x - x.mean(dim=(0, 2, 3), keepdim=True)) / torch.sqrt(x.var(dim=(0, 2, 3), keepdim=True,
-                                                                       unbiased=False) + 1e-5)
+    xhat = (x - x.mean(dim=(0, 2, 3), keepdim=True)) / torch.sqrt(
+        x.var(dim=(0, 2, 3), keepdim=True, unbiased=False) + 1e-5
+    )
     expected = torch.where(xhat >= 0.5, 2.0, torch.where(xhat >= -0.5, 0.0, -2.0))
     mismatch = (conv_spy[0][0] != expected) & ((xhat.abs() - 0.5).abs() > 1e-5)
     assert not mismatch.any()
@@ -366,8 +383,11 @@ def test_pan_order_and_values():
         PAN(3, "gelu")
 
 
-ALL_BLOCKS = {**{k: (lambda f=f: f(1, True)) for k, f in BLOCKS.items()},
-              "pan_maxout": lambda: PAN(4), "pan_rprelu": lambda: PAN(4, "rprelu")}
+ALL_BLOCKS = {
+    **{k: (lambda f=f: f(1, True)) for k, f in BLOCKS.items()},
+    "pan_maxout": lambda: PAN(4),
+    "pan_rprelu": lambda: PAN(4, "rprelu"),
+}
 
 
 @pytest.mark.parametrize("name", list(ALL_BLOCKS))

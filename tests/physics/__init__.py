@@ -8,7 +8,7 @@ def envelope(x: np.ndarray) -> np.ndarray:
     n = x.shape[-1]
     h = np.zeros(n)
     h[0] = 1.0
-    h[1:(n + 1) // 2] = 2.0
+    h[1 : (n + 1) // 2] = 2.0
     if n % 2 == 0:
         h[n // 2] = 1.0
     return np.abs(np.fft.ifft(np.fft.fft(x, axis=-1) * h, axis=-1))

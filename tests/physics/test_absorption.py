@@ -17,8 +17,11 @@ def test_sponge_layer_absorbs_what_reaches_the_edges():
     travel = (2 * 6e-6) / c_p
     early = t < travel
     scale = np.abs(free.signals.numpy()).max()
-    np.testing.assert_allclose(sponge.signals[0, :, near_source][..., early].numpy(),
-                               free.signals[0, :, near_source][..., early].numpy(), atol=1e-6 * scale)
+    np.testing.assert_allclose(
+        sponge.signals[0, :, near_source][..., early].numpy(),
+        free.signals[0, :, near_source][..., early].numpy(),
+        atol=1e-6 * scale,
+    )
     # Late: after several crossings, what is left in the plate is a small fraction.
     late = t > 0.6 * t[-1]
     rms_free = np.sqrt((free.signals[..., late].numpy() ** 2).mean())

@@ -87,6 +87,10 @@ def test_mean_crack_pixel_fraction_of_paper_preset_is_near_the_papers():
     """The paper preset's defaults were chosen to give a crack-pixel fraction near the paper's ~5 %."""
     cfg = PlateConfig.preset("paper")
     rng = np.random.default_rng(2)
-    fracs = [rasterize_mask(sample_cracks(cfg.cracks.distribution(), cfg.width, cfg.height, rng), cfg.width, cfg.height, 36).mean()
-             for _ in range(400)]
+    fracs = [
+        rasterize_mask(
+            sample_cracks(cfg.cracks.distribution(), cfg.width, cfg.height, rng), cfg.width, cfg.height, 36
+        ).mean()
+        for _ in range(400)
+    ]
     assert 0.04 < np.mean(fracs) < 0.065

@@ -23,7 +23,6 @@ from crackscope.physics.harmonics_config import LABEL_NAMES, label_of, label_ran
 from crackscope.physics.solver import LatticeSolver
 from crackscope.physics.wavefield import sponge_damping
 
-
 pytestmark = pytest.mark.usefixtures("one_numba_thread")
 
 
@@ -39,6 +38,7 @@ def ratios(result):
 
 
 # ---- the contact law ----------------------------------------------------------------------------
+
 
 def test_contact_law_reproduces_the_piecewise_linear_force_by_hand():
     k, r, g = 2.0, 0.25, 0.1  # k_t = 0.5
@@ -64,11 +64,25 @@ def test_solver_applies_the_contact_correction_to_the_crack_bonds(tiny, backend)
     assert len(bonds) > 5 and set(bonds.plate.tolist()) == {1}
     damping = sponge_damping(cfg, lat)
     gap = 2e-3
-    contact = ContactLatticeSolver(lat, s.k_normal, s.k_shear, s.node_mass, cfg.dt, 2, contact=bonds,
-                                   tension_ratio=0.2, gap=gap, source_node=lat.source_node(), source_sign=[1, -1],
-                                   damping=damping, dtype=torch.float64, backend=backend)
-    linear = LatticeSolver(lat, s.k_normal, s.k_shear, s.node_mass, cfg.dt, 2, damping=damping,
-                           dtype=torch.float64, backend=backend)
+    contact = ContactLatticeSolver(
+        lat,
+        s.k_normal,
+        s.k_shear,
+        s.node_mass,
+        cfg.dt,
+        2,
+        contact=bonds,
+        tension_ratio=0.2,
+        gap=gap,
+        source_node=lat.source_node(),
+        source_sign=[1, -1],
+        damping=damping,
+        dtype=torch.float64,
+        backend=backend,
+    )
+    linear = LatticeSolver(
+        lat, s.k_normal, s.k_shear, s.node_mass, cfg.dt, 2, damping=damping, dtype=torch.float64, backend=backend
+    )
     u0 = 1e-2 * torch.randn(contact.u.shape, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
     for sol in (contact, linear):
         sol.u, sol.u_prev = u0, 0.5 * u0
@@ -89,6 +103,7 @@ def test_solver_applies_the_contact_correction_to_the_crack_bonds(tiny, backend)
 
 
 # ---- harmonics against independent expectations ---------------------------------------------------
+
 
 def test_intact_plate_has_no_harmonics(tiny):
     out = simulate_harmonics(tiny, [0], seed=0)
@@ -158,6 +173,7 @@ def test_bandpass_alone_agrees_with_pulse_inversion(tiny):
 
 # ---- resampling and the output contract ---------------------------------------------------------
 
+
 @pytest.mark.parametrize("preset", ["tiny", "small", "paper"])
 def test_harmonics_always_have_4760_samples(preset):
     cfg = HarmonicsConfig.preset(preset)
@@ -194,8 +210,11 @@ def test_result_contract_and_determinism(tiny):
     out = simulate_harmonics(tiny, [3, 9], [0.7, 1.1], seed=4)
     b = 2
     assert out.amplitudes.shape == (b, 3, 3) and out.amplitudes.dtype == np.float32
-    assert out.labels.tolist() == [label_of(3, 0.7, tiny), label_of(9, 1.1, tiny)] == [LABEL_NAMES.index("AE"),
-                                                                                      LABEL_NAMES.index("BG")]
+    assert (
+        out.labels.tolist()
+        == [label_of(3, 0.7, tiny), label_of(9, 1.1, tiny)]
+        == [LABEL_NAMES.index("AE"), LABEL_NAMES.index("BG")]
+    )
     assert out.label_names == LABEL_NAMES and out.sensor_names == ("a", "b", "c")
     assert out.n_cracks.tolist() == [3, 9] and out.crack_size_um.tolist() == [0.7, 1.1]
     assert [len(g) for g in out.cracks] == [3, 9]
@@ -241,6 +260,7 @@ def test_backends_agree_through_the_public_api(tiny):
 
 # ---- config, labels, bad input -------------------------------------------------------------------
 
+
 def test_config_presets_labels_and_strictness(tiny):
     assert [HarmonicsConfig.preset(p).default_crack_size_um for p in ("paper", "small", "tiny")]
     with pytest.raises(pydantic.ValidationError, match="extra"):
@@ -262,18 +282,21 @@ def test_config_presets_labels_and_strictness(tiny):
     assert out.crack_size_um.tolist() == [tiny.default_crack_size_um]
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(n_cracks=[-1]), "n_cracks=-1"),
-    (dict(n_cracks=[2.5]), "n_cracks=2.5"),
-    (dict(n_cracks=[2], crack_size_um=[50.0]), "crack_size_um=50"),
-    (dict(n_cracks=[2], crack_size_um=[0.1]), "crack_size_um=0.1"),
-    (dict(n_cracks=[2], crack_size_um=[-1.0]), "crack_size_um=-1"),
-    (dict(n_cracks=[2], crack_size_um=[float("nan")]), "crack_size_um=nan"),
-    (dict(n_cracks=[2, 3], crack_size_um=[0.8]), r"crack_size_um=\[0.8\]"),
-    (dict(n_cracks=[], crack_size_um=[]), "n_cracks"),
-    (dict(n_cracks=[5000], crack_size_um=[1.0]), "n_cracks=5000"),
-    (dict(n_cracks=[2], seed=-3), "seed=-3"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(n_cracks=[-1]), "n_cracks=-1"),
+        (dict(n_cracks=[2.5]), "n_cracks=2.5"),
+        (dict(n_cracks=[2], crack_size_um=[50.0]), "crack_size_um=50"),
+        (dict(n_cracks=[2], crack_size_um=[0.1]), "crack_size_um=0.1"),
+        (dict(n_cracks=[2], crack_size_um=[-1.0]), "crack_size_um=-1"),
+        (dict(n_cracks=[2], crack_size_um=[float("nan")]), "crack_size_um=nan"),
+        (dict(n_cracks=[2, 3], crack_size_um=[0.8]), r"crack_size_um=\[0.8\]"),
+        (dict(n_cracks=[], crack_size_um=[]), "n_cracks"),
+        (dict(n_cracks=[5000], crack_size_um=[1.0]), "n_cracks=5000"),
+        (dict(n_cracks=[2], seed=-3), "seed=-3"),
+    ],
+)
 def test_bad_input_raises_input_error_naming_the_value(tiny, kwargs, match):
     with pytest.raises(InputError, match=match):
         simulate_harmonics(tiny, **kwargs)
@@ -303,8 +326,8 @@ def test_nested_groups_are_prefixes_of_one_layout_shortened_about_their_centres(
     np.testing.assert_allclose([c.points for c in big], [c.points for c in site_layout(tiny)], rtol=0, atol=1e-18)
     for full, short in zip(big, small):
         (a, b), (p, q) = np.asarray(full.points), np.asarray(short.points)
-        np.testing.assert_allclose((a + b) / 2, (p + q) / 2, atol=1e-18)               # same centre
-        np.testing.assert_allclose((q - p) / 0.4, (b - a) / 1.2, atol=1e-12)          # same direction
+        np.testing.assert_allclose((a + b) / 2, (p + q) / 2, atol=1e-18)  # same centre
+        np.testing.assert_allclose((q - p) / 0.4, (b - a) / 1.2, atol=1e-12)  # same direction
         assert short.length_um == pytest.approx(0.4)
     lat = tiny.lattice()
     for size in tiny.crack_size_edges_um:  # valid at every size: disjoint bonds, every crack crosses one

@@ -11,12 +11,27 @@ from crackscope.physics.wavefield import cut_bond_weights, sponge_damping
 
 @pytest.mark.parametrize("damped", [False, True])
 def test_numba_kernel_equals_torch_reference_step_by_step(damped):
-    cfg = PlateConfig.preset("tiny", dtype="float64", sponge_width=1.5e-6 if damped else 0.0, damping=1e7 if damped else 0.0)
+    cfg = PlateConfig.preset(
+        "tiny", dtype="float64", sponge_width=1.5e-6 if damped else 0.0, damping=1e7 if damped else 0.0
+    )
     lat, s = cfg.lattice(), cfg.springs
     cracks = [[Crack((2e-6, 2e-6), (4e-6, 4.2e-6), (5e-6, 3e-6))], [], [Crack((1e-6, 6e-6), (6e-6, 6.5e-6))]]
     weights, _ = cut_bond_weights(lat, cracks)
-    solvers = [LatticeSolver(lat, s.k_normal, s.k_shear, s.node_mass, cfg.dt, 3, bond_weights=weights,
-                             damping=sponge_damping(cfg, lat), dtype=torch.float64, backend=b) for b in ("torch", "numba")]
+    solvers = [
+        LatticeSolver(
+            lat,
+            s.k_normal,
+            s.k_shear,
+            s.node_mass,
+            cfg.dt,
+            3,
+            bond_weights=weights,
+            damping=sponge_damping(cfg, lat),
+            dtype=torch.float64,
+            backend=b,
+        )
+        for b in ("torch", "numba")
+    ]
     start = torch.randn(solvers[0].u.shape, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
     for sol in solvers:
         sol.u = start

@@ -15,7 +15,9 @@ def brute_force_bonds(lattice):
     """All node pairs at distance a, found from positions alone."""
     xy = lattice.positions.reshape(2, -1).T
     d = np.linalg.norm(xy[:, None] - xy[None], axis=-1)
-    i, j = np.nonzero(np.isclose(d, lattice.spacing, rtol=1e-6) & (np.arange(len(xy))[:, None] < np.arange(len(xy))[None]))
+    i, j = np.nonzero(
+        np.isclose(d, lattice.spacing, rtol=1e-6) & (np.arange(len(xy))[:, None] < np.arange(len(xy))[None])
+    )
     return {(int(a), int(b)) for a, b in zip(i, j)}
 
 
@@ -38,14 +40,15 @@ def test_lattice_fits_plate_and_is_mirror_symmetric():
     assert x.min() >= 0 and x.max() <= 7.2e-6 and y.min() >= 0 and y.max() <= 7.2e-6
     assert lat.n_rows % 2 == 1
     np.testing.assert_allclose(y[::-1] + y, 7.2e-6, rtol=1e-12)  # rows mirror about H/2
-    np.testing.assert_allclose(x[::-1], x, rtol=1e-12)           # mirrored rows have the same parity
+    np.testing.assert_allclose(x[::-1], x, rtol=1e-12)  # mirrored rows have the same parity
 
 
 def _amplification(cfg, dt_factor, steps=1500):
     lat = cfg.lattice()
     s = cfg.springs
-    solver = LatticeSolver(lat, s.k_normal, s.k_shear, s.node_mass, cfg.stability_limit * dt_factor, 1,
-                           dtype=torch.float64)
+    solver = LatticeSolver(
+        lat, s.k_normal, s.k_shear, s.node_mass, cfg.stability_limit * dt_factor, 1, dtype=torch.float64
+    )
     g = torch.Generator().manual_seed(0)
     solver.u = torch.randn(solver.u.shape, generator=g, dtype=torch.float64)
     solver.u_prev = solver.u.clone()

@@ -19,8 +19,15 @@ def _arrival_speed(direction_deg, component, distances_um):
     """Speed from a straight-line fit of distance vs the envelope peak time along the plate's mid-line."""
     c_s_theory = steel_plane_stress_speeds()[1]
     # Tall plate: reflections from the top and bottom edges arrive after the recording ends.
-    cfg = PlateConfig(width=50e-6, height=80e-6, lattice_spacing=A, n_time=540, dtype="float64",
-                      center_frequency=c_s_theory / (12 * A), source_direction_deg=direction_deg)
+    cfg = PlateConfig(
+        width=50e-6,
+        height=80e-6,
+        lattice_spacing=A,
+        n_time=540,
+        dtype="float64",
+        center_frequency=c_s_theory / (12 * A),
+        source_direction_deg=direction_deg,
+    )
     xy = np.array([[d * 1e-6, 40e-6] for d in distances_um])
     out = simulate_wavefield(cfg, [[]], sensor_xy=xy)
     trace = out.signals[0, component].numpy()
@@ -45,8 +52,9 @@ def _run_energy(cfg, cracks, steps):
     lat = cfg.lattice()
     s = cfg.springs
     weights, _ = cut_bond_weights(lat, [cracks])
-    solver = LatticeSolver(lat, s.k_normal, s.k_shear, s.node_mass, cfg.dt, 1, bond_weights=weights,
-                           dtype=torch.float64)
+    solver = LatticeSolver(
+        lat, s.k_normal, s.k_shear, s.node_mass, cfg.dt, 1, bond_weights=weights, dtype=torch.float64
+    )
     r, c = lat.source_node()
     f0 = cfg.frequency
     scale = cfg.dt**2 / s.node_mass
@@ -103,12 +111,12 @@ def _shadow_setup():
 
 def test_crack_shadow_and_echo_timing():
     cfg, crack = _shadow_setup()
-    behind = np.array([[20e-6, 12e-6], [22e-6, 12e-6]])     # in the crack's shadow
-    between = np.array([[6e-6, 12e-6], [8e-6, 14e-6]])      # between the source and the crack
+    behind = np.array([[20e-6, 12e-6], [22e-6, 12e-6]])  # in the crack's shadow
+    between = np.array([[6e-6, 12e-6], [8e-6, 14e-6]])  # between the source and the crack
     xy = np.concatenate([behind, between])
     cracked = simulate_wavefield(cfg, [[crack]], sensor_xy=xy)
     intact = simulate_wavefield(cfg, [[]], sensor_xy=xy)
-    diff = (cracked.signals - intact.signals)[0].numpy()       # (2, S, T)
+    diff = (cracked.signals - intact.signals)[0].numpy()  # (2, S, T)
     scale = np.abs(intact.signals.numpy()).max()
     t = intact.time.numpy()
     # Shadow: the crack changes the sensors behind it by far more than numerical noise.
@@ -134,11 +142,11 @@ def test_mirror_symmetric_plate_and_crack_give_mirror_symmetric_signals():
     h = cfg.height
     crack = Crack((9e-6, h / 2 - 2.3e-6), (11e-6, h / 2), (9e-6, h / 2 + 2.3e-6))
     out = simulate_wavefield(cfg, [[crack]])
-    sig = out.signals[0].numpy().reshape(2, 9, 9, -1)          # (xy, iy, ix, T)
+    sig = out.signals[0].numpy().reshape(2, 9, 9, -1)  # (xy, iy, ix, T)
     xy = out.sensor_xy.numpy().reshape(9, 9, 2)
     np.testing.assert_allclose(xy[::-1, :, 1], h - xy[:, :, 1], rtol=0, atol=1e-12)
     scale = np.abs(sig).max()
-    np.testing.assert_allclose(sig[0, ::-1], sig[0], rtol=0, atol=1e-9 * scale)   # u_x even
+    np.testing.assert_allclose(sig[0, ::-1], sig[0], rtol=0, atol=1e-9 * scale)  # u_x even
     np.testing.assert_allclose(sig[1, ::-1], -sig[1], rtol=0, atol=1e-9 * scale)  # u_y odd
     assert np.abs(sig[1]).max() > 1e-3 * scale  # and u_y is not trivially zero
     mask = out.masks[0].numpy()

@@ -56,8 +56,9 @@ def test_snapshots(tiny):
     assert out.snapshots[0, 0].abs().max() == 0 and out.snapshots[0, 3].abs().max() > 0
 
 
-@pytest.mark.parametrize("field,value", [("width", 0.0), ("height", -1e-6), ("density", 0.0),
-                                         ("lattice_spacing", -1.0), ("n_time", 0)])
+@pytest.mark.parametrize(
+    "field,value", [("width", 0.0), ("height", -1e-6), ("density", 0.0), ("lattice_spacing", -1.0), ("n_time", 0)]
+)
 def test_non_positive_sizes_are_refused(field, value):
     with pytest.raises(ValueError, match=field):
         PlateConfig.preset("tiny", **{field: value})

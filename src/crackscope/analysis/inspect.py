@@ -54,7 +54,7 @@ def summarize_cracks(group) -> dict:
     pixels, total = 0, 0
     masks = group["masks"]
     for a in range(0, idx.size, _BLOCK):
-        block = idx[a:a + _BLOCK]
+        block = idx[a : a + _BLOCK]
         lo, hi = int(block[0]), int(block[-1]) + 1
         m = np.asarray(masks[lo:hi])[block - lo] > 0
         pixels += int(m.sum())
@@ -80,9 +80,7 @@ def summarize_cracks(group) -> dict:
             "below_range": int((flat < edges[0]).sum()),
             "above_range": int((flat > edges[-1]).sum()),
         },
-        "samples_with_largest_crack_over_um": {
-            f"{t:g}": int((largest > t).sum()) for t in LARGEST_CRACK_THRESHOLDS_UM
-        },
+        "samples_with_largest_crack_over_um": {f"{t:g}": int((largest > t).sum()) for t in LARGEST_CRACK_THRESHOLDS_UM},
         "mean_crack_pixel_fraction": pixels / total if total else None,
     }
 
@@ -97,8 +95,10 @@ def format_summary(summary: dict) -> str:
     lines.append(head)
     cps = summary["cracks_per_sample"]
     if cps["mean"] is not None:
-        lines.append(f"cracks per sample: min {cps['min']}, mean {cps['mean']:.2f}, max {cps['max']} "
-                     f"({summary['n_cracks_total']} cracks in all)")
+        lines.append(
+            f"cracks per sample: min {cps['min']}, mean {cps['mean']:.2f}, max {cps['max']} "
+            f"({summary['n_cracks_total']} cracks in all)"
+        )
     hist = summary["crack_length_um"]
     edges, counts = hist["bin_edges"], hist["counts"]
     bins = " | ".join(f"{a:g}-{b:g}: {c}" for a, b, c in zip(edges[:-1], edges[1:], counts))
@@ -110,15 +110,21 @@ def format_summary(summary: dict) -> str:
     lines.append(f"samples whose largest crack is > {' / '.join(over)} µm: {' / '.join(str(v) for v in over.values())}")
     frac = summary["mean_crack_pixel_fraction"]
     if frac is not None:
-        lines.append(f"mean crack-pixel fraction: {100 * frac:.2f} % of mask pixels "
-                     f"(the paper's data has ~{100 * PAPER_CRACK_PIXEL_FRACTION:.0f} %)")
+        lines.append(
+            f"mean crack-pixel fraction: {100 * frac:.2f} % of mask pixels "
+            f"(the paper's data has ~{100 * PAPER_CRACK_PIXEL_FRACTION:.0f} %)"
+        )
     s = summary.get("sample")
     if s:
-        lines.append(f"figure sample {s['index']}: {s['n_cracks']} crack(s), longest {s['max_crack_length_um']:.2f} µm; "
-                     f"re-simulation matches the stored signals to {s['resimulation_max_rel_error']:.1e} (relative)")
+        lines.append(
+            f"figure sample {s['index']}: {s['n_cracks']} crack(s), longest {s['max_crack_length_um']:.2f} µm; "
+            f"re-simulation matches the stored signals to {s['resimulation_max_rel_error']:.1e} (relative)"
+        )
         if s["resimulation_max_rel_error"] > RESIMULATION_TOLERANCE:
-            lines.append("WARNING: the re-simulated sample does not reproduce the stored signals; the store was "
-                         "probably made by a different version of the simulator, so the snapshots may not match it")
+            lines.append(
+                "WARNING: the re-simulated sample does not reproduce the stored signals; the store was "
+                "probably made by a different version of the simulator, so the snapshots may not match it"
+            )
     return "\n".join(lines)
 
 
@@ -156,8 +162,9 @@ def _check_device(device: str) -> str:
     return str(dev)
 
 
-def resimulate_sample(group, index: int, device: str = "cpu", *, snapshot_every: int | None = None,
-                      n_time: int | None = None):
+def resimulate_sample(
+    group, index: int, device: str = "cpu", *, snapshot_every: int | None = None, n_time: int | None = None
+):
     """Simulate stored sample ``index`` again from the store's config and crack polylines.
 
     ``n_time`` shortens the run to the first ``n_time`` recorded samples (a prefix of the stored
@@ -168,8 +175,9 @@ def resimulate_sample(group, index: int, device: str = "cpu", *, snapshot_every:
     cfg = _config(group)
     if n_time is not None and n_time != cfg.n_time:
         cfg = cfg.replace(n_time=int(n_time))
-    return simulate_wavefield(cfg, [cracks_from_store(group, index)], _check_device(device),
-                              snapshot_every=snapshot_every)
+    return simulate_wavefield(
+        cfg, [cracks_from_store(group, index)], _check_device(device), snapshot_every=snapshot_every
+    )
 
 
 def snapshot_interval(n_steps: int) -> int:
@@ -207,8 +215,9 @@ def _draw_cracks(ax, cracks, color, lw, scale=1e6, label=None):
         ax.plot(p[:, 0], p[:, 1], color=color, lw=lw, solid_capstyle="round", label=label if k == 0 else None)
 
 
-def _make_figure(*, cfg, index, cracks, signals, reference, time_s, sensor_xy, mask, snapshots, snap_steps,
-                 lattice_xy, title):
+def _make_figure(
+    *, cfg, index, cracks, signals, reference, time_s, sensor_xy, mask, snapshots, snap_steps, lattice_xy, title
+):
     from matplotlib.colors import PowerNorm
     from matplotlib.figure import Figure
     from matplotlib.tri import Triangulation
@@ -222,8 +231,11 @@ def _make_figure(*, cfg, index, cracks, signals, reference, time_s, sensor_xy, m
     picks = _sensor_choice(cfg.sensor_grid)
     colours = ["tab:blue", "tab:orange", "tab:green"]
     t_ns = np.asarray(time_s) * 1e9
-    peak = max(float(np.abs(signals[0, [i for i, _ in picks]]).max()),
-               float(np.abs(reference[0, [i for i, _ in picks]]).max()), 1e-300)
+    peak = max(
+        float(np.abs(signals[0, [i for i, _ in picks]]).max()),
+        float(np.abs(reference[0, [i for i, _ in picks]]).max()),
+        1e-300,
+    )
     scale, unit = _length_unit(peak)
     sub = gs[0, :3].subgridspec(len(picks), 1, hspace=0.0)
     trace_axes = []
@@ -234,9 +246,17 @@ def _make_figure(*, cfg, index, cracks, signals, reference, time_s, sensor_xy, m
         ax.plot(t_ns, reference[0, s] / scale, color="0.55", lw=1.2, ls="--", label="intact reference")
         ax.plot(t_ns, signals[0, s] / scale, color=colours[k], lw=1.3, label=f"sample {index} (cracked)")
         ax.axhline(0, color="0.85", lw=0.6, zorder=0)
-        ax.text(0.995, 0.93, f"sensor {s}, {name}: x = {x_um:.2f} µm, y = {y_um:.2f} µm", transform=ax.transAxes,
-                ha="right", va="top", fontsize=9, color=colours[k],
-                bbox=dict(facecolor="white", edgecolor="none", alpha=0.8, pad=1.5))
+        ax.text(
+            0.995,
+            0.93,
+            f"sensor {s}, {name}: x = {x_um:.2f} µm, y = {y_um:.2f} µm",
+            transform=ax.transAxes,
+            ha="right",
+            va="top",
+            fontsize=9,
+            color=colours[k],
+            bbox=dict(facecolor="white", edgecolor="none", alpha=0.8, pad=1.5),
+        )
         lo = min(float(signals[0, s].min()), float(reference[0, s].min())) / scale
         hi = max(float(signals[0, s].max()), float(reference[0, s].max())) / scale
         span = max(hi - lo, 1e-12)
@@ -245,18 +265,19 @@ def _make_figure(*, cfg, index, cracks, signals, reference, time_s, sensor_xy, m
         ax.grid(alpha=0.25)
         if k < len(picks) - 1:
             ax.tick_params(labelbottom=False)
-    trace_axes[0].set_title(f"(a) x displacement at {len(picks)} sensors: sample {index} vs the intact plate",
-                            loc="left")
-    trace_axes[0].legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize=9, ncols=2, frameon=False,
-                         borderaxespad=0.2)
+    trace_axes[0].set_title(
+        f"(a) x displacement at {len(picks)} sensors: sample {index} vs the intact plate", loc="left"
+    )
+    trace_axes[0].legend(
+        loc="lower right", bbox_to_anchor=(1.0, 1.0), fontsize=9, ncols=2, frameon=False, borderaxespad=0.2
+    )
     trace_axes[-1].set_xlabel("time [ns]")
     trace_axes[-1].set_xlim(t_ns[0], t_ns[-1])
 
     # (c) mask with cracks, sensors and source
     ax = fig.add_subplot(gs[0, 3])
     m = mask.shape[-1]
-    ax.imshow(mask, origin="lower", extent=(0, w_um, 0, h_um), cmap="Greys", vmin=0, vmax=1.6,
-              interpolation="nearest")
+    ax.imshow(mask, origin="lower", extent=(0, w_um, 0, h_um), cmap="Greys", vmin=0, vmax=1.6, interpolation="nearest")
     _draw_cracks(ax, cracks, "tab:red", 1.4, label="crack polyline")
     ax.scatter(sensor_xy[:, 0] * 1e6, sensor_xy[:, 1] * 1e6, s=6, color="0.5", zorder=3, label="sensors")
     for k, (s, _) in enumerate(picks):
@@ -268,8 +289,15 @@ def _make_figure(*, cfg, index, cracks, signals, reference, time_s, sensor_xy, m
     ax.set_ylabel("y [µm]")
     ax.set_xlim(0, w_um)
     ax.set_ylim(0, h_um)
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.17), ncols=3, fontsize=8, frameon=False,
-              handletextpad=0.3, columnspacing=0.8)
+    ax.legend(
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.17),
+        ncols=3,
+        fontsize=8,
+        frameon=False,
+        handletextpad=0.3,
+        columnspacing=0.8,
+    )
 
     # (b) snapshots of |u| on the lattice
     x = lattice_xy[0].ravel() * 1e6
@@ -356,8 +384,13 @@ def inspect_store(path, out_dir, sample: int | None = None, device: str = "cpu")
     out = _prepare_out_dir(out_dir)
     cfg = _config(group)
 
-    summary = {"store": str(Path(path)), "plate_um": [cfg.width * 1e6, cfg.height * 1e6], "n_time": cfg.n_time,
-               "mask_size": cfg.mask_size, **summarize_cracks(group)}
+    summary = {
+        "store": str(Path(path)),
+        "plate_um": [cfg.width * 1e6, cfg.height * 1e6],
+        "n_time": cfg.n_time,
+        "mask_size": cfg.mask_size,
+        **summarize_cracks(group),
+    }
 
     # re-simulate the chosen sample up to the last snapshot
     every = snapshot_interval(cfg.n_steps)
@@ -386,18 +419,32 @@ def inspect_store(path, out_dir, sample: int | None = None, device: str = "cpu")
         "resimulation_max_rel_error": err / peak if peak > 0 else err,
     }
 
-    sensor_xy = np.asarray(group.attrs.get("sensor_xy_m") or
-                           [cfg.lattice().positions[:, r, c] for r, c in sensor_nodes(cfg.lattice(), cfg.sensor_grid)],
-                           dtype=np.float64)
+    sensor_xy = np.asarray(
+        group.attrs.get("sensor_xy_m")
+        or [cfg.lattice().positions[:, r, c] for r, c in sensor_nodes(cfg.lattice(), cfg.sensor_grid)],
+        dtype=np.float64,
+    )
     time_s = np.arange(cfg.n_time) * cfg.dt * cfg.record_every
-    title = (f"{Path(path).name}: sample #{index} ({summary['n_done']} of {summary['n_samples']} done)  |  {len(cracks)} crack(s), longest "
-             f"{summary['sample']['max_crack_length_um']:.2f} µm  |  plate {cfg.width * 1e6:g} x {cfg.height * 1e6:g} µm, "
-             f"{cfg.lattice().n_nodes} lattice nodes")
-    fig = _make_figure(cfg=cfg, index=index, cracks=cracks, signals=stored,
-                       reference=np.asarray(group["reference"][...], dtype=np.float32), time_s=time_s,
-                       sensor_xy=sensor_xy, mask=mask, snapshots=snaps[keep],
-                       snap_steps=summary["sample"]["snapshot_steps"], lattice_xy=cfg.lattice().positions,
-                       title=title)
+    title = (
+        f"{Path(path).name}: sample #{index} ({summary['n_done']} of {summary['n_samples']} done)  |  "
+        f"{len(cracks)} crack(s), longest "
+        f"{summary['sample']['max_crack_length_um']:.2f} µm  |  plate {cfg.width * 1e6:g} x {cfg.height * 1e6:g} µm, "
+        f"{cfg.lattice().n_nodes} lattice nodes"
+    )
+    fig = _make_figure(
+        cfg=cfg,
+        index=index,
+        cracks=cracks,
+        signals=stored,
+        reference=np.asarray(group["reference"][...], dtype=np.float32),
+        time_s=time_s,
+        sensor_xy=sensor_xy,
+        mask=mask,
+        snapshots=snaps[keep],
+        snap_steps=summary["sample"]["snapshot_steps"],
+        lattice_xy=cfg.lattice().positions,
+        title=title,
+    )
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110)
     atomic_write_bytes(out / "inspect.png", buf.getvalue())

@@ -49,9 +49,9 @@ from __future__ import annotations
 import io
 import math
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
@@ -103,8 +103,9 @@ def _row_space(x: np.ndarray) -> np.ndarray:
     return (u[:, :rank] * s[:rank]).astype(np.float64)
 
 
-def supervised_projection(features: np.ndarray, labels: np.ndarray,
-                          n_components: int = BSDR_SUBSPACE_DIM) -> tuple[np.ndarray, str]:
+def supervised_projection(
+    features: np.ndarray, labels: np.ndarray, n_components: int = BSDR_SUBSPACE_DIM
+) -> tuple[np.ndarray, str]:
     """Project ``features`` (N, F) onto at most ``n_components`` directions separating ``labels``.
 
     Shrinkage LDA on the row-space coordinates (module docstring, step 2). Returns the projection
@@ -128,9 +129,16 @@ def supervised_projection(features: np.ndarray, labels: np.ndarray,
 
 
 # ---- step 3: embedding -------------------------------------------------------------------------
-def mda_embedding(features: np.ndarray, outputs: np.ndarray, *, n_neighbors: int = 15,
-                  min_dist: float = 0.1, n_components: int = BSDR_SUBSPACE_DIM, project: bool = True,
-                  seed: int = 0) -> MDAResult:
+def mda_embedding(
+    features: np.ndarray,
+    outputs: np.ndarray,
+    *,
+    n_neighbors: int = 15,
+    min_dist: float = 0.1,
+    n_components: int = BSDR_SUBSPACE_DIM,
+    project: bool = True,
+    seed: int = 0,
+) -> MDAResult:
     """MDA of one layer: ``features`` (N, ...) against the network ``outputs`` (N, ...).
 
     ``n_neighbors`` and ``min_dist`` go to UMAP (clamped to N - 1 neighbours); ``n_components`` is
@@ -158,11 +166,19 @@ def mda_embedding(features: np.ndarray, outputs: np.ndarray, *, n_neighbors: int
 
     import umap
 
-    reducer = umap.UMAP(n_neighbors=min(n_neighbors, x.shape[0] - 1), min_dist=min_dist, n_components=2,
-                        random_state=seed, n_jobs=1)
+    reducer = umap.UMAP(
+        n_neighbors=min(n_neighbors, x.shape[0] - 1), min_dist=min_dist, n_components=2, random_state=seed, n_jobs=1
+    )
     embedding = np.asarray(reducer.fit_transform(z), dtype=np.float64)
-    return MDAResult(embedding=embedding, pseudo_labels=labels, distances=distances, reference=reference,
-                     bins=bins, projection=z, method=method)
+    return MDAResult(
+        embedding=embedding,
+        pseudo_labels=labels,
+        distances=distances,
+        reference=reference,
+        bins=bins,
+        projection=z,
+        method=method,
+    )
 
 
 def _as_2d(a, name: str) -> np.ndarray:
@@ -180,8 +196,9 @@ def _as_2d(a, name: str) -> np.ndarray:
 
 
 # ---- plotting ----------------------------------------------------------------------------------
-def plot_mda(results: dict[str, MDAResult], out_path, title: str | None = None, *, cmap: str = "RdYlBu",
-             point_size: float = 8.0) -> Path:
+def plot_mda(
+    results: dict[str, MDAResult], out_path, title: str | None = None, *, cmap: str = "RdYlBu", point_size: float = 8.0
+) -> Path:
     """One scatter panel per entry (layer, activation, trained/untrained, ...) as a PNG.
 
     Points are coloured by their output distance to the reference end point (red near, blue far,
@@ -199,16 +216,16 @@ def plot_mda(results: dict[str, MDAResult], out_path, title: str | None = None, 
     n = len(results)
     ncols = min(n, 4)
     nrows = math.ceil(n / ncols)
-    fig = Figure(figsize=(_PANEL_IN * ncols, _PANEL_IN * nrows * 0.9 + (0.4 if title else 0.0)),
-                 layout="constrained")
+    fig = Figure(figsize=(_PANEL_IN * ncols, _PANEL_IN * nrows * 0.9 + (0.4 if title else 0.0)), layout="constrained")
     if title:
         fig.suptitle(title)
     axes = fig.subplots(nrows, ncols, squeeze=False)
     for ax in axes.flat[n:]:
         ax.set_visible(False)
     for ax, (name, res) in zip(axes.flat, results.items()):
-        sc = ax.scatter(res.embedding[:, 0], res.embedding[:, 1], c=res.distances, cmap=cmap, s=point_size,
-                        linewidths=0)
+        sc = ax.scatter(
+            res.embedding[:, 0], res.embedding[:, 1], c=res.distances, cmap=cmap, s=point_size, linewidths=0
+        )
         ax.set_title(str(name))
         ax.set_xlabel("MDA 1")
         ax.set_ylabel("MDA 2")
@@ -221,11 +238,10 @@ def plot_mda(results: dict[str, MDAResult], out_path, title: str | None = None, 
     return out
 
 
-
-
 # ---- feature extraction ------------------------------------------------------------------------
-def extract_features(model, loader: Iterable, layer_names: list[str] | tuple[str, ...], device="cpu",
-                     max_samples: int | None = None) -> dict[str, np.ndarray]:
+def extract_features(
+    model, loader: Iterable, layer_names: list[str] | tuple[str, ...], device="cpu", max_samples: int | None = None
+) -> dict[str, np.ndarray]:
     """Activations of the named modules of ``model`` over ``loader``, flattened per sample.
 
     ``loader`` yields ``(x, mask)`` batches; ``model`` (already on ``device``) returns logits.
@@ -256,6 +272,7 @@ def extract_features(model, loader: Iterable, layer_names: list[str] | tuple[str
         def hook(_module, _inputs, output):
             # copied now: a later in-place op (e.g. ReLU(inplace=True)) would overwrite it
             current[name] = _flat(_first_tensor(output, name))
+
         return hook
 
     handles = [modules[name].register_forward_hook(hook_for(name)) for name in layer_names]

@@ -19,8 +19,16 @@ from crackscope.analysis.mda import extract_features, mda_embedding, plot_mda
 from crackscope.errors import InputError
 
 
-def mda_for_run(run_dir, layers: list[str], out: str | Path, *, data=None, max_samples: int = 300,
-                reference: str = "targets", seed: int = 0) -> Path:
+def mda_for_run(
+    run_dir,
+    layers: list[str],
+    out: str | Path,
+    *,
+    data=None,
+    max_samples: int = 300,
+    reference: str = "targets",
+    seed: int = 0,
+) -> Path:
     """Write a figure with one panel per (untrained|trained, layer) of one run; returns its path."""
     from crackscope.data import WavefieldDataset
     from crackscope.engine.runs import build_model, load_run
@@ -36,8 +44,9 @@ def mda_for_run(run_dir, layers: list[str], out: str | Path, *, data=None, max_s
     split = run_dir / "split.json"
     if data is None and split.exists():
         indices = json.loads(split.read_text())["test"] + json.loads(split.read_text())["val"]
-    dataset = WavefieldDataset(store, indices=indices, subtract_reference=cfg.data.subtract_reference,
-                               normalize=cfg.data.normalize)
+    dataset = WavefieldDataset(
+        store, indices=indices, subtract_reference=cfg.data.subtract_reference, normalize=cfg.data.normalize
+    )
     if len(dataset) > max_samples:
         dataset = Subset(dataset, range(max_samples))
     loader = DataLoader(dataset, batch_size=16)
@@ -48,8 +57,12 @@ def mda_for_run(run_dir, layers: list[str], out: str | Path, *, data=None, max_s
         for layer in layers:
             results[f"{state}: {layer}"] = mda_embedding(feats[layer], ref, seed=seed)
     out = Path(out)
-    plot_mda(results, out, title=f"MDA of {cfg.name} ({cfg.model.name}, activation "
-                                 f"{cfg.model.kwargs.get('activation', 'default')}, {len(dataset)} samples)")
+    plot_mda(
+        results,
+        out,
+        title=f"MDA of {cfg.name} ({cfg.model.name}, activation "
+        f"{cfg.model.kwargs.get('activation', 'default')}, {len(dataset)} samples)",
+    )
     return out
 
 

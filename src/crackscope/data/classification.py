@@ -26,8 +26,9 @@ from __future__ import annotations
 
 import pickle
 import re
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -39,12 +40,27 @@ from crackscope.data.formats import IMAGE_CLASSIFICATION_FORMATS
 from crackscope.data.images import image_extensions, load_image, natural_key, normalize_size
 from crackscope.errors import InputError, dataset_index
 
-__all__ = ["FORMATS", "AUGMENTATIONS", "NEU_CLS_CLASSES", "CIFAR10_CLASSES", "ImageClassificationDataset",
-           "detect_format", "read_cifar_batch", "read_cifar_meta", "resize_image"]
+__all__ = [
+    "FORMATS",
+    "AUGMENTATIONS",
+    "NEU_CLS_CLASSES",
+    "CIFAR10_CLASSES",
+    "ImageClassificationDataset",
+    "detect_format",
+    "read_cifar_batch",
+    "read_cifar_meta",
+    "resize_image",
+]
 
 FORMATS = IMAGE_CLASSIFICATION_FORMATS
-NEU_CLS_CLASSES = {"Cr": "crazing", "In": "inclusion", "Pa": "patches", "PS": "pitted surface",
-                   "RS": "rolled-in scale", "Sc": "scratches"}
+NEU_CLS_CLASSES = {
+    "Cr": "crazing",
+    "In": "inclusion",
+    "Pa": "patches",
+    "PS": "pitted surface",
+    "RS": "rolled-in scale",
+    "Sc": "scratches",
+}
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 CIFAR_DIR = "cifar-10-batches-py"
 CIFAR_SPLITS = {"train": tuple(f"data_batch_{k}" for k in range(1, 6)), "test": ("test_batch",)}
@@ -71,7 +87,7 @@ def neu_class_of_folder(name: str) -> str | None:
 
 # ---- CIFAR-10 batches: a restricted unpickler ----------------------------------------------------
 _RECONSTRUCT = np.ndarray.__reduce__(np.zeros(1))[0]  # numpy's _reconstruct, whatever its module
-_SCALAR = np.int64(0).__reduce__()[0]                   # numpy's multiarray.scalar
+_SCALAR = np.int64(0).__reduce__()[0]  # numpy's multiarray.scalar
 
 
 def _safe_reconstruct(subtype, shape, dtype):
@@ -103,9 +119,7 @@ def _latin1_encode(text, encoding="utf-8", errors="strict"):
     return text.encode("latin1", errors)
 
 
-_ALLOWED = {("_codecs", "encode"): _latin1_encode,
-            ("numpy", "ndarray"): np.ndarray,
-            ("numpy", "dtype"): _safe_dtype}
+_ALLOWED = {("_codecs", "encode"): _latin1_encode, ("numpy", "ndarray"): np.ndarray, ("numpy", "dtype"): _safe_dtype}
 for _mod in ("numpy.core.multiarray", "numpy._core.multiarray"):
     _ALLOWED[(_mod, "_reconstruct")] = _safe_reconstruct
     _ALLOWED[(_mod, "scalar")] = _safe_scalar
@@ -143,8 +157,12 @@ def read_cifar_batch(path: str | Path) -> tuple[np.ndarray, np.ndarray]:
     path = Path(path)
     d = _load_pickle(path)
     data, labels = d.get("data"), d.get("labels")
-    if not isinstance(data, np.ndarray) or data.dtype != np.uint8 or data.ndim != 2 \
-            or data.shape[1] != 3 * CIFAR_SIDE * CIFAR_SIDE:
+    if (
+        not isinstance(data, np.ndarray)
+        or data.dtype != np.uint8
+        or data.ndim != 2
+        or data.shape[1] != 3 * CIFAR_SIDE * CIFAR_SIDE
+    ):
         got = f"{data.dtype} {data.shape}" if isinstance(data, np.ndarray) else type(data).__name__
         raise InputError(f"CIFAR-10 batch {path}: 'data' must be a uint8 array of shape (N, 3072), got {got}")
     if not isinstance(labels, (list, tuple, np.ndarray)) or len(labels) != len(data):
@@ -164,8 +182,11 @@ def read_cifar_meta(path: str | Path) -> list[str]:
     """The ten class names of ``batches.meta``."""
     path = Path(path)
     names = _load_pickle(path).get("label_names")
-    if not isinstance(names, list) or len(names) != len(CIFAR10_CLASSES) \
-            or not all(isinstance(n, (bytes, str)) for n in names):
+    if (
+        not isinstance(names, list)
+        or len(names) != len(CIFAR10_CLASSES)
+        or not all(isinstance(n, (bytes, str)) for n in names)
+    ):
         raise InputError(f"CIFAR-10 meta {path}: 'label_names' must be a list of {len(CIFAR10_CLASSES)} strings")
     return [n.decode("utf-8", "replace") if isinstance(n, bytes) else n for n in names]
 
@@ -180,13 +201,13 @@ def _cifar_dir(root: Path) -> Path | None:
 # ---- layout detection and listing ---------------------------------------------------------------
 def _images_in(folder: Path) -> list[Path]:
     exts = image_extensions()
-    return [p for p in folder.iterdir()
-            if not p.name.startswith(".") and p.is_file() and p.suffix.lower() in exts]
+    return [p for p in folder.iterdir() if not p.name.startswith(".") and p.is_file() and p.suffix.lower() in exts]
 
 
 def _class_dirs(root: Path) -> list[Path]:
-    return sorted((p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")),
-                  key=lambda p: natural_key(p.name))
+    return sorted(
+        (p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")), key=lambda p: natural_key(p.name)
+    )
 
 
 def detect_format(root: str | Path) -> str:
@@ -237,16 +258,19 @@ def _list_class_folders(root: Path, class_of: Callable[[Path], str | None]):
 def _neu_class_of_file(path: Path) -> str:
     prefix = path.stem.split("_", 1)[0]
     if prefix not in NEU_CLS_CLASSES:
-        raise InputError(f"image {path}: file-name prefix {prefix!r} is not a NEU-CLS class "
-                         f"({', '.join(NEU_CLS_CLASSES)})")
+        raise InputError(
+            f"image {path}: file-name prefix {prefix!r} is not a NEU-CLS class ({', '.join(NEU_CLS_CLASSES)})"
+        )
     return prefix
 
 
 def _neu_class_of_dir(d: Path) -> str:
     cls = neu_class_of_folder(d.name)
     if cls is None:
-        raise InputError(f"class folder {d}: {d.name!r} is not a NEU-CLS class (a prefix "
-                         f"{', '.join(NEU_CLS_CLASSES)} or a name {', '.join(NEU_CLS_CLASSES.values())})")
+        raise InputError(
+            f"class folder {d}: {d.name!r} is not a NEU-CLS class (a prefix "
+            f"{', '.join(NEU_CLS_CLASSES)} or a name {', '.join(NEU_CLS_CLASSES.values())})"
+        )
     return cls
 
 
@@ -257,8 +281,7 @@ def resize_image(image: np.ndarray | torch.Tensor, size: int | Sequence[int] | N
     x = torch.as_tensor(np.ascontiguousarray(image, dtype=np.float32))
     size = normalize_size(size)
     if size is not None and tuple(x.shape[-2:]) != size:
-        x = F.interpolate(x[None], size=size, mode="bilinear", align_corners=False,
-                          antialias=True)[0].clamp_(0.0, 1.0)
+        x = F.interpolate(x[None], size=size, mode="bilinear", align_corners=False, antialias=True)[0].clamp_(0.0, 1.0)
     return x
 
 
@@ -294,9 +317,17 @@ class ImageClassificationDataset(Dataset):
     natural order of the stems (CIFAR-10: batch order).
     """
 
-    def __init__(self, root: str | Path, format: str = "auto", size: int | Sequence[int] | None = None,
-                 channels: int = 1, augment: bool | Callable | None = False,
-                 indices: Iterable[int] | None = None, split: str | None = None, seed: int = 0):
+    def __init__(
+        self,
+        root: str | Path,
+        format: str = "auto",
+        size: int | Sequence[int] | None = None,
+        channels: int = 1,
+        augment: bool | Callable | None = False,
+        indices: Iterable[int] | None = None,
+        split: str | None = None,
+        seed: int = 0,
+    ):
         if format not in FORMATS:
             raise InputError(f"format={format!r} is not one of {', '.join(FORMATS)}")
         self._init_common(root, size, channels, augment, seed)
@@ -324,8 +355,10 @@ class ImageClassificationDataset(Dataset):
         if augment is True:
             augment = "flips_rotations"
         if not (augment is False or augment in AUGMENTATIONS or callable(augment)):
-            raise InputError(f"augment={augment!r} must be True, False, {' or '.join(map(repr, AUGMENTATIONS))} "
-                             f"or a callable image -> image")
+            raise InputError(
+                f"augment={augment!r} must be True, False, {' or '.join(map(repr, AUGMENTATIONS))} "
+                f"or a callable image -> image"
+            )
         self.root = Path(root)
         if not self.root.is_dir():
             raise InputError(f"dataset folder not found: {self.root}")
@@ -353,8 +386,10 @@ class ImageClassificationDataset(Dataset):
                     for p in files:
                         pre = p.stem.split("_", 1)[0]
                         if pre in NEU_CLS_CLASSES and pre != c:
-                            raise InputError(f"image {p}: file-name prefix {pre!r} contradicts its class "
-                                             f"folder ({c}, {NEU_CLS_CLASSES[c]})")
+                            raise InputError(
+                                f"image {p}: file-name prefix {pre!r} contradicts its class "
+                                f"folder ({c}, {NEU_CLS_CLASSES[c]})"
+                            )
                 stem_of = lambda p: f"{p.parent.name}/{p.stem}"  # noqa: E731
         else:
             by_class = _list_class_folders(self.root, lambda d: d.name)
@@ -437,7 +472,7 @@ class ImageClassificationDataset(Dataset):
         dy, dx = (int(d) for d in rng.integers(0, 2 * CROP_PADDING + 1, size=2))
         hflip = int(rng.integers(0, 2))
         h, w = x.shape[-2:]
-        x = torch.nn.functional.pad(x, (CROP_PADDING,) * 4)[..., dy:dy + h, dx:dx + w]
+        x = torch.nn.functional.pad(x, (CROP_PADDING,) * 4)[..., dy : dy + h, dx : dx + w]
         return (x.flip(-1) if hflip else x).contiguous()
 
     def __len__(self) -> int:
@@ -457,9 +492,15 @@ class ImageClassificationDataset(Dataset):
     def meta(self, i: int) -> dict[str, Any]:
         """Stem, class name, label and file (``None`` for CIFAR-10) of item ``i``."""
         i = dataset_index(i, len(self), "ImageClassificationDataset")
-        return {"stem": self.stems[i], "label": int(self.targets[i]), "cls": self.classes[self.targets[i]],
-                "file": None if self.files is None else str(self.files[i])}
+        return {
+            "stem": self.stems[i],
+            "label": int(self.targets[i]),
+            "cls": self.classes[self.targets[i]],
+            "file": None if self.files is None else str(self.files[i]),
+        }
 
     def __repr__(self) -> str:
-        return (f"ImageClassificationDataset({str(self.root)!r}, format={self.format!r}, n={len(self)}, "
-                f"classes={len(self.classes)}, size={self.size}, channels={self.channels})")
+        return (
+            f"ImageClassificationDataset({str(self.root)!r}, format={self.format!r}, n={len(self)}, "
+            f"classes={len(self.classes)}, size={self.size}, channels={self.channels})"
+        )

@@ -98,8 +98,10 @@ def _parse_text(path: Path, delimiter: str | None) -> np.ndarray:
         if delimiter and fields and fields[-1] == "" and len(fields) == 2:  # a trailing comma
             fields = fields[:1]
         if len(fields) != 1:
-            raise InputError(f"signal file {path} line {lineno}: expected one value per line, "
-                             f"got {len(fields)} fields ({text[:60]!r})")
+            raise InputError(
+                f"signal file {path} line {lineno}: expected one value per line, "
+                f"got {len(fields)} fields ({text[:60]!r})"
+            )
         try:
             values.append(float(fields[0]))
         except ValueError:
@@ -179,9 +181,15 @@ class HarmonicSignalDataset(Dataset):
     item), ``channels``, ``length``, ``signals`` (the (N, C, length) float32 array).
     """
 
-    def __init__(self, root: str | Path, manifest: str | Path = "manifest.csv", length: int = 4760,
-                 channels: Sequence[str] = ("h2", "h3"), sensor: str | Sequence[str] | None = None,
-                 labels: Sequence[str] | None = None):
+    def __init__(
+        self,
+        root: str | Path,
+        manifest: str | Path = "manifest.csv",
+        length: int = 4760,
+        channels: Sequence[str] = ("h2", "h3"),
+        sensor: str | Sequence[str] | None = None,
+        labels: Sequence[str] | None = None,
+    ):
         self.root = Path(root)
         if not self.root.is_dir():
             raise InputError(f"signal folder not found: {self.root}")
@@ -208,18 +216,25 @@ class HarmonicSignalDataset(Dataset):
             key = (row["sample"], row["sensor"])
             group = groups.setdefault(key, {"label": row["label"], "line": line, "files": {}})
             if row["label"] != group["label"]:
-                raise InputError(f"{where} line {line}: label {row['label']!r} of sample {key[0]!r} sensor "
-                                 f"{key[1]!r} conflicts with {group['label']!r} on line {group['line']}")
+                raise InputError(
+                    f"{where} line {line}: label {row['label']!r} of sample {key[0]!r} sensor "
+                    f"{key[1]!r} conflicts with {group['label']!r} on line {group['line']}"
+                )
             if row["channel"] in group["files"]:
-                raise InputError(f"{where} line {line}: channel {row['channel']!r} of sample {key[0]!r} sensor "
-                                 f"{key[1]!r} is listed twice")
+                raise InputError(
+                    f"{where} line {line}: channel {row['channel']!r} of sample {key[0]!r} sensor "
+                    f"{key[1]!r} is listed twice"
+                )
             group["files"][row["channel"]] = (line, row["file"])
         if sensors is not None and not sensors & seen_sensors:
-            raise InputError(f"{where}: no rows for sensor {sorted(sensors)}; the manifest has sensors "
-                             f"{sorted(seen_sensors)}")
+            raise InputError(
+                f"{where}: no rows for sensor {sorted(sensors)}; the manifest has sensors {sorted(seen_sensors)}"
+            )
         if not groups:
-            raise InputError(f"{where}: no rows with channels {list(self.channels)}"
-                             + ("" if sensors is None else f" for sensor {sorted(sensors)}"))
+            raise InputError(
+                f"{where}: no rows with channels {list(self.channels)}"
+                + ("" if sensors is None else f" for sensor {sorted(sensors)}")
+            )
 
         if explicit is None:
             self.labels = _sort_labels(g["label"] for g in groups.values())
@@ -227,8 +242,10 @@ class HarmonicSignalDataset(Dataset):
             self.labels = list(explicit)
             for key, g in groups.items():
                 if g["label"] not in self.labels:
-                    raise InputError(f"{where} line {g['line']}: label {g['label']!r} of sample {key[0]!r} is not "
-                                     f"in labels={self.labels}")
+                    raise InputError(
+                        f"{where} line {g['line']}: label {g['label']!r} of sample {key[0]!r} is not "
+                        f"in labels={self.labels}"
+                    )
         index = {name: i for i, name in enumerate(self.labels)}
 
         self.keys: list[tuple[str, str]] = []
@@ -238,8 +255,10 @@ class HarmonicSignalDataset(Dataset):
         for n, (key, g) in enumerate(groups.items()):
             missing = [c for c in self.channels if c not in g["files"]]
             if missing:
-                raise InputError(f"{where} line {g['line']}: sample {key[0]!r} sensor {key[1]!r} has no "
-                                 f"{', '.join(repr(c) for c in missing)} channel (needs {list(self.channels)})")
+                raise InputError(
+                    f"{where} line {g['line']}: sample {key[0]!r} sensor {key[1]!r} has no "
+                    f"{', '.join(repr(c) for c in missing)} channel (needs {list(self.channels)})"
+                )
             paths = {}
             for c, ch in enumerate(self.channels):
                 line, name = g["files"][ch]
@@ -265,13 +284,16 @@ class HarmonicSignalDataset(Dataset):
                 reader = csv.reader(fh)
                 header = next(reader, None)
                 if header is None:
-                    raise InputError(f"manifest {path} is empty; it needs a header line with columns "
-                                     f"{', '.join(MANIFEST_COLUMNS)}")
+                    raise InputError(
+                        f"manifest {path} is empty; it needs a header line with columns {', '.join(MANIFEST_COLUMNS)}"
+                    )
                 names = [h.strip().lower() for h in header]
                 missing = [c for c in MANIFEST_COLUMNS if c not in names]
                 if missing:
-                    raise InputError(f"manifest {path} has no column {', '.join(repr(c) for c in missing)} "
-                                     f"(header: {header}; needs {', '.join(MANIFEST_COLUMNS)})")
+                    raise InputError(
+                        f"manifest {path} has no column {', '.join(repr(c) for c in missing)} "
+                        f"(header: {header}; needs {', '.join(MANIFEST_COLUMNS)})"
+                    )
                 where = {c: names.index(c) for c in MANIFEST_COLUMNS}
                 rows = []
                 for fields in reader:
@@ -302,6 +324,7 @@ class HarmonicSignalDataset(Dataset):
         return torch.from_numpy(self.signals[i].copy()), torch.tensor(self.targets[i], dtype=torch.int64)
 
     def __repr__(self) -> str:
-        return (f"HarmonicSignalDataset({str(self.root)!r}, {len(self)} items, channels={list(self.channels)}, "
-                f"length={self.length}, labels={self.labels})")
-
+        return (
+            f"HarmonicSignalDataset({str(self.root)!r}, {len(self)} items, channels={list(self.channels)}, "
+            f"length={self.length}, labels={self.labels})"
+        )

@@ -28,18 +28,18 @@ and re-running the same command finishes the store with arrays identical to an u
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
 from crackscope import __version__
 from crackscope.data.wavefield_store import (
     StoreRequest,
-    check_device,
     _run_local,
     _write_batch,
+    check_device,
     limit_threads,
     open_or_create_store,
     open_store,
@@ -48,7 +48,13 @@ from crackscope.data.wavefield_store import (
 )
 from crackscope.errors import InputError
 from crackscope.physics.harmonics import HARMONICS_SIMULATOR_VERSION, check_groups_fit, crack_group, sensor_nodes
-from crackscope.physics.harmonics_config import HARMONIC_LENGTH, LABEL_NAMES, SENSOR_NAMES, HarmonicsConfig, label_ranges
+from crackscope.physics.harmonics_config import (
+    HARMONIC_LENGTH,
+    LABEL_NAMES,
+    SENSOR_NAMES,
+    HarmonicsConfig,
+    label_ranges,
+)
 
 STORE_FORMAT = "crackscope.harmonics/1"
 REQUIRED_ARRAYS = ("harmonics", "amplitudes", "n_cracks", "crack_size_um", "label", "done")
@@ -71,8 +77,9 @@ def draw_sample(cfg: HarmonicsConfig, seed: int, index: int):
     return label, n, size, crack_group(cfg, n, size, rng)
 
 
-def simulate_harmonics_samples(cfg_json: dict, seed: int, start: int, stop: int, device: str = "cpu",
-                               threads: int | None = None) -> dict[str, np.ndarray]:
+def simulate_harmonics_samples(
+    cfg_json: dict, seed: int, start: int, stop: int, device: str = "cpu", threads: int | None = None
+) -> dict[str, np.ndarray]:
     """Simulate samples ``start..stop-1``; plain numpy out, so it can run in another process."""
     from crackscope.physics.harmonics import simulate_crack_groups
 
@@ -98,9 +105,14 @@ class HarmonicsStoreRequest(StoreRequest):
     """Everything that determines a harmonics store's contents."""
 
     def identity(self) -> dict:
-        return {"format": STORE_FORMAT, "simulator": HARMONICS_SIMULATOR_VERSION,
-                "config": self.cfg.model_dump(mode="json"), "n_samples": self.n_samples, "seed": self.seed,
-                "batch": self.batch}
+        return {
+            "format": STORE_FORMAT,
+            "simulator": HARMONICS_SIMULATOR_VERSION,
+            "config": self.cfg.model_dump(mode="json"),
+            "n_samples": self.n_samples,
+            "seed": self.seed,
+            "batch": self.batch,
+        }
 
 
 def _create_arrays(group, req: HarmonicsStoreRequest) -> None:
@@ -108,8 +120,13 @@ def _create_arrays(group, req: HarmonicsStoreRequest) -> None:
 
     n, b = req.n_samples, req.batch
     comp = [BloscCodec(cname="zstd", clevel=3, shuffle="shuffle")]
-    group.create_array("harmonics", shape=(n, 3, 2, HARMONIC_LENGTH), chunks=(1, 3, 2, HARMONIC_LENGTH),
-                       dtype="float32", compressors=comp)
+    group.create_array(
+        "harmonics",
+        shape=(n, 3, 2, HARMONIC_LENGTH),
+        chunks=(1, 3, 2, HARMONIC_LENGTH),
+        dtype="float32",
+        compressors=comp,
+    )
     group.create_array("amplitudes", shape=(n, 3, 3), chunks=(b, 3, 3), dtype="float32", fill_value=float("nan"))
     group.create_array("n_cracks", shape=(n,), chunks=(b,), dtype="int16", fill_value=-1)
     group.create_array("crack_size_um", shape=(n,), chunks=(b,), dtype="float32", fill_value=float("nan"))
@@ -136,23 +153,39 @@ def _describe(req: HarmonicsStoreRequest) -> dict:
         "harmonics_layout": "(N, 3 sensors a/b/c, 2 = 2nd/3rd harmonic of the x displacement [m], 4760 samples)",
         "harmonic_sample_interval_s": record_s / HARMONIC_LENGTH,
         "amplitudes_layout": "(N, 3 sensors, A1/A2/A3) peak single-sided spectral amplitudes [m]",
-        "center_frequency_hz": cfg.frequency, "dt_s": cfg.dt, "n_steps": cfg.n_steps, "record_s": record_s,
-        "c_p_m_per_s": c_p, "c_s_m_per_s": c_s, "lattice_shape": list(lattice.shape), "n_nodes": lattice.n_nodes,
+        "center_frequency_hz": cfg.frequency,
+        "dt_s": cfg.dt,
+        "n_steps": cfg.n_steps,
+        "record_s": record_s,
+        "c_p_m_per_s": c_p,
+        "c_s_m_per_s": c_s,
+        "lattice_shape": list(lattice.shape),
+        "n_nodes": lattice.n_nodes,
         "complete": False,
     }
 
 
-def generate_harmonics_store(out: str | Path, cfg: HarmonicsConfig, n_samples: int, *, seed: int = 0, batch: int = 8,
-                             device: str = "cpu", workers: int = 1, progress: bool | None = None,
-                             log: Callable[[str], None] = lambda s: None) -> dict:
+def generate_harmonics_store(
+    out: str | Path,
+    cfg: HarmonicsConfig,
+    n_samples: int,
+    *,
+    seed: int = 0,
+    batch: int = 8,
+    device: str = "cpu",
+    workers: int = 1,
+    progress: bool | None = None,
+    log: Callable[[str], None] = lambda s: None,
+) -> dict:
     """Create (or finish) a store of ``n_samples`` simulated plates at ``out``; returns its summary."""
     if workers <= 0:
         raise InputError(f"--workers must be positive, got {workers}")
     check_device(device)
     check_groups_fit(cfg)
     req = HarmonicsStoreRequest(cfg, n_samples, seed, batch)
-    group = open_or_create_store(Path(out), req, store_format=STORE_FORMAT, describe=_describe,
-                                 create_arrays=_create_arrays, kind="harmonics")
+    group = open_or_create_store(
+        Path(out), req, store_format=STORE_FORMAT, describe=_describe, create_arrays=_create_arrays, kind="harmonics"
+    )
     todo = pending_batches(group, req)
     remaining = sum(b - a for a, b in todo)
     if remaining < n_samples:
@@ -166,8 +199,14 @@ def generate_harmonics_store(out: str | Path, cfg: HarmonicsConfig, n_samples: i
         bar.update(_write_batch(group, result, fault_counter, names=BATCH_ARRAYS))
     bar.close()
     summary = summarize_harmonics_store(group)
-    group.attrs.update({"complete": True, "label_counts": summary["label_counts"],
-                        "mean_a2_over_a1": summary["mean_a2_over_a1"], "mean_a3_over_a1": summary["mean_a3_over_a1"]})
+    group.attrs.update(
+        {
+            "complete": True,
+            "label_counts": summary["label_counts"],
+            "mean_a2_over_a1": summary["mean_a2_over_a1"],
+            "mean_a3_over_a1": summary["mean_a3_over_a1"],
+        }
+    )
     return summary
 
 

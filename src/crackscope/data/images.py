@@ -5,8 +5,8 @@ Pillow format, grey or colour, 8- or 16-bit, as float32 arrays in [0, 1]; an unr
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 from PIL import Image

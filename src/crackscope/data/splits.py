@@ -8,14 +8,16 @@ deterministic functions of their seed (or generator)."""
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from crackscope.data.images import natural_key
 from crackscope.errors import InputError
 from crackscope.io import atomic_write_text
+
 
 def split_indices(indices: np.ndarray, fractions, seed: int) -> dict[str, list[int]]:
     """Shuffle ``indices`` with ``seed`` and cut into train/val/test by ``fractions``."""
@@ -24,7 +26,7 @@ def split_indices(indices: np.ndarray, fractions, seed: int) -> dict[str, list[i
     n = len(order)
     n_train = int(round(fractions[0] * n))
     n_val = int(round(fractions[1] * n))
-    parts = {"train": order[:n_train], "val": order[n_train:n_train + n_val], "test": order[n_train + n_val:]}
+    parts = {"train": order[:n_train], "val": order[n_train : n_train + n_val], "test": order[n_train + n_val :]}
     return {k: sorted(int(i) for i in v) for k, v in parts.items()}
 
 
@@ -36,8 +38,9 @@ def _split_parts(fractions: Sequence[float]) -> tuple[list[float], tuple[str, ..
     return fr, (("train", "val", "test") if len(fr) == 3 else ("train", "test"))
 
 
-def stratified_split(labels: Sequence[Any], fractions: Sequence[float] = (0.7, 0.15, 0.15),
-                     seed: int = 0) -> dict[str, list[int]]:
+def stratified_split(
+    labels: Sequence[Any], fractions: Sequence[float] = (0.7, 0.15, 0.15), seed: int = 0
+) -> dict[str, list[int]]:
     """Indices into ``labels`` split into ``train``/``val``/``test`` (or ``train``/``test`` for two
     fractions), class by class, so each part keeps the class proportions. Each class is shuffled
     with a generator seeded from ``seed`` and its sorted position, and its count is shared out by
@@ -63,13 +66,14 @@ def stratified_split(labels: Sequence[Any], fractions: Sequence[float] = (0.7, 0
             counts[j] += 1
         start = 0
         for name, c in zip(names, counts):
-            out[name].extend(int(v) for v in idx[start:start + c])
+            out[name].extend(int(v) for v in idx[start : start + c])
             start += c
     return {n: sorted(v) for n, v in out.items()}
 
 
-def stratified_resplit(labels: Sequence[int], fractions: Sequence[float], rng: np.random.Generator,
-                       names: Sequence[str] | None = None) -> dict[str, list[int]]:
+def stratified_resplit(
+    labels: Sequence[int], fractions: Sequence[float], rng: np.random.Generator, names: Sequence[str] | None = None
+) -> dict[str, list[int]]:
     """Indices into integer ``labels`` split into ``train``/``val``/``test``, class by class, with at
     least one sample of every class in every part: the harmonics study's re-split
     (:mod:`crackscope.engine.harmonics_protocol`, one call per re-split r with
@@ -96,20 +100,23 @@ def stratified_resplit(labels: Sequence[int], fractions: Sequence[float], rng: n
         n = idx.size
         if n < 3:
             name = names[lab] if names is not None and 0 <= lab < len(names) else str(lab)
-            raise InputError(f"label {name} has only {n} sample{'s' if n != 1 else ''}; a stratified "
-                             "train/validation/test split needs >= 3 of every label (simulate more samples)")
+            raise InputError(
+                f"label {name} has only {n} sample{'s' if n != 1 else ''}; a stratified "
+                "train/validation/test split needs >= 3 of every label (simulate more samples)"
+            )
         n_train = max(1, int(round(fr[0] * n)))
         n_val = max(1, int(round(fr[1] * n)))
         if n - n_train - n_val < 1:
             n_train = n - n_val - 1
         out[0].append(idx[:n_train])
-        out[1].append(idx[n_train:n_train + n_val])
-        out[2].append(idx[n_train + n_val:])
+        out[1].append(idx[n_train : n_train + n_val])
+        out[2].append(idx[n_train + n_val :])
     return {name: sorted(int(i) for i in (np.concatenate(p) if p else ())) for name, p in zip(parts, out)}
 
 
-def group_split(groups: Sequence[Any], fractions: Sequence[float] = (0.7, 0.15, 0.15),
-                seed: int = 0) -> dict[str, list[int]]:
+def group_split(
+    groups: Sequence[Any], fractions: Sequence[float] = (0.7, 0.15, 0.15), seed: int = 0
+) -> dict[str, list[int]]:
     """Indices into ``groups`` split into ``train``/``val``/``test`` (or ``train``/``test``) so that
     all items of one group land in the same part (crops of one photo, tiles of one image).
 
@@ -135,8 +142,9 @@ def group_split(groups: Sequence[Any], fractions: Sequence[float] = (0.7, 0.15, 
     return {n: sorted(v) for n, v in out.items()}
 
 
-def write_split(path: str | Path, split: dict[str, list[int]], stems: Sequence[str] | None = None,
-                seed: int | None = None) -> Path:
+def write_split(
+    path: str | Path, split: dict[str, list[int]], stems: Sequence[str] | None = None, seed: int | None = None
+) -> Path:
     """Record a split as JSON (indices, and stems if given) in a run directory, atomically."""
     record: dict[str, Any] = {"seed": seed, "indices": split}
     if stems is not None:

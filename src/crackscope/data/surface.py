@@ -34,8 +34,9 @@ safe with ``DataLoader(num_workers > 0)``.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -57,12 +58,17 @@ FORMATS = SURFACE_FORMATS
 SD_SALIENCY_CLASSES = {"In": "inclusion", "Pa": "patches", "Sc": "scratches"}
 SD_IMAGE_DIR, SD_MASK_DIR = "Source Images", "Ground truth"
 DEEPCRACK_IMAGE_DIR, DEEPCRACK_MASK_DIR = "train_img", "train_lab"
-_PAIR_DIRS = {"sd-saliency-900": (SD_IMAGE_DIR, SD_MASK_DIR), "folder": ("images", "masks"),
-              "deepcrack": (DEEPCRACK_IMAGE_DIR, DEEPCRACK_MASK_DIR)}
+_PAIR_DIRS = {
+    "sd-saliency-900": (SD_IMAGE_DIR, SD_MASK_DIR),
+    "folder": ("images", "masks"),
+    "deepcrack": (DEEPCRACK_IMAGE_DIR, DEEPCRACK_MASK_DIR),
+}
 DEFAULT_PAD_MULTIPLE = 32
 
-def fit_meta(original_size: tuple[int, int], size: int | Sequence[int] | None = None,
-             pad_multiple: int = DEFAULT_PAD_MULTIPLE) -> dict[str, Any]:
+
+def fit_meta(
+    original_size: tuple[int, int], size: int | Sequence[int] | None = None, pad_multiple: int = DEFAULT_PAD_MULTIPLE
+) -> dict[str, Any]:
     """The record describing how an image of ``original_size`` (H, W) is brought to model size."""
     h, w = int(original_size[0]), int(original_size[1])
     target = normalize_size(size)
@@ -78,8 +84,7 @@ def apply_fit(array: np.ndarray, meta: dict[str, Any], is_mask: bool = False) ->
     if meta["policy"] == "pad":
         _, pb, _, pr = meta["padding"]
         if pb or pr:
-            array = np.pad(array, ((0, 0), (0, pb), (0, pr)), mode="reflect" if min(array.shape[1:]) > 1
-                           else "edge")
+            array = np.pad(array, ((0, 0), (0, pb), (0, pr)), mode="reflect" if min(array.shape[1:]) > 1 else "edge")
         return array
     t = torch.from_numpy(np.ascontiguousarray(array))[None]
     if is_mask:
@@ -89,8 +94,9 @@ def apply_fit(array: np.ndarray, meta: dict[str, Any], is_mask: bool = False) ->
     return out[0].numpy()
 
 
-def prepare_image(image: np.ndarray, size: int | Sequence[int] | None = None,
-                  pad_multiple: int = DEFAULT_PAD_MULTIPLE) -> tuple[torch.Tensor, dict[str, Any]]:
+def prepare_image(
+    image: np.ndarray, size: int | Sequence[int] | None = None, pad_multiple: int = DEFAULT_PAD_MULTIPLE
+) -> tuple[torch.Tensor, dict[str, Any]]:
     """A (C, H, W) float image brought to model size, with the ``meta`` that :func:`restore` inverts."""
     meta = fit_meta(image.shape[-2:], size, pad_multiple)
     return torch.from_numpy(np.ascontiguousarray(apply_fit(image, meta), dtype=np.float32)), meta
@@ -130,12 +136,29 @@ class JointAugment:
     fills the corners by reflection so no artificial black borders appear.
     """
 
-    def __init__(self, rotation_deg: float = 20.0, hflip: float = 0.5, vflip: float = 0.5,
-                 brightness: float = 0.2, contrast: float = 0.2, saturation: float = 0.0, hue: float = 0.0,
-                 p_rotate: float = 0.5, p_jitter: float = 0.5):
-        self.params = dict(rotation_deg=rotation_deg, hflip=hflip, vflip=vflip, brightness=brightness,
-                           contrast=contrast, saturation=saturation, hue=hue, p_rotate=p_rotate,
-                           p_jitter=p_jitter)
+    def __init__(
+        self,
+        rotation_deg: float = 20.0,
+        hflip: float = 0.5,
+        vflip: float = 0.5,
+        brightness: float = 0.2,
+        contrast: float = 0.2,
+        saturation: float = 0.0,
+        hue: float = 0.0,
+        p_rotate: float = 0.5,
+        p_jitter: float = 0.5,
+    ):
+        self.params = dict(
+            rotation_deg=rotation_deg,
+            hflip=hflip,
+            vflip=vflip,
+            brightness=brightness,
+            contrast=contrast,
+            saturation=saturation,
+            hue=hue,
+            p_rotate=p_rotate,
+            p_jitter=p_jitter,
+        )
         self._pipeline = None
 
     def _build(self):
@@ -210,13 +233,20 @@ class SurfaceSegmentationDataset(Dataset):
 
     Attributes: ``stems``, ``classes`` (defect class name per item, ``None`` for the folder and
     DeepCrack formats), ``groups`` (the source photo per item for DeepCrack, else the stem: what
-    :func:`~crackscope.data.splits.group_split` keeps together), ``image_paths``, ``mask_paths``, ``original_sizes`` ((H, W)
-    per item).
+    :func:`~crackscope.data.splits.group_split` keeps together), ``image_paths``, ``mask_paths``,
+    ``original_sizes`` ((H, W) per item).
     """
 
-    def __init__(self, root: str | Path, format: str = "sd-saliency-900", indices: Iterable[int] | None = None,
-                 size: int | Sequence[int] | None = None, augment: bool | Callable | None = None,
-                 in_channels: int = 1, pad_multiple: int = DEFAULT_PAD_MULTIPLE):
+    def __init__(
+        self,
+        root: str | Path,
+        format: str = "sd-saliency-900",
+        indices: Iterable[int] | None = None,
+        size: int | Sequence[int] | None = None,
+        augment: bool | Callable | None = None,
+        in_channels: int = 1,
+        pad_multiple: int = DEFAULT_PAD_MULTIPLE,
+    ):
         if format not in FORMATS:
             raise InputError(f"format={format!r} is not one of {', '.join(FORMATS)}")
         if in_channels not in (1, 3):
@@ -256,8 +286,10 @@ class SurfaceSegmentationDataset(Dataset):
             mpath = masks[s]
             hw, mhw = image_size(img_path), image_size(mpath)
             if hw != mhw:
-                raise InputError(f"mask {mpath.name} is {mhw[1]}x{mhw[0]} but its image {img_path.name} "
-                                 f"is {hw[1]}x{hw[0]} (width x height)")
+                raise InputError(
+                    f"mask {mpath.name} is {mhw[1]}x{mhw[0]} but its image {img_path.name} "
+                    f"is {hw[1]}x{hw[0]} (width x height)"
+                )
             self.mask_paths.append(mpath)
             self.original_sizes.append(hw)
             self.classes.append(self._class_of(s, img_path) if format == "sd-saliency-900" else None)
@@ -279,15 +311,20 @@ class SurfaceSegmentationDataset(Dataset):
     def _class_of(stem: str, path: Path) -> str:
         prefix = stem.split("_", 1)[0]
         if prefix not in SD_SALIENCY_CLASSES:
-            raise InputError(f"image {path.name}: file-name prefix {prefix!r} is not one of "
-                             f"{', '.join(SD_SALIENCY_CLASSES)}")
+            raise InputError(
+                f"image {path.name}: file-name prefix {prefix!r} is not one of {', '.join(SD_SALIENCY_CLASSES)}"
+            )
         return prefix
 
     def meta(self, i: int) -> dict[str, Any]:
         """What :func:`restore` needs for item ``i``, plus its stem, class and file paths."""
         m = fit_meta(self.original_sizes[i], self.size, self.pad_multiple)
-        m.update(stem=self.stems[i], cls=self.classes[i], image_path=str(self.image_paths[i]),
-                 mask_path=str(self.mask_paths[i]))
+        m.update(
+            stem=self.stems[i],
+            cls=self.classes[i],
+            image_path=str(self.image_paths[i]),
+            mask_path=str(self.mask_paths[i]),
+        )
         return m
 
     def __len__(self) -> int:
@@ -308,5 +345,7 @@ class SurfaceSegmentationDataset(Dataset):
 
     def __repr__(self) -> str:
         policy = f"resize to {self.size}" if self.size else f"pad to a multiple of {self.pad_multiple}"
-        return (f"SurfaceSegmentationDataset({str(self.root)!r}, format={self.format!r}, {len(self)} pairs, "
-                f"{policy}, in_channels={self.in_channels}, augment={self.augment!r})")
+        return (
+            f"SurfaceSegmentationDataset({str(self.root)!r}, format={self.format!r}, {len(self)} pairs, "
+            f"{policy}, in_channels={self.in_channels}, augment={self.augment!r})"
+        )

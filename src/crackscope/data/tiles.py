@@ -22,10 +22,11 @@ of one image -- and all crops of one photo -- in the same part.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -37,8 +38,18 @@ from crackscope.data.images import load_image, load_mask, normalize_size
 from crackscope.data.surface import SurfaceSegmentationDataset
 from crackscope.errors import InputError, dataset_index, require_positive_int
 
-__all__ = ["TILE_FORMAT", "TILE_CLASSES", "TileGrid", "tile_starts", "tile_grid", "extract_tiles", "resize_tiles",
-           "stitch", "tile_crack_pixels", "CrackTileDataset"]
+__all__ = [
+    "TILE_FORMAT",
+    "TILE_CLASSES",
+    "TileGrid",
+    "tile_starts",
+    "tile_grid",
+    "extract_tiles",
+    "resize_tiles",
+    "stitch",
+    "tile_crack_pixels",
+    "CrackTileDataset",
+]
 
 TILE_CLASSES = ("no_crack", "crack")
 
@@ -112,10 +123,17 @@ def tile_grid(height: int, width: int, tile: int, stride: int | None = None) -> 
     tile = require_positive_int("tile", tile)
     stride = tile if stride is None else require_positive_int("stride", stride)
     if height < tile or width < tile:
-        raise InputError(f"the image ({width} x {height} pixels, width x height) is smaller than one "
-                         f"{tile} x {tile} tile")
-    return TileGrid(int(height), int(width), tile, stride, tuple(tile_starts(height, tile, stride)),
-                    tuple(tile_starts(width, tile, stride)))
+        raise InputError(
+            f"the image ({width} x {height} pixels, width x height) is smaller than one {tile} x {tile} tile"
+        )
+    return TileGrid(
+        int(height),
+        int(width),
+        tile,
+        stride,
+        tuple(tile_starts(height, tile, stride)),
+        tuple(tile_starts(width, tile, stride)),
+    )
 
 
 # ---- cutting, resizing, stitching -----------------------------------------------------------------
@@ -124,7 +142,7 @@ def extract_tiles(image: torch.Tensor, origins: np.ndarray | Sequence[Sequence[i
     origins = np.asarray(origins, dtype=np.int64).reshape(-1, 2)
     if len(origins) == 0:
         return image.new_zeros((0, image.shape[0], tile, tile))
-    return torch.stack([image[:, y:y + tile, x:x + tile] for y, x in origins.tolist()])
+    return torch.stack([image[:, y : y + tile, x : x + tile] for y, x in origins.tolist()])
 
 
 def resize_tiles(tiles: torch.Tensor, size: int | Sequence[int] | None) -> torch.Tensor:
@@ -137,22 +155,24 @@ def resize_tiles(tiles: torch.Tensor, size: int | Sequence[int] | None) -> torch
     return F.interpolate(tiles, size=size, mode="bilinear", align_corners=False, antialias=True).clamp_(0.0, 1.0)
 
 
-def stitch(values: torch.Tensor | np.ndarray, grid: TileGrid, indices: Sequence[int] | None = None,
-           fill: float = 0.0) -> np.ndarray:
+def stitch(
+    values: torch.Tensor | np.ndarray, grid: TileGrid, indices: Sequence[int] | None = None, fill: float = 0.0
+) -> np.ndarray:
     """An (H, W) float32 image from per-tile (M, T, T) ``values`` of the tiles ``indices`` (all
     tiles in order when ``None``): each pixel of a listed tile's cell is taken from that tile; the
     cells of unlisted tiles stay ``fill``."""
     values = values.detach().cpu().numpy() if isinstance(values, torch.Tensor) else np.asarray(values)
     indices = np.arange(len(grid)) if indices is None else np.asarray(indices, dtype=np.int64)
     if values.shape[0] != len(indices) or values.shape[1:] != (grid.tile, grid.tile):
-        raise InputError(f"stitch: values of shape {values.shape} do not match {len(indices)} tiles of "
-                         f"{grid.tile} x {grid.tile}")
+        raise InputError(
+            f"stitch: values of shape {values.shape} do not match {len(indices)} tiles of {grid.tile} x {grid.tile}"
+        )
     out = np.full((grid.height, grid.width), fill, dtype=np.float32)
     cells, origins = grid.cells(), grid.origins
     for v, k in zip(values, indices.tolist()):
         y0, y1, x0, x1 = cells[k]
         oy, ox = origins[k]
-        out[y0:y1, x0:x1] = v[y0 - oy:y1 - oy, x0 - ox:x1 - ox]
+        out[y0:y1, x0:x1] = v[y0 - oy : y1 - oy, x0 - ox : x1 - ox]
     return out
 
 
@@ -206,9 +226,19 @@ class CrackTileDataset(ImageClassificationDataset):
     x0), ``crack_pixels``. Images are read once and kept in memory (uint8) while tiles are drawn.
     """
 
-    def __init__(self, root: str | Path, tile: int = 64, stride: int | None = None, min_crack_pixels: int = 1,
-                 size: int | Sequence[int] | None = None, channels: int = 1, augment: bool | Callable | None = False,
-                 images: Sequence[str] | None = None, indices: Iterable[int] | None = None, seed: int = 0):
+    def __init__(
+        self,
+        root: str | Path,
+        tile: int = 64,
+        stride: int | None = None,
+        min_crack_pixels: int = 1,
+        size: int | Sequence[int] | None = None,
+        channels: int = 1,
+        augment: bool | Callable | None = False,
+        images: Sequence[str] | None = None,
+        indices: Iterable[int] | None = None,
+        seed: int = 0,
+    ):
         self._init_common(root, size, channels, augment, seed)
         self.format = TILE_FORMAT
         self.split = None
@@ -220,8 +250,10 @@ class CrackTileDataset(ImageClassificationDataset):
             position = {s: i for i, s in enumerate(pairs.stems)}
             missing = [s for s in images if s not in position]
             if missing:
-                raise InputError(f"{self.root}: no DeepCrack image {missing[0]!r}"
-                                 + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""))
+                raise InputError(
+                    f"{self.root}: no DeepCrack image {missing[0]!r}"
+                    + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
+                )
             pairs = SurfaceSegmentationDataset(self.root, "deepcrack", indices=[position[s] for s in images])
         self.classes = list(TILE_CLASSES)
         self.image_stems, self.image_groups = list(pairs.stems), list(pairs.groups)
@@ -229,8 +261,9 @@ class CrackTileDataset(ImageClassificationDataset):
         image_index, origins, counts, stems = [], [], [], []
         for k, (stem, (h, w)) in enumerate(zip(pairs.stems, pairs.original_sizes)):
             if h < self.tile or w < self.tile:
-                raise InputError(f"image {pairs.image_paths[k]} ({w} x {h}) is smaller than one "
-                                 f"{self.tile} x {self.tile} tile")
+                raise InputError(
+                    f"image {pairs.image_paths[k]} ({w} x {h}) is smaller than one {self.tile} x {self.tile} tile"
+                )
             grid = tile_grid(h, w, self.tile, self.stride)
             o = grid.origins
             image_index.append(np.full(len(o), k, dtype=np.int64))
@@ -261,7 +294,7 @@ class CrackTileDataset(ImageClassificationDataset):
 
     def _read(self, i: int) -> np.ndarray:
         y, x = self.origins[i].tolist()
-        window = self._image(int(self.image_index[i]))[:, y:y + self.tile, x:x + self.tile]
+        window = self._image(int(self.image_index[i]))[:, y : y + self.tile, x : x + self.tile]
         return window.astype(np.float32) / np.float32(255.0)  # exactly load_image's values
 
     def meta(self, i: int) -> dict[str, Any]:
@@ -273,6 +306,8 @@ class CrackTileDataset(ImageClassificationDataset):
         return m
 
     def __repr__(self) -> str:
-        return (f"CrackTileDataset({str(self.root)!r}, {len(self.image_stems)} images, {len(self)} tiles of "
-                f"{self.tile} px (stride {self.stride}), {int(self.targets.sum())} crack, size={self.size}, "
-                f"channels={self.channels})")
+        return (
+            f"CrackTileDataset({str(self.root)!r}, {len(self.image_stems)} images, {len(self)} tiles of "
+            f"{self.tile} px (stride {self.stride}), {int(self.targets.sum())} crack, size={self.size}, "
+            f"channels={self.channels})"
+        )

@@ -20,8 +20,8 @@ can be used by a :class:`torch.utils.data.DataLoader` with ``num_workers > 0``.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import torch
@@ -60,8 +60,15 @@ class WavefieldDataset(Dataset):
         from up to 256 of this dataset's samples).
     """
 
-    def __init__(self, path: str | Path, indices: Iterable[int] | None = None, subtract_reference: bool = False,
-                 normalize: str | None = None, mirror: bool = False, seed: int = 0):
+    def __init__(
+        self,
+        path: str | Path,
+        indices: Iterable[int] | None = None,
+        subtract_reference: bool = False,
+        normalize: str | None = None,
+        mirror: bool = False,
+        seed: int = 0,
+    ):
         if normalize not in NORMALIZE_OPTIONS:
             raise InputError(f"normalize={normalize!r} is not one of None, 'per_sample', 'global'")
         if not isinstance(subtract_reference, (bool, np.bool_)):
@@ -79,9 +86,9 @@ class WavefieldDataset(Dataset):
             chosen = self._check_indices(indices, n_total)
         self.sample_indices: np.ndarray = chosen[done[chosen]]
         self.n_samples_in_store = n_total
-        self.max_crack_length_um: np.ndarray = (
-            np.asarray(group["max_crack_length_um"][:], dtype=np.float32)[self.sample_indices]
-        )
+        self.max_crack_length_um: np.ndarray = np.asarray(group["max_crack_length_um"][:], dtype=np.float32)[
+            self.sample_indices
+        ]
         _, _, n_sensors, n_time = group["signals"].shape
         self.n_sensors, self.n_time = int(n_sensors), int(n_time)
         self.mask_size = int(group["masks"].shape[-1])
@@ -146,7 +153,6 @@ class WavefieldDataset(Dataset):
             return False
         return bool(np.random.default_rng([self.seed, self.epoch, int(store_index), 0x6D]).random() < 0.5)
 
-
     # ---- Dataset API ---------------------------------------------------------------------------
     def __len__(self) -> int:
         return int(self.sample_indices.size)
@@ -170,5 +176,7 @@ class WavefieldDataset(Dataset):
         return torch.from_numpy(x), torch.from_numpy(np.ascontiguousarray(mask))
 
     def __repr__(self) -> str:
-        return (f"WavefieldDataset({str(self.path)!r}, {len(self)} of {self.n_samples_in_store} samples, "
-                f"subtract_reference={self.subtract_reference}, normalize={self.normalize!r})")
+        return (
+            f"WavefieldDataset({str(self.path)!r}, {len(self)} of {self.n_samples_in_store} samples, "
+            f"subtract_reference={self.subtract_reference}, normalize={self.normalize!r})"
+        )

@@ -30,11 +30,11 @@ from __future__ import annotations
 import math
 import os
 import signal
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Callable, Iterator
 
 import numpy as np
 
@@ -46,8 +46,16 @@ from crackscope.physics.wavefield import SIMULATOR_VERSION
 
 STORE_FORMAT = "crackscope.wavefield/1"
 MAX_CRACK_POINTS = 3
-REQUIRED_ARRAYS = ("signals", "masks", "reference", "n_cracks", "crack_length_um", "max_crack_length_um",
-                   "crack_points_m", "done")
+REQUIRED_ARRAYS = (
+    "signals",
+    "masks",
+    "reference",
+    "n_cracks",
+    "crack_length_um",
+    "max_crack_length_um",
+    "crack_points_m",
+    "done",
+)
 _FAULT_ENV = "CRACKSCOPE_FAULT_KILL_AFTER_SAMPLES"  # test hook: SIGKILL after writing n samples' signals
 
 
@@ -75,8 +83,9 @@ def limit_threads(threads: int | None) -> None:
         torch.set_num_threads(threads)
 
 
-def simulate_samples(cfg_json: dict, seed: int, start: int, stop: int, device: str = "cpu",
-                     threads: int | None = None) -> dict[str, np.ndarray]:
+def simulate_samples(
+    cfg_json: dict, seed: int, start: int, stop: int, device: str = "cpu", threads: int | None = None
+) -> dict[str, np.ndarray]:
     """Simulate samples ``start..stop-1``; plain numpy out, so it can run in another process or on Ray."""
     from crackscope.physics.wavefield import simulate_wavefield
 
@@ -97,8 +106,9 @@ def simulate_samples(cfg_json: dict, seed: int, start: int, stop: int, device: s
         "masks": out.masks.cpu().numpy().astype(np.uint8),
         "n_cracks": np.array([len(p) for p in cracks], dtype=np.int16),
         "crack_length_um": lengths,
-        "max_crack_length_um": np.nan_to_num(np.nanmax(np.where(np.isnan(lengths), -np.inf, lengths), axis=1),
-                                             neginf=0.0).astype(np.float32),
+        "max_crack_length_um": np.nan_to_num(
+            np.nanmax(np.where(np.isnan(lengths), -np.inf, lengths), axis=1), neginf=0.0
+        ).astype(np.float32),
         "crack_points_m": points,
     }
 
@@ -128,8 +138,14 @@ class StoreRequest:
             raise InputError(f"--seed must be non-negative, got {self.seed}")
 
     def identity(self) -> dict:
-        return {"format": STORE_FORMAT, "simulator": SIMULATOR_VERSION, "config": self.cfg.model_dump(mode="json"),
-                "n_samples": self.n_samples, "seed": self.seed, "batch": self.batch}
+        return {
+            "format": STORE_FORMAT,
+            "simulator": SIMULATOR_VERSION,
+            "config": self.cfg.model_dump(mode="json"),
+            "n_samples": self.n_samples,
+            "seed": self.seed,
+            "batch": self.batch,
+        }
 
     def batches(self) -> list[tuple[int, int]]:
         return [(s, min(s + self.batch, self.n_samples)) for s in range(0, self.n_samples, self.batch)]
@@ -170,8 +186,13 @@ def _create_arrays(group, req: StoreRequest) -> None:
     group.create_array("n_cracks", shape=(n,), chunks=(b,), dtype="int16", fill_value=0)
     group.create_array("crack_length_um", shape=(n, k), chunks=(b, k), dtype="float32", fill_value=float("nan"))
     group.create_array("max_crack_length_um", shape=(n,), chunks=(b,), dtype="float32", fill_value=float("nan"))
-    group.create_array("crack_points_m", shape=(n, k, MAX_CRACK_POINTS, 2), chunks=(b, k, MAX_CRACK_POINTS, 2),
-                       dtype="float64", fill_value=float("nan"))
+    group.create_array(
+        "crack_points_m",
+        shape=(n, k, MAX_CRACK_POINTS, 2),
+        chunks=(b, k, MAX_CRACK_POINTS, 2),
+        dtype="float64",
+        fill_value=float("nan"),
+    )
     group.create_array("done", shape=(n,), chunks=(b,), dtype="uint8", fill_value=0)
 
 
@@ -189,16 +210,28 @@ def _describe(req: StoreRequest) -> dict:
         "crack_length_um_layout": "per crack (N, K), NaN-padded; max_crack_length_um per sample",
         "mask_layout": "mask[iy, ix], iy = 0 at y = 0 (bottom); pixel size width/M x height/M",
         "signals_layout": "(N, 2 = x/y displacement [m], S sensors row-major from the bottom-left, T)",
-        "dt_s": cfg.dt, "record_interval_s": cfg.dt * cfg.record_every, "n_steps": cfg.n_steps,
-        "c_p_m_per_s": c_p, "c_s_m_per_s": c_s, "center_frequency_hz": cfg.frequency,
-        "lattice_shape": list(lattice.shape), "n_nodes": lattice.n_nodes,
+        "dt_s": cfg.dt,
+        "record_interval_s": cfg.dt * cfg.record_every,
+        "n_steps": cfg.n_steps,
+        "c_p_m_per_s": c_p,
+        "c_s_m_per_s": c_s,
+        "center_frequency_hz": cfg.frequency,
+        "lattice_shape": list(lattice.shape),
+        "n_nodes": lattice.n_nodes,
         "sensor_xy_m": [[float(v) for v in lattice.positions[:, r, c]] for r, c in nodes],
         "complete": False,
     }
 
 
-def open_or_create_store(out: Path, req: StoreRequest, *, store_format: str = STORE_FORMAT, describe=None,
-                         create_arrays=None, kind: str = "wave-field"):
+def open_or_create_store(
+    out: Path,
+    req: StoreRequest,
+    *,
+    store_format: str = STORE_FORMAT,
+    describe=None,
+    create_arrays=None,
+    kind: str = "wave-field",
+):
     """Open the store at ``out`` for (re)generation, creating it if needed; refuse a mismatch.
 
     The keywords let other stores reuse this: ``describe(req)`` gives the new group's attributes,
@@ -218,9 +251,13 @@ def open_or_create_store(out: Path, req: StoreRequest, *, store_format: str = ST
             if attrs.get(key) != mine[key]:
                 if key == "config":
                     diff = sorted(k for k in mine["config"] if attrs["config"].get(k) != mine["config"][k])
-                    raise InputError(f"--out {out} was made with other simulation parameters ({', '.join(diff)}); "
-                                     "use a new directory")
-                raise InputError(f"--out {out} was made with {key}={attrs.get(key)!r}, not {mine[key]!r}; use a new directory")
+                    raise InputError(
+                        f"--out {out} was made with other simulation parameters ({', '.join(diff)}); "
+                        "use a new directory"
+                    )
+                raise InputError(
+                    f"--out {out} was made with {key}={attrs.get(key)!r}, not {mine[key]!r}; use a new directory"
+                )
         return group
     group = zarr.open_group(str(out), mode="w", attributes=(describe or _describe)(req))
     (create_arrays or _create_arrays)(group, req)
@@ -250,8 +287,11 @@ def _write_batch(group, result: dict, fault_counter: list[int], names: tuple[str
     return stop - start
 
 
-def _run_local(cfg_json, req, todo, device, workers, simulate: Callable[..., dict] = simulate_samples) -> Iterator[dict]:
-    """Results of ``simulate(cfg_json, seed, start, stop, device[, threads])`` per batch, here or in worker processes."""
+def _run_local(
+    cfg_json, req, todo, device, workers, simulate: Callable[..., dict] = simulate_samples
+) -> Iterator[dict]:
+    """Results of ``simulate(cfg_json, seed, start, stop, device[, threads])`` per batch, here or in
+    worker processes."""
     if workers <= 1:
         for a, b in todo:
             yield simulate(cfg_json, req.seed, a, b, device)
@@ -304,10 +344,20 @@ def check_device(device: str) -> None:
         raise InputError(f"--device must be cpu or cuda, got {device!r}")
 
 
-def generate_wavefield_store(out: str | Path, cfg: PlateConfig, n_samples: int, *, seed: int = 0, batch: int = 8,
-                             device: str = "cpu", workers: int = 1, backend: str = "local",
-                             address: str | None = None, progress: bool | None = None,
-                             log: Callable[[str], None] = lambda s: None) -> dict:
+def generate_wavefield_store(
+    out: str | Path,
+    cfg: PlateConfig,
+    n_samples: int,
+    *,
+    seed: int = 0,
+    batch: int = 8,
+    device: str = "cpu",
+    workers: int = 1,
+    backend: str = "local",
+    address: str | None = None,
+    progress: bool | None = None,
+    log: Callable[[str], None] = lambda s: None,
+) -> dict:
     """Create (or finish) a store of ``n_samples`` simulated plates at ``out``; returns its summary."""
     if workers <= 0:
         raise InputError(f"--workers must be positive, got {workers}")
@@ -327,14 +377,23 @@ def generate_wavefield_store(out: str | Path, cfg: PlateConfig, n_samples: int, 
     from crackscope.progress import progress_bar
 
     bar = progress_bar(total=remaining, desc="samples", enabled=progress)
-    runner = _run_ray(cfg_json, req, todo, device, address) if backend == "ray" else _run_local(cfg_json, req, todo, device, workers)
+    runner = (
+        _run_ray(cfg_json, req, todo, device, address)
+        if backend == "ray"
+        else _run_local(cfg_json, req, todo, device, workers)
+    )
     fault_counter = [0]
     for result in runner:
         bar.update(_write_batch(group, result, fault_counter))
     bar.close()
     summary = summarize_store(group)
-    group.attrs.update({"complete": True, "mean_crack_pixel_fraction": summary["mean_crack_pixel_fraction"],
-                        "signal_rms": summary["signal_rms"]})
+    group.attrs.update(
+        {
+            "complete": True,
+            "mean_crack_pixel_fraction": summary["mean_crack_pixel_fraction"],
+            "signal_rms": summary["signal_rms"],
+        }
+    )
     return summary
 
 
@@ -361,8 +420,13 @@ def summarize_store(group) -> dict:
     }
 
 
-def open_store(path: str | Path, *, store_format: str = STORE_FORMAT, required: tuple[str, ...] = REQUIRED_ARRAYS,
-               kind: str = "wave-field"):
+def open_store(
+    path: str | Path,
+    *,
+    store_format: str = STORE_FORMAT,
+    required: tuple[str, ...] = REQUIRED_ARRAYS,
+    kind: str = "wave-field",
+):
     """Open a finished or partial store read-only; a clear error if it is not one (of ``store_format``)."""
     import zarr
 

@@ -104,13 +104,13 @@ def _pack_rows(x, thresholds, below, stride, w_out, field_bits, row_words, unit)
                     for xx in range(w):
                         f[xx] |= bit * (xr[xx] >= t)
             for dx in range(3):  # output columns whose tap dx lies inside the image: no branch in the loop
-                first = max(0, -((dx - 1) // stride))          # smallest ox with ox * stride - 1 + dx >= 0
-                last = min(w_out - 1, (w - dx) // stride)      # largest ox with ox * stride - 1 + dx <= w - 1
+                first = max(0, -((dx - 1) // stride))  # smallest ox with ox * stride - 1 + dx >= 0
+                last = min(w_out - 1, (w - dx) // stride)  # largest ox with ox * stride - 1 + dx <= w - 1
                 for j in range(units_per_field):
                     bit0 = dx * field_bits + j * unit_bits
                     word, shift = bit0 // 64, np.uint64(bit0 % 64)
-                    dst = out[p, b, word, y + 1, first:last + 1]
-                    src = fields[j, first * stride - 1 + dx:]
+                    dst = out[p, b, word, y + 1, first : last + 1]
+                    src = fields[j, first * stride - 1 + dx :]
                     for i in range(dst.shape[0]):  # 0-based over slices: vectorised (contiguous at stride 1)
                         dst[i] |= np.uint64(src[i * stride]) << shift
     return out
@@ -134,8 +134,16 @@ def pack_row_triples(x: np.ndarray, thresholds: np.ndarray, below: np.ndarray, s
     w_out = (x.shape[3] - 1) // stride + 1
     unit = np.ones(1, dtype=_field_unit(field_bits))
     pack = _kernels(x.size * thresholds.shape[0])[0]
-    return pack(np.ascontiguousarray(x, dtype=np.float32), np.ascontiguousarray(thresholds, np.float32),
-                np.ascontiguousarray(below, dtype=np.bool_), stride, w_out, field_bits, row_words, unit)
+    return pack(
+        np.ascontiguousarray(x, dtype=np.float32),
+        np.ascontiguousarray(thresholds, np.float32),
+        np.ascontiguousarray(below, dtype=np.bool_),
+        stride,
+        w_out,
+        field_bits,
+        row_words,
+        unit,
+    )
 
 
 def pack_weight_rows(sign_bits: np.ndarray) -> np.ndarray:
@@ -151,8 +159,9 @@ def pack_weight_rows(sign_bits: np.ndarray) -> np.ndarray:
     return out.reshape(KERNEL * row_words, c_out)
 
 
-def conv_constants(sign_bits: np.ndarray, a_lo: float, a_hi: float, w_lo: np.ndarray, w_hi: np.ndarray,
-                   scale: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def conv_constants(
+    sign_bits: np.ndarray, a_lo: float, a_hi: float, w_lo: np.ndarray, w_hi: np.ndarray, scale: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-plane coefficients of the kernel: (acc_coef (C_out,), ones_coef (C_out,), const (64, C_out)).
 
     The plane's contribution to output o at a window with pattern cfg is
@@ -174,8 +183,12 @@ def conv_constants(sign_bits: np.ndarray, a_lo: float, a_hi: float, w_lo: np.nda
         invalid_ones = ones_w[:, ~valid].sum(axis=1)
         s_w_valid = 2 * ones_w[:, valid].sum(axis=1) - n_valid
         # S_aw = n_valid - 2 (acc - invalid_ones); S_a = 2 ones_a - n_valid
-        const[cfg] = (alpha_a * alpha_w * (n_valid + 2 * invalid_ones) - alpha_a * beta_w * n_valid
-                      + beta_a * alpha_w * s_w_valid + beta_a * beta_w * n_valid)
+        const[cfg] = (
+            alpha_a * alpha_w * (n_valid + 2 * invalid_ones)
+            - alpha_a * beta_w * n_valid
+            + beta_a * alpha_w * s_w_valid
+            + beta_a * beta_w * n_valid
+        )
     scale = np.ones(sign_bits.shape[0]) if scale is None else np.asarray(scale, np.float64)
     return -2 * alpha_a * alpha_w * scale, 2 * alpha_a * beta_w * scale, const * scale
 
@@ -183,8 +196,9 @@ def conv_constants(sign_bits: np.ndarray, a_lo: float, a_hi: float, w_lo: np.nda
 BLOCK_PIXELS = 1024  # output pixels per work item: whole small maps, a few rows of large ones (L1/L2-sized)
 
 
-def binary_conv3x3(triples, weights, acc_coef, ones_coef, const, shift, stride: int, height: int, width: int,
-                   residual=None, post=None):
+def binary_conv3x3(
+    triples, weights, acc_coef, ones_coef, const, shift, stride: int, height: int, width: int, residual=None, post=None
+):
     """Sum over planes of BN(conv3x3(a_b^p, w_b^p)) (padding 1, ``stride``) -> (N, C_out, H_out, W_out) float32.
 
     triples from :func:`pack_row_triples` (input height ``height``, width ``width``); weights
@@ -204,14 +218,30 @@ def binary_conv3x3(triples, weights, acc_coef, ones_coef, const, shift, stride: 
         post = (one, one, zero, zero)
     n, w_out = triples.shape[1], triples.shape[4]
     has_residual = residual is not None
-    residual = (np.ascontiguousarray(residual, np.float32).reshape(n, c_out, h_out * w_out) if has_residual
-                else np.zeros((1, 1, 1), np.float32))
+    residual = (
+        np.ascontiguousarray(residual, np.float32).reshape(n, c_out, h_out * w_out)
+        if has_residual
+        else np.zeros((1, 1, 1), np.float32)
+    )
     work = triples.shape[0] * n * h_out * w_out * c_out
     const_by_output = np.ascontiguousarray(np.swapaxes(const, 1, 2))  # (P, C_out, 64)
     rows_per_block = max(1, min(h_out, BLOCK_PIXELS // w_out))
-    out = _kernels(work)[1](triples, weights, acc_coef, ones_coef, const_by_output, shift, stride, height, h_out,
-                            col_valid, rows_per_block, residual, has_residual,
-                            *[np.ascontiguousarray(a, np.float32) for a in post])
+    out = _kernels(work)[1](
+        triples,
+        weights,
+        acc_coef,
+        ones_coef,
+        const_by_output,
+        shift,
+        stride,
+        height,
+        h_out,
+        col_valid,
+        rows_per_block,
+        residual,
+        has_residual,
+        *[np.ascontiguousarray(a, np.float32) for a in post],
+    )
     return out.reshape(n, c_out, h_out, w_out)
 
 
@@ -226,8 +256,25 @@ def _col_patterns(width: int, stride: int, w_out: int) -> np.ndarray:
     return masks
 
 
-def _conv_blocks(triples, weights, acc_coef, ones_coef, const, shift, stride, h, h_out, col_valid, rows_per_block,
-                 residual, has_residual, post_pos, post_neg, post_pre, post_shift):
+def _conv_blocks(
+    triples,
+    weights,
+    acc_coef,
+    ones_coef,
+    const,
+    shift,
+    stride,
+    h,
+    h_out,
+    col_valid,
+    rows_per_block,
+    residual,
+    has_residual,
+    post_pos,
+    post_neg,
+    post_pre,
+    post_shift,
+):
     planes, n, row_words, _, w_out = triples.shape
     c_out = weights.shape[2]
     out = np.empty((n, c_out, h_out * w_out), dtype=np.float32)
@@ -251,7 +298,7 @@ def _conv_blocks(triples, weights, acc_coef, ones_coef, const, shift, stride, h,
                 for dy in range(3):
                     dst = win[p, j, dy]
                     for r in range(rows):
-                        dst[r * w_out:(r + 1) * w_out] = triples[p, b, j, (oy0 + r) * stride + dy]
+                        dst[r * w_out : (r + 1) * w_out] = triples[p, b, j, (oy0 + r) * stride + dy]
                     for i in range(size):
                         ones_p[i] += _popcount64(dst[i])
         row_masks = np.empty(rows, dtype=np.int64)  # bits dy of the kernel rows inside the image
@@ -293,14 +340,17 @@ def _conv_blocks(triples, weights, acc_coef, ones_coef, const, shift, stride, h,
                     i, cfg = r * w_out + ox, mask * 8 + col_valid[ox]
                     t = shift[o]
                     for p in range(planes):
-                        t += (acc_coef[p, o] * np.float64(counts[p, i]) + ones_coef[p, o] * np.float64(ones[p, i])
-                              + const[p, o, cfg])
+                        t += (
+                            acc_coef[p, o] * np.float64(counts[p, i])
+                            + ones_coef[p, o] * np.float64(ones[p, i])
+                            + const[p, o, cfg]
+                        )
                     total[i] = t
                     ox += 1
             pos, neg, pre, post = post_pos[o], post_neg[o], post_pre[o], post_shift[o]
-            dst = out[b, o, oy0 * w_out:oy0 * w_out + size]
+            dst = out[b, o, oy0 * w_out : oy0 * w_out + size]
             if has_residual:  # added in float32, as PyTorch does
-                res = residual[b, o, oy0 * w_out:oy0 * w_out + size]
+                res = residual[b, o, oy0 * w_out : oy0 * w_out + size]
                 for i in range(size):
                     z = (np.float32(total[i]) + res[i]) - pre
                     dst[i] = pos * max(z, np.float32(0)) - neg * max(-z, np.float32(0)) + post

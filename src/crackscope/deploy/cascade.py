@@ -29,9 +29,10 @@ from __future__ import annotations
 import io
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -42,9 +43,22 @@ from crackscope.data.tiles import TileGrid, extract_tiles, resize_tiles, stitch,
 from crackscope.engine.runs import OPERATING_POINT_FILE  # {"threshold": t, ...} chosen on validation
 from crackscope.errors import InputError
 
-__all__ = ["RUNTIMES", "TileClassifier", "TileSegmenter", "CascadeResult", "inspect_image", "segment_all_tiles",
-           "load_classifier", "load_segmenter", "read_image", "to_channels", "overlay_cascade",
-           "inspect_image_file", "OPERATING_POINT_FILE", "DEFAULT_TILE"]
+__all__ = [
+    "RUNTIMES",
+    "TileClassifier",
+    "TileSegmenter",
+    "CascadeResult",
+    "inspect_image",
+    "segment_all_tiles",
+    "load_classifier",
+    "load_segmenter",
+    "read_image",
+    "to_channels",
+    "overlay_cascade",
+    "inspect_image_file",
+    "OPERATING_POINT_FILE",
+    "DEFAULT_TILE",
+]
 
 DEFAULT_TILE = 64
 RUNTIMES = ("torch", "packed")
@@ -76,7 +90,7 @@ class TileClassifier:
     def __call__(self, tiles: torch.Tensor) -> torch.Tensor:
         out = []
         for start in range(0, len(tiles), self.batch_size):
-            x = resize_tiles(tiles[start:start + self.batch_size], self.input_size)
+            x = resize_tiles(tiles[start : start + self.batch_size], self.input_size)
             out.append(torch.softmax(self.logits_fn(x).float(), dim=1)[:, self.crack_index])
         return torch.cat(out) if out else torch.zeros(0)
 
@@ -94,8 +108,10 @@ class TileSegmenter:
 
     @torch.inference_mode()
     def __call__(self, tiles: torch.Tensor) -> torch.Tensor:
-        out = [torch.sigmoid(self.model(tiles[s:s + self.batch_size]).float())[:, 0]
-               for s in range(0, len(tiles), self.batch_size)]
+        out = [
+            torch.sigmoid(self.model(tiles[s : s + self.batch_size]).float())[:, 0]
+            for s in range(0, len(tiles), self.batch_size)
+        ]
         return torch.cat(out) if out else torch.zeros((0, *tiles.shape[-2:]))
 
 
@@ -126,8 +142,9 @@ def _packed(path: Path, model, role: str):
         raise InputError(f"{role} {path}: --runtime packed needs a binary network ({err})") from None
 
 
-def load_classifier(path: str | Path, batch_size: int = 256, role: str = "--classifier",
-                    runtime: str = "torch") -> TileClassifier:
+def load_classifier(
+    path: str | Path, batch_size: int = 256, role: str = "--classifier", runtime: str = "torch"
+) -> TileClassifier:
     """A :class:`TileClassifier` from a classify run or model folder with two classes, one of them
     named ``crack``. Its ``threshold`` is RUN/operating_point.json's (chosen on validation) or 0.5.
     ``runtime``: ``"torch"`` (the PyTorch model) or ``"packed"`` (bit-packed, :func:`_packed`)."""
@@ -139,8 +156,10 @@ def load_classifier(path: str | Path, batch_size: int = 256, role: str = "--clas
     cfg, model, geometry = _load(path, "classify", role)
     classes = model_classes(path, geometry)
     if len(classes) != 2 or "crack" not in [c.lower() for c in classes]:
-        raise InputError(f"{role} {path} classifies {len(classes)} classes ({', '.join(classes)}); the cascade "
-                         f"needs a crack / no-crack classifier (2 classes, one named 'crack')")
+        raise InputError(
+            f"{role} {path} classifies {len(classes)} classes ({', '.join(classes)}); the cascade "
+            f"needs a crack / no-crack classifier (2 classes, one named 'crack')"
+        )
     tiles = getattr(cfg.data, "tiles", None)
     threshold = 0.5
     op_file = path / OPERATING_POINT_FILE
@@ -150,11 +169,16 @@ def load_classifier(path: str | Path, batch_size: int = 256, role: str = "--clas
         except (ValueError, KeyError, TypeError) as err:
             raise InputError(f"{op_file}: no readable 'threshold' ({err})") from None
     size = cfg.data.size
-    return TileClassifier(_packed(path, model, role) if runtime == "packed" else model, crack_index=[c.lower() for c in classes].index("crack"),
-                          channels=int(cfg.data.channels),
-                          input_size=None if size is None else tuple(np.broadcast_to(size, 2).tolist()),
-                          batch_size=batch_size, tile=tiles.tile if tiles is not None else None,
-                          threshold=threshold, source=str(path))
+    return TileClassifier(
+        _packed(path, model, role) if runtime == "packed" else model,
+        crack_index=[c.lower() for c in classes].index("crack"),
+        channels=int(cfg.data.channels),
+        input_size=None if size is None else tuple(np.broadcast_to(size, 2).tolist()),
+        batch_size=batch_size,
+        tile=tiles.tile if tiles is not None else None,
+        threshold=threshold,
+        source=str(path),
+    )
 
 
 def load_segmenter(path: str | Path, batch_size: int = 64, role: str = "--segmenter") -> TileSegmenter:
@@ -166,10 +190,17 @@ def load_segmenter(path: str | Path, batch_size: int = 64, role: str = "--segmen
     if int(geometry.get("classes", 1)) != 1:
         raise InputError(f"{role} {path} has {geometry['classes']} output channels; the cascade needs one (crack)")
     if cfg.data.size is not None:
-        raise InputError(f"{role} {path} was trained on images resized to {cfg.data.size}; the cascade segments "
-                         f"tiles at their original resolution (train it with data.size=null)")
-    return TileSegmenter(model, channels=int(cfg.data.in_channels), threshold=float(cfg.trainer.threshold),
-                         batch_size=batch_size, source=str(path))
+        raise InputError(
+            f"{role} {path} was trained on images resized to {cfg.data.size}; the cascade segments "
+            f"tiles at their original resolution (train it with data.size=null)"
+        )
+    return TileSegmenter(
+        model,
+        channels=int(cfg.data.in_channels),
+        threshold=float(cfg.trainer.threshold),
+        batch_size=batch_size,
+        source=str(path),
+    )
 
 
 # ---- images and channels -----------------------------------------------------------------------------
@@ -241,31 +272,58 @@ class CascadeResult:
     def tile_rows(self) -> list[dict]:
         """One row per tile: row, col, y0, x0, probability (empty without a classifier), flagged (0/1)."""
         rows = []
-        for (r, c), (y, x), p, f in zip(self.grid.index.tolist(), self.grid.origins.tolist(),
-                                        self.tile_probability.tolist(), self.flagged.tolist()):
-            rows.append({"row": r, "col": c, "y0": y, "x0": x,
-                         "probability": "" if np.isnan(p) else round(float(p), 6), "flagged": int(f)})
+        for (r, c), (y, x), p, f in zip(
+            self.grid.index.tolist(), self.grid.origins.tolist(), self.tile_probability.tolist(), self.flagged.tolist()
+        ):
+            rows.append(
+                {
+                    "row": r,
+                    "col": c,
+                    "y0": y,
+                    "x0": x,
+                    "probability": "" if np.isnan(p) else round(float(p), 6),
+                    "flagged": int(f),
+                }
+            )
         return rows
 
     def summary(self) -> dict:
         h, w = self.mask.shape
-        return {"height": h, "width": w, "megapixels": round(h * w / 1e6, 6), "mode": self.mode,
-                "tile": self.grid.tile, "tile_grid": [self.grid.rows, self.grid.cols],
-                "tiling": "non-overlapping; last row / column aligned to the image border",
-                "threshold": self.threshold, "mask_threshold": self.mask_threshold, "tiles": self.n_tiles,
-                "flagged": self.n_flagged, "flagged_fraction": round(self.n_flagged / self.n_tiles, 6),
-                "crack_pixels": int(self.mask.sum()), "crack_fraction": round(float(self.mask.mean()), 6),
-                "timings_s": {k: round(v, 6) for k, v in self.timings.items()},
-                "torch_threads": torch.get_num_threads(), **self.extra}
+        return {
+            "height": h,
+            "width": w,
+            "megapixels": round(h * w / 1e6, 6),
+            "mode": self.mode,
+            "tile": self.grid.tile,
+            "tile_grid": [self.grid.rows, self.grid.cols],
+            "tiling": "non-overlapping; last row / column aligned to the image border",
+            "threshold": self.threshold,
+            "mask_threshold": self.mask_threshold,
+            "tiles": self.n_tiles,
+            "flagged": self.n_flagged,
+            "flagged_fraction": round(self.n_flagged / self.n_tiles, 6),
+            "crack_pixels": int(self.mask.sum()),
+            "crack_fraction": round(float(self.mask.mean()), 6),
+            "timings_s": {k: round(v, 6) for k, v in self.timings.items()},
+            "torch_threads": torch.get_num_threads(),
+            **self.extra,
+        }
 
 
 def _prepared(image, channels: int | None, who: str) -> torch.Tensor:
     return to_channels(image, channels, who) if channels is not None else to_channels(image, int(np.shape(image)[0]))
 
 
-def inspect_image(image, classifier: Callable | None, segmenter: Callable, tile: int = DEFAULT_TILE,
-                  threshold: float = 0.5, all_tiles: bool = False, mask_threshold: float | None = None,
-                  batch_size: int = 64) -> CascadeResult:
+def inspect_image(
+    image,
+    classifier: Callable | None,
+    segmenter: Callable,
+    tile: int = DEFAULT_TILE,
+    threshold: float = 0.5,
+    all_tiles: bool = False,
+    mask_threshold: float | None = None,
+    batch_size: int = 64,
+) -> CascadeResult:
     """Cascade one image: classify every tile, segment the flagged ones (batched), stitch.
 
     ``image``: (C, H, W) float in [0, 1] (numpy or tensor), or an image file. A tile is flagged when
@@ -293,32 +351,49 @@ def inspect_image(image, classifier: Callable | None, segmenter: Callable, tile:
             prob = classifier(extract_tiles(cls_image, origins, grid.tile))
         tile_prob = torch.as_tensor(prob).detach().float().reshape(-1).cpu().numpy()
         if tile_prob.shape != (len(grid),) or not np.all(np.isfinite(tile_prob)):
-            raise InputError(f"the classifier returned {tile_prob.shape} values for {len(grid)} tiles (or non-finite "
-                             f"ones); it must return one crack probability per tile")
+            raise InputError(
+                f"the classifier returned {tile_prob.shape} values for {len(grid)} tiles (or non-finite "
+                f"ones); it must return one crack probability per tile"
+            )
         flagged = tile_prob >= float(threshold)
     t_classified = time.perf_counter()
     chosen = np.flatnonzero(flagged)
     parts = []
     with torch.inference_mode():
         for s in range(0, len(chosen), batch_size):
-            batch = extract_tiles(seg_image, origins[chosen[s:s + batch_size]], grid.tile)
+            batch = extract_tiles(seg_image, origins[chosen[s : s + batch_size]], grid.tile)
             parts.append(torch.as_tensor(segmenter(batch)).float().reshape(len(batch), grid.tile, grid.tile))
     t_segmented = time.perf_counter()
     probs = torch.cat(parts) if parts else torch.zeros((0, grid.tile, grid.tile))
     probability = stitch(probs, grid, chosen)
     mask = probability > mask_threshold
     t_end = time.perf_counter()
-    timings = {"classify_s": t_classified - t_start, "segment_s": t_segmented - t_classified,
-               "stitch_s": t_end - t_segmented, "total_s": t_end - t_start}
-    return CascadeResult(probability, mask, grid, tile_prob, flagged, timings, "all-tiles" if all_tiles else "cascade",
-                         None if all_tiles else float(threshold), mask_threshold)
+    timings = {
+        "classify_s": t_classified - t_start,
+        "segment_s": t_segmented - t_classified,
+        "stitch_s": t_end - t_segmented,
+        "total_s": t_end - t_start,
+    }
+    return CascadeResult(
+        probability,
+        mask,
+        grid,
+        tile_prob,
+        flagged,
+        timings,
+        "all-tiles" if all_tiles else "cascade",
+        None if all_tiles else float(threshold),
+        mask_threshold,
+    )
 
 
-def segment_all_tiles(image, segmenter: Callable, tile: int = DEFAULT_TILE, mask_threshold: float | None = None,
-                      batch_size: int = 64) -> CascadeResult:
+def segment_all_tiles(
+    image, segmenter: Callable, tile: int = DEFAULT_TILE, mask_threshold: float | None = None, batch_size: int = 64
+) -> CascadeResult:
     """The baseline: the segmenter on every tile of the cascade's grid, stitched the same way."""
-    return inspect_image(image, None, segmenter, tile=tile, all_tiles=True, mask_threshold=mask_threshold,
-                         batch_size=batch_size)
+    return inspect_image(
+        image, None, segmenter, tile=tile, all_tiles=True, mask_threshold=mask_threshold, batch_size=batch_size
+    )
 
 
 # ---- reports ---------------------------------------------------------------------------------------------
@@ -354,8 +429,16 @@ def _csv(rows: list[dict]) -> bytes:
     return buf.getvalue().encode("utf-8")
 
 
-def inspect_image_file(image_path, segmenter_path, out_dir, classifier_path=None, tile: int | None = None,
-                       threshold: float | None = None, all_tiles: bool = False, runtime: str = "torch") -> dict:
+def inspect_image_file(
+    image_path,
+    segmenter_path,
+    out_dir,
+    classifier_path=None,
+    tile: int | None = None,
+    threshold: float | None = None,
+    all_tiles: bool = False,
+    runtime: str = "torch",
+) -> dict:
     """``crackscope inspect-image``: OUT/mask.png (0/255), OUT/overlay.png, OUT/tiles.csv (row, col, y0,
     x0, probability, flagged) and OUT/summary.json. Everything is checked and computed before the
     first file is written, and each file is written atomically: bad input writes nothing.
@@ -385,13 +468,19 @@ def inspect_image_file(image_path, segmenter_path, out_dir, classifier_path=None
             raise InputError(f"image {image_path} is greyscale but the {role} {model.source} takes RGB images")
     threshold = float(threshold if threshold is not None else (classifier.threshold if classifier else 0.5))
     result = inspect_image(image, classifier, segmenter, tile=tile, threshold=threshold, all_tiles=all_tiles)
-    summary = {"image": str(image_path), "classifier": None if classifier is None else classifier.source,
-               "classifier_runtime": None if classifier is None else runtime, "segmenter": segmenter.source,
-               **result.summary()}
-    files = {"mask.png": _png(result.mask.astype(np.uint8) * 255),
-             "overlay.png": _png(overlay_cascade(image, result)),
-             "tiles.csv": _csv(result.tile_rows()),
-             "summary.json": (json.dumps(summary, indent=2) + "\n").encode("utf-8")}
+    summary = {
+        "image": str(image_path),
+        "classifier": None if classifier is None else classifier.source,
+        "classifier_runtime": None if classifier is None else runtime,
+        "segmenter": segmenter.source,
+        **result.summary(),
+    }
+    files = {
+        "mask.png": _png(result.mask.astype(np.uint8) * 255),
+        "overlay.png": _png(overlay_cascade(image, result)),
+        "tiles.csv": _csv(result.tile_rows()),
+        "summary.json": (json.dumps(summary, indent=2) + "\n").encode("utf-8"),
+    }
     for name, data in files.items():
         atomic_write_bytes(out_dir / name, data)
     return summary

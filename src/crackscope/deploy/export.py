@@ -27,8 +27,16 @@ def export_onnx(run_dir, out: str | Path | None = None, *, opset: int = 17, batc
     tmp = out.with_suffix(".onnx.tmp")
     with warnings.catch_warnings():  # shape checks in forward() are constants for a fixed geometry
         warnings.simplefilter("ignore", torch.jit.TracerWarning)
-        torch.onnx.export(model, (inputs[0],), str(tmp), input_names=[name], output_names=["logits"],
-                          opset_version=opset, dynamic_axes={name: axes, "logits": {0: "batch"} if cfg.pipeline == "classify" else axes}, dynamo=False)
+        torch.onnx.export(
+            model,
+            (inputs[0],),
+            str(tmp),
+            input_names=[name],
+            output_names=["logits"],
+            opset_version=opset,
+            dynamic_axes={name: axes, "logits": {0: "batch"} if cfg.pipeline == "classify" else axes},
+            dynamo=False,
+        )
     threshold = None if cfg.pipeline == "classify" else run_threshold(run_dir, cfg)
     if threshold is not None:  # the model outputs logits; a pixel is a crack where sigmoid(logit) > threshold
         _add_metadata(tmp, {"crack_threshold": repr(threshold), "output": "logits (sigmoid -> crack probability)"})
@@ -40,7 +48,9 @@ def export_onnx(run_dir, out: str | Path | None = None, *, opset: int = 17, batc
             expected = model(x).numpy()
         got = session.run(["logits"], {name: x.numpy()})[0]
         if got.shape != expected.shape:
-            raise RuntimeError(f"ONNX output {got.shape} differs from PyTorch {expected.shape} for input {tuple(x.shape)}")
+            raise RuntimeError(
+                f"ONNX output {got.shape} differs from PyTorch {expected.shape} for input {tuple(x.shape)}"
+            )
         worst = max(worst, float(np.abs(got - expected).max()))
     return {"path": str(out), "max_abs_diff": worst, "input_shape": [list(s) for s in shapes], "threshold": threshold}
 
@@ -71,8 +81,9 @@ def export_packed(run_dir, out: str | Path | None = None, *, batch: int = 2, see
 
     split = Path(run_dir) / "split.json"
     classes = json.loads(split.read_text()).get("classes") if split.exists() else None
-    packed = pack_model(model, {"kwargs": kwargs, "classes": classes, "size": cfg.data.size,
-                                "channels": cfg.data.channels})
+    packed = pack_model(
+        model, {"kwargs": kwargs, "classes": classes, "size": cfg.data.size, "channels": cfg.data.channels}
+    )
     out = Path(out) if out else Path(run_dir) / "export" / "model.packed.safetensors"
     name, shapes, _ = pipelines.get(cfg.pipeline).require("export", "onnx_inputs")(cfg, geometry, batch)
     gen = torch.Generator().manual_seed(seed)
@@ -82,5 +93,11 @@ def export_packed(run_dir, out: str | Path | None = None, *, batch: int = 2, see
         worst = max(worst, report["max_abs_logit_diff"])
         flips, bits = flips + report["activation_bits_flipped"], bits + report["activation_bits"]
     save_packed(packed, out)
-    return {"path": str(out), "max_abs_diff": worst, "activation_bits_flipped": flips, "activation_bits": bits,
-            "size_bits": packed_size_bits(packed), "input_shape": [list(s) for s in shapes]}
+    return {
+        "path": str(out),
+        "max_abs_diff": worst,
+        "activation_bits_flipped": flips,
+        "activation_bits": bits,
+        "size_bits": packed_size_bits(packed),
+        "input_shape": [list(s) for s in shapes],
+    }

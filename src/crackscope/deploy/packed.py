@@ -43,8 +43,18 @@ from crackscope.deploy import bitconv
 from crackscope.errors import InputError
 from crackscope.models.binary import MIN_SIDE
 
-__all__ = ["FORMAT", "PackedBinaryConv", "PackedPost", "PackedUnit", "PackedResNet", "pack_model", "save_packed",
-           "load_packed", "packed_size_bits", "compare_with_model"]
+__all__ = [
+    "FORMAT",
+    "PackedBinaryConv",
+    "PackedPost",
+    "PackedUnit",
+    "PackedResNet",
+    "pack_model",
+    "save_packed",
+    "load_packed",
+    "packed_size_bits",
+    "compare_with_model",
+]
 
 FORMAT = "crackscope-packed-binary-resnet/1"
 # Largest activation per chunk of images (bytes). A whole batch of 32 NEU-CLS images (200 x 200 px)
@@ -66,10 +76,18 @@ def _weight_bits_and_levels(conv) -> tuple[torch.Tensor, torch.Tensor, torch.Ten
 
     if not isinstance(conv, BinaryConv2d) or conv.weight_mode == "real":
         raise InputError(f"cannot pack {type(conv).__name__}: not a binary-weight convolution")
-    if tuple(conv.kernel_size) != (3, 3) or tuple(conv.padding) != (1, 1) or tuple(conv.dilation) != (1, 1) \
-            or conv.groups != 1 or conv.bias is not None or conv.stride[0] != conv.stride[1]:
-        raise InputError("the packed runtime supports 3x3 binary convolutions with padding 1, one stride, "
-                         f"no groups and no bias (got {conv})")
+    if (
+        tuple(conv.kernel_size) != (3, 3)
+        or tuple(conv.padding) != (1, 1)
+        or tuple(conv.dilation) != (1, 1)
+        or conv.groups != 1
+        or conv.bias is not None
+        or conv.stride[0] != conv.stride[1]
+    ):
+        raise InputError(
+            "the packed runtime supports 3x3 binary convolutions with padding 1, one stride, "
+            f"no groups and no bias (got {conv})"
+        )
     w = conv.weight.detach()
     signs = torch.tensor([-1.0, 1.0]).view(1, 2)
     if conv.weight_mode == "adaptive":
@@ -183,8 +201,15 @@ class PackedBinaryConv(nn.Module):
             words.append(bitconv.pack_weight_rows(signs[s]))
             c = bitconv.conv_constants(signs[s], a[0], a[1], levels[:, 0], levels[:, 1])
             acc.append(c[0]), ones.append(c[1]), const.append(c[2])
-        self._kernel = (np.stack(words), np.stack(acc), np.stack(ones), np.stack(const), shift,
-                        self.thresholds.numpy().astype(np.float32), self.below_mask().numpy())
+        self._kernel = (
+            np.stack(words),
+            np.stack(acc),
+            np.stack(ones),
+            np.stack(const),
+            shift,
+            self.thresholds.numpy().astype(np.float32),
+            self.below_mask().numpy(),
+        )
 
     def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None, post=None) -> torch.Tensor:
         """Binary conv + BN of x; optionally fused: ``post(out + residual)`` (see
@@ -195,18 +220,31 @@ class PackedBinaryConv(nn.Module):
         x_np = x.detach().contiguous().numpy()
         triples = bitconv.pack_row_triples(x_np, thresholds, below, self.stride)
         res = None if residual is None else residual.detach().contiguous().numpy()
-        out = bitconv.binary_conv3x3(triples, words, acc, ones, const, shift, self.stride, x_np.shape[2],
-                                     x_np.shape[3], res, None if post is None else post.arrays())
+        out = bitconv.binary_conv3x3(
+            triples,
+            words,
+            acc,
+            ones,
+            const,
+            shift,
+            self.stride,
+            x_np.shape[2],
+            x_np.shape[3],
+            res,
+            None if post is None else post.arrays(),
+        )
         return torch.from_numpy(out)
 
     @classmethod
-    def from_modules(cls, op: nn.Module, bn: nn.BatchNorm2d) -> "PackedBinaryConv":
+    def from_modules(cls, op: nn.Module, bn: nn.BatchNorm2d) -> PackedBinaryConv:
         """Pack a binary conv operator (BinaryConv2d with its activation, ABAIO or DBNIEB) and its BN."""
         from crackscope.nn.binary import ABAIO, DBNIEB, BinaryConv2d
 
         if isinstance(op, DBNIEB):
-            planes = [_threshold_plane(op.act1, op.conv.in_channels, op.bn1),
-                      _threshold_plane(op.act2, op.conv.in_channels, op.bn2)]
+            planes = [
+                _threshold_plane(op.act1, op.conv.in_channels, op.bn1),
+                _threshold_plane(op.act2, op.conv.in_channels, op.bn2),
+            ]
             convs = [op.conv] if op.aba_io else [op.conv, op.conv2]
             plane_weights = [0, 0] if op.aba_io else [0, 1]
         elif isinstance(op, ABAIO):
@@ -264,7 +302,7 @@ class PackedPost(nn.Module):
         return pos * F.relu(z) - neg * F.relu(-z) + shift
 
     @classmethod
-    def from_module(cls, post: nn.Module, channels: int) -> "PackedPost":
+    def from_module(cls, post: nn.Module, channels: int) -> PackedPost:
         from crackscope.nn.binary import PAN, Maxout, RPReLU
 
         if isinstance(post, nn.Identity):
@@ -323,8 +361,15 @@ class PackedResNet(nn.Module):
     names when known). Input (B, in_channels, H, W) float32 -> logits (B, classes). Inference only.
     """
 
-    def __init__(self, stem: nn.Module, units: list[PackedUnit], fc: nn.Linear, in_channels: int, meta: dict,
-                 stem_stride: int = 1):
+    def __init__(
+        self,
+        stem: nn.Module,
+        units: list[PackedUnit],
+        fc: nn.Linear,
+        in_channels: int,
+        meta: dict,
+        stem_stride: int = 1,
+    ):
         super().__init__()
         self.stem, self.units, self.fc = stem, nn.Sequential(*units), fc
         self.in_channels, self.meta = in_channels, dict(meta)
@@ -333,11 +378,13 @@ class PackedResNet(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         min_side = MIN_SIDE * self.stem_stride
         if x.dim() != 4 or x.shape[1] != self.in_channels or min(x.shape[-2:]) < min_side:
-            raise InputError(f"packed {self.meta.get('model', 'model')} expects (B, {self.in_channels}, H, W) "
-                             f"input with H, W >= {min_side} (got {tuple(x.shape)})")
+            raise InputError(
+                f"packed {self.meta.get('model', 'model')} expects (B, {self.in_channels}, H, W) "
+                f"input with H, W >= {min_side} (got {tuple(x.shape)})"
+            )
         with torch.no_grad():
             chunk = self.images_per_chunk(x.shape[-2], x.shape[-1])
-            return torch.cat([self._logits(x[i:i + chunk].float()) for i in range(0, max(len(x), 1), chunk)])
+            return torch.cat([self._logits(x[i : i + chunk].float()) for i in range(0, max(len(x), 1), chunk)])
 
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
         z = self.units(self.stem(x))
@@ -357,7 +404,7 @@ class PackedResNet(nn.Module):
         pixels = -(-height // down) * -(-width // down)
         return max(1, CHUNK_BYTES // (4 * first * pixels))
 
-    def prepare(self) -> "PackedResNet":
+    def prepare(self) -> PackedResNet:
         for m in self.modules():
             if isinstance(m, PackedBinaryConv):
                 m.prepare()
@@ -373,8 +420,10 @@ def pack_model(model: nn.Module, meta: dict | None = None) -> PackedResNet:
     from crackscope.models.binary.resnet import BinaryUnit
 
     if not isinstance(model, ResNetSkeleton) or not model.kind.binary:
-        raise InputError(f"only binary ResNets can be packed (got {type(model).__name__}"
-                         f"{'' if not isinstance(model, ResNetSkeleton) else ', a full-precision network'})")
+        raise InputError(
+            f"only binary ResNets can be packed (got {type(model).__name__}"
+            f"{'' if not isinstance(model, ResNetSkeleton) else ', a full-precision network'})"
+        )
     model = model.eval()
     units = []
     for stage in model.body:
@@ -383,12 +432,20 @@ def pack_model(model: nn.Module, meta: dict | None = None) -> PackedResNet:
                 if not isinstance(unit, BinaryUnit):
                     raise InputError(f"cannot pack block {type(unit).__name__}")
                 channels = unit.bn.num_features
-                units.append(PackedUnit(PackedBinaryConv.from_modules(unit.conv, unit.bn),
-                                        copy.deepcopy(unit.shortcut).eval(), PackedPost.from_module(unit.post, channels)))
+                units.append(
+                    PackedUnit(
+                        PackedBinaryConv.from_modules(unit.conv, unit.bn),
+                        copy.deepcopy(unit.shortcut).eval(),
+                        PackedPost.from_module(unit.post, channels),
+                    )
+                )
     fc = copy.deepcopy(model.fc)
     meta = {"model": getattr(model, "name", type(model).__name__), **(meta or {})}
-    return PackedResNet(_fold_stem(model.stem), units, fc, model.in_channels, meta,
-                        getattr(model, "stem_stride", 1)).eval().prepare()
+    return (
+        PackedResNet(_fold_stem(model.stem), units, fc, model.in_channels, meta, getattr(model, "stem_stride", 1))
+        .eval()
+        .prepare()
+    )
 
 
 def packed_size_bits(packed: PackedResNet) -> dict:
@@ -419,7 +476,7 @@ def _unblob(template: dict, blobs: dict[str, torch.Tensor], path: Path) -> dict[
         blob, start = blobs.get(dtype), offsets.get(dtype, 0)
         if blob is None or start + t.numel() > blob.numel():
             raise InputError(f"{path} does not match the network it names (too few {dtype} values)")
-        state[key] = blob[start:start + t.numel()].view(t.shape).clone()
+        state[key] = blob[start : start + t.numel()].view(t.shape).clone()
         offsets[dtype] = start + t.numel()
     if any(offsets[d] != blobs[d].numel() for d in blobs):
         raise InputError(f"{path} does not match the network it names (values left over)")
@@ -460,8 +517,9 @@ def load_packed(path: str | Path) -> PackedResNet:
     except Exception as err:  # safetensors raises its own error types for a damaged file
         raise InputError(f"{path} is not a packed crackscope model ({err})") from None
     if header.get("format") != FORMAT:
-        raise InputError(f"{path} is not a packed crackscope model (format {header.get('format')!r}, "
-                         f"expected {FORMAT!r})")
+        raise InputError(
+            f"{path} is not a packed crackscope model (format {header.get('format')!r}, expected {FORMAT!r})"
+        )
     meta = json.loads(header["meta"])
     skeleton = models.create(meta["model"], **meta.get("kwargs", {}))
     packed = pack_model(skeleton.eval(), {k: v for k, v in meta.items() if k != "model"})
@@ -478,9 +536,12 @@ def compare_with_model(model: nn.Module, packed: PackedResNet, x: torch.Tensor) 
         expected = model(x)
     got = packed(x)
     flips, total = _bit_flips(model, packed, x)
-    return {"max_abs_logit_diff": float((got - expected).abs().max()),
-            "same_prediction": float((got.argmax(1) == expected.argmax(1)).float().mean()),
-            "activation_bits_flipped": flips, "activation_bits": total}
+    return {
+        "max_abs_logit_diff": float((got - expected).abs().max()),
+        "same_prediction": float((got.argmax(1) == expected.argmax(1)).float().mean()),
+        "activation_bits_flipped": flips,
+        "activation_bits": total,
+    }
 
 
 def _bit_flips(model, packed, x) -> tuple[int, int]:
@@ -489,8 +550,11 @@ def _bit_flips(model, packed, x) -> tuple[int, int]:
     from crackscope.models.binary.resnet import BinaryUnit
 
     inputs = []
-    hooks = [u.conv.register_forward_pre_hook(lambda m, a: inputs.append((m, a[0]))) for u in model.modules()
-             if isinstance(u, BinaryUnit)]
+    hooks = [
+        u.conv.register_forward_pre_hook(lambda m, a: inputs.append((m, a[0])))
+        for u in model.modules()
+        if isinstance(u, BinaryUnit)
+    ]
     try:
         with torch.no_grad():
             model(x)

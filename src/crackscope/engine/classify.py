@@ -47,8 +47,9 @@ def resolve_format(root, fmt: str) -> str:
     return detect_format(root) if fmt == "auto" else fmt
 
 
-def classification_dataset(data_cfg, root=None, format=None, stems=None, augment=False, test=False,
-                           seed: int = 0) -> ImageClassificationDataset:
+def classification_dataset(
+    data_cfg, root=None, format=None, stems=None, augment=False, test=False, seed: int = 0
+) -> ImageClassificationDataset:
     """The dataset of ``data_cfg`` (or another ``root``/``format`` read with its size and channels),
     restricted to ``stems`` (in that order) when given. CIFAR-10: ``test`` reads the test batch.
     DeepCrack tiles: ``stems`` are the source images whose tiles are taken."""
@@ -56,12 +57,16 @@ def classification_dataset(data_cfg, root=None, format=None, stems=None, augment
     fmt = resolve_format(root, format or data_cfg.format)
     if fmt == TILE_FORMAT:
         return tile_dataset(data_cfg, root, images=stems, augment=augment, seed=seed)
-    kw = {"size": data_cfg.size, "channels": data_cfg.channels, "split": ("test" if test else "train")
-          if fmt == "cifar10" else None}
+    kw = {
+        "size": data_cfg.size,
+        "channels": data_cfg.channels,
+        "split": ("test" if test else "train") if fmt == "cifar10" else None,
+    }
     ds = ImageClassificationDataset(root, fmt, **kw)
     if stems is not None:
-        ds = ImageClassificationDataset(root, fmt, indices=stem_positions(ds.stems, stems, root), augment=augment,
-                                        seed=seed, **kw)
+        ds = ImageClassificationDataset(
+            root, fmt, indices=stem_positions(ds.stems, stems, root), augment=augment, seed=seed, **kw
+        )
     return ds
 
 
@@ -70,9 +75,17 @@ def tile_dataset(data_cfg, root=None, images=None, augment=False, seed: int = 0)
     from crackscope.engine.config import TileSpec
 
     spec = getattr(data_cfg, "tiles", None) or TileSpec()
-    return CrackTileDataset(Path(root or data_cfg.root), tile=spec.tile, stride=spec.stride,
-                            min_crack_pixels=spec.min_crack_pixels, size=data_cfg.size, channels=data_cfg.channels,
-                            augment=augment, images=images, seed=seed)
+    return CrackTileDataset(
+        Path(root or data_cfg.root),
+        tile=spec.tile,
+        stride=spec.stride,
+        min_crack_pixels=spec.min_crack_pixels,
+        size=data_cfg.size,
+        channels=data_cfg.channels,
+        augment=augment,
+        images=images,
+        seed=seed,
+    )
 
 
 def dataset_classes(root, fmt: str) -> list[str]:
@@ -93,8 +106,10 @@ def _check_images(ds: ImageClassificationDataset, data_cfg) -> None:
         return
     sizes = {image_size(p) for p in ds.files}  # InputError naming an unreadable file
     if data_cfg.size is None and len(sizes) > 1 and data_cfg.batch_size > 1:
-        raise InputError(f"data.root {data_cfg.root}: images of {len(sizes)} different sizes cannot share a batch; "
-                         f"set data.size (resize) or data.batch_size=1")
+        raise InputError(
+            f"data.root {data_cfg.root}: images of {len(sizes)} different sizes cannot share a batch; "
+            f"set data.size (resize) or data.batch_size=1"
+        )
 
 
 def _required_parts(data_cfg) -> tuple[str, ...]:
@@ -123,26 +138,40 @@ def make_classification_split(data_cfg, seed: int, run_dir: Path) -> dict:
     vf = data_cfg.val_fraction
     test_stems = None
     if fmt == "cifar10":
-        inner = (stratified_split(targets, (1 - vf, vf), seed) if vf > 0
-                 else {"train": list(range(len(targets))), "test": []})
+        inner = (
+            stratified_split(targets, (1 - vf, vf), seed)
+            if vf > 0
+            else {"train": list(range(len(targets))), "test": []}
+        )
         test_ds = classification_dataset(data_cfg, format=fmt, test=True)
         split = {"train": inner["train"], "val": inner["test"], "test": list(range(len(test_ds)))}
         test_stems = test_ds.stems
     elif len(data_cfg.split) == 2:
         outer = stratified_split(targets, data_cfg.split, seed)
         pool = np.asarray(outer["train"], dtype=np.int64)
-        inner = (stratified_split(targets[pool], (1 - vf, vf), seed) if vf > 0
-                 else {"train": list(range(len(pool))), "test": []})
-        split = {"train": sorted(int(pool[i]) for i in inner["train"]),
-                 "val": sorted(int(pool[i]) for i in inner["test"]), "test": outer["test"]}
+        inner = (
+            stratified_split(targets[pool], (1 - vf, vf), seed)
+            if vf > 0
+            else {"train": list(range(len(pool))), "test": []}
+        )
+        split = {
+            "train": sorted(int(pool[i]) for i in inner["train"]),
+            "val": sorted(int(pool[i]) for i in inner["test"]),
+            "test": outer["test"],
+        }
     else:
         split = stratified_split(targets, data_cfg.split, seed)
     empty = [k for k in _required_parts(data_cfg) if not split[k]]
     if empty:
-        given = f"data.val_fraction {vf}" if fmt == "cifar10" else f"data.split {list(data_cfg.split)}" + (
-            f" with data.val_fraction {vf}" if len(data_cfg.split) == 2 else "")
-        raise InputError(f"{given} leaves the {' and '.join(empty)} part empty for {len(ds)} images "
-                         f"(parts are rounded per class)")
+        given = (
+            f"data.val_fraction {vf}"
+            if fmt == "cifar10"
+            else f"data.split {list(data_cfg.split)}"
+            + (f" with data.val_fraction {vf}" if len(data_cfg.split) == 2 else "")
+        )
+        raise InputError(
+            f"{given} leaves the {' and '.join(empty)} part empty for {len(ds)} images (parts are rounded per class)"
+        )
     stems = {k: [ds.stems[i] for i in split[k]] for k in ("train", "val")}
     stems["test"] = [(test_stems or ds.stems)[i] for i in split["test"]]
     return {**split, "seed": seed, "format": fmt, "classes": list(ds.classes), "stems": stems}
@@ -162,32 +191,58 @@ def make_tile_split(data_cfg, seed: int) -> dict:
         vf = data_cfg.val_fraction
         outer = group_split(groups, data_cfg.split, seed)
         pool = outer["train"]
-        inner = (group_split([groups[i] for i in pool], (1 - vf, vf), seed) if vf > 0
-                 else {"train": list(range(len(pool))), "test": []})
-        split = {"train": sorted(pool[i] for i in inner["train"]), "val": sorted(pool[i] for i in inner["test"]),
-                 "test": outer["test"]}
+        inner = (
+            group_split([groups[i] for i in pool], (1 - vf, vf), seed)
+            if vf > 0
+            else {"train": list(range(len(pool))), "test": []}
+        )
+        split = {
+            "train": sorted(pool[i] for i in inner["train"]),
+            "val": sorted(pool[i] for i in inner["test"]),
+            "test": outer["test"],
+        }
     empty = [k for k in _required_parts(data_cfg) if not split[k]]
     if empty:
-        raise InputError(f"data.split {list(data_cfg.split)} leaves the {' and '.join(empty)} part empty for "
-                         f"{len(ds.image_stems)} images of {len(set(groups))} source photos")
+        raise InputError(
+            f"data.split {list(data_cfg.split)} leaves the {' and '.join(empty)} part empty for "
+            f"{len(ds.image_stems)} images of {len(set(groups))} source photos"
+        )
     tiles = {}
     for k in SPLIT_PARTS:
         chosen = np.isin(ds.image_index, split[k])
         tiles[k] = {"total": int(chosen.sum()), "crack": int(ds.targets[chosen].sum())}
     spec = {"tile": ds.tile, "stride": ds.stride, "min_crack_pixels": ds.min_crack_pixels}
-    return {**split, "seed": seed, "format": TILE_FORMAT, "classes": list(ds.classes), "unit": "image",
-            "stems": {k: [ds.image_stems[i] for i in split[k]] for k in SPLIT_PARTS}, "tiles": tiles,
-            "tiling": spec}
+    return {
+        **split,
+        "seed": seed,
+        "format": TILE_FORMAT,
+        "classes": list(ds.classes),
+        "unit": "image",
+        "stems": {k: [ds.image_stems[i] for i in split[k]] for k in SPLIT_PARTS},
+        "tiles": tiles,
+        "tiling": spec,
+    }
 
 
 class ClassificationDataModule(SplitDataModule):
     def _loader(self, part, train=False):
-        ds = classification_dataset(self.cfg, format=self.split["format"], stems=self.split["stems"][part],
-                                    augment=train and self.cfg.augment, test=part == "test", seed=self.seed)
+        ds = classification_dataset(
+            self.cfg,
+            format=self.split["format"],
+            stems=self.split["stems"][part],
+            augment=train and self.cfg.augment,
+            test=part == "test",
+            seed=self.seed,
+        )
         # the training set's augmentation follows the epoch: fresh workers each epoch see it
         sampler = EpochSeededSampler(len(ds), self.seed, dataset=ds) if train else None
-        return DataLoader(ds, batch_size=self.cfg.batch_size, sampler=sampler, num_workers=self.cfg.num_workers,
-                          persistent_workers=self.cfg.num_workers > 0 and not train)
+        return DataLoader(
+            ds,
+            batch_size=self.cfg.batch_size,
+            sampler=sampler,
+            num_workers=self.cfg.num_workers,
+            persistent_workers=self.cfg.num_workers > 0 and not train,
+        )
 
 
 def classification_metric(cfg, geometry: dict, classes=None):
@@ -195,8 +250,6 @@ def classification_metric(cfg, geometry: dict, classes=None):
     from crackscope.metrics import ClassificationMetrics
 
     return ClassificationMetrics(int(geometry["classes"]), classes)
-
-
 
 
 # ---- evaluation ---------------------------------------------------------------------------------
@@ -209,8 +262,9 @@ def _label_map(data_classes: list[str], classes: list[str], data, fmt: str) -> n
     for c in data_classes:
         key = c if c in index or not neu else neu_class_of_folder(c)
         if key not in index:
-            raise InputError(f"--data {data} ({fmt}): class {c!r} is not one of the model's classes "
-                             f"({', '.join(classes)})")
+            raise InputError(
+                f"--data {data} ({fmt}): class {c!r} is not one of the model's classes ({', '.join(classes)})"
+            )
         mapping.append(index[key])
     return np.asarray(mapping, dtype=np.int64)
 
@@ -221,8 +275,9 @@ def _probabilities(model, ds, batch_size: int) -> torch.Tensor:
     return torch.cat([torch.softmax(model(x), 1) for x, _ in loader])
 
 
-def evaluate_classification_run(run_dir, data, out_dir, *, format: str | None = None, stems=None,
-                                extra: dict | None = None) -> dict:
+def evaluate_classification_run(
+    run_dir, data, out_dir, *, format: str | None = None, stems=None, extra: dict | None = None
+) -> dict:
     """Metrics of a run (or model folder) on a classification dataset -> OUT/metrics.json and
     OUT/figures/confusion.png. On the run's own data only its test part is scored; on other data
     every image (CIFAR-10: the test batch). Nothing is written unless every image was read."""
@@ -247,16 +302,27 @@ def evaluate_classification_run(run_dir, data, out_dir, *, format: str | None = 
     result = classification_summary(multiclass_confusion(probs, labels, len(classes)), classes)
     if set(classes) <= set(NEU_CLS_CLASSES):
         result["class_names"] = [NEU_CLS_CLASSES[c] for c in classes]
-    result.update({"data": str(data), "format": fmt, "subset": subset, "run": str(run_dir), "model": cfg.model.name,
-                   "loss": cfg.loss.name, "size_policy": "original size" if cfg.data.size is None
-                   else f"resize to {cfg.data.size}"})
+    result.update(
+        {
+            "data": str(data),
+            "format": fmt,
+            "subset": subset,
+            "run": str(run_dir),
+            "model": cfg.model.name,
+            "loss": cfg.loss.name,
+            "size_policy": "original size" if cfg.data.size is None else f"resize to {cfg.data.size}",
+        }
+    )
     if extra:
         result.update(extra)
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / "metrics.json", json.dumps(result, indent=2) + "\n")
-    plot_confusion_matrix(result["confusion"], result["classes"], out_dir / "figures" / "confusion.png",
-                          title=f"{cfg.name} on {data.name}\naccuracy {result['accuracy']:.4f}, "
-                                f"macro F1 {result['f1']:.4f}")
+    plot_confusion_matrix(
+        result["confusion"],
+        result["classes"],
+        out_dir / "figures" / "confusion.png",
+        title=f"{cfg.name} on {data.name}\naccuracy {result['accuracy']:.4f}, macro F1 {result['f1']:.4f}",
+    )
     return result
 
 
@@ -276,17 +342,24 @@ def predict_classification(run_dir, data, out_dir, log=lambda s: None) -> dict:
         with torch.no_grad():
             prob = torch.softmax(model(resize_image(image, cfg.data.size)[None]), 1)[0]
         k = int(prob.argmax())
-        rows.append({"stem": path.stem, "file": str(path), "predicted": classes[k],
-                     "probability": round(float(prob[k]), 6),
-                     **{f"p_{c}": round(float(p), 6) for c, p in zip(classes, prob.tolist())}})
+        rows.append(
+            {
+                "stem": path.stem,
+                "file": str(path),
+                "predicted": classes[k],
+                "probability": round(float(prob[k]), 6),
+                **{f"p_{c}": round(float(p), 6) for c, p in zip(classes, prob.tolist())},
+            }
+        )
     return finish_predictions(out_dir, rows, skipped, data, len(files))
 
 
 # ---- the classify pipeline's registry entries (crackscope.engine.pipelines) --------------------
 def finish_classification_training(run_dir: Path, cfg, split: dict, extra: dict) -> dict:
     """End of training: the test images into RUN/metrics.json and RUN/figures/confusion.png."""
-    return evaluate_classification_run(run_dir, cfg.data.root, run_dir, format=split["format"],
-                                       stems=split["stems"]["test"], extra=extra)
+    return evaluate_classification_run(
+        run_dir, cfg.data.root, run_dir, format=split["format"], stems=split["stems"]["test"], extra=extra
+    )
 
 
 def evaluate_classification(run_dir, data, out_dir, format=None) -> dict:
@@ -295,24 +368,31 @@ def evaluate_classification(run_dir, data, out_dir, format=None) -> dict:
 
 def report_classification(r: dict, out_dir: Path) -> list[str]:
     lo, hi = r["accuracy_interval_95"]
-    lines = [f"accuracy {r['accuracy']:.4f}  macro precision {r['precision']:.4f}  recall {r['recall']:.4f}  "
-             f"F1 {r['f1']:.4f}  ({r['n_images']} images, {r['subset']})",
-             f"  {r['errors']} errors; the accuracy's exact 95 % interval for {r['n_images']} test images: "
-             f"{lo:.4f}-{hi:.4f}"]
+    lines = [
+        f"accuracy {r['accuracy']:.4f}  macro precision {r['precision']:.4f}  recall {r['recall']:.4f}  "
+        f"F1 {r['f1']:.4f}  ({r['n_images']} images, {r['subset']})",
+        f"  {r['errors']} errors; the accuracy's exact 95 % interval for {r['n_images']} test images: "
+        f"{lo:.4f}-{hi:.4f}",
+    ]
     for cls, m in r["per_class"].items():
         if m["f1"] is not None:
-            lines.append(f"  {cls}: precision {m['precision']:.4f}  recall {m['recall']:.4f}  F1 {m['f1']:.4f}  "
-                         f"({m['support']} images)")
+            lines.append(
+                f"  {cls}: precision {m['precision']:.4f}  recall {m['recall']:.4f}  F1 {m['f1']:.4f}  "
+                f"({m['support']} images)"
+            )
     return lines
 
 
 def predict_classification_folder(run_dir, data, out_dir, log=lambda s: None) -> str:
     r = predict_classification(run_dir, data, out_dir, log=log)
-    return (f"classified {r['n_predicted']} images into {Path(out_dir) / 'predictions.csv'}"
-            + (f"; skipped {r['n_skipped']} unreadable (see {Path(out_dir) / 'skipped.txt'})" if r["n_skipped"] else ""))
+    return f"classified {r['n_predicted']} images into {Path(out_dir) / 'predictions.csv'}" + (
+        f"; skipped {r['n_skipped']} unreadable (see {Path(out_dir) / 'skipped.txt'})" if r["n_skipped"] else ""
+    )
 
 
 def classify_onnx_inputs(cfg, geometry: dict, batch: int) -> tuple[str, list[tuple[int, ...]], dict]:
     """ONNX input: (batch, C, H, W) images; the logits (batch, classes) have only a dynamic batch
     axis. Without a fixed size the network pools globally, so any H, W (checked on two sizes)."""
-    return image_onnx_inputs(int(geometry.get("in_channels", cfg.data.channels)), cfg.data.size, batch, ((64, 64), (96, 80)))
+    return image_onnx_inputs(
+        int(geometry.get("in_channels", cfg.data.channels)), cfg.data.size, batch, ((64, 64), (96, 80))
+    )

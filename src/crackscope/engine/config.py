@@ -42,8 +42,11 @@ class WavefieldData(_Strict):
     split: tuple[float, float, float] = (0.8, 0.1, 0.1)
     subtract_reference: bool = False
     normalize: Literal["per_sample", "global"] | None = "global"
-    augment: bool = Field(False, description="reflect half of the training plates about the mid-line through the "
-                          "source (exact for the simulator's symmetric plates; crackscope.data.wavefield_dataset)")
+    augment: bool = Field(
+        False,
+        description="reflect half of the training plates about the mid-line through the "
+        "source (exact for the simulator's symmetric plates; crackscope.data.wavefield_dataset)",
+    )
     batch_size: int = Field(16, ge=1)
     num_workers: int = Field(0, ge=0)
 
@@ -128,9 +131,14 @@ class ClassificationData(_ImageData):
     root: Path
     format: Literal[CLASSIFY_FORMATS] = "auto"
     split: tuple[float, float] | tuple[float, float, float] = (0.8, 0.2)
-    val_fraction: float = Field(0.1, ge=0, lt=1, description="share of the training part held out for "
-                                "validation when split has two parts; 0: none, the model trains on the whole "
-                                "training part and keeps its last epoch (trainer.weights: last)")
+    val_fraction: float = Field(
+        0.1,
+        ge=0,
+        lt=1,
+        description="share of the training part held out for "
+        "validation when split has two parts; 0: none, the model trains on the whole "
+        "training part and keeps its last epoch (trainer.weights: last)",
+    )
     channels: Literal[1, 3] = 1
     augment: bool | Literal["flips_rotations", "crop_flip"] = True
     tiles: TileSpec | None = Field(None, description="tiling of the deepcrack-tiles format (null: its defaults)")
@@ -139,8 +147,9 @@ class ClassificationData(_ImageData):
     @classmethod
     def _split(cls, v):
         if any(f < 0 for f in v) or abs(sum(v) - 1.0) > 1e-6 or v[0] <= 0 or v[-1] <= 0:
-            raise ValueError(f"split fractions must be non-negative, sum to 1 and give train and test > 0, "
-                             f"got {list(v)}")
+            raise ValueError(
+                f"split fractions must be non-negative, sum to 1 and give train and test > 0, got {list(v)}"
+            )
         if len(v) == 3 and v[1] <= 0:
             raise ValueError(f"a three-part split needs a validation part > 0, got {list(v)}")
         return v
@@ -150,8 +159,10 @@ class ClassificationData(_ImageData):
         # a resolved config.yaml lists the default val_fraction next to a three-part split: accept that
         default = type(self).model_fields["val_fraction"].default
         if len(self.split) == 3 and "val_fraction" in self.model_fields_set and self.val_fraction != default:
-            raise ValueError("val_fraction applies to a two-part split [train, test]; a three-part split "
-                             "gives the validation part itself")
+            raise ValueError(
+                "val_fraction applies to a two-part split [train, test]; a three-part split "
+                "gives the validation part itself"
+            )
         if self.tiles is not None and self.format != "deepcrack-tiles":
             raise ValueError(f"tiles applies to format deepcrack-tiles only (format is {self.format})")
         return self
@@ -175,35 +186,59 @@ class TrainerSpec(_Strict):
     num_nodes: int = Field(1, ge=1)
     precision: Literal["32-true", "16-mixed", "bf16-mixed"] = "32-true"
     threshold: float = Field(0.5, gt=0, lt=1, description="probability above which a pixel is a crack")
-    choose_threshold: bool = Field(False, description="choose the crack threshold on the validation split after "
-                                   "training (highest DSC over 0.05, 0.10, ... 0.95) and store it in "
-                                   "RUN/operating_point.json, which evaluate, predict and export use; validation "
-                                   "then also logs val/dsc_best (the default monitor) and val/threshold_best")
-    monitor: str | None = Field(None, description="validation metric that selects the best checkpoint "
-                                "(maximised); default val/dsc (wave field), val/miou (surface) or "
-                                "val/accuracy (classify)")
-    lr_plateau_patience: int | None = Field(None, ge=1, description="ReduceLROnPlateau on val/loss after this many "
-                                            "epochs without improvement (off when null)")
+    choose_threshold: bool = Field(
+        False,
+        description="choose the crack threshold on the validation split after "
+        "training (highest DSC over 0.05, 0.10, ... 0.95) and store it in "
+        "RUN/operating_point.json, which evaluate, predict and export use; validation "
+        "then also logs val/dsc_best (the default monitor) and val/threshold_best",
+    )
+    monitor: str | None = Field(
+        None,
+        description="validation metric that selects the best checkpoint "
+        "(maximised); default val/dsc (wave field), val/miou (surface) or "
+        "val/accuracy (classify)",
+    )
+    lr_plateau_patience: int | None = Field(
+        None,
+        ge=1,
+        description="ReduceLROnPlateau on val/loss after this many epochs without improvement (off when null)",
+    )
     lr_plateau_factor: float = Field(0.1, gt=0, lt=1)
-    lr_step_epochs: list[int] | None = Field(None, description="multiply the learning rate by lr_step_factor "
-                                             "at the start of each of these epochs (0-based; off when null)")
+    lr_step_epochs: list[int] | None = Field(
+        None,
+        description="multiply the learning rate by lr_step_factor "
+        "at the start of each of these epochs (0-based; off when null)",
+    )
     lr_step_factor: float = Field(0.1, gt=0, lt=1)
-    lr_decay: Literal["cosine", "linear"] | None = Field(None, description="decay the learning rate from "
-                                                         "optimizer.lr towards 0 over max_epochs (off when null)")
-    early_stopping_patience: int | None = Field(None, ge=1, description="stop after this many epochs without a "
-                                                "lower val/loss (off when null)")
-    keep_epoch_checkpoints: int | None = Field(None, ge=1, description="keep only the newest k per-epoch "
-                                               "checkpoints (all when null); last.ckpt and best.ckpt are always kept")
-    weights: Literal["best", "last"] = Field("best", description="what model.safetensors holds: the epoch with the "
-                                             "best monitored validation metric, or the last epoch (a fixed schedule, "
-                                             "for a validation part too small to rank epochs)")
+    lr_decay: Literal["cosine", "linear"] | None = Field(
+        None, description="decay the learning rate from optimizer.lr towards 0 over max_epochs (off when null)"
+    )
+    early_stopping_patience: int | None = Field(
+        None, ge=1, description="stop after this many epochs without a lower val/loss (off when null)"
+    )
+    keep_epoch_checkpoints: int | None = Field(
+        None,
+        ge=1,
+        description="keep only the newest k per-epoch "
+        "checkpoints (all when null); last.ckpt and best.ckpt are always kept",
+    )
+    weights: Literal["best", "last"] = Field(
+        "best",
+        description="what model.safetensors holds: the epoch with the "
+        "best monitored validation metric, or the last epoch (a fixed schedule, "
+        "for a validation part too small to rank epochs)",
+    )
     tensorboard: bool = False
     mlflow: bool = False
     limit_train_batches: int | float = 1.0
-    compile: bool = Field(False, description="compile the model with torch.compile (TorchInductor) for training: "
-                          "fuses element-wise operations: an AOIE-Net training step on a 2-vCPU CPU ran 3.8x (128 px) "
-                          "to 6.3x (200 px) faster, after a one-off compile of about a minute per input shape; "
-                          "weight names and checkpoints are those of the plain model")
+    compile: bool = Field(
+        False,
+        description="compile the model with torch.compile (TorchInductor) for training: "
+        "fuses element-wise operations: an AOIE-Net training step on a 2-vCPU CPU ran 3.8x (128 px) "
+        "to 6.3x (200 px) faster, after a one-off compile of about a minute per input shape; "
+        "weight names and checkpoints are those of the plain model",
+    )
 
     @field_validator("lr_step_epochs")
     @classmethod
@@ -224,11 +259,18 @@ class TrainConfig(_Strict):
     """Everything a training run needs; the resolved copy is written to RUN/config.yaml."""
 
     name: str = Field(..., min_length=1, pattern=r"^[A-Za-z0-9_.+-]+$")
-    pipeline: str = Field("wavefield", description="a pipeline that trains with the engine "
-                          "(crackscope.engine.pipelines.REGISTRY): wavefield, surface or classify")
+    pipeline: str = Field(
+        "wavefield",
+        description="a pipeline that trains with the engine "
+        "(crackscope.engine.pipelines.REGISTRY): wavefield, surface or classify",
+    )
     seed: int = Field(0, ge=0)
-    split_seed: int | None = Field(None, ge=0, description="seed of the train/validation/test split; null: "
-                                   "``seed``. Fix it to train several seeds on one split (the same test images)")
+    split_seed: int | None = Field(
+        None,
+        ge=0,
+        description="seed of the train/validation/test split; null: "
+        "``seed``. Fix it to train several seeds on one split (the same test images)",
+    )
     out_dir: Path = Path("runs")
     data: WavefieldData | SurfaceData | ClassificationData = Field(..., discriminator="kind")
     model: ModelSpec
@@ -250,8 +292,10 @@ class TrainConfig(_Strict):
         from crackscope.engine import pipelines
 
         if v not in pipelines.trainable():
-            raise ValueError(f"pipeline {v!r} does not train with 'crackscope train'; choose one of "
-                             f"{', '.join(pipelines.trainable())}")
+            raise ValueError(
+                f"pipeline {v!r} does not train with 'crackscope train'; choose one of "
+                f"{', '.join(pipelines.trainable())}"
+            )
         return v
 
     @model_validator(mode="after")
@@ -262,12 +306,20 @@ class TrainConfig(_Strict):
             raise ValueError(f"trainer.choose_threshold applies to the wavefield pipeline, not {self.pipeline!r}")
         if not getattr(self.data, "has_validation", True):
             t = self.trainer
-            needs = [k for k, v in (("trainer.weights=best", t.weights == "best"),
-                                    ("trainer.lr_plateau_patience", t.lr_plateau_patience is not None),
-                                    ("trainer.early_stopping_patience", t.early_stopping_patience is not None)) if v]
+            needs = [
+                k
+                for k, v in (
+                    ("trainer.weights=best", t.weights == "best"),
+                    ("trainer.lr_plateau_patience", t.lr_plateau_patience is not None),
+                    ("trainer.early_stopping_patience", t.early_stopping_patience is not None),
+                )
+                if v
+            ]
             if needs:
-                raise ValueError(f"data.val_fraction 0 leaves no validation images, which {', '.join(needs)} "
-                                 "needs: keep the last epoch (trainer.weights=last) on a fixed schedule")
+                raise ValueError(
+                    f"data.val_fraction 0 leaves no validation images, which {', '.join(needs)} "
+                    "needs: keep the last epoch (trainer.weights=last) on a fixed schedule"
+                )
         return self
 
     @property
@@ -290,7 +342,9 @@ class TrainConfig(_Strict):
         return self.seed if self.split_seed is None else self.split_seed
 
 
-def load_train_config(path: str | Path | None, overrides: list[str] | tuple[str, ...] = (), base: dict | None = None) -> TrainConfig:
+def load_train_config(
+    path: str | Path | None, overrides: list[str] | tuple[str, ...] = (), base: dict | None = None
+) -> TrainConfig:
     """A TrainConfig from a YAML file (and/or a base mapping) plus ``key=value`` overrides."""
     data = dict(base or {})
     if path is not None:

@@ -21,8 +21,9 @@ def stem_positions(available, wanted, root) -> list[int]:
     position = {s: i for i, s in enumerate(available)}
     missing = [s for s in wanted if s not in position]
     if missing:
-        raise InputError(f"{root}: the split lists {missing[0]!r} (and {len(missing) - 1} more) that the "
-                         f"dataset does not have")
+        raise InputError(
+            f"{root}: the split lists {missing[0]!r} (and {len(missing) - 1} more) that the dataset does not have"
+        )
     return [position[s] for s in wanted]
 
 
@@ -79,12 +80,16 @@ class WithCrackLength(Dataset):
         return x, mask, torch.tensor(float(self.base.max_crack_length_um[i]))
 
 
-def wavefield_dataset(store: Path, indices, subtract_reference: bool, normalize, *, mirror: bool = False,
-                      seed: int = 0):
+def wavefield_dataset(
+    store: Path, indices, subtract_reference: bool, normalize, *, mirror: bool = False, seed: int = 0
+):
     from crackscope.data.wavefield_dataset import WavefieldDataset
 
-    return WithCrackLength(WavefieldDataset(store, indices=indices, subtract_reference=subtract_reference,
-                                            normalize=normalize, mirror=mirror, seed=seed))
+    return WithCrackLength(
+        WavefieldDataset(
+            store, indices=indices, subtract_reference=subtract_reference, normalize=normalize, mirror=mirror, seed=seed
+        )
+    )
 
 
 def store_geometry(store: Path) -> dict:
@@ -94,7 +99,12 @@ def store_geometry(store: Path) -> dict:
     group = open_store(store)
     n, _, s, t = group["signals"].shape
     grid = int(group.attrs["config"]["sensor_grid"])
-    return {"n_time": int(t), "n_sensors": int(s), "sensor_grid": (grid, grid), "mask_size": int(group["masks"].shape[-1])}
+    return {
+        "n_time": int(t),
+        "n_sensors": int(s),
+        "sensor_grid": (grid, grid),
+        "mask_size": int(group["masks"].shape[-1]),
+    }
 
 
 class SplitDataModule(L.LightningDataModule):
@@ -119,12 +129,23 @@ class SplitDataModule(L.LightningDataModule):
 
 class WavefieldDataModule(SplitDataModule):
     def _loader(self, part, train=False):
-        ds = wavefield_dataset(self.cfg.store, self.split[part], self.cfg.subtract_reference, self.cfg.normalize,
-                               mirror=train and self.cfg.augment, seed=self.seed)
+        ds = wavefield_dataset(
+            self.cfg.store,
+            self.split[part],
+            self.cfg.subtract_reference,
+            self.cfg.normalize,
+            mirror=train and self.cfg.augment,
+            seed=self.seed,
+        )
         sampler = EpochSeededSampler(len(ds), self.seed, dataset=ds) if train else None
-        return DataLoader(ds, batch_size=self.cfg.batch_size, sampler=sampler, num_workers=self.cfg.num_workers,
-                          # workers must copy the dataset anew each epoch to see its epoch's reflections
-                          persistent_workers=self.cfg.num_workers > 0 and not (train and self.cfg.augment))
+        return DataLoader(
+            ds,
+            batch_size=self.cfg.batch_size,
+            sampler=sampler,
+            num_workers=self.cfg.num_workers,
+            # workers must copy the dataset anew each epoch to see its epoch's reflections
+            persistent_workers=self.cfg.num_workers > 0 and not (train and self.cfg.augment),
+        )
 
 
 def make_split(data_cfg, seed: int, run_dir: Path) -> dict[str, list[int]]:
@@ -140,7 +161,9 @@ def make_split(data_cfg, seed: int, run_dir: Path) -> dict[str, list[int]]:
         raise InputError(f"data.store {data_cfg.store} has only {done.size} finished samples; need at least 3")
     split = split_indices(done, data_cfg.split, seed)
     if not split["train"] or not split["val"]:
-        raise InputError(f"data.split {list(data_cfg.split)} leaves an empty train or validation set for {done.size} samples")
+        raise InputError(
+            f"data.split {list(data_cfg.split)} leaves an empty train or validation set for {done.size} samples"
+        )
     return split
 
 

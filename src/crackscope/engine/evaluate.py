@@ -14,15 +14,22 @@ from crackscope.engine.data import own_test_part, store_geometry, wavefield_data
 from crackscope.engine.runs import OPERATING_POINT_FILE, load_run, run_threshold
 from crackscope.errors import InputError
 from crackscope.figures import plot_best_median_worst
-from crackscope.metrics import DEFAULT_BOUNDS_UM
 from crackscope.io import atomic_savez, atomic_write_text
-
-
+from crackscope.metrics import DEFAULT_BOUNDS_UM
 
 SIMULATE_FILE = "simulate.yaml"  # in a wave-field run: the simulator settings of its training store
 # PlateConfig fields that fix what a sample means to a model: plate size, sampling in time and space
-GEOMETRY_FIELDS = ("width", "height", "lattice_spacing", "n_time", "record_every", "time_step", "cfl",
-                   "sensor_grid", "mask_size")
+GEOMETRY_FIELDS = (
+    "width",
+    "height",
+    "lattice_spacing",
+    "n_time",
+    "record_every",
+    "time_step",
+    "cfl",
+    "sensor_grid",
+    "mask_size",
+)
 
 
 def write_simulate_yaml(run_dir: Path, store: Path) -> Path:
@@ -32,11 +39,14 @@ def write_simulate_yaml(run_dir: Path, store: Path) -> Path:
     from crackscope.data.wavefield_store import open_store
 
     attrs = open_store(store).attrs
-    note = (f"# Simulator settings of the store this model was trained on ({attrs.get('n_samples')} plates, seed "
-            f"{attrs.get('seed')}, {attrs.get('simulator')}).\n# Fresh test plates: crackscope simulate wavefield "
-            f"--config simulate.yaml --samples N --seed S --out plates.zarr\n")
-    return atomic_write_text(Path(run_dir) / SIMULATE_FILE,
-                             note + yaml.safe_dump(dict(attrs["config"]), sort_keys=False))
+    note = (
+        f"# Simulator settings of the store this model was trained on ({attrs.get('n_samples')} plates, seed "
+        f"{attrs.get('seed')}, {attrs.get('simulator')}).\n# Fresh test plates: crackscope simulate wavefield "
+        f"--config simulate.yaml --samples N --seed S --out plates.zarr\n"
+    )
+    return atomic_write_text(
+        Path(run_dir) / SIMULATE_FILE, note + yaml.safe_dump(dict(attrs["config"]), sort_keys=False)
+    )
 
 
 def _check_geometry(run_dir: Path, run_geometry: dict, store: Path) -> dict:
@@ -45,7 +55,9 @@ def _check_geometry(run_dir: Path, run_geometry: dict, store: Path) -> dict:
     geo = store_geometry(store)
     for key in ("n_time", "n_sensors", "mask_size"):
         if key in run_geometry and int(run_geometry[key]) != int(geo[key]):
-            raise InputError(f"--data {store}: {key}={geo[key]} but the model was trained with {key}={run_geometry[key]}")
+            raise InputError(
+                f"--data {store}: {key}={geo[key]} but the model was trained with {key}={run_geometry[key]}"
+            )
     trained = Path(run_dir) / SIMULATE_FILE
     if trained.exists():
         from crackscope.data.wavefield_store import open_store
@@ -53,8 +65,10 @@ def _check_geometry(run_dir: Path, run_geometry: dict, store: Path) -> dict:
         mine, theirs = yaml.safe_load(trained.read_text()) or {}, dict(open_store(store).attrs["config"])
         for key in GEOMETRY_FIELDS:
             if key in mine and mine[key] != theirs.get(key):
-                raise InputError(f"--data {store}: {key}={theirs.get(key)!r} but the model was trained on plates with "
-                                 f"{key}={mine[key]!r} ({trained})")
+                raise InputError(
+                    f"--data {store}: {key}={theirs.get(key)!r} but the model was trained on plates with "
+                    f"{key}={mine[key]!r} ({trained})"
+                )
     return geo
 
 
@@ -104,8 +118,14 @@ def choose_threshold(run_dir, store, indices, *, batch_size=None) -> dict:
     _check_geometry(run_dir, geometry, store)
     probs, masks, _, sample_index = _infer(model, cfg, store, list(indices), batch_size)
     best = best_threshold(sweep_counts(probs, masks, THRESHOLD_GRID, from_logits=False), THRESHOLD_GRID)
-    point = {"threshold": best["threshold_best"], "dsc": best["dsc_best"], "chosen_on": "validation split",
-             "n_samples": int(len(sample_index)), "store": str(store), "candidates": list(THRESHOLD_GRID)}
+    point = {
+        "threshold": best["threshold_best"],
+        "dsc": best["dsc_best"],
+        "chosen_on": "validation split",
+        "n_samples": int(len(sample_index)),
+        "store": str(store),
+        "candidates": list(THRESHOLD_GRID),
+    }
     atomic_write_text(run_dir / OPERATING_POINT_FILE, json.dumps(point, indent=2) + "\n")
     return point
 
@@ -124,13 +144,20 @@ def evaluate_run(run_dir, store, out_dir, *, indices=None, batch_size=None, extr
     metrics = SegmentationMetrics(threshold=threshold, from_logits=False, sync_on_compute=False)
     metrics.update(probs.unsqueeze(1), masks.unsqueeze(1), lengths)
     result = _to_builtin(metrics.compute())
-    result.update({"n_samples": int(len(sample_index)), "store": str(store), "run": str(run_dir),
-                   "threshold": threshold, "model": cfg.model.name, "loss": cfg.loss.name,
-                   "activation": cfg.model.kwargs.get("activation")})
+    result.update(
+        {
+            "n_samples": int(len(sample_index)),
+            "store": str(store),
+            "run": str(run_dir),
+            "threshold": threshold,
+            "model": cfg.model.name,
+            "loss": cfg.loss.name,
+            "activation": cfg.model.kwargs.get("activation"),
+        }
+    )
     if extra:
         result.update(extra)
-    counts = confusion_counts(probs.unsqueeze(1), masks.unsqueeze(1), threshold=threshold,
-                              from_logits=False).double()
+    counts = confusion_counts(probs.unsqueeze(1), masks.unsqueeze(1), threshold=threshold, from_logits=False).double()
     tp, fp, fn = counts[:, 0], counts[:, 1], counts[:, 2]
     per_sample_dsc = torch.where(tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn).clamp_min(1), torch.ones_like(tp))
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -138,10 +165,16 @@ def evaluate_run(run_dir, store, out_dir, *, indices=None, batch_size=None, extr
     atomic_write_text(out_dir / "size_table.md", size_table(result.get("by_crack_size", {})))
     plot_best_median_worst(
         per_sample_dsc.numpy(),
-        lambda i: [(masks[i].numpy(), "true mask", "gray_r"), (probs[i].numpy(), "crack probability", "magma"),
-                   ((probs[i] > threshold).numpy(), "predicted mask", "gray_r")],
+        lambda i: [
+            (masks[i].numpy(), "true mask", "gray_r"),
+            (probs[i].numpy(), "crack probability", "magma"),
+            ((probs[i] > threshold).numpy(), "predicted mask", "gray_r"),
+        ],
         lambda label, i: f"{label} (#{int(sample_index[i])}, DSC {float(per_sample_dsc[i]):.2f})",
-        out_dir / "figures" / "masks.png", title=f"{cfg.name} on {store.name}", origin="lower")
+        out_dir / "figures" / "masks.png",
+        title=f"{cfg.name} on {store.name}",
+        origin="lower",
+    )
     return result
 
 
@@ -152,9 +185,13 @@ def predict_run(run_dir, store, out_dir, *, batch_size=None) -> Path:
     threshold = run_threshold(run_dir, cfg)
     _check_geometry(run_dir, geometry, store)
     probs, _, _, sample_index = _infer(model, cfg, store, None, batch_size)
-    return atomic_savez(out_dir / "predictions.npz", sample_index=sample_index,
-                        probability=probs.numpy().astype(np.float16),
-                        mask=(probs > threshold).numpy().astype(np.uint8), threshold=np.float32(threshold))
+    return atomic_savez(
+        out_dir / "predictions.npz",
+        sample_index=sample_index,
+        probability=probs.numpy().astype(np.float16),
+        mask=(probs > threshold).numpy().astype(np.uint8),
+        threshold=np.float32(threshold),
+    )
 
 
 def _to_builtin(obj):
@@ -185,9 +222,11 @@ def evaluate_wavefield(run_dir, data, out_dir, format=None) -> dict:
 
 
 def report_wavefield(result: dict, out_dir: Path) -> list[str]:
-    return [f"DSC {result['dsc']:.4f}  IoU {result['iou']:.4f}  precision {result['precision']:.4f}  "
-            f"recall {result['recall']:.4f}  accuracy {result['accuracy']:.4f}  ({result['n_samples']} samples)",
-            (Path(out_dir) / "size_table.md").read_text().rstrip()]
+    return [
+        f"DSC {result['dsc']:.4f}  IoU {result['iou']:.4f}  precision {result['precision']:.4f}  "
+        f"recall {result['recall']:.4f}  accuracy {result['accuracy']:.4f}  ({result['n_samples']} samples)",
+        (Path(out_dir) / "size_table.md").read_text().rstrip(),
+    ]
 
 
 def predict_wavefield(run_dir, data, out_dir, log=None) -> str:

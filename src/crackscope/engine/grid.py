@@ -82,8 +82,15 @@ def _run_one(cfg_json: dict) -> dict:
     return json.loads((run_dir / "metrics.json").read_text())
 
 
-def run_grid(grid_path, overrides: list[str] = (), *, backend: str = "local", workers: int = 1,
-             address: str | None = None, log=lambda s: None) -> dict:
+def run_grid(
+    grid_path,
+    overrides: list[str] = (),
+    *,
+    backend: str = "local",
+    workers: int = 1,
+    address: str | None = None,
+    log=lambda s: None,
+) -> dict:
     """Run every unfinished run of the grid; write GRID_OUT/results.csv and table.md."""
     grid, configs = expand(grid_path, list(overrides))
     out_override = [o.split("=", 1)[1] for o in overrides if o.startswith("out_dir=")]
@@ -119,8 +126,12 @@ def run_grid(grid_path, overrides: list[str] = (), *, backend: str = "local", wo
     out = grid.out_dir
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.csv").write_text(_csv(rows))
-    table = {"activation_loss": activation_loss_table, "models": model_table, "surface": surface_table,
-             "classify": classify_table}[grid.table](rows)
+    table = {
+        "activation_loss": activation_loss_table,
+        "models": model_table,
+        "surface": surface_table,
+        "classify": classify_table,
+    }[grid.table](rows)
     (out / "table.md").write_text(table)
     return {"rows": rows, "table": table, "out_dir": str(out)}
 
@@ -128,20 +139,41 @@ def run_grid(grid_path, overrides: list[str] = (), *, backend: str = "local", wo
 def _row(cfg: TrainConfig) -> dict:
     m = json.loads((cfg.run_dir / "metrics.json").read_text())
     if cfg.pipeline == "classify":
-        return {"run": cfg.name, "model": cfg.model.name, "loss": cfg.loss.name, "seed": cfg.seed,
-                **{k: m[k] for k in ("accuracy", "precision", "recall", "f1")},
-                "parameters": m.get("parameters"), "epochs_run": m.get("epochs_run"),
-                "weights_epoch": m.get("weights_epoch", m.get("best_epoch")),
-                "train_samples_per_s": m.get("train_samples_per_s")}
+        return {
+            "run": cfg.name,
+            "model": cfg.model.name,
+            "loss": cfg.loss.name,
+            "seed": cfg.seed,
+            **{k: m[k] for k in ("accuracy", "precision", "recall", "f1")},
+            "parameters": m.get("parameters"),
+            "epochs_run": m.get("epochs_run"),
+            "weights_epoch": m.get("weights_epoch", m.get("best_epoch")),
+            "train_samples_per_s": m.get("train_samples_per_s"),
+        }
     if cfg.pipeline == "surface":
-        return {"run": cfg.name, "model": cfg.model.name, "loss": cfg.loss.name, "seed": cfg.seed,
-                **{k: m[k] for k in ("accuracy", "precision", "recall", "miou", "iou_defect", "f1")},
-                "parameters": m.get("parameters"), "epochs_run": m.get("epochs_run"),
-                "weights_epoch": m.get("weights_epoch", m.get("best_epoch")),
-                "train_samples_per_s": m.get("train_samples_per_s")}
-    row = {"run": cfg.name, "model": cfg.model.name, "activation": cfg.model.kwargs.get("activation", "relu"),
-           "loss": cfg.loss.name, "seed": cfg.seed, "dsc": m["dsc"], "accuracy": m["accuracy"], "iou": m["iou"],
-           "parameters": m.get("parameters"), "train_samples_per_s": m.get("train_samples_per_s")}
+        return {
+            "run": cfg.name,
+            "model": cfg.model.name,
+            "loss": cfg.loss.name,
+            "seed": cfg.seed,
+            **{k: m[k] for k in ("accuracy", "precision", "recall", "miou", "iou_defect", "f1")},
+            "parameters": m.get("parameters"),
+            "epochs_run": m.get("epochs_run"),
+            "weights_epoch": m.get("weights_epoch", m.get("best_epoch")),
+            "train_samples_per_s": m.get("train_samples_per_s"),
+        }
+    row = {
+        "run": cfg.name,
+        "model": cfg.model.name,
+        "activation": cfg.model.kwargs.get("activation", "relu"),
+        "loss": cfg.loss.name,
+        "seed": cfg.seed,
+        "dsc": m["dsc"],
+        "accuracy": m["accuracy"],
+        "iou": m["iou"],
+        "parameters": m.get("parameters"),
+        "train_samples_per_s": m.get("train_samples_per_s"),
+    }
     for col in SIZE_COLUMNS:
         row[f"dsc{col}"] = ((m.get("by_crack_size") or {}).get(col) or {}).get("dsc")
     return row
@@ -168,36 +200,49 @@ def _mean(values):
 
 def activation_loss_table(rows: list[dict]) -> str:
     """The paper's Table 1 layout: rows activation x loss, columns DSC for cracks > 0 ... > 4 µm."""
-    lines = ["| activation | loss | " + " | ".join(f"{c} µm" for c in SIZE_COLUMNS) + " |",
-             "|---|---|" + "---:|" * len(SIZE_COLUMNS)]
+    lines = [
+        "| activation | loss | " + " | ".join(f"{c} µm" for c in SIZE_COLUMNS) + " |",
+        "|---|---|" + "---:|" * len(SIZE_COLUMNS),
+    ]
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
         groups.setdefault((r["activation"], r["loss"]), []).append(r)
     for (act, loss), rs in groups.items():
-        lines.append(f"| {act} | {loss} | " + " | ".join(_mean([r[f'dsc{c}'] for r in rs]) for c in SIZE_COLUMNS) + " |")
+        lines.append(
+            f"| {act} | {loss} | " + " | ".join(_mean([r[f"dsc{c}"] for r in rs]) for c in SIZE_COLUMNS) + " |"
+        )
     return "\n".join(lines) + "\n"
 
 
 def model_table(rows: list[dict]) -> str:
     """One row per model: DSC by crack size, pixel accuracy, parameters and training samples/s."""
-    lines = ["| model | loss | " + " | ".join(f"DSC {c} µm" for c in SIZE_COLUMNS)
-             + " | accuracy | parameters | train samples/s |",
-             "|---|---|" + "---:|" * (len(SIZE_COLUMNS) + 3)]
+    lines = [
+        "| model | loss | "
+        + " | ".join(f"DSC {c} µm" for c in SIZE_COLUMNS)
+        + " | accuracy | parameters | train samples/s |",
+        "|---|---|" + "---:|" * (len(SIZE_COLUMNS) + 3),
+    ]
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
         groups.setdefault((r["model"], r["loss"]), []).append(r)
     for (model, loss), rs in groups.items():
         sps = [r["train_samples_per_s"] for r in rs if r["train_samples_per_s"]]
-        lines.append(f"| {model} | {loss} | " + " | ".join(_mean([r[f'dsc{c}'] for r in rs]) for c in SIZE_COLUMNS)
-                     + f" | {_mean([r['accuracy'] for r in rs])} | {rs[0]['parameters']:,} | "
-                     + (f"{sum(sps) / len(sps):.1f}" if sps else "–") + " |")
+        lines.append(
+            f"| {model} | {loss} | "
+            + " | ".join(_mean([r[f"dsc{c}"] for r in rs]) for c in SIZE_COLUMNS)
+            + f" | {_mean([r['accuracy'] for r in rs])} | {rs[0]['parameters']:,} | "
+            + (f"{sum(sps) / len(sps):.1f}" if sps else "–")
+            + " |"
+        )
     return "\n".join(lines) + "\n"
 
 
 def surface_table(rows: list[dict]) -> str:
     """The surface paper's Table 2 layout: Model | Accuracy | Precision | Recall | mIoU (+ defect IoU, F1)."""
-    lines = ["| model | accuracy | precision | recall | mIoU | defect IoU | F1 | parameters | epochs (kept) |",
-             "|---|" + "---:|" * 8]
+    lines = [
+        "| model | accuracy | precision | recall | mIoU | defect IoU | F1 | parameters | epochs (kept) |",
+        "|---|" + "---:|" * 8,
+    ]
     groups: dict[str, list[dict]] = {}
     for r in rows:
         groups.setdefault(r["model"], []).append(r)

@@ -23,8 +23,10 @@ def list_prediction_images(data: Path) -> list[Path]:
             data = data / sub
             break
     exts = image_extensions()
-    files = sorted((p for p in data.iterdir() if p.is_file() and not p.name.startswith(".")
-                    and p.suffix.lower() in exts), key=lambda p: natural_key(p.stem))
+    files = sorted(
+        (p for p in data.iterdir() if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in exts),
+        key=lambda p: natural_key(p.stem),
+    )
     if not files:
         raise InputError(f"--data {data}: no image files found")
     return files

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import lightning as L
 import torch
 
 from crackscope.metrics import SEGMENTATION_VAL_KEYS, SegmentationMetrics
-
 
 
 def segmentation_metric(cfg, geometry: dict, classes=None) -> SegmentationMetrics:
@@ -29,9 +28,16 @@ def segmentation_metric(cfg, geometry: dict, classes=None) -> SegmentationMetric
     return SegmentationMetrics(threshold=cfg.trainer.threshold, sweep=sweep)
 
 
-def lr_multiplier(epoch: int, *, step_epochs: Sequence[int] | None = None, step_factor: float = 0.1,
-                  decay: str | None = None, max_epochs: int = 1, decay_steps: int = 20,
-                  decay_final: float = 1.0) -> float:
+def lr_multiplier(
+    epoch: int,
+    *,
+    step_epochs: Sequence[int] | None = None,
+    step_factor: float = 0.1,
+    decay: str | None = None,
+    max_epochs: int = 1,
+    decay_steps: int = 20,
+    decay_final: float = 1.0,
+) -> float:
     """The learning rate of 0-based ``epoch`` as a multiple of the initial one.
 
     ``step_epochs``: times ``step_factor`` for every listed epoch already reached (``[45]``, 0.1:
@@ -55,18 +61,35 @@ def lr_multiplier(epoch: int, *, step_epochs: Sequence[int] | None = None, step_
 
 
 class TrainingTask(L.LightningModule):
-    def __init__(self, model: torch.nn.Module, loss: torch.nn.Module, *, lr: float = 1e-3, weight_decay: float = 0.0,
-                 optimizer: str = "adam", threshold: float = 0.5, seed: int = 0,
-                 lr_plateau_patience: int | None = None, lr_plateau_factor: float = 0.1,
-                 lr_step_epochs: Sequence[int] | None = None, lr_step_factor: float = 0.1,
-                 lr_decay: str | None = None, max_epochs: int = 1,
-                 metric: Callable[[], torch.nn.Module] | None = None, logged: Sequence[str] = SEGMENTATION_VAL_KEYS):
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        loss: torch.nn.Module,
+        *,
+        lr: float = 1e-3,
+        weight_decay: float = 0.0,
+        optimizer: str = "adam",
+        threshold: float = 0.5,
+        seed: int = 0,
+        lr_plateau_patience: int | None = None,
+        lr_plateau_factor: float = 0.1,
+        lr_step_epochs: Sequence[int] | None = None,
+        lr_step_factor: float = 0.1,
+        lr_decay: str | None = None,
+        max_epochs: int = 1,
+        metric: Callable[[], torch.nn.Module] | None = None,
+        logged: Sequence[str] = SEGMENTATION_VAL_KEYS,
+    ):
         super().__init__()
         self.model, self.loss_fn = model, loss
         self.lr, self.weight_decay, self.optimizer_name = lr, weight_decay, optimizer
         self.lr_plateau_patience, self.lr_plateau_factor = lr_plateau_patience, lr_plateau_factor
-        self.lr_schedule = {"step_epochs": list(lr_step_epochs) if lr_step_epochs else None,
-                            "step_factor": lr_step_factor, "decay": lr_decay, "max_epochs": max_epochs}
+        self.lr_schedule = {
+            "step_epochs": list(lr_step_epochs) if lr_step_epochs else None,
+            "step_factor": lr_step_factor,
+            "decay": lr_decay,
+            "max_epochs": max_epochs,
+        }
         self.threshold, self.seed = threshold, seed
         metric = metric or (lambda: SegmentationMetrics(threshold=threshold))
         self.val_metrics, self.test_metrics = metric(), metric()
@@ -105,18 +128,24 @@ class TrainingTask(L.LightningModule):
     def training_step(self, batch, batch_idx):
         x, mask, _ = self._unpack(batch)
         loss = self.loss_fn(self(x), mask)
-        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=x.shape[0],
-                 sync_dist=True)
-        self.log("train/lr", self.optimizers().param_groups[0]["lr"], on_step=False, on_epoch=True,
-                 batch_size=x.shape[0], sync_dist=True)
+        self.log("train/loss", loss, on_step=False, on_epoch=True, prog_bar=True, batch_size=x.shape[0], sync_dist=True)
+        self.log(
+            "train/lr",
+            self.optimizers().param_groups[0]["lr"],
+            on_step=False,
+            on_epoch=True,
+            batch_size=x.shape[0],
+            sync_dist=True,
+        )
         self.train_samples += x.shape[0]
         return loss
 
     def validation_step(self, batch, batch_idx):
         x, mask, lengths = self._unpack(batch)
         logits = self(x)
-        self.log("val/loss", self.loss_fn(logits, mask), on_epoch=True, prog_bar=True, batch_size=x.shape[0],
-                 sync_dist=True)
+        self.log(
+            "val/loss", self.loss_fn(logits, mask), on_epoch=True, prog_bar=True, batch_size=x.shape[0], sync_dist=True
+        )
         self.val_metrics.update(logits, mask, lengths)
 
     def on_validation_epoch_end(self):
@@ -125,8 +154,12 @@ class TrainingTask(L.LightningModule):
         for key in self.logged + swept:
             # already reduced over every process by the metric: every rank holds the same value
             value = result[key]
-            self.log(f"val/{key}", float("nan") if value is None else float(value), prog_bar=key == self.logged[0],
-                     sync_dist=True)
+            self.log(
+                f"val/{key}",
+                float("nan") if value is None else float(value),
+                prog_bar=key == self.logged[0],
+                sync_dist=True,
+            )
         self.val_metrics.reset()
 
     def test_step(self, batch, batch_idx):
@@ -139,6 +172,7 @@ class TrainingTask(L.LightningModule):
         if self.lr_plateau_patience is None:
             return opt
         # the learning rate follows the validation loss (Zhang et al., surface paper, section 4.2)
-        plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=self.lr_plateau_factor,
-                                                             patience=self.lr_plateau_patience)
+        plateau = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            opt, mode="min", factor=self.lr_plateau_factor, patience=self.lr_plateau_patience
+        )
         return {"optimizer": opt, "lr_scheduler": {"scheduler": plateau, "monitor": "val/loss", "interval": "epoch"}}

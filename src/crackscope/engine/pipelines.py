@@ -14,10 +14,11 @@ pipeline is one module with its functions and one :func:`register` call below; s
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import import_module
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from crackscope.data.formats import CLASSIFY_FORMATS, SURFACE_FORMATS
 from crackscope.engine.runs import pipeline_of
@@ -125,58 +126,66 @@ def trainable() -> tuple[str, ...]:
     return tuple(name for name, p in REGISTRY.items() if p.trains)
 
 
-register(Pipeline(
-    name="wavefield",
-    summary="crack masks inside a plate from a 9 x 9 sensor grid's wave field (MicroCrackAttentionNeXt)",
-    geometry=Lazy("crackscope.engine.data:wavefield_geometry"),
-    split=Lazy("crackscope.engine.data:make_split"),
-    datamodule=Lazy("crackscope.engine.data:WavefieldDataModule"),
-    metric=Lazy("crackscope.engine.module:segmentation_metric"),
-    logged=SEGMENTATION_VAL_KEYS,
-    monitor="val/dsc",
-    finish_training=Lazy("crackscope.engine.evaluate:finish_wavefield_training"),
-    evaluate=Lazy("crackscope.engine.evaluate:evaluate_wavefield"),
-    report=Lazy("crackscope.engine.evaluate:report_wavefield"),
-    predict=Lazy("crackscope.engine.evaluate:predict_wavefield"),
-    onnx_inputs=Lazy("crackscope.engine.evaluate:wavefield_onnx_inputs"),
-))
+register(
+    Pipeline(
+        name="wavefield",
+        summary="crack masks inside a plate from a 9 x 9 sensor grid's wave field (MicroCrackAttentionNeXt)",
+        geometry=Lazy("crackscope.engine.data:wavefield_geometry"),
+        split=Lazy("crackscope.engine.data:make_split"),
+        datamodule=Lazy("crackscope.engine.data:WavefieldDataModule"),
+        metric=Lazy("crackscope.engine.module:segmentation_metric"),
+        logged=SEGMENTATION_VAL_KEYS,
+        monitor="val/dsc",
+        finish_training=Lazy("crackscope.engine.evaluate:finish_wavefield_training"),
+        evaluate=Lazy("crackscope.engine.evaluate:evaluate_wavefield"),
+        report=Lazy("crackscope.engine.evaluate:report_wavefield"),
+        predict=Lazy("crackscope.engine.evaluate:predict_wavefield"),
+        onnx_inputs=Lazy("crackscope.engine.evaluate:wavefield_onnx_inputs"),
+    )
+)
 
-register(Pipeline(
-    name="surface",
-    summary="defect masks on surface images (U-Net + CBAM, U-Net, SegNet, FCN-8s, DeepLabv3+)",
-    geometry=Lazy("crackscope.engine.surface:surface_geometry"),
-    split=Lazy("crackscope.engine.surface:make_surface_split"),
-    datamodule=Lazy("crackscope.engine.surface:SurfaceDataModule"),
-    metric=Lazy("crackscope.engine.module:segmentation_metric"),
-    logged=SEGMENTATION_VAL_KEYS,
-    monitor="val/miou",
-    finish_training=Lazy("crackscope.engine.surface:finish_surface_training"),
-    evaluate=Lazy("crackscope.engine.surface:evaluate_surface"),
-    formats=SURFACE_FORMATS,
-    report=Lazy("crackscope.engine.surface:report_surface"),
-    predict=Lazy("crackscope.engine.surface:predict_surface_folder"),
-    onnx_inputs=Lazy("crackscope.engine.surface:surface_onnx_inputs"),
-))
+register(
+    Pipeline(
+        name="surface",
+        summary="defect masks on surface images (U-Net + CBAM, U-Net, SegNet, FCN-8s, DeepLabv3+)",
+        geometry=Lazy("crackscope.engine.surface:surface_geometry"),
+        split=Lazy("crackscope.engine.surface:make_surface_split"),
+        datamodule=Lazy("crackscope.engine.surface:SurfaceDataModule"),
+        metric=Lazy("crackscope.engine.module:segmentation_metric"),
+        logged=SEGMENTATION_VAL_KEYS,
+        monitor="val/miou",
+        finish_training=Lazy("crackscope.engine.surface:finish_surface_training"),
+        evaluate=Lazy("crackscope.engine.surface:evaluate_surface"),
+        formats=SURFACE_FORMATS,
+        report=Lazy("crackscope.engine.surface:report_surface"),
+        predict=Lazy("crackscope.engine.surface:predict_surface_folder"),
+        onnx_inputs=Lazy("crackscope.engine.surface:surface_onnx_inputs"),
+    )
+)
 
-register(Pipeline(
-    name="classify",
-    summary="one defect class per image or tile (AOIE-Net and binary / full-precision ResNets)",
-    geometry=Lazy("crackscope.engine.classify:classify_geometry"),
-    split=Lazy("crackscope.engine.classify:make_classification_split"),
-    datamodule=Lazy("crackscope.engine.classify:ClassificationDataModule"),
-    metric=Lazy("crackscope.engine.classify:classification_metric"),
-    logged=CLASSIFICATION_VAL_KEYS,
-    monitor="val/accuracy",
-    finish_training=Lazy("crackscope.engine.classify:finish_classification_training"),
-    evaluate=Lazy("crackscope.engine.classify:evaluate_classification"),
-    formats=CLASSIFY_FORMATS,
-    report=Lazy("crackscope.engine.classify:report_classification"),
-    predict=Lazy("crackscope.engine.classify:predict_classification_folder"),
-    onnx_inputs=Lazy("crackscope.engine.classify:classify_onnx_inputs"),
-))
+register(
+    Pipeline(
+        name="classify",
+        summary="one defect class per image or tile (AOIE-Net and binary / full-precision ResNets)",
+        geometry=Lazy("crackscope.engine.classify:classify_geometry"),
+        split=Lazy("crackscope.engine.classify:make_classification_split"),
+        datamodule=Lazy("crackscope.engine.classify:ClassificationDataModule"),
+        metric=Lazy("crackscope.engine.classify:classification_metric"),
+        logged=CLASSIFICATION_VAL_KEYS,
+        monitor="val/accuracy",
+        finish_training=Lazy("crackscope.engine.classify:finish_classification_training"),
+        evaluate=Lazy("crackscope.engine.classify:evaluate_classification"),
+        formats=CLASSIFY_FORMATS,
+        report=Lazy("crackscope.engine.classify:report_classification"),
+        predict=Lazy("crackscope.engine.classify:predict_classification_folder"),
+        onnx_inputs=Lazy("crackscope.engine.classify:classify_onnx_inputs"),
+    )
+)
 
-register(Pipeline(
-    name="harmonics",
-    summary="micro-crack group quantity and size from 2nd / 3rd harmonics; evidence fusion (re-split study)",
-    study=Lazy("crackscope.engine.harmonics_protocol:run_harmonics_study"),
-))
+register(
+    Pipeline(
+        name="harmonics",
+        summary="micro-crack group quantity and size from 2nd / 3rd harmonics; evidence fusion (re-split study)",
+        study=Lazy("crackscope.engine.harmonics_protocol:run_harmonics_study"),
+    )
+)

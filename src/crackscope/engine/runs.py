@@ -47,8 +47,8 @@ def load_run(run_dir: str | Path):
     """(config, model with trained weights, geometry) from a run directory."""
     from safetensors.torch import load_file
 
-    from crackscope.engine.config import TrainConfig
     from crackscope.config import validate
+    from crackscope.engine.config import TrainConfig
 
     run_dir = Path(run_dir)
     cfg_path, weights = run_dir / "config.yaml", run_dir / "model.safetensors"
@@ -117,8 +117,14 @@ def run_threshold(run_dir: str | Path, cfg) -> float:
     return threshold
 
 
-MODEL_FOLDER_FILES = ("config.yaml", "model.safetensors", "split.json", "metrics.json", OPERATING_POINT_FILE,
-                      "simulate.yaml")
+MODEL_FOLDER_FILES = (
+    "config.yaml",
+    "model.safetensors",
+    "split.json",
+    "metrics.json",
+    OPERATING_POINT_FILE,
+    "simulate.yaml",
+)
 
 
 def package_run(run_dir: str | Path, dest: str | Path, note: str | None = None) -> Path:

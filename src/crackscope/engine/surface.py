@@ -41,8 +41,14 @@ def surface_dataset(data_cfg, root=None, format=None, stems=None, augment=False)
     fmt = format or data_cfg.format
     ds = SurfaceSegmentationDataset(root, fmt, size=data_cfg.size, in_channels=data_cfg.in_channels)
     if stems is not None:
-        ds = SurfaceSegmentationDataset(root, fmt, indices=stem_positions(ds.stems, stems, root), size=data_cfg.size,
-                                        in_channels=data_cfg.in_channels, augment=augment or None)
+        ds = SurfaceSegmentationDataset(
+            root,
+            fmt,
+            indices=stem_positions(ds.stems, stems, root),
+            size=data_cfg.size,
+            in_channels=data_cfg.in_channels,
+            augment=augment or None,
+        )
     return ds
 
 
@@ -64,15 +70,21 @@ def make_surface_split(data_cfg, seed: int, run_dir: Path) -> dict:
     ds = surface_dataset(data_cfg)
     if len(ds) < 3:
         raise InputError(f"data.root {data_cfg.root} has only {len(ds)} image/mask pairs; need at least 3")
-    split = (group_split(ds.groups, data_cfg.split, seed) if ds.format == "deepcrack"
-             else stratified_split(ds.classes, data_cfg.split, seed))
+    split = (
+        group_split(ds.groups, data_cfg.split, seed)
+        if ds.format == "deepcrack"
+        else stratified_split(ds.classes, data_cfg.split, seed)
+    )
     if not split["train"] or not split["val"]:
-        raise InputError(f"data.split {list(data_cfg.split)} leaves an empty train or validation set "
-                         f"for {len(ds)} pairs")
+        raise InputError(
+            f"data.split {list(data_cfg.split)} leaves an empty train or validation set for {len(ds)} pairs"
+        )
     sizes = {ds.meta(i)["size"] for i in range(len(ds))}
     if len(sizes) > 1 and data_cfg.batch_size > 1:
-        raise InputError(f"data.root {data_cfg.root}: images of {len(sizes)} different sizes cannot share a batch; "
-                         f"set data.size (resize) or data.batch_size=1")
+        raise InputError(
+            f"data.root {data_cfg.root}: images of {len(sizes)} different sizes cannot share a batch; "
+            f"set data.size (resize) or data.batch_size=1"
+        )
     return {**split, "seed": seed, "stems": {k: [ds.stems[i] for i in split[k]] for k in SPLIT_PARTS}}
 
 
@@ -80,8 +92,13 @@ class SurfaceDataModule(SplitDataModule):
     def _loader(self, part, train=False):
         ds = surface_dataset(self.cfg, stems=self.split["stems"][part], augment=train and self.cfg.augment)
         sampler = EpochSeededSampler(len(ds), self.seed) if train else None
-        return DataLoader(ds, batch_size=self.cfg.batch_size, sampler=sampler, num_workers=self.cfg.num_workers,
-                          persistent_workers=self.cfg.num_workers > 0)
+        return DataLoader(
+            ds,
+            batch_size=self.cfg.batch_size,
+            sampler=sampler,
+            num_workers=self.cfg.num_workers,
+            persistent_workers=self.cfg.num_workers > 0,
+        )
 
 
 # ---- inference ---------------------------------------------------------------------------------
@@ -105,13 +122,21 @@ def surface_summary(counts: torch.Tensor) -> dict:
     from crackscope.metrics import summarize
 
     s = summarize(counts)
-    return {"miou": s["miou"], "iou_defect": s["iou"], "iou_background": s["iou_background"],
-            "accuracy": s["accuracy"], "precision": s["precision"], "recall": s["recall"], "f1": s["dsc"],
-            "n_images": s["n_samples"]}
+    return {
+        "miou": s["miou"],
+        "iou_defect": s["iou"],
+        "iou_background": s["iou_background"],
+        "accuracy": s["accuracy"],
+        "precision": s["precision"],
+        "recall": s["recall"],
+        "f1": s["dsc"],
+        "n_images": s["n_samples"],
+    }
 
 
-def evaluate_surface_run(run_dir, data, out_dir, *, format: str | None = None, stems=None,
-                         extra: dict | None = None) -> dict:
+def evaluate_surface_run(
+    run_dir, data, out_dir, *, format: str | None = None, stems=None, extra: dict | None = None
+) -> dict:
     """Metrics of a run (or shipped model folder) on a surface dataset -> OUT/metrics.json + figure."""
     from crackscope.engine.runs import load_run
     from crackscope.metrics import confusion_counts
@@ -130,8 +155,14 @@ def evaluate_surface_run(run_dir, data, out_dir, *, format: str | None = None, s
         image = load_image(ds.image_paths[i], cfg.data.in_channels)
         prob = predict_probability(model, image, cfg.data.size)
         mask = load_mask(ds.mask_paths[i])[0]
-        counts.append(confusion_counts(torch.from_numpy(prob)[None], torch.from_numpy(mask)[None],
-                                       threshold=cfg.trainer.threshold, from_logits=False)[0])
+        counts.append(
+            confusion_counts(
+                torch.from_numpy(prob)[None],
+                torch.from_numpy(mask)[None],
+                threshold=cfg.trainer.threshold,
+                from_logits=False,
+            )[0]
+        )
         probs.append(prob)
     counts = torch.stack(counts)
     result = surface_summary(counts)
@@ -139,9 +170,18 @@ def evaluate_surface_run(run_dir, data, out_dir, *, format: str | None = None, s
     if classes:
         labels = np.asarray(ds.classes)
         result["per_class"] = {c: surface_summary(counts[torch.from_numpy(labels == c)]) for c in sorted(set(classes))}
-    result.update({"data": str(data), "format": fmt, "subset": subset, "run": str(run_dir), "model": cfg.model.name,
-                   "loss": cfg.loss.name, "threshold": cfg.trainer.threshold,
-                   "size_policy": "pad to a multiple of 32" if cfg.data.size is None else f"resize to {cfg.data.size}"})
+    result.update(
+        {
+            "data": str(data),
+            "format": fmt,
+            "subset": subset,
+            "run": str(run_dir),
+            "model": cfg.model.name,
+            "loss": cfg.loss.name,
+            "threshold": cfg.trainer.threshold,
+            "size_policy": "pad to a multiple of 32" if cfg.data.size is None else f"resize to {cfg.data.size}",
+        }
+    )
     if extra:
         result.update(extra)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -150,11 +190,16 @@ def evaluate_surface_run(run_dir, data, out_dir, *, format: str | None = None, s
     threshold = cfg.trainer.threshold
     plot_best_median_worst(
         per_image_iou.numpy(),
-        lambda i: [(load_image(ds.image_paths[i], 1)[0], "image", "gray"),
-                   (load_mask(ds.mask_paths[i])[0], "ground truth", "gray"),
-                   (probs[i], "defect probability", "magma"), (probs[i] > threshold, "prediction", "gray")],
+        lambda i: [
+            (load_image(ds.image_paths[i], 1)[0], "image", "gray"),
+            (load_mask(ds.mask_paths[i])[0], "ground truth", "gray"),
+            (probs[i], "defect probability", "magma"),
+            (probs[i] > threshold, "prediction", "gray"),
+        ],
         lambda label, i: f"{label}: {ds.stems[i]} (IoU {float(per_image_iou[i]):.2f})",
-        out_dir / "figures" / "examples.png", title=f"{cfg.name} on {data.name}")
+        out_dir / "figures" / "examples.png",
+        title=f"{cfg.name} on {data.name}",
+    )
     return result
 
 
@@ -192,8 +237,15 @@ def predict_surface(run_dir, data, out_dir, log=lambda s: None) -> dict:
         mask = prob > cfg.trainer.threshold
         atomic_write_bytes(out_dir / "masks" / f"{path.stem}.png", _png_bytes(mask.astype(np.uint8) * 255))
         atomic_write_bytes(out_dir / "overlays" / f"{path.stem}.png", _png_bytes(overlay(image, mask)))
-        rows.append({"stem": path.stem, "file": str(path), "height": mask.shape[0], "width": mask.shape[1],
-                     "defect_fraction": round(float(mask.mean()), 6)})
+        rows.append(
+            {
+                "stem": path.stem,
+                "file": str(path),
+                "height": mask.shape[0],
+                "width": mask.shape[1],
+                "defect_fraction": round(float(mask.mean()), 6),
+            }
+        )
     return finish_predictions(out_dir, rows, skipped, data, len(files))
 
 
@@ -221,8 +273,9 @@ def plot_model_comparison(runs, data, path, *, stems=None, n_images: int = 4, fo
         stems = order[:n_images]
     ds = surface_dataset(cfg0.data, root=data, format=format, stems=list(stems))
     cols = 2 + len(loaded)
-    fig, axes = plt.subplots(len(ds), cols, figsize=(1.9 * cols, 1.9 * len(ds) + 0.4), squeeze=False,
-                             constrained_layout=True)
+    fig, axes = plt.subplots(
+        len(ds), cols, figsize=(1.9 * cols, 1.9 * len(ds) + 0.4), squeeze=False, constrained_layout=True
+    )
     for row in range(len(ds)):
         panels = [(load_image(ds.image_paths[row], 1)[0], "image"), (load_mask(ds.mask_paths[row])[0], "ground truth")]
         for cfg, model, _ in loaded:
@@ -252,22 +305,29 @@ def evaluate_surface(run_dir, data, out_dir, format=None) -> dict:
 
 
 def report_surface(r: dict, out_dir: Path) -> list[str]:
-    lines = [f"mIoU {r['miou']:.4f}  defect IoU {r['iou_defect']:.4f}  accuracy {r['accuracy']:.4f}  "
-             f"precision {r['precision']:.4f}  recall {r['recall']:.4f}  F1 {r['f1']:.4f}  "
-             f"({r['n_images']} images, {r['subset']})"]
+    lines = [
+        f"mIoU {r['miou']:.4f}  defect IoU {r['iou_defect']:.4f}  accuracy {r['accuracy']:.4f}  "
+        f"precision {r['precision']:.4f}  recall {r['recall']:.4f}  F1 {r['f1']:.4f}  "
+        f"({r['n_images']} images, {r['subset']})"
+    ]
     for cls, m in (r.get("per_class") or {}).items():
-        lines.append(f"  {cls}: mIoU {m['miou']:.4f}  defect IoU {m['iou_defect']:.4f}  precision "
-                     f"{m['precision']:.4f}  recall {m['recall']:.4f}  ({m['n_images']} images)")
+        lines.append(
+            f"  {cls}: mIoU {m['miou']:.4f}  defect IoU {m['iou_defect']:.4f}  precision "
+            f"{m['precision']:.4f}  recall {m['recall']:.4f}  ({m['n_images']} images)"
+        )
     return lines
 
 
 def predict_surface_folder(run_dir, data, out_dir, log=lambda s: None) -> str:
     r = predict_surface(run_dir, data, out_dir, log=log)
-    return (f"predicted {r['n_predicted']} images into {out_dir} (masks/, overlays/, predictions.csv)"
-            + (f"; skipped {r['n_skipped']} unreadable (see {Path(out_dir) / 'skipped.txt'})" if r["n_skipped"] else ""))
+    return f"predicted {r['n_predicted']} images into {out_dir} (masks/, overlays/, predictions.csv)" + (
+        f"; skipped {r['n_skipped']} unreadable (see {Path(out_dir) / 'skipped.txt'})" if r["n_skipped"] else ""
+    )
 
 
 def surface_onnx_inputs(cfg, geometry: dict, batch: int) -> tuple[str, list[tuple[int, ...]], dict]:
     """ONNX input: (batch, C, H, W) images; with the pad policy (no fixed size) any H, W that are
     multiples of 32, so those axes are dynamic and parity is checked on two sizes."""
-    return image_onnx_inputs(int(geometry.get("in_channels", cfg.data.in_channels)), cfg.data.size, batch, ((224, 224), (256, 192)))
+    return image_onnx_inputs(
+        int(geometry.get("in_channels", cfg.data.in_channels)), cfg.data.size, batch, ((224, 224), (256, 192))
+    )

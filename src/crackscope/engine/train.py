@@ -22,8 +22,9 @@ from crackscope.errors import InputError
 from crackscope.io import atomic_write_text
 
 
-def train(cfg: TrainConfig, *, resume: bool = False, progress: bool | None = None,
-          callbacks: Sequence[Callback] = ()) -> Path:
+def train(
+    cfg: TrainConfig, *, resume: bool = False, progress: bool | None = None, callbacks: Sequence[Callback] = ()
+) -> Path:
     """Train ``cfg`` into ``cfg.run_dir``; returns the run directory (with metrics.json).
 
     ``resume`` continues the run from ``checkpoints/last.ckpt`` (or starts it when there is none yet);
@@ -43,8 +44,12 @@ def train(cfg: TrainConfig, *, resume: bool = False, progress: bool | None = Non
     resuming = resume and last.exists()
     with _callers_deterministic_mode():
         trainer = _trainer(cfg, [*own_callbacks, *callbacks], _loggers(cfg, resuming), validates, progress)
-        trainer.fit(task, datamodule=pipeline.datamodule(cfg.data, cfg.seed, split),
-                    ckpt_path=str(last) if resuming else None, weights_only=True)
+        trainer.fit(
+            task,
+            datamodule=pipeline.datamodule(cfg.data, cfg.seed, split),
+            ckpt_path=str(last) if resuming else None,
+            weights_only=True,
+        )
     trainer.strategy.barrier("crackscope: fit finished on every rank")
     if trainer.is_global_zero:  # rank 0 alone writes the weights and evaluates
         _finish(cfg, pipeline, split, task, trainer, best, last)
@@ -91,8 +96,9 @@ def _start_run_directory(cfg: TrainConfig, pipeline, geometry: dict) -> dict:
     if not _is_child_rank():
         run_dir.mkdir(parents=True, exist_ok=True)
         plain = {k: list(v) if isinstance(v, tuple) else v for k, v in geometry.items()}
-        atomic_write_text(run_dir / "config.yaml", yaml.safe_dump({**dump_config(cfg), "geometry": plain},
-                                                                  sort_keys=False))
+        atomic_write_text(
+            run_dir / "config.yaml", yaml.safe_dump({**dump_config(cfg), "geometry": plain}, sort_keys=False)
+        )
         atomic_write_text(run_dir / "split.json", json.dumps(split))
     return split
 
@@ -102,12 +108,23 @@ def _training_task(cfg: TrainConfig, pipeline, geometry: dict, split: dict, mode
     t = cfg.trainer
     if t.compile:  # in place: parameter names, state_dict and checkpoints stay those of the plain model
         model.compile()
-    return TrainingTask(model, loss, lr=cfg.optimizer.lr, weight_decay=cfg.optimizer.weight_decay,
-                        optimizer=cfg.optimizer.name, threshold=t.threshold, seed=cfg.seed,
-                        lr_plateau_patience=t.lr_plateau_patience, lr_plateau_factor=t.lr_plateau_factor,
-                        lr_step_epochs=t.lr_step_epochs, lr_step_factor=t.lr_step_factor, lr_decay=t.lr_decay,
-                        max_epochs=t.max_epochs,
-                        metric=lambda: pipeline.metric(cfg, geometry, split.get("classes")), logged=pipeline.logged)
+    return TrainingTask(
+        model,
+        loss,
+        lr=cfg.optimizer.lr,
+        weight_decay=cfg.optimizer.weight_decay,
+        optimizer=cfg.optimizer.name,
+        threshold=t.threshold,
+        seed=cfg.seed,
+        lr_plateau_patience=t.lr_plateau_patience,
+        lr_plateau_factor=t.lr_plateau_factor,
+        lr_step_epochs=t.lr_step_epochs,
+        lr_step_factor=t.lr_step_factor,
+        lr_decay=t.lr_decay,
+        max_epochs=t.max_epochs,
+        metric=lambda: pipeline.metric(cfg, geometry, split.get("classes")),
+        logged=pipeline.logged,
+    )
 
 
 class _EpochCheckpoint(ModelCheckpoint):
@@ -124,11 +141,18 @@ class _EpochCheckpoint(ModelCheckpoint):
 def _callbacks(cfg: TrainConfig, validates: bool) -> tuple[ModelCheckpoint, list[Callback]]:
     """The best-epoch checkpoint writer and the run's callbacks: checkpoints (and early stopping if asked)."""
     ckpt_dir = cfg.run_dir / "checkpoints"
-    every_epoch = _EpochCheckpoint(dirpath=ckpt_dir, filename="epoch{epoch:03d}", auto_insert_metric_name=False,
-                                   save_last=True, every_n_epochs=1, save_on_train_epoch_end=True,
-                                   **_keep(cfg.trainer.keep_epoch_checkpoints))
-    best = ModelCheckpoint(dirpath=ckpt_dir, filename="best", monitor=cfg.monitor, mode="max", save_top_k=1,
-                           auto_insert_metric_name=False)
+    every_epoch = _EpochCheckpoint(
+        dirpath=ckpt_dir,
+        filename="epoch{epoch:03d}",
+        auto_insert_metric_name=False,
+        save_last=True,
+        every_n_epochs=1,
+        save_on_train_epoch_end=True,
+        **_keep(cfg.trainer.keep_epoch_checkpoints),
+    )
+    best = ModelCheckpoint(
+        dirpath=ckpt_dir, filename="best", monitor=cfg.monitor, mode="max", save_top_k=1, auto_insert_metric_name=False
+    )
     callbacks: list[Callback] = [best, every_epoch] if validates else [every_epoch]
     if cfg.trainer.early_stopping_patience is not None:
         callbacks.append(EarlyStopping(monitor="val/loss", mode="min", patience=cfg.trainer.early_stopping_patience))
@@ -148,19 +172,29 @@ def _loggers(cfg: TrainConfig, resuming: bool) -> list:
     return loggers
 
 
-def _trainer(cfg: TrainConfig, callbacks: list[Callback], loggers: list, validates: bool,
-             progress: bool | None) -> L.Trainer:
+def _trainer(
+    cfg: TrainConfig, callbacks: list[Callback], loggers: list, validates: bool, progress: bool | None
+) -> L.Trainer:
     """The Lightning trainer: devices and DDP, precision, deterministic kernels, batch limits."""
     t = cfg.trainer
     distributed = t.devices * t.num_nodes > 1
     # "warn": deterministic kernels where torch has them (all that the crackscope models use on CPU);
     # an op without one (on some GPUs) warns instead of failing.
     return L.Trainer(
-        max_epochs=t.max_epochs, accelerator=t.accelerator, devices=t.devices, num_nodes=t.num_nodes,
-        strategy="ddp" if distributed else "auto", precision=t.precision,
-        logger=loggers, callbacks=callbacks, deterministic="warn", num_sanity_val_steps=0,
-        enable_progress_bar=sys.stderr.isatty() if progress is None else progress, enable_model_summary=False,
-        limit_train_batches=t.limit_train_batches, limit_val_batches=1.0 if validates else 0,
+        max_epochs=t.max_epochs,
+        accelerator=t.accelerator,
+        devices=t.devices,
+        num_nodes=t.num_nodes,
+        strategy="ddp" if distributed else "auto",
+        precision=t.precision,
+        logger=loggers,
+        callbacks=callbacks,
+        deterministic="warn",
+        num_sanity_val_steps=0,
+        enable_progress_bar=sys.stderr.isatty() if progress is None else progress,
+        enable_model_summary=False,
+        limit_train_batches=t.limit_train_batches,
+        limit_val_batches=1.0 if validates else 0,
         log_every_n_steps=1,
     )
 
@@ -175,8 +209,9 @@ def _callers_deterministic_mode():
         torch.use_deterministic_algorithms(before[0], warn_only=before[1])
 
 
-def _finish(cfg: TrainConfig, pipeline, split: dict, task: TrainingTask, trainer: L.Trainer,
-            best: ModelCheckpoint, last: Path) -> None:
+def _finish(
+    cfg: TrainConfig, pipeline, split: dict, task: TrainingTask, trainer: L.Trainer, best: ModelCheckpoint, last: Path
+) -> None:
     """Write model.safetensors (the best or the last epoch, as configured) and the pipeline's evaluation
     on the test part (metrics.json, figures)."""
     from safetensors.torch import save_file
@@ -225,8 +260,13 @@ RUNTIME_KNOBS = {"trainer": ("compile", "accelerator"), "data": ("num_workers",)
 
 def _without_runtime_knobs(config: dict) -> dict:
     """A config without the keys of RUNTIME_KNOBS."""
-    return {**config, **{section: {k: v for k, v in config.get(section, {}).items() if k not in keys}
-                         for section, keys in RUNTIME_KNOBS.items()}}
+    return {
+        **config,
+        **{
+            section: {k: v for k, v in config.get(section, {}).items() if k not in keys}
+            for section, keys in RUNTIME_KNOBS.items()
+        },
+    }
 
 
 def _keep(k: int | None) -> dict:

@@ -37,9 +37,7 @@ TOTAL_CONFLICT_TOLERANCE = 1e-12
 def _products(m1: MassFunction, m2: MassFunction) -> tuple[np.ndarray, np.ndarray]:
     """Unnormalised q(θ_k) (..., K) and q(Θ) (...) of the orthogonal sum."""
     q_singletons = (
-        m1.singletons * m2.singletons
-        + m1.singletons * m2.theta[..., None]
-        + m1.theta[..., None] * m2.singletons
+        m1.singletons * m2.singletons + m1.singletons * m2.theta[..., None] + m1.theta[..., None] * m2.singletons
     )
     return q_singletons, m1.theta * m2.theta
 

@@ -29,7 +29,8 @@ weights normalised and inserted into Dempster's rule, result normalised).
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

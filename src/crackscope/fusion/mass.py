@@ -15,7 +15,8 @@ Every value is float64; torch tensors are accepted and converted (no torch impor
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

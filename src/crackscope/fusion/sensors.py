@@ -34,7 +34,8 @@ bounded c_ij above is ours.
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 

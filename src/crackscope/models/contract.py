@@ -25,8 +25,11 @@ def check_input_shape(model: str, x, expected: Sequence[int | str], axes: str) -
     dimensions for the message, e.g. ``"batch, harmonics, time"``.
     """
     shape = f"({', '.join(str(e) for e in expected)})"
-    ok = isinstance(x, torch.Tensor) and x.ndim == len(expected) and all(
-        d == e if isinstance(e, int) else (i == 0 or d >= 1) for i, (d, e) in enumerate(zip(x.shape, expected)))
+    ok = (
+        isinstance(x, torch.Tensor)
+        and x.ndim == len(expected)
+        and all(d == e if isinstance(e, int) else (i == 0 or d >= 1) for i, (d, e) in enumerate(zip(x.shape, expected)))
+    )
     if not ok:
         got = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
         raise InputError(f"{model} expects input of shape {shape} = ({axes}), got {got}")

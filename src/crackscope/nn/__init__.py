@@ -19,8 +19,28 @@ from crackscope.nn.binary import (
 from crackscope.nn.cbam import CBAM, ChannelAttention, SpatialAttention
 from crackscope.nn.layers import ACTIVATIONS, AxialAttention, ConvNormAct, SqueezeExcite, activation, conv_stack
 
-__all__ = ["ACTIVATIONS", "activation", "ConvNormAct", "conv_stack", "SqueezeExcite", "AxialAttention",
-           "CBAM", "ChannelAttention", "SpatialAttention",
-           "sign_ste", "adaptive_binary_weight", "xnor_binary_weight", "sign_binary_weight", "binary_activation",
-           "AdaptiveBinaryActivation", "SignActivation", "RSign", "RPReLU", "Maxout", "BinaryConv2d",
-           "ABAIO", "DBNIEB", "PAN"]
+__all__ = [
+    "ACTIVATIONS",
+    "activation",
+    "ConvNormAct",
+    "conv_stack",
+    "SqueezeExcite",
+    "AxialAttention",
+    "CBAM",
+    "ChannelAttention",
+    "SpatialAttention",
+    "sign_ste",
+    "adaptive_binary_weight",
+    "xnor_binary_weight",
+    "sign_binary_weight",
+    "binary_activation",
+    "AdaptiveBinaryActivation",
+    "SignActivation",
+    "RSign",
+    "RPReLU",
+    "Maxout",
+    "BinaryConv2d",
+    "ABAIO",
+    "DBNIEB",
+    "PAN",
+]

@@ -52,9 +52,24 @@ from torch import nn
 
 from crackscope.errors import InputError
 
-__all__ = ["STE_MODES", "WEIGHT_MODES", "sign_ste", "adaptive_binary_weight", "xnor_binary_weight",
-           "sign_binary_weight", "binary_activation", "AdaptiveBinaryActivation", "SignActivation", "RSign",
-           "RPReLU", "Maxout", "BinaryConv2d", "ABAIO", "DBNIEB", "PAN"]
+__all__ = [
+    "STE_MODES",
+    "WEIGHT_MODES",
+    "sign_ste",
+    "adaptive_binary_weight",
+    "xnor_binary_weight",
+    "sign_binary_weight",
+    "binary_activation",
+    "AdaptiveBinaryActivation",
+    "SignActivation",
+    "RSign",
+    "RPReLU",
+    "Maxout",
+    "BinaryConv2d",
+    "ABAIO",
+    "DBNIEB",
+    "PAN",
+]
 
 STE_MODES = ("identity", "htanh", "bireal")
 WEIGHT_MODES = ("adaptive", "xnor", "sign", "real")
@@ -254,9 +269,22 @@ class BinaryConv2d(nn.Conv2d):
     bias off by default. :meth:`binary_weight` returns the weight the forward pass uses.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0, dilation=1,
-                 groups: int = 1, bias: bool = False, *, weight_mode: str = "adaptive",
-                 weight_ste: str | None = None, activation=None, act_per_channel: bool = False):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size,
+        stride=1,
+        padding=0,
+        dilation=1,
+        groups: int = 1,
+        bias: bool = False,
+        *,
+        weight_mode: str = "adaptive",
+        weight_ste: str | None = None,
+        activation=None,
+        act_per_channel: bool = False,
+    ):
         super().__init__(in_channels, out_channels, kernel_size, stride, padding, dilation, groups, bias)
         if weight_mode not in WEIGHT_MODES:
             raise InputError(f"weight_mode must be one of {WEIGHT_MODES} (got {weight_mode!r})")
@@ -290,13 +318,23 @@ class ABAIO(nn.Module):
     Input (N, C_in, H, W) -> (N, C_out, H', W'); padding defaults to kernel_size // 2.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
-                 padding=None, *, per_channel: bool = False, weight_mode: str = "adaptive"):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 3,
+        stride: int = 1,
+        padding=None,
+        *,
+        per_channel: bool = False,
+        weight_mode: str = "adaptive",
+    ):
         super().__init__()
         self.bn = nn.BatchNorm2d(in_channels)
         self.act = AdaptiveBinaryActivation(in_channels if per_channel else 1)
-        self.conv = BinaryConv2d(in_channels, out_channels, kernel_size, stride,
-                                 _same_padding(kernel_size, padding), weight_mode=weight_mode)
+        self.conv = BinaryConv2d(
+            in_channels, out_channels, kernel_size, stride, _same_padding(kernel_size, padding), weight_mode=weight_mode
+        )
 
     def binary_input(self, x: torch.Tensor) -> torch.Tensor:
         return self.act(self.bn(x))
@@ -321,9 +359,19 @@ class DBNIEB(nn.Module):
     identical gradients and never separate). Input (N, C_in, H, W) -> (N, C_out, H', W').
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3, stride: int = 1,
-                 padding=None, *, aba_io: bool = True, branch_bias: float = 0.5, per_channel: bool = False,
-                 weight_mode: str = "adaptive"):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 3,
+        stride: int = 1,
+        padding=None,
+        *,
+        aba_io: bool = True,
+        branch_bias: float = 0.5,
+        per_channel: bool = False,
+        weight_mode: str = "adaptive",
+    ):
         super().__init__()
         self.aba_io = aba_io
         act_ch = in_channels if per_channel else 1

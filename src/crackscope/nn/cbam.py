@@ -37,8 +37,7 @@ class ChannelAttention(nn.Module):
         if channels < 1 or reduction < 1:
             raise InputError(f"CBAM needs channels >= 1 and reduction >= 1 (got {channels}, {reduction})")
         hidden = max(min_hidden, channels // reduction)
-        self.mlp = nn.Sequential(nn.Conv2d(channels, hidden, 1), nn.ReLU(inplace=True),
-                                 nn.Conv2d(hidden, channels, 1))
+        self.mlp = nn.Sequential(nn.Conv2d(channels, hidden, 1), nn.ReLU(inplace=True), nn.Conv2d(hidden, channels, 1))
 
     def attention(self, x: torch.Tensor) -> torch.Tensor:
         avg = x.mean(dim=(2, 3), keepdim=True)

@@ -41,11 +41,21 @@ class ConvNormAct(nn.Sequential):
     drops the non-linearity.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size, stride=1, padding=0,
-                 activation: str | None = "relu", norm: bool = True, transposed: bool = False):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size,
+        stride=1,
+        padding=0,
+        activation: str | None = "relu",
+        norm: bool = True,
+        transposed: bool = False,
+    ):
         conv_cls = nn.ConvTranspose2d if transposed else nn.Conv2d
-        layers: list[nn.Module] = [conv_cls(in_channels, out_channels, kernel_size, stride=stride,
-                                            padding=padding, bias=not norm)]
+        layers: list[nn.Module] = [
+            conv_cls(in_channels, out_channels, kernel_size, stride=stride, padding=padding, bias=not norm)
+        ]
         if norm:
             layers.append(nn.BatchNorm2d(out_channels))
         if activation is not None:
@@ -130,8 +140,11 @@ class AxialAttention(nn.Module):
         self.norm_sensor = nn.LayerNorm(channels)
         self.sensor = _AxisSelfAttention(channels, head_dim)
         self.norm_mlp = nn.LayerNorm(channels)
-        self.mlp = nn.Sequential(nn.Linear(channels, mlp_ratio * channels), _activation(activation),
-                                 nn.Linear(mlp_ratio * channels, channels))
+        self.mlp = nn.Sequential(
+            nn.Linear(channels, mlp_ratio * channels),
+            _activation(activation),
+            nn.Linear(mlp_ratio * channels, channels),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.permute(0, 2, 3, 1)  # (B, T, S, C)

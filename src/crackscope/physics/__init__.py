@@ -6,5 +6,15 @@ from crackscope.physics.harmonics import HarmonicsResult, simulate_harmonics
 from crackscope.physics.harmonics_config import HarmonicsConfig
 from crackscope.physics.wavefield import WavefieldResult, simulate_wavefield
 
-__all__ = ["PlateConfig", "CrackSampling", "Crack", "simulate_wavefield", "WavefieldResult", "rasterize_mask", "sample_cracks",
-           "HarmonicsConfig", "HarmonicsResult", "simulate_harmonics"]
+__all__ = [
+    "PlateConfig",
+    "CrackSampling",
+    "Crack",
+    "simulate_wavefield",
+    "WavefieldResult",
+    "rasterize_mask",
+    "sample_cracks",
+    "HarmonicsConfig",
+    "HarmonicsResult",
+    "simulate_harmonics",
+]

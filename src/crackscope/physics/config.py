@@ -100,7 +100,9 @@ class LatticePlateProperties:
 
     @property
     def springs(self) -> LatticeSprings:
-        return calibrate_springs(self.youngs_modulus, self.poisson_ratio, self.density, self.thickness, self.lattice_spacing)
+        return calibrate_springs(
+            self.youngs_modulus, self.poisson_ratio, self.density, self.thickness, self.lattice_spacing
+        )
 
     @property
     def stability_limit(self) -> float:
@@ -163,7 +165,9 @@ class PlateConfig(LatticePlateProperties, BaseModel):
     cfl: float = Field(0.6, gt=0, le=1, description="time step as a fraction of the stability limit")
     source_peak_force: float = Field(1000.0, description="peak point force [N] (the paper's 1000 N)")
     source_waveform: Literal["ricker", "tone_burst"] = "ricker"
-    center_frequency: float | None = Field(None, gt=0, description="source centre frequency f0 [Hz]; None = c_s / (15 a)")
+    center_frequency: float | None = Field(
+        None, gt=0, description="source centre frequency f0 [Hz]; None = c_s / (15 a)"
+    )
     tone_burst_cycles: float = Field(5.0, gt=0)
     source_direction_deg: float = Field(0.0, description="force direction, 0 = +x (into the plate)")
     damping: float = Field(0.0, ge=0, description="mass-proportional damping coefficient [1/s]")
@@ -177,13 +181,16 @@ class PlateConfig(LatticePlateProperties, BaseModel):
     @model_validator(mode="after")
     def _physics(self):
         if self.lattice_spacing * 5 > min(self.width, self.height):
-            raise ValueError(f"lattice_spacing={self.lattice_spacing!r} m leaves fewer than 5 spacings across the plate")
+            raise ValueError(
+                f"lattice_spacing={self.lattice_spacing!r} m leaves fewer than 5 spacings across the plate"
+            )
         _, c_s = self.wave_speeds
         spacings = c_s / self.frequency / self.lattice_spacing
         if spacings < MIN_SPACINGS_PER_WAVELENGTH:
             raise ValueError(
                 f"center_frequency={self.frequency:.4g} Hz gives a shear wavelength of only {spacings:.3g} lattice "
-                f"spacings (need >= {MIN_SPACINGS_PER_WAVELENGTH:g}; use f0 <= {c_s / (10 * self.lattice_spacing):.4g} Hz)"
+                f"spacings (need >= {MIN_SPACINGS_PER_WAVELENGTH:g}; "
+                f"use f0 <= {c_s / (10 * self.lattice_spacing):.4g} Hz)"
             )
         dt_max = self.stability_limit
         if self.time_step is not None and self.time_step > dt_max:
@@ -211,7 +218,6 @@ class PlateConfig(LatticePlateProperties, BaseModel):
         return PRESETS
 
 
-
 def load_plate_config(preset: str | None = None, path=None, overrides: list[str] | tuple[str, ...] = ()) -> PlateConfig:
     """PlateConfig from a preset, a YAML file and ``key=value`` overrides (see :func:`load_preset_config`)."""
     return load_preset_config(PlateConfig, preset, path, overrides, "plate config")
@@ -230,10 +236,22 @@ def _critical_dt(spacing: float, k_n: float, k_s: float, mass: float) -> float:
 
 
 PRESETS: dict[str, dict] = {
-    "paper": dict(width=36e-6, height=36e-6, n_time=2000,
-                  cracks=dict(count_min=1, count_max=24, length_um_min=0.4, length_um_max=12.8)),
-    "small": dict(width=18e-6, height=18e-6, n_time=1000,
-                  cracks=dict(count_min=1, count_max=6, length_um_min=0.4, length_um_max=6.4)),
-    "tiny": dict(width=7.2e-6, height=7.2e-6, n_time=200,
-                 cracks=dict(count_min=1, count_max=3, length_um_min=0.4, length_um_max=3.2)),
+    "paper": dict(
+        width=36e-6,
+        height=36e-6,
+        n_time=2000,
+        cracks=dict(count_min=1, count_max=24, length_um_min=0.4, length_um_max=12.8),
+    ),
+    "small": dict(
+        width=18e-6,
+        height=18e-6,
+        n_time=1000,
+        cracks=dict(count_min=1, count_max=6, length_um_min=0.4, length_um_max=6.4),
+    ),
+    "tiny": dict(
+        width=7.2e-6,
+        height=7.2e-6,
+        n_time=200,
+        cracks=dict(count_min=1, count_max=3, length_um_min=0.4, length_um_max=3.2),
+    ),
 }

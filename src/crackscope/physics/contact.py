@@ -37,9 +37,9 @@ Only the few crack bonds are visited: a serial numba loop (or torch index_add on
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -67,11 +67,11 @@ def contact_correction(delta, k: float, tension_ratio: float, gap: float):
 class CrackBonds:
     """The lattice bonds crossed by cracks, one entry per (plate, bond)."""
 
-    plate: np.ndarray      # (E,) int64 plate index in the batch
-    node_i: np.ndarray     # (E, 2) int64 (row, col) of the bond's first node
-    node_j: np.ndarray     # (E, 2) int64 (row, col) of the second node
+    plate: np.ndarray  # (E,) int64 plate index in the batch
+    node_i: np.ndarray  # (E, 2) int64 (row, col) of the bond's first node
+    node_j: np.ndarray  # (E, 2) int64 (row, col) of the second node
     direction: np.ndarray  # (E, 2) float64 unit vector from i to j
-    crack: np.ndarray      # (E,) int64 index of the crack (within its plate) that crosses the bond
+    crack: np.ndarray  # (E,) int64 index of the crack (within its plate) that crosses the bond
 
     def __len__(self) -> int:
         return int(self.plate.size)
@@ -120,11 +120,13 @@ def crack_bonds(lattice: TriangularLattice, cracks_per_plate: Sequence[Sequence[
                 nj.append((r_j, c_j))
                 dirs.append((nx, ny))
                 which.append(k)
-    return CrackBonds(plate=np.asarray(plate, dtype=np.int64),
-                      node_i=np.asarray(ni, dtype=np.int64).reshape(-1, 2),
-                      node_j=np.asarray(nj, dtype=np.int64).reshape(-1, 2),
-                      direction=np.asarray(dirs, dtype=np.float64).reshape(-1, 2),
-                      crack=np.asarray(which, dtype=np.int64))
+    return CrackBonds(
+        plate=np.asarray(plate, dtype=np.int64),
+        node_i=np.asarray(ni, dtype=np.int64).reshape(-1, 2),
+        node_j=np.asarray(nj, dtype=np.int64).reshape(-1, 2),
+        direction=np.asarray(dirs, dtype=np.float64).reshape(-1, 2),
+        crack=np.asarray(which, dtype=np.int64),
+    )
 
 
 def _apply_contact(u_old, u_new, plate, idx_i, idx_j, nx, ny, gain_i, gain_j, stiff, gap):
@@ -161,12 +163,38 @@ class ContactLatticeSolver(LatticeSolver):
     e.g. +1 / -1 for pulse inversion).
     """
 
-    def __init__(self, lattice: TriangularLattice, k_normal: float, k_shear: float, mass: float, dt: float,
-                 batch: int, *, contact: CrackBonds, tension_ratio: float, gap: float,
-                 source_node: tuple[int, int], source_sign: Sequence[float], damping=0.0, device="cpu",
-                 dtype=torch.float32, backend: str = "auto"):
-        super().__init__(lattice, k_normal, k_shear, mass, dt, batch, bond_weights=None, damping=damping,
-                         device=device, dtype=dtype, backend=backend)
+    def __init__(
+        self,
+        lattice: TriangularLattice,
+        k_normal: float,
+        k_shear: float,
+        mass: float,
+        dt: float,
+        batch: int,
+        *,
+        contact: CrackBonds,
+        tension_ratio: float,
+        gap: float,
+        source_node: tuple[int, int],
+        source_sign: Sequence[float],
+        damping=0.0,
+        device="cpu",
+        dtype=torch.float32,
+        backend: str = "auto",
+    ):
+        super().__init__(
+            lattice,
+            k_normal,
+            k_shear,
+            mass,
+            dt,
+            batch,
+            bond_weights=None,
+            damping=damping,
+            device=device,
+            dtype=dtype,
+            backend=backend,
+        )
         scale = dt * dt / mass
         self.stiff = (1.0 - tension_ratio) * k_normal * scale
         self.gap = float(gap)
@@ -186,8 +214,10 @@ class ContactLatticeSolver(LatticeSolver):
         self.n_contact = len(contact)
         if not self._np:
             dev = self.device
-            self._t = {k: torch.as_tensor(getattr(self, "_" + k), device=dev)
-                       for k in ("plate", "idx_i", "idx_j", "nx", "ny", "gain_i", "gain_j")}
+            self._t = {
+                k: torch.as_tensor(getattr(self, "_" + k), device=dev)
+                for k in ("plate", "idx_i", "idx_j", "nx", "ny", "gain_i", "gain_j")
+            }
         r, c = source_node
         self._src = (r, c)
         self._src_gain = float(gain[r, c])
@@ -211,8 +241,19 @@ class ContactLatticeSolver(LatticeSolver):
         new = self._u_pad.view(batch, 2, -1)
         old = self._u_prev_pad.view(batch, 2, -1)
         if self._np:
-            apply_contact_inplace(old.numpy(), new.numpy(), self._plate, self._idx_i, self._idx_j, self._nx, self._ny,
-                                  self._gain_i, self._gain_j, self._stiff_np, self._gap_np)
+            apply_contact_inplace(
+                old.numpy(),
+                new.numpy(),
+                self._plate,
+                self._idx_i,
+                self._idx_j,
+                self._nx,
+                self._ny,
+                self._gain_i,
+                self._gain_j,
+                self._stiff_np,
+                self._gap_np,
+            )
             return
         t = self._t
         ui = old[t["plate"], :, t["idx_i"]]  # (E, 2)

@@ -7,8 +7,8 @@ removed. Coordinates are metres from the plate's lower-left corner.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Iterable, Sequence
 
 import numpy as np
 
@@ -81,7 +81,7 @@ def bonds_crossing(p_i: np.ndarray, p_j: np.ndarray, row_y: np.ndarray, segment:
     return block, segments_cross(p_i[block], p_j[block], segment)
 
 
-def check_crack_lists(plates, width: float, height: float, what: str = "cracks") -> list[list["Crack"]]:
+def check_crack_lists(plates, width: float, height: float, what: str = "cracks") -> list[list[Crack]]:
     """One list of :class:`Crack` per plate, each inside the plate; InputError otherwise."""
     if len(plates) == 0:
         raise InputError(f"{what} must hold one list of cracks per plate (use [[]] for one intact plate)")
@@ -164,7 +164,11 @@ def sample_cracks(dist: CrackDistribution, width: float, height: float, rng: np.
             else:
                 pts = [start, start + d * length]
             pts_arr = np.asarray(pts)
-            if (pts_arr.min(0) >= m).all() and (pts_arr[:, 0] <= width - m).all() and (pts_arr[:, 1] <= height - m).all():
+            if (
+                (pts_arr.min(0) >= m).all()
+                and (pts_arr[:, 0] <= width - m).all()
+                and (pts_arr[:, 1] <= height - m).all()
+            ):
                 cracks.append(Crack(*[tuple(p) for p in pts_arr]))
                 break
         else:  # pragma: no cover - only for cracks longer than the plate

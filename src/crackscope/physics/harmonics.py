@@ -23,8 +23,8 @@ from __future__ import annotations
 
 import functools
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -51,27 +51,28 @@ MAX_ATTEMPTS_PER_CRACK = 200
 class HarmonicsResult:
     """Output of :func:`simulate_harmonics` (B plates, 3 sensors a/b/c, T recorded samples per run)."""
 
-    harmonics: np.ndarray        # (B, 3, 2, 4760) float32: [.., 0, :] 2nd, [.., 1, :] 3rd harmonic u_x [m]
-    signals: np.ndarray          # (B, 3, P, T) float32 raw u_x [m]; P = 2 (+F, -F) for pulse inversion, else 1
-    amplitudes: np.ndarray       # (B, 3, 3) float32 A1, A2, A3 per sensor [m] (see spectral_amplitude)
-    labels: np.ndarray           # (B,) int64 label index into LABEL_NAMES, -1 outside the class ranges
+    harmonics: np.ndarray  # (B, 3, 2, 4760) float32: [.., 0, :] 2nd, [.., 1, :] 3rd harmonic u_x [m]
+    signals: np.ndarray  # (B, 3, P, T) float32 raw u_x [m]; P = 2 (+F, -F) for pulse inversion, else 1
+    amplitudes: np.ndarray  # (B, 3, 3) float32 A1, A2, A3 per sensor [m] (see spectral_amplitude)
+    labels: np.ndarray  # (B,) int64 label index into LABEL_NAMES, -1 outside the class ranges
     label_names: tuple[str, ...]
-    n_cracks: np.ndarray         # (B,) int64
-    crack_size_um: np.ndarray    # (B,) float64
-    time: np.ndarray             # (4760,) [s] times of the harmonic samples
-    signal_time: np.ndarray      # (T,) [s] times of the raw records
-    sensor_xy: np.ndarray        # (3, 2) [m] the lattice nodes used as sensors a, b, c
+    n_cracks: np.ndarray  # (B,) int64
+    crack_size_um: np.ndarray  # (B,) float64
+    time: np.ndarray  # (4760,) [s] times of the harmonic samples
+    signal_time: np.ndarray  # (T,) [s] times of the raw records
+    sensor_xy: np.ndarray  # (3, 2) [m] the lattice nodes used as sensors a, b, c
     sensor_names: tuple[str, ...]
-    frequency: float             # f0 [Hz]
-    dt: float                    # integration step [s]
+    frequency: float  # f0 [Hz]
+    dt: float  # integration step [s]
     n_steps: int
     n_nodes: int
-    contact_bonds: np.ndarray    # (B,) contact bonds per plate
+    contact_bonds: np.ndarray  # (B,) contact bonds per plate
     cracks: list[list[Crack]] = field(default_factory=list)
     baseline_signal: np.ndarray | None = None  # (3, T) the intact plate's +F record
 
 
 # ---- crack groups -----------------------------------------------------------------------------
+
 
 def _check_count_and_size(n_cracks, crack_size_um, cfg: HarmonicsConfig, index: int | None = None) -> tuple[int, float]:
     where = "" if index is None else f" (plate {index})"
@@ -87,7 +88,9 @@ def _check_count_and_size(n_cracks, crack_size_um, cfg: HarmonicsConfig, index: 
         raise InputError(f"crack_size_um={crack_size_um!r}{where} must be a positive length in µm")
     a_um = cfg.lattice_spacing * 1e6
     if size < a_um:
-        raise InputError(f"crack_size_um={size:g}{where} is below one lattice spacing ({a_um:g} µm) and may cross no bond")
+        raise InputError(
+            f"crack_size_um={size:g}{where} is below one lattice spacing ({a_um:g} µm) and may cross no bond"
+        )
     x0, y0, x1, y1 = cfg.crack_region
     room = min(x1 - x0, y1 - y0) * 1e6
     if size > room:
@@ -97,8 +100,10 @@ def _check_count_and_size(n_cracks, crack_size_um, cfg: HarmonicsConfig, index: 
     # e.g. 25 x 2 µm in the tiny region, 36 %; 200 x 0.4 µm there, 58 %, still fit).
     area = (x1 - x0) * (y1 - y0) * 1e12
     if n_cracks * size * a_um > 0.6 * area:
-        raise InputError(f"n_cracks={int(n_cracks)} cracks of crack_size_um={size:g}{where} cannot fit without overlapping "
-                         f"in the {area:.3g} µm^2 crack region")
+        raise InputError(
+            f"n_cracks={int(n_cracks)} cracks of crack_size_um={size:g}{where} cannot fit without overlapping "
+            f"in the {area:.3g} µm^2 crack region"
+        )
     return int(n_cracks), size
 
 
@@ -107,8 +112,13 @@ def _crosses_any(seg: np.ndarray, others: np.ndarray) -> bool:
     return bool(others.shape[0]) and bool(segments_cross(others[:, 0], others[:, 1], seg).any())
 
 
-def place_crack_group(cfg: HarmonicsConfig, n_cracks: int, crack_size_um: float, rng: np.random.Generator,
-                      min_size_um: float | None = None) -> list[Crack]:
+def place_crack_group(
+    cfg: HarmonicsConfig,
+    n_cracks: int,
+    crack_size_um: float,
+    rng: np.random.Generator,
+    min_size_um: float | None = None,
+) -> list[Crack]:
     """``n_cracks`` straight cracks of length ``crack_size_um`` placed at random in the crack region.
 
     Each centre is uniform over the positions that keep the whole crack inside the region, each
@@ -144,8 +154,10 @@ def place_crack_group(cfg: HarmonicsConfig, n_cracks: int, crack_size_um: float,
             cracks.append(crack)
             break
         else:
-            raise InputError(f"n_cracks={n_cracks} cracks of crack_size_um={size:g} could not be placed without "
-                             f"overlapping in the crack region (crack {k + 1} found no room)")
+            raise InputError(
+                f"n_cracks={n_cracks} cracks of crack_size_um={size:g} could not be placed without "
+                f"overlapping in the crack region (crack {k + 1} found no room)"
+            )
     return cracks
 
 
@@ -166,8 +178,11 @@ def site_layout(cfg: HarmonicsConfig) -> tuple[Crack, ...]:
     at least one bond when shortened to the smallest size ``crack_size_edges_um[0]``.
     """
     rng = np.random.default_rng(np.random.SeedSequence([int(cfg.layout_seed)]))
-    return tuple(place_crack_group(cfg, cfg.crack_count_edges[-1], cfg.crack_size_edges_um[-1], rng,
-                                   min_size_um=cfg.crack_size_edges_um[0]))
+    return tuple(
+        place_crack_group(
+            cfg, cfg.crack_count_edges[-1], cfg.crack_size_edges_um[-1], rng, min_size_um=cfg.crack_size_edges_um[0]
+        )
+    )
 
 
 def check_groups_fit(cfg: HarmonicsConfig) -> None:
@@ -182,8 +197,10 @@ def check_groups_fit(cfg: HarmonicsConfig) -> None:
         if cfg.crack_layout == "nested":
             site_layout(cfg)
     except InputError as err:
-        raise InputError(f"crack_count_edges={list(cfg.crack_count_edges)} with crack_size_edges_um="
-                         f"{list(cfg.crack_size_edges_um)}: the densest group does not fit ({err})") from None
+        raise InputError(
+            f"crack_count_edges={list(cfg.crack_count_edges)} with crack_size_edges_um="
+            f"{list(cfg.crack_size_edges_um)}: the densest group does not fit ({err})"
+        ) from None
 
 
 def crack_group(cfg: HarmonicsConfig, n_cracks: int, crack_size_um: float, rng: np.random.Generator) -> list[Crack]:
@@ -199,11 +216,15 @@ def crack_group(cfg: HarmonicsConfig, n_cracks: int, crack_size_um: float, rng: 
         return place_crack_group(cfg, n_cracks, size, rng)
     n_max, size_max = cfg.crack_count_edges[-1], cfg.crack_size_edges_um[-1]
     if n_cracks > n_max:
-        raise InputError(f"n_cracks={n_cracks} exceeds the nested layout's {n_max} cracks (crack_count_edges[-1]); "
-                         "raise it or use crack_layout=random")
+        raise InputError(
+            f"n_cracks={n_cracks} exceeds the nested layout's {n_max} cracks (crack_count_edges[-1]); "
+            "raise it or use crack_layout=random"
+        )
     if size > size_max:
-        raise InputError(f"crack_size_um={size:g} exceeds the nested layout's {size_max:g} µm "
-                         "(crack_size_edges_um[-1]); raise it or use crack_layout=random")
+        raise InputError(
+            f"crack_size_um={size:g} exceeds the nested layout's {size_max:g} µm "
+            "(crack_size_edges_um[-1]); raise it or use crack_layout=random"
+        )
     group = [shorten(c, size) for c in site_layout(cfg)[:n_cracks]]
     lattice = cfg.lattice()
     for k, crack in enumerate(group):
@@ -218,6 +239,7 @@ def plate_rng(seed: int, index: int) -> np.random.Generator:
 
 
 # ---- signal processing (numpy only) -----------------------------------------------------------
+
 
 def _padded_length(n: int) -> int:
     """Zero-padded FFT length for an n-sample record: >= 2n, so the circular filter never wraps."""
@@ -280,12 +302,19 @@ def end_taper(n: int, dt: float, taper_s: float) -> np.ndarray:
     m = int(round(taper_s / dt))
     if m > 0:
         k = np.arange(m, 0, -1) - 1  # m-1 .. 0 samples before the end
-        w[n - m:] = np.sin(0.5 * np.pi * k / m) ** 2
+        w[n - m :] = np.sin(0.5 * np.pi * k / m) ** 2
     return w
 
 
-def extract_harmonics(plus: np.ndarray, minus: np.ndarray | None, intact: np.ndarray, dt: float, f0: float,
-                      sigma_hz: float, out_length: int | None = None) -> np.ndarray:
+def extract_harmonics(
+    plus: np.ndarray,
+    minus: np.ndarray | None,
+    intact: np.ndarray,
+    dt: float,
+    f0: float,
+    sigma_hz: float,
+    out_length: int | None = None,
+) -> np.ndarray:
     """(..., 2, T or out_length) 2nd and 3rd harmonics with the intact plate's leakage removed.
 
     ``plus``/``minus``: records of the +F / -F runs (..., T); ``minus=None`` means plain band-pass
@@ -305,6 +334,7 @@ def extract_harmonics(plus: np.ndarray, minus: np.ndarray | None, intact: np.nda
 
 # ---- simulation ---------------------------------------------------------------------------------
 
+
 def sensor_nodes(cfg: HarmonicsConfig) -> list[tuple[int, int]]:
     """(row, col) of the nodes nearest the sensors a, b, c."""
     lattice = cfg.lattice()
@@ -314,8 +344,9 @@ def sensor_nodes(cfg: HarmonicsConfig) -> list[tuple[int, int]]:
     return nodes
 
 
-def run_plates(cfg: HarmonicsConfig, groups: Sequence[Sequence[Crack]], signs: Sequence[float], device="cpu",
-               backend: str = "auto") -> tuple[np.ndarray, np.ndarray]:
+def run_plates(
+    cfg: HarmonicsConfig, groups: Sequence[Sequence[Crack]], signs: Sequence[float], device="cpu", backend: str = "auto"
+) -> tuple[np.ndarray, np.ndarray]:
     """Raw u_x records (len(groups), 3, T) of plates with the given crack groups and source signs.
 
     Returns (records, contact bonds per plate).
@@ -326,10 +357,23 @@ def run_plates(cfg: HarmonicsConfig, groups: Sequence[Sequence[Crack]], signs: S
     batch = len(groups)
     bonds = crack_bonds(lattice, groups)
     src = lattice.source_node()
-    solver = ContactLatticeSolver(lattice, springs.k_normal, springs.k_shear, springs.node_mass, cfg.dt, batch,
-                                  contact=bonds, tension_ratio=cfg.tension_stiffness_ratio, gap=cfg.crack_gap,
-                                  source_node=src, source_sign=signs, damping=sponge_damping(cfg, lattice),
-                                  device=device, dtype=dtype, backend=backend)
+    solver = ContactLatticeSolver(
+        lattice,
+        springs.k_normal,
+        springs.k_shear,
+        springs.node_mass,
+        cfg.dt,
+        batch,
+        contact=bonds,
+        tension_ratio=cfg.tension_stiffness_ratio,
+        gap=cfg.crack_gap,
+        source_node=src,
+        source_sign=signs,
+        damping=sponge_damping(cfg, lattice),
+        device=device,
+        dtype=dtype,
+        backend=backend,
+    )
     n_steps, dt = cfg.n_steps, cfg.dt
     amplitude = cfg.source_peak_force * tone_burst(np.arange(n_steps + 1) * dt, cfg.frequency, cfg.tone_burst_cycles)
     theta = math.radians(cfg.source_direction_deg)
@@ -350,8 +394,13 @@ def run_plates(cfg: HarmonicsConfig, groups: Sequence[Sequence[Crack]], signs: S
     return ux.cpu().numpy(), bonds.count(batch)
 
 
-def simulate_crack_groups(cfg: HarmonicsConfig, groups: Sequence[Sequence[Crack]], device="cpu",
-                          backend: str = "auto", crack_size_um: Sequence[float] | None = None) -> HarmonicsResult:
+def simulate_crack_groups(
+    cfg: HarmonicsConfig,
+    groups: Sequence[Sequence[Crack]],
+    device="cpu",
+    backend: str = "auto",
+    crack_size_um: Sequence[float] | None = None,
+) -> HarmonicsResult:
     """Simulate one plate per crack group (lists of :class:`Crack`, empty = no crack) and extract harmonics."""
     groups = check_crack_lists(groups, cfg.width, cfg.height, what="groups")
     batch = len(groups)
@@ -363,20 +412,22 @@ def simulate_crack_groups(cfg: HarmonicsConfig, groups: Sequence[Sequence[Crack]
     records, n_bonds = run_plates(cfg, [*runs, []], [*signs, 1.0], device=device, backend=backend)
     # The raw records are returned as simulated; the analysis uses them faded out at the end.
     raw = records
-    records = records.astype(np.float64) * end_taper(cfg.n_time, cfg.dt * cfg.record_every, cfg.taper_periods / cfg.frequency)
-    intact = records[-1]                                     # (3, T)
+    records = records.astype(np.float64) * end_taper(
+        cfg.n_time, cfg.dt * cfg.record_every, cfg.taper_periods / cfg.frequency
+    )
+    intact = records[-1]  # (3, T)
     plus = records[:batch]
-    minus = records[batch:2 * batch] if pulse_inversion else None
+    minus = records[batch : 2 * batch] if pulse_inversion else None
     f0 = cfg.frequency
     dt_rec = cfg.dt * cfg.record_every
     sigma = cfg.bandpass_sigma_fraction * f0
-    native = extract_harmonics(plus, minus, intact, dt_rec, f0, sigma)              # (B, 3, 2, T)
+    native = extract_harmonics(plus, minus, intact, dt_rec, f0, sigma)  # (B, 3, 2, T)
     resampled = extract_harmonics(plus, minus, intact, dt_rec, f0, sigma, HARMONIC_LENGTH)
     a1 = spectral_amplitude(plus, dt_rec, f0, 0.5 * f0)
     a2 = spectral_amplitude(native[:, :, 0], dt_rec, 2 * f0, 0.5 * f0)
     a3 = spectral_amplitude(native[:, :, 1], dt_rec, 3 * f0, 0.5 * f0)
     raw_plus = raw[:batch]
-    signals = np.stack([raw_plus, raw[batch:2 * batch]], axis=2) if pulse_inversion else raw_plus[:, :, None]
+    signals = np.stack([raw_plus, raw[batch : 2 * batch]], axis=2) if pulse_inversion else raw_plus[:, :, None]
     t = cfg.n_time
     lattice = cfg.lattice()
     nodes = sensor_nodes(cfg)
@@ -396,15 +447,25 @@ def simulate_crack_groups(cfg: HarmonicsConfig, groups: Sequence[Sequence[Crack]
         signal_time=np.arange(t) * dt_rec,
         sensor_xy=np.stack([lattice.positions[:, r, c] for r, c in nodes]),
         sensor_names=SENSOR_NAMES,
-        frequency=f0, dt=cfg.dt, n_steps=cfg.n_steps, n_nodes=lattice.n_nodes,
+        frequency=f0,
+        dt=cfg.dt,
+        n_steps=cfg.n_steps,
+        n_nodes=lattice.n_nodes,
         contact_bonds=n_bonds[:batch].astype(np.int64),
         cracks=groups,
         baseline_signal=raw[-1].astype(np.float32),
     )
 
 
-def simulate_harmonics(cfg: HarmonicsConfig, n_cracks: Sequence[int], crack_size_um: Sequence[float] | None = None,
-                       seed: int = 0, device: str | torch.device = "cpu", *, backend: str = "auto") -> HarmonicsResult:
+def simulate_harmonics(
+    cfg: HarmonicsConfig,
+    n_cracks: Sequence[int],
+    crack_size_um: Sequence[float] | None = None,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    *,
+    backend: str = "auto",
+) -> HarmonicsResult:
     """Simulate one plate per entry of ``n_cracks`` (cracks in the group) and ``crack_size_um`` (their length).
 
     ``crack_size_um=None`` uses ``cfg.default_crack_size_um`` for every plate. Plate b's group is
@@ -422,8 +483,10 @@ def simulate_harmonics(cfg: HarmonicsConfig, n_cracks: Sequence[int], crack_size
         crack_size_um = [crack_size_um]
     crack_size_um = list(crack_size_um)
     if len(crack_size_um) != len(n_cracks):
-        raise InputError(f"n_cracks has {len(n_cracks)} entries but crack_size_um={crack_size_um!r} has "
-                         f"{len(crack_size_um)}; give one size per plate")
+        raise InputError(
+            f"n_cracks has {len(n_cracks)} entries but crack_size_um={crack_size_um!r} has "
+            f"{len(crack_size_um)}; give one size per plate"
+        )
     if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise InputError(f"seed={seed!r} must be a non-negative integer")
     checked = [_check_count_and_size(n, s, cfg, b) for b, (n, s) in enumerate(zip(n_cracks, crack_size_um))]

@@ -63,13 +63,16 @@ class HarmonicsConfig(LatticePlateProperties, BaseModel):
     # ---- excitation and recording -------------------------------------------------------------
     center_frequency: float | None = Field(None, gt=0, description="tone-burst frequency f0 [Hz]; None = c_s / (24 a)")
     tone_burst_cycles: float = Field(12.0, ge=MIN_TONE_BURST_CYCLES, description="cycles of the Hann-windowed burst")
-    source_peak_force: float = Field(2e-5, gt=0, description="peak point force [N] (gives peak strains ~1e-4 in the crack region)")
+    source_peak_force: float = Field(
+        2e-5, gt=0, description="peak point force [N] (gives peak strains ~1e-4 in the crack region)"
+    )
     source_direction_deg: float = Field(0.0, description="force direction, 0 = +x (into the plate)")
     record_periods: float = Field(24.0, gt=0, description="recording length in periods 1/f0 (from t = 0)")
     record_every: int = Field(1, ge=1, description="integration steps per recorded sample")
     sensor_xy_fraction: tuple[tuple[float, float], tuple[float, float], tuple[float, float]] = Field(
         ((0.85, 0.5), (0.5, 0.9), (0.15, 0.8)),
-        description="sensors a, b, c as (x / width, y / height); each snaps to its nearest node")
+        description="sensors a, b, c as (x / width, y / height); each snaps to its nearest node",
+    )
 
     # ---- contact law of the crack bonds ---------------------------------------------------------
     tension_stiffness_ratio: float = Field(0.1, ge=0, lt=1, description="r = k_t / k of a crack bond in tension")
@@ -77,36 +80,47 @@ class HarmonicsConfig(LatticePlateProperties, BaseModel):
 
     # ---- crack group and labels ---------------------------------------------------------------
     crack_region_fraction: tuple[float, float, float, float] = Field(
-        (0.3, 0.2, 0.7, 0.8), description="crack-group region (x0, y0, x1, y1) as fractions of width/height")
+        (0.3, 0.2, 0.7, 0.8), description="crack-group region (x0, y0, x1, y1) as fractions of width/height"
+    )
     crack_count_edges: tuple[int, int, int, int] = Field(
-        (30, 120, 210, 300), description="quantity classes A=[e0,e1), B=[e1,e2), C=[e2,e3] [cracks]")
+        (30, 120, 210, 300), description="quantity classes A=[e0,e1), B=[e1,e2), C=[e2,e3] [cracks]"
+    )
     crack_size_edges_um: tuple[float, float, float, float, float] = Field(
-        (0.4, 0.6, 0.8, 1.0, 1.2), description="size classes D..G = [e0,e1), ..., [e3,e4] crack length [µm]")
+        (0.4, 0.6, 0.8, 1.0, 1.2), description="size classes D..G = [e0,e1), ..., [e3,e4] crack length [µm]"
+    )
     default_crack_size_um: float = Field(0.8, gt=0, description="crack length [µm] when none is given")
     crack_layout: Literal["nested", "random"] = Field(
-        "nested", description="nested: every group is the first n cracks of one fixed layout of the site, "
-                              "shortened about their centres to the group's size; random: a fresh layout per plate")
+        "nested",
+        description="nested: every group is the first n cracks of one fixed layout of the site, "
+        "shortened about their centres to the group's size; random: a fresh layout per plate",
+    )
     layout_seed: int = Field(0, ge=0, description="seed of the site's fixed crack layout (crack_layout=nested)")
 
     # ---- harmonic extraction ----------------------------------------------------------------
     extraction: Literal["pulse_inversion", "bandpass"] = Field(
-        "pulse_inversion", description="pulse_inversion: +A and -A runs; bandpass: the +A run only")
+        "pulse_inversion", description="pulse_inversion: +A and -A runs; bandpass: the +A run only"
+    )
     bandpass_sigma_fraction: float = Field(0.25, gt=0, le=0.5, description="Gaussian band-pass std, in units of f0")
     taper_periods: float = Field(4.0, ge=0, description="raised-cosine fade-out over the record's last periods 1/f0")
 
     @model_validator(mode="after")
     def _physics(self):
         if self.lattice_spacing * 10 > min(self.width, self.height):
-            raise ValueError(f"lattice_spacing={self.lattice_spacing!r} m leaves fewer than 10 spacings across the plate")
+            raise ValueError(
+                f"lattice_spacing={self.lattice_spacing!r} m leaves fewer than 10 spacings across the plate"
+            )
         _, c_s = self.wave_speeds
         spacings = c_s / (3.0 * self.frequency) / self.lattice_spacing
         if spacings < 6.0:
             raise ValueError(
-                f"center_frequency={self.frequency:.4g} Hz puts the 3rd harmonic at only {spacings:.3g} lattice spacings "
-                f"per shear wavelength (need >= 6; use f0 <= {c_s / (18 * self.lattice_spacing):.4g} Hz)")
+                f"center_frequency={self.frequency:.4g} Hz puts the 3rd harmonic at only {spacings:.3g} lattice "
+                f"spacings per shear wavelength (need >= 6; use f0 <= {c_s / (18 * self.lattice_spacing):.4g} Hz)"
+            )
         x0, y0, x1, y1 = self.crack_region_fraction
         if not (0 <= x0 < x1 <= 1 and 0 <= y0 < y1 <= 1):
-            raise ValueError(f"crack_region_fraction={self.crack_region_fraction} must satisfy 0 <= x0 < x1 <= 1, 0 <= y0 < y1 <= 1")
+            raise ValueError(
+                f"crack_region_fraction={self.crack_region_fraction} must satisfy 0 <= x0 < x1 <= 1, 0 <= y0 < y1 <= 1"
+            )
         for name, (fx, fy) in zip(SENSOR_NAMES, self.sensor_xy_fraction):
             if not (0 <= fx <= 1 and 0 <= fy <= 1):
                 raise ValueError(f"sensor {name} at {(fx, fy)} lies outside the plate (fractions must be in [0, 1])")
@@ -117,19 +131,29 @@ class HarmonicsConfig(LatticePlateProperties, BaseModel):
         if not all(s[i] < s[i + 1] for i in range(4)) or s[0] <= 0:
             raise ValueError(f"crack_size_edges_um={s} must be positive and increasing")
         if s[0] * 1e-6 < self.lattice_spacing:
-            raise ValueError(f"crack_size_edges_um[0]={s[0]} µm is below one lattice spacing "
-                             f"({self.lattice_spacing * 1e6:g} µm); such a crack may cross no bond")
+            raise ValueError(
+                f"crack_size_edges_um[0]={s[0]} µm is below one lattice spacing "
+                f"({self.lattice_spacing * 1e6:g} µm); such a crack may cross no bond"
+            )
         region = min((x1 - x0) * self.width, (y1 - y0) * self.height)
         if s[-1] * 1e-6 > region:
-            raise ValueError(f"crack_size_edges_um[-1]={s[-1]} µm does not fit in the crack region ({region * 1e6:.3g} µm)")
+            raise ValueError(
+                f"crack_size_edges_um[-1]={s[-1]} µm does not fit in the crack region ({region * 1e6:.3g} µm)"
+            )
         nyquist = HARMONIC_LENGTH / (2.0 * self.n_time * self.record_every * self.dt)
         if nyquist < 4.0 * self.frequency or 1.0 / (2 * self.record_every * self.dt) < 4.0 * self.frequency:
-            raise ValueError("record_periods/record_every sample the 3rd harmonic too coarsely "
-                             f"(the record and its {HARMONIC_LENGTH}-sample resampling need a Nyquist frequency >= 4 f0)")
+            raise ValueError(
+                "record_periods/record_every sample the 3rd harmonic too coarsely "
+                f"(the record and its {HARMONIC_LENGTH}-sample resampling need a Nyquist frequency >= 4 f0)"
+            )
         if self.taper_periods >= self.record_periods:
-            raise ValueError(f"taper_periods={self.taper_periods} must be shorter than record_periods={self.record_periods}")
+            raise ValueError(
+                f"taper_periods={self.taper_periods} must be shorter than record_periods={self.record_periods}"
+            )
         if self.n_steps * self.dt < self.tone_burst_cycles / self.frequency:
-            raise ValueError(f"record_periods={self.record_periods} is shorter than the tone burst ({self.tone_burst_cycles} cycles)")
+            raise ValueError(
+                f"record_periods={self.record_periods} is shorter than the tone burst ({self.tone_burst_cycles} cycles)"
+            )
         return self
 
     # ---- derived quantities -------------------------------------------------------------------
@@ -198,7 +222,9 @@ def label_ranges(label: int, cfg: HarmonicsConfig) -> tuple[tuple[int, int], tup
     return (e[q], n_hi), (cfg.crack_size_edges_um[s], cfg.crack_size_edges_um[s + 1])
 
 
-def load_harmonics_config(preset: str | None = None, path=None, overrides: list[str] | tuple[str, ...] = ()) -> HarmonicsConfig:
+def load_harmonics_config(
+    preset: str | None = None, path=None, overrides: list[str] | tuple[str, ...] = ()
+) -> HarmonicsConfig:
     """HarmonicsConfig from a preset, a YAML file and ``key=value`` overrides (see ``load_preset_config``)."""
     return load_preset_config(HarmonicsConfig, preset, path, overrides, "harmonics config")
 

@@ -24,9 +24,12 @@ except ImportError:  # pragma: no cover - numba is a dependency; kept for exotic
 
 # Unit vectors of the six neighbour directions, in the kernel's order.
 NEIGHBOUR_DIRECTIONS = (
-    (1.0, 0.0), (-1.0, 0.0),
-    (0.5, 0.8660254037844386), (-0.5, 0.8660254037844386),
-    (0.5, -0.8660254037844386), (-0.5, -0.8660254037844386),
+    (1.0, 0.0),
+    (-1.0, 0.0),
+    (0.5, 0.8660254037844386),
+    (-0.5, 0.8660254037844386),
+    (0.5, -0.8660254037844386),
+    (-0.5, -0.8660254037844386),
 )
 # For each bond family: (direction index seen from its first node, seen from its second node).
 FAMILY_DIRECTIONS = {"east": (0, 1), "even_ne": (2, 5), "odd_ne": (2, 5), "even_nw": (3, 4), "odd_nw": (3, 4)}
@@ -46,11 +49,11 @@ def _forces(u, weights, coef, b, wb, r, c):
     odd = r & 1  # odd rows sit half a spacing to the right
     ux = u[b, 0, rp, cp]
     uy = u[b, 1, rp, cp]
-    fx0, fy0 = bond(u, b, rp, cp + 1, ux, uy, weights[wb, 0, r, c], coef, 0)            # E
-    fx1, fy1 = bond(u, b, rp, cp - 1, ux, uy, weights[wb, 1, r, c], coef, 1)            # W
-    fx2, fy2 = bond(u, b, rp + 1, cp + odd, ux, uy, weights[wb, 2, r, c], coef, 2)      # NE
+    fx0, fy0 = bond(u, b, rp, cp + 1, ux, uy, weights[wb, 0, r, c], coef, 0)  # E
+    fx1, fy1 = bond(u, b, rp, cp - 1, ux, uy, weights[wb, 1, r, c], coef, 1)  # W
+    fx2, fy2 = bond(u, b, rp + 1, cp + odd, ux, uy, weights[wb, 2, r, c], coef, 2)  # NE
     fx3, fy3 = bond(u, b, rp + 1, cp + odd - 1, ux, uy, weights[wb, 3, r, c], coef, 3)  # NW
-    fx4, fy4 = bond(u, b, rp - 1, cp + odd, ux, uy, weights[wb, 4, r, c], coef, 4)      # SE
+    fx4, fy4 = bond(u, b, rp - 1, cp + odd, ux, uy, weights[wb, 4, r, c], coef, 4)  # SE
     fx5, fy5 = bond(u, b, rp - 1, cp + odd - 1, ux, uy, weights[wb, 5, r, c], coef, 5)  # SW
     return ux, uy, ((fx0 + fx1) + (fx2 + fx3)) + (fx4 + fx5), ((fy0 + fy1) + (fy2 + fy3)) + (fy4 + fy5)
 

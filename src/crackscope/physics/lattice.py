@@ -159,8 +159,13 @@ def max_angular_frequency(spacing: float, k_normal: float, k_shear: float, mass:
     """
     g = np.linspace(-2 * np.pi / spacing, 2 * np.pi / spacing, 241)
     grid = np.stack(np.meshgrid(g, g, indexing="ij"), axis=-1).reshape(-1, 2)
-    special = np.array([[4 * np.pi / (3 * spacing), 0.0], [0.0, 2 * np.pi / (SQRT3 * spacing)],
-                        [np.pi / spacing, np.pi / (SQRT3 * spacing)]])
+    special = np.array(
+        [
+            [4 * np.pi / (3 * spacing), 0.0],
+            [0.0, 2 * np.pi / (SQRT3 * spacing)],
+            [np.pi / spacing, np.pi / (SQRT3 * spacing)],
+        ]
+    )
     dyn = dynamical_matrix(np.concatenate([grid, special]), spacing, k_normal, k_shear, mass)
     return float(np.sqrt(np.linalg.eigvalsh(dyn)[:, -1].max()))
 

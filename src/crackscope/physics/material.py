@@ -39,8 +39,7 @@ POISSON_MAX = 1.0 / 3.0
 def check_poisson_ratio(nu: float) -> float:
     if not (POISSON_MIN_EXCLUSIVE < nu <= POISSON_MAX + 1e-12):
         raise InputError(
-            f"poisson_ratio={nu!r} is outside the range the normal+shear spring lattice supports "
-            f"(-1 < nu <= 1/3)"
+            f"poisson_ratio={nu!r} is outside the range the normal+shear spring lattice supports (-1 < nu <= 1/3)"
         )
     return nu
 

@@ -39,9 +39,21 @@ class LatticeSolver:
     :mod:`crackscope.physics.kernels`) or "auto" (numba on CPU when available, else torch).
     """
 
-    def __init__(self, lattice: TriangularLattice, k_normal: float, k_shear: float, mass: float,
-                 dt: float, batch: int, *, bond_weights: dict[str, np.ndarray] | None = None,
-                 damping: float | np.ndarray = 0.0, device="cpu", dtype=torch.float32, backend: str = "auto"):
+    def __init__(
+        self,
+        lattice: TriangularLattice,
+        k_normal: float,
+        k_shear: float,
+        mass: float,
+        dt: float,
+        batch: int,
+        *,
+        bond_weights: dict[str, np.ndarray] | None = None,
+        damping: float | np.ndarray = 0.0,
+        device="cpu",
+        dtype=torch.float32,
+        backend: str = "auto",
+    ):
         from crackscope.physics import kernels
 
         self.lattice, self.dt, self.mass = lattice, dt, mass
@@ -76,7 +88,9 @@ class LatticeSolver:
         self._damp_next = torch.as_tensor(1.0 / (1.0 + c), dtype=dtype, device=self.device)
         if self.backend == "numba":
             npdt = np.float64 if dtype == torch.float64 else np.float32
-            self._weights = np.ascontiguousarray(kernels.neighbour_weights(lattice, bond_weights or None, batch), dtype=npdt)
+            self._weights = np.ascontiguousarray(
+                kernels.neighbour_weights(lattice, bond_weights or None, batch), dtype=npdt
+            )
             coef = [bond_stiffness_matrix(d, k_normal, k_shear) * scale for d in kernels.NEIGHBOUR_DIRECTIONS]
             self._coef = np.array([[a[0, 0], a[0, 1], a[1, 1]] for a in coef], dtype=npdt)
             self._two = npdt(2.0)
@@ -92,7 +106,11 @@ class LatticeSolver:
     def read_nodes(self, padded_index: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
         """Displacements u_n (B, 2, N) of the nodes given by :meth:`padded_index` (one gather)."""
         flat = self._u_pad.view(self._u_pad.shape[0], 2, -1)
-        return torch.index_select(flat, 2, padded_index, out=out) if out is not None else flat.index_select(2, padded_index)
+        return (
+            torch.index_select(flat, 2, padded_index, out=out)
+            if out is not None
+            else flat.index_select(2, padded_index)
+        )
 
     @property
     def u(self) -> torch.Tensor:
@@ -129,8 +147,12 @@ class LatticeSolver:
             fam.second(f).sub_(fb)
         return f
 
-    def step(self, scaled_external_force: torch.Tensor | None = None, *,
-             point_force: tuple[int, int, float, float] | None = None) -> None:
+    def step(
+        self,
+        scaled_external_force: torch.Tensor | None = None,
+        *,
+        point_force: tuple[int, int, float, float] | None = None,
+    ) -> None:
         """Advance one time step.
 
         External forces come pre-scaled by dt^2/m: a field (B, 2, R, C), and/or ``point_force`` =
@@ -140,10 +162,19 @@ class LatticeSolver:
             from crackscope.physics import kernels
 
             if self._damped:
-                kernels.step_damped_inplace(self._u_pad.numpy(), self._u_prev_pad.numpy(), self._weights, self._coef,
-                                            self._two, self._damp_prev_np, self._damp_next_np)
+                kernels.step_damped_inplace(
+                    self._u_pad.numpy(),
+                    self._u_prev_pad.numpy(),
+                    self._weights,
+                    self._coef,
+                    self._two,
+                    self._damp_prev_np,
+                    self._damp_next_np,
+                )
             else:
-                kernels.step_inplace(self._u_pad.numpy(), self._u_prev_pad.numpy(), self._weights, self._coef, self._two)
+                kernels.step_inplace(
+                    self._u_pad.numpy(), self._u_prev_pad.numpy(), self._weights, self._coef, self._two
+                )
             if scaled_external_force is not None:
                 force = scaled_external_force * self._damp_next if self._damped else scaled_external_force
                 self.u_prev.add_(force)

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 import numpy as np
 import torch
@@ -24,18 +24,18 @@ SIMULATOR_VERSION = "lattice-2 (wave-speed calibrated springs)"
 class WavefieldResult:
     """Output of :func:`simulate_wavefield` (B plates, S sensors, T recorded samples)."""
 
-    signals: torch.Tensor          # (B, 2, S, T) x and y displacement [m] at each sensor
-    masks: torch.Tensor            # (B, mask, mask) uint8; row 0 = bottom of the plate (y = 0)
-    time: torch.Tensor             # (T,) [s]
-    sensor_xy: torch.Tensor        # (S, 2) [m], the lattice nodes used as sensors, row-major from bottom-left
-    c_p: float                     # plane-stress P-wave speed [m/s] (continuum theory)
-    c_s: float                     # S-wave speed [m/s]
-    n_nodes: int                   # lattice particles
-    n_steps: int                   # time steps integrated
-    dt: float                      # integration step [s]
+    signals: torch.Tensor  # (B, 2, S, T) x and y displacement [m] at each sensor
+    masks: torch.Tensor  # (B, mask, mask) uint8; row 0 = bottom of the plate (y = 0)
+    time: torch.Tensor  # (T,) [s]
+    sensor_xy: torch.Tensor  # (S, 2) [m], the lattice nodes used as sensors, row-major from bottom-left
+    c_p: float  # plane-stress P-wave speed [m/s] (continuum theory)
+    c_s: float  # S-wave speed [m/s]
+    n_nodes: int  # lattice particles
+    n_steps: int  # time steps integrated
+    dt: float  # integration step [s]
     crack_length_um: list[list[float]] = field(default_factory=list)  # per plate, per crack
-    cut_bonds: list[int] = field(default_factory=list)                # per plate
-    snapshots: torch.Tensor | None = None       # (B, K, 2, R, C) displacement fields, if asked for
+    cut_bonds: list[int] = field(default_factory=list)  # per plate
+    snapshots: torch.Tensor | None = None  # (B, K, 2, R, C) displacement fields, if asked for
     snapshot_steps: list[int] | None = None
 
 
@@ -50,7 +50,9 @@ def sensor_nodes(lattice: TriangularLattice, grid: int) -> list[tuple[int, int]]
     return nodes
 
 
-def cut_bond_weights(lattice: TriangularLattice, cracks_per_plate: Sequence[Sequence[Crack]]) -> tuple[dict[str, np.ndarray] | None, list[int]]:
+def cut_bond_weights(
+    lattice: TriangularLattice, cracks_per_plate: Sequence[Sequence[Crack]]
+) -> tuple[dict[str, np.ndarray] | None, list[int]]:
     """Per family, (B, r, c) weights with 0 for every bond a crack crosses; None if nothing is cut.
 
     Only the block of bonds within one spacing of each crack segment's bounding box is tested.
@@ -58,7 +60,7 @@ def cut_bond_weights(lattice: TriangularLattice, cracks_per_plate: Sequence[Sequ
     a = lattice.spacing
     weights, counts = {}, [0] * len(cracks_per_plate)
     for fam in lattice.families:
-        p_i = np.moveaxis(fam.first(lattice.positions), 0, -1)   # (r, c, 2)
+        p_i = np.moveaxis(fam.first(lattice.positions), 0, -1)  # (r, c, 2)
         p_j = np.moveaxis(fam.second(lattice.positions), 0, -1)
         row_y = p_i[:, 0, 1]
         w = np.ones((len(cracks_per_plate), *p_i.shape[:2]), dtype=np.float32)
@@ -90,9 +92,16 @@ def sponge_damping(cfg: PlateConfig, lattice: TriangularLattice) -> np.ndarray |
     return cfg.damping + cfg.sponge_strength * 2 * math.pi * cfg.frequency * depth**2
 
 
-def simulate_wavefield(cfg: PlateConfig, cracks: Sequence[Sequence[Crack]], device: str | torch.device = "cpu", *,
-                       snapshot_every: int | None = None, sensor_xy=None, progress: bool = False,
-                       backend: str = "auto") -> WavefieldResult:
+def simulate_wavefield(
+    cfg: PlateConfig,
+    cracks: Sequence[Sequence[Crack]],
+    device: str | torch.device = "cpu",
+    *,
+    snapshot_every: int | None = None,
+    sensor_xy=None,
+    progress: bool = False,
+    backend: str = "auto",
+) -> WavefieldResult:
     """Simulate one plate per entry of ``cracks`` (a list of :class:`Crack` per plate, may be empty).
 
     ``sensor_xy`` (S, 2) [m] replaces the uniform sensor grid by custom positions (each snapped to its
@@ -106,9 +115,19 @@ def simulate_wavefield(cfg: PlateConfig, cracks: Sequence[Sequence[Crack]], devi
     device = torch.device(device)
     dt, batch = cfg.dt, len(cracks)
     weights, cut_counts = cut_bond_weights(lattice, cracks)
-    solver = LatticeSolver(lattice, springs.k_normal, springs.k_shear, springs.node_mass, dt, batch,
-                           bond_weights=weights, damping=sponge_damping(cfg, lattice), device=device, dtype=dtype,
-                           backend=backend)
+    solver = LatticeSolver(
+        lattice,
+        springs.k_normal,
+        springs.k_shear,
+        springs.node_mass,
+        dt,
+        batch,
+        bond_weights=weights,
+        damping=sponge_damping(cfg, lattice),
+        device=device,
+        dtype=dtype,
+        backend=backend,
+    )
 
     # Source: a point force at the left-edge node of the middle row, pre-scaled by dt^2/m.
     n_steps = cfg.n_steps
@@ -136,6 +155,7 @@ def simulate_wavefield(cfg: PlateConfig, cracks: Sequence[Sequence[Crack]], devi
     steps = range(n_steps + 1)
     if progress:
         from crackscope.progress import progress_bar
+
         steps = progress_bar(steps, desc="time steps", total=n_steps + 1)
     for n in steps:
         if n % cfg.record_every == 0:
@@ -159,7 +179,11 @@ def simulate_wavefield(cfg: PlateConfig, cracks: Sequence[Sequence[Crack]], devi
         masks=torch.as_tensor(masks),
         time=torch.as_tensor(np.arange(cfg.n_time) * cfg.record_every * dt),
         sensor_xy=torch.as_tensor(sensor_xy),
-        c_p=c_p, c_s=c_s, n_nodes=lattice.n_nodes, n_steps=n_steps, dt=dt,
+        c_p=c_p,
+        c_s=c_s,
+        n_nodes=lattice.n_nodes,
+        n_steps=n_steps,
+        dt=dt,
         crack_length_um=[[c.length_um for c in plate] for plate in cracks],
         cut_bonds=cut_counts,
         snapshots=torch.stack(snaps, dim=1) if snaps else None,

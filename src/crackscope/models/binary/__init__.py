@@ -44,13 +44,16 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from crackscope.errors import InputError, require_positive_int as _positive_int
+from crackscope.errors import InputError
+from crackscope.errors import require_positive_int as _positive_int
 from crackscope.models.contract import NamedModel, check_input_shape
 
 __all__ = ["AOIE_PAPER", "BlockKind", "BinaryClassifier", "VARIANTS", "define_kind", "block_kind", "MIN_SIDE"]
 
-AOIE_PAPER = ("Binary information enhancement network for efficient steel defects detection and "
-              "classification (AOIE-Net, Wu et al. 2025)")
+AOIE_PAPER = (
+    "Binary information enhancement network for efficient steel defects detection and "
+    "classification (AOIE-Net, Wu et al. 2025)"
+)
 MIN_SIDE = 8
 
 CONV_KINDS = ("real", "plain", "abaio", "dbnieb")
@@ -149,6 +152,19 @@ class BinaryClassifier(NamedModel, nn.Module):
 
 
 # Imported after the base is defined: the family modules subclass the skeletons.
+from crackscope.models.binary.adabin import AdaBinResNet18, AdaBinResNet20  # noqa: E402
+from crackscope.models.binary.aoie import (  # noqa: E402
+    TABLE1_ROWS,
+    AOIEAblationResNet18,
+    AOIEAblationResNet20,
+    AOIENetResNet18,
+    AOIENetResNet20,
+    ablation_kind,
+)
+from crackscope.models.binary.bnn import BNNResNet18, BNNResNet20, XNORResNet18, XNORResNet20  # noqa: E402
+from crackscope.models.binary.fracbnn import FracBNNResNet18, FracBNNResNet20  # noqa: E402
+from crackscope.models.binary.ienet import IENetResNet18, IENetResNet20  # noqa: E402
+from crackscope.models.binary.reactnet import ReActNetResNet18, ReActNetResNet20  # noqa: E402
 from crackscope.models.binary.resnet import (  # noqa: E402
     BinaryResNet18,
     BinaryResNet20,
@@ -158,22 +174,31 @@ from crackscope.models.binary.resnet import (  # noqa: E402
     ResNet20,
     ResNetSkeleton,
 )
-from crackscope.models.binary.bnn import BNNResNet18, BNNResNet20, XNORResNet18, XNORResNet20  # noqa: E402
-from crackscope.models.binary.reactnet import ReActNetResNet18, ReActNetResNet20  # noqa: E402
-from crackscope.models.binary.fracbnn import FracBNNResNet18, FracBNNResNet20  # noqa: E402
-from crackscope.models.binary.adabin import AdaBinResNet18, AdaBinResNet20  # noqa: E402
-from crackscope.models.binary.ienet import IENetResNet18, IENetResNet20  # noqa: E402
-from crackscope.models.binary.aoie import (  # noqa: E402
-    TABLE1_ROWS,
-    AOIEAblationResNet18,
-    AOIEAblationResNet20,
-    AOIENetResNet18,
-    AOIENetResNet20,
-    ablation_kind,
-)
 
-__all__ += ["ResNetSkeleton", "CifarResNet", "ImageNetResNet", "ResNet20", "ResNet18", "BinaryResNet20",
-            "BinaryResNet18", "BNNResNet20", "BNNResNet18", "XNORResNet20", "XNORResNet18", "ReActNetResNet20",
-            "ReActNetResNet18", "FracBNNResNet20", "FracBNNResNet18", "AdaBinResNet20", "AdaBinResNet18",
-            "IENetResNet20", "IENetResNet18", "AOIENetResNet20", "AOIENetResNet18", "AOIEAblationResNet20",
-            "AOIEAblationResNet18", "TABLE1_ROWS", "ablation_kind"]
+__all__ += [
+    "ResNetSkeleton",
+    "CifarResNet",
+    "ImageNetResNet",
+    "ResNet20",
+    "ResNet18",
+    "BinaryResNet20",
+    "BinaryResNet18",
+    "BNNResNet20",
+    "BNNResNet18",
+    "XNORResNet20",
+    "XNORResNet18",
+    "ReActNetResNet20",
+    "ReActNetResNet18",
+    "FracBNNResNet20",
+    "FracBNNResNet18",
+    "AdaBinResNet20",
+    "AdaBinResNet18",
+    "IENetResNet20",
+    "IENetResNet18",
+    "AOIENetResNet20",
+    "AOIENetResNet18",
+    "AOIEAblationResNet20",
+    "AOIEAblationResNet18",
+    "TABLE1_ROWS",
+    "ablation_kind",
+]

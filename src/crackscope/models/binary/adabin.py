@@ -18,8 +18,16 @@ from crackscope.models.binary.resnet import CifarResNet, ImageNetResNet
 
 __all__ = ["ADABIN", "AdaBinResNet20", "AdaBinResNet18"]
 
-ADABIN = define_kind(BlockKind("adabin", conv="plain", weight="adaptive", act="adaptive", post="maxout",
-                               summary="adaptive binary weights and activations, Maxout after the sum (AdaBin)"))
+ADABIN = define_kind(
+    BlockKind(
+        "adabin",
+        conv="plain",
+        weight="adaptive",
+        act="adaptive",
+        post="maxout",
+        summary="adaptive binary weights and activations, Maxout after the sum (AdaBin)",
+    )
+)
 ADABIN_PAPER = f"Tu et al. 2022, AdaBin; {AOIE_PAPER}, sections 3.2-3.3 and Tables 2, 4 (AdaBin rows)"
 
 
@@ -35,8 +43,9 @@ class AdaBinResNet20(CifarResNet):
 
     paper = ADABIN_PAPER
 
-    def __init__(self, in_channels: int = 3, classes: int = 10, width: float = 1.0, shortcut=None,
-                 stem_stride: int = 1):
+    def __init__(
+        self, in_channels: int = 3, classes: int = 10, width: float = 1.0, shortcut=None, stem_stride: int = 1
+    ):
         super().__init__(ADABIN, in_channels, classes, width, shortcut, stem_stride)
 
 
@@ -52,6 +61,7 @@ class AdaBinResNet18(ImageNetResNet):
 
     paper = ADABIN_PAPER
 
-    def __init__(self, in_channels: int = 3, classes: int = 10, width: float = 1.0, shortcut=None,
-                 stem_stride: int = 1):
+    def __init__(
+        self, in_channels: int = 3, classes: int = 10, width: float = 1.0, shortcut=None, stem_stride: int = 1
+    ):
         super().__init__(ADABIN, in_channels, classes, width, shortcut, stem_stride)

@@ -46,14 +46,30 @@ from crackscope.models.binary.fracbnn import FRACBNN
 from crackscope.models.binary.resnet import BinaryUnit, CifarResNet, ImageNetResNet, register_unit
 from crackscope.nn.binary import DBNIEB, PAN
 
-__all__ = ["AOIE_NET", "TABLE1_ROWS", "ablation_kind", "AOIEUnit", "AOIENetResNet20", "AOIENetResNet18",
-           "AOIEAblationResNet20", "AOIEAblationResNet18"]
+__all__ = [
+    "AOIE_NET",
+    "TABLE1_ROWS",
+    "ablation_kind",
+    "AOIEUnit",
+    "AOIENetResNet20",
+    "AOIENetResNet18",
+    "AOIEAblationResNet20",
+    "AOIEAblationResNet18",
+]
 
 # The name of AOIE-Net's block for ``variant="aoie_net"`` and the all-flags ablation row; its fields
 # describe :class:`AOIEUnit` (which registers itself as the unit of this kind) for code that inspects
 # ``model.kind``.
-AOIE_NET = define_kind(BlockKind("aoie_net", conv="dbnieb", weight="adaptive", aba_io=True, post="pan",
-                                 summary="DBN-IEB with ABA-IO (one shared conv), PAN = Maxout + BN (AOIE-Net)"))
+AOIE_NET = define_kind(
+    BlockKind(
+        "aoie_net",
+        conv="dbnieb",
+        weight="adaptive",
+        aba_io=True,
+        post="pan",
+        summary="DBN-IEB with ABA-IO (one shared conv), PAN = Maxout + BN (AOIE-Net)",
+    )
+)
 
 
 @register_unit(AOIE_NET)
@@ -98,8 +114,9 @@ class AOIEUnit(BinaryUnit):
 
     def make_conv(self, in_channels: int, out_channels: int, stride: int) -> DBNIEB:
         """Steps 1-4: DBN-IEB (section 3.1) with ABA-IO (section 3.2): one shared adaptive-weight 3x3 conv."""
-        return DBNIEB(in_channels, out_channels, kernel_size=3, stride=stride, padding=1, aba_io=True,
-                      weight_mode="adaptive")
+        return DBNIEB(
+            in_channels, out_channels, kernel_size=3, stride=stride, padding=1, aba_io=True, weight_mode="adaptive"
+        )
 
     def make_post(self, channels: int) -> PAN:
         """Step 6: PAN (section 3.3), Maxout then BatchNorm."""
@@ -140,10 +157,17 @@ def ablation_kind(aba_io: bool = True, dbn_ieb: bool = True, pan: bool = True) -
     adaptive = aba_io or dbn_ieb
     conv = "dbnieb" if dbn_ieb else ("abaio" if aba_io else "plain")
     name = "+".join(["fracbnn"] + [k for k, v in flags.items() if v])
-    return define_kind(BlockKind(name, conv=conv, weight="adaptive" if adaptive else FRACBNN.weight,
-                                 act=None if adaptive else FRACBNN.act, aba_io=aba_io,
-                                 post="pan" if pan else FRACBNN.post,
-                                 summary=f"Table 1 ablation: {name}"))
+    return define_kind(
+        BlockKind(
+            name,
+            conv=conv,
+            weight="adaptive" if adaptive else FRACBNN.weight,
+            act=None if adaptive else FRACBNN.act,
+            aba_io=aba_io,
+            post="pan" if pan else FRACBNN.post,
+            summary=f"Table 1 ablation: {name}",
+        )
+    )
 
 
 for _row in TABLE1_ROWS.values():  # make every row selectable by name
@@ -166,8 +190,9 @@ class AOIENetResNet20(CifarResNet):
 
     paper = AOIE_NET_PAPER
 
-    def __init__(self, in_channels: int = 3, classes: int = 10, width: float = 1.0, shortcut=None,
-                 stem_stride: int = 1):
+    def __init__(
+        self, in_channels: int = 3, classes: int = 10, width: float = 1.0, shortcut=None, stem_stride: int = 1
+    ):
         super().__init__(AOIE_NET, in_channels, classes, width, shortcut, stem_stride)
 
 
@@ -194,8 +219,17 @@ class AOIEAblationResNet20(CifarResNet):
 
     paper = ABLATION_PAPER
 
-    def __init__(self, in_channels: int = 3, classes: int = 10, width: float = 1.0, aba_io: bool = True,
-                 dbn_ieb: bool = True, pan: bool = True, shortcut=None, stem_stride: int = 1):
+    def __init__(
+        self,
+        in_channels: int = 3,
+        classes: int = 10,
+        width: float = 1.0,
+        aba_io: bool = True,
+        dbn_ieb: bool = True,
+        pan: bool = True,
+        shortcut=None,
+        stem_stride: int = 1,
+    ):
         super().__init__(ablation_kind(aba_io, dbn_ieb, pan), in_channels, classes, width, shortcut, stem_stride)
 
 
@@ -205,6 +239,14 @@ class AOIEAblationResNet18(ImageNetResNet):
 
     paper = ABLATION_PAPER
 
-    def __init__(self, in_channels: int = 3, classes: int = 10, width: float = 1.0, aba_io: bool = True,
-                 dbn_ieb: bool = True, pan: bool = True, shortcut=None):
+    def __init__(
+        self,
+        in_channels: int = 3,
+        classes: int = 10,
+        width: float = 1.0,
+        aba_io: bool = True,
+        dbn_ieb: bool = True,
+        pan: bool = True,
+        shortcut=None,
+    ):
         super().__init__(ablation_kind(aba_io, dbn_ieb, pan), in_channels, classes, width, shortcut)

@@ -24,10 +24,21 @@ from crackscope.models.binary.resnet import CifarResNet, ImageNetResNet
 
 __all__ = ["BNN", "XNOR", "BNNResNet20", "BNNResNet18", "XNORResNet20", "XNORResNet18"]
 
-BNN = define_kind(BlockKind("bnn", conv="plain", weight="sign", act="sign", post="none",
-                            summary="sign activations, sign weights (BNN)"))
-XNOR = define_kind(BlockKind("xnor", conv="plain", weight="xnor", act="sign", post="none",
-                             summary="sign activations, mean|w|-scaled sign weights (XNOR-Net)"))
+BNN = define_kind(
+    BlockKind(
+        "bnn", conv="plain", weight="sign", act="sign", post="none", summary="sign activations, sign weights (BNN)"
+    )
+)
+XNOR = define_kind(
+    BlockKind(
+        "xnor",
+        conv="plain",
+        weight="xnor",
+        act="sign",
+        post="none",
+        summary="sign activations, mean|w|-scaled sign weights (XNOR-Net)",
+    )
+)
 BNN_PAPER = f"Hubara et al. 2016, Binarized neural networks; {AOIE_PAPER}, Table 3 (BNN row)"
 XNOR_PAPER = f"Rastegari et al. 2016, XNOR-Net; {AOIE_PAPER}, Table 3 (XNOR-Net row)"
 
@@ -43,8 +54,9 @@ class BNNResNet20(CifarResNet):
 
     paper = BNN_PAPER
 
-    def __init__(self, in_channels: int = 3, classes: int = 10, width: float = 1.0, shortcut=None,
-                 stem_stride: int = 1):
+    def __init__(
+        self, in_channels: int = 3, classes: int = 10, width: float = 1.0, shortcut=None, stem_stride: int = 1
+    ):
         super().__init__(BNN, in_channels, classes, width, shortcut, stem_stride)
 
 
@@ -59,8 +71,9 @@ class BNNResNet18(ImageNetResNet):
 
     paper = BNN_PAPER
 
-    def __init__(self, in_channels: int = 3, classes: int = 10, width: float = 1.0, shortcut=None,
-                 stem_stride: int = 1):
+    def __init__(
+        self, in_channels: int = 3, classes: int = 10, width: float = 1.0, shortcut=None, stem_stride: int = 1
+    ):
         super().__init__(BNN, in_channels, classes, width, shortcut, stem_stride)
 
 
@@ -75,8 +88,9 @@ class XNORResNet20(CifarResNet):
 
     paper = XNOR_PAPER
 
-    def __init__(self, in_channels: int = 3, classes: int = 10, width: float = 1.0, shortcut=None,
-                 stem_stride: int = 1):
+    def __init__(
+        self, in_channels: int = 3, classes: int = 10, width: float = 1.0, shortcut=None, stem_stride: int = 1
+    ):
         super().__init__(XNOR, in_channels, classes, width, shortcut, stem_stride)
 
 
@@ -91,6 +105,7 @@ class XNORResNet18(ImageNetResNet):
 
     paper = XNOR_PAPER
 
-    def __init__(self, in_channels: int = 3, classes: int = 10, width: float = 1.0, shortcut=None,
-                 stem_stride: int = 1):
+    def __init__(
+        self, in_channels: int = 3, classes: int = 10, width: float = 1.0, shortcut=None, stem_stride: int = 1
+    ):
         super().__init__(XNOR, in_channels, classes, width, shortcut, stem_stride)

@@ -36,11 +36,20 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
-from crackscope.errors import InputError, require_positive_int as _positive_int
+from crackscope.errors import InputError
+from crackscope.errors import require_positive_int as _positive_int
 from crackscope.nn.binary import ABAIO, DBNIEB, BinaryConv2d
 
-__all__ = ["BOPS_PER_FLOP", "BITS_REAL", "BITS_BINARY", "LayerCost", "Complexity", "complexity",
-           "count_parameters", "binary_weights"]
+__all__ = [
+    "BOPS_PER_FLOP",
+    "BITS_REAL",
+    "BITS_BINARY",
+    "LayerCost",
+    "Complexity",
+    "complexity",
+    "count_parameters",
+    "binary_weights",
+]
 
 BOPS_PER_FLOP = 64
 BITS_REAL = 32

@@ -24,8 +24,16 @@ from crackscope.models.binary.resnet import CifarResNet, ImageNetResNet
 
 __all__ = ["FRACBNN", "FracBNNResNet20", "FracBNNResNet18"]
 
-FRACBNN = define_kind(BlockKind("fracbnn", conv="plain", weight="xnor", act="rsign", post="bn",
-                                summary="RSign + scaled sign weights, BN after the sum (FracBNN)"))
+FRACBNN = define_kind(
+    BlockKind(
+        "fracbnn",
+        conv="plain",
+        weight="xnor",
+        act="rsign",
+        post="bn",
+        summary="RSign + scaled sign weights, BN after the sum (FracBNN)",
+    )
+)
 FRACBNN_PAPER = f"Zhang et al. 2021, FracBNN; {AOIE_PAPER}, section 3.3 and Table 1 (baseline row)"
 
 
@@ -41,8 +49,9 @@ class FracBNNResNet20(CifarResNet):
 
     paper = FRACBNN_PAPER
 
-    def __init__(self, in_channels: int = 3, classes: int = 10, width: float = 1.0, shortcut=None,
-                 stem_stride: int = 1):
+    def __init__(
+        self, in_channels: int = 3, classes: int = 10, width: float = 1.0, shortcut=None, stem_stride: int = 1
+    ):
         super().__init__(FRACBNN, in_channels, classes, width, shortcut, stem_stride)
 
 
@@ -57,6 +66,7 @@ class FracBNNResNet18(ImageNetResNet):
 
     paper = FRACBNN_PAPER
 
-    def __init__(self, in_channels: int = 3, classes: int = 10, width: float = 1.0, shortcut=None,
-                 stem_stride: int = 1):
+    def __init__(
+        self, in_channels: int = 3, classes: int = 10, width: float = 1.0, shortcut=None, stem_stride: int = 1
+    ):
         super().__init__(FRACBNN, in_channels, classes, width, shortcut, stem_stride)

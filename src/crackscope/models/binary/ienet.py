@@ -23,8 +23,16 @@ from crackscope.models.binary.resnet import CifarResNet, ImageNetResNet
 
 __all__ = ["IENET", "IENetResNet20", "IENetResNet18"]
 
-IENET = define_kind(BlockKind("ienet", conv="dbnieb", weight="adaptive", aba_io=False, post="rprelu",
-                              summary="dual-BN information enhancement with two binary convs, RPReLU (IE-Net)"))
+IENET = define_kind(
+    BlockKind(
+        "ienet",
+        conv="dbnieb",
+        weight="adaptive",
+        aba_io=False,
+        post="rprelu",
+        summary="dual-BN information enhancement with two binary convs, RPReLU (IE-Net)",
+    )
+)
 IENET_PAPER = f"Ding et al. 2022, IE-Net; {AOIE_PAPER}, section 3.2 (Fig. 2b) and Tables 2, 4 (IE-Net rows)"
 
 
@@ -40,8 +48,9 @@ class IENetResNet20(CifarResNet):
 
     paper = IENET_PAPER
 
-    def __init__(self, in_channels: int = 3, classes: int = 10, width: float = 1.0, shortcut=None,
-                 stem_stride: int = 1):
+    def __init__(
+        self, in_channels: int = 3, classes: int = 10, width: float = 1.0, shortcut=None, stem_stride: int = 1
+    ):
         super().__init__(IENET, in_channels, classes, width, shortcut, stem_stride)
 
 
@@ -56,6 +65,7 @@ class IENetResNet18(ImageNetResNet):
 
     paper = IENET_PAPER
 
-    def __init__(self, in_channels: int = 3, classes: int = 10, width: float = 1.0, shortcut=None,
-                 stem_stride: int = 1):
+    def __init__(
+        self, in_channels: int = 3, classes: int = 10, width: float = 1.0, shortcut=None, stem_stride: int = 1
+    ):
         super().__init__(IENET, in_channels, classes, width, shortcut, stem_stride)

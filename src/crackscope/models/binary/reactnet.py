@@ -17,8 +17,16 @@ from crackscope.models.binary.resnet import CifarResNet, ImageNetResNet
 
 __all__ = ["REACTNET", "ReActNetResNet20", "ReActNetResNet18"]
 
-REACTNET = define_kind(BlockKind("reactnet", conv="plain", weight="xnor", act="rsign", post="rprelu",
-                                 summary="RSign + scaled sign weights, RPReLU after the sum (ReActNet)"))
+REACTNET = define_kind(
+    BlockKind(
+        "reactnet",
+        conv="plain",
+        weight="xnor",
+        act="rsign",
+        post="rprelu",
+        summary="RSign + scaled sign weights, RPReLU after the sum (ReActNet)",
+    )
+)
 REACTNET_PAPER = f"Liu et al. 2020, ReActNet; {AOIE_PAPER}, sections 1-2 and Table 3 (ReActNet-A row)"
 
 
@@ -33,8 +41,9 @@ class ReActNetResNet20(CifarResNet):
 
     paper = REACTNET_PAPER
 
-    def __init__(self, in_channels: int = 3, classes: int = 10, width: float = 1.0, shortcut=None,
-                 stem_stride: int = 1):
+    def __init__(
+        self, in_channels: int = 3, classes: int = 10, width: float = 1.0, shortcut=None, stem_stride: int = 1
+    ):
         super().__init__(REACTNET, in_channels, classes, width, shortcut, stem_stride)
 
 
@@ -50,6 +59,7 @@ class ReActNetResNet18(ImageNetResNet):
 
     paper = REACTNET_PAPER
 
-    def __init__(self, in_channels: int = 3, classes: int = 10, width: float = 1.0, shortcut=None,
-                 stem_stride: int = 1):
+    def __init__(
+        self, in_channels: int = 3, classes: int = 10, width: float = 1.0, shortcut=None, stem_stride: int = 1
+    ):
         super().__init__(REACTNET, in_channels, classes, width, shortcut, stem_stride)

@@ -50,8 +50,21 @@ from crackscope.models import register
 from crackscope.models.binary import BinaryClassifier, BlockKind, block_kind, define_kind
 from crackscope.nn.binary import ABAIO, DBNIEB, PAN, BinaryConv2d, Maxout, RPReLU
 
-__all__ = ["REAL", "SHORTCUTS", "ResNetSkeleton", "CifarResNet", "ImageNetResNet", "ResNet20", "ResNet18",
-           "BinaryResNet20", "BinaryResNet18", "BinaryUnit", "BasicBlock", "PadShortcut", "register_unit"]
+__all__ = [
+    "REAL",
+    "SHORTCUTS",
+    "ResNetSkeleton",
+    "CifarResNet",
+    "ImageNetResNet",
+    "ResNet20",
+    "ResNet18",
+    "BinaryResNet20",
+    "BinaryResNet18",
+    "BinaryUnit",
+    "BasicBlock",
+    "PadShortcut",
+    "register_unit",
+]
 
 REAL = define_kind(BlockKind("real", conv="real", post="relu", summary="full-precision ResNet basic block"))
 SHORTCUTS = ("A", "B")
@@ -74,7 +87,7 @@ class PadShortcut(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.stride > 1:
-            x = x[:, :, ::self.stride, ::self.stride]
+            x = x[:, :, :: self.stride, :: self.stride]
         if self.front or self.back:
             x = F.pad(x, (0, 0, 0, 0, self.front, self.back))
         return x
@@ -87,11 +100,9 @@ def make_shortcut(kind: str, in_channels: int, out_channels: int, stride: int, b
     if kind == "A":
         return PadShortcut(in_channels, out_channels, stride)
     if not binary:
-        return nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride, bias=False),
-                             nn.BatchNorm2d(out_channels))
+        return nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, stride, bias=False), nn.BatchNorm2d(out_channels))
     layers = [nn.AvgPool2d(stride, stride, ceil_mode=True, count_include_pad=False)] if stride > 1 else []
-    return nn.Sequential(*layers, nn.Conv2d(in_channels, out_channels, 1, bias=False),
-                         nn.BatchNorm2d(out_channels))
+    return nn.Sequential(*layers, nn.Conv2d(in_channels, out_channels, 1, bias=False), nn.BatchNorm2d(out_channels))
 
 
 class BinaryUnit(nn.Module):
@@ -129,8 +140,14 @@ class BinaryUnit(nn.Module):
 
     def make_post(self, channels: int) -> nn.Module:
         """The layer after the residual sum named by ``kind.post``."""
-        makers = {"none": lambda c: nn.Identity(), "relu": lambda c: nn.ReLU(), "bn": nn.BatchNorm2d,
-                  "rprelu": RPReLU, "maxout": Maxout, "pan": lambda c: PAN(c, "maxout")}
+        makers = {
+            "none": lambda c: nn.Identity(),
+            "relu": lambda c: nn.ReLU(),
+            "bn": nn.BatchNorm2d,
+            "rprelu": RPReLU,
+            "maxout": Maxout,
+            "pan": lambda c: PAN(c, "maxout"),
+        }
         return makers[self.kind.post](channels)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -186,8 +203,10 @@ class BasicBlock(nn.Module):
 def make_block(kind: BlockKind, in_channels: int, out_channels: int, stride: int, shortcut: str) -> nn.Module:
     if not kind.binary:
         return BasicBlock(in_channels, out_channels, stride, shortcut)
-    return nn.Sequential(make_unit(kind, in_channels, out_channels, stride, shortcut),
-                         make_unit(kind, out_channels, out_channels, 1, shortcut))
+    return nn.Sequential(
+        make_unit(kind, in_channels, out_channels, stride, shortcut),
+        make_unit(kind, out_channels, out_channels, 1, shortcut),
+    )
 
 
 class ResNetSkeleton(BinaryClassifier):
@@ -203,8 +222,9 @@ class ResNetSkeleton(BinaryClassifier):
     layout: str = "cifar"
     default_shortcut: str = "A"
 
-    def __init__(self, kind, in_channels: int = 3, classes: int = 10, width: float = 1.0, shortcut=None,
-                 stem_stride: int = 1):
+    def __init__(
+        self, kind, in_channels: int = 3, classes: int = 10, width: float = 1.0, shortcut=None, stem_stride: int = 1
+    ):
         super().__init__(in_channels, classes, width)
         if self.layout != "cifar" and stem_stride != 1:
             raise InputError(f"stem_stride applies to the ResNet-20 (CIFAR) stem only (got {stem_stride})")
@@ -234,13 +254,21 @@ class ResNetSkeleton(BinaryClassifier):
     def _stem(self, channels: int) -> nn.Sequential:
         relu = [] if self.kind.binary else [nn.ReLU()]
         if self.layout == "cifar" and self.stem_stride > 1:  # patchify: one s x s window per output pixel
-            return nn.Sequential(nn.Conv2d(self.in_channels, channels, self.stem_stride, self.stem_stride, 0,
-                                           bias=False), nn.BatchNorm2d(channels), *relu)
+            return nn.Sequential(
+                nn.Conv2d(self.in_channels, channels, self.stem_stride, self.stem_stride, 0, bias=False),
+                nn.BatchNorm2d(channels),
+                *relu,
+            )
         if self.layout == "cifar":
-            return nn.Sequential(nn.Conv2d(self.in_channels, channels, 3, 1, 1, bias=False),
-                                 nn.BatchNorm2d(channels), *relu)
-        return nn.Sequential(nn.Conv2d(self.in_channels, channels, 7, 2, 3, bias=False),
-                             nn.BatchNorm2d(channels), *relu, nn.MaxPool2d(3, 2, 1))
+            return nn.Sequential(
+                nn.Conv2d(self.in_channels, channels, 3, 1, 1, bias=False), nn.BatchNorm2d(channels), *relu
+            )
+        return nn.Sequential(
+            nn.Conv2d(self.in_channels, channels, 7, 2, 3, bias=False),
+            nn.BatchNorm2d(channels),
+            *relu,
+            nn.MaxPool2d(3, 2, 1),
+        )
 
     def features(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> pooled features (B, channels of the last stage); no input check."""
@@ -278,8 +306,9 @@ class ResNet20(CifarResNet):
 
     paper = f"{RESNET_PAPER}; {BinaryClassifier.paper}, Table 2 (ResNet-20, W/A 32/32)"
 
-    def __init__(self, in_channels: int = 3, classes: int = 10, width: float = 1.0, shortcut=None,
-                 stem_stride: int = 1):
+    def __init__(
+        self, in_channels: int = 3, classes: int = 10, width: float = 1.0, shortcut=None, stem_stride: int = 1
+    ):
         super().__init__(REAL, in_channels, classes, width, shortcut, stem_stride)
 
 
@@ -303,8 +332,9 @@ class BinaryResNet20(CifarResNet):
     paper: AOIE-Net section 4.1 (ResNet-20 on CIFAR-10); the kinds cite their own sources.
     """
 
-    def __init__(self, in_channels: int = 3, classes: int = 10, width: float = 1.0, variant: str = "aoie_net",
-                 shortcut=None):
+    def __init__(
+        self, in_channels: int = 3, classes: int = 10, width: float = 1.0, variant: str = "aoie_net", shortcut=None
+    ):
         super().__init__(block_kind(variant), in_channels, classes, width, shortcut)
 
 
@@ -315,6 +345,7 @@ class BinaryResNet18(ImageNetResNet):
     paper: AOIE-Net section 4.2 (ImageNet, Table 3); the kinds cite their own sources.
     """
 
-    def __init__(self, in_channels: int = 3, classes: int = 10, width: float = 1.0, variant: str = "aoie_net",
-                 shortcut=None):
+    def __init__(
+        self, in_channels: int = 3, classes: int = 10, width: float = 1.0, variant: str = "aoie_net", shortcut=None
+    ):
         super().__init__(block_kind(variant), in_channels, classes, width, shortcut)

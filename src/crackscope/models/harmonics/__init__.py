@@ -38,13 +38,16 @@ import math
 import torch
 from torch import nn
 
-from crackscope.errors import InputError, require_positive_int as _positive_int
+from crackscope.errors import InputError
+from crackscope.errors import require_positive_int as _positive_int
 from crackscope.models.contract import NamedModel, check_input_shape
 
 __all__ = ["HarmonicModel", "HarmonicCNN1D", "HarmonicCNN2D", "HarmonicFeatureFusion", "INITS", "init_weights"]
 
-HARMONICS_PAPER = ("Multi-Harmonic Nonlinear Ultrasonic Fusion with Deep Learning for Subtle Parameter "
-                   "Identification of Micro-Crack Groups")
+HARMONICS_PAPER = (
+    "Multi-Harmonic Nonlinear Ultrasonic Fusion with Deep Learning for Subtle Parameter "
+    "Identification of Micro-Crack Groups"
+)
 INITS = ("paper", "default")
 
 
@@ -87,8 +90,9 @@ class HarmonicModel(NamedModel, nn.Module):
     def size_after(self, what: str, n: int, need: int = 1) -> int:
         """``n`` if at least ``need`` samples survive ``what``, else InputError naming ``length``."""
         if n < need:
-            raise InputError(f"length={self.length} is too short for {self.name}: the {what} leaves {n} "
-                             f"samples (needs >= {need})")
+            raise InputError(
+                f"length={self.length} is too short for {self.name}: the {what} leaves {n} samples (needs >= {need})"
+            )
         return n
 
 

@@ -44,8 +44,15 @@ class HarmonicCNN2D(HarmonicModel):
     paper = f"{HARMONICS_PAPER} (section 3.3, Figure 9a; layer sizes reconstructed)"
     min_in_channels = KERNEL[0]
 
-    def __init__(self, in_channels: int = 2, length: int = 4760, classes: int = 12, init: str = "paper",
-                 filters: int = 36, pool: int = 6):
+    def __init__(
+        self,
+        in_channels: int = 2,
+        length: int = 4760,
+        classes: int = 12,
+        init: str = "paper",
+        filters: int = 36,
+        pool: int = 6,
+    ):
         super().__init__(in_channels, length, classes, init)
         self.filters = _positive_int("filters", filters)
         self.pool_size = _positive_int("pool", pool)

@@ -34,5 +34,5 @@ class HarmonicFeatureFusion(HarmonicModel):
         self.check_input(x)
         out = self.branches[0](x[:, 0:1])
         for c in range(1, self.in_channels):
-            out = out + self.branches[c](x[:, c:c + 1])
+            out = out + self.branches[c](x[:, c : c + 1])
         return out

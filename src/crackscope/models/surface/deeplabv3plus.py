@@ -25,11 +25,14 @@ from crackscope.models.surface import SurfaceModel
 from crackscope.nn import ConvNormAct
 
 
-def atrous_conv(in_channels: int, out_channels: int, dilation: int = 1, stride: int = 1,
-                activation: str | None = "relu") -> nn.Sequential:
+def atrous_conv(
+    in_channels: int, out_channels: int, dilation: int = 1, stride: int = 1, activation: str | None = "relu"
+) -> nn.Sequential:
     """3x3 conv with ``dilation`` ('same' padding) + BN (+ ReLU); ConvNormAct with a dilation."""
-    layers = [nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=dilation, dilation=dilation, bias=False),
-              nn.BatchNorm2d(out_channels)]
+    layers = [
+        nn.Conv2d(in_channels, out_channels, 3, stride=stride, padding=dilation, dilation=dilation, bias=False),
+        nn.BatchNorm2d(out_channels),
+    ]
     if activation is not None:
         layers.append(nn.ReLU(inplace=True))
     return nn.Sequential(*layers)
@@ -42,8 +45,11 @@ class BasicBlock(nn.Module):
         super().__init__()
         self.conv1 = atrous_conv(in_channels, out_channels, dilation, stride)
         self.conv2 = atrous_conv(out_channels, out_channels, dilation, activation=None)
-        self.shortcut = (nn.Identity() if stride == 1 and in_channels == out_channels
-                         else ConvNormAct(in_channels, out_channels, 1, stride=stride, activation=None))
+        self.shortcut = (
+            nn.Identity()
+            if stride == 1 and in_channels == out_channels
+            else ConvNormAct(in_channels, out_channels, 1, stride=stride, activation=None)
+        )
         self.act = nn.ReLU(inplace=True)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -56,14 +62,18 @@ class ResNetBackbone(nn.Module):
     def __init__(self, in_channels: int, base_channels: int = 32, blocks=(2, 2, 2, 2)):
         super().__init__()
         b = base_channels
-        self.stem = nn.Sequential(ConvNormAct(in_channels, b, 3, stride=2, padding=1),
-                                  ConvNormAct(b, b, 3, padding=1), nn.MaxPool2d(3, stride=2, padding=1))
+        self.stem = nn.Sequential(
+            ConvNormAct(in_channels, b, 3, stride=2, padding=1),
+            ConvNormAct(b, b, 3, padding=1),
+            nn.MaxPool2d(3, stride=2, padding=1),
+        )
         widths = [b, 2 * b, 4 * b, 8 * b]
         strides, dilations = (1, 2, 2, 1), (1, 1, 1, 2)
         layers, c = [], b
         for n, width, stride, dilation in zip(blocks, widths, strides, dilations):
-            layer = [BasicBlock(c, width, stride, dilation)] + [BasicBlock(width, width, 1, dilation)
-                                                                for _ in range(n - 1)]
+            layer = [BasicBlock(c, width, stride, dilation)] + [
+                BasicBlock(width, width, 1, dilation) for _ in range(n - 1)
+            ]
             layers.append(nn.Sequential(*layer))
             c = width
         self.layer1, self.layer2, self.layer3, self.layer4 = layers
@@ -87,8 +97,7 @@ class ASPP(nn.Module):
         self.branches.extend(atrous_conv(in_channels, out_channels, rate) for rate in rates)
         # No BatchNorm on the pooled 1x1 map: with batch 1 it would have a single value per channel.
         self.image_pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), ConvNormAct(in_channels, out_channels, 1, norm=False))
-        self.project = nn.Sequential(ConvNormAct((len(rates) + 2) * out_channels, out_channels, 1),
-                                     nn.Dropout(dropout))
+        self.project = nn.Sequential(ConvNormAct((len(rates) + 2) * out_channels, out_channels, 1), nn.Dropout(dropout))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         pooled = self.image_pool(x).expand(-1, -1, *x.shape[-2:])
@@ -107,15 +116,24 @@ class DeepLabV3Plus(SurfaceModel):
     paper = "Chen et al. 2018, DeepLabv3+"
     stride = 16
 
-    def __init__(self, in_channels: int = 3, classes: int = 1, base_channels: int = 32,
-                 aspp_channels: int = 128, atrous_rates: tuple[int, ...] = (6, 12, 18),
-                 low_level_channels: int = 48, decoder_channels: int = 128):
+    def __init__(
+        self,
+        in_channels: int = 3,
+        classes: int = 1,
+        base_channels: int = 32,
+        aspp_channels: int = 128,
+        atrous_rates: tuple[int, ...] = (6, 12, 18),
+        low_level_channels: int = 48,
+        decoder_channels: int = 128,
+    ):
         super().__init__(in_channels, classes)
         self.backbone = ResNetBackbone(in_channels, int(base_channels))
         self.aspp = ASPP(self.backbone.out_channels, aspp_channels, tuple(atrous_rates))
         self.low_level = ConvNormAct(self.backbone.low_channels, low_level_channels, 1)
-        self.decoder = nn.Sequential(ConvNormAct(aspp_channels + low_level_channels, decoder_channels, 3, padding=1),
-                                     ConvNormAct(decoder_channels, decoder_channels, 3, padding=1))
+        self.decoder = nn.Sequential(
+            ConvNormAct(aspp_channels + low_level_channels, decoder_channels, 3, padding=1),
+            ConvNormAct(decoder_channels, decoder_channels, 3, padding=1),
+        )
         self.head = nn.Conv2d(decoder_channels, classes, 1)
 
     def forward_padded(self, x: torch.Tensor) -> torch.Tensor:

@@ -50,8 +50,14 @@ class FCN8s(SurfaceModel):
     paper = "Long et al. 2015, FCN-8s"
     stride = 32
 
-    def __init__(self, in_channels: int = 3, classes: int = 1, base_channels: int = 32,
-                 fc_channels: int | None = None, dropout: float = 0.5):
+    def __init__(
+        self,
+        in_channels: int = 3,
+        classes: int = 1,
+        base_channels: int = 32,
+        fc_channels: int | None = None,
+        dropout: float = 0.5,
+    ):
         super().__init__(in_channels, classes)
         widths = [int(base_channels) * m for m in STAGE_WIDTHS]
         fc = int(fc_channels) if fc_channels is not None else 16 * int(base_channels)
@@ -60,8 +66,9 @@ class FCN8s(SurfaceModel):
         for n, width in zip(STAGE_CONVS, widths):
             stage, c = conv_stack(c, [width] * n, activation="relu", kernel_size=3, padding=1)
             self.stages.append(nn.Sequential(*stage, nn.MaxPool2d(2)))
-        self.fc = nn.Sequential(ConvNormAct(c, fc, 3, padding=1), nn.Dropout2d(dropout),
-                                ConvNormAct(fc, fc, 1), nn.Dropout2d(dropout))
+        self.fc = nn.Sequential(
+            ConvNormAct(c, fc, 3, padding=1), nn.Dropout2d(dropout), ConvNormAct(fc, fc, 1), nn.Dropout2d(dropout)
+        )
         self.score_fr = nn.Conv2d(fc, classes, 1)
         self.score_pool4 = nn.Conv2d(widths[3], classes, 1)
         self.score_pool3 = nn.Conv2d(widths[2], classes, 1)
@@ -75,6 +82,6 @@ class FCN8s(SurfaceModel):
             x = stage(x)
             feats.append(x)
         pool3, pool4 = feats[2], feats[3]
-        score = self.up2_fr(self.score_fr(self.fc(x)))                 # H/16
-        score = self.up2_pool4(score + self.score_pool4(pool4))        # H/8
-        return self.up8(score + self.score_pool3(pool3))               # H
+        score = self.up2_fr(self.score_fr(self.fc(x)))  # H/16
+        score = self.up2_pool4(score + self.score_pool4(pool4))  # H/8
+        return self.up8(score + self.score_pool3(pool3))  # H

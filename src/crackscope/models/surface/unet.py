@@ -38,14 +38,21 @@ class UNet(SurfaceModel):
 
     paper = "Ronneberger et al. 2015, U-Net"
 
-    def __init__(self, in_channels: int = 3, classes: int = 1, base_channels: int = 32, depth: int = 4,
-                 cbam: bool = False, cbam_reduction: int = 16):
+    def __init__(
+        self,
+        in_channels: int = 3,
+        classes: int = 1,
+        base_channels: int = 32,
+        depth: int = 4,
+        cbam: bool = False,
+        cbam_reduction: int = 16,
+    ):
         super().__init__(in_channels, classes)
         if isinstance(depth, bool) or not isinstance(depth, int) or not 1 <= depth <= 6:
             raise InputError(f"depth must be an integer in 1..6 (got {depth!r})")
         base_channels = int(base_channels)
-        self.stride = 2 ** depth
-        widths = [base_channels * 2 ** i for i in range(depth + 1)]
+        self.stride = 2**depth
+        widths = [base_channels * 2**i for i in range(depth + 1)]
 
         def attention(channels: int) -> nn.Module:
             return CBAM(channels, cbam_reduction) if cbam else nn.Identity()
@@ -90,6 +97,7 @@ class UNetCBAM(UNet):
 
     paper = "Zhang, U-Net + CBAM (source paper, sections 3.2-3.3)"
 
-    def __init__(self, in_channels: int = 3, classes: int = 1, base_channels: int = 32, depth: int = 4,
-                 cbam_reduction: int = 16):
+    def __init__(
+        self, in_channels: int = 3, classes: int = 1, base_channels: int = 32, depth: int = 4, cbam_reduction: int = 16
+    ):
         super().__init__(in_channels, classes, base_channels, depth, cbam=True, cbam_reduction=cbam_reduction)

@@ -29,7 +29,8 @@ from torch import nn
 
 from crackscope.models import register
 from crackscope.models.wavefield import WaveFieldModel
-from crackscope.nn import ConvNormAct, activation as make_activation
+from crackscope.nn import ConvNormAct
+from crackscope.nn import activation as make_activation
 
 
 class DenseLayer(nn.Module):
@@ -38,9 +39,11 @@ class DenseLayer(nn.Module):
     def __init__(self, in_channels: int, growth: int, bn_size: int, activation: str):
         super().__init__()
         self.layers = nn.Sequential(
-            nn.BatchNorm2d(in_channels), make_activation(activation),
+            nn.BatchNorm2d(in_channels),
+            make_activation(activation),
             nn.Conv2d(in_channels, bn_size * growth, 1, bias=False),
-            nn.BatchNorm2d(bn_size * growth), make_activation(activation),
+            nn.BatchNorm2d(bn_size * growth),
+            make_activation(activation),
             nn.Conv2d(bn_size * growth, growth, (3, 1), padding=(1, 0), bias=False),
         )
 
@@ -52,8 +55,12 @@ class Transition(nn.Sequential):
     """BN-act-conv1x1 (channels * compression) -> average pool (2, 1) over time."""
 
     def __init__(self, in_channels: int, out_channels: int, activation: str):
-        super().__init__(nn.BatchNorm2d(in_channels), make_activation(activation),
-                         nn.Conv2d(in_channels, out_channels, 1, bias=False), nn.AvgPool2d((2, 1)))
+        super().__init__(
+            nn.BatchNorm2d(in_channels),
+            make_activation(activation),
+            nn.Conv2d(in_channels, out_channels, 1, bias=False),
+            nn.AvgPool2d((2, 1)),
+        )
 
 
 @register("densenet1d")
@@ -66,11 +73,23 @@ class DenseNet1D(WaveFieldModel):
     paper = "Moreh et al. 2024, 1D-DenseNet encoder with transposed-convolution decoder"
     default_loss = "dice"
 
-    def __init__(self, in_channels: int = 2, n_time: int = 2000, n_sensors: int = 81,
-                 sensor_grid: tuple[int, int] = (9, 9), mask_size: int = 36, classes: int = 1,
-                 activation: str = "relu", growth: int = 24, block_layers: tuple[int, ...] = (4, 4, 4, 4),
-                 bn_size: int = 4, stem_channels: int = 32, compression: float = 0.5, sensor_features: int = 192,
-                 input_pool: int = 4):
+    def __init__(
+        self,
+        in_channels: int = 2,
+        n_time: int = 2000,
+        n_sensors: int = 81,
+        sensor_grid: tuple[int, int] = (9, 9),
+        mask_size: int = 36,
+        classes: int = 1,
+        activation: str = "relu",
+        growth: int = 24,
+        block_layers: tuple[int, ...] = (4, 4, 4, 4),
+        bn_size: int = 4,
+        stem_channels: int = 32,
+        compression: float = 0.5,
+        sensor_features: int = 192,
+        input_pool: int = 4,
+    ):
         super().__init__(in_channels, n_time, n_sensors, sensor_grid, mask_size, classes, activation)
         stem = ConvNormAct(in_channels, stem_channels, (7, 1), (2, 1), (3, 0), activation=activation)
         layers: list[nn.Module] = [nn.MaxPool2d((input_pool, 1)), stem]
@@ -96,6 +115,6 @@ class DenseNet1D(WaveFieldModel):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
-        x = self.collapse(self.encoder(x))     # (B, F, 1, S)
-        x = self.decoder(self.to_grid(x))      # (B, 8, 36, 36)
+        x = self.collapse(self.encoder(x))  # (B, F, 1, S)
+        x = self.decoder(self.to_grid(x))  # (B, 8, 36, 36)
         return self.head(self.to_mask_size(x))

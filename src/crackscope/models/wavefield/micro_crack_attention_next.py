@@ -69,8 +69,9 @@ from crackscope.nn import AxialAttention, ConvNormAct, SqueezeExcite
 class EncoderBlock(nn.Module):
     """Two (3, 1) convs + BN + act, squeeze-excite, max-pool (2, 1), GroupNorm, residual attention."""
 
-    def __init__(self, in_channels: int, out_channels: int, activation: str, head_dim: int, mlp_ratio: int,
-                 se_reduction: int):
+    def __init__(
+        self, in_channels: int, out_channels: int, activation: str, head_dim: int, mlp_ratio: int, se_reduction: int
+    ):
         super().__init__()
         self.conv1 = ConvNormAct(in_channels, out_channels, (3, 1), padding=(1, 0), activation=activation)
         self.conv2 = ConvNormAct(out_channels, out_channels, (3, 1), padding=(1, 0), activation=activation)
@@ -95,8 +96,10 @@ def upsample_block(in_channels: int, out_channels: int, mode: str, activation: s
     if mode == "transposed":
         return ConvNormAct(in_channels, out_channels, 2, stride=2, transposed=True, activation=activation)
     if mode == "bilinear":
-        return nn.Sequential(nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
-                             ConvNormAct(in_channels, out_channels, 3, padding=1, activation=activation))
+        return nn.Sequential(
+            nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False),
+            ConvNormAct(in_channels, out_channels, 3, padding=1, activation=activation),
+        )
     raise InputError(f"upsample={mode!r} is not one of {', '.join(UPSAMPLE_MODES)}")
 
 
@@ -111,19 +114,33 @@ class MicroCrackAttentionNeXt(WaveFieldModel):
     paper = "Moreh et al., MicroCrackAttentionNeXt (section 3.2, Figure 2)"
     default_loss = "combined_weighted_dice"
 
-    def __init__(self, in_channels: int = 2, n_time: int = 2000, n_sensors: int = 81,
-                 sensor_grid: tuple[int, int] = (9, 9), mask_size: int = 36, classes: int = 1,
-                 activation: str = "relu", channels: tuple[int, ...] = (16, 32, 64, 128), input_pool: int = 4,
-                 head_dim: int = 16, mlp_ratio: int = 8, se_reduction: int = 8, upsample: str = "transposed",
-                 sensor_position: bool = False, stem: str = "maxpool"):
+    def __init__(
+        self,
+        in_channels: int = 2,
+        n_time: int = 2000,
+        n_sensors: int = 81,
+        sensor_grid: tuple[int, int] = (9, 9),
+        mask_size: int = 36,
+        classes: int = 1,
+        activation: str = "relu",
+        channels: tuple[int, ...] = (16, 32, 64, 128),
+        input_pool: int = 4,
+        head_dim: int = 16,
+        mlp_ratio: int = 8,
+        se_reduction: int = 8,
+        upsample: str = "transposed",
+        sensor_position: bool = False,
+        stem: str = "maxpool",
+    ):
         super().__init__(in_channels, n_time, n_sensors, sensor_grid, mask_size, classes, activation)
         self.sensor_position = bool(sensor_position)
         c = in_channels + 2 * self.sensor_position
         if stem == "maxpool":
             self.input_pool = nn.MaxPool2d((input_pool, 1))
         elif stem == "conv":  # keeps the waveform inside each window as channels instead of its maximum
-            self.input_pool = ConvNormAct(c, channels[0], (input_pool, 1), stride=(input_pool, 1),
-                                          activation=activation)
+            self.input_pool = ConvNormAct(
+                c, channels[0], (input_pool, 1), stride=(input_pool, 1), activation=activation
+            )
         else:
             raise InputError(f"stem={stem!r} is not one of {', '.join(STEMS)}")
         self.stem = stem
@@ -146,10 +163,10 @@ class MicroCrackAttentionNeXt(WaveFieldModel):
         self.check_input(x)
         if self.sensor_position:
             x = self.append_sensor_position(x)  # (B, 4, T, S)
-        x = self.input_pool(x)      # (B, 2, T/4, S); stem "conv": (B, 16, T/4, S)
-        x = self.encoder(x)         # (B, 128, T/64, S)
-        x = self.bottleneck(x)      # (B, 128, 1, S)
-        x = self.to_grid(x)         # (B, 128, 9, 9)
-        x = self.reduce(x)          # (B, 16, 9, 9)
-        x = self.up2(self.up1(x))   # (B, 8, 36, 36)
+        x = self.input_pool(x)  # (B, 2, T/4, S); stem "conv": (B, 16, T/4, S)
+        x = self.encoder(x)  # (B, 128, T/64, S)
+        x = self.bottleneck(x)  # (B, 128, 1, S)
+        x = self.to_grid(x)  # (B, 128, 9, 9)
+        x = self.reduce(x)  # (B, 16, 9, 9)
+        x = self.up2(self.up1(x))  # (B, 8, 36, 36)
         return self.head(self.to_mask_size(x))

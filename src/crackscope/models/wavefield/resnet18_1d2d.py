@@ -29,20 +29,25 @@ from torch import nn
 
 from crackscope.models import register
 from crackscope.models.wavefield import WaveFieldModel
-from crackscope.nn import ConvNormAct, activation as make_activation, conv_stack
+from crackscope.nn import ConvNormAct, conv_stack
+from crackscope.nn import activation as make_activation
 
 
 class BasicBlock(nn.Module):
     """ResNet basic block (He et al. 2016, Fig. 2): act(BN(conv(act(BN(conv(x))))) + shortcut(x))."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel: tuple[int, int], stride: tuple[int, int],
-                 activation: str):
+    def __init__(
+        self, in_channels: int, out_channels: int, kernel: tuple[int, int], stride: tuple[int, int], activation: str
+    ):
         super().__init__()
         padding = (kernel[0] // 2, kernel[1] // 2)
         self.conv1 = ConvNormAct(in_channels, out_channels, kernel, stride, padding, activation=activation)
         self.conv2 = ConvNormAct(out_channels, out_channels, kernel, 1, padding, activation=None)
-        self.shortcut = (nn.Identity() if in_channels == out_channels and stride == (1, 1)
-                         else ConvNormAct(in_channels, out_channels, 1, stride, activation=None))
+        self.shortcut = (
+            nn.Identity()
+            if in_channels == out_channels and stride == (1, 1)
+            else ConvNormAct(in_channels, out_channels, 1, stride, activation=None)
+        )
         self.act = make_activation(activation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -50,8 +55,10 @@ class BasicBlock(nn.Module):
 
 
 def _stage(in_channels: int, out_channels: int, kernel, stride, activation: str) -> nn.Sequential:
-    return nn.Sequential(BasicBlock(in_channels, out_channels, kernel, stride, activation),
-                         BasicBlock(out_channels, out_channels, kernel, (1, 1), activation))
+    return nn.Sequential(
+        BasicBlock(in_channels, out_channels, kernel, stride, activation),
+        BasicBlock(out_channels, out_channels, kernel, (1, 1), activation),
+    )
 
 
 @register("resnet18_1d2d")
@@ -64,15 +71,26 @@ class ResNet18_1D2D(WaveFieldModel):
     paper = "Moreh et al. 2022, ResNet18 (1-D temporal + 2-D spatial convolutions)"
     default_loss = "dice"
 
-    def __init__(self, in_channels: int = 2, n_time: int = 2000, n_sensors: int = 81,
-                 sensor_grid: tuple[int, int] = (9, 9), mask_size: int = 36, classes: int = 1,
-                 activation: str = "relu", width: int = 32, input_pool: int = 4,
-                 decoder_channels: tuple[int, ...] = (32, 16, 8)):
+    def __init__(
+        self,
+        in_channels: int = 2,
+        n_time: int = 2000,
+        n_sensors: int = 81,
+        sensor_grid: tuple[int, int] = (9, 9),
+        mask_size: int = 36,
+        classes: int = 1,
+        activation: str = "relu",
+        width: int = 32,
+        input_pool: int = 4,
+        decoder_channels: tuple[int, ...] = (32, 16, 8),
+    ):
         super().__init__(in_channels, n_time, n_sensors, sensor_grid, mask_size, classes, activation)
         w = width
         self.input_pool = nn.MaxPool2d((input_pool, 1))
-        self.stem = nn.Sequential(ConvNormAct(in_channels, w, (7, 1), (2, 1), (3, 0), activation=activation),
-                                  nn.MaxPool2d((3, 1), (2, 1), (1, 0)))
+        self.stem = nn.Sequential(
+            ConvNormAct(in_channels, w, (7, 1), (2, 1), (3, 0), activation=activation),
+            nn.MaxPool2d((3, 1), (2, 1), (1, 0)),
+        )
         self.stage1 = _stage(w, w, (3, 1), (1, 1), activation)
         self.stage2 = _stage(w, 2 * w, (3, 1), (2, 1), activation)
         t = n_time // input_pool
@@ -90,8 +108,8 @@ class ResNet18_1D2D(WaveFieldModel):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
-        x = self.stem(self.input_pool(x))                   # (B, w, T/16, S)
-        x = self.stage2(self.stage1(x))                     # (B, 2w, T/32, S)
-        x = self.to_grid(self.collapse(x))                  # (B, 4w, 9, 9)
-        x = self.decoder(self.stage4(self.stage3(x)))       # (B, 8, 36, 36)
+        x = self.stem(self.input_pool(x))  # (B, w, T/16, S)
+        x = self.stage2(self.stage1(x))  # (B, 2w, T/32, S)
+        x = self.to_grid(self.collapse(x))  # (B, 4w, 9, 9)
+        x = self.decoder(self.stage4(self.stage3(x)))  # (B, 8, 36, 36)
         return self.head(self.to_mask_size(x))

@@ -36,11 +36,20 @@ class SimpleCNN(WaveFieldModel):
     paper = "Moreh et al. 2022, SimpleCNN (SCNN)"
     default_loss = "dice"
 
-    def __init__(self, in_channels: int = 2, n_time: int = 2000, n_sensors: int = 81,
-                 sensor_grid: tuple[int, int] = (9, 9), mask_size: int = 36, classes: int = 1,
-                 activation: str = "relu", temporal_channels: tuple[int, ...] = (16, 32, 64),
-                 spatial_channels: tuple[int, ...] = (64, 32), decoder_channels: tuple[int, ...] = (16, 8),
-                 input_pool: int = 4):
+    def __init__(
+        self,
+        in_channels: int = 2,
+        n_time: int = 2000,
+        n_sensors: int = 81,
+        sensor_grid: tuple[int, int] = (9, 9),
+        mask_size: int = 36,
+        classes: int = 1,
+        activation: str = "relu",
+        temporal_channels: tuple[int, ...] = (16, 32, 64),
+        spatial_channels: tuple[int, ...] = (64, 32),
+        decoder_channels: tuple[int, ...] = (16, 8),
+        input_pool: int = 4,
+    ):
         super().__init__(in_channels, n_time, n_sensors, sensor_grid, mask_size, classes, activation)
         layers, c, t = [nn.MaxPool2d((input_pool, 1))], in_channels, n_time // input_pool
         for width in temporal_channels:
@@ -51,13 +60,14 @@ class SimpleCNN(WaveFieldModel):
         self.collapse = ConvNormAct(c, c, (t, 1), activation=activation)
 
         self.spatial, c = conv_stack(c, spatial_channels, activation=activation, kernel_size=3, padding=1)
-        self.decoder, c = conv_stack(c, decoder_channels, activation=activation, kernel_size=2, stride=2,
-                                     transposed=True)
+        self.decoder, c = conv_stack(
+            c, decoder_channels, activation=activation, kernel_size=2, stride=2, transposed=True
+        )
         self.head = nn.Conv2d(c, classes, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
-        x = self.collapse(self.temporal(x))    # (B, 64, 1, S)
-        x = self.spatial(self.to_grid(x))      # (B, 32, 9, 9)
-        x = self.decoder(x)                    # (B, 8, 36, 36)
+        x = self.collapse(self.temporal(x))  # (B, 64, 1, S)
+        x = self.spatial(self.to_grid(x))  # (B, 32, 9, 9)
+        x = self.decoder(x)  # (B, 8, 36, 36)
         return self.head(self.to_mask_size(x))

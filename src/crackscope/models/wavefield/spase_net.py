@@ -39,11 +39,21 @@ class SpAsENet(WaveFieldModel):
     paper = "Wuttke et al. 2021, SpAsE-Net"
     default_loss = "focal"
 
-    def __init__(self, in_channels: int = 2, n_time: int = 2000, n_sensors: int = 81,
-                 sensor_grid: tuple[int, int] = (9, 9), mask_size: int = 36, classes: int = 1,
-                 activation: str = "relu", temporal_channels: tuple[int, ...] = (16, 32, 64, 64),
-                 temporal_pools: tuple[int, ...] = (4, 2, 2, 2), sensor_features: int = 128,
-                 fusion_channels: tuple[int, ...] = (128, 64, 64), predictor_channels: tuple[int, ...] = (32, 16)):
+    def __init__(
+        self,
+        in_channels: int = 2,
+        n_time: int = 2000,
+        n_sensors: int = 81,
+        sensor_grid: tuple[int, int] = (9, 9),
+        mask_size: int = 36,
+        classes: int = 1,
+        activation: str = "relu",
+        temporal_channels: tuple[int, ...] = (16, 32, 64, 64),
+        temporal_pools: tuple[int, ...] = (4, 2, 2, 2),
+        sensor_features: int = 128,
+        fusion_channels: tuple[int, ...] = (128, 64, 64),
+        predictor_channels: tuple[int, ...] = (32, 16),
+    ):
         super().__init__(in_channels, n_time, n_sensors, sensor_grid, mask_size, classes, activation)
         layers, c, t = [], in_channels, n_time
         for width, pool in zip(temporal_channels, temporal_pools, strict=True):
@@ -54,13 +64,14 @@ class SpAsENet(WaveFieldModel):
         self.collapse = ConvNormAct(c, sensor_features, (t, 1), activation=activation)
 
         self.fusion, c = conv_stack(sensor_features, fusion_channels, activation=activation, kernel_size=3, padding=1)
-        self.predictor, c = conv_stack(c, predictor_channels, activation=activation, kernel_size=2, stride=2,
-                                       transposed=True)
+        self.predictor, c = conv_stack(
+            c, predictor_channels, activation=activation, kernel_size=2, stride=2, transposed=True
+        )
         self.head = nn.Conv2d(c, classes, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
-        x = self.temporal(x)                   # (B, 64, T', S)
-        x = self.to_grid(self.collapse(x))     # (B, 128, 9, 9)
-        x = self.predictor(self.fusion(x))     # (B, 16, 36, 36)
+        x = self.temporal(x)  # (B, 64, T', S)
+        x = self.to_grid(self.collapse(x))  # (B, 128, 9, 9)
+        x = self.predictor(self.fusion(x))  # (B, 16, 36, 36)
         return self.head(self.to_mask_size(x))

@@ -292,3 +292,144 @@ def test_accumulated_sweep_equals_plain_metrics_at_each_threshold():
     best = max(THRESHOLD_GRID, key=lambda t: (dsc[t], -t))
     assert out["threshold_best"] == best and out["dsc_best"] == pytest.approx(dsc[best])
     assert out["dsc"] == pytest.approx(dsc[0.5])  # the fixed-threshold keys are unchanged
+
+
+# ---- ODS / OIS F-measure with a pixel tolerance (crack detection) ---------------------------------
+def test_f_measure_shifted_line_needs_a_tolerance():
+    """A 1-px vertical ground-truth line (column 3 of 7x7) and a prediction one column to the right:
+    no pixel overlaps (F = 0 at 0 px), every pixel is 1 px from the other line (F = 1 at >= 1 px)."""
+    from crackscope.metrics import crack_f_measures
+
+    gt = torch.zeros(7, 7)
+    gt[:, 3] = 1
+    prob = torch.zeros(7, 7)
+    prob[:, 4] = 0.9
+    for t, f in ((0, 0.0), (1, 1.0), (2, 1.0), (3, 1.0)):
+        r = crack_f_measures([prob], [gt], tolerance_px=t)
+        assert r["ods_f"] == pytest.approx(f) and r["ois_f"] == pytest.approx(f), t
+        assert (r["ods_precision"], r["ods_recall"]) == (pytest.approx(f), pytest.approx(f))
+    # the lowest threshold of the best F (ties): every threshold < 0.9 scores the same
+    assert crack_f_measures([prob], [gt], tolerance_px=1)["ods_threshold"] == 0.01
+
+
+def test_f_measure_tolerance_region_is_a_euclidean_disk():
+    """One true pixel at (3, 3), one predicted pixel at a distance 1, sqrt 2, 2 or sqrt 5: a match
+    exactly when the distance is <= the tolerance (a disk, not a square: (4, 4) misses at 1 px)."""
+    from crackscope.metrics import crack_f_measures
+
+    gt = torch.zeros(7, 7)
+    gt[3, 3] = 1
+    for (y, x), dist in (((3, 4), 1.0), ((4, 4), 2**0.5), ((5, 3), 2.0), ((5, 4), 5**0.5)):
+        prob = torch.zeros(7, 7)
+        prob[y, x] = 0.8
+        for t in (0, 1, 1.5, 2, 3):
+            assert crack_f_measures([prob], [gt], tolerance_px=t)["ods_f"] == (1.0 if dist <= t else 0.0), (y, x, t)
+
+
+def test_f_measure_thick_prediction_counts():
+    """Ground truth: the 1-px row 2 of a 5x6 image (6 pixels); prediction: rows 1-3 (18 pixels).
+    At 0 px: P = 6/18, R = 6/6, F = 2 (1/3)(1) / (4/3) = 1/2. At 1 px every predicted pixel is
+    within 1 px of row 2: P = R = 1, F = 1 (no one-to-one matching, as in CrackForest)."""
+    from crackscope.metrics import crack_f_counts, crack_f_measures
+
+    gt = torch.zeros(5, 6)
+    gt[2] = 1
+    prob = torch.zeros(5, 6)
+    prob[1:4] = 0.7
+    grid = (0.5,)
+    # columns: matched predicted, predicted, matched true, true
+    assert crack_f_counts(prob, gt, grid, 0).tolist() == [[6, 18, 6, 6]]
+    assert crack_f_counts(prob, gt, grid, 1).tolist() == [[18, 18, 6, 6]]
+    assert crack_f_measures([prob], [gt], grid, 0)["ods_f"] == pytest.approx(0.5)
+    assert crack_f_measures([prob], [gt], grid, 1)["ods_f"] == pytest.approx(1.0)
+
+
+def test_ois_above_ods_when_the_best_thresholds_differ():
+    """Thresholds 0.25, 0.5, 0.75 at tolerance 0; images of different sizes.
+
+    Image A (1x4): p = (0.6, 0.6, 0.4, 0.4), crack = the first two pixels.
+      t = 0.25: 4 predicted, 2 right: P = 1/2, R = 1, F = 2/3;  t = 0.5: P = R = 1, F = 1;
+      t = 0.75: nothing predicted, F = 0.  Best: F = 1 at 0.5.
+    Image B (2x3): p = (0.3, 0.3, 0.1 / 0.1, 0.1, 0.1), crack = the first two pixels.
+      t = 0.25: P = R = 1, F = 1;  t = 0.5 and 0.75: nothing predicted, F = 0.  Best: F = 1 at 0.25.
+    OIS = (1 + 1) / 2 = 1.
+    ODS, counts summed: t = 0.25: 6 predicted, 4 right, 4 of 4 found: P = 2/3, R = 1, F = 4/5;
+      t = 0.5: 2 predicted, 2 right, 2 of 4 found: P = 1, R = 1/2, F = 2/3;  t = 0.75: F = 0.
+      ODS = 0.8 at 0.25 (P = 2/3, R = 1).
+    """
+    from crackscope.metrics import crack_f_measures
+
+    probs = [torch.tensor([[0.6, 0.6, 0.4, 0.4]]), torch.tensor([[0.3, 0.3, 0.1], [0.1, 0.1, 0.1]])]
+    masks = [torch.tensor([[1, 1, 0, 0]]), torch.tensor([[1, 1, 0], [0, 0, 0]])]
+    r = crack_f_measures(probs, masks, thresholds=(0.25, 0.5, 0.75), tolerance_px=0)
+    assert r == {
+        "n_images": 2,
+        "ods_f": pytest.approx(0.8),
+        "ods_threshold": 0.25,
+        "ods_precision": pytest.approx(2 / 3),
+        "ods_recall": pytest.approx(1.0),
+        "ois_f": pytest.approx(1.0),
+    }
+    # numpy maps give the same
+    assert crack_f_measures([p.numpy() for p in probs], [m.numpy() for m in masks], (0.25, 0.5, 0.75)) == r
+
+
+def test_f_measure_empty_masks():
+    """No crack in the image: F = 1 at a threshold that predicts nothing (a correct "no crack"),
+    0 where anything is predicted; a crack that is never predicted scores 0."""
+    from crackscope.metrics import crack_f_measures
+
+    grid = (0.25, 0.5, 0.75)
+    empty = torch.zeros(4, 4)
+    low, high = torch.full((4, 4), 0.1), torch.full((4, 4), 0.9)
+    assert crack_f_measures([low], [empty], grid)["ods_f"] == 1.0
+    r = crack_f_measures([torch.full((4, 4), 0.6)], [empty], grid, tolerance_px=2)
+    assert (r["ods_f"], r["ods_threshold"], r["ois_f"]) == (1.0, 0.75, 1.0)  # nothing above 0.75
+    r = crack_f_measures([high], [empty], grid, tolerance_px=2)
+    assert (r["ods_f"], r["ods_threshold"], r["ods_precision"], r["ois_f"]) == (0.0, 0.25, 0.0, 0.0)
+    crack = torch.zeros(4, 4)
+    crack[1, 1] = 1
+    assert crack_f_measures([low], [crack], grid, tolerance_px=2)["ods_f"] == 0.0
+    # an empty image next to a cracked one: ODS counts only its false positives, OIS averages its F
+    # A: crack (1, 1) predicted exactly (0.9); B: no crack, 0.6 everywhere (16 false positives up
+    # to 0.5). t = 0.25 / 0.5: P = 1/17, R = 1, F = 2/18; t = 0.75: P = R = 1, F = 1 -> ODS 1 at
+    # 0.75. OIS: A best 1, B best 1 (at 0.75) -> 1.
+    a = torch.zeros(4, 4)
+    a[1, 1] = 0.9
+    r = crack_f_measures([a, torch.full((4, 4), 0.6)], [crack, empty], grid)
+    assert (r["ods_f"], r["ods_threshold"], r["ois_f"]) == (1.0, 0.75, 1.0)
+    # no images at all
+    assert crack_f_measures([], [], grid) == dict.fromkeys(
+        ("n_images", "ods_f", "ods_threshold", "ods_precision", "ods_recall", "ois_f")
+    ) | {"n_images": 0}
+
+
+def test_f_measure_at_zero_tolerance_is_the_best_micro_dsc_of_the_sweep():
+    """At 0 px the F of the summed counts is the micro DSC: ODS = best_threshold's dsc_best."""
+    from crackscope.metrics import THRESHOLD_GRID, best_threshold, crack_f_measures, sweep_counts
+
+    logits, target = random_batch(3)
+    probs = torch.sigmoid(logits)[:, 0]
+    r = crack_f_measures(probs, target[:, 0], THRESHOLD_GRID, tolerance_px=0)
+    best = best_threshold(sweep_counts(probs, target[:, 0], THRESHOLD_GRID, from_logits=False), THRESHOLD_GRID)
+    assert r["ods_f"] == pytest.approx(best["dsc_best"]) and r["ods_threshold"] == best["threshold_best"]
+    # each image's best F is at least its F at the dataset's threshold, so OIS >= their mean
+    at_ods = [crack_f_measures([p], [y], (r["ods_threshold"],))["ods_f"] for p, y in zip(probs, target[:, 0])]
+    assert r["ois_f"] >= sum(at_ods) / len(at_ods)
+    assert crack_f_measures(probs, target[:, 0], THRESHOLD_GRID, tolerance_px=2)["ods_f"] >= r["ods_f"]
+
+
+def test_f_measure_bad_inputs_raise_input_error():
+    from crackscope.metrics import crack_f_measures
+
+    p, m = torch.zeros(4, 4), torch.zeros(4, 4)
+    with pytest.raises(InputError, match="tolerance_px"):
+        crack_f_measures([p], [m], tolerance_px=-1)
+    with pytest.raises(InputError, match="differ in size"):
+        crack_f_measures([p], [torch.zeros(4, 5)])
+    with pytest.raises(InputError, match="2 probability maps for 1 masks"):
+        crack_f_measures([p, p], [m])
+    with pytest.raises(InputError, match="increasing"):
+        crack_f_measures([p], [m], thresholds=(0.5, 0.2))
+    with pytest.raises(InputError, match="one \\(H, W\\) map"):
+        crack_f_measures([torch.zeros(2, 4, 4)], [torch.zeros(2, 4, 4)])

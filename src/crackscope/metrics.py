@@ -28,6 +28,9 @@ sample scores 1.0 per sample but adds nothing to the micro counts.
 0, 1, 2, 3, 4 µm. The MicroCrackAttentionNeXt paper (Table 1) labels such per-size columns
 "accuracy" without defining them; crackscope reports DSC and the rest per size class instead.
 
+Crack detection papers also report ODS and OIS F-measures with a pixel tolerance
+(:func:`crack_f_measures`, documented there).
+
 Image classification (:func:`classification_summary`, :class:`ClassificationMetrics`) works on the
 (K, K) confusion matrix of whole images instead: see :func:`classification_summary`.
 :func:`accuracy_interval` says how far a test set of n images pins the accuracy down.
@@ -37,6 +40,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 from torchmetrics import Metric
@@ -52,6 +56,10 @@ __all__ = [
     "THRESHOLD_GRID",
     "sweep_counts",
     "best_threshold",
+    "F_MEASURE_THRESHOLDS",
+    "crack_f_counts",
+    "crack_f_from_counts",
+    "crack_f_measures",
     "multiclass_confusion",
     "iou_from_confusion",
     "multiclass_iou",
@@ -219,6 +227,133 @@ def best_threshold(counts: Tensor, thresholds: Sequence[float]) -> dict:
     dsc = _ratio(2 * tp, 2 * tp + fp + fn, (tp + fp + fn) == 0)
     k = int(torch.argmax(dsc))  # the first maximum
     return {"dsc_best": float(dsc[k]), "threshold_best": float(thresholds[k])}
+
+
+# --------------------------------------------------------------------------------------------
+# ODS / OIS F-measure with a pixel tolerance (crack detection)
+
+# the crack literature's threshold grid (DeepCrack's and BSDS's evaluation: 99 steps of 0.01)
+F_MEASURE_THRESHOLDS = tuple(round(0.01 * k, 2) for k in range(1, 100))
+
+
+def _disk(radius: float) -> np.ndarray:
+    """Boolean footprint of the pixel offsets (dy, dx) with dy^2 + dx^2 <= radius^2."""
+    r = int(np.floor(radius))
+    dy, dx = np.mgrid[-r : r + 1, -r : r + 1]
+    return dy * dy + dx * dx <= float(radius) ** 2
+
+
+def _counts_above(values: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """(K,) number of ``values`` strictly above each of the increasing ``thresholds``."""
+    above = np.searchsorted(thresholds, values, side="left")  # how many thresholds each value exceeds
+    hist = np.bincount(above, minlength=len(thresholds) + 1)
+    return hist[::-1].cumsum()[::-1][1:]
+
+
+def _as_map(x, name: str) -> np.ndarray:
+    a = x.detach().cpu().numpy() if torch.is_tensor(x) else np.asarray(x)
+    while a.ndim > 2 and a.shape[0] == 1:  # (1, H, W) or (1, 1, H, W): one image
+        a = a[0]
+    if a.ndim != 2:
+        raise InputError(f"{name} must be one (H, W) map per image, got shape {tuple(np.shape(x))}")
+    return a
+
+
+def crack_f_counts(prob, mask, thresholds: Sequence[float] = F_MEASURE_THRESHOLDS, tolerance_px: float = 0) -> Tensor:
+    """(K, 4) int64 tolerance counts of ONE image at each of K thresholds: columns ``matched_pred``
+    (predicted crack pixels with a true crack pixel within ``tolerance_px``), ``n_pred``,
+    ``matched_true`` (true crack pixels with a predicted one within ``tolerance_px``), ``n_true``.
+
+    ``prob``: (H, W) crack probability (numpy or torch; a leading 1 is dropped), predicted crack
+    where ``prob > threshold`` as everywhere here; ``mask``: (H, W), crack where > 0.5 (or bool).
+    Distances are Euclidean: the tolerance region of a pixel is the disk of radius ``tolerance_px``
+    around it (offsets dy^2 + dx^2 <= t^2; t = 1 the 4-neighbours, t = 2 also the diagonals and the
+    pixels two steps away), applied as a max filter (a grey dilation of ``prob``, a binary dilation
+    of ``mask``) -- the same as thresholding a distance transform at t. Each pixel is matched on
+    its own (no one-to-one pairing as in BSDS's ``correspondPixels``): the relaxed precision and
+    recall of CrackTree (Zou et al. 2012) and CrackForest (Shi et al. 2016).
+    """
+    from scipy import ndimage
+
+    p, m = _as_map(prob, "prob"), _as_map(mask, "mask")
+    if p.shape != m.shape:
+        raise InputError(f"prob {p.shape} and mask {m.shape} of one image differ in size")
+    t = float(tolerance_px)
+    if not np.isfinite(t) or t < 0:
+        raise InputError(f"tolerance_px must be a number of pixels >= 0, got {tolerance_px!r}")
+    p = p.astype(np.float32 if p.dtype == np.float32 else np.float64)  # compare in the map's precision
+    th = np.asarray(_check_thresholds(thresholds), dtype=p.dtype)
+    true = m.astype(bool) if m.dtype == bool else m > 0.5
+    if t >= 1:
+        disk = _disk(t)
+        near_true = ndimage.binary_dilation(true, structure=disk)
+        p_near = ndimage.maximum_filter(p, footprint=disk, mode="constant", cval=-np.inf)
+    else:
+        near_true, p_near = true, p
+    n_pred = _counts_above(p.ravel(), th)
+    matched_pred = _counts_above(p[near_true], th)
+    matched_true = _counts_above(p_near[true], th)
+    n_true = np.full(len(th), int(true.sum()))
+    return torch.from_numpy(np.stack([matched_pred, n_pred, matched_true, n_true], 1).astype(np.int64))
+
+
+def _f_measure(counts: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Precision, recall and F = 2PR / (P + R) of (..., 4) tolerance counts, float64. 0/0 follows
+    the rule of this module: 1.0 when nothing is predicted and nothing is true, else 0.0."""
+    c = counts.double()
+    mp, n_pred, mt, n_true = c.unbind(-1)
+    empty = (n_pred == 0) & (n_true == 0)
+    precision = _ratio(mp, n_pred, empty)
+    recall = _ratio(mt, n_true, empty)
+    pr = precision + recall
+    return precision, recall, torch.where(pr > 0, 2 * precision * recall / pr.clamp_min(1e-300), torch.zeros_like(pr))
+
+
+def crack_f_from_counts(counts, thresholds: Sequence[float] = F_MEASURE_THRESHOLDS) -> dict:
+    """ODS and OIS of (N, K, 4) per-image :func:`crack_f_counts` (see :func:`crack_f_measures`)."""
+    c = torch.as_tensor(counts).long()
+    th = _check_thresholds(thresholds)
+    if c.ndim != 3 or c.shape[1:] != (len(th), 4):
+        raise InputError(f"counts must have shape (N, {len(th)}, 4) for {len(th)} thresholds, got {tuple(c.shape)}")
+    out: dict = {"n_images": int(c.shape[0])}
+    if c.shape[0] == 0:
+        return out | dict.fromkeys(("ods_f", "ods_threshold", "ods_precision", "ods_recall", "ois_f"))
+    precision, recall, f = _f_measure(c.sum(0))
+    k = int(torch.argmax(f))  # the first maximum: the lowest threshold on ties
+    out.update(ods_f=float(f[k]), ods_threshold=th[k], ods_precision=float(precision[k]), ods_recall=float(recall[k]))
+    out["ois_f"] = float(_f_measure(c)[2].max(1).values.mean())
+    return out
+
+
+def crack_f_measures(probs, masks, thresholds: Sequence[float] = F_MEASURE_THRESHOLDS, tolerance_px: float = 0) -> dict:
+    """The crack literature's F-measures of per-image probability maps against their masks.
+
+    ``probs`` and ``masks``: sequences of (H, W) maps (numpy or torch; images may differ in size)
+    or (N, H, W) arrays; ``thresholds`` increasing inside (0, 1), by default
+    :data:`F_MEASURE_THRESHOLDS` (0.01 ... 0.99); ``tolerance_px`` >= 0. At each threshold,
+    with the counts of :func:`crack_f_counts` (a predicted crack pixel is correct when a true crack
+    pixel lies within ``tolerance_px``, a true one is found when a predicted one does),
+    precision P = matched_pred / n_pred, recall R = matched_true / n_true, F = 2PR / (P + R)
+    (0/0: 1.0 when the image has no crack and none is predicted, else 0.0).
+
+    * ``ods_f`` (optimal dataset scale): the best F over thresholds of the counts summed over all
+      images, i.e. one threshold fixed for the whole dataset: ``ods_threshold`` (the lowest on
+      ties), with its ``ods_precision`` and ``ods_recall``;
+    * ``ois_f`` (optimal image scale): the mean over images of each image's best F;
+    * ``n_images``. With no images every value is ``None``.
+
+    OIS is usually above ODS (each image gets its own threshold), but not by construction: ODS is
+    the F of counts summed over the images, not a mean of per-image F values.
+    """
+    probs = list(probs)
+    masks = list(masks)
+    if len(probs) != len(masks):
+        raise InputError(f"{len(probs)} probability maps for {len(masks)} masks")
+    th = _check_thresholds(thresholds)
+    if not probs:
+        return crack_f_from_counts(torch.zeros(0, len(th), 4, dtype=torch.long), th)
+    counts = torch.stack([crack_f_counts(p, m, th, tolerance_px) for p, m in zip(probs, masks)])
+    return crack_f_from_counts(counts, th)
 
 
 class SegmentationMetrics(Metric):

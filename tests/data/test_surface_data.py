@@ -239,3 +239,82 @@ def test_dataloader_workers_and_pickling(tmp_path):
     ds = SurfaceSegmentationDataset(tmp_path, format="folder", augment=True)
     batches = list(torch.utils.data.DataLoader(ds, batch_size=2, num_workers=2))
     assert [b[0].shape for b in batches] == [(2, 1, 32, 32)] * 2
+
+
+# ---- Crack500 (real files) ----------------------------------------------------------------------
+CRACK500_ROOT = Path(__file__).resolve().parents[2] / ".." / "shared" / "datasets" / "Crack500"
+needs_crack500 = pytest.mark.skipif(
+    not (CRACK500_ROOT / "train_img").is_dir(), reason=f"Crack500 not found at {CRACK500_ROOT}"
+)
+
+
+@needs_crack500
+def test_crack500_reads_real_pairs_with_mask_suffix_and_binary_masks():
+    full = SurfaceSegmentationDataset(CRACK500_ROOT, format="crack500", in_channels=3)
+    assert len(full) == 286 and full.classes == [None] * 286
+    ds = SurfaceSegmentationDataset(CRACK500_ROOT, format="crack500", indices=[0, 1, 2], in_channels=3, pad_multiple=1)
+    grey_levels = set()
+    for j in range(3):
+        x, y = ds[j]
+        # the label stem is the image stem + "_mask"
+        assert ds.mask_paths[j].name == f"{ds.stems[j]}_mask.png"
+        assert ds.image_paths[j].name == f"{ds.stems[j]}.jpg" and ds.image_paths[j].parent.name == "train_img"
+        assert ds.original_sizes[j] == (360, 640)
+        assert x.shape == (3, 360, 640) and y.shape == (1, 360, 640)
+        assert 0.0 <= float(x.min()) and float(x.max()) <= 1.0
+        # anti-aliased RGB masks with equal channels, crack = value >= 128
+        raw = np.asarray(Image.open(ds.mask_paths[j]))
+        assert raw.shape == (360, 640, 3) and (raw[..., 0] == raw[..., 1]).all() and (raw[..., 0] == raw[..., 2]).all()
+        grey_levels |= set(np.unique(raw[..., 0]).tolist())
+        assert np.array_equal(y[0].numpy(), (raw[..., 0] >= 128).astype(np.float32))
+        assert 0 < float(y.sum()) < y.numel()
+    assert grey_levels - {0, 255}, "the masks should be anti-aliased (the threshold matters)"
+    # the default size policy pads 360 up to 384
+    padded, _ = SurfaceSegmentationDataset(CRACK500_ROOT, format="crack500", indices=[0], in_channels=3)[0]
+    assert padded.shape == (3, 384, 640)
+
+
+@needs_crack500
+def test_crack500_groups_keep_bursts_of_one_crack_together():
+    from crackscope.data.splits import group_split
+    from crackscope.data.surface import crack500_bursts
+
+    stems = ["20160222_081113", "20160222_081111", "20160222_081130", "20160223_081131", "IMG_2917"]
+    # 081113 is 2 s after 081111 (one burst); 081130 is 17 s later; the next day starts a new one
+    assert crack500_bursts(stems) == {
+        "20160222_081111": "20160222_081111",
+        "20160222_081113": "20160222_081111",
+        "20160222_081130": "20160222_081130",
+        "20160223_081131": "20160223_081131",
+        "IMG_2917": "IMG_2917",
+    }
+    full = SurfaceSegmentationDataset(CRACK500_ROOT, format="crack500")
+    group = dict(zip(full.stems, full.groups))
+    assert group["20160222_081113"] == group["20160222_081111"] == "20160222_081111"
+    # groups do not depend on which pairs are selected
+    i = full.stems.index("20160222_081113")
+    assert SurfaceSegmentationDataset(CRACK500_ROOT, format="crack500", indices=[i]).groups == ["20160222_081111"]
+    split = group_split(full.groups, (0.7, 0.15, 0.15), seed=0)
+    part = {k: {full.groups[i] for i in v} for k, v in split.items()}
+    assert not (part["train"] & part["val"]) and not (part["train"] & part["test"]) and not (part["val"] & part["test"])
+
+
+@needs_crack500
+def test_crack500_missing_label_is_one_line_naming_the_mask(tmp_path):
+    import shutil
+
+    names = sorted(p.stem for p in (CRACK500_ROOT / "train_img").glob("*.jpg"))[:2]
+    for d in ("train_img", "train_lab"):
+        (tmp_path / d).mkdir()
+    for s in names:
+        shutil.copy(CRACK500_ROOT / "train_img" / f"{s}.jpg", tmp_path / "train_img")
+    shutil.copy(CRACK500_ROOT / "train_lab" / f"{names[0]}_mask.png", tmp_path / "train_lab")
+    assert len(SurfaceSegmentationDataset(tmp_path, format="crack500", indices=[0])) == 1
+    with pytest.raises(InputError) as err:
+        SurfaceSegmentationDataset(tmp_path, format="crack500")
+    msg = str(err.value)
+    assert "\n" not in msg and f"{names[1]}_mask" in msg and f"{names[1]}.jpg" in msg and "train_lab" in msg
+    # a mask named like the image (the folder / DeepCrack convention) is not taken for a Crack500 label
+    shutil.copy(CRACK500_ROOT / "train_lab" / f"{names[0]}_mask.png", tmp_path / "train_lab" / f"{names[1]}.png")
+    with pytest.raises(InputError, match=f"{names[1]}_mask"):
+        SurfaceSegmentationDataset(tmp_path, format="crack500")

@@ -1,6 +1,6 @@
-"""Surface-defect segmentation data: SD-saliency-900 and a generic image/mask folder format.
+"""Surface-defect segmentation data: SD-saliency-900, DeepCrack, Crack500 and a generic image/mask folder format.
 
-Two on-disk layouts are read (``format=``):
+These on-disk layouts are read (``format=``):
 
 * ``"sd-saliency-900"`` -- the original layout of SD-saliency-900 (Song et al. 2020):
   ``<root>/Source Images/<P>_<n>.bmp`` and ``<root>/Ground truth/<P>_<n>.png`` (the folder names
@@ -14,8 +14,16 @@ Two on-disk layouts are read (``format=``):
   ``<root>/train_lab/<id>.png`` (RGB masks with equal channels, anti-aliased: crack = value >= 128,
   the same threshold as the folder format). Images named ``<id>-<k>`` are crops of photo ``<id>``;
   ``groups`` holds that source id, so :func:`~crackscope.data.splits.group_split` keeps the crops of one photo together.
+* ``"crack500"`` -- Crack500 (Yang et al. 2019), its 640 x 360 version: ``<root>/train_img/<stem>.jpg``
+  (640 x 360 RGB, ``<stem>`` = ``<date>_<time>`` such as ``20160222_081111``, or ``IMG_<n>``) and
+  ``<root>/train_lab/<stem>_mask.png`` (note the ``_mask`` suffix; RGB masks with equal channels,
+  anti-aliased: crack = value >= 128). The photos were taken in bursts: shots seconds apart are
+  often the same crack again (``20160222_081111`` and ``..._081113``), so ``groups`` holds the
+  burst (:func:`crack500_bursts`: the first stem of a run of photos of one day each at most
+  :data:`CRACK500_BURST_GAP_S` seconds after the previous one) and a group split keeps a re-shot
+  crack out of the other parts.
 
-Size policy (the same for both layouts):
+Size policy (the same for every layout):
 
 * ``size=None`` (default): **pad** each item on the bottom and right, by reflection, up to the next
   multiple of ``pad_multiple`` (32 by default: five 2x poolings of a U-Net divide evenly). Nothing
@@ -62,7 +70,11 @@ _PAIR_DIRS = {
     "sd-saliency-900": (SD_IMAGE_DIR, SD_MASK_DIR),
     "folder": ("images", "masks"),
     "deepcrack": (DEEPCRACK_IMAGE_DIR, DEEPCRACK_MASK_DIR),
+    "crack500": (DEEPCRACK_IMAGE_DIR, DEEPCRACK_MASK_DIR),  # the same folder names as DeepCrack
 }
+# a mask's stem is its image's stem + this suffix
+_MASK_SUFFIX = {"crack500": "_mask"}
+CRACK500_BURST_GAP_S = 10.0
 DEFAULT_PAD_MULTIPLE = 32
 
 
@@ -200,6 +212,27 @@ def deepcrack_source(stem: str) -> str:
     return stem.split("-", 1)[0]
 
 
+def crack500_bursts(stems: Sequence[str], max_gap_s: float = CRACK500_BURST_GAP_S) -> dict[str, str]:
+    """The burst of each Crack500 photo: ``{stem: first stem of its burst}``. Stems
+    ``<YYYYMMDD>_<HHMMSS>`` are ordered by time, and a photo taken on the same day at most
+    ``max_gap_s`` seconds after the previous one joins its burst (``20160222_081111`` and
+    ``20160222_081113`` photograph the same crack). Any other stem (``IMG_2917``) is its own burst."""
+    from datetime import datetime
+
+    timed, out = [], {}
+    for s in stems:
+        try:
+            timed.append((datetime.strptime(s, "%Y%m%d_%H%M%S"), s))
+        except ValueError:
+            out[s] = s
+    first, previous = None, None
+    for t, s in sorted(timed):
+        if previous is None or t.date() != previous.date() or (t - previous).total_seconds() > max_gap_s:
+            first = s
+        out[s], previous = first, t
+    return out
+
+
 # ---- the dataset -------------------------------------------------------------------------------
 def _list_images(folder: Path) -> dict[str, Path]:
     if not folder.is_dir():
@@ -223,18 +256,18 @@ class SurfaceSegmentationDataset(Dataset):
 
     Parameters
     ----------
-    root: the dataset folder (see the module docstring for the two layouts).
-    format: ``"sd-saliency-900"``, ``"folder"`` or ``"deepcrack"``.
+    root: the dataset folder (see the module docstring for the layouts).
+    format: ``"sd-saliency-900"``, ``"folder"``, ``"deepcrack"`` or ``"crack500"``.
     indices: positions in the sorted list of pairs to keep (order kept); ``None`` = all.
     size: ``None`` pads to a multiple of ``pad_multiple``; an int or (H, W) resizes (module docstring).
     augment: ``None``/``False``, ``True`` (a default :class:`JointAugment`), or a callable
         ``(image, mask) -> (image, mask)`` on tensors, applied after the size policy.
     in_channels: 1 or 3.
 
-    Attributes: ``stems``, ``classes`` (defect class name per item, ``None`` for the folder and
-    DeepCrack formats), ``groups`` (the source photo per item for DeepCrack, else the stem: what
-    :func:`~crackscope.data.splits.group_split` keeps together), ``image_paths``, ``mask_paths``,
-    ``original_sizes`` ((H, W) per item).
+    Attributes: ``stems`` (the image stems), ``classes`` (defect class name per item, ``None`` for
+    the folder and crack formats), ``groups`` (the source photo per item for DeepCrack, the burst
+    for Crack500, else the stem: what :func:`~crackscope.data.splits.group_split` keeps together),
+    ``image_paths``, ``mask_paths``, ``original_sizes`` ((H, W) per item).
     """
 
     def __init__(
@@ -272,18 +305,21 @@ class SurfaceSegmentationDataset(Dataset):
             raise InputError(f"no images found in {image_dir}")
         masks = _list_images(mask_dir)
         stems = sorted(images, key=natural_key)
+        bursts = crack500_bursts(stems) if format == "crack500" else {}  # over every pair, before selection
         if indices is not None:
             stems = self._select(stems, indices)
         self.stems: list[str] = stems
-        self.groups: list[str] = [deepcrack_source(s) if format == "deepcrack" else s for s in stems]
+        self.groups: list[str] = [deepcrack_source(s) if format == "deepcrack" else bursts.get(s, s) for s in stems]
+        suffix = _MASK_SUFFIX.get(format, "")
         self.image_paths: list[Path] = [images[s] for s in stems]
         self.mask_paths: list[Path] = []
         self.classes: list[str | None] = []
         self.original_sizes: list[tuple[int, int]] = []
         for s, img_path in zip(stems, self.image_paths):
-            if s not in masks:
-                raise InputError(f"no mask in {mask_dir} for image {img_path.name}")
-            mpath = masks[s]
+            if s + suffix not in masks:
+                named = f" named {s}{suffix}.<ext>" if suffix else ""
+                raise InputError(f"no mask{named} in {mask_dir} for image {img_path.name}")
+            mpath = masks[s + suffix]
             hw, mhw = image_size(img_path), image_size(mpath)
             if hw != mhw:
                 raise InputError(

@@ -4,7 +4,9 @@ original image resolution (overall and per defect class) and prediction on a fol
 Metrics are computed on each image at its ORIGINAL size: the model's output on the padded or
 resized input is brought back with :func:`crackscope.data.surface.restore` and compared with the
 mask as read from disk (binarised at 128). Dataset-level numbers are micro averages (confusion
-counts summed over all test pixels); ``miou`` is the mean of the defect and background IoU.
+counts summed over all test pixels); ``miou`` is the mean of the defect and background IoU. Crack
+runs (a DeepCrack or Crack500 run, or either format evaluated) also get the crack literature's ODS
+and OIS F-measures at a tolerance of 0 and 2 pixels (:func:`crackscope.metrics.crack_f_measures`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
+from crackscope.data.formats import CRACK_SURFACE_FORMATS
 from crackscope.data.images import load_image, load_mask
 from crackscope.data.splits import group_split, stratified_split
 from crackscope.data.surface import SurfaceSegmentationDataset, prepare_image, restore
@@ -32,6 +35,9 @@ from crackscope.figures import plot_best_median_worst
 from crackscope.io import atomic_savefig, atomic_write_bytes, atomic_write_text
 
 SPLIT_PARTS = ("train", "val", "test")
+# pixel tolerances of the ODS / OIS F-measures reported for crack runs
+CRACK_F_TOLERANCES_PX = (0, 2)
+CRACK_F_KEYS = ("ods_f", "ods_threshold", "ods_precision", "ods_recall", "ois_f")
 
 
 def surface_dataset(data_cfg, root=None, format=None, stems=None, augment=False) -> SurfaceSegmentationDataset:
@@ -59,9 +65,10 @@ def surface_geometry(data_cfg) -> dict:
 
 def make_surface_split(data_cfg, seed: int, run_dir: Path) -> dict:
     """Stratified by defect class (SD-saliency-900) from ``seed``; reused from RUN/split.json on resume.
-    DeepCrack is split by source photo (:func:`~crackscope.data.surface.group_split`): the crops of
+    DeepCrack is split by source photo (:func:`~crackscope.data.splits.group_split`): the crops of
     one photo stay in one part, and the tile classifier's split of the same seed and fractions is
-    the same.
+    the same. Crack500 is split by burst (:func:`~crackscope.data.surface.crack500_bursts`): photos
+    taken seconds apart, often the same crack re-shot, stay in one part.
 
     The record holds indices into the sorted pair list and, authoritative, the file stems."""
     path = run_dir / "split.json"
@@ -72,7 +79,7 @@ def make_surface_split(data_cfg, seed: int, run_dir: Path) -> dict:
         raise InputError(f"data.root {data_cfg.root} has only {len(ds)} image/mask pairs; need at least 3")
     split = (
         group_split(ds.groups, data_cfg.split, seed)
-        if ds.format == "deepcrack"
+        if ds.format in CRACK_SURFACE_FORMATS
         else stratified_split(ds.classes, data_cfg.split, seed)
     )
     if not split["train"] or not split["val"]:
@@ -139,7 +146,7 @@ def evaluate_surface_run(
 ) -> dict:
     """Metrics of a run (or shipped model folder) on a surface dataset -> OUT/metrics.json + figure."""
     from crackscope.engine.runs import load_run
-    from crackscope.metrics import confusion_counts
+    from crackscope.metrics import F_MEASURE_THRESHOLDS, confusion_counts, crack_f_counts, crack_f_from_counts
 
     run_dir, data, out_dir = Path(run_dir), Path(data), Path(out_dir)
     cfg, model, _ = load_run(run_dir)
@@ -151,6 +158,8 @@ def evaluate_surface_run(
     if len(ds) == 0:
         raise InputError(f"--data {data}: no image/mask pairs to evaluate")
     counts, probs = [], []
+    crack = fmt in CRACK_SURFACE_FORMATS or cfg.data.format in CRACK_SURFACE_FORMATS
+    f_counts = {t: [] for t in CRACK_F_TOLERANCES_PX} if crack else {}  # per tolerance, (K, 4) per image
     for i in range(len(ds)):
         image = load_image(ds.image_paths[i], cfg.data.in_channels)
         prob = predict_probability(model, image, cfg.data.size)
@@ -164,8 +173,16 @@ def evaluate_surface_run(
             )[0]
         )
         probs.append(prob)
+        for t, c in f_counts.items():
+            c.append(crack_f_counts(prob, mask, F_MEASURE_THRESHOLDS, t))
     counts = torch.stack(counts)
     result = surface_summary(counts)
+    for t, c in f_counts.items():
+        f = crack_f_from_counts(torch.stack(c), F_MEASURE_THRESHOLDS)
+        result.update({f"{k}_{t}px": f[k] for k in CRACK_F_KEYS})
+    if f_counts:
+        th = F_MEASURE_THRESHOLDS
+        result["f_measure_thresholds"] = f"{len(th)} thresholds from {th[0]} to {th[-1]}"
     classes = [c for c in ds.classes if c is not None]
     if classes:
         labels = np.asarray(ds.classes)
@@ -310,6 +327,14 @@ def report_surface(r: dict, out_dir: Path) -> list[str]:
         f"precision {r['precision']:.4f}  recall {r['recall']:.4f}  F1 {r['f1']:.4f}  "
         f"({r['n_images']} images, {r['subset']})"
     ]
+    if "ods_f_0px" in r:
+        lines.append(
+            "  ".join(
+                f"{t} px: ODS F {r[f'ods_f_{t}px']:.4f} (threshold {r[f'ods_threshold_{t}px']:.2f}) "
+                f"OIS F {r[f'ois_f_{t}px']:.4f}"
+                for t in CRACK_F_TOLERANCES_PX
+            )
+        )
     for cls, m in (r.get("per_class") or {}).items():
         lines.append(
             f"  {cls}: mIoU {m['miou']:.4f}  defect IoU {m['iou_defect']:.4f}  precision "

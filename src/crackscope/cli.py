@@ -221,7 +221,9 @@ def inspect_image_cmd(
     segmenter: Path = typer.Option(
         ..., "--segmenter", help="Segmenter: a surface run or model folder (e.g. weights/deepcrack/segmenter)."
     ),
-    out: Path = typer.Option(..., "--out", help="Directory for mask.png, overlay.png, tiles.csv and summary.json."),
+    out: Path = typer.Option(
+        ..., "--out", help="Directory for mask.png, overlay.png, tiles.csv, cracks.csv and summary.json."
+    ),
     tile: int | None = typer.Option(None, "--tile", help="Tile side in pixels (default: the classifier's, 64)."),
     threshold: float | None = typer.Option(
         None,
@@ -236,9 +238,15 @@ def inspect_image_cmd(
         help="Classifier runtime: torch, or packed (1-bit weights, "
         "XNOR/popcount; the same flags up to float rounding).",
     ),
+    mm_per_pixel: float | None = typer.Option(
+        None,
+        "--mm-per-pixel",
+        help="Size of one pixel on the surface, in mm: crack lengths, widths and areas are also reported in mm.",
+    ),
 ):
     """Cascaded crack inspection: a binary tile classifier screens the image, the segmenter runs on the flagged
-    tiles only, and the tile masks are stitched at full resolution."""
+    tiles only, and the tile masks are stitched at full resolution. Each connected crack is measured (skeleton
+    length, max / mean width, area, bounding box) in cracks.csv; the longest are labelled on the overlay."""
     from crackscope.deploy.cascade import inspect_image_file
 
     s = inspect_image_file(
@@ -250,6 +258,7 @@ def inspect_image_cmd(
         threshold=threshold,
         all_tiles=all_tiles,
         runtime=runtime,
+        mm_per_pixel=mm_per_pixel,
     )
     t = s["timings_s"]
     typer.echo(
@@ -257,7 +266,11 @@ def inspect_image_cmd(
         f"({s['mode']}), {s['crack_pixels']} crack pixels ({s['crack_fraction']:.2%}); "
         f"{t['total_s']:.3f} s (classify {t['classify_s']:.3f} s, segment {t['segment_s']:.3f} s)"
     )
-    _info(f"wrote {out}/mask.png, overlay.png, tiles.csv, summary.json")
+    c = s["cracks"]
+    unit = "mm" if c["mm_per_pixel"] is not None else "px"
+    longest = f"; longest {c['largest'][0][f'length_{unit}']:g} {unit}" if c["largest"] else ""
+    typer.echo(f"{c['count']} cracks, total length {c[f'total_length_{unit}']:g} {unit}{longest}")
+    _info(f"wrote {out}/mask.png, overlay.png, tiles.csv, cracks.csv, summary.json")
 
 
 @app.command("export")

@@ -40,7 +40,11 @@ TRAIN_CONFIGS = sorted(
 )
 PIPELINE_OF_FOLDER = {"binary": "classify"}  # configs/binary/ holds the classification (AOIE-Net) runs
 # configs/cascade/ holds the two models of the tile cascade
-PIPELINE_OF_CONFIG = {"cascade/tile_classifier_deepcrack": "classify", "cascade/segmenter_deepcrack": "surface"}
+PIPELINE_OF_CONFIG = {
+    "cascade/tile_classifier_deepcrack": "classify",
+    "cascade/segmenter_deepcrack": "surface",
+    "cascade/segmenter_crack500": "surface",
+}
 GRIDS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*/*grid*.yaml"))
 
 

@@ -1,7 +1,7 @@
 """The tile cascade (crackscope.deploy.cascade) and ``crackscope inspect-image``: stitching covers
 every pixel once, the segmenter sees exactly the flagged tiles, flag-everything equals the all-tiles
 baseline, flag-nothing never calls the segmenter, loaders refuse the wrong runs, and the command
-writes its four files or, on bad input, one line, exit 2 and nothing."""
+writes its report files or, on bad input, one line, exit 2 and nothing."""
 
 from __future__ import annotations
 
@@ -408,3 +408,144 @@ def test_shipped_models_share_one_split_and_screen_a_held_out_image():
     packed = load_classifier(SHIPPED / "tile_classifier", runtime="packed")  # the shipped packed file
     tiles = torch.rand(16, 1, 64, 64, generator=torch.Generator().manual_seed(2))
     assert torch.allclose(packed(tiles), clf(tiles), atol=1e-4)
+
+
+# ---- the array contract (issue 21, item 5) ------------------------------------------------------------------------
+def test_integer_arrays_and_floats_outside_0_1_are_refused_in_one_line_naming_them():
+    from crackscope.deploy.cascade import overlay_cascade
+
+    image = _image(5)  # float32 in [0, 1)
+    eight_bit = np.round(image * 255).astype(np.uint8)
+    for call in (
+        lambda x: inspect_image(x, _constant(1.0), Recorder(), tile=T),
+        lambda x: segment_all_tiles(x, Recorder(), tile=T),
+        lambda x: to_channels(x, 1),
+    ):
+        for bad, named in (
+            (eight_bit, r"dtype uint8 \(values 0\.\.255\)"),  # silently an empty mask before
+            (torch.from_numpy(eight_bit.astype(np.int64)), "dtype int64"),
+            (eight_bit > 127, "dtype bool"),
+            (eight_bit.astype(np.float32), r"float32 image with values in \[0, 255\]"),
+            (np.where(np.arange(W) == 3, -0.25, image).astype(np.float32), r"values in \[-0\.25, "),
+            (np.where(image > 0.5, np.nan, image), "NaN or infinite"),
+        ):
+            with pytest.raises(InputError, match=named) as err:
+                call(bad)
+            assert "\n" not in str(err.value) and "[0, 1]" in str(err.value)
+    r = segment_all_tiles(image, Recorder(), tile=T)
+    with pytest.raises(InputError, match="dtype uint8"):
+        overlay_cascade(eight_bit, r)
+    # what the message says to do works, and float64 and tensors in [0, 1] are taken as before
+    converted = segment_all_tiles(eight_bit / 255, Recorder(), tile=T)
+    assert np.allclose(converted.probability, eight_bit[0] / 255, atol=1e-6)
+    assert np.array_equal(segment_all_tiles(torch.from_numpy(image), Recorder(), tile=T).probability, r.probability)
+    assert np.array_equal(segment_all_tiles(image.astype(np.float64), Recorder(), tile=T).probability, r.probability)
+
+
+# ---- crack measurements in the report (issue 21, item 3) ---------------------------------------------------------
+def test_overlay_labels_the_given_cracks_with_box_and_length():
+    from crackscope.analysis.crack_measure import measure_cracks
+    from crackscope.deploy.cascade import overlay_cascade
+
+    image = np.zeros((1, H, W), dtype=np.float32)
+    image[0, 50:53, 20:80] = 1.0  # a 60 x 3 crack in the lower half: its label goes above the box
+    r = segment_all_tiles(image, Recorder(), tile=T)
+    cracks = measure_cracks(r.mask, mm_per_pixel=0.5)
+    assert len(cracks) == 1
+    plain, labelled = overlay_cascade(image, r), overlay_cascade(image, r, cracks=cracks)
+    c, cyan = cracks[0], (0, 230, 255)
+    assert (labelled[c["y1"] - 1, c["x0"] : c["x1"]] == cyan).all()  # the box's bottom edge
+    assert (labelled[c["y0"] : c["y1"], c["x1"] - 1] == cyan).all()  # and its right edge
+    assert not (plain == cyan).all(-1).any()
+    text = (labelled != plain).any(-1)[: c["y0"]]  # the label "#1 29.x mm" above the box
+    assert text.sum() > 20
+
+
+def _synthetic_cracked_photo(path: Path) -> None:
+    """A 192 x 128 grey 'concrete' texture with two dark drawn cracks, 3-4 px wide."""
+    from PIL import ImageDraw, ImageFilter
+
+    rng = np.random.default_rng(0)
+    base = (150 + 20 * rng.standard_normal((128, 192))).clip(0, 255)
+    rgb = np.stack([base, base * 0.97, base * 0.93], -1).astype(np.uint8)
+    img = Image.fromarray(rgb).filter(ImageFilter.GaussianBlur(0.7))
+    draw = ImageDraw.Draw(img)
+    draw.line([(10, 20), (60, 35), (110, 30), (180, 60)], fill=(40, 38, 35), width=4)
+    draw.line([(40, 110), (70, 80), (90, 70)], fill=(45, 42, 40), width=3)
+    img.save(path)
+
+
+def test_inspect_image_measures_the_cracks_in_mm_with_the_shipped_models(tmp_path, cli):
+    from crackscope.analysis.crack_measure import CRACK_COLUMNS, MM_COLUMNS, measure_cracks
+
+    _synthetic_cracked_photo(tmp_path / "photo.png")
+    out = tmp_path / "report"
+    done = cli(
+        "inspect-image",
+        tmp_path / "photo.png",
+        "--classifier",
+        SHIPPED / "tile_classifier",
+        "--segmenter",
+        SHIPPED / "segmenter",
+        "--mm-per-pixel",
+        "0.5",
+        "--out",
+        out,
+        timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert sorted(p.name for p in out.iterdir()) == [
+        "cracks.csv",
+        "mask.png",
+        "overlay.png",
+        "summary.json",
+        "tiles.csv",
+    ]
+    with open(out / "cracks.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == list(CRACK_COLUMNS) + list(MM_COLUMNS)
+    mask = np.asarray(Image.open(out / "mask.png")) > 0
+    summary = json.loads((out / "summary.json").read_text())
+    cracks = summary["cracks"]
+    assert len(rows) == cracks["count"] >= 1 and cracks["mm_per_pixel"] == 0.5 and cracks["connectivity"] == 8
+    assert f"{cracks['count']} cracks" in done.stdout
+    lengths = [float(r["length_px"]) for r in rows]
+    assert lengths == sorted(lengths, reverse=True) and [int(r["index"]) for r in rows] == list(range(1, len(rows) + 1))
+    for r in rows:
+        assert float(r["length_mm"]) == pytest.approx(float(r["length_px"]) * 0.5, rel=1e-5)
+        assert float(r["max_width_mm"]) == pytest.approx(float(r["max_width_px"]) * 0.5, rel=1e-5)
+        assert float(r["mean_width_mm"]) == pytest.approx(float(r["mean_width_px"]) * 0.5, rel=1e-5)
+        assert float(r["area_mm2"]) == pytest.approx(int(r["area_px"]) * 0.25, rel=1e-5)
+        y0, x0, y1, x1 = (int(r[k]) for k in ("y0", "x0", "y1", "x1"))
+        assert mask[y0:y1, x0:x1].any() and not mask[y0:y1, x0:x1].all()
+    # the rows are the measurements of the written mask; the areas add up to its crack pixels
+    again = measure_cracks(mask, mm_per_pixel=0.5)
+    assert [int(r["area_px"]) for r in rows] == [c["area_px"] for c in again]
+    assert [float(r["length_px"]) for r in rows] == pytest.approx([c["length_px"] for c in again], rel=1e-5)
+    assert sum(int(r["area_px"]) for r in rows) == cracks["total_area_px"] == summary["crack_pixels"] == mask.sum()
+    assert cracks["total_length_mm"] == pytest.approx(sum(lengths) * 0.5, rel=1e-4)
+    assert [c["index"] for c in cracks["largest"]] == list(range(1, min(5, len(rows)) + 1))
+    # the drawn cracks are found, as a few long components (tile borders may cut them)
+    assert cracks["total_length_px"] > 100 and lengths[0] > 25
+
+
+@pytest.mark.parametrize("value", ["0", "-0.5", "nan"])
+def test_a_bad_mm_per_pixel_is_one_line_exit_2_and_writes_nothing(runs, tmp_path, capsys, value):
+    argv = ["inspect-image", str(runs["images"] / "big.png"), "--classifier", str(runs["classifier"])]
+    argv += ["--segmenter", str(runs["segmenter"]), "--out", str(tmp_path / "out"), "--mm-per-pixel", value]
+    code = main(argv)
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert len(err.strip().splitlines()) == 1 and "--mm-per-pixel" in err and "Traceback" not in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_without_mm_per_pixel_cracks_csv_has_pixel_columns_only_even_when_empty(runs, tmp_path):
+    out = tmp_path / "px"
+    argv = ["inspect-image", str(runs["images"] / "big.png"), "--segmenter", str(runs["segmenter"])]
+    assert main(argv + ["--classifier", str(runs["classifier"]), "--threshold", "1", "--out", str(out)]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["flagged"] == 0 and summary["cracks"]["count"] == 0 and summary["cracks"]["mm_per_pixel"] is None
+    assert (out / "cracks.csv").read_text().splitlines() == [
+        "index,length_px,max_width_px,mean_width_px,area_px,y0,x0,y1,x1"
+    ]

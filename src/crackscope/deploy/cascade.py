@@ -21,13 +21,18 @@ the same way, so the two differ only in the tiles that are skipped.
 
 :func:`load_classifier` / :func:`load_segmenter` build both from a run directory or a shipped
 model folder (``crackscope.engine.runs.load_run``) and refuse, with one line, a run of the wrong
-pipeline or class count. :func:`inspect_image_file` is ``crackscope inspect-image``.
+pipeline or class count. :func:`inspect_image_file` is ``crackscope inspect-image``; it also measures
+the cracks of the final mask (:mod:`crackscope.analysis.crack_measure`).
+
+Image arrays are float32 / float64 in [0, 1], shaped (C, H, W) with C = 1 or 3; :func:`check_image`
+refuses anything else (an integer dtype, values outside [0, 1]) in one line: ``image / 255`` for 8 bits.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -54,13 +59,16 @@ __all__ = [
     "load_segmenter",
     "read_image",
     "to_channels",
+    "check_image",
     "overlay_cascade",
     "inspect_image_file",
     "OPERATING_POINT_FILE",
     "DEFAULT_TILE",
+    "LABELLED_CRACKS",
 ]
 
 DEFAULT_TILE = 64
+LABELLED_CRACKS = 5  # the longest crack components, labelled on overlay.png and listed in summary.json
 RUNTIMES = ("torch", "packed")
 PACKED_FILES = ("model.packed.safetensors", "export/model.packed.safetensors")  # in a run or model folder
 GREY_MODES = {"1", "L", "LA", "La", "I", "I;16", "I;16B", "I;16L", "I;16N", "F"}
@@ -218,10 +226,53 @@ def read_image(path: str | Path) -> np.ndarray:
     return load_image(path, 1 if mode in GREY_MODES else 3)
 
 
+IMAGE_CONTRACT = "float32/float64 in [0, 1], shaped (C, H, W) with C = 1 (grey) or 3 (RGB)"
+
+
+def check_image(image, who: str = "the cascade"):
+    """``image`` itself if it is an image the cascade can use: a numpy array or torch tensor of a
+    floating dtype with every value in [0, 1], shaped (C, H, W) with C = 1 (grey) or 3 (RGB).
+    Anything else is one :class:`InputError` line naming its dtype, range or shape: integer (and
+    boolean) arrays are refused rather than guessed at (an 8-bit image of 0..255 read as [0, 1]
+    would be all crack-free white); convert them yourself, ``image / 255`` for 8 bits."""
+    is_tensor = isinstance(image, torch.Tensor)
+    a = image if is_tensor else np.asarray(image)
+    floating = a.is_floating_point() if is_tensor else a.dtype.kind == "f"
+    dtype = str(a.dtype).removeprefix("torch.")
+    if not floating:
+        integer = not a.is_complex() if is_tensor else a.dtype.kind in "biu"
+        try:
+            values = f" (values {int(a.min())}..{int(a.max())})" if integer else ""
+        except (ValueError, RuntimeError):  # empty
+            values = ""
+        raise InputError(
+            f"{who} got an image array of dtype {dtype}{values}; it takes {IMAGE_CONTRACT}: "
+            f"convert 8-bit images with image / 255"
+        )
+    if a.ndim != 3 or a.shape[0] not in (1, 3):
+        raise InputError(f"image of shape {tuple(a.shape)} is not (C, H, W) with C = 1 (grey) or 3 (RGB)")
+    if a.shape[1] * a.shape[2]:
+        lo, hi = (float(v) for v in (torch.aminmax(a) if is_tensor else (a.min(), a.max())))
+        if not (math.isfinite(lo) and math.isfinite(hi)):  # NaN spreads to min and max
+            raise InputError(f"{who} got a {dtype} image with NaN or infinite values; it takes {IMAGE_CONTRACT}")
+        if not 0.0 <= lo <= hi <= 1.0:
+            raise InputError(
+                f"{who} got a {dtype} image with values in [{lo:g}, {hi:g}]; it takes {IMAGE_CONTRACT} "
+                f"(8-bit images: image / 255)"
+            )
+    return image
+
+
 def to_channels(image: np.ndarray | torch.Tensor, channels: int, who: str = "the model") -> torch.Tensor:
-    """A (C, H, W) image in [0, 1] with ``channels`` channels: as is, or colour -> luminance with
-    Pillow's integer ITU-R 601 weights (exactly ``convert("L")`` for 8-bit images, which is how
-    grey models were trained). A grey image for a colour model is refused: its colour is unknown."""
+    """A (C, H, W) image in [0, 1] (:func:`check_image`: a float dtype, C = 1 or 3) with
+    ``channels`` channels: as is, or colour -> luminance with Pillow's integer ITU-R 601 weights
+    (exactly ``convert("L")`` for 8-bit images, which is how grey models were trained). A grey
+    image for a colour model is refused: its colour is unknown."""
+    return _to_channels(check_image(image, "to_channels"), channels, who)
+
+
+def _to_channels(image, channels: int, who: str = "the model") -> torch.Tensor:
+    """:func:`to_channels` of an image :func:`check_image` accepted."""
     x = torch.as_tensor(np.asarray(image, dtype=np.float32) if not isinstance(image, torch.Tensor) else image)
     x = x.float()
     if x.ndim != 3 or x.shape[0] not in (1, 3):
@@ -311,7 +362,7 @@ class CascadeResult:
 
 
 def _prepared(image, channels: int | None, who: str) -> torch.Tensor:
-    return to_channels(image, channels, who) if channels is not None else to_channels(image, int(np.shape(image)[0]))
+    return _to_channels(image, channels, who) if channels is not None else _to_channels(image, int(np.shape(image)[0]))
 
 
 def inspect_image(
@@ -326,13 +377,16 @@ def inspect_image(
 ) -> CascadeResult:
     """Cascade one image: classify every tile, segment the flagged ones (batched), stitch.
 
-    ``image``: (C, H, W) float in [0, 1] (numpy or tensor), or an image file. A tile is flagged when
-    its crack probability is >= ``threshold``. ``all_tiles=True`` is the baseline: no classifier,
-    every tile segmented (``classifier`` may be ``None``). ``mask_threshold``: default the
-    segmenter's ``threshold`` attribute, else 0.5. ``batch_size``: tiles per segmenter call.
+    ``image``: an image file, or a numpy array or torch tensor of dtype float32 or float64 with
+    values in [0, 1], shaped (C, H, W) with C = 1 (grey) or 3 (RGB), as :func:`read_image` returns.
+    Integer arrays (such as 8-bit images of 0..255) and floats outside [0, 1] are refused with one
+    :class:`InputError` line naming the dtype or range (:func:`check_image`): convert 8-bit images
+    with ``image / 255``. A tile is flagged when its crack probability is >= ``threshold``.
+    ``all_tiles=True`` is the baseline: no classifier, every tile segmented (``classifier`` may be
+    ``None``). ``mask_threshold``: default the segmenter's ``threshold`` attribute, else 0.5.
+    ``batch_size``: tiles per segmenter call.
     """
-    if isinstance(image, (str, Path)):
-        image = read_image(image)
+    image = read_image(image) if isinstance(image, (str, Path)) else check_image(image, "inspect_image")
     if not all_tiles and classifier is None:
         raise InputError("a classifier is needed unless all_tiles=True")
     if not 0.0 <= float(threshold) <= 1.0:
@@ -390,17 +444,30 @@ def inspect_image(
 def segment_all_tiles(
     image, segmenter: Callable, tile: int = DEFAULT_TILE, mask_threshold: float | None = None, batch_size: int = 64
 ) -> CascadeResult:
-    """The baseline: the segmenter on every tile of the cascade's grid, stitched the same way."""
+    """The baseline: the segmenter on every tile of the cascade's grid, stitched the same way.
+    ``image`` as :func:`inspect_image` takes it (float in [0, 1], (C, H, W) with C = 1 or 3)."""
+    if not isinstance(image, (str, Path)):
+        check_image(image, "segment_all_tiles")
     return inspect_image(
         image, None, segmenter, tile=tile, all_tiles=True, mask_threshold=mask_threshold, batch_size=batch_size
     )
 
 
 # ---- reports ---------------------------------------------------------------------------------------------
-def overlay_cascade(image, result: CascadeResult, alpha: float = 0.5, outline=(255, 210, 0)) -> np.ndarray:
-    """uint8 RGB (H, W, 3): the image with crack pixels tinted red and the cells of the flagged
-    tiles outlined (1 pixel, yellow); in ``all-tiles`` mode no outlines are drawn."""
-    x = to_channels(image, int(np.shape(image)[0])).numpy()
+def overlay_cascade(
+    image,
+    result: CascadeResult,
+    alpha: float = 0.5,
+    outline=(255, 210, 0),
+    cracks: list[dict] | None = None,
+    label_color=(0, 230, 255),
+) -> np.ndarray:
+    """uint8 RGB (H, W, 3): the image (float in [0, 1], (C, H, W), as :func:`inspect_image` takes
+    it) with crack pixels tinted red and the cells of the flagged tiles outlined (1 pixel, yellow);
+    in ``all-tiles`` mode no outlines are drawn. ``cracks``: components of
+    :func:`crackscope.analysis.crack_measure.measure_cracks` to label, each with its bounding box
+    (1 pixel, cyan) and ``#index length`` (in mm when the component has ``length_mm``, else px)."""
+    x = _to_channels(check_image(image, "overlay_cascade"), int(np.shape(image)[0])).numpy()
     rgb = np.repeat(x, 3, axis=0) if x.shape[0] == 1 else x
     rgb = rgb.transpose(1, 2, 0).copy()
     rgb[result.mask] = (1 - alpha) * rgb[result.mask] + alpha * np.array([1.0, 0.0, 0.0], dtype=np.float32)
@@ -410,7 +477,41 @@ def overlay_cascade(image, result: CascadeResult, alpha: float = 0.5, outline=(2
         for y0, y1, x0, x1 in result.grid.cells()[result.flagged].tolist():
             rgb[y0, x0:x1] = rgb[y1 - 1, x0:x1] = color
             rgb[y0:y1, x0] = rgb[y0:y1, x1 - 1] = color
+    if cracks:
+        rgb = _label_cracks(rgb, cracks, label_color)
     return rgb
+
+
+def _label_cracks(rgb: np.ndarray, cracks: list[dict], color) -> np.ndarray:
+    """Each crack's bounding box and ``#index length`` on a dark patch, inside the image: above the
+    box where there is room, else just inside its top edge."""
+    from PIL import ImageDraw, ImageFont
+
+    im = Image.fromarray(rgb)
+    draw = ImageDraw.Draw(im)
+    h, w = rgb.shape[:2]
+    try:
+        font = ImageFont.load_default(size=max(10, min(h, w) // 40))
+    except TypeError:  # Pillow < 10.1: one bitmap size
+        font = ImageFont.load_default()
+    color = tuple(int(v) for v in color)
+    for c in cracks:
+        draw.rectangle((c["x0"], c["y0"], c["x1"] - 1, c["y1"] - 1), outline=color, width=1)
+    for c in cracks:  # text over every box
+        size = f"{c['length_mm']:.1f} mm" if "length_mm" in c else f"{c['length_px']:.0f} px"
+        text = f"#{c['index']} {size}"
+        left, top, right, bottom = draw.textbbox((0, 0), text, font=font)
+        tw, th = right - left + 4, bottom - top + 4
+        x = min(max(c["x0"], 0), max(w - tw, 0))
+        y = c["y0"] - th if c["y0"] >= th else min(c["y0"] + 1, max(h - th, 0))
+        draw.rectangle((x, y, x + tw - 1, y + th - 1), fill=(0, 0, 0))
+        draw.text((x + 2 - left, y + 2 - top), text, fill=color, font=font)
+    return np.asarray(im).copy()
+
+
+def _rounded(row: dict) -> dict:
+    """Floats to 6 significant digits, for the report files."""
+    return {k: float(f"{v:.6g}") if isinstance(v, float) else v for k, v in row.items()}
 
 
 def _png(array: np.ndarray) -> bytes:
@@ -419,11 +520,11 @@ def _png(array: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def _csv(rows: list[dict]) -> bytes:
+def _csv(rows: list[dict], fieldnames: list[str] | None = None) -> bytes:
     import csv
 
     buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=list(rows[0]), lineterminator="\n")
+    writer = csv.DictWriter(buf, fieldnames=fieldnames or list(rows[0]), lineterminator="\n")
     writer.writeheader()
     writer.writerows(rows)
     return buf.getvalue().encode("utf-8")
@@ -438,15 +539,28 @@ def inspect_image_file(
     threshold: float | None = None,
     all_tiles: bool = False,
     runtime: str = "torch",
+    mm_per_pixel: float | None = None,
 ) -> dict:
     """``crackscope inspect-image``: OUT/mask.png (0/255), OUT/overlay.png, OUT/tiles.csv (row, col, y0,
-    x0, probability, flagged) and OUT/summary.json. Everything is checked and computed before the
-    first file is written, and each file is written atomically: bad input writes nothing.
+    x0, probability, flagged), OUT/cracks.csv and OUT/summary.json. Everything is checked and computed
+    before the first file is written, and each file is written atomically: bad input writes nothing.
 
     ``tile``: default the classifier run's tile side (64 without one); ``threshold``: default the
-    classifier's operating point (RUN/operating_point.json, else 0.5)."""
+    classifier's operating point (RUN/operating_point.json, else 0.5). The crack components of the
+    final mask are measured by :func:`crackscope.analysis.crack_measure.measure_cracks` (8-connected;
+    skeleton length, max / mean width, area, bounding box; also in mm with ``mm_per_pixel`` > 0):
+    one row each in cracks.csv, longest first; ``summary["cracks"]`` holds their count, totals and
+    the :data:`LABELLED_CRACKS` longest, which the overlay labels."""
+    from crackscope.analysis.crack_measure import (
+        CRACK_COLUMNS,
+        MM_COLUMNS,
+        check_mm_per_pixel,
+        crack_summary,
+        measure_cracks,
+    )
     from crackscope.io import atomic_write_bytes
 
+    mm_per_pixel = check_mm_per_pixel(mm_per_pixel, "--mm-per-pixel")
     image_path, out_dir = Path(image_path), Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"--out {out_dir} exists and is not a directory")
@@ -468,17 +582,27 @@ def inspect_image_file(
             raise InputError(f"image {image_path} is greyscale but the {role} {model.source} takes RGB images")
     threshold = float(threshold if threshold is not None else (classifier.threshold if classifier else 0.5))
     result = inspect_image(image, classifier, segmenter, tile=tile, threshold=threshold, all_tiles=all_tiles)
+    t_measure = time.perf_counter()
+    cracks = [_rounded(c) for c in measure_cracks(result.mask, mm_per_pixel)]
+    measure_s = time.perf_counter() - t_measure
     summary = {
         "image": str(image_path),
         "classifier": None if classifier is None else classifier.source,
         "classifier_runtime": None if classifier is None else runtime,
         "segmenter": segmenter.source,
         **result.summary(),
+        "cracks": {
+            **_rounded(crack_summary(cracks, mm_per_pixel, largest=LABELLED_CRACKS)),
+            "mm_per_pixel": mm_per_pixel,  # as given, not rounded
+            "measure_s": round(measure_s, 6),
+        },
     }
+    columns = list(CRACK_COLUMNS) + (list(MM_COLUMNS) if mm_per_pixel is not None else [])
     files = {
         "mask.png": _png(result.mask.astype(np.uint8) * 255),
-        "overlay.png": _png(overlay_cascade(image, result)),
+        "overlay.png": _png(overlay_cascade(image, result, cracks=cracks[:LABELLED_CRACKS])),
         "tiles.csv": _csv(result.tile_rows()),
+        "cracks.csv": _csv(cracks, columns),
         "summary.json": (json.dumps(summary, indent=2) + "\n").encode("utf-8"),
     }
     for name, data in files.items():

@@ -1,37 +1,23 @@
 """The crackscope command as a user meets it: help, a full run, and bad input."""
 
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
 
-def run(*args, cwd=None):
-    return subprocess.run(
-        [sys.executable, "-m", "crackscope.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        cwd=cwd,
-        env={**os.environ, "MPLBACKEND": "Agg"},
-    )
-
-
 @pytest.mark.parametrize("verb", [[], ["simulate"], ["simulate", "wavefield"], ["inspect"], ["version"]])
-def test_help_everywhere(verb):
-    out = run(*verb, "--help")
+def test_help_everywhere(verb, cli):
+    out = cli(*verb, "--help")
     assert out.returncode == 0 and "Usage" in out.stdout
 
 
-def test_simulate_then_inspect(tmp_path):
+def test_simulate_then_inspect(tmp_path, cli):
     store = tmp_path / "demo.zarr"
-    sim = run("simulate", "wavefield", "--preset", "tiny", "--samples", "4", "--batch", "2", "--out", str(store))
+    sim = cli("simulate", "wavefield", "--preset", "tiny", "--samples", "4", "--batch", "2", "--out", str(store))
     assert sim.returncode == 0, sim.stderr
     assert "wrote 4 samples" in sim.stderr
     assert "\r" not in sim.stderr  # no progress bar when stderr is not a terminal
-    ins = run("inspect", str(store), "--out", str(tmp_path / "report"))
+    ins = cli("inspect", str(store), "--out", str(tmp_path / "report"))
     assert ins.returncode == 0, ins.stderr
     assert "crack" in ins.stdout.lower()
     summary = json.loads((tmp_path / "report" / "summary.json").read_text())
@@ -39,11 +25,11 @@ def test_simulate_then_inspect(tmp_path):
     assert (tmp_path / "report" / "inspect.png").stat().st_size > 10_000
 
 
-def test_yaml_config_is_used(tmp_path):
+def test_yaml_config_is_used(tmp_path, cli):
     cfg = tmp_path / "plate.yaml"
     cfg.write_text("preset: tiny\nn_time: 50\ncracks:\n  count_max: 1\n")
     store = tmp_path / "y.zarr"
-    out = run("simulate", "wavefield", "--config", str(cfg), "--samples", "2", "--out", str(store))
+    out = cli("simulate", "wavefield", "--config", str(cfg), "--samples", "2", "--out", str(store))
     assert out.returncode == 0, out.stderr
     import zarr
 
@@ -66,10 +52,10 @@ BAD = [
 
 
 @pytest.mark.parametrize("args,named", BAD)
-def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, args, named):
+def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, args, named, cli):
     store = tmp_path / "bad.zarr"
     extra = [] if "--preset" in args else ["--preset", "tiny"]
-    out = run("simulate", "wavefield", *extra, *args, "--out", str(store))
+    out = cli("simulate", "wavefield", *extra, *args, "--out", str(store))
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and named in lines[0], out.stderr
@@ -77,12 +63,12 @@ def test_bad_input_is_one_line_exit_2_nothing_written(tmp_path, args, named):
     assert not store.exists()
 
 
-def test_bad_config_file_and_unwritable_output(tmp_path):
+def test_bad_config_file_and_unwritable_output(tmp_path, cli):
     bad_yaml = tmp_path / "bad.yaml"
     bad_yaml.write_text("poisson_ratio: [1, 2\n")
-    out = run("simulate", "wavefield", "--config", str(bad_yaml), "--samples", "1", "--out", str(tmp_path / "a.zarr"))
+    out = cli("simulate", "wavefield", "--config", str(bad_yaml), "--samples", "1", "--out", str(tmp_path / "a.zarr"))
     assert out.returncode == 2 and str(bad_yaml) in out.stderr and len(out.stderr.strip().splitlines()) == 1
-    missing = run(
+    missing = cli(
         "simulate",
         "wavefield",
         "--config",
@@ -96,11 +82,11 @@ def test_bad_config_file_and_unwritable_output(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("")
     target = blocker / "sub" / "a.zarr"
-    unwritable = run("simulate", "wavefield", "--preset", "tiny", "--samples", "1", "--out", str(target))
+    unwritable = cli("simulate", "wavefield", "--preset", "tiny", "--samples", "1", "--out", str(target))
     assert unwritable.returncode == 2 and "not writable" in unwritable.stderr and str(target) in unwritable.stderr
     assert not (tmp_path / "a.zarr").exists()
 
 
-def test_inspect_of_something_that_is_not_a_store(tmp_path):
-    out = run("inspect", str(tmp_path))
+def test_inspect_of_something_that_is_not_a_store(tmp_path, cli):
+    out = cli("inspect", str(tmp_path))
     assert out.returncode == 2 and str(tmp_path) in out.stderr and "Traceback" not in out.stderr

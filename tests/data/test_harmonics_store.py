@@ -168,33 +168,13 @@ def test_worker_processes_give_identical_arrays(cfg, store, tmp_path, arrays):
         np.testing.assert_array_equal(a[name], b[name])
 
 
-def test_cli_simulate_harmonics(tmp_path):
-    env = {**os.environ, "NUMBA_NUM_THREADS": "1"}
-    cmd = [
-        sys.executable,
-        "-m",
-        "crackscope.cli",
-        "simulate",
-        "harmonics",
-        "--preset",
-        "tiny",
-        "--samples",
-        "3",
-        "--batch",
-        "3",
-        "--out",
-        str(tmp_path / "h.zarr"),
-    ]
-    ok = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+def test_cli_simulate_harmonics(tmp_path, cli):
+    env = {"NUMBA_NUM_THREADS": "1"}
+    args = ["simulate", "harmonics", "--preset", "tiny", "--samples", 3, "--batch", 3, "--out"]
+    ok = cli(*args, tmp_path / "h.zarr", env=env)
     assert ok.returncode == 0, ok.stderr
     group = open_harmonics_store(tmp_path / "h.zarr")
     assert group["harmonics"].shape == (3, 3, 2, 4760) and bool(np.all(group["done"][:]))
-    bad = subprocess.run(
-        cmd[:-1] + [str(tmp_path / "bad.zarr"), "--set", "no_such_field=1"],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-    )
+    bad = cli(*args, tmp_path / "bad.zarr", "--set", "no_such_field=1", env=env)
     assert bad.returncode == 2 and "no_such_field" in bad.stderr and "Traceback" not in bad.stderr
     assert not (tmp_path / "bad.zarr").exists()

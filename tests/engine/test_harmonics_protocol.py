@@ -2,10 +2,7 @@
 learning-rate schedule, decision-level fusion checked by hand, and bad input (library and CLI)."""
 
 import json
-import os
 import shutil
-import subprocess
-import sys
 
 import numpy as np
 import pytest
@@ -366,26 +363,18 @@ def test_bad_input_raises_input_error(store, tmp_path):
     assert not (tmp_path / "o1").exists() and not (tmp_path / "o6").exists()  # refused before writing anything
 
 
-def test_cli_refuses_a_non_store_with_exit_2_and_one_line(tmp_path):
-    env = {**os.environ, "MPLBACKEND": "Agg", "CRACKSCOPE_DEBUG": ""}
-    out = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "crackscope.cli",
-            "harmonics-study",
-            str(tmp_path / "missing"),
-            "--out",
-            str(tmp_path / "o"),
-            "--resplits",
-            "1",
-            "--epochs",
-            "1",
-        ],
-        capture_output=True,
-        text=True,
+def test_cli_refuses_a_non_store_with_exit_2_and_one_line(tmp_path, cli):
+    out = cli(
+        "harmonics-study",
+        tmp_path / "missing",
+        "--out",
+        tmp_path / "o",
+        "--resplits",
+        1,
+        "--epochs",
+        1,
+        env={"CRACKSCOPE_DEBUG": ""},
         timeout=120,
-        env=env,
     )
     assert out.returncode == 2
     lines = out.stderr.strip().splitlines()

@@ -52,6 +52,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = ROOT / "runs" / "cascade"
 TILE = 64
+OVERLAP = 0.0  # segmentation window overlap; --overlap sets it (the recorded results: 0)
 
 
 def _cpu_name() -> str:
@@ -110,7 +111,7 @@ def choose_thresholds(classifier, segmenter, root: Path, stems, share: float) ->
     probs, marked, correct, truth_tiles = [], [], [], []
     for stem in stems:
         image, truth = _read_pair(root, stem)
-        base = segment_all_tiles(image, segmenter, tile=TILE)
+        base = segment_all_tiles(image, segmenter, tile=TILE, overlap=OVERLAP)
         cells = base.grid.cells().tolist()
         probs.append(
             classifier(extract_tiles(to_channels(image, classifier.channels), base.grid.origins, TILE)).numpy()
@@ -216,9 +217,9 @@ def run_grid(segmenter, root, stems, g, cascades: dict, repeats, share: float) -
     for name, image, truth in mosaics(root, stems, g):
         x = torch.from_numpy(image)
         runs = {
-            "all_tiles": lambda: segment_all_tiles(image, segmenter, tile=TILE),
+            "all_tiles": lambda: segment_all_tiles(image, segmenter, tile=TILE, overlap=OVERLAP),
             **{
-                m: (lambda c=c, t=t: inspect_image(image, c, segmenter, tile=TILE, threshold=t))
+                m: (lambda c=c, t=t: inspect_image(image, c, segmenter, tile=TILE, threshold=t, overlap=OVERLAP))
                 for m, (c, t) in cascades.items()
             },
             "whole_image": lambda: segmenter(x[None])[0].numpy() > segmenter.threshold,
@@ -466,6 +467,12 @@ def main(argv=None) -> int:
     p.add_argument("--data", type=Path, default=ROOT / ".." / "shared" / "datasets" / "DeepCrack")
     p.add_argument("--grids", type=int, nargs="+", default=[1, 2, 3])
     p.add_argument("--repeats", type=int, default=3)
+    p.add_argument(
+        "--overlap",
+        type=float,
+        default=0.0,
+        help="window overlap of the segmentation (0: the non-overlapping tiles the recorded results used)",
+    )
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--target-share", type=float, default=0.98)
     p.add_argument("--margin", type=float, default=0.0, help="added to the target when choosing on validation")
@@ -478,6 +485,8 @@ def main(argv=None) -> int:
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     p.add_argument("--ship", action="store_true", help="copy both runs into weights/deepcrack/")
     args = p.parse_args(argv)
+    global OVERLAP
+    OVERLAP = args.overlap
     torch.set_num_threads(args.threads)
     load_before = os.getloadavg()
 

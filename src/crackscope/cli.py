@@ -211,7 +211,9 @@ class ExportFormat(str, Enum):
 
 @app.command("inspect-image")
 def inspect_image_cmd(
-    image: Path = typer.Argument(..., help="A large image (any Pillow format, grey or RGB)."),
+    image: Path = typer.Argument(
+        ..., help="An image (any Pillow format, grey or RGB, any size), or a folder of images (each into OUT/<stem>/)."
+    ),
     classifier: Path | None = typer.Option(
         None,
         "--classifier",
@@ -222,7 +224,10 @@ def inspect_image_cmd(
         ..., "--segmenter", help="Segmenter: a surface run or model folder (e.g. weights/deepcrack/segmenter)."
     ),
     out: Path = typer.Option(
-        ..., "--out", help="Directory for mask.png, overlay.png, tiles.csv, cracks.csv and summary.json."
+        ...,
+        "--out",
+        help="Directory for mask.png, overlay.png, tiles.csv, cracks.csv and summary.json (a folder: "
+        "OUT/<stem>/ per image, OUT/summary.csv, OUT/skipped.txt).",
     ),
     tile: int | None = typer.Option(None, "--tile", help="Tile side in pixels (default: the classifier's, 64)."),
     threshold: float | None = typer.Option(
@@ -231,7 +236,7 @@ def inspect_image_cmd(
         help="Classifier crack probability that flags a "
         "tile (default: the classifier's validated operating point, else 0.5).",
     ),
-    all_tiles: bool = typer.Option(False, "--all-tiles", help="Baseline: segment every tile, no classifier."),
+    all_tiles: bool = typer.Option(False, "--all-tiles", help="Baseline: segment every window, no classifier."),
     runtime: str = typer.Option(
         "torch",
         "--runtime",
@@ -243,27 +248,58 @@ def inspect_image_cmd(
         "--mm-per-pixel",
         help="Size of one pixel on the surface, in mm: crack lengths, widths and areas are also reported in mm.",
     ),
+    window: int | None = typer.Option(
+        None, "--window", help="Segmentation window side in pixels (default: the tile side)."
+    ),
+    overlap: float = typer.Option(
+        0.25,
+        "--overlap",
+        help="Overlap of neighbouring segmentation windows, a fraction of the window in [0, 0.5], blended "
+        "with raised-cosine weights; 0: non-overlapping, stitched.",
+    ),
+    batch: int = typer.Option(64, "--batch", help="Windows per segmenter call."),
+    scale: float = typer.Option(
+        1.0,
+        "--scale",
+        help="Resample the image by this factor before inference, the mask back after: > 1 for cracks "
+        "thinner than in the training photos, < 1 for thicker ones.",
+    ),
 ):
-    """Cascaded crack inspection: a binary tile classifier screens the image, the segmenter runs on the flagged
-    tiles only, and the tile masks are stitched at full resolution. Each connected crack is measured (skeleton
-    length, max / mean width, area, bounding box) in cracks.csv; the longest are labelled on the overlay."""
-    from crackscope.deploy.cascade import inspect_image_file
+    """Cascaded crack inspection: a binary tile classifier screens the image, the segmenter runs on overlapping
+    windows around the flagged tiles only, blended without seams at full resolution. Each connected crack is
+    measured (skeleton length, max / mean width, area, bounding box) in cracks.csv; the longest are labelled
+    on the overlay. Given a folder, every image in it, with OUT/summary.csv (unreadable ones are skipped and
+    listed in OUT/skipped.txt)."""
+    from crackscope.deploy.cascade import inspect_folder, inspect_image_file
 
-    s = inspect_image_file(
-        image,
-        segmenter,
-        out,
+    options = dict(
         classifier_path=classifier,
         tile=tile,
         threshold=threshold,
         all_tiles=all_tiles,
         runtime=runtime,
         mm_per_pixel=mm_per_pixel,
+        window=window,
+        overlap=overlap,
+        batch=batch,
+        scale=scale,
     )
+    if image.is_dir():
+        done = inspect_folder(image, segmenter, out, log=_info, **options)
+        typer.echo(
+            f"{len(done['rows'])} of {done['files']} images inspected, {len(done['skipped'])} skipped; "
+            f"{sum(r['crack_count'] for r in done['rows'])} cracks in all"
+        )
+        skipped = f", {out}/skipped.txt" if done["skipped"] else ""
+        _info(f"wrote {out}/summary.csv{skipped} and a folder per image")
+        return
+    s = inspect_image_file(image, segmenter, out, **options)
     t = s["timings_s"]
+    scaled = f" at scale {s['scale']:g}" if s["scale"] != 1 else ""
     typer.echo(
-        f"{s['width']} x {s['height']}: {s['flagged']} of {s['tiles']} tiles of {s['tile']} px segmented "
-        f"({s['mode']}), {s['crack_pixels']} crack pixels ({s['crack_fraction']:.2%}); "
+        f"{s['width']} x {s['height']}{scaled}: {s['flagged']} of {s['tiles']} tiles of {s['tile']} px flagged "
+        f"({s['mode']}), {s['windows_segmented']} of {s['windows']} windows of {s['window']} px segmented, "
+        f"{s['crack_pixels']} crack pixels ({s['crack_fraction']:.2%}); "
         f"{t['total_s']:.3f} s (classify {t['classify_s']:.3f} s, segment {t['segment_s']:.3f} s)"
     )
     c = s["cracks"]

@@ -63,7 +63,7 @@ def test_segmenter_sees_exactly_the_flagged_tiles_and_cells_are_stitched_once():
         return torch.tensor([0.9 if k in flag else 0.1 for k in range(len(tiles))])
 
     seg = Recorder()
-    r = inspect_image(image, classifier, seg, tile=T, threshold=0.5, batch_size=2)
+    r = inspect_image(image, classifier, seg, tile=T, threshold=0.5, batch_size=2, overlap=0)  # stitched tiles
     assert r.n_tiles == 12 and r.flagged.tolist() == [k in flag for k in range(12)]
     got = torch.cat(seg.calls)
     assert [len(c) for c in seg.calls] == [2, 1]  # batched
@@ -79,7 +79,7 @@ def test_segmenter_sees_exactly_the_flagged_tiles_and_cells_are_stitched_once():
 
 def test_all_tiles_stitch_every_pixel_exactly_once():
     image = _image(1)
-    r = segment_all_tiles(image, Recorder(), tile=T)
+    r = segment_all_tiles(image, Recorder(), tile=T, overlap=0)
     assert np.array_equal(r.probability, image[0])  # each pixel from exactly one tile that contains it
     assert r.mode == "all-tiles" and r.n_flagged == 12 and np.isnan(r.tile_probability).all()
 
@@ -152,11 +152,11 @@ def test_colour_to_grey_is_pillows_conversion_and_grey_for_colour_is_refused():
         to_channels(np.zeros((4, 8, 8), np.float32), 3)
 
 
-def test_bad_classifier_output_and_small_images_are_input_errors():
+def test_bad_classifier_output_is_an_input_error_and_small_images_are_padded():
     with pytest.raises(InputError, match="one crack probability per tile"):
         inspect_image(_image(), lambda t: torch.ones(3), Recorder(), tile=T)
-    with pytest.raises(InputError, match="smaller than one 80 x 80 tile"):
-        inspect_image(_image(), _constant(1), Recorder(), tile=80)
+    small = inspect_image(_image(), _constant(1), Recorder(), tile=80)  # padded, not refused (issue 21)
+    assert small.n_tiles == 2 and small.probability.shape == (H, W)  # 80 rows padded from 70; columns 0 and 20
     with pytest.raises(InputError, match="classifier is needed"):
         inspect_image(_image(), None, Recorder(), tile=T)
 
@@ -330,7 +330,6 @@ def test_inspect_image_all_tiles_needs_no_classifier_and_packed_runs(runs, tmp_p
 BAD = [
     ("missing image", lambda r: ["nowhere.png"], "nowhere.png"),
     ("corrupt image", lambda r: [r["images"] / "corrupt.png"], "corrupt.png"),
-    ("smaller than a tile", lambda r: [r["images"] / "small.png"], "smaller than one 32 x 32 tile"),
     (
         "classifier is a segmenter",
         lambda r: [r["images"] / "big.png", "--classifier", r["segmenter"]],
@@ -549,3 +548,307 @@ def test_without_mm_per_pixel_cracks_csv_has_pixel_columns_only_even_when_empty(
     assert (out / "cracks.csv").read_text().splitlines() == [
         "index,length_px,max_width_px,mean_width_px,area_px,y0,x0,y1,x1"
     ]
+
+
+# ---- tiled inference: overlapping windows, blending, any size, --scale, folders (issue 21, item 2) ----------------
+class BoxNet:
+    """A fully convolutional stand-in for a segmenter with a strong window-edge effect: the crack
+    probability is a sigmoid of the 5 x 5 mean darkness, zero-padded, so within 2 px of a window's
+    edge it sees darkness 0 beyond it. Each window is run alone, so a window's output does not
+    depend on what else is in its batch (the condition for the cascade's exact equality)."""
+
+    channels, threshold, halo = 1, 0.5, 2
+
+    def __init__(self):
+        self.windows = []
+
+    @staticmethod
+    def whole(x: torch.Tensor) -> torch.Tensor:  # (N, C, h, w) -> (N, h, w)
+        dark = 1 - x[:, :1].float()
+        box = torch.nn.functional.avg_pool2d(dark, 5, stride=1, padding=2, count_include_pad=True)
+        return torch.sigmoid(12 * (box - 0.4))[:, 0]
+
+    def __call__(self, tiles):
+        self.windows.extend(t.clone() for t in tiles)
+        return torch.cat([self.whole(t[None]) for t in tiles])
+
+
+def _cracked(h, w, seed=0):
+    """A grey (1, h, w) texture around 0.75 with a 3-px dark horizontal crack and a diagonal one."""
+    rng = np.random.default_rng(seed)
+    x = (0.75 + 0.05 * rng.standard_normal((h, w))).clip(0, 1).astype(np.float32)
+    x[h // 2 - 1 : h // 2 + 2, :] = 0.1
+    for i in range(min(h, w)):
+        x[i, max(i - 1, 0) : i + 2] = 0.15
+    return x[None]
+
+
+def test_blending_weights_are_a_partition_of_unity_with_raised_cosine_ramps():
+    from crackscope.deploy.tiling import plan_windows, ramp
+
+    # by hand: over an overlap of 4 px the falling window weighs cos^2 and the rising one sin^2 of
+    # pi/2 (j + 1/2) / 4, j = 0..3: 0.038, 0.309, 0.691, 0.962 rising; the two sum to 1
+    assert ramp(4) == pytest.approx(np.sin(np.pi / 16 * np.array([1, 3, 5, 7])) ** 2)
+    assert ramp(4) == pytest.approx([0.0381, 0.3087, 0.6913, 0.9619], abs=1e-4)
+    assert ramp(4) + ramp(4)[::-1] == pytest.approx(np.ones(4))
+    plan = plan_windows(40, 40, 16, 0.25)  # 4 px overlap, stride 12: windows at 0, 12, 24 -> canvas 40, no padding
+    assert plan.ys == (0, 12, 24) and plan.canvas == (40, 40) and plan.overlap == 4
+    first, middle, last = (plan.y_profiles[k] for k in range(3))
+    assert first.tolist() == pytest.approx([1] * 12 + list(ramp(4)[::-1]))  # the image border is not tapered
+    assert middle.tolist() == pytest.approx(list(ramp(4)) + [1] * 8 + list(ramp(4)[::-1]))
+    assert last.tolist() == pytest.approx(list(ramp(4)) + [1] * 12)
+    assert plan.weight(4) == pytest.approx(np.outer(middle, middle))  # separable: window (1, 1)
+    for h, w, window, overlap in [(40, 40, 16, 0.25), (70, 100, 32, 0.25), (384, 544, 64, 0.25), (97, 61, 32, 0.5)]:
+        plan = plan_windows(h, w, window, overlap)
+        assert plan.canvas[0] >= h and plan.canvas[1] >= w and plan.canvas[0] - h < window - plan.overlap
+        assert np.abs(plan.weight_sum() - 1).max() < 1e-6  # sum_k w_k = 1 on the whole canvas
+        assert all((plan.weight(k) > 0).all() for k in range(len(plan)))  # so the supports are whole windows
+    # overlap 0: the stitched tiling, each pixel from exactly one window with weight 1
+    plan = plan_windows(70, 100, 32, 0)
+    assert plan.ys == (0, 32, 38) and plan.xs == (0, 32, 64, 68) and plan.canvas == (70, 100)
+    assert np.array_equal(plan.weight_sum(), np.ones((70, 100)))
+
+
+def test_blended_windows_match_one_pass_over_the_whole_image_and_show_no_seam():
+    """A crack crossing window borders: blending is within a bound set by the weights of the
+    window-edge pixels of the one-pass result, while stitching without overlap shows the seam."""
+    from crackscope.deploy.tiling import plan_windows
+
+    window, overlap = 32, 0.25  # 8 px overlap, stride 24
+    h, w = 32 + 24 * 3, 32 + 24 * 4  # 104 x 128: the windows tile it exactly, nothing padded
+    image = _cracked(h, w)
+    whole = BoxNet.whole(torch.from_numpy(image)[None])[0].numpy()
+    blended = segment_all_tiles(image, BoxNet(), tile=32, window=window, overlap=overlap).probability
+    stitched = segment_all_tiles(image, BoxNet(), tile=32, window=window, overlap=0).probability
+    plan = plan_windows(h, w, window, overlap)
+    assert plan.canvas == (h, w)
+    # Bound: a window's output equals the one-pass output except within BoxNet.halo px of its edges
+    # inside the image (zero padding there instead of image). The blend is sum_k w_k p_k with
+    # sum_k w_k = 1 and |p_k - p| <= 1, so |blend - p| <= sum of the weights of the windows for
+    # which the pixel is such an edge pixel. Those weights are ramp values at j < halo:
+    # sin^2(pi/2 * 1.5 / 8) = 0.084 at most, one window per axis: the bound is <= 0.17.
+    tainted = np.zeros((h, w))
+    for k, (y, x) in enumerate(plan.origins.tolist()):
+        edge = np.zeros((window, window), bool)
+        if y > 0:
+            edge[: BoxNet.halo] = True
+        if y + window < h:
+            edge[-BoxNet.halo :] = True
+        if x > 0:
+            edge[:, : BoxNet.halo] = True
+        if x + window < w:
+            edge[:, -BoxNet.halo :] = True
+        tainted[y : y + window, x : x + window] += plan.weight(k) * edge
+    error = np.abs(blended - whole)
+    assert (error <= tainted + 1e-6).all() and tainted.max() < 0.17
+    assert error.max() < 0.05  # in fact: the edge effect (up to ~0.8 here) times a weight below 0.085
+    # stitching without overlap takes each pixel from one window, edge effect and all
+    assert np.abs(stitched - whole).max() > 0.3 > 6 * error.max()
+    # along the crack's middle row, across every vertical window border (24, 32, 48, 56, ...), the step
+    # from one pixel to the next is the one-pass step up to the blending error: no seam
+    row, borders = h // 2, sorted({x for x in plan.xs[1:]} | {x + window for x in plan.xs[:-1]})
+    step = lambda p: p[row, borders] - p[row, [b - 1 for b in borders]]  # noqa: E731
+    assert np.abs(step(blended) - step(whole)).max() <= 2 * error[row].max() + 1e-6 < 0.05
+    # stitched tiles: at their borders (32, 64, 96) the crack dips by ~0.5 and its mask breaks there
+    assert (np.abs((stitched - whole)[row, [32, 64, 96]]) > 0.4).all()
+    inner = slice(BoxNet.halo, w - BoxNet.halo)  # (the one-pass run also sees zeros beyond the image)
+    assert (whole[row, inner] > 0.5).all() and (blended[row, inner] > 0.5).all()
+    assert not (stitched[row, inner] > 0.5).all()
+
+
+@pytest.mark.parametrize(
+    "window,overlap,scale", [(48, 0.25, 1.0), (32, 0.5, 1.0), (48, 0.0, 1.0), (32, 0.25, 1.7), (48, 0.25, 0.6)]
+)
+def test_the_cascade_mask_equals_full_segmentation_inside_flagged_tiles_exactly(window, overlap, scale):
+    from crackscope.deploy.tiling import windows_touching
+
+    image = _cracked(150, 200, seed=1)
+
+    def classifier(tiles):  # an isolated tile, a chain, the border-aligned last row / column ...
+        return torch.tensor([1.0 if k % 7 in (0, 3, 4) or k == len(tiles) - 1 else 0.0 for k in range(len(tiles))])
+
+    seg, every = BoxNet(), BoxNet()
+    r = inspect_image(image, classifier, seg, tile=32, window=window, overlap=overlap, scale=scale, batch_size=5)
+    full = segment_all_tiles(image, every, tile=32, window=window, overlap=overlap, scale=scale, batch_size=7)
+    assert r.probability.shape == full.probability.shape == (150, 200)
+    assert 0 < r.n_flagged < r.n_tiles and r.windows_segmented < full.windows_segmented == len(full.plan)
+    inside = np.zeros((150, 200), bool)
+    for (y0, y1, x0, x1), f in zip(r.cells().tolist(), r.flagged):
+        inside[y0:y1, x0:x1] |= f
+    assert np.array_equal(r.probability[inside], full.probability[inside])  # bit for bit
+    assert np.array_equal(r.mask[inside], full.mask[inside]) and r.mask[inside].any()
+    assert not r.probability[~inside].any() and not r.mask[~inside].any()  # outside flagged tiles: nothing
+    if scale == 1.0:  # the segmenter saw exactly the windows meeting a flagged cell
+        need = np.zeros((150, 200), bool)
+        need[inside] = True
+        assert r.windows_segmented == len(windows_touching(r.plan, need)) == len(seg.windows)
+    # the cells partition the image at its own size, whatever the scale
+    cover = np.zeros((150, 200), int)
+    for y0, y1, x0, x1 in r.cells().tolist():
+        cover[y0:y1, x0:x1] += 1
+    assert (cover == 1).all()
+
+
+def test_the_cascade_equals_full_segmentation_with_a_real_network_one_window_per_call():
+    from crackscope.deploy.cascade import TileSegmenter
+    from crackscope.models import create
+
+    torch.manual_seed(0)
+    net = create("unet", in_channels=3, classes=1, base_channels=2, depth=2).eval()
+    image = _image(7, channels=3)
+    flags = lambda tiles: torch.tensor([float(k in (1, 6, 11)) for k in range(len(tiles))])  # noqa: E731
+    for batch in (1, 64):
+        seg = TileSegmenter(net, channels=3, threshold=0.5, batch_size=batch)
+        r = inspect_image(image, flags, seg, tile=T, batch_size=batch)
+        full = segment_all_tiles(image, seg, tile=T, batch_size=batch)
+        inside = np.zeros((H, W), bool)
+        for (y0, y1, x0, x1), f in zip(r.cells().tolist(), r.flagged):
+            inside[y0:y1, x0:x1] |= f
+        if batch == 1:  # each window alone in its call: the same computation, the same bits
+            assert np.array_equal(r.probability[inside], full.probability[inside])
+        else:  # other batches may round differently inside the network
+            assert np.allclose(r.probability[inside], full.probability[inside], atol=1e-6)
+        assert not r.probability[~inside].any()
+
+
+def test_images_of_any_size_are_reflect_padded_and_cropped_back():
+    image = _cracked(20, 30)
+    seg = Recorder()
+    r = segment_all_tiles(image, seg, tile=64)  # smaller than one tile and one window
+    assert r.probability.shape == (20, 30) and r.n_tiles == 1 and r.windows_segmented == 1
+    assert np.array_equal(r.probability, image[0])  # the identity segmenter: the crop of the padded window
+    window = seg.calls[0][0, 0].numpy()
+    assert window.shape == (64, 64) and np.array_equal(window[:20, :30], image[0])
+    assert np.array_equal(window[20:22, :30], image[0, [18, 17]])  # reflected, not the border repeated
+    r = inspect_image(image, _constant(0.9), BoxNet(), tile=64, threshold=0.5)
+    assert r.n_flagged == 1 and r.mask.shape == (20, 30) and r.mask[10, 2:].all()  # the crack across it
+    for h, w in ((1, 1), (5, 200), (65, 64), (129, 97)):
+        x = np.random.default_rng(h).random((3, h, w)).astype(np.float32)
+        p = segment_all_tiles(x, Recorder(channels=3), tile=64).probability
+        assert p.shape == (h, w) and np.allclose(p, x[0], atol=1e-6)
+
+
+@pytest.mark.parametrize("scale", [2.5, 0.4])
+def test_scale_resamples_the_image_and_the_mask_back_to_its_own_size(scale):
+    yy, xx = np.mgrid[0:70, 0:100].astype(np.float32)
+    image = ((yy / 69 + xx / 99) / 2)[None]  # a smooth ramp in [0, 1]: resampling keeps it
+    seg = Recorder()
+    r = segment_all_tiles(image, seg, tile=T, scale=scale)
+    hs, ws = round(70 * scale), round(100 * scale)
+    assert r.scaled_size == (hs, ws) and r.scale == scale and r.probability.shape == r.mask.shape == (70, 100)
+    assert r.plan.height == hs and r.plan.width == ws and r.grid.height == max(hs, T)
+    assert all(c.shape[-2:] == (T, T) for c in seg.calls) and sum(map(len, seg.calls)) == len(r.plan)
+    assert np.abs(r.probability - image[0]).max() < 0.02  # identity segmenter: the round trip returns the image
+    s = r.summary()
+    assert (s["height"], s["width"], s["scale"], s["scaled_size"]) == (70, 100, scale, [hs, ws])
+    with pytest.raises(InputError, match="scale"):
+        segment_all_tiles(image, seg, tile=T, scale=0)
+    with pytest.raises(InputError, match="overlap"):
+        segment_all_tiles(image, seg, tile=T, overlap=0.6)
+
+
+def test_small_images_and_scale_from_the_command_line(runs, tmp_path):
+    out = tmp_path / "small"
+    argv = ["inspect-image", str(runs["images"] / "small.png"), "--segmenter", str(runs["segmenter"])]
+    assert main(argv + ["--classifier", str(runs["classifier"]), "--threshold", "0", "--out", str(out)]) == 0
+    assert np.asarray(Image.open(out / "mask.png")).shape == (20, 30)
+    summary = json.loads((out / "summary.json").read_text())
+    assert (summary["tiles"], summary["flagged"], summary["windows_segmented"]) == (1, 1, 1)
+    argv = ["inspect-image", str(runs["images"] / "big.png"), "--segmenter", str(runs["segmenter"]), "--all-tiles"]
+    scaled = tmp_path / "scaled"
+    opts = ["--scale", "1.5", "--window", "48", "--overlap", "0.5", "--batch", "3", "--out", str(scaled)]
+    assert main(argv + opts) == 0
+    summary = json.loads((scaled / "summary.json").read_text())
+    assert np.asarray(Image.open(scaled / "mask.png")).shape == (H, W)
+    assert summary["scaled_size"] == [105, 150] and (summary["window"], summary["overlap_px"]) == (48, 24)
+    assert summary["windows"] == summary["windows_segmented"] == 4 * 6  # 105 -> 120 (24 px stride), 150 -> 168
+
+
+def test_a_folder_is_inspected_image_by_image_with_a_summary_and_the_unusable_ones_skipped(runs, tmp_path, capsys):
+    out = tmp_path / "folder"
+    argv = ["inspect-image", str(runs["images"]), "--segmenter", str(runs["segmenter"]), "--out", str(out)]
+    assert main(argv + ["--classifier", str(runs["classifier"]), "--mm-per-pixel", "0.5"]) == 0
+    captured = capsys.readouterr()
+    assert "2 of 4 images inspected, 2 skipped" in captured.out
+    assert "skipped: cannot read image" in captured.err and "greyscale" in captured.err
+    assert sorted(p.name for p in out.iterdir()) == ["big", "skipped.txt", "small", "summary.csv"]
+    for name in ("big", "small"):
+        assert sorted(p.name for p in (out / name).iterdir()) == sorted(
+            ["mask.png", "overlay.png", "tiles.csv", "cracks.csv", "summary.json"]
+        )
+    with open(out / "summary.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert list(rows[0]) == [
+        "file",
+        "output",
+        "width",
+        "height",
+        "tiles",
+        "flagged",
+        "flagged_fraction",
+        "windows_segmented",
+        "crack_pixels",
+        "crack_count",
+        "total_length_px",
+        "max_width_px",
+        "total_length_mm",
+        "max_width_mm",
+        "time_s",
+    ]
+    assert [(r["output"], r["width"], r["height"]) for r in rows] == [("big", "100", "70"), ("small", "30", "20")]
+    for r in rows:  # each row is its image's summary.json
+        s = json.loads((out / r["output"] / "summary.json").read_text())
+        assert int(r["crack_pixels"]) == s["crack_pixels"] and int(r["crack_count"]) == s["cracks"]["count"]
+        assert float(r["flagged_fraction"]) == s["flagged_fraction"] and float(r["time_s"]) > 0
+    skipped = (out / "skipped.txt").read_text().splitlines()
+    assert [line.split("\t")[0] for line in skipped] == [str(runs["images"] / n) for n in ("corrupt.png", "grey.png")]
+
+
+BAD_OPTIONS = [
+    (["--overlap", "0.6"], "--overlap"),
+    (["--overlap", "-0.1"], "--overlap"),
+    (["--scale", "0"], "--scale"),
+    (["--scale", "nan"], "--scale"),
+    (["--scale", "100"], "--scale"),
+    (["--window", "0"], "--window"),
+    (["--batch", "0"], "--batch"),
+    (["--tile", "0"], "--tile"),
+    (["--threshold", "2"], "--threshold"),
+    (["--mm-per-pixel", "-1"], "--mm-per-pixel"),
+]
+
+
+@pytest.mark.parametrize("target", ["image", "folder"])
+@pytest.mark.parametrize("opts,named", BAD_OPTIONS, ids=[" ".join(b[0]) for b in BAD_OPTIONS])
+def test_bad_options_for_an_image_or_a_folder_are_one_line_exit_2_and_write_nothing(
+    runs, tmp_path, capsys, target, opts, named
+):
+    source = runs["images"] / "big.png" if target == "image" else runs["images"]
+    argv = [
+        "inspect-image",
+        str(source),
+        "--classifier",
+        str(runs["classifier"]),
+        "--segmenter",
+        str(runs["segmenter"]),
+    ]
+    code = main(argv + ["--out", str(tmp_path / "out"), *opts])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert len(err.strip().splitlines()) == 1 and named in err and "Traceback" not in err, err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_folder_with_no_usable_image_is_one_line_exit_2_and_writes_nothing(runs, tmp_path, capsys):
+    empty, broken = tmp_path / "empty", tmp_path / "broken"
+    empty.mkdir()
+    broken.mkdir()
+    (broken / "a.png").write_bytes(b"not an image")
+    (broken / "notes.txt").write_text("not an image either, and not listed")
+    opts = ["--classifier", str(runs["classifier"]), "--segmenter", str(runs["segmenter"])]
+    for folder, named, lines in ((empty, "no image files found", 1), (broken, "none of the 1 images could be used", 2)):
+        code = main(["inspect-image", str(folder), *opts, "--out", str(tmp_path / "out")])
+        err = capsys.readouterr().err
+        assert code == 2 and named in err and str(folder) in err, err
+        assert len(err.strip().splitlines()) == lines and "Traceback" not in err  # "skipped: ..." lines, the error
+        assert not (tmp_path / "out").exists()

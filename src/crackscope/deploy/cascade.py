@@ -1,28 +1,36 @@
 """The tile cascade for large images (AOIE-Net paper, Wu et al. 2025, Figure 1).
 
-A fast binary tile classifier screens every tile of a large image; only the tiles it flags as
-cracked go to the segmenter; the per-tile masks are stitched into one full-resolution mask. The
-baseline (:func:`segment_all_tiles`) runs the segmenter on every tile of the same grid and stitches
-the same way, so the two differ only in the tiles that are skipped.
+A fast binary tile classifier screens every tile of a large image; the segmenter runs only on the
+overlapping windows around the tiles it flags, and their outputs are blended into one
+full-resolution mask. The baseline (:func:`segment_all_tiles`) segments every window and blends
+the same way; inside flagged tiles the two agree bit for bit, outside them the cascade's mask is
+empty.
 
-* **Tiling** (:mod:`crackscope.data.tiles`, the grid the classifier was trained on): T x T tiles,
-  non-overlapping, with the last row and column aligned to the image border (no padding; a
-  544-pixel side with T = 64 has its last tile at 480). Each pixel is stitched from exactly one
-  tile: the one owning its cell [kT, min((k+1)T, side)). Unflagged cells get probability 0.
+* **Scale**: ``scale`` != 1 resamples the image first (bilinear, antialiased when shrinking) and the
+  probability back to the image's size at the end; tiles and windows live on the resampled image.
+* **Tiles** (:mod:`crackscope.data.tiles`, the grid the classifier was trained on): T x T tiles,
+  non-overlapping, with the last row and column aligned to the image border (a 544-pixel side with
+  T = 64 has its last tile at 480; an image smaller than a tile is reflect-padded to one). Each
+  tile owns the cell [kT, min((k+1)T, side)); unflagged cells get probability 0.
+* **Windows** (:mod:`crackscope.deploy.tiling`): ``window`` x ``window`` (default T), overlapping by
+  ``overlap`` of a window (default 0.25), the image reflect-padded to fit them; blended with
+  raised-cosine weights that sum to 1 everywhere, so a crack crossing a window border shows no
+  seam. ``overlap=0`` is the earlier non-overlapping stitching. The windows meeting a flagged cell
+  run, in batches of ``batch_size``; none when nothing is flagged.
 * **Classifier**: any callable taking a float (N, C, h, w) batch of tiles in [0, 1] and returning
   (N,) crack probabilities. An optional ``channels`` attribute asks for grey (1) or RGB (3) tiles
   (default: the image's own channels). :class:`TileClassifier` wraps any logits function and
   resizes tiles to the run's input size: the run's PyTorch model (``runtime="torch"``) or its
   bit-packed XNOR/popcount twin (``runtime="packed"``, :mod:`crackscope.deploy.packed`; same
   predictions, about half the time per tile here).
-* **Segmenter**: a callable (N, C, T, T) -> (N, T, T) crack probabilities, optionally with
-  ``channels`` and ``threshold``; :class:`TileSegmenter` wraps a surface run. It is called on the
-  flagged tiles only, in batches of ``batch_size``, and never when nothing is flagged.
+* **Segmenter**: a callable (N, C, W, W) -> (N, W, W) crack probabilities, optionally with
+  ``channels`` and ``threshold``; :class:`TileSegmenter` wraps a surface run.
 
 :func:`load_classifier` / :func:`load_segmenter` build both from a run directory or a shipped
 model folder (``crackscope.engine.runs.load_run``) and refuse, with one line, a run of the wrong
-pipeline or class count. :func:`inspect_image_file` is ``crackscope inspect-image``; it also measures
-the cracks of the final mask (:mod:`crackscope.analysis.crack_measure`).
+pipeline or class count. :func:`inspect_image_file` and :func:`inspect_folder` are
+``crackscope inspect-image`` on an image or a folder; they also measure the cracks of the final
+mask (:mod:`crackscope.analysis.crack_measure`).
 
 Image arrays are float32 / float64 in [0, 1], shaped (C, H, W) with C = 1 or 3; :func:`check_image`
 refuses anything else (an integer dtype, values outside [0, 1]) in one line: ``image / 255`` for 8 bits.
@@ -44,9 +52,18 @@ import torch
 from PIL import Image
 
 from crackscope.data.images import load_image
-from crackscope.data.tiles import TileGrid, extract_tiles, resize_tiles, stitch, tile_grid
+from crackscope.data.tiles import TileGrid, extract_tiles, resize_tiles, tile_grid
+from crackscope.deploy.tiling import (
+    DEFAULT_OVERLAP,
+    WindowPlan,
+    blend_windows,
+    pad_to,
+    plan_windows,
+    resample,
+    windows_touching,
+)
 from crackscope.engine.runs import OPERATING_POINT_FILE  # {"threshold": t, ...} chosen on validation
-from crackscope.errors import InputError
+from crackscope.errors import InputError, require_positive_int
 
 __all__ = [
     "RUNTIMES",
@@ -62,12 +79,17 @@ __all__ = [
     "check_image",
     "overlay_cascade",
     "inspect_image_file",
+    "inspect_folder",
+    "check_scale",
     "OPERATING_POINT_FILE",
+    "DEFAULT_OVERLAP",
+    "MAX_SCALE",
     "DEFAULT_TILE",
     "LABELLED_CRACKS",
 ]
 
 DEFAULT_TILE = 64
+MAX_SCALE = 16.0  # --scale in (0, MAX_SCALE]
 LABELLED_CRACKS = 5  # the longest crack components, labelled on overlay.png and listed in summary.json
 RUNTIMES = ("torch", "packed")
 PACKED_FILES = ("model.packed.safetensors", "export/model.packed.safetensors")  # in a run or model folder
@@ -291,15 +313,40 @@ def _to_channels(image, channels: int, who: str = "the model") -> torch.Tensor:
 
 
 # ---- the cascade -------------------------------------------------------------------------------------
+def check_scale(scale, name: str = "scale") -> float:
+    """``float(scale)`` if it is a finite number in (0, :data:`MAX_SCALE`], else one :class:`InputError` line."""
+    try:
+        value = float(scale)
+    except (TypeError, ValueError):
+        raise InputError(f"{name} {scale!r} must be a number in (0, {MAX_SCALE:g}]") from None
+    if isinstance(scale, bool) or not (math.isfinite(value) and 0.0 < value <= MAX_SCALE):
+        raise InputError(f"{name} {scale} must be a number in (0, {MAX_SCALE:g}] (> 1 enlarges the image)")
+    return value
+
+
+def scaled_size(height: int, width: int, scale: float) -> tuple[int, int]:
+    """The image size after ``--scale``: each side times ``scale``, rounded, at least 1 pixel."""
+    return max(1, round(height * scale)), max(1, round(width * scale))
+
+
+def _map_back(a: int, side: int, scaled: int) -> int:
+    """The first pixel of an axis of ``side`` pixels whose centre falls at or after pixel boundary
+    ``a`` of the same axis resampled to ``scaled`` pixels: ceil(a side / scaled - 1/2), exactly."""
+    return -(-(2 * a * side - scaled) // (2 * scaled))
+
+
 @dataclass
 class CascadeResult:
     """What :func:`inspect_image` found.
 
-    ``probability``: (H, W) float32 stitched crack probability (0 in unflagged cells); ``mask``: (H, W)
-    bool, ``probability > mask_threshold``; ``grid``: the tiles; ``tile_probability``: (N,) classifier
-    crack probability per tile (NaN where no classifier ran: ``mode == "all-tiles"``); ``flagged``:
-    (N,) bool, the tiles that were segmented; ``timings``: seconds (``classify_s``, ``segment_s``,
-    ``stitch_s``, ``total_s``)."""
+    ``probability``: (H, W) float32 crack probability at the image's own size (0 outside the cells
+    of flagged tiles); ``mask``: (H, W) bool, ``probability > mask_threshold``; ``grid``: the
+    classifier's tiles, on the image resampled by ``scale`` (and reflect-padded to one tile if
+    smaller); ``tile_probability``: (N,) classifier crack probability per tile (NaN where no
+    classifier ran: ``mode == "all-tiles"``); ``flagged``: (N,) bool; ``timings``: seconds
+    (``classify_s``, ``segment_s`` (blending included), ``stitch_s`` (resampling back, masking),
+    ``total_s`` (also resampling the image by ``scale``)); ``plan``: the segmentation windows
+    (:class:`crackscope.deploy.tiling.WindowPlan`), of which ``windows_segmented`` ran."""
 
     probability: np.ndarray
     mask: np.ndarray
@@ -311,6 +358,10 @@ class CascadeResult:
     threshold: float | None
     mask_threshold: float
     extra: dict[str, Any] = field(default_factory=dict)
+    plan: WindowPlan | None = None
+    windows_segmented: int = 0
+    scale: float = 1.0
+    scaled_size: tuple[int, int] | None = None
 
     @property
     def n_tiles(self) -> int:
@@ -320,8 +371,35 @@ class CascadeResult:
     def n_flagged(self) -> int:
         return int(self.flagged.sum())
 
+    def scaled_cells(self) -> np.ndarray:
+        """(N, 4) int64 (y0, y1, x0, x1): each tile's cell on the resampled image (clipped to it)."""
+        hs, ws = self.scaled_size or self.mask.shape
+        cells = self.grid.cells().copy()
+        cells[:, :2] = np.minimum(cells[:, :2], hs)
+        cells[:, 2:] = np.minimum(cells[:, 2:], ws)
+        return cells
+
+    def cells(self) -> np.ndarray:
+        """(N, 4) int64 (y0, y1, x0, x1): each tile's cell in the image's own pixels (the pixels
+        whose centres fall in its cell on the resampled image; the cells partition the image)."""
+        h, w = self.mask.shape
+        hs, ws = self.scaled_size or (h, w)
+        c = self.scaled_cells()
+        if (hs, ws) == (h, w):
+            return c
+        return np.stack(
+            [
+                _map_back(c[:, 0], h, hs),
+                _map_back(c[:, 1], h, hs),
+                _map_back(c[:, 2], w, ws),
+                _map_back(c[:, 3], w, ws),
+            ],
+            axis=1,
+        )
+
     def tile_rows(self) -> list[dict]:
-        """One row per tile: row, col, y0, x0, probability (empty without a classifier), flagged (0/1)."""
+        """One row per tile: row, col, y0, x0 (on the resampled image), probability (empty without a
+        classifier), flagged (0/1)."""
         rows = []
         for (r, c), (y, x), p, f in zip(
             self.grid.index.tolist(), self.grid.origins.tolist(), self.tile_probability.tolist(), self.flagged.tolist()
@@ -340,14 +418,22 @@ class CascadeResult:
 
     def summary(self) -> dict:
         h, w = self.mask.shape
+        plan = self.plan
         return {
             "height": h,
             "width": w,
             "megapixels": round(h * w / 1e6, 6),
             "mode": self.mode,
+            "scale": self.scale,
+            "scaled_size": list(self.scaled_size or (h, w)),
             "tile": self.grid.tile,
             "tile_grid": [self.grid.rows, self.grid.cols],
-            "tiling": "non-overlapping; last row / column aligned to the image border",
+            "tiling": "classifier: non-overlapping tiles, last row / column aligned to the image border; "
+            + ("segmenter: " + plan.describe() if plan is not None else ""),
+            "window": None if plan is None else plan.window,
+            "overlap_px": None if plan is None else plan.overlap,
+            "windows": None if plan is None else len(plan),
+            "windows_segmented": self.windows_segmented,
             "threshold": self.threshold,
             "mask_threshold": self.mask_threshold,
             "tiles": self.n_tiles,
@@ -374,35 +460,62 @@ def inspect_image(
     all_tiles: bool = False,
     mask_threshold: float | None = None,
     batch_size: int = 64,
+    window: int | None = None,
+    overlap: float = DEFAULT_OVERLAP,
+    scale: float = 1.0,
 ) -> CascadeResult:
-    """Cascade one image: classify every tile, segment the flagged ones (batched), stitch.
+    """Cascade one image: classify every tile, segment the windows around the flagged ones (batched),
+    blend them.
 
     ``image``: an image file, or a numpy array or torch tensor of dtype float32 or float64 with
     values in [0, 1], shaped (C, H, W) with C = 1 (grey) or 3 (RGB), as :func:`read_image` returns.
     Integer arrays (such as 8-bit images of 0..255) and floats outside [0, 1] are refused with one
     :class:`InputError` line naming the dtype or range (:func:`check_image`): convert 8-bit images
-    with ``image / 255``. A tile is flagged when its crack probability is >= ``threshold``.
-    ``all_tiles=True`` is the baseline: no classifier, every tile segmented (``classifier`` may be
+    with ``image / 255``. Any size is taken: an image smaller than a tile or window is reflect-padded
+    and the result cropped back.
+
+    * ``scale``: the image is resampled by it first (bilinear; > 1 enlarges, for cracks thinner than
+      the training data's) and the probability back to (H, W) at the end.
+    * Tiles: ``tile`` x ``tile``, non-overlapping (:mod:`crackscope.data.tiles`); one is flagged when
+      its crack probability is >= ``threshold``.
+    * Segmentation (:mod:`crackscope.deploy.tiling`): ``window`` x ``window`` windows (default
+      ``tile``) overlapping by ``overlap`` of a window (in [0, 0.5]; 0: stitched without overlap),
+      blended with raised-cosine weights that sum to 1. Only the windows meeting a flagged tile's
+      cell run (with ``scale`` != 1, also those within the resampling filter's reach of it), in
+      batches of ``batch_size``; inside flagged cells the result is that of segmenting every
+      window, and outside it is 0. The segmenter is never called when nothing is flagged.
+
+    ``all_tiles=True`` is the baseline: no classifier, every window segmented (``classifier`` may be
     ``None``). ``mask_threshold``: default the segmenter's ``threshold`` attribute, else 0.5.
-    ``batch_size``: tiles per segmenter call.
     """
     image = read_image(image) if isinstance(image, (str, Path)) else check_image(image, "inspect_image")
     if not all_tiles and classifier is None:
         raise InputError("a classifier is needed unless all_tiles=True")
     if not 0.0 <= float(threshold) <= 1.0:
         raise InputError(f"threshold={threshold!r} must be a probability in [0, 1]")
+    tile = require_positive_int("tile", tile)
+    window = tile if window is None else require_positive_int("window", window)
+    batch_size = require_positive_int("batch_size", batch_size)
+    scale = check_scale(scale)
     mask_threshold = float(getattr(segmenter, "threshold", 0.5) if mask_threshold is None else mask_threshold)
-    seg_image = _prepared(image, getattr(segmenter, "channels", None), "the segmenter")
-    grid = tile_grid(seg_image.shape[1], seg_image.shape[2], tile)
-    origins = grid.origins
+    h, w = (int(v) for v in np.shape(image)[1:])
+    hs, ws = scaled_size(h, w, scale)
+    plan = plan_windows(hs, ws, window, overlap)
     t_start = time.perf_counter()
+    x = image if isinstance(image, torch.Tensor) else torch.as_tensor(np.asarray(image, dtype=np.float32))
+    if (hs, ws) != (h, w):
+        x = resample(x, hs, ws).clamp_(0.0, 1.0)
+    grid = tile_grid(max(hs, tile), max(ws, tile), tile)
+    t_scaled = time.perf_counter()
     if all_tiles:
         tile_prob = np.full(len(grid), np.nan, dtype=np.float32)
         flagged = np.ones(len(grid), dtype=bool)
     else:
-        cls_image = _prepared(image, getattr(classifier, "channels", None), "the classifier")
+        cls_image = pad_to(
+            _prepared(x, getattr(classifier, "channels", None), "the classifier"), grid.height, grid.width
+        )
         with torch.inference_mode():
-            prob = classifier(extract_tiles(cls_image, origins, grid.tile))
+            prob = classifier(extract_tiles(cls_image, grid.origins, grid.tile))
         tile_prob = torch.as_tensor(prob).detach().float().reshape(-1).cpu().numpy()
         if tile_prob.shape != (len(grid),) or not np.all(np.isfinite(tile_prob)):
             raise InputError(
@@ -411,45 +524,74 @@ def inspect_image(
             )
         flagged = tile_prob >= float(threshold)
     t_classified = time.perf_counter()
-    chosen = np.flatnonzero(flagged)
-    parts = []
-    with torch.inference_mode():
-        for s in range(0, len(chosen), batch_size):
-            batch = extract_tiles(seg_image, origins[chosen[s : s + batch_size]], grid.tile)
-            parts.append(torch.as_tensor(segmenter(batch)).float().reshape(len(batch), grid.tile, grid.tile))
+    result = CascadeResult(
+        np.zeros((h, w), np.float32),
+        np.zeros((h, w), bool),
+        grid,
+        tile_prob,
+        flagged,
+        {},
+        "all-tiles" if all_tiles else "cascade",
+        None if all_tiles else float(threshold),
+        mask_threshold,
+        plan=plan,
+        scale=scale,
+        scaled_size=(hs, ws),
+    )
+    # the windows to run: those meeting a flagged cell, or within the reach of resampling back
+    margin = 0 if (hs, ws) == (h, w) else math.ceil(max(hs / h, ws / w, 1.0)) + 1
+    need = np.zeros((hs, ws), dtype=bool)
+    for y0, y1, x0, x1 in result.scaled_cells()[flagged].tolist():
+        need[max(y0 - margin, 0) : y1 + margin, max(x0 - margin, 0) : x1 + margin] = True
+    chosen = np.arange(len(plan)) if all_tiles else windows_touching(plan, need)
+    seg_image = pad_to(_prepared(x, getattr(segmenter, "channels", None), "the segmenter"), *plan.canvas)
+    blended, _ = blend_windows(seg_image, plan, segmenter, chosen, batch_size)
     t_segmented = time.perf_counter()
-    probs = torch.cat(parts) if parts else torch.zeros((0, grid.tile, grid.tile))
-    probability = stitch(probs, grid, chosen)
-    mask = probability > mask_threshold
+    probability = blended[:hs, :ws]
+    if (hs, ws) != (h, w):
+        probability = resample(probability, h, w).numpy()
+    region = np.zeros((h, w), dtype=bool)
+    for y0, y1, x0, x1 in result.cells()[flagged].tolist():
+        region[y0:y1, x0:x1] = True
+    result.probability = np.where(region, probability, np.float32(0)).astype(np.float32, copy=False)
+    result.mask = result.probability > mask_threshold
+    result.windows_segmented = len(chosen)
     t_end = time.perf_counter()
-    timings = {
-        "classify_s": t_classified - t_start,
+    result.timings = {
+        "classify_s": t_classified - t_scaled,
         "segment_s": t_segmented - t_classified,
         "stitch_s": t_end - t_segmented,
         "total_s": t_end - t_start,
     }
-    return CascadeResult(
-        probability,
-        mask,
-        grid,
-        tile_prob,
-        flagged,
-        timings,
-        "all-tiles" if all_tiles else "cascade",
-        None if all_tiles else float(threshold),
-        mask_threshold,
-    )
+    return result
 
 
 def segment_all_tiles(
-    image, segmenter: Callable, tile: int = DEFAULT_TILE, mask_threshold: float | None = None, batch_size: int = 64
+    image,
+    segmenter: Callable,
+    tile: int = DEFAULT_TILE,
+    mask_threshold: float | None = None,
+    batch_size: int = 64,
+    window: int | None = None,
+    overlap: float = DEFAULT_OVERLAP,
+    scale: float = 1.0,
 ) -> CascadeResult:
-    """The baseline: the segmenter on every tile of the cascade's grid, stitched the same way.
-    ``image`` as :func:`inspect_image` takes it (float in [0, 1], (C, H, W) with C = 1 or 3)."""
+    """The baseline: the segmenter on every window, blended the same way (:func:`inspect_image`'s
+    ``all_tiles=True``). ``image`` as :func:`inspect_image` takes it (float in [0, 1], (C, H, W)
+    with C = 1 or 3)."""
     if not isinstance(image, (str, Path)):
         check_image(image, "segment_all_tiles")
     return inspect_image(
-        image, None, segmenter, tile=tile, all_tiles=True, mask_threshold=mask_threshold, batch_size=batch_size
+        image,
+        None,
+        segmenter,
+        tile=tile,
+        all_tiles=True,
+        mask_threshold=mask_threshold,
+        batch_size=batch_size,
+        window=window,
+        overlap=overlap,
+        scale=scale,
     )
 
 
@@ -474,7 +616,9 @@ def overlay_cascade(
     rgb = (np.clip(rgb, 0, 1) * 255 + 0.5).astype(np.uint8)
     if result.mode == "cascade":
         color = np.asarray(outline, dtype=np.uint8)
-        for y0, y1, x0, x1 in result.grid.cells()[result.flagged].tolist():
+        for y0, y1, x0, x1 in result.cells()[result.flagged].tolist():
+            if y1 <= y0 or x1 <= x0:  # a sliver of a cell that holds no pixel at the image's size
+                continue
             rgb[y0, x0:x1] = rgb[y1 - 1, x0:x1] = color
             rgb[y0:y1, x0] = rgb[y0:y1, x1 - 1] = color
     if cracks:
@@ -530,66 +674,105 @@ def _csv(rows: list[dict], fieldnames: list[str] | None = None) -> bytes:
     return buf.getvalue().encode("utf-8")
 
 
-def inspect_image_file(
-    image_path,
-    segmenter_path,
-    out_dir,
-    classifier_path=None,
-    tile: int | None = None,
-    threshold: float | None = None,
-    all_tiles: bool = False,
-    runtime: str = "torch",
-    mm_per_pixel: float | None = None,
-) -> dict:
-    """``crackscope inspect-image``: OUT/mask.png (0/255), OUT/overlay.png, OUT/tiles.csv (row, col, y0,
-    x0, probability, flagged), OUT/cracks.csv and OUT/summary.json. Everything is checked and computed
-    before the first file is written, and each file is written atomically: bad input writes nothing.
+SUMMARY_CSV = "summary.csv"
+SKIPPED_TXT = "skipped.txt"
 
-    ``tile``: default the classifier run's tile side (64 without one); ``threshold``: default the
-    classifier's operating point (RUN/operating_point.json, else 0.5). The crack components of the
-    final mask are measured by :func:`crackscope.analysis.crack_measure.measure_cracks` (8-connected;
-    skeleton length, max / mean width, area, bounding box; also in mm with ``mm_per_pixel`` > 0):
-    one row each in cracks.csv, longest first; ``summary["cracks"]`` holds their count, totals and
-    the :data:`LABELLED_CRACKS` longest, which the overlay labels."""
-    from crackscope.analysis.crack_measure import (
-        CRACK_COLUMNS,
-        MM_COLUMNS,
-        check_mm_per_pixel,
-        crack_summary,
-        measure_cracks,
-    )
-    from crackscope.io import atomic_write_bytes
+
+@dataclass
+class _Setup:
+    """The checked options and loaded models of one ``crackscope inspect-image`` call."""
+
+    segmenter: TileSegmenter
+    classifier: TileClassifier | None
+    runtime: str
+    tile: int
+    window: int
+    overlap: float
+    batch: int
+    scale: float
+    threshold: float
+    all_tiles: bool
+    mm_per_pixel: float | None
+
+
+def _check_options(
+    out_dir: Path, classifier_path, tile, threshold, all_tiles, mm_per_pixel, window, overlap, batch, scale
+):
+    """Every option checked, one :class:`InputError` line each; returns (mm_per_pixel, scale)."""
+    from crackscope.analysis.crack_measure import check_mm_per_pixel
+    from crackscope.deploy.tiling import overlap_pixels
 
     mm_per_pixel = check_mm_per_pixel(mm_per_pixel, "--mm-per-pixel")
-    image_path, out_dir = Path(image_path), Path(out_dir)
     if out_dir.exists() and not out_dir.is_dir():
         raise InputError(f"--out {out_dir} exists and is not a directory")
-    if tile is not None and (isinstance(tile, bool) or int(tile) < 1):
-        raise InputError(f"--tile {tile} must be a positive number of pixels")
+    for name, value in (("--tile", tile), ("--window", window)):
+        if value is not None and (isinstance(value, bool) or int(value) != value or int(value) < 1):
+            raise InputError(f"{name} {value} must be a positive number of pixels")
+    if isinstance(batch, bool) or int(batch) != batch or int(batch) < 1:
+        raise InputError(f"--batch {batch} must be a positive number of windows")
     if threshold is not None and not 0.0 <= float(threshold) <= 1.0:
         raise InputError(f"--threshold {threshold} must be a probability in [0, 1]")
+    overlap_pixels(int(window or DEFAULT_TILE), overlap)  # its range, naming --overlap
+    scale = check_scale(scale, "--scale")
     if classifier_path is None and not all_tiles:
         raise InputError("--classifier is required unless --all-tiles is given")
-    image = read_image(image_path)
-    segmenter = load_segmenter(segmenter_path)
-    classifier = load_classifier(classifier_path, runtime=runtime) if classifier_path is not None else None
-    tile = int(tile or (classifier.tile if classifier is not None and classifier.tile else DEFAULT_TILE))
-    h, w = image.shape[1:]
-    if h < tile or w < tile:
-        raise InputError(f"image {image_path} ({w} x {h} pixels) is smaller than one {tile} x {tile} tile")
-    for model, role in ((segmenter, "segmenter"), (classifier, "classifier")):
+    return mm_per_pixel, scale
+
+
+def _setup(
+    segmenter_path, classifier_path, runtime, tile, window, overlap, batch, scale, threshold, all_tiles, mm_per_pixel
+) -> _Setup:
+    """The models loaded (one :class:`InputError` line for a wrong run) and the defaults they set."""
+    segmenter = load_segmenter(segmenter_path, batch_size=int(batch))
+    clf = load_classifier(classifier_path, runtime=runtime) if classifier_path is not None else None
+    tile = int(tile or (clf.tile if clf is not None and clf.tile else DEFAULT_TILE))
+    return _Setup(
+        segmenter=segmenter,
+        classifier=clf,
+        runtime=runtime,
+        tile=tile,
+        window=int(window or tile),
+        overlap=float(overlap),
+        batch=int(batch),
+        scale=scale,
+        threshold=float(threshold if threshold is not None else (clf.threshold if clf else 0.5)),
+        all_tiles=all_tiles,
+        mm_per_pixel=mm_per_pixel,
+    )
+
+
+def _check_channels(image: np.ndarray, image_path: Path, setup: _Setup) -> None:
+    for model, role in ((setup.segmenter, "segmenter"), (setup.classifier, "classifier")):
         if model is not None and image.shape[0] == 1 and model.channels == 3:
             raise InputError(f"image {image_path} is greyscale but the {role} {model.source} takes RGB images")
-    threshold = float(threshold if threshold is not None else (classifier.threshold if classifier else 0.5))
-    result = inspect_image(image, classifier, segmenter, tile=tile, threshold=threshold, all_tiles=all_tiles)
+
+
+def _report(image: np.ndarray, image_path: Path, setup: _Setup) -> tuple[dict, dict[str, bytes]]:
+    """The summary and the report files (name -> bytes) of one image; nothing written."""
+    from crackscope.analysis.crack_measure import CRACK_COLUMNS, MM_COLUMNS, crack_summary, measure_cracks
+
+    mm_per_pixel = setup.mm_per_pixel
+    result = inspect_image(
+        image,
+        setup.classifier,
+        setup.segmenter,
+        tile=setup.tile,
+        threshold=setup.threshold,
+        all_tiles=setup.all_tiles,
+        batch_size=setup.batch,
+        window=setup.window,
+        overlap=setup.overlap,
+        scale=setup.scale,
+    )
     t_measure = time.perf_counter()
     cracks = [_rounded(c) for c in measure_cracks(result.mask, mm_per_pixel)]
     measure_s = time.perf_counter() - t_measure
+    classifier = setup.classifier
     summary = {
         "image": str(image_path),
         "classifier": None if classifier is None else classifier.source,
-        "classifier_runtime": None if classifier is None else runtime,
-        "segmenter": segmenter.source,
+        "classifier_runtime": None if classifier is None else setup.runtime,
+        "segmenter": setup.segmenter.source,
         **result.summary(),
         "cracks": {
             **_rounded(crack_summary(cracks, mm_per_pixel, largest=LABELLED_CRACKS)),
@@ -605,6 +788,164 @@ def inspect_image_file(
         "cracks.csv": _csv(cracks, columns),
         "summary.json": (json.dumps(summary, indent=2) + "\n").encode("utf-8"),
     }
+    return summary, files
+
+
+def inspect_image_file(
+    image_path,
+    segmenter_path,
+    out_dir,
+    classifier_path=None,
+    tile: int | None = None,
+    threshold: float | None = None,
+    all_tiles: bool = False,
+    runtime: str = "torch",
+    mm_per_pixel: float | None = None,
+    window: int | None = None,
+    overlap: float = DEFAULT_OVERLAP,
+    batch: int = 64,
+    scale: float = 1.0,
+) -> dict:
+    """``crackscope inspect-image IMAGE``: OUT/mask.png (0/255), OUT/overlay.png, OUT/tiles.csv (row,
+    col, y0, x0, probability, flagged), OUT/cracks.csv and OUT/summary.json. Everything is checked
+    and computed before the first file is written, and each file is written atomically: bad input
+    writes nothing.
+
+    ``tile``: default the classifier run's tile side (64 without one); ``threshold``: default the
+    classifier's operating point (RUN/operating_point.json, else 0.5); ``window``, ``overlap``,
+    ``batch``, ``scale``: the segmentation windows (default: the tile side, a quarter of it, 64 per
+    call) and the resampling of the image, as :func:`inspect_image` takes them. The crack components
+    of the final mask are measured by :func:`crackscope.analysis.crack_measure.measure_cracks`
+    (8-connected; skeleton length, max / mean width, area, bounding box; also in mm with
+    ``mm_per_pixel`` > 0): one row each in cracks.csv, longest first; ``summary["cracks"]`` holds
+    their count, totals and the :data:`LABELLED_CRACKS` longest, which the overlay labels."""
+    from crackscope.io import atomic_write_bytes
+
+    image_path, out_dir = Path(image_path), Path(out_dir)
+    mm_per_pixel, scale = _check_options(
+        out_dir, classifier_path, tile, threshold, all_tiles, mm_per_pixel, window, overlap, batch, scale
+    )
+    image = read_image(image_path)
+    setup = _setup(
+        segmenter_path,
+        classifier_path,
+        runtime,
+        tile,
+        window,
+        overlap,
+        batch,
+        scale,
+        threshold,
+        all_tiles,
+        mm_per_pixel,
+    )
+    _check_channels(image, image_path, setup)
+    summary, files = _report(image, image_path, setup)
     for name, data in files.items():
         atomic_write_bytes(out_dir / name, data)
     return summary
+
+
+def _output_names(files: list[Path]) -> list[str]:
+    """OUT/<name>/ of each image: its stem, or stem_extension where two images share a stem."""
+    stems = [p.stem for p in files]
+    names = [f"{p.stem}_{p.suffix.lstrip('.').lower()}" if stems.count(p.stem) > 1 else p.stem for p in files]
+    return [f"{n}_image" if n in (SUMMARY_CSV, SKIPPED_TXT) else n for n in names]
+
+
+def inspect_folder(
+    folder,
+    segmenter_path,
+    out_dir,
+    classifier_path=None,
+    tile: int | None = None,
+    threshold: float | None = None,
+    all_tiles: bool = False,
+    runtime: str = "torch",
+    mm_per_pixel: float | None = None,
+    window: int | None = None,
+    overlap: float = DEFAULT_OVERLAP,
+    batch: int = 64,
+    scale: float = 1.0,
+    log: Callable[[str], None] | None = None,
+) -> dict:
+    """``crackscope inspect-image FOLDER``: every image of FOLDER (its ``images/`` subfolder if it has
+    one; the files ``crackscope predict`` reads, in natural order) inspected as
+    :func:`inspect_image_file` does, into OUT/<stem>/ (``<stem>_<ext>`` where two files share a
+    stem), and OUT/summary.csv with one row per image (file, output, width, height, tiles, flagged,
+    flagged_fraction, windows_segmented, crack_pixels, crack_count, total_length_px, max_width_px,
+    with --mm-per-pixel also total_length_mm and max_width_mm, time_s: reading to written files).
+
+    The options and models are checked before anything is written (one :class:`InputError` line).
+    An image that cannot be read, or is greyscale for a colour model, is reported through ``log``,
+    listed in OUT/skipped.txt (``path<TAB>reason``) and skipped; when none can be used it is one
+    :class:`InputError` and nothing is written. Returns ``{"out", "rows", "skipped", "files"}``."""
+    from crackscope.engine.image_predictions import list_prediction_images
+    from crackscope.io import atomic_write_bytes, atomic_write_text
+
+    log = log or (lambda _msg: None)
+    folder, out_dir = Path(folder), Path(out_dir)
+    mm_per_pixel, scale = _check_options(
+        out_dir, classifier_path, tile, threshold, all_tiles, mm_per_pixel, window, overlap, batch, scale
+    )
+    try:
+        files = list_prediction_images(folder)
+    except InputError as err:
+        raise InputError(f"image folder {str(err).removeprefix('--data ')}") from None
+    setup = _setup(
+        segmenter_path,
+        classifier_path,
+        runtime,
+        tile,
+        window,
+        overlap,
+        batch,
+        scale,
+        threshold,
+        all_tiles,
+        mm_per_pixel,
+    )
+    mm = setup.mm_per_pixel is not None
+    rows, skipped = [], []
+    for path, name in zip(files, _output_names(files)):
+        t0 = time.perf_counter()
+        try:
+            image = read_image(path)
+            _check_channels(image, path, setup)
+        except InputError as err:
+            log(f"skipped: {err}")
+            skipped.append(f"{path}\t{err}")
+            continue
+        summary, report = _report(image, path, setup)
+        for file, data in report.items():
+            atomic_write_bytes(out_dir / name / file, data)
+        c = summary["cracks"]
+        row = {
+            "file": str(path),
+            "output": name,
+            "width": summary["width"],
+            "height": summary["height"],
+            "tiles": summary["tiles"],
+            "flagged": summary["flagged"],
+            "flagged_fraction": summary["flagged_fraction"],
+            "windows_segmented": summary["windows_segmented"],
+            "crack_pixels": summary["crack_pixels"],
+            "crack_count": c["count"],
+            "total_length_px": c["total_length_px"],
+            "max_width_px": c["max_width_px"],
+        }
+        if mm:
+            row.update(total_length_mm=c["total_length_mm"], max_width_mm=c["max_width_mm"])
+        row["time_s"] = round(time.perf_counter() - t0, 4)
+        rows.append(row)
+        log(
+            f"{name}: {row['width']} x {row['height']}, {row['flagged']} of {row['tiles']} tiles flagged, "
+            f"{row['crack_count']} cracks, {row['crack_pixels']} crack pixels ({row['time_s']:.2f} s)"
+        )
+    if not rows:
+        first = skipped[0].split("\t", 1)[1] if skipped else ""
+        raise InputError(f"image folder {folder}: none of the {len(files)} images could be used ({first})")
+    atomic_write_bytes(out_dir / SUMMARY_CSV, _csv(rows))
+    if skipped:
+        atomic_write_text(out_dir / SKIPPED_TXT, "\n".join(skipped) + "\n")
+    return {"out": str(out_dir), "rows": rows, "skipped": skipped, "files": len(files)}

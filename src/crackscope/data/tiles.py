@@ -68,16 +68,9 @@ def tile_starts(side: int, tile: int, stride: int | None = None) -> list[int]:
     return starts
 
 
-@dataclass(frozen=True)
-class TileGrid:
-    """The tiles of an ``height`` x ``width`` image, row-major: tile k is at row ``index[k, 0]``,
-    column ``index[k, 1]`` and covers ``[y0, y0 + tile) x [x0, x0 + tile)`` with
-    ``(y0, x0) = origins[k]``."""
+class RowMajorGrid:
+    """Rows ``ys`` x columns ``xs`` of square cells (tiles, windows), counted row-major."""
 
-    height: int
-    width: int
-    tile: int
-    stride: int
     ys: tuple[int, ...]
     xs: tuple[int, ...]
 
@@ -94,9 +87,23 @@ class TileGrid:
 
     @property
     def origins(self) -> np.ndarray:
-        """(N, 2) int64 (y0, x0) of every tile, row-major."""
+        """(N, 2) int64 (y0, x0) of every cell, row-major."""
         yy, xx = np.meshgrid(np.asarray(self.ys, dtype=np.int64), np.asarray(self.xs, dtype=np.int64), indexing="ij")
         return np.stack([yy.ravel(), xx.ravel()], axis=1)
+
+
+@dataclass(frozen=True)
+class TileGrid(RowMajorGrid):
+    """The tiles of an ``height`` x ``width`` image, row-major: tile k is at row ``index[k, 0]``,
+    column ``index[k, 1]`` and covers ``[y0, y0 + tile) x [x0, x0 + tile)`` with
+    ``(y0, x0) = origins[k]``."""
+
+    height: int
+    width: int
+    tile: int
+    stride: int
+    ys: tuple[int, ...]
+    xs: tuple[int, ...]
 
     @property
     def index(self) -> np.ndarray:

@@ -45,7 +45,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from crackscope.data.tiles import tile_starts
+from crackscope.data.tiles import RowMajorGrid, tile_starts
 from crackscope.errors import InputError, require_positive_int
 
 __all__ = [
@@ -111,7 +111,7 @@ def _axis(side: int, window: int, o: int) -> tuple[int, list[int], list[tuple[in
 
 
 @dataclass(frozen=True)
-class WindowPlan:
+class WindowPlan(RowMajorGrid):
     """The windows of an ``height`` x ``width`` image (module docstring), row-major: window k starts
     at ``origins[k]`` on the reflect-padded ``canvas`` and weighs its pixels by ``weight(k)``."""
 
@@ -126,23 +126,6 @@ class WindowPlan:
     x_supports: tuple[tuple[int, int], ...]
     y_profiles: tuple[np.ndarray, ...]
     x_profiles: tuple[np.ndarray, ...]
-
-    @property
-    def rows(self) -> int:
-        return len(self.ys)
-
-    @property
-    def cols(self) -> int:
-        return len(self.xs)
-
-    def __len__(self) -> int:
-        return self.rows * self.cols
-
-    @property
-    def origins(self) -> np.ndarray:
-        """(N, 2) int64 (y0, x0) of every window on the canvas, row-major."""
-        yy, xx = np.meshgrid(np.asarray(self.ys, np.int64), np.asarray(self.xs, np.int64), indexing="ij")
-        return np.stack([yy.ravel(), xx.ravel()], axis=1)
 
     def supports(self) -> np.ndarray:
         """(N, 4) int64 (y0, y1, x0, x1): where each window's weight is > 0, in canvas coordinates

@@ -19,6 +19,7 @@ from crackscope.engine.config import load_train_config
 from crackscope.engine.grid import surface_table
 from crackscope.engine.surface import surface_summary
 from crackscope.engine.train import train
+from crackscope.errors import InputError
 
 SIZE = 40  # pixels; padded to 64 by the default policy
 
@@ -284,3 +285,50 @@ def test_surface_table_layout():
     table = surface_table(rows)
     assert table.splitlines()[0].startswith("| model | accuracy | precision | recall | mIoU")
     assert "| unet_cbam | 0.9000 | 0.8000 | 0.7000 | 0.8500 | 0.7500 | 0.8600 | 1,234 | 10 (7) |" in table
+
+
+def test_choose_threshold_picks_the_best_validation_f1_and_every_command_uses_it(dataset, tmp_path):
+    """trainer.choose_threshold for the surface pipeline: RUN/operating_point.json holds the grid
+    threshold whose pixel F1 over the validation images (recomputed here by hand, in numpy) is
+    highest, and evaluate and predict score with it."""
+    from crackscope.data.images import load_image, load_mask
+    from crackscope.engine.runs import load_run
+    from crackscope.engine.surface import predict_probability, predict_surface, surface_dataset
+    from crackscope.metrics import THRESHOLD_GRID
+
+    run = train(load_train_config(None, base=_cfg(dataset, tmp_path, epochs=2, choose_threshold=True)), progress=False)
+    point = json.loads((run / "operating_point.json").read_text())
+    cfg, model, _ = load_run(run)
+    val = json.loads((run / "split.json").read_text())["stems"]["val"]
+    ds = surface_dataset(cfg.data, root=dataset, stems=val)
+    probs = [predict_probability(model, load_image(p, cfg.data.in_channels), cfg.data.size) for p in ds.image_paths]
+    masks = [load_mask(p)[0] > 0 for p in ds.mask_paths]
+    f1 = []
+    for t in THRESHOLD_GRID:
+        tp = sum(int(((p > t) & m).sum()) for p, m in zip(probs, masks))
+        fp = sum(int(((p > t) & ~m).sum()) for p, m in zip(probs, masks))
+        fn = sum(int((~(p > t) & m).sum()) for p, m in zip(probs, masks))
+        f1.append(2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 1.0)
+    best = int(np.argmax(f1))  # the first (lowest) threshold among equals
+    assert point["threshold"] == THRESHOLD_GRID[best] and point["dsc"] == pytest.approx(f1[best])
+    assert point["n_images"] == len(val) and point["chosen_on"] == "validation split"
+    assert json.loads((run / "metrics.json").read_text())["threshold"] == point["threshold"]
+    one = ds.image_paths[0]
+    predict_surface(run, one, tmp_path / "pred")
+    mask = np.asarray(Image.open(tmp_path / "pred" / "masks" / f"{one.stem}.png")) > 0
+    assert np.array_equal(mask, probs[0] > point["threshold"])
+
+
+def test_choose_threshold_is_refused_for_classification():
+    with pytest.raises(InputError, match="segmentation pipelines"):
+        load_train_config(
+            None,
+            base={
+                "name": "c",
+                "pipeline": "classify",
+                "data": {"root": "x"},
+                "model": {"name": "resnet20"},
+                "loss": {"name": "ce"},
+                "trainer": {"choose_threshold": True},
+            },
+        )

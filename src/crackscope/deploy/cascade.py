@@ -62,7 +62,7 @@ from crackscope.deploy.tiling import (
     resample,
     windows_touching,
 )
-from crackscope.engine.runs import OPERATING_POINT_FILE  # {"threshold": t, ...} chosen on validation
+from crackscope.engine.runs import OPERATING_POINT_FILE, run_threshold  # {"threshold": t, ...}: validation
 from crackscope.errors import InputError, require_positive_int
 
 __all__ = [
@@ -213,7 +213,8 @@ def load_classifier(
 
 def load_segmenter(path: str | Path, batch_size: int = 64, role: str = "--segmenter") -> TileSegmenter:
     """A :class:`TileSegmenter` from a surface run or model folder (one output channel). Its
-    threshold is the run's ``trainer.threshold``. Runs trained with a fixed ``data.size`` are
+    threshold is the run's (RUN/operating_point.json when it chose one on validation images, else
+    ``trainer.threshold``). Runs trained with a fixed ``data.size`` are
     refused: tiles are segmented at their own resolution."""
     path = Path(path)
     cfg, model, geometry = _load(path, "surface", role)
@@ -227,7 +228,7 @@ def load_segmenter(path: str | Path, batch_size: int = 64, role: str = "--segmen
     return TileSegmenter(
         model,
         channels=int(cfg.data.in_channels),
-        threshold=float(cfg.trainer.threshold),
+        threshold=run_threshold(path, cfg),
         batch_size=batch_size,
         source=str(path),
     )

@@ -302,8 +302,11 @@ class TrainConfig(_Strict):
     def _data_matches_pipeline(self):
         if self.data.kind != self.pipeline:
             raise ValueError(f"data.kind={self.data.kind!r} does not match pipeline={self.pipeline!r}")
-        if self.trainer.choose_threshold and self.pipeline != "wavefield":
-            raise ValueError(f"trainer.choose_threshold applies to the wavefield pipeline, not {self.pipeline!r}")
+        if self.trainer.choose_threshold and self.pipeline not in ("wavefield", "surface"):
+            raise ValueError(
+                "trainer.choose_threshold applies to the segmentation pipelines (wavefield, surface), "
+                f"not {self.pipeline!r}"
+            )
         if not getattr(self.data, "has_validation", True):
             t = self.trainer
             needs = [

@@ -11,7 +11,7 @@ import yaml
 from torch.utils.data import DataLoader
 
 from crackscope.engine.data import own_test_part, store_geometry, wavefield_dataset
-from crackscope.engine.runs import OPERATING_POINT_FILE, load_run, run_threshold
+from crackscope.engine.runs import load_run, run_threshold, write_operating_point
 from crackscope.errors import InputError
 from crackscope.figures import plot_best_median_worst
 from crackscope.io import atomic_savez, atomic_write_text
@@ -111,22 +111,21 @@ def choose_threshold(run_dir, store, indices, *, batch_size=None) -> dict:
     """Choose a run's crack threshold on ``indices`` of ``store`` (its validation plates): the one of
     :data:`~crackscope.metrics.THRESHOLD_GRID` with the highest micro DSC, written to
     RUN/operating_point.json with that DSC and the plates it was chosen on."""
-    from crackscope.metrics import THRESHOLD_GRID, best_threshold, sweep_counts
+    from crackscope.metrics import THRESHOLD_GRID, sweep_counts
 
     run_dir, store = Path(run_dir), Path(store)
     cfg, model, geometry = load_run(run_dir)
     _check_geometry(run_dir, geometry, store)
     probs, masks, _, sample_index = _infer(model, cfg, store, list(indices), batch_size)
-    best = best_threshold(sweep_counts(probs, masks, THRESHOLD_GRID, from_logits=False), THRESHOLD_GRID)
-    point = {
-        "threshold": best["threshold_best"],
-        "dsc": best["dsc_best"],
-        "chosen_on": "validation split",
-        "n_samples": int(len(sample_index)),
-        "store": str(store),
-        "candidates": list(THRESHOLD_GRID),
-    }
-    atomic_write_text(run_dir / OPERATING_POINT_FILE, json.dumps(point, indent=2) + "\n")
+    counts = sweep_counts(probs, masks, THRESHOLD_GRID, from_logits=False)
+    point = write_operating_point(
+        run_dir,
+        counts,
+        THRESHOLD_GRID,
+        chosen_on="validation split",
+        n_samples=int(len(sample_index)),
+        store=str(store),
+    )
     return point
 
 

@@ -117,6 +117,19 @@ def run_threshold(run_dir: str | Path, cfg) -> float:
     return threshold
 
 
+def write_operating_point(run_dir: str | Path, counts: torch.Tensor, thresholds, **record) -> dict:
+    """RUN/operating_point.json: the threshold of ``thresholds`` with the highest micro DSC (pixel
+    F1) in the (K, 3) TP / FP / FN ``counts`` of the validation data (see
+    :func:`crackscope.metrics.best_threshold`), with ``record`` (which data it was chosen on)."""
+    from crackscope.io import atomic_write_text
+    from crackscope.metrics import best_threshold
+
+    best = best_threshold(counts, thresholds)
+    point = {"threshold": best["threshold_best"], "dsc": best["dsc_best"], **record, "candidates": list(thresholds)}
+    atomic_write_text(Path(run_dir) / OPERATING_POINT_FILE, json.dumps(point, indent=2) + "\n")
+    return point
+
+
 MODEL_FOLDER_FILES = (
     "config.yaml",
     "model.safetensors",

@@ -30,6 +30,7 @@ from crackscope.engine.image_predictions import (
     list_prediction_images,
     readable_images,
 )
+from crackscope.engine.runs import run_threshold
 from crackscope.errors import InputError
 from crackscope.figures import plot_best_median_worst
 from crackscope.io import atomic_savefig, atomic_write_bytes, atomic_write_text
@@ -150,6 +151,7 @@ def evaluate_surface_run(
 
     run_dir, data, out_dir = Path(run_dir), Path(data), Path(out_dir)
     cfg, model, _ = load_run(run_dir)
+    threshold = run_threshold(run_dir, cfg)
     fmt = format or cfg.data.format
     subset = "given stems"
     if stems is None:
@@ -168,7 +170,7 @@ def evaluate_surface_run(
             confusion_counts(
                 torch.from_numpy(prob)[None],
                 torch.from_numpy(mask)[None],
-                threshold=cfg.trainer.threshold,
+                threshold=threshold,
                 from_logits=False,
             )[0]
         )
@@ -195,7 +197,7 @@ def evaluate_surface_run(
             "run": str(run_dir),
             "model": cfg.model.name,
             "loss": cfg.loss.name,
-            "threshold": cfg.trainer.threshold,
+            "threshold": threshold,
             "size_policy": "pad to a multiple of 32" if cfg.data.size is None else f"resize to {cfg.data.size}",
         }
     )
@@ -204,7 +206,6 @@ def evaluate_surface_run(
     out_dir.mkdir(parents=True, exist_ok=True)
     atomic_write_text(out_dir / "metrics.json", json.dumps(result, indent=2) + "\n")
     per_image_iou = counts[:, 0].double() / (counts[:, 0] + counts[:, 1] + counts[:, 2]).clamp_min(1).double()
-    threshold = cfg.trainer.threshold
     plot_best_median_worst(
         per_image_iou.numpy(),
         lambda i: [
@@ -247,11 +248,12 @@ def predict_surface(run_dir, data, out_dir, log=lambda s: None) -> dict:
 
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     cfg, model, _ = load_run(run_dir)
+    threshold = run_threshold(run_dir, cfg)
     files = list_prediction_images(Path(data))
     rows, skipped = [], []
     for path, image in readable_images(files, cfg.data.in_channels, log, skipped):
         prob = predict_probability(model, image, cfg.data.size)
-        mask = prob > cfg.trainer.threshold
+        mask = prob > threshold
         atomic_write_bytes(out_dir / "masks" / f"{path.stem}.png", _png_bytes(mask.astype(np.uint8) * 255))
         atomic_write_bytes(out_dir / "overlays" / f"{path.stem}.png", _png_bytes(overlay(image, mask)))
         rows.append(
@@ -295,9 +297,9 @@ def plot_model_comparison(runs, data, path, *, stems=None, n_images: int = 4, fo
     )
     for row in range(len(ds)):
         panels = [(load_image(ds.image_paths[row], 1)[0], "image"), (load_mask(ds.mask_paths[row])[0], "ground truth")]
-        for cfg, model, _ in loaded:
+        for run, (cfg, model, _) in zip(runs, loaded):
             image = load_image(ds.image_paths[row], cfg.data.in_channels)
-            panels.append((predict_probability(model, image, cfg.data.size) > cfg.trainer.threshold, cfg.model.name))
+            panels.append((predict_probability(model, image, cfg.data.size) > run_threshold(run, cfg), cfg.model.name))
         for col, (img, title) in enumerate(panels):
             ax = axes[row, col]
             ax.imshow(np.asarray(img, dtype=np.float32), cmap="gray", vmin=0, vmax=1)
@@ -311,9 +313,36 @@ def plot_model_comparison(runs, data, path, *, stems=None, n_images: int = 4, fo
     return Path(path)
 
 
+def choose_surface_threshold(run_dir, root, stems) -> dict:
+    """A run's defect threshold chosen on ``stems`` of ``root`` (its validation images): the one of
+    :data:`~crackscope.metrics.THRESHOLD_GRID` with the highest pixel F1 (micro over the images, at
+    their original size), written to RUN/operating_point.json, which evaluate, predict, export and
+    the cascade then use."""
+    from crackscope.engine.runs import load_run, write_operating_point
+    from crackscope.metrics import THRESHOLD_GRID, sweep_counts
+
+    cfg, model, _ = load_run(run_dir)
+    ds = surface_dataset(cfg.data, root=root, stems=list(stems))
+    if len(ds) == 0:
+        raise InputError(
+            f"{run_dir}: no validation images to choose a threshold on (data.split has no validation part)"
+        )
+    counts = torch.zeros(len(THRESHOLD_GRID), 3, dtype=torch.long)
+    for i in range(len(ds)):
+        prob = predict_probability(model, load_image(ds.image_paths[i], cfg.data.in_channels), cfg.data.size)
+        mask = load_mask(ds.mask_paths[i])[0]
+        counts += sweep_counts(torch.from_numpy(prob)[None], torch.from_numpy(mask)[None], THRESHOLD_GRID, False)
+    return write_operating_point(
+        run_dir, counts, THRESHOLD_GRID, chosen_on="validation split", n_images=len(ds), data=str(root)
+    )
+
+
 # ---- the surface pipeline's registry entries (crackscope.engine.pipelines) ---------------------
 def finish_surface_training(run_dir: Path, cfg, split: dict, extra: dict) -> dict:
-    """End of training: the test images into RUN/metrics.json and RUN/figures/."""
+    """End of training: the threshold chosen on the validation images (``trainer.choose_threshold``,
+    before any test image is scored), then the test images into RUN/metrics.json and RUN/figures/."""
+    if cfg.trainer.choose_threshold:
+        choose_surface_threshold(run_dir, cfg.data.root, split["stems"]["val"])
     return evaluate_surface_run(run_dir, cfg.data.root, run_dir, stems=split["stems"]["test"], extra=extra)
 
 

@@ -33,7 +33,13 @@ from crackscope.data.images import image_size
 from crackscope.data.splits import group_split, stratified_split
 from crackscope.data.tiles import TILE_CLASSES, TILE_FORMAT, CrackTileDataset
 from crackscope.engine.data import EpochSeededSampler, SplitDataModule, own_test_part, stem_positions
-from crackscope.engine.image_predictions import image_onnx_inputs
+from crackscope.engine.image_predictions import (
+    finish_predictions,
+    image_onnx_inputs,
+    list_prediction_images,
+    readable_images,
+    skipped_note,
+)
 from crackscope.engine.runs import model_classes
 from crackscope.errors import InputError
 from crackscope.figures import plot_confusion_matrix
@@ -330,7 +336,6 @@ def evaluate_classification_run(
 def predict_classification(run_dir, data, out_dir, log=lambda s: None) -> dict:
     """OUT/predictions.csv: file, predicted class and one probability column per class for every
     readable image of DATA (a folder or one image); unreadable ones go to OUT/skipped.txt."""
-    from crackscope.engine.image_predictions import finish_predictions, list_prediction_images, readable_images
     from crackscope.engine.runs import load_run
 
     run_dir, out_dir = Path(run_dir), Path(out_dir)
@@ -385,9 +390,7 @@ def report_classification(r: dict, out_dir: Path) -> list[str]:
 
 def predict_classification_folder(run_dir, data, out_dir, log=lambda s: None) -> str:
     r = predict_classification(run_dir, data, out_dir, log=log)
-    return f"classified {r['n_predicted']} images into {Path(out_dir) / 'predictions.csv'}" + (
-        f"; skipped {r['n_skipped']} unreadable (see {Path(out_dir) / 'skipped.txt'})" if r["n_skipped"] else ""
-    )
+    return f"classified {r['n_predicted']} images into {Path(out_dir) / 'predictions.csv'}" + skipped_note(r, out_dir)
 
 
 def classify_onnx_inputs(cfg, geometry: dict, batch: int) -> tuple[str, list[tuple[int, ...]], dict]:

@@ -55,6 +55,13 @@ def finish_predictions(out_dir: Path, rows: list[dict], skipped: list[str], data
     return {"n_predicted": len(rows), "n_skipped": len(skipped), "out": str(out_dir)}
 
 
+def skipped_note(result: dict, out_dir) -> str:
+    """``"; skipped N unreadable (see OUT/skipped.txt)"`` for a :func:`finish_predictions` result
+    that skipped files, else ``""``: the tail of the line ``crackscope predict`` prints."""
+    n = result["n_skipped"]
+    return f"; skipped {n} unreadable (see {Path(out_dir) / 'skipped.txt'})" if n else ""
+
+
 def image_onnx_inputs(channels: int, size, batch: int, free_sizes: tuple[tuple[int, int], ...]):
     """ONNX input of an image model: (batch, C, H, W) at the config's fixed ``size``, or, without one,
     dynamic H and W checked at each of ``free_sizes`` (the first is traced)."""

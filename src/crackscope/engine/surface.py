@@ -29,6 +29,7 @@ from crackscope.engine.image_predictions import (
     image_onnx_inputs,
     list_prediction_images,
     readable_images,
+    skipped_note,
 )
 from crackscope.engine.runs import run_threshold
 from crackscope.errors import InputError
@@ -374,8 +375,8 @@ def report_surface(r: dict, out_dir: Path) -> list[str]:
 
 def predict_surface_folder(run_dir, data, out_dir, log=lambda s: None) -> str:
     r = predict_surface(run_dir, data, out_dir, log=log)
-    return f"predicted {r['n_predicted']} images into {out_dir} (masks/, overlays/, predictions.csv)" + (
-        f"; skipped {r['n_skipped']} unreadable (see {Path(out_dir) / 'skipped.txt'})" if r["n_skipped"] else ""
+    return f"predicted {r['n_predicted']} images into {out_dir} (masks/, overlays/, predictions.csv)" + skipped_note(
+        r, out_dir
     )
 
 

@@ -32,15 +32,13 @@ class KillAfterEpoch(Checkpoint):
         if trainer.current_epoch + 1 < self.epochs:
             return
         writers = [cb for cb in trainer.checkpoint_callbacks if isinstance(cb, ModelCheckpoint) and cb.save_last]
-        if not writers:
-            raise RuntimeError("KillAfterEpoch: the run has no last.ckpt writer")
+        assert writers, "KillAfterEpoch: the run has no last.ckpt writer"
         for cb in writers:
             saved = torch.load(cb.last_model_path, map_location="cpu", weights_only=True)["epoch"]
-            if saved != trainer.current_epoch:
-                raise RuntimeError(
-                    f"KillAfterEpoch: {cb.last_model_path} holds epoch {saved}, "
-                    f"not epoch {trainer.current_epoch}: it would kill before the checkpoint"
-                )
+            assert saved == trainer.current_epoch, (
+                f"KillAfterEpoch: {cb.last_model_path} holds epoch {saved}, "
+                f"not epoch {trainer.current_epoch}: it would kill before the checkpoint"
+            )
         os.kill(os.getpid(), signal.SIGKILL)
 
 

@@ -9,7 +9,8 @@ ever scored on an image it or its sibling trained on.
         [--out benchmarks/results/cross_dataset_cracks]
 
 ``--model NAME=RUN``: a trained surface run or model folder. ``--test NAME=RUN:ROOT``: a dataset
-(its layout is NAME: deepcrack or crack500) and the run whose split.json names its test images.
+(its layout is NAME: deepcrack or crack500) and the run whose split.json names its test images (a
+run on several sources: its ``NAME/<stem>`` test stems, the same images a run on NAME alone holds out).
 Writes OUT.json and OUT.md: pixel F1 / IoU at each model's own threshold, and ODS / OIS F at 0 and
 2 px tolerance (crackscope.metrics.crack_f_measures).
 """
@@ -46,39 +47,59 @@ def _pairs(values: list[str]) -> dict[str, str]:
     return out
 
 
-def main(argv=None) -> int:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--model", action="append", required=True)
-    ap.add_argument("--test", action="append", required=True)
-    ap.add_argument("--out", type=Path, default=HERE / "results" / "cross_dataset_cracks")
-    args = ap.parse_args(argv)
-    models, tests = _pairs(args.model), _pairs(args.test)
-    rows = []
-    for data_name, spec in tests.items():
-        split_run, _, root = spec.partition(":")
-        stems = json.loads((Path(split_run) / "split.json").read_text())["stems"]["test"]
-        for model_name, run in models.items():
-            with tempfile.TemporaryDirectory() as tmp:
-                r = evaluate_surface_run(run, root, tmp, format=data_name, stems=stems)
-            rows.append(
-                {
-                    "model": model_name,
-                    "run": run,
-                    "test": data_name,
-                    "n_images": r["n_images"],
-                    "threshold": r["threshold"],
-                    **{k: r.get(k) for k in KEYS},
-                }
-            )
-            print(f"{model_name} on {data_name}: F1 {r['f1']:.4f}  ODS(2px) {r.get('ods_f_2px')}", flush=True)
-    meta = {
+def held_out(data_name: str, spec: str) -> tuple[str, list[str]]:
+    """``RUN:ROOT`` of ``--test NAME=RUN:ROOT`` -> (ROOT, the test stems RUN recorded for NAME)."""
+    split_run, _, root = spec.partition(":")
+    stems = json.loads((Path(split_run) / "split.json").read_text())["stems"]["test"]
+    prefixed = [s.split("/", 1)[1] for s in stems if s.startswith(f"{data_name}/")]
+    return root, prefixed or stems  # a run on several sources lists NAME/<stem>
+
+
+def measured_on() -> dict:
+    """Date, commit, hardware and Python of a measurement."""
+    return {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "commit": git_commit(),
         "hardware": f"{cpu_model()}, {torch.get_num_threads()} threads",
         "python": platform.python_version(),
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps({**meta, "rows": rows}, indent=1) + "\n")
+
+
+def cases(argv, description: str, default_out: Path) -> tuple[Path, list[tuple[str, str, list[str], str, str]]]:
+    """``--model`` / ``--test`` / ``--out`` parsed: (OUT, [(dataset, root, test stems, model, run), ...])."""
+    ap = argparse.ArgumentParser(description=description)
+    ap.add_argument("--model", action="append", required=True)
+    ap.add_argument("--test", action="append", required=True)
+    ap.add_argument("--out", type=Path, default=default_out)
+    args = ap.parse_args(argv)
+    models, tests = _pairs(args.model), _pairs(args.test)
+    out = []
+    for data_name, spec in tests.items():
+        root, stems = held_out(data_name, spec)
+        out += [(data_name, root, stems, model_name, run) for model_name, run in models.items()]
+    return args.out, out
+
+
+def main(argv=None) -> int:
+    out, todo = cases(argv, __doc__.splitlines()[0], HERE / "results" / "cross_dataset_cracks")
+    rows = []
+    for data_name, root, stems, model_name, run in todo:
+        with tempfile.TemporaryDirectory() as tmp:
+            r = evaluate_surface_run(run, root, tmp, format=data_name, stems=stems)
+        rows.append(
+            {
+                "model": model_name,
+                "run": run,
+                "test": data_name,
+                "n_images": r["n_images"],
+                "threshold": r["threshold"],
+                **{k: r.get(k) for k in KEYS},
+            }
+        )
+        print(f"{model_name} on {data_name}: F1 {r['f1']:.4f}  ODS(2px) {r.get('ods_f_2px')}", flush=True)
+    meta = measured_on()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.with_suffix(".json").write_text(json.dumps({**meta, "rows": rows}, indent=1) + "\n")
     lines = [
         f"# Crack segmenters across datasets ({meta['date'][:10]}, {meta['hardware']})",
         "",
@@ -92,7 +113,7 @@ def main(argv=None) -> int:
     for r in rows:
         cells = " | ".join("–" if r[k] is None else f"{r[k]:.3f}" for k in KEYS)
         lines.append(f"| {r['model']} | {r['test']} | {r['n_images']} | {cells} |")
-    args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     return 0
 
 

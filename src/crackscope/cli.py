@@ -249,7 +249,10 @@ def inspect_image_cmd(
         help="Size of one pixel on the surface, in mm: crack lengths, widths and areas are also reported in mm.",
     ),
     window: int | None = typer.Option(
-        None, "--window", help="Segmentation window side in pixels (default: the tile side)."
+        None,
+        "--window",
+        help="Segmentation window side in pixels (default: the segmenter's training crop, e.g. 320 for "
+        "weights/cracks/segmenter, else the tile side).",
     ),
     overlap: float = typer.Option(
         0.25,

@@ -261,8 +261,12 @@ class SurfaceSegmentationDataset(Dataset):
     indices: positions in the sorted list of pairs to keep (order kept); ``None`` = all.
     size: ``None`` pads to a multiple of ``pad_multiple``; an int or (H, W) resizes (module docstring).
     augment: ``None``/``False``, ``True`` (a default :class:`JointAugment`), or a callable
-        ``(image, mask) -> (image, mask)`` on tensors, applied after the size policy.
+        ``(image, mask) -> (image, mask)`` on tensors, applied after the size policy. A callable
+        with ``seeded = True`` (:class:`~crackscope.data.camera_augment.CameraAugment`) is called
+        as ``(image, mask, rng)`` on the image as read, before any size policy (it cuts its own
+        fixed-size crop), with ``rng`` seeded from (``seed``, epoch, item): :meth:`set_epoch`.
     in_channels: 1 or 3.
+    seed: the seed of a seeded augmentation.
 
     Attributes: ``stems`` (the image stems), ``classes`` (defect class name per item, ``None`` for
     the folder and crack formats), ``groups`` (the source photo per item for DeepCrack, the burst
@@ -279,6 +283,7 @@ class SurfaceSegmentationDataset(Dataset):
         augment: bool | Callable | None = None,
         in_channels: int = 1,
         pad_multiple: int = DEFAULT_PAD_MULTIPLE,
+        seed: int = 0,
     ):
         if format not in FORMATS:
             raise InputError(f"format={format!r} is not one of {', '.join(FORMATS)}")
@@ -298,6 +303,7 @@ class SurfaceSegmentationDataset(Dataset):
         if augment is not None and not callable(augment):
             raise InputError(f"augment={augment!r} must be None, True or a callable (image, mask) -> (image, mask)")
         self.augment = augment
+        self.seed, self.epoch = int(seed), 0
 
         image_dir, mask_dir = (self.root / d for d in _PAIR_DIRS[format])
         images = _list_images(image_dir)
@@ -366,12 +372,19 @@ class SurfaceSegmentationDataset(Dataset):
     def __len__(self) -> int:
         return len(self.stems)
 
+    def set_epoch(self, epoch: int) -> None:
+        """The epoch a seeded augmentation draws for (the engine's sampler sets it)."""
+        self.epoch = int(epoch)
+
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         i = dataset_index(i, len(self), "SurfaceSegmentationDataset")
         image = load_image(self.image_paths[i], self.in_channels)
         mask = load_mask(self.mask_paths[i])
         if image.shape[1:] != mask.shape[1:]:
             raise InputError(f"mask {self.mask_paths[i].name} is not the size of image {self.image_paths[i].name}")
+        if getattr(self.augment, "seeded", False):
+            rng = np.random.default_rng([self.seed, self.epoch, i])
+            return self.augment(torch.from_numpy(image), torch.from_numpy(mask), rng)
         meta = fit_meta(image.shape[1:], self.size, self.pad_multiple)
         x = torch.from_numpy(np.ascontiguousarray(apply_fit(image, meta), dtype=np.float32))
         y = torch.from_numpy(np.ascontiguousarray(apply_fit(mask, meta, is_mask=True), dtype=np.float32))
@@ -385,3 +398,47 @@ class SurfaceSegmentationDataset(Dataset):
             f"SurfaceSegmentationDataset({str(self.root)!r}, format={self.format!r}, {len(self)} pairs, "
             f"{policy}, in_channels={self.in_channels}, augment={self.augment!r})"
         )
+
+
+class CombinedSegmentationDataset(Dataset):
+    """Several :class:`SurfaceSegmentationDataset` read as one, each in its own layout: items of
+    source ``name`` are listed as ``"<name>/<stem>"`` (stems and groups), ``classes`` is the source
+    name (so evaluation reports each source apart), and the other attributes are those of the
+    sources, concatenated in order. ``parts``: ``[(name, dataset), ...]`` with distinct names."""
+
+    def __init__(self, parts: Sequence[tuple[str, SurfaceSegmentationDataset]]):
+        names = [n for n, _ in parts]
+        if not parts or len(set(names)) != len(names):
+            raise InputError(f"data sources need distinct names, got {names}")
+        self.parts = list(parts)
+        self.format = "+".join(ds.format for _, ds in parts)
+        self.formats = [ds.format for _, ds in parts]
+        self.stems, self.groups, self.classes = [], [], []
+        self.image_paths, self.mask_paths, self.original_sizes = [], [], []
+        self._index: list[tuple[int, int]] = []
+        for k, (name, ds) in enumerate(parts):
+            self.stems += [f"{name}/{s}" for s in ds.stems]
+            self.groups += [f"{name}/{g}" for g in ds.groups]
+            self.classes += [name] * len(ds)
+            self.image_paths += ds.image_paths
+            self.mask_paths += ds.mask_paths
+            self.original_sizes += ds.original_sizes
+            self._index += [(k, j) for j in range(len(ds))]
+
+    def meta(self, i: int) -> dict[str, Any]:
+        k, j = self._index[dataset_index(i, len(self), "CombinedSegmentationDataset")]
+        return {**self.parts[k][1].meta(j), "stem": self.stems[i], "cls": self.classes[i]}
+
+    def set_epoch(self, epoch: int) -> None:
+        for _, ds in self.parts:
+            ds.set_epoch(epoch)
+
+    def __len__(self) -> int:
+        return len(self._index)
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        k, j = self._index[dataset_index(i, len(self), "CombinedSegmentationDataset")]
+        return self.parts[k][1][j]
+
+    def __repr__(self) -> str:
+        return "CombinedSegmentationDataset(" + ", ".join(f"{n}: {ds!r}" for n, ds in self.parts) + ")"

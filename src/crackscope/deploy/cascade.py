@@ -128,13 +128,16 @@ class TileClassifier:
 @dataclass
 class TileSegmenter:
     """Crack probability per pixel of tiles from a segmentation network's logits (N, 1, T, T),
-    in chunks of ``batch_size``; ``threshold`` makes the binary mask."""
+    in chunks of ``batch_size``; ``threshold`` makes the binary mask. ``window``: the window side
+    the model was trained on (its training crop, ``data.crop``), the default segmentation window
+    of :func:`inspect_image_file`; ``None``: the tile side."""
 
     model: Callable[[torch.Tensor], torch.Tensor]
     channels: int = 3
     threshold: float = 0.5
     batch_size: int = 64
     source: str = ""
+    window: int | None = None
 
     @torch.inference_mode()
     def __call__(self, tiles: torch.Tensor) -> torch.Tensor:
@@ -231,6 +234,7 @@ def load_segmenter(path: str | Path, batch_size: int = 64, role: str = "--segmen
         threshold=run_threshold(path, cfg),
         batch_size=batch_size,
         source=str(path),
+        window=cfg.data.crop,
     )
 
 
@@ -732,7 +736,7 @@ def _setup(
         classifier=clf,
         runtime=runtime,
         tile=tile,
-        window=int(window or tile),
+        window=int(window or segmenter.window or tile),
         overlap=float(overlap),
         batch=int(batch),
         scale=scale,

@@ -75,21 +75,66 @@ class _ImageData(_Strict):
         return v
 
 
+class SurfaceSource(_Strict):
+    """One dataset of a multi-source surface config, read in its own layout."""
+
+    name: str = Field(..., pattern=r"^[A-Za-z0-9_.-]+$", description="prefix of its stems: '<name>/<stem>'")
+    root: Path
+    format: Literal[SURFACE_FORMATS]
+
+
 class SurfaceData(_ImageData):
     """A surface-defect image/mask dataset (``crackscope.data.surface``) split by a stratified seed
-    (DeepCrack: by source photo, so crops of one photo share a part).
+    (DeepCrack: by source photo, so crops of one photo share a part; Crack500: by burst).
 
+    ``root`` + ``format``: one dataset. ``sources``: several, each ``{name, root, format}`` in its own
+    layout, read as one (stems ``<name>/<stem>``); each source is split on its own with the run's
+    seed and ``split`` -- exactly the split a one-source run of that dataset gets -- and the parts
+    are joined, so validation and test hold images of every source.
     ``size``: ``null`` pads each image by reflection to a multiple of 32 (no resampling); an integer
     or [height, width] resizes every image (predictions are brought back to the original size).
+    ``augment``: ``true``: joint flips / rotation and brightness / contrast (/ saturation) jitter;
+    ``camera``: :class:`~crackscope.data.camera_augment.CameraAugment` -- random ``crop`` x ``crop``
+    training crops with scale, illumination, colour, blur, noise and JPEG variation (``camera``:
+    its options). Validation and test images are always whole, one per batch when ``crop`` is set.
     """
 
     kind: Literal["surface"] = "surface"
-    root: Path
+    root: Path | None = None
     format: Literal[SURFACE_FORMATS] = "sd-saliency-900"
+    sources: list[SurfaceSource] | None = None
     split: tuple[float, float, float] = (0.7, 0.15, 0.15)
     in_channels: Literal[1, 3] = 1
+    augment: bool | Literal["camera"] = True
+    crop: int | None = Field(None, ge=8, description="side in pixels of the camera augmentation's training crops")
+    camera: dict[str, Any] | None = Field(None, description="options of CameraAugment (augment: camera)")
 
     _check_split = field_validator("split")(WavefieldData._split.__func__)
+
+    @model_validator(mode="after")
+    def _one_root_or_sources(self):
+        if (self.root is None) == (self.sources is None):
+            raise ValueError("give either data.root (one dataset) or data.sources (several), not both or neither")
+        if self.sources is not None:
+            names = [s.name for s in self.sources]
+            if not names or len(set(names)) != len(names):
+                raise ValueError(f"data.sources need distinct names, got {names}")
+        if (self.augment == "camera") != (self.crop is not None):
+            raise ValueError("augment: camera and crop go together (crop: the training crop side in pixels)")
+        if self.camera is not None and self.augment != "camera":
+            raise ValueError("data.camera sets the options of augment: camera")
+        return self
+
+    @property
+    def source_list(self) -> list[tuple[str | None, Path, str]]:
+        """``[(name, root, format)]``: the sources, or ``[(None, root, format)]`` for one dataset."""
+        if self.sources is None:
+            return [(None, self.root, self.format)]
+        return [(s.name, s.root, s.format) for s in self.sources]
+
+    def describe(self) -> str:
+        """The data's name in reports: the root, or the sources' names joined by '+'."""
+        return str(self.root) if self.sources is None else "+".join(s.name for s in self.sources)
 
 
 class TileSpec(_Strict):

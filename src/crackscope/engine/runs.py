@@ -24,12 +24,17 @@ from crackscope.errors import InputError
 
 
 def build_model(cfg, geometry: dict | None = None) -> torch.nn.Module:
-    """The registered model of ``cfg.model`` with the data geometry filled in (config keys win)."""
+    """The registered model of ``cfg.model`` with the data geometry filled in (config keys win).
+
+    ``model.input_norm: per_image`` puts :class:`~crackscope.nn.input_norm.PerImageStandardize`
+    in front of it (brightness- and contrast-independent input; weights then named ``net.*``)."""
     from crackscope import models
+    from crackscope.nn.input_norm import with_input_norm
 
     kwargs = {**(geometry or {}), **cfg.model.kwargs}
+    input_norm = kwargs.pop("input_norm", None)
     try:
-        return models.create(cfg.model.name, **kwargs)
+        return with_input_norm(models.create(cfg.model.name, **kwargs), input_norm)
     except TypeError as err:
         raise InputError(f"model: {cfg.model.name} does not accept these options ({err})") from None
 

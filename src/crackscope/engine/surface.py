@@ -22,7 +22,12 @@ from torch.utils.data import DataLoader
 from crackscope.data.formats import CRACK_SURFACE_FORMATS
 from crackscope.data.images import load_image, load_mask
 from crackscope.data.splits import group_split, stratified_split
-from crackscope.data.surface import SurfaceSegmentationDataset, prepare_image, restore
+from crackscope.data.surface import (
+    CombinedSegmentationDataset,
+    SurfaceSegmentationDataset,
+    prepare_image,
+    restore,
+)
 from crackscope.engine.data import EpochSeededSampler, SplitDataModule, own_test_part, stem_positions
 from crackscope.engine.image_predictions import (
     finish_predictions,
@@ -42,22 +47,63 @@ CRACK_F_TOLERANCES_PX = (0, 2)
 CRACK_F_KEYS = ("ods_f", "ods_threshold", "ods_precision", "ods_recall", "ois_f")
 
 
-def surface_dataset(data_cfg, root=None, format=None, stems=None, augment=False) -> SurfaceSegmentationDataset:
+def _augmentation(data_cfg, augment):
+    """What the dataset's ``augment`` gets for the training part: ``data.augment`` when asked."""
+    if not augment:
+        return None
+    if data_cfg.augment == "camera":
+        from crackscope.data.camera_augment import CameraAugment
+
+        return CameraAugment(crop=data_cfg.crop, **(data_cfg.camera or {}))
+    return True
+
+
+def _one_dataset(data_cfg, root, fmt, stems, augment, seed) -> SurfaceSegmentationDataset:
+    kw = dict(size=data_cfg.size, in_channels=data_cfg.in_channels)
+    ds = SurfaceSegmentationDataset(root, fmt, **kw)
+    if stems is None:
+        return ds
+    indices = stem_positions(ds.stems, stems, root)
+    return SurfaceSegmentationDataset(root, fmt, indices=indices, augment=augment, seed=seed, **kw)
+
+
+def surface_dataset(
+    data_cfg, root=None, format=None, stems=None, augment=False, seed: int = 0
+) -> SurfaceSegmentationDataset | CombinedSegmentationDataset:
     """The dataset of ``data_cfg`` (or another ``root``/``format`` read with the same size policy),
-    restricted to ``stems`` (in that order) when given."""
-    root = Path(root or data_cfg.root)
-    fmt = format or data_cfg.format
-    ds = SurfaceSegmentationDataset(root, fmt, size=data_cfg.size, in_channels=data_cfg.in_channels)
-    if stems is not None:
-        ds = SurfaceSegmentationDataset(
-            root,
-            fmt,
-            indices=stem_positions(ds.stems, stems, root),
-            size=data_cfg.size,
-            in_channels=data_cfg.in_channels,
-            augment=augment or None,
+    restricted to ``stems`` (in that order) when given. A multi-source config (``data.sources``)
+    with no ``root`` given is read as one :class:`CombinedSegmentationDataset` whose stems are
+    ``<name>/<stem>``. ``augment``: the training part's augmentation (``data.augment``), drawn
+    from ``seed``."""
+    augment = _augmentation(data_cfg, augment)
+    if root is not None or data_cfg.sources is None:
+        return _one_dataset(
+            data_cfg, Path(root or data_cfg.root), format or data_cfg.source_list[0][2], stems, augment, seed
         )
-    return ds
+    parts = []
+    for k, (name, src_root, fmt) in enumerate(data_cfg.source_list):
+        own = None if stems is None else [s.split("/", 1)[1] for s in stems if s.split("/", 1)[0] == name]
+        # each source draws its own augmentation stream from the run's seed
+        parts.append((name, _one_dataset(data_cfg, Path(src_root), fmt, own, augment, seed * 1_000_003 + k)))
+    combined = CombinedSegmentationDataset(parts)
+    if stems is not None:  # the order asked for
+        combined = _reordered(combined, stems)
+    return combined
+
+
+def _reordered(combined: CombinedSegmentationDataset, stems) -> CombinedSegmentationDataset:
+    position = {s: i for i, s in enumerate(combined.stems)}
+    missing = [s for s in stems if s not in position]
+    if missing:
+        raise InputError(f"the split lists {missing[0]!r} (and {len(missing) - 1} more) that the data sources lack")
+    order = [position[s] for s in stems]
+    if order == sorted(order):
+        return combined
+    combined._index = [combined._index[i] for i in order]
+    for attr in ("stems", "groups", "classes", "image_paths", "mask_paths", "original_sizes"):
+        values = getattr(combined, attr)
+        setattr(combined, attr, [values[i] for i in order])
+    return combined
 
 
 def surface_geometry(data_cfg) -> dict:
@@ -70,43 +116,66 @@ def make_surface_split(data_cfg, seed: int, run_dir: Path) -> dict:
     DeepCrack is split by source photo (:func:`~crackscope.data.splits.group_split`): the crops of
     one photo stay in one part, and the tile classifier's split of the same seed and fractions is
     the same. Crack500 is split by burst (:func:`~crackscope.data.surface.crack500_bursts`): photos
-    taken seconds apart, often the same crack re-shot, stay in one part.
+    taken seconds apart, often the same crack re-shot, stay in one part. Several sources
+    (``data.sources``) are each split so, with the same seed and fractions, and joined: each
+    source's test part is the one a run on that source alone holds out.
 
     The record holds indices into the sorted pair list and, authoritative, the file stems."""
     path = run_dir / "split.json"
     if path.exists():
         return json.loads(path.read_text())
-    ds = surface_dataset(data_cfg)
-    if len(ds) < 3:
-        raise InputError(f"data.root {data_cfg.root} has only {len(ds)} image/mask pairs; need at least 3")
-    split = (
-        group_split(ds.groups, data_cfg.split, seed)
-        if ds.format in CRACK_SURFACE_FORMATS
-        else stratified_split(ds.classes, data_cfg.split, seed)
-    )
-    if not split["train"] or not split["val"]:
-        raise InputError(
-            f"data.split {list(data_cfg.split)} leaves an empty train or validation set for {len(ds)} pairs"
+    stems: dict[str, list[str]] = {k: [] for k in SPLIT_PARTS}
+    indices: dict[str, list[int]] = {k: [] for k in SPLIT_PARTS}
+    offset = 0
+    for name, root, fmt in data_cfg.source_list:
+        ds = surface_dataset(data_cfg, root=root, format=fmt)
+        where = f"data.root {root}" if name is None else f"data source {name} ({root})"
+        if len(ds) < 3:
+            raise InputError(f"{where} has only {len(ds)} image/mask pairs; need at least 3")
+        split = (
+            group_split(ds.groups, data_cfg.split, seed)
+            if ds.format in CRACK_SURFACE_FORMATS
+            else stratified_split(ds.classes, data_cfg.split, seed)
         )
-    sizes = {ds.meta(i)["size"] for i in range(len(ds))}
-    if len(sizes) > 1 and data_cfg.batch_size > 1:
+        if not split["train"] or not split["val"]:
+            raise InputError(
+                f"data.split {list(data_cfg.split)} leaves an empty train or validation set for the "
+                f"{len(ds)} pairs of {where}"
+            )
+        sizes = {ds.meta(i)["size"] for i in range(len(ds))}
+        if len(sizes) > 1 and data_cfg.batch_size > 1 and data_cfg.crop is None:
+            raise InputError(
+                f"{where}: images of {len(sizes)} different sizes cannot share a batch; "
+                f"set data.size (resize), data.batch_size=1 or train on crops (augment: camera)"
+            )
+        prefix = "" if name is None else f"{name}/"
+        for k in SPLIT_PARTS:
+            stems[k] += [prefix + ds.stems[i] for i in split[k]]
+            indices[k] += [offset + i for i in split[k]]
+        offset += len(ds)
+    if data_cfg.sources is not None and data_cfg.crop is None and data_cfg.batch_size > 1:
         raise InputError(
-            f"data.root {data_cfg.root}: images of {len(sizes)} different sizes cannot share a batch; "
-            f"set data.size (resize) or data.batch_size=1"
+            "data.sources: images of different datasets cannot share a batch; train on crops "
+            "(augment: camera, crop: N) or set data.size or data.batch_size=1"
         )
-    return {**split, "seed": seed, "stems": {k: [ds.stems[i] for i in split[k]] for k in SPLIT_PARTS}}
+    return {**indices, "seed": seed, "stems": stems}
 
 
 class SurfaceDataModule(SplitDataModule):
     def _loader(self, part, train=False):
-        ds = surface_dataset(self.cfg, stems=self.split["stems"][part], augment=train and self.cfg.augment)
-        sampler = EpochSeededSampler(len(ds), self.seed) if train else None
+        ds = surface_dataset(
+            self.cfg, stems=self.split["stems"][part], augment=train and self.cfg.augment, seed=self.seed
+        )
+        sampler = EpochSeededSampler(len(ds), self.seed, dataset=ds) if train else None
+        # whole validation / test images: of several sizes when training on crops
+        batch_size = self.cfg.batch_size if train or self.cfg.crop is None else 1
         return DataLoader(
             ds,
-            batch_size=self.cfg.batch_size,
+            batch_size=batch_size,
             sampler=sampler,
             num_workers=self.cfg.num_workers,
-            persistent_workers=self.cfg.num_workers > 0,
+            # a seeded augmentation follows the epoch: fresh workers each epoch see it
+            persistent_workers=self.cfg.num_workers > 0 and not (train and self.cfg.augment == "camera"),
         )
 
 
@@ -120,10 +189,16 @@ def predict_probability(model, image: np.ndarray, size=None) -> np.ndarray:
 
 
 def _choose_stems(cfg, run_dir: Path, root: Path, fmt: str):
-    """The run's test stems when evaluating on its own training data, else every pair."""
-    same = root.resolve() == Path(cfg.data.root).resolve() and fmt == cfg.data.format
-    stems = own_test_part(run_dir, same)
-    return (stems, "test split") if stems is not None else (None, "all pairs")
+    """The run's test stems when evaluating on its own training data (one of its sources: that
+    source's test stems), else every pair."""
+    for name, src_root, src_fmt in cfg.data.source_list:
+        same = Path(root).resolve() == Path(src_root).resolve() and fmt == src_fmt
+        stems = own_test_part(run_dir, same)
+        if stems is not None:
+            if name is not None:
+                stems = [s.split("/", 1)[1] for s in stems if s.split("/", 1)[0] == name]
+            return stems, "test split"
+    return None, "all pairs"
 
 
 def surface_summary(counts: torch.Tensor) -> dict:
@@ -146,22 +221,32 @@ def surface_summary(counts: torch.Tensor) -> dict:
 def evaluate_surface_run(
     run_dir, data, out_dir, *, format: str | None = None, stems=None, extra: dict | None = None
 ) -> dict:
-    """Metrics of a run (or shipped model folder) on a surface dataset -> OUT/metrics.json + figure."""
+    """Metrics of a run (or shipped model folder) on a surface dataset -> OUT/metrics.json + figure.
+
+    ``data=None``: the run's own data (all its sources, stems ``<name>/<stem>``); ``per_class``
+    then holds each source's numbers."""
     from crackscope.engine.runs import load_run
     from crackscope.metrics import F_MEASURE_THRESHOLDS, confusion_counts, crack_f_counts, crack_f_from_counts
 
-    run_dir, data, out_dir = Path(run_dir), Path(data), Path(out_dir)
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
     cfg, model, _ = load_run(run_dir)
     threshold = run_threshold(run_dir, cfg)
-    fmt = format or cfg.data.format
-    subset = "given stems"
-    if stems is None:
-        stems, subset = _choose_stems(cfg, run_dir, data, fmt)
-    ds = surface_dataset(cfg.data, root=data, format=fmt, stems=stems)
+    own_formats = [f for _, _, f in cfg.data.source_list]
+    if data is None:
+        fmt, data_name = "+".join(own_formats), cfg.data.describe()
+        ds = surface_dataset(cfg.data, stems=stems)
+        subset = "all pairs" if stems is None else "given stems"
+    else:
+        data = Path(data)
+        fmt, data_name = format or own_formats[0], str(data)
+        subset = "given stems"
+        if stems is None:
+            stems, subset = _choose_stems(cfg, run_dir, data, fmt)
+        ds = surface_dataset(cfg.data, root=data, format=fmt, stems=stems)
     if len(ds) == 0:
-        raise InputError(f"--data {data}: no image/mask pairs to evaluate")
+        raise InputError(f"--data {data_name}: no image/mask pairs to evaluate")
     counts, probs = [], []
-    crack = fmt in CRACK_SURFACE_FORMATS or cfg.data.format in CRACK_SURFACE_FORMATS
+    crack = any(f in CRACK_SURFACE_FORMATS for f in [*fmt.split("+"), *own_formats])
     f_counts = {t: [] for t in CRACK_F_TOLERANCES_PX} if crack else {}  # per tolerance, (K, 4) per image
     for i in range(len(ds)):
         image = load_image(ds.image_paths[i], cfg.data.in_channels)
@@ -192,7 +277,7 @@ def evaluate_surface_run(
         result["per_class"] = {c: surface_summary(counts[torch.from_numpy(labels == c)]) for c in sorted(set(classes))}
     result.update(
         {
-            "data": str(data),
+            "data": data_name,
             "format": fmt,
             "subset": subset,
             "run": str(run_dir),
@@ -217,7 +302,7 @@ def evaluate_surface_run(
         ],
         lambda label, i: f"{label}: {ds.stems[i]} (IoU {float(per_image_iou[i]):.2f})",
         out_dir / "figures" / "examples.png",
-        title=f"{cfg.name} on {data.name}",
+        title=f"{cfg.name} on {Path(data_name).name}",
     )
     return result
 
@@ -323,7 +408,7 @@ def choose_surface_threshold(run_dir, root, stems) -> dict:
     from crackscope.metrics import THRESHOLD_GRID, sweep_counts
 
     cfg, model, _ = load_run(run_dir)
-    ds = surface_dataset(cfg.data, root=root, stems=list(stems))
+    ds = surface_dataset(cfg.data, root=root, stems=list(stems))  # root None: all the run's sources
     if len(ds) == 0:
         raise InputError(
             f"{run_dir}: no validation images to choose a threshold on (data.split has no validation part)"
@@ -334,7 +419,12 @@ def choose_surface_threshold(run_dir, root, stems) -> dict:
         mask = load_mask(ds.mask_paths[i])[0]
         counts += sweep_counts(torch.from_numpy(prob)[None], torch.from_numpy(mask)[None], THRESHOLD_GRID, False)
     return write_operating_point(
-        run_dir, counts, THRESHOLD_GRID, chosen_on="validation split", n_images=len(ds), data=str(root)
+        run_dir,
+        counts,
+        THRESHOLD_GRID,
+        chosen_on="validation split",
+        n_images=len(ds),
+        data=str(root or cfg.data.describe()),
     )
 
 

@@ -1,0 +1,157 @@
+"""Camera-robust training crops (crackscope.data.camera_augment): geometry that moves the mask with
+the image, photometric steps against their formulas, determinism from (seed, epoch, item), bad options."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from crackscope.data.camera_augment import CameraAugment, gaussian_blur, jpeg_roundtrip, luminance
+from crackscope.data.surface import SurfaceSegmentationDataset
+from crackscope.errors import InputError
+
+NO_PHOTOMETRY = dict(
+    brightness=0.0,
+    contrast=(1.0, 1.0),
+    gamma=(1.0, 1.0),
+    gradient=0.0,
+    channel_gain=0.0,
+    saturation=(1.0, 1.0),
+    p_grey=0.0,
+    p_blur=0.0,
+    p_noise=0.0,
+    p_jpeg=0.0,
+)
+
+
+def _coordinates(h: int, w: int) -> torch.Tensor:
+    """A (3, H, W) image whose channels are the row, the column and a constant: where a pixel came from."""
+    rows, cols = torch.meshgrid(
+        torch.arange(h, dtype=torch.float64), torch.arange(w, dtype=torch.float64), indexing="ij"
+    )
+    return torch.stack([rows / 1000.0, cols / 1000.0, torch.full((h, w), 0.5, dtype=torch.float64)])
+
+
+def test_geometry_at_scale_one_moves_each_mask_pixel_with_its_image_pixel():
+    rng = np.random.default_rng(0)
+    h, w = 37, 53
+    mask = torch.from_numpy((rng.random((1, h, w)) < 0.2).astype(np.float64))
+    aug = CameraAugment(crop=24, scale=(1.0, 1.0), p_crack=0.5, **NO_PHOTOMETRY)
+    for k in range(20):
+        img, msk = aug(_coordinates(h, w), mask, np.random.default_rng(k))
+        assert img.shape == (3, 24, 24) and msk.shape == (1, 24, 24)
+        r = torch.round(img[0] * 1000).long()
+        c = torch.round(img[1] * 1000).long()
+        assert int(r.min()) >= 0 and int(r.max()) < h and int(c.min()) >= 0 and int(c.max()) < w
+        # every output mask pixel is the input mask pixel its image pixel came from
+        assert torch.equal(msk[0], mask[0][r, c])
+        # the output is a rigid copy: neighbouring pixels came from neighbouring pixels
+        steps = torch.cat([(r[:, 1:] - r[:, :-1]).abs().flatten(), (c[:, 1:] - c[:, :-1]).abs().flatten()])
+        assert set(steps.unique().tolist()) <= {0, 1}
+
+
+def test_a_photo_smaller_than_the_crop_is_reflected_not_refused():
+    mask = torch.zeros(1, 9, 7, dtype=torch.float64)
+    mask[0, 4, 3] = 1
+    aug = CameraAugment(crop=32, scale=(1.0, 1.0), **NO_PHOTOMETRY)
+    img, msk = aug(_coordinates(9, 7), mask, np.random.default_rng(1))
+    r, c = torch.round(img[0] * 1000).long(), torch.round(img[1] * 1000).long()
+    assert img.shape == (3, 32, 32) and int(r.max()) <= 8 and int(c.max()) <= 6
+    assert torch.equal(msk[0], mask[0][r, c])
+
+
+def test_crack_centred_crops_hold_the_crack_and_scale_changes_its_width():
+    h, w = 200, 200
+    mask = torch.zeros(1, h, w)
+    mask[0, :, 100:104] = 1  # a vertical crack 4 px wide
+    image = 1.0 - mask.expand(3, h, w).clone() * 0.8
+    widths = {}
+    for s in (0.5, 2.0):
+        aug = CameraAugment(crop=64, scale=(s, s), p_crack=1.0, **NO_PHOTOMETRY)
+        img, msk = aug(image, mask, np.random.default_rng(3))
+        assert msk.sum() > 0  # p_crack = 1: the crop is centred on a crack pixel
+        # crack pixels per image line, whatever the quarter turn
+        widths[s] = float(msk.sum()) / 64
+        assert set(torch.unique(msk).tolist()) <= {0.0, 1.0}
+    # 4 px at half / twice the scale, +-1 px: a sample landing on the crack's edge counts as crack
+    assert 2.0 <= widths[0.5] <= 3.0
+    assert 7.0 <= widths[2.0] <= 9.0
+
+
+def test_gaussian_blur_of_an_impulse_is_the_normalised_gaussian():
+    sigma = 1.3
+    image = torch.zeros(1, 21, 21, dtype=torch.float64)
+    image[0, 10, 10] = 1.0
+    out = gaussian_blur(image, sigma)
+    y, x = np.mgrid[-10:11, -10:11]
+    radius = int(np.ceil(3 * sigma))
+    inside = (np.abs(y) <= radius) & (np.abs(x) <= radius)
+    g = np.exp(-(x**2 + y**2) / (2 * sigma**2)) * inside
+    np.testing.assert_allclose(out[0].numpy(), g / g.sum(), atol=1e-12)
+
+
+def test_photometric_steps_follow_their_formulas():
+    rng = np.random.default_rng(0)
+    image = torch.from_numpy(rng.uniform(0.2, 0.8, (3, 16, 16)))
+    identity = CameraAugment(crop=16, **NO_PHOTOMETRY)
+    torch.testing.assert_close(identity.photometric(image, np.random.default_rng(0)), image)
+    gamma = CameraAugment(crop=16, **{**NO_PHOTOMETRY, "gamma": (2.0, 2.0)})
+    torch.testing.assert_close(gamma.photometric(image, np.random.default_rng(0)), image**2)
+    grey = CameraAugment(crop=16, **{**NO_PHOTOMETRY, "p_grey": 1.0})
+    out = grey.photometric(image, np.random.default_rng(0))
+    weights = torch.tensor([0.299, 0.587, 0.114], dtype=image.dtype).view(3, 1, 1)
+    for ch in range(3):
+        torch.testing.assert_close(out[ch], (image * weights).sum(0))
+    torch.testing.assert_close(luminance(image), (image * weights).sum(0, keepdim=True))
+    flat = CameraAugment(crop=16, **{**NO_PHOTOMETRY, "contrast": (0.0, 0.0)})
+    torch.testing.assert_close(flat.photometric(image, np.random.default_rng(0)), image.mean().expand_as(image))
+    full = CameraAugment(crop=16)
+    for k in range(10):
+        out = full.photometric(image.float(), np.random.default_rng(k))
+        assert out.shape == image.shape and float(out.min()) >= 0.0 and float(out.max()) <= 1.0
+
+
+def test_jpeg_keeps_a_uniform_image_and_distorts_texture_more_at_low_quality():
+    flat = torch.full((3, 16, 16), 0.4)
+    assert float((jpeg_roundtrip(flat, 30) - flat).abs().max()) <= 1.5 / 255
+    texture = torch.from_numpy(np.random.default_rng(0).uniform(0, 1, (1, 32, 32)).astype(np.float32))
+    err_high = float((jpeg_roundtrip(texture, 95) - texture).abs().mean())
+    err_low = float((jpeg_roundtrip(texture, 20) - texture).abs().mean())
+    assert err_low > 2 * err_high
+
+
+def test_dataset_draws_from_seed_epoch_and_item(tmp_path):
+    rng = np.random.default_rng(0)
+    for d in ("images", "masks"):
+        (tmp_path / d).mkdir()
+    for k in range(3):
+        Image.fromarray((rng.random((40, 50, 3)) * 255).astype(np.uint8)).save(tmp_path / "images" / f"p{k}.png")
+        Image.fromarray(((rng.random((40, 50)) < 0.1) * 255).astype(np.uint8)).save(tmp_path / "masks" / f"p{k}.png")
+    aug = CameraAugment(crop=32)
+
+    def item(epoch, i, seed=0):
+        ds = SurfaceSegmentationDataset(tmp_path, "folder", augment=aug, in_channels=3, seed=seed)
+        ds.set_epoch(epoch)
+        return ds[i]
+
+    a, b = item(2, 1), item(2, 1)
+    assert torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) and a[0].shape == (3, 32, 32)
+    assert not torch.equal(item(3, 1)[0], a[0])
+    assert not torch.equal(item(2, 1, seed=1)[0], a[0])
+
+
+@pytest.mark.parametrize(
+    "kwargs, word",
+    [
+        ({"crop": 4}, "crop=4"),
+        ({"scale": (2.0, 1.0)}, "scale="),
+        ({"p_blur": 1.5}, "p_blur=1.5"),
+        ({"jpeg_quality": (10, 120)}, "jpeg_quality="),
+        ({"contrast": 3}, "contrast=3"),
+    ],
+)
+def test_bad_options_are_one_line_naming_the_value(kwargs, word):
+    with pytest.raises(InputError, match=word):
+        CameraAugment(**kwargs)

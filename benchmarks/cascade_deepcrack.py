@@ -53,6 +53,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RUNS = ROOT / "runs" / "cascade"
 TILE = 64
 OVERLAP = 0.0  # segmentation window overlap; --overlap sets it (the recorded results: 0)
+WINDOW = None  # segmentation window side; --window sets it (None: the tile side, as recorded)
 
 
 def _cpu_name() -> str:
@@ -93,15 +94,40 @@ def _split_stems(run: Path) -> dict:
     return json.loads((run / "split.json").read_text())["stems"]
 
 
-def _read_pair(root: Path, stem: str):
-    from crackscope.data.images import load_mask
-    from crackscope.deploy.cascade import read_image
+class Pairs:
+    """The image and mask files of the segmenter run's data, by split stem (``<name>/<stem>`` for a
+    run on several sources), read in each source's layout (crackscope.data.surface.read_pairs);
+    ``data`` replaces the root of a one-source run."""
 
-    return read_image(root / "train_img" / f"{stem}.jpg"), load_mask(root / "train_lab" / f"{stem}.png")[0] > 0
+    def __init__(self, segmenter_run: Path, data: Path | None = None):
+        from crackscope.data.surface import read_pairs
+        from crackscope.engine.runs import load_run
+
+        cfg = load_run(segmenter_run)[0]
+        sources = cfg.data.source_list
+        if data is not None and len(sources) == 1:
+            sources = [(sources[0][0], data, sources[0][2])]
+        ds = read_pairs(sources)
+        self.files = dict(zip(ds.stems, zip(ds.image_paths, ds.mask_paths)))
+        self.names = [n for n, _, _ in sources]
+
+    def __call__(self, stem: str):
+        from crackscope.data.images import load_mask
+        from crackscope.deploy.cascade import read_image
+
+        image, mask = self.files[stem]
+        return read_image(image), load_mask(mask)[0] > 0
+
+    def by_source(self, stems) -> dict:
+        """``{source name (None for one source): [its stems, in order]}``."""
+        out = {n: [] for n in self.names}
+        for s in stems:
+            out[s.split("/", 1)[0] if None not in out else None].append(s)
+        return out
 
 
 # ---- 1. the operating point on the validation images ----------------------------------------------------
-def choose_thresholds(classifier, segmenter, root: Path, stems, share: float) -> dict:
+def choose_thresholds(classifier, segmenter, pairs: Pairs, stems, share: float) -> dict:
     """The highest classifier threshold whose flagged tiles keep ``share`` of (a) every pixel
     all-tiles segmentation marks (false alarms included) and (b) the crack pixels it finds (marked
     and a ground-truth crack pixel), on the validation images."""
@@ -110,8 +136,8 @@ def choose_thresholds(classifier, segmenter, root: Path, stems, share: float) ->
 
     probs, marked, correct, truth_tiles = [], [], [], []
     for stem in stems:
-        image, truth = _read_pair(root, stem)
-        base = segment_all_tiles(image, segmenter, tile=TILE, overlap=OVERLAP)
+        image, truth = pairs(stem)
+        base = segment_all_tiles(image, segmenter, tile=TILE, overlap=OVERLAP, window=WINDOW)
         cells = base.grid.cells().tolist()
         probs.append(
             classifier(extract_tiles(to_channels(image, classifier.channels), base.grid.origins, TILE)).numpy()
@@ -152,13 +178,13 @@ def choose_thresholds(classifier, segmenter, root: Path, stems, share: float) ->
 
 
 # ---- 2. mosaics of the test images ----------------------------------------------------------------------
-def mosaics(root: Path, stems, g: int):
-    """(name, image (3, g*384, g*544), truth (g*384, g*544)) for consecutive groups of g*g stems."""
+def mosaics(pairs: Pairs, stems, g: int):
+    """(name, image (3, g*h, g*w), truth (g*h, g*w)) for consecutive groups of g*g stems (images of one size)."""
     for k in range(len(stems) // (g * g)):
         chosen = stems[k * g * g : (k + 1) * g * g]
-        pairs = [_read_pair(root, s) for s in chosen]
-        rows = [np.concatenate([im for im, _ in pairs[r * g : (r + 1) * g]], axis=2) for r in range(g)]
-        masks = [np.concatenate([m for _, m in pairs[r * g : (r + 1) * g]], axis=1) for r in range(g)]
+        read = [pairs(s) for s in chosen]
+        rows = [np.concatenate([im for im, _ in read[r * g : (r + 1) * g]], axis=2) for r in range(g)]
+        masks = [np.concatenate([m for _, m in read[r * g : (r + 1) * g]], axis=1) for r in range(g)]
         yield "+".join(chosen), np.concatenate(rows, axis=1), np.concatenate(masks, axis=0)
 
 
@@ -204,7 +230,7 @@ def _oracle_fraction(pixels: np.ndarray, share: float) -> float:
     return float((np.searchsorted(np.cumsum(ordered) / ordered.sum(), share - 1e-12) + 1) / len(ordered))
 
 
-def run_grid(segmenter, root, stems, g, cascades: dict, repeats, share: float) -> dict:
+def run_grid(segmenter, pairs: Pairs, stems, g, cascades: dict, repeats, share: float) -> dict:
     """Every mode on the g x g test mosaics; ``cascades``: name -> (classifier, threshold)."""
     from crackscope.data.tiles import tile_crack_pixels
     from crackscope.deploy.cascade import inspect_image, segment_all_tiles
@@ -214,12 +240,16 @@ def run_grid(segmenter, root, stems, g, cascades: dict, repeats, share: float) -
     megapixels, names, first = 0.0, [], True
     total = total_true = truth_tiles_total = 0
     cell_marked, cell_correct = [], []
-    for name, image, truth in mosaics(root, stems, g):
+    for name, image, truth in mosaics(pairs, stems, g):
         x = torch.from_numpy(image)
         runs = {
-            "all_tiles": lambda: segment_all_tiles(image, segmenter, tile=TILE, overlap=OVERLAP),
+            "all_tiles": lambda: segment_all_tiles(image, segmenter, tile=TILE, overlap=OVERLAP, window=WINDOW),
             **{
-                m: (lambda c=c, t=t: inspect_image(image, c, segmenter, tile=TILE, threshold=t, overlap=OVERLAP))
+                m: (
+                    lambda c=c, t=t: inspect_image(
+                        image, c, segmenter, tile=TILE, threshold=t, overlap=OVERLAP, window=WINDOW
+                    )
+                )
                 for m, (c, t) in cascades.items()
             },
             "whole_image": lambda: segmenter(x[None])[0].numpy() > segmenter.threshold,
@@ -303,7 +333,8 @@ CRITERIA = {
 def _markdown(result: dict) -> str:
     op, env = result["operating_point"], result["environment"]
     lines = [
-        "# Cascade on DeepCrack: segment every tile vs screen tiles with the binary classifier first",
+        f"# Cascade on {result['data'].split(',')[0].split(':')[0]}: segment every tile vs screen tiles with the "
+        "binary classifier first",
         "",
         f"{env['date']}; {env['cpu']} ({env['cpus']} vCPUs), torch {env['torch']} on {env['torch_threads']} "
         f"thread(s) (the packed kernels follow it: serial on one thread), no GPU; load average {env['load_before']} "
@@ -384,23 +415,48 @@ def _markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _ship(classifier_run: Path, segmenter_run: Path, result: dict) -> None:
+def _ship(classifier_run: Path, segmenter_run: Path, result: dict, dest: Path) -> None:
+    import yaml
+
     from crackscope.deploy.export import export_packed
     from crackscope.engine.runs import package_run
 
-    dest = ROOT / "weights" / "deepcrack"
     cls_m = json.loads((classifier_run / "metrics.json").read_text())
     seg_m = json.loads((segmenter_run / "metrics.json").read_text())
+    seg_cfg = yaml.safe_load((segmenter_run / "config.yaml").read_text())
     op = result["operating_point"]
     crack = cls_m["per_class"]["crack"]
+    several = seg_cfg["data"].get("sources") is not None
+    data = "DeepCrack + Crack500" if several else "DeepCrack"
+    split = "split per dataset by source photo / burst" if several else "split by source photo"
+    if several:
+        per_source = "; ".join(
+            f"{name}: F1 {m['f1']:.4f}, precision {m['precision']:.4f}, recall {m['recall']:.4f} "
+            f"({m['n_images']} images)"
+            for name, m in sorted(seg_m["per_class"].items())
+        )
+        seg_words = (
+            f"RGB; trained on {seg_cfg['data']['crop']} x {seg_cfg['data']['crop']} camera-augmented crops "
+            "(scale 0.5-1.6, illumination, colour, blur, noise, JPEG), per-image standardised input; segments "
+            f"windows of {seg_cfg['data']['crop']} px by default. Test split ({seg_m['n_images']} held-out "
+            f"whole images, {split}, seed 0, threshold {seg_m['threshold']} chosen on the validation images of "
+            f"both datasets): F1 {seg_m['f1']:.4f} ({per_source})."
+        )
+    else:
+        seg_words = (
+            f"RGB, native 544 x 384. Test split ({seg_m['n_images']} held-out images, split by source photo, "
+            f"seed 0):\nF1 {seg_m['f1']:.4f}, crack IoU {seg_m['iou_defect']:.4f}, precision "
+            f"{seg_m['precision']:.4f}, recall\n{seg_m['recall']:.4f} (whole images, threshold {seg_m['threshold']})."
+        )
+    run_name = str(seg_cfg["name"])
     notes = {
         "tile_classifier": (
             classifier_run,
-            f"""# AOIE-Net ResNet-20 (1-bit) crack / no-crack tile classifier, DeepCrack
+            f"""# AOIE-Net ResNet-20 (1-bit) crack / no-crack tile classifier, {data}
 
 {_input_note(classifier_run)}, width 0.5; a tile is labelled crack when it holds at least
 {_min_crack_pixels(classifier_run)} crack pixels. Test split ({cls_m["n_images"]} tiles of the
-{result["n_test_images"]} held-out images, split by source photo, seed 0), at the argmax against those labels:
+{result["n_test_images"]} held-out images, {split}, seed 0), at the argmax against those labels:
 accuracy {cls_m["accuracy"]:.4f}, crack recall {crack["recall"]:.4f}, crack precision {crack["precision"]:.4f}.
 Cascade operating point (operating_point.json, chosen on the validation images, criterion
 '{op["default"]}'): threshold {op["threshold"]:.4f}.
@@ -408,26 +464,30 @@ Cascade operating point (operating_point.json, chosen on the validation images, 
 `model.packed.safetensors` is the same network bit-packed (1-bit weights, XNOR/popcount;
 `crackscope inspect-image ... --runtime packed`), written by `crackscope export ... --format packed`.
 
-Reproduce: `crackscope train --config configs/cascade/tile_classifier_deepcrack.yaml`, then
-`.venv/bin/python benchmarks/cascade_deepcrack.py --grids 3 --repeats 3 --ship` (docs/cascade.md). The label
+Reproduce: `crackscope train --config configs/cascade/{_run_name(classifier_run)}.yaml`, then
+`.venv/bin/python benchmarks/cascade_deepcrack.py {result["command"]}` (docs/cascade.md). The label
 threshold was chosen on the validation images with `benchmarks/cascade_select.py`.
 """,
         ),
         "segmenter": (
             segmenter_run,
-            f"""# U-Net (base width 16) crack segmenter, DeepCrack
+            f"""# U-Net (base width {seg_cfg["model"].get("base_channels", 64)}) crack segmenter, {data}
 
-RGB, native 544 x 384. Test split ({seg_m["n_images"]} held-out images, split by source photo, seed 0):
-F1 {seg_m["f1"]:.4f}, crack IoU {seg_m["iou_defect"]:.4f}, precision {seg_m["precision"]:.4f}, recall
-{seg_m["recall"]:.4f} (whole images, threshold {seg_m["threshold"]}).
+{seg_words}
 
-Reproduce: `crackscope train --config configs/cascade/segmenter_deepcrack.yaml` (docs/cascade.md).
+Reproduce: `crackscope train --config configs/cascade/{run_name}.yaml` (docs/cascade.md).
 """,
         ),
     }
     for name, (run, note) in notes.items():
         package_run(run, dest / name, note=note)
     export_packed(dest / "tile_classifier", dest / "tile_classifier" / "model.packed.safetensors")
+
+
+def _run_name(run: Path) -> str:
+    import yaml
+
+    return str(yaml.safe_load((run / "config.yaml").read_text())["name"])
 
 
 def _min_crack_pixels(run: Path) -> int:
@@ -464,7 +524,13 @@ def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--classifier", type=Path, default=RUNS / "tile_classifier_deepcrack")
     p.add_argument("--segmenter", type=Path, default=RUNS / "segmenter_deepcrack")
-    p.add_argument("--data", type=Path, default=ROOT / ".." / "shared" / "datasets" / "DeepCrack")
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="the dataset folder of a one-source segmenter run (default: its config's data.root)",
+    )
+    p.add_argument("--name", default="cascade_deepcrack", help="OUT/NAME.{json,md}")
     p.add_argument("--grids", type=int, nargs="+", default=[1, 2, 3])
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument(
@@ -473,6 +539,7 @@ def main(argv=None) -> int:
         default=0.0,
         help="window overlap of the segmentation (0: the non-overlapping tiles the recorded results used)",
     )
+    p.add_argument("--window", type=int, default=None, help="segmentation window side (default: the tile side)")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--target-share", type=float, default=0.98)
     p.add_argument("--margin", type=float, default=0.0, help="added to the target when choosing on validation")
@@ -483,10 +550,11 @@ def main(argv=None) -> int:
         help="the operating point written to CLASSIFIER/operating_point.json",
     )
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
-    p.add_argument("--ship", action="store_true", help="copy both runs into weights/deepcrack/")
+    p.add_argument("--ship", action="store_true", help="copy both runs into --ship-to")
+    p.add_argument("--ship-to", type=Path, default=ROOT / "weights" / "deepcrack")
     args = p.parse_args(argv)
-    global OVERLAP
-    OVERLAP = args.overlap
+    global OVERLAP, WINDOW
+    OVERLAP, WINDOW = args.overlap, args.window
     torch.set_num_threads(args.threads)
     load_before = os.getloadavg()
 
@@ -495,10 +563,11 @@ def main(argv=None) -> int:
         if cls_stems[part] != seg_stems[part]:
             _bad_input(f"the two runs do not share their {part} images; train both with the same seed and split")
     classifier, segmenter = load_classifier(args.classifier), load_segmenter(args.segmenter)
+    pairs = Pairs(args.segmenter, args.data)
     packed = load_classifier(args.classifier, runtime="packed")
 
     t0 = time.perf_counter()
-    op = choose_thresholds(classifier, segmenter, args.data, cls_stems["val"], args.target_share + args.margin)
+    op = choose_thresholds(classifier, segmenter, pairs, cls_stems["val"], args.target_share + args.margin)
     op.update(
         threshold=op[args.default]["threshold"],
         default=args.default,
@@ -516,30 +585,39 @@ def main(argv=None) -> int:
     )
 
     grids = []
-    for g in args.grids:
-        t0 = time.perf_counter()
-        cascades = {
-            **{k: (classifier, op[k]["threshold"]) for k in CRITERIA},
-            **{f"{k}, packed": (packed, op[k]["threshold"]) for k in CRITERIA},
-        }
-        r = run_grid(segmenter, args.data, cls_stems["test"], g, cascades, args.repeats, args.target_share)
-        grids.append(r)
-        print(
-            f"{r['grid']}: {r['n_mosaics']} mosaics; "
-            + "; ".join(
-                f"{k}: flagged {c['flagged_fraction']:.3f}, {c['speedup_wall']:.2f}x wall / "
-                f"{c['speedup_cpu']:.2f}x CPU, "
-                f"kept {c['crack_share_of_all_tiles']:.4f}"
-                for k, c in r["cascades"].items()
+    for source, stems in pairs.by_source(cls_stems["test"]).items():
+        for g in args.grids:
+            t0 = time.perf_counter()
+            cascades = {
+                **{k: (classifier, op[k]["threshold"]) for k in CRITERIA},
+                **{f"{k}, packed": (packed, op[k]["threshold"]) for k in CRITERIA},
+            }
+            r = run_grid(segmenter, pairs, stems, g, cascades, args.repeats, args.target_share)
+            if source is not None:
+                r["grid"] = f"{source} {r['grid']}"
+            r["n_test_images"] = len(stems)
+            grids.append(r)
+            print(
+                f"{r['grid']}: {r['n_mosaics']} mosaics; "
+                + "; ".join(
+                    f"{k}: flagged {c['flagged_fraction']:.3f}, {c['speedup_wall']:.2f}x wall / "
+                    f"{c['speedup_cpu']:.2f}x CPU, "
+                    f"kept {c['crack_share_of_all_tiles']:.4f}"
+                    for k, c in r["cascades"].items()
+                )
+                + f" ({time.perf_counter() - t0:.0f} s)",
+                flush=True,
             )
-            + f" ({time.perf_counter() - t0:.0f} s)",
-            flush=True,
-        )
 
     result = {
+        "command": " ".join(argv if argv is not None else sys.argv[1:]),
         "classifier": _rel(args.classifier),
         "segmenter": _rel(args.segmenter),
-        "data": "DeepCrack, the 300 training pairs of the official split; mosaics of the test split only",
+        "data": (
+            "DeepCrack, the 300 training pairs of the official split; mosaics of the test split only"
+            if pairs.names == [None]
+            else f"{' and '.join(pairs.names)}: mosaics of each one's held-out test images"
+        ),
         "n_test_images": len(cls_stems["test"]),
         "n_val_images": len(cls_stems["val"]),
         "repeats": args.repeats,
@@ -556,11 +634,11 @@ def main(argv=None) -> int:
         },
     }
     args.out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out / "cascade_deepcrack.json", json.dumps(result, indent=2) + "\n")
-    atomic_write_text(args.out / "cascade_deepcrack.md", _markdown(result))
-    print((args.out / "cascade_deepcrack.md").read_text())
+    atomic_write_text(args.out / f"{args.name}.json", json.dumps(result, indent=2) + "\n")
+    atomic_write_text(args.out / f"{args.name}.md", _markdown(result))
+    print((args.out / f"{args.name}.md").read_text())
     if args.ship:
-        _ship(args.classifier, args.segmenter, result)
+        _ship(args.classifier, args.segmenter, result, args.ship_to)
     return 0
 
 

@@ -425,6 +425,13 @@ class CombinedSegmentationDataset(Dataset):
             self.original_sizes += ds.original_sizes
             self._index += [(k, j) for j in range(len(ds))]
 
+    def reorder(self, order: Sequence[int]) -> None:
+        """Keep the items at positions ``order``, in that order."""
+        self._index = [self._index[i] for i in order]
+        for attr in ("stems", "groups", "classes", "image_paths", "mask_paths", "original_sizes"):
+            values = getattr(self, attr)
+            setattr(self, attr, [values[i] for i in order])
+
     def meta(self, i: int) -> dict[str, Any]:
         k, j = self._index[dataset_index(i, len(self), "CombinedSegmentationDataset")]
         return {**self.parts[k][1].meta(j), "stem": self.stems[i], "cls": self.classes[i]}
@@ -442,3 +449,47 @@ class CombinedSegmentationDataset(Dataset):
 
     def __repr__(self) -> str:
         return "CombinedSegmentationDataset(" + ", ".join(f"{n}: {ds!r}" for n, ds in self.parts) + ")"
+
+
+def read_pairs(
+    sources: Sequence[tuple[str | None, str | Path, str]],
+    stems: Sequence[str] | None = None,
+    *,
+    seed: int = 0,
+    **kwargs,
+) -> SurfaceSegmentationDataset | CombinedSegmentationDataset:
+    """The image/mask pairs of ``sources`` (``[(name, root, format)]``), restricted to ``stems`` in
+    that order when given. One unnamed source (``name=None``) is a plain
+    :class:`SurfaceSegmentationDataset` with its own stems; named ones are a
+    :class:`CombinedSegmentationDataset` whose stems are ``<name>/<stem>``. ``kwargs`` go to every
+    :class:`SurfaceSegmentationDataset` (size, augment, in_channels, ...); source k draws a seeded
+    augmentation from ``seed * 1_000_003 + k``, so two sources never share a stream."""
+
+    def one(root, fmt, wanted, k):
+        ds = SurfaceSegmentationDataset(root, fmt, **{**kwargs, "augment": None})
+        if wanted is None and not kwargs.get("augment"):
+            return ds
+        position = {s: i for i, s in enumerate(ds.stems)}
+        missing = [s for s in (wanted or []) if s not in position]
+        if missing:
+            raise InputError(
+                f"{root}: the split lists {missing[0]!r} (and {len(missing) - 1} more) that the dataset does not have"
+            )
+        indices = range(len(ds)) if wanted is None else [position[s] for s in wanted]
+        return SurfaceSegmentationDataset(root, fmt, indices=indices, seed=seed * 1_000_003 + k, **kwargs)
+
+    if len(sources) == 1 and sources[0][0] is None:
+        _, root, fmt = sources[0]
+        return one(root, fmt, None if stems is None else list(stems), 0)
+    parts = []
+    for k, (name, root, fmt) in enumerate(sources):
+        own = None if stems is None else [s.split("/", 1)[1] for s in stems if s.split("/", 1)[0] == name]
+        parts.append((name, one(root, fmt, own, k)))
+    combined = CombinedSegmentationDataset(parts)
+    if stems is not None:
+        position = {s: i for i, s in enumerate(combined.stems)}
+        unknown = [s for s in stems if s not in position]
+        if unknown:
+            raise InputError(f"{unknown[0]!r} names no data source ({', '.join(n for n, _, _ in sources)})")
+        combined.reorder([position[s] for s in stems])
+    return combined

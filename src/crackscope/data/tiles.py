@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from crackscope.data.classification import ImageClassificationDataset
 from crackscope.data.formats import TILE_FORMAT
 from crackscope.data.images import load_image, load_mask, normalize_size
-from crackscope.data.surface import SurfaceSegmentationDataset
+from crackscope.data.surface import read_pairs
 from crackscope.errors import InputError, dataset_index, require_positive_int
 
 __all__ = [
@@ -211,7 +211,8 @@ def _crack_counts(path: Path, tile: int, stride: int) -> np.ndarray:
 
 # ---- the dataset ---------------------------------------------------------------------------------
 class CrackTileDataset(ImageClassificationDataset):
-    """Tiles of DeepCrack images labelled crack / no crack; items ``(tile, label)``.
+    """Tiles of DeepCrack images (or of other image/mask pairs: ``sources``) labelled crack / no
+    crack; items ``(tile, label)``.
 
     * ``tile``: float32 (C, s, s) in [0, 1] -- the T x T window (C = ``channels``: colour is
       converted to luminance for 1) resized to ``size`` (``None`` keeps T), then augmented.
@@ -220,6 +221,10 @@ class CrackTileDataset(ImageClassificationDataset):
     Parameters
     ----------
     root: the DeepCrack folder (``train_img/``, ``train_lab/``).
+    sources: instead of ``root``, image/mask pairs of other layouts or of several datasets,
+        ``[(name, root, format)]`` with a surface ``format`` (``deepcrack``, ``crack500``, ``folder``;
+        :func:`~crackscope.data.surface.read_pairs`); named sources list their images as
+        ``<name>/<stem>``.
     tile, stride: the grid (module docstring); ``stride=None`` = ``tile`` (non-overlapping).
     min_crack_pixels: crack pixels that make a tile ``crack``.
     size, channels, augment, seed: as for :class:`~crackscope.data.classification.ImageClassificationDataset`
@@ -245,23 +250,27 @@ class CrackTileDataset(ImageClassificationDataset):
         images: Sequence[str] | None = None,
         indices: Iterable[int] | None = None,
         seed: int = 0,
+        sources: Sequence[tuple[str | None, str | Path, str]] | None = None,
     ):
-        self._init_common(root, size, channels, augment, seed)
+        sources = [(None, root, "deepcrack")] if sources is None else list(sources)
+        self._init_common(sources[0][1], size, channels, augment, seed)
         self.format = TILE_FORMAT
         self.split = None
         self.tile = require_positive_int("tile", tile)
         self.stride = self.tile if stride is None else require_positive_int("stride", stride)
         self.min_crack_pixels = require_positive_int("min_crack_pixels", min_crack_pixels)
-        pairs = SurfaceSegmentationDataset(self.root, "deepcrack")
+        self.sources = sources
         if images is not None:
-            position = {s: i for i, s in enumerate(pairs.stems)}
-            missing = [s for s in images if s not in position]
+            pairs = read_pairs(sources)
+            known = set(pairs.stems)
+            missing = [s for s in images if s not in known]
             if missing:
+                what = "DeepCrack image" if sources[0][0] is None and sources[0][2] == "deepcrack" else "image"
                 raise InputError(
-                    f"{self.root}: no DeepCrack image {missing[0]!r}"
+                    f"{self.root}: no {what} {missing[0]!r}"
                     + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
                 )
-            pairs = SurfaceSegmentationDataset(self.root, "deepcrack", indices=[position[s] for s in images])
+        pairs = read_pairs(sources, images)
         self.classes = list(TILE_CLASSES)
         self.image_stems, self.image_groups = list(pairs.stems), list(pairs.groups)
         self.image_paths, self.mask_paths = list(pairs.image_paths), list(pairs.mask_paths)

@@ -32,7 +32,13 @@ from crackscope.data.classification import (
 from crackscope.data.images import image_size
 from crackscope.data.splits import group_split, stratified_split
 from crackscope.data.tiles import TILE_CLASSES, TILE_FORMAT, CrackTileDataset
-from crackscope.engine.data import EpochSeededSampler, SplitDataModule, own_test_part, stem_positions
+from crackscope.engine.data import (
+    EpochSeededSampler,
+    SplitDataModule,
+    own_source_test_part,
+    own_test_part,
+    stem_positions,
+)
 from crackscope.engine.image_predictions import (
     finish_predictions,
     image_onnx_inputs,
@@ -59,10 +65,10 @@ def classification_dataset(
     """The dataset of ``data_cfg`` (or another ``root``/``format`` read with its size and channels),
     restricted to ``stems`` (in that order) when given. CIFAR-10: ``test`` reads the test batch.
     DeepCrack tiles: ``stems`` are the source images whose tiles are taken."""
+    if (format or data_cfg.format) == TILE_FORMAT:  # root None: the config's root or sources
+        return tile_dataset(data_cfg, root, images=stems, augment=augment, seed=seed)
     root = Path(root or data_cfg.root)
     fmt = resolve_format(root, format or data_cfg.format)
-    if fmt == TILE_FORMAT:
-        return tile_dataset(data_cfg, root, images=stems, augment=augment, seed=seed)
     kw = {
         "size": data_cfg.size,
         "channels": data_cfg.channels,
@@ -77,12 +83,19 @@ def classification_dataset(
 
 
 def tile_dataset(data_cfg, root=None, images=None, augment=False, seed: int = 0) -> CrackTileDataset:
-    """The DeepCrack tiles of ``data_cfg`` (its ``tiles`` spec, or the defaults when it has none)."""
+    """The tiles of ``data_cfg``'s image/mask pairs (its ``tiles`` spec, or the defaults when it has
+    none): of ``root`` when given (in the layout of the config's source there, else DeepCrack's),
+    else of the config's root or sources (``<name>/<stem>`` image stems)."""
     from crackscope.engine.config import TileSpec
 
     spec = getattr(data_cfg, "tiles", None) or TileSpec()
+    sources = data_cfg.tile_sources
+    if root is not None:
+        layout = [f for _, r, f in sources if Path(r).resolve() == Path(root).resolve()]
+        sources = [(None, Path(root), layout[0] if layout else "deepcrack")]
     return CrackTileDataset(
-        Path(root or data_cfg.root),
+        sources[0][1],
+        sources=sources,
         tile=spec.tile,
         stride=spec.stride,
         min_crack_pixels=spec.min_crack_pixels,
@@ -183,30 +196,42 @@ def make_classification_split(data_cfg, seed: int, run_dir: Path) -> dict:
     return {**split, "seed": seed, "format": fmt, "classes": list(ds.classes), "stems": stems}
 
 
+def _group_parts(groups: list, data_cfg, seed: int) -> dict[str, list[int]]:
+    """train / val / test positions in ``groups`` by group: the three fractions, or [train, test]
+    with ``val_fraction`` of the training groups carved out as validation."""
+    if len(data_cfg.split) == 3:
+        return group_split(groups, data_cfg.split, seed)
+    vf = data_cfg.val_fraction
+    outer = group_split(groups, data_cfg.split, seed)
+    pool = outer["train"]
+    inner = (
+        group_split([groups[i] for i in pool], (1 - vf, vf), seed)
+        if vf > 0
+        else {"train": list(range(len(pool))), "test": []}
+    )
+    return {
+        "train": sorted(pool[i] for i in inner["train"]),
+        "val": sorted(pool[i] for i in inner["test"]),
+        "test": outer["test"],
+    }
+
+
 def make_tile_split(data_cfg, seed: int) -> dict:
     """The DeepCrack tile split, by source photo (:func:`~crackscope.data.surface.group_split` over the
     images): every tile of an image, and every crop of a photo, is in one part. Three fractions give
     exactly the ``deepcrack`` surface split of the same seed; two fractions [train, test] carve
     ``val_fraction`` of the training images out as validation, again by photo. ``train``/``val``/
-    ``test`` and ``stems`` list images; ``tiles`` counts the tiles of each part."""
+    ``test`` and ``stems`` list images; ``tiles`` counts the tiles of each part. Several sources are
+    each split so and joined (image stems ``<name>/<stem>``), as the surface split of the same
+    sources, seed and fractions is."""
     ds = tile_dataset(data_cfg)
     groups = ds.image_groups
-    if len(data_cfg.split) == 3:
-        split = group_split(groups, data_cfg.split, seed)
-    else:
-        vf = data_cfg.val_fraction
-        outer = group_split(groups, data_cfg.split, seed)
-        pool = outer["train"]
-        inner = (
-            group_split([groups[i] for i in pool], (1 - vf, vf), seed)
-            if vf > 0
-            else {"train": list(range(len(pool))), "test": []}
-        )
-        split = {
-            "train": sorted(pool[i] for i in inner["train"]),
-            "val": sorted(pool[i] for i in inner["test"]),
-            "test": outer["test"],
-        }
+    split = {k: [] for k in SPLIT_PARTS}
+    for name, _, _ in data_cfg.tile_sources:  # each source on its own, as the surface split does
+        mine = [i for i, g in enumerate(groups) if name is None or g.startswith(f"{name}/")]
+        parts = _group_parts([groups[i] for i in mine], data_cfg, seed)
+        for k in SPLIT_PARTS:
+            split[k] += [mine[i] for i in parts[k]]
     empty = [k for k in _required_parts(data_cfg) if not split[k]]
     if empty:
         raise InputError(
@@ -281,6 +306,16 @@ def _probabilities(model, ds, batch_size: int) -> torch.Tensor:
     return torch.cat([torch.softmax(model(x), 1) for x, _ in loader])
 
 
+def _own_test_images(cfg, run_dir: Path, data: Path, fmt: str) -> list | None:
+    """The run's test part when ``data`` is its training data (one of its tile sources: that
+    source's test images), else ``None``."""
+    if cfg.data.sources is not None:
+        sources = [(n, r, TILE_FORMAT) for n, r, _ in cfg.data.tile_sources]
+        return own_source_test_part(run_dir, sources, data, fmt)
+    own_root = Path(cfg.data.root).is_dir() and data.resolve() == Path(cfg.data.root).resolve()
+    return own_test_part(run_dir, own_root and fmt == resolve_format(cfg.data.root, cfg.data.format))
+
+
 def evaluate_classification_run(
     run_dir, data, out_dir, *, format: str | None = None, stems=None, extra: dict | None = None
 ) -> dict:
@@ -290,18 +325,23 @@ def evaluate_classification_run(
     from crackscope.engine.runs import load_run
     from crackscope.metrics import classification_summary, multiclass_confusion
 
-    run_dir, data, out_dir = Path(run_dir), Path(data), Path(out_dir)
+    run_dir, out_dir = Path(run_dir), Path(out_dir)
     cfg, model, geometry = load_run(run_dir)
     classes = model_classes(run_dir, geometry)
-    fmt = resolve_format(data, format or cfg.data.format)
     subset = "given stems"
-    if stems is None:
-        own_root = Path(cfg.data.root).is_dir() and data.resolve() == Path(cfg.data.root).resolve()
-        stems = own_test_part(run_dir, own_root and fmt == resolve_format(cfg.data.root, cfg.data.format))
-        subset = "test split" if stems is not None else ("test batch" if fmt == "cifar10" else "all images")
-    ds = classification_dataset(cfg.data, root=data, format=fmt, stems=stems, test=fmt == "cifar10")
+    if data is None:  # the run's own data: several tile sources
+        fmt, data = cfg.data.format, None
+        ds = classification_dataset(cfg.data, format=fmt, stems=stems)
+    else:
+        data = Path(data)
+        fmt = resolve_format(data, format or cfg.data.format)
+        if stems is None:
+            stems = _own_test_images(cfg, run_dir, data, fmt)
+            subset = "test split" if stems is not None else ("test batch" if fmt == "cifar10" else "all images")
+        ds = classification_dataset(cfg.data, root=data, format=fmt, stems=stems, test=fmt == "cifar10")
+    data_name = cfg.data.describe() if data is None else str(data)
     if len(ds) == 0:
-        raise InputError(f"--data {data}: no images to evaluate")
+        raise InputError(f"--data {data_name}: no images to evaluate")
     labels = torch.from_numpy(_label_map(list(ds.classes), classes, data, fmt)[np.asarray(ds.targets)])
     same_size = cfg.data.size is not None or fmt == TILE_FORMAT
     probs = _probabilities(model, ds, cfg.data.batch_size if same_size else 1)
@@ -310,7 +350,7 @@ def evaluate_classification_run(
         result["class_names"] = [NEU_CLS_CLASSES[c] for c in classes]
     result.update(
         {
-            "data": str(data),
+            "data": data_name,
             "format": fmt,
             "subset": subset,
             "run": str(run_dir),
@@ -327,7 +367,7 @@ def evaluate_classification_run(
         result["confusion"],
         result["classes"],
         out_dir / "figures" / "confusion.png",
-        title=f"{cfg.name} on {data.name}\naccuracy {result['accuracy']:.4f}, macro F1 {result['f1']:.4f}",
+        title=f"{cfg.name} on {Path(data_name).name}\naccuracy {result['accuracy']:.4f}, macro F1 {result['f1']:.4f}",
     )
     return result
 

@@ -173,8 +173,14 @@ class ClassificationData(_ImageData):
     """
 
     kind: Literal["classify"] = "classify"
-    root: Path
+    root: Path | None = None
     format: Literal[CLASSIFY_FORMATS] = "auto"
+    sources: list[SurfaceSource] | None = Field(
+        None,
+        description="deepcrack-tiles only, instead of root: the image/mask pairs of several "
+        "datasets, each {name, root, format} in its surface layout (deepcrack, crack500, folder); "
+        "each is split by its own groups with the run's seed, as a surface run on it is",
+    )
     split: tuple[float, float] | tuple[float, float, float] = (0.8, 0.2)
     val_fraction: float = Field(
         0.1,
@@ -210,7 +216,25 @@ class ClassificationData(_ImageData):
             )
         if self.tiles is not None and self.format != "deepcrack-tiles":
             raise ValueError(f"tiles applies to format deepcrack-tiles only (format is {self.format})")
+        if (self.root is None) == (self.sources is None):
+            raise ValueError("give either data.root (one dataset) or data.sources (several), not both or neither")
+        if self.sources is not None:
+            if self.format != "deepcrack-tiles":
+                raise ValueError(f"data.sources applies to format deepcrack-tiles only (format is {self.format})")
+            names = [s.name for s in self.sources]
+            if not names or len(set(names)) != len(names):
+                raise ValueError(f"data.sources need distinct names, got {names}")
         return self
+
+    @property
+    def tile_sources(self) -> list[tuple[str | None, Path, str]]:
+        """The image/mask pairs the ``deepcrack-tiles`` format cuts: ``[(name, root, surface format)]``,
+        ``[(None, root, "deepcrack")]`` for one root."""
+        if self.sources is None:
+            return [(None, self.root, "deepcrack")]
+        return [(s.name, s.root, s.format) for s in self.sources]
+
+    describe = SurfaceData.describe
 
     @property
     def has_validation(self) -> bool:

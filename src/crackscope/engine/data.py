@@ -39,6 +39,18 @@ def own_test_part(run_dir: Path, same_data: bool, by: str = "stems") -> list | N
     return record["stems"]["test"] if by == "stems" else record["test"]
 
 
+def own_source_test_part(run_dir: Path, sources, root, fmt: str) -> list | None:
+    """:func:`own_test_part` for a run on ``sources`` (``[(name, root, format)]``): the test part of
+    the source at ``root`` read as ``fmt`` -- for a named source its ``<name>/<stem>`` stems with the
+    prefix taken off -- else ``None``."""
+    for name, src_root, src_fmt in sources:
+        same = Path(root).resolve() == Path(src_root).resolve() and fmt == src_fmt
+        stems = own_test_part(run_dir, same)
+        if stems is not None:
+            return stems if name is None else [s.split("/", 1)[1] for s in stems if s.split("/", 1)[0] == name]
+    return None
+
+
 class EpochSeededSampler(Sampler[int]):
     """A random permutation that depends only on (seed, epoch): a resumed run sees the same order.
 

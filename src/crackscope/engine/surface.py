@@ -26,9 +26,10 @@ from crackscope.data.surface import (
     CombinedSegmentationDataset,
     SurfaceSegmentationDataset,
     prepare_image,
+    read_pairs,
     restore,
 )
-from crackscope.engine.data import EpochSeededSampler, SplitDataModule, own_test_part, stem_positions
+from crackscope.engine.data import EpochSeededSampler, SplitDataModule, own_source_test_part
 from crackscope.engine.image_predictions import (
     finish_predictions,
     image_onnx_inputs,
@@ -58,52 +59,34 @@ def _augmentation(data_cfg, augment):
     return True
 
 
-def _one_dataset(data_cfg, root, fmt, stems, augment, seed) -> SurfaceSegmentationDataset:
-    kw = dict(size=data_cfg.size, in_channels=data_cfg.in_channels)
-    ds = SurfaceSegmentationDataset(root, fmt, **kw)
-    if stems is None:
-        return ds
-    indices = stem_positions(ds.stems, stems, root)
-    return SurfaceSegmentationDataset(root, fmt, indices=indices, augment=augment, seed=seed, **kw)
-
-
 def surface_dataset(
     data_cfg, root=None, format=None, stems=None, augment=False, seed: int = 0
 ) -> SurfaceSegmentationDataset | CombinedSegmentationDataset:
     """The dataset of ``data_cfg`` (or another ``root``/``format`` read with the same size policy),
     restricted to ``stems`` (in that order) when given. A multi-source config (``data.sources``)
     with no ``root`` given is read as one :class:`CombinedSegmentationDataset` whose stems are
-    ``<name>/<stem>``. ``augment``: the training part's augmentation (``data.augment``), drawn
-    from ``seed``."""
-    augment = _augmentation(data_cfg, augment)
-    if root is not None or data_cfg.sources is None:
-        return _one_dataset(
-            data_cfg, Path(root or data_cfg.root), format or data_cfg.source_list[0][2], stems, augment, seed
-        )
-    parts = []
-    for k, (name, src_root, fmt) in enumerate(data_cfg.source_list):
-        own = None if stems is None else [s.split("/", 1)[1] for s in stems if s.split("/", 1)[0] == name]
-        # each source draws its own augmentation stream from the run's seed
-        parts.append((name, _one_dataset(data_cfg, Path(src_root), fmt, own, augment, seed * 1_000_003 + k)))
-    combined = CombinedSegmentationDataset(parts)
-    if stems is not None:  # the order asked for
-        combined = _reordered(combined, stems)
-    return combined
+    ``<name>/<stem>`` (:func:`~crackscope.data.surface.read_pairs`). ``augment``: the training
+    part's augmentation (``data.augment``), drawn from ``seed``."""
+    if root is not None:
+        sources = [(None, Path(root), format or source_format(data_cfg, root))]
+    else:
+        sources = data_cfg.source_list
+    return read_pairs(
+        sources,
+        stems,
+        seed=seed,
+        size=data_cfg.size,
+        in_channels=data_cfg.in_channels,
+        augment=_augmentation(data_cfg, augment),
+    )
 
 
-def _reordered(combined: CombinedSegmentationDataset, stems) -> CombinedSegmentationDataset:
-    position = {s: i for i, s in enumerate(combined.stems)}
-    missing = [s for s in stems if s not in position]
-    if missing:
-        raise InputError(f"the split lists {missing[0]!r} (and {len(missing) - 1} more) that the data sources lack")
-    order = [position[s] for s in stems]
-    if order == sorted(order):
-        return combined
-    combined._index = [combined._index[i] for i in order]
-    for attr in ("stems", "groups", "classes", "image_paths", "mask_paths", "original_sizes"):
-        values = getattr(combined, attr)
-        setattr(combined, attr, [values[i] for i in order])
-    return combined
+def source_format(data_cfg, root) -> str:
+    """The layout of ``root``: that of the config's source at ``root``, else its first source's."""
+    for _, src_root, fmt in data_cfg.source_list:
+        if src_root is not None and Path(src_root).resolve() == Path(root).resolve():
+            return fmt
+    return data_cfg.source_list[0][2]
 
 
 def surface_geometry(data_cfg) -> dict:
@@ -191,14 +174,8 @@ def predict_probability(model, image: np.ndarray, size=None) -> np.ndarray:
 def _choose_stems(cfg, run_dir: Path, root: Path, fmt: str):
     """The run's test stems when evaluating on its own training data (one of its sources: that
     source's test stems), else every pair."""
-    for name, src_root, src_fmt in cfg.data.source_list:
-        same = Path(root).resolve() == Path(src_root).resolve() and fmt == src_fmt
-        stems = own_test_part(run_dir, same)
-        if stems is not None:
-            if name is not None:
-                stems = [s.split("/", 1)[1] for s in stems if s.split("/", 1)[0] == name]
-            return stems, "test split"
-    return None, "all pairs"
+    stems = own_source_test_part(run_dir, cfg.data.source_list, root, fmt)
+    return (stems, "test split") if stems is not None else (None, "all pairs")
 
 
 def surface_summary(counts: torch.Tensor) -> dict:

@@ -142,3 +142,66 @@ def test_sources_of_different_sizes_need_crops(two_sources, tmp_path, cli):
     raw["data"] = {k: v for k, v in raw["data"].items() if k not in ("augment", "crop")}
     with pytest.raises(InputError, match="cannot share a batch"):
         make_surface_split(load_train_config(None, base=raw).data, 0, tmp_path / "nowhere")
+
+
+# ---- the cascade's tile classifier on several datasets ---------------------------------------------
+def _tile_cfg(**data):
+    return load_train_config(
+        None,
+        base={
+            "name": "t",
+            "pipeline": "classify",
+            "data": {"format": "deepcrack-tiles", "split": [0.7, 0.1, 0.2], "tiles": {"tile": 64}, **data},
+            "model": {"name": "resnet20"},
+            "loss": {"name": "cross_entropy"},
+        },
+    )
+
+
+def test_tiles_of_a_crack500_photo_count_its_mask_pixels():
+    from crackscope.data.tiles import CrackTileDataset
+
+    root = SHARED / "Crack500"
+    stem = sorted(p.stem for p in (root / "train_img").glob("*.jpg"))[0]
+    ds = CrackTileDataset(root, tile=64, sources=[("crack500", root, "crack500")], images=[f"crack500/{stem}"])
+    mask = np.asarray(Image.open(root / "train_lab" / f"{stem}_mask.png").convert("L")) >= 128
+    h, w = mask.shape  # 360 x 640: rows start 0, 64, ..., 256 and 296 (the last aligned to the border)
+    assert ds.image_stems == [f"crack500/{stem}"] and len(ds) == 6 * 10
+    for i in range(len(ds)):
+        y, x = ds.origins[i].tolist()
+        assert y + 64 <= h and x + 64 <= w
+        assert ds.crack_pixels[i] == int(mask[y : y + 64, x : x + 64].sum())
+        assert ds.targets[i] == int(ds.crack_pixels[i] >= 1)
+    assert sorted({int(y) for y, _ in ds.origins.tolist()}) == [0, 64, 128, 192, 256, 296]
+
+
+def test_tile_sources_are_split_as_the_segmenter_of_the_same_sources():
+    from crackscope.engine.classify import make_tile_split
+
+    sources = [
+        {"name": "deepcrack", "root": str(SHARED / "DeepCrack"), "format": "deepcrack"},
+        {"name": "crack500", "root": str(SHARED / "Crack500"), "format": "crack500"},
+    ]
+    tiles = make_tile_split(_tile_cfg(sources=sources).data, 0)
+    surface = load_train_config(
+        None,
+        base={
+            "name": "s",
+            "pipeline": "surface",
+            "data": {"sources": sources, "split": [0.7, 0.1, 0.2], "augment": "camera", "crop": 64},
+            "model": {"name": "unet"},
+            "loss": {"name": "bce"},
+        },
+    )
+    assert tiles["stems"] == make_surface_split(surface.data, 0, Path("/nonexistent"))["stems"]
+    # one DeepCrack root alone: the tile split of before, by source photo
+    alone = make_tile_split(_tile_cfg(root=str(SHARED / "DeepCrack")).data, 0)["stems"]
+    for part in ("train", "val", "test"):
+        assert [s.split("/", 1)[1] for s in tiles["stems"][part] if s.startswith("deepcrack/")] == alone[part]
+
+
+def test_tile_sources_config_errors():
+    with pytest.raises(InputError, match="deepcrack-tiles only"):
+        _tile_cfg(format="folder", tiles=None, sources=[{"name": "a", "root": "x", "format": "folder"}])
+    with pytest.raises(InputError, match="not both"):
+        _tile_cfg(root="x", sources=[{"name": "a", "root": "x", "format": "folder"}])

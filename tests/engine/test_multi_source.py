@@ -116,6 +116,10 @@ def test_training_on_two_sources_of_different_sizes(two_sources, tmp_path, cli):
     assert out.returncode == 0, out.stderr
     summary = json.loads((tmp_path / "insp" / "summary.json").read_text())
     assert summary["window"] == 32, summary
+    # the per-image standardisation is part of the exported graph
+    from crackscope.deploy.export import export_onnx
+
+    assert export_onnx(run)["max_abs_diff"] < 1e-4
 
 
 @pytest.mark.parametrize(

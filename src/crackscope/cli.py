@@ -169,9 +169,9 @@ def evaluate_cmd(
         None,
         "--format",
         help="Data layout. Surface: sd-saliency-900, folder "
-        "(images/ + masks/) or deepcrack. Classify: neu-cls, folder (one folder per "
+        "(images/ + masks/), deepcrack or crack500. Classify: neu-cls, folder (one folder per "
         "class), cifar10, deepcrack-tiles or auto. Default: the model's training "
-        "format.",
+        "format (for a model trained on several datasets, that of the one at --data).",
     ),
 ):
     """Metrics of a trained model on labelled data, with a figure (examples or confusion matrix)."""

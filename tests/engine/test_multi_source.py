@@ -21,10 +21,12 @@ SHARED = Path(__file__).resolve().parents[2] / ".." / "shared" / "datasets"
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
-def _cracks(root: Path, n: int, h: int, w: int, seed: int, dark: float) -> Path:
-    """A folder dataset of grey photos of brightness ``dark`` + 0.4 with a darker crack line each."""
+def _cracks(root: Path, n: int, h: int, w: int, seed: int, dark: float, layout: str = "folder") -> Path:
+    """Grey photos of brightness ``dark`` + 0.4 with a darker crack line each, in the ``folder``
+    layout or in Crack500's (``train_img/IMG_<k>.jpg``, ``train_lab/IMG_<k>_mask.png``)."""
     rng = np.random.default_rng(seed)
-    for d in ("images", "masks"):
+    images, masks = ("images", "masks") if layout == "folder" else ("train_img", "train_lab")
+    for d in (images, masks):
         (root / d).mkdir(parents=True)
     for k in range(n):
         mask = np.zeros((h, w), dtype=bool)
@@ -33,15 +35,16 @@ def _cracks(root: Path, n: int, h: int, w: int, seed: int, dark: float) -> Path:
         else:
             mask[rng.integers(3, h - 6) :][:3] = True
         image = dark + 0.4 + 0.03 * rng.standard_normal((h, w)) - 0.3 * mask
-        Image.fromarray((np.clip(image, 0, 1) * 255).astype(np.uint8)).save(root / "images" / f"c{k}.png")
-        Image.fromarray(mask.astype(np.uint8) * 255).save(root / "masks" / f"c{k}.png")
+        stem, suffix = (f"c{k}", "") if layout == "folder" else (f"IMG_{k}", "_mask")
+        Image.fromarray((np.clip(image, 0, 1) * 255).astype(np.uint8)).save(root / images / f"{stem}.png")
+        Image.fromarray(mask.astype(np.uint8) * 255).save(root / masks / f"{stem}{suffix}.png")
     return root
 
 
 @pytest.fixture(scope="module")
 def two_sources(tmp_path_factory):
     base = tmp_path_factory.mktemp("sources")
-    return _cracks(base / "bright", 8, 40, 48, 0, 0.4), _cracks(base / "dark", 8, 36, 56, 1, 0.0)
+    return _cracks(base / "bright", 8, 40, 48, 0, 0.4), _cracks(base / "dark", 8, 36, 56, 1, 0.0, "crack500")
 
 
 def _cfg(sources, out_dir, **data):
@@ -51,7 +54,9 @@ def _cfg(sources, out_dir, **data):
         "seed": 2,
         "out_dir": str(out_dir),
         "data": {
-            "sources": [{"name": n, "root": str(r), "format": "folder"} for n, r in sources],
+            "sources": [
+                {"name": n, "root": str(r), "format": "crack500" if n == "dark" else "folder"} for n, r in sources
+            ],
             "split": [0.5, 0.25, 0.25],
             "augment": "camera",
             "crop": 32,
@@ -103,7 +108,7 @@ def test_training_on_two_sources_of_different_sizes(two_sources, tmp_path, cli):
     m = json.loads((run / "metrics.json").read_text())
     assert m["n_images"] == 4 and set(m["per_class"]) == {"bright", "dark"} and m["data"] == "bright+dark"
     # evaluating one source scores its held-out images only, at their own size
-    out = cli("evaluate", run, "--data", two_sources[1], "--format", "folder", "--out", tmp_path / "ev")
+    out = cli("evaluate", run, "--data", two_sources[1], "--out", tmp_path / "ev")  # its format: the source's
     assert out.returncode == 0, out.stderr
     ev = json.loads((tmp_path / "ev" / "metrics.json").read_text())
     assert ev["subset"] == "test split" and ev["n_images"] == 2
@@ -111,7 +116,7 @@ def test_training_on_two_sources_of_different_sizes(two_sources, tmp_path, cli):
     from crackscope.deploy.cascade import load_segmenter
 
     assert load_segmenter(run).window == 32
-    image = two_sources[1] / "images" / "c0.png"
+    image = two_sources[1] / "train_img" / "IMG_0.png"
     out = cli("inspect-image", image, "--segmenter", run, "--all-tiles", "--out", tmp_path / "insp")
     assert out.returncode == 0, out.stderr
     summary = json.loads((tmp_path / "insp" / "summary.json").read_text())

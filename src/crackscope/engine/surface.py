@@ -215,7 +215,7 @@ def evaluate_surface_run(
         subset = "all pairs" if stems is None else "given stems"
     else:
         data = Path(data)
-        fmt, data_name = format or own_formats[0], str(data)
+        fmt, data_name = format or source_format(cfg.data, data), str(data)
         subset = "given stems"
         if stems is None:
             stems, subset = _choose_stems(cfg, run_dir, data, fmt)

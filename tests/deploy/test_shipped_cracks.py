@@ -1,0 +1,90 @@
+"""The shipped crack models for other people's photos (weights/cracks/, trained on DeepCrack and
+Crack500): one split shared by both models, operating points chosen on validation images only,
+recorded metrics equal to a fresh evaluation of the held-out images, the input standardisation's
+promise (a photo at half the exposure gives the same mask), and the cascade on a held-out photo of
+each dataset."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from crackscope.data.images import load_image
+from crackscope.deploy.cascade import inspect_image, load_classifier, load_segmenter, segment_all_tiles
+from crackscope.engine.runs import load_run
+from crackscope.engine.surface import evaluate_surface_run, predict_probability, surface_dataset
+
+ROOT = Path(__file__).resolve().parents[2]
+SHIPPED = ROOT / "weights" / "cracks"
+SHARED = ROOT / ".." / "shared" / "datasets"
+DATA = {"deepcrack": SHARED / "DeepCrack", "crack500": SHARED / "Crack500"}
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+
+def _split(model: str) -> dict:
+    return json.loads((SHIPPED / model / "split.json").read_text())["stems"]
+
+
+def test_both_models_share_one_split_and_chose_their_thresholds_on_validation_images():
+    seg, clf = _split("segmenter"), _split("tile_classifier")
+    assert seg == clf
+    for part in ("train", "val", "test"):
+        assert {s.split("/", 1)[0] for s in seg[part]} == {"deepcrack", "crack500"}
+    assert not set(seg["test"]) & (set(seg["train"]) | set(seg["val"]))
+    point = json.loads((SHIPPED / "segmenter" / "operating_point.json").read_text())
+    assert point["chosen_on"] == "validation split" and point["n_images"] == len(seg["val"])
+    assert load_segmenter(SHIPPED / "segmenter").threshold == point["threshold"]
+    op = json.loads((SHIPPED / "tile_classifier" / "operating_point.json").read_text())
+    assert op["chosen_on"] == "validation" and op["n_images"] == len(seg["val"])
+
+
+@pytest.mark.parametrize("name", sorted(DATA))
+def test_recorded_metrics_equal_a_fresh_evaluation_of_the_held_out_images(name, tmp_path):
+    recorded = json.loads((SHIPPED / "segmenter" / "metrics.json").read_text())["per_class"][name]
+    fresh = evaluate_surface_run(SHIPPED / "segmenter", DATA[name], tmp_path)  # its test part, by the split
+    assert fresh["subset"] == "test split" and fresh["n_images"] == recorded["n_images"]
+    for key in ("f1", "precision", "recall", "iou_defect"):
+        assert fresh[key] == pytest.approx(recorded[key], abs=1e-9), key
+
+
+def test_half_the_exposure_gives_the_same_crack_probability():
+    """Per-image standardisation: x and 0.5 x reach the network as the same input (a pure gain is
+    divided out), so the probability agrees up to float rounding; the DeepCrack-only model has no
+    such normalisation and changes."""
+    cfg, model, _ = load_run(SHIPPED / "segmenter")
+    stem = _split("segmenter")["test"][-1].split("/", 1)[1]  # a held-out Crack500 photo
+    ds = surface_dataset(cfg.data, root=DATA["crack500"], format="crack500", stems=[stem])
+    image = load_image(ds.image_paths[0], 3)
+    bright = predict_probability(model, image, None)
+    dark = predict_probability(model, image * np.float32(0.5), None)
+    assert np.abs(bright - dark).max() < 1e-3
+    assert ((bright > 0.5) != (dark > 0.5)).mean() < 1e-4
+
+
+@pytest.mark.parametrize("name", sorted(DATA))
+def test_the_cascade_segments_flagged_tiles_as_full_segmentation_does(name):
+    from crackscope.data.images import load_mask
+
+    clf, seg = load_classifier(SHIPPED / "tile_classifier"), load_segmenter(SHIPPED / "segmenter")
+    stem = next(s for s in _split("segmenter")["test"] if s.startswith(f"{name}/")).split("/", 1)[1]
+    cfg = load_run(SHIPPED / "segmenter")[0]
+    ds = surface_dataset(cfg.data, root=DATA[name], format=name, stems=[stem])
+    image = load_image(ds.image_paths[0], 3)
+    truth = load_mask(ds.mask_paths[0])[0] > 0
+    r = inspect_image(image, clf, seg, tile=64, threshold=clf.threshold, window=64, overlap=0.25)
+    base = segment_all_tiles(image, seg, tile=64, window=64, overlap=0.25)
+    assert 0 < r.n_flagged < r.n_tiles
+    covered = np.zeros_like(truth)
+    for (y0, y1, x0, x1), flagged in zip(r.grid.cells().tolist(), r.flagged):
+        covered[y0:y1, x0:x1] = flagged
+        if flagged:
+            assert np.array_equal(r.probability[y0:y1, x0:x1], base.probability[y0:y1, x0:x1])
+    assert (truth & covered).sum() >= 0.9 * truth.sum()  # the flagged tiles hold most of this photo's cracks
+    packed = load_classifier(SHIPPED / "tile_classifier", runtime="packed")
+    tiles = torch.rand(16, 1, 64, 64, generator=torch.Generator().manual_seed(3))
+    assert torch.allclose(packed(tiles), clf(tiles), atol=1e-4)

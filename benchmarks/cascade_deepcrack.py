@@ -449,6 +449,12 @@ def _ship(classifier_run: Path, segmenter_run: Path, result: dict, dest: Path) -
             f"{seg_m['precision']:.4f}, recall\n{seg_m['recall']:.4f} (whole images, threshold {seg_m['threshold']})."
         )
     run_name = str(seg_cfg["name"])
+    label_note = (
+        "The label\nthreshold (64 crack pixels) is the one chosen for DeepCrack with `benchmarks/cascade_select.py`; it "
+        "was\nnot chosen again for the two datasets."
+        if several
+        else "The label\nthreshold was chosen on the validation images with `benchmarks/cascade_select.py`."
+    )
     notes = {
         "tile_classifier": (
             classifier_run,
@@ -465,8 +471,7 @@ Cascade operating point (operating_point.json, chosen on the validation images, 
 `crackscope inspect-image ... --runtime packed`), written by `crackscope export ... --format packed`.
 
 Reproduce: `crackscope train --config configs/cascade/{_run_name(classifier_run)}.yaml`, then
-`.venv/bin/python benchmarks/cascade_deepcrack.py {result["command"]}` (docs/cascade.md). The label
-threshold was chosen on the validation images with `benchmarks/cascade_select.py`.
+`.venv/bin/python benchmarks/cascade_deepcrack.py {result["command"]}` (docs/cascade.md). {label_note}
 """,
         ),
         "segmenter": (

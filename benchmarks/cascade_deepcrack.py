@@ -450,8 +450,8 @@ def _ship(classifier_run: Path, segmenter_run: Path, result: dict, dest: Path) -
         )
     run_name = str(seg_cfg["name"])
     label_note = (
-        "The label\nthreshold (64 crack pixels) is the one chosen for DeepCrack with `benchmarks/cascade_select.py`; it "
-        "was\nnot chosen again for the two datasets."
+        "The label\nthreshold (64 crack pixels) is the one chosen for DeepCrack with "
+        "`benchmarks/cascade_select.py`; it was\nnot chosen again for the two datasets."
         if several
         else "The label\nthreshold was chosen on the validation images with `benchmarks/cascade_select.py`."
     )

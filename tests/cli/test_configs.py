@@ -44,6 +44,8 @@ PIPELINE_OF_CONFIG = {
     "cascade/tile_classifier_deepcrack": "classify",
     "cascade/segmenter_deepcrack": "surface",
     "cascade/segmenter_crack500": "surface",
+    "cascade/tile_classifier_cracks": "classify",
+    "cascade/segmenter_cracks": "surface",
 }
 GRIDS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*/*grid*.yaml"))
 

@@ -146,7 +146,7 @@ def test_real_deepcrack_tiles_match_the_masks_read_directly():
         for (y, x), count in zip(ds.origins[mine].tolist(), ds.crack_pixels[mine]):
             assert count == m[y : y + 64, x : x + 64].sum()
     assert 0 < ds.targets.sum() < len(ds)
-    with pytest.raises(InputError, match="no DeepCrack image 'nope'"):
+    with pytest.raises(InputError, match="no deepcrack image 'nope'"):
         CrackTileDataset(DEEPCRACK, images=["nope"])
 
 

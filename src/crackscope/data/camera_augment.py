@@ -114,11 +114,10 @@ class CameraAugment:
     ):
         if isinstance(crop, bool) or not isinstance(crop, int) or crop < 8:
             raise InputError(f"crop={crop!r} must be an integer >= 8 (pixels)")
-        for name, p in (("p_crack", p_crack), ("p_grey", p_grey), ("p_blur", p_blur), ("p_noise", p_noise)):
+        probabilities = {"p_crack": p_crack, "p_grey": p_grey, "p_blur": p_blur, "p_noise": p_noise, "p_jpeg": p_jpeg}
+        for name, p in probabilities.items():
             if not 0.0 <= float(p) <= 1.0:
                 raise InputError(f"{name}={p!r} must be a probability in [0, 1]")
-        if not 0.0 <= float(p_jpeg) <= 1.0:
-            raise InputError(f"p_jpeg={p_jpeg!r} must be a probability in [0, 1]")
         self.params = dict(
             crop=crop,
             scale=_pair(scale, "scale", 1e-3),

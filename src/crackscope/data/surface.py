@@ -267,6 +267,8 @@ class SurfaceSegmentationDataset(Dataset):
         fixed-size crop), with ``rng`` seeded from (``seed``, epoch, item): :meth:`set_epoch`.
     in_channels: 1 or 3.
     seed: the seed of a seeded augmentation.
+    select: image stems to keep, in that order (instead of ``indices``); a stem the dataset lacks is
+        one :class:`InputError` naming it. Only the selected pairs' headers are read.
 
     Attributes: ``stems`` (the image stems), ``classes`` (defect class name per item, ``None`` for
     the folder and crack formats), ``groups`` (the source photo per item for DeepCrack, the burst
@@ -284,6 +286,7 @@ class SurfaceSegmentationDataset(Dataset):
         in_channels: int = 1,
         pad_multiple: int = DEFAULT_PAD_MULTIPLE,
         seed: int = 0,
+        select: Sequence[str] | None = None,
     ):
         if format not in FORMATS:
             raise InputError(f"format={format!r} is not one of {', '.join(FORMATS)}")
@@ -312,8 +315,16 @@ class SurfaceSegmentationDataset(Dataset):
         masks = _list_images(mask_dir)
         stems = sorted(images, key=natural_key)
         bursts = crack500_bursts(stems) if format == "crack500" else {}  # over every pair, before selection
+        if indices is not None and select is not None:
+            raise InputError("give indices or select, not both")
         if indices is not None:
             stems = self._select(stems, indices)
+        if select is not None:
+            missing = [s for s in select if s not in images]
+            if missing:
+                more = f" (and {len(missing) - 1} more)" if len(missing) > 1 else ""
+                raise InputError(f"{self.root}: no {format} image {missing[0]!r}{more} in {image_dir}")
+            stems = list(dict.fromkeys(select))
         self.stems: list[str] = stems
         self.groups: list[str] = [deepcrack_source(s) if format == "deepcrack" else bursts.get(s, s) for s in stems]
         suffix = _MASK_SUFFIX.get(format, "")
@@ -412,7 +423,6 @@ class CombinedSegmentationDataset(Dataset):
             raise InputError(f"data sources need distinct names, got {names}")
         self.parts = list(parts)
         self.format = "+".join(ds.format for _, ds in parts)
-        self.formats = [ds.format for _, ds in parts]
         self.stems, self.groups, self.classes = [], [], []
         self.image_paths, self.mask_paths, self.original_sizes = [], [], []
         self._index: list[tuple[int, int]] = []
@@ -451,6 +461,15 @@ class CombinedSegmentationDataset(Dataset):
         return "CombinedSegmentationDataset(" + ", ".join(f"{n}: {ds!r}" for n, ds in self.parts) + ")"
 
 
+def source_layout(sources: Sequence[tuple[str | None, str | Path, str]], root: str | Path, default: str) -> str:
+    """The layout (format) of the source at ``root`` among ``sources`` (``[(name, root, format)]``),
+    else ``default``: how to read a folder a multi-source run is evaluated on."""
+    for _, src_root, fmt in sources:
+        if Path(src_root).resolve() == Path(root).resolve():
+            return fmt
+    return default
+
+
 def read_pairs(
     sources: Sequence[tuple[str | None, str | Path, str]],
     stems: Sequence[str] | None = None,
@@ -466,17 +485,7 @@ def read_pairs(
     augmentation from ``seed * 1_000_003 + k``, so two sources never share a stream."""
 
     def one(root, fmt, wanted, k):
-        ds = SurfaceSegmentationDataset(root, fmt, **{**kwargs, "augment": None})
-        if wanted is None and not kwargs.get("augment"):
-            return ds
-        position = {s: i for i, s in enumerate(ds.stems)}
-        missing = [s for s in (wanted or []) if s not in position]
-        if missing:
-            raise InputError(
-                f"{root}: the split lists {missing[0]!r} (and {len(missing) - 1} more) that the dataset does not have"
-            )
-        indices = range(len(ds)) if wanted is None else [position[s] for s in wanted]
-        return SurfaceSegmentationDataset(root, fmt, indices=indices, seed=seed * 1_000_003 + k, **kwargs)
+        return SurfaceSegmentationDataset(root, fmt, select=wanted, seed=seed * 1_000_003 + k, **kwargs)
 
     if len(sources) == 1 and sources[0][0] is None:
         _, root, fmt = sources[0]

@@ -260,16 +260,6 @@ class CrackTileDataset(ImageClassificationDataset):
         self.stride = self.tile if stride is None else require_positive_int("stride", stride)
         self.min_crack_pixels = require_positive_int("min_crack_pixels", min_crack_pixels)
         self.sources = sources
-        if images is not None:
-            pairs = read_pairs(sources)
-            known = set(pairs.stems)
-            missing = [s for s in images if s not in known]
-            if missing:
-                what = "DeepCrack image" if sources[0][0] is None and sources[0][2] == "deepcrack" else "image"
-                raise InputError(
-                    f"{self.root}: no {what} {missing[0]!r}"
-                    + (f" (and {len(missing) - 1} more)" if len(missing) > 1 else "")
-                )
         pairs = read_pairs(sources, images)
         self.classes = list(TILE_CLASSES)
         self.image_stems, self.image_groups = list(pairs.stems), list(pairs.groups)

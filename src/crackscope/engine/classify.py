@@ -31,6 +31,7 @@ from crackscope.data.classification import (
 )
 from crackscope.data.images import image_size
 from crackscope.data.splits import group_split, stratified_split
+from crackscope.data.surface import source_layout
 from crackscope.data.tiles import TILE_CLASSES, TILE_FORMAT, CrackTileDataset
 from crackscope.engine.data import (
     EpochSeededSampler,
@@ -91,8 +92,7 @@ def tile_dataset(data_cfg, root=None, images=None, augment=False, seed: int = 0)
     spec = getattr(data_cfg, "tiles", None) or TileSpec()
     sources = data_cfg.tile_sources
     if root is not None:
-        layout = [f for _, r, f in sources if Path(r).resolve() == Path(root).resolve()]
-        sources = [(None, Path(root), layout[0] if layout else "deepcrack")]
+        sources = [(None, Path(root), source_layout(sources, root, "deepcrack"))]
     return CrackTileDataset(
         sources[0][1],
         sources=sources,

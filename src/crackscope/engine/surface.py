@@ -28,6 +28,7 @@ from crackscope.data.surface import (
     prepare_image,
     read_pairs,
     restore,
+    source_layout,
 )
 from crackscope.engine.data import EpochSeededSampler, SplitDataModule, own_source_test_part
 from crackscope.engine.image_predictions import (
@@ -68,7 +69,7 @@ def surface_dataset(
     ``<name>/<stem>`` (:func:`~crackscope.data.surface.read_pairs`). ``augment``: the training
     part's augmentation (``data.augment``), drawn from ``seed``."""
     if root is not None:
-        sources = [(None, Path(root), format or source_format(data_cfg, root))]
+        sources = [(None, Path(root), format or source_layout(data_cfg.source_list, root, data_cfg.source_list[0][2]))]
     else:
         sources = data_cfg.source_list
     return read_pairs(
@@ -79,14 +80,6 @@ def surface_dataset(
         in_channels=data_cfg.in_channels,
         augment=_augmentation(data_cfg, augment),
     )
-
-
-def source_format(data_cfg, root) -> str:
-    """The layout of ``root``: that of the config's source at ``root``, else its first source's."""
-    for _, src_root, fmt in data_cfg.source_list:
-        if src_root is not None and Path(src_root).resolve() == Path(root).resolve():
-            return fmt
-    return data_cfg.source_list[0][2]
 
 
 def surface_geometry(data_cfg) -> dict:
@@ -215,7 +208,7 @@ def evaluate_surface_run(
         subset = "all pairs" if stems is None else "given stems"
     else:
         data = Path(data)
-        fmt, data_name = format or source_format(cfg.data, data), str(data)
+        fmt, data_name = format or source_layout(cfg.data.source_list, data, own_formats[0]), str(data)
         subset = "given stems"
         if stems is None:
             stems, subset = _choose_stems(cfg, run_dir, data, fmt)

@@ -128,25 +128,24 @@ class Pairs:
 
 # ---- 1. the operating point on the validation images ----------------------------------------------------
 def choose_thresholds(classifier, segmenter, pairs: Pairs, stems, share: float) -> dict:
-    """The highest classifier threshold whose flagged tiles keep ``share`` of (a) every pixel
-    all-tiles segmentation marks (false alarms included) and (b) the crack pixels it finds (marked
-    and a ground-truth crack pixel), on the validation images."""
+    """The highest classifier threshold at which what the cascade keeps (its final region:
+    crackscope.deploy.cascade.screened_windows, the flagged cells and beyond) still holds ``share`` of
+    (a) every pixel all-tiles segmentation marks (false alarms included) and (b) the crack pixels it
+    finds (marked and a ground-truth crack pixel), on the validation images. What is kept only grows
+    as the threshold falls, so the threshold is found by bisection over the candidates."""
     from crackscope.data.tiles import extract_tiles
     from crackscope.deploy.cascade import segment_all_tiles, to_channels
 
-    probs, marked, correct, truth_tiles = [], [], [], []
+    images = []
     for stem in stems:
         image, truth = pairs(stem)
         base = segment_all_tiles(image, segmenter, tile=TILE, overlap=OVERLAP, window=WINDOW)
-        cells = base.grid.cells().tolist()
-        probs.append(
-            classifier(extract_tiles(to_channels(image, classifier.channels), base.grid.origins, TILE)).numpy()
-        )
-        marked.append([base.mask[y0:y1, x0:x1].sum() for y0, y1, x0, x1 in cells])
-        correct.append([(base.mask & truth)[y0:y1, x0:x1].sum() for y0, y1, x0, x1 in cells])
-        truth_tiles.append([truth[y0:y1, x0:x1].any() for y0, y1, x0, x1 in cells])
-    p = np.concatenate(probs)
-    gt = np.concatenate(truth_tiles).astype(bool)
+        p = classifier(extract_tiles(to_channels(image, classifier.channels), base.grid.origins, TILE)).numpy()
+        cells = base.grid.cells()
+        gt = np.array([truth[y0:y1, x0:x1].any() for y0, y1, x0, x1 in cells.tolist()])
+        images.append((base, p, {"all": base.mask, "true": base.mask & truth}, gt))
+    p = np.concatenate([i[1] for i in images])
+    gt = np.concatenate([i[3] for i in images]).astype(bool)
     candidates = np.unique(np.concatenate([p, np.linspace(0, 1, 1001)]))
     out = {
         "chosen_on": "validation",
@@ -154,16 +153,32 @@ def choose_thresholds(classifier, segmenter, pairs: Pairs, stems, share: float) 
         "n_images": len(stems),
         "n_tiles": int(p.size),
         "crack_tile_fraction": float(gt.mean()),
+        "kept": "the cascade's final region (flagged cells and every pixel whose windows all ran)",
     }
-    for key, px in (("all", np.concatenate(marked)), ("true", np.concatenate(correct))):
-        px = px.astype(np.float64)
-        kept = np.array([px[p >= t].sum() for t in candidates]) / max(px.sum(), 1)
-        ok = candidates[kept >= share]
-        t = float(ok.max()) if ok.size else 0.0
+    for key in CRITERIA:
+        total = max(sum(int(px[key].sum()) for _, _, px, _ in images), 1)
+
+        def kept(t, key=key, total=total):
+            n = windows = 0
+            for base, prob, px, _ in images:
+                chosen, region = screened_windows(base, prob >= t)
+                n += int((px[key] & region).sum())
+                windows += len(chosen)
+            return n / total, windows / sum(len(b.plan) for b, _, _, _ in images)
+
+        lo, hi = 0, len(candidates) - 1  # kept(candidates[lo]) >= share (flag everything) unless nothing is
+        if kept(candidates[hi])[0] >= share:
+            lo = hi
+        while hi - lo > 1:
+            mid = (lo + hi) // 2
+            lo, hi = (mid, hi) if kept(candidates[mid])[0] >= share else (lo, mid)
+        t = float(candidates[lo])
+        got, windows = kept(t)
         out[key] = {
             "threshold": t,
-            "share": float(px[p >= t].sum() / max(px.sum(), 1)),
+            "share": got,
             "flagged_fraction": float((p >= t).mean()),
+            "windows_fraction": windows,
             "tile_recall": float(((p >= t) & gt).sum() / max(gt.sum(), 1)),
         }
     out["curve"] = [
@@ -175,6 +190,47 @@ def choose_thresholds(classifier, segmenter, pairs: Pairs, stems, share: float) 
         for c in (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
     ]
     return out
+
+
+def screened_windows(base, flagged: np.ndarray):
+    """(windows run, final region) of the cascade flagging ``flagged`` on the image of the all-tiles
+    result ``base`` (same tiles, windows and scale)."""
+    from crackscope.deploy.cascade import screened_windows as screen
+
+    return screen(base.plan, base.scaled_cells(), flagged, base.mask.shape)
+
+
+def oracle_windows(bases, wanted, share: float) -> dict:
+    """What a perfect screen would run: tiles flagged in order of how many ``wanted`` pixels (per
+    result in ``bases``) their cells hold, the fewest that keep ``share`` of them in the final region;
+    returns its flagged and windows fractions (the speed-up bound is 1 / windows fraction)."""
+    counts = [
+        np.array([w[y0:y1, x0:x1].sum() for y0, y1, x0, x1 in b.grid.cells().tolist()]) for b, w in zip(bases, wanted)
+    ]
+    order = np.argsort(-np.concatenate(counts), kind="stable")
+    offsets = np.cumsum([0] + [len(c) for c in counts])
+    total = max(sum(int(w.sum()) for w in wanted), 1)
+
+    def run(k):
+        flags = np.zeros(offsets[-1], bool)
+        flags[order[:k]] = True
+        n = windows = 0
+        for i, (b, w) in enumerate(zip(bases, wanted)):
+            chosen, region = screened_windows(b, flags[offsets[i] : offsets[i + 1]])
+            n += int((w & region).sum())
+            windows += len(chosen)
+        return n / total, windows
+
+    lo, hi = 0, int(offsets[-1])  # run(hi) keeps everything
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if run(mid)[0] >= share else (mid, hi)
+    kept, windows = run(hi)
+    return {
+        "flagged_fraction": hi / offsets[-1],
+        "windows_fraction": windows / sum(len(b.plan) for b in bases),
+        "kept": kept,
+    }
 
 
 # ---- 2. mosaics of the test images ----------------------------------------------------------------------
@@ -195,6 +251,7 @@ class _Tally:
     def __init__(self):
         self.wall, self.cpu, self.counts = [], [], np.zeros(3, np.int64)
         self.kept = self.kept_true = self.flagged = self.tiles = self.truth_tiles_flagged = 0
+        self.windows = self.windows_run = 0
         self.classify_s = self.segment_s = 0.0
 
     def add(self, times, mask, truth, base=None, result=None, truth_tiles=None):
@@ -207,6 +264,8 @@ class _Tally:
         if result is not None:
             self.flagged += result.n_flagged
             self.tiles += result.n_tiles
+            self.windows += len(result.plan)
+            self.windows_run += result.windows_segmented
             self.truth_tiles_flagged += int((truth_tiles & result.flagged).sum())
             self.classify_s += result.timings["classify_s"]
             self.segment_s += result.timings["segment_s"]
@@ -221,15 +280,6 @@ class _Tally:
         }
 
 
-def _oracle_fraction(pixels: np.ndarray, share: float) -> float:
-    """The smallest fraction of tiles that holds ``share`` of ``pixels`` (per tile): what a perfect
-    classifier would have to flag."""
-    ordered = np.sort(pixels)[::-1].astype(np.float64)
-    if ordered.sum() == 0:
-        return 0.0
-    return float((np.searchsorted(np.cumsum(ordered) / ordered.sum(), share - 1e-12) + 1) / len(ordered))
-
-
 def run_grid(segmenter, pairs: Pairs, stems, g, cascades: dict, repeats, share: float) -> dict:
     """Every mode on the g x g test mosaics; ``cascades``: name -> (classifier, threshold)."""
     from crackscope.data.tiles import tile_crack_pixels
@@ -239,7 +289,7 @@ def run_grid(segmenter, pairs: Pairs, stems, g, cascades: dict, repeats, share: 
     tally = {m: _Tally() for m in modes}
     megapixels, names, first = 0.0, [], True
     total = total_true = truth_tiles_total = 0
-    cell_marked, cell_correct = [], []
+    bases, correct = [], []
     for name, image, truth in mosaics(pairs, stems, g):
         x = torch.from_numpy(image)
         runs = {
@@ -264,9 +314,8 @@ def run_grid(segmenter, pairs: Pairs, stems, g, cascades: dict, repeats, share: 
                 times[m].append(_clocks(runs[m]))
         base = times["all_tiles"][-1][0]
         truth_tiles = tile_crack_pixels(truth, base.grid) > 0
-        for y0, y1, x0, x1 in base.grid.cells().tolist():
-            cell_marked.append(base.mask[y0:y1, x0:x1].sum())
-            cell_correct.append((base.mask & truth)[y0:y1, x0:x1].sum())
+        bases.append(base)
+        correct.append(base.mask & truth)
         tally["all_tiles"].add(times["all_tiles"], base.mask, truth, result=base, truth_tiles=truth_tiles)
         for m in cascades:
             r = times[m][-1][0]
@@ -279,7 +328,7 @@ def run_grid(segmenter, pairs: Pairs, stems, g, cascades: dict, repeats, share: 
         names.append(name)
     h, w = image.shape[1:]
     base = tally["all_tiles"]
-    seg_ms = 1e3 * base.segment_s / base.tiles
+    seg_ms = 1e3 * base.segment_s / base.windows  # per window
     out = {
         "grid": f"{g}x{g}",
         "mosaic_size": [int(w), int(h)],
@@ -289,11 +338,12 @@ def run_grid(segmenter, pairs: Pairs, stems, g, cascades: dict, repeats, share: 
         "crack_tile_fraction_truth": truth_tiles_total / base.tiles,
         "all_tiles_crack_pixels": total,
         "all_tiles_true_crack_pixels": total_true,
-        "segmenter_ms_per_tile": seg_ms,
+        "segmenter_ms_per_window": seg_ms,
         "mosaics": names,
-        "oracle_flagged_fraction": {
-            "all": _oracle_fraction(np.asarray(cell_marked), share),
-            "true": _oracle_fraction(np.asarray(cell_correct), share),
+        "windows": sum(len(b.plan) for b in bases),
+        "oracle": {
+            "all": oracle_windows(bases, [b.mask for b in bases], share),
+            "true": oracle_windows(bases, correct, share),
             "share": share,
         },
         "all_tiles": base.report(megapixels),
@@ -303,20 +353,24 @@ def run_grid(segmenter, pairs: Pairs, stems, g, cascades: dict, repeats, share: 
     for m, (_, t) in cascades.items():
         c = tally[m]
         cls_ms = 1e3 * c.classify_s / c.tiles
+        per_window = c.tiles / c.windows  # tiles classified per window of the image
         out["cascades"][m] = {
             "threshold": t,
             **c.report(megapixels),
             "flagged_fraction": c.flagged / c.tiles,
+            "windows_fraction": c.windows_run / c.windows,
             "crack_share_of_all_tiles": c.kept / max(total, 1),
             "true_crack_share_of_all_tiles": c.kept_true / max(total_true, 1),
             "tile_recall_vs_truth": c.truth_tiles_flagged / max(truth_tiles_total, 1),
             "speedup_wall": sum(base.wall) / sum(c.wall),
             "speedup_cpu": sum(base.cpu) / sum(c.cpu),
             "classifier_ms_per_tile": cls_ms,
-            "cost_model": {
-                "classifier_over_segmenter": cls_ms / seg_ms,
-                "flagged_fraction_for_3x": max(1 / 3 - cls_ms / seg_ms, 0.0),
-                "predicted_speedup": {f"{f:.2f}": seg_ms / (cls_ms + f * seg_ms) for f in (0.1, 0.2, 0.25, 0.3, 0.4)},
+            "cost_model": {  # speed-up = s / (k c + v s): v windows run per window, k tiles per window
+                "classifier_over_segmenter": per_window * cls_ms / seg_ms,
+                "windows_fraction_for_3x": max(1 / 3 - per_window * cls_ms / seg_ms, 0.0),
+                "predicted_speedup": {
+                    f"{v:.2f}": seg_ms / (per_window * cls_ms + v * seg_ms) for v in (0.1, 0.2, 0.25, 0.3, 0.4)
+                },
             },
         }
     return out
@@ -348,7 +402,8 @@ def _markdown(result: dict) -> str:
         f"({result['n_test_images']} test images; {result['n_val_images']} validation images choose the thresholds).",
         "",
         f"Operating points, chosen on the validation images ({op['n_images']} images, {op['n_tiles']} tiles, "
-        f"{op['crack_tile_fraction']:.3f} of them cracked): the highest threshold whose flagged tiles keep "
+        f"{op['crack_tile_fraction']:.3f} of them cracked): the highest threshold at which the cascade's final "
+        f"region (the flagged cells and every pixel whose windows all ran) keeps "
         f">= {op['required_share']:.3f} of ...",
         "",
     ]
@@ -356,7 +411,8 @@ def _markdown(result: dict) -> str:
         o = op[key]
         lines.append(
             f"* **{key}** -- {what}: threshold {o['threshold']:.4f} (validation: kept {o['share']:.4f}, "
-            f"flagged {o['flagged_fraction']:.3f}, tile recall {o['tile_recall']:.4f})"
+            f"flagged {o['flagged_fraction']:.3f}, windows run {o['windows_fraction']:.3f}, "
+            f"tile recall {o['tile_recall']:.4f})"
         )
     lines.append(f"* shipped default (operating_point.json): **{op['default']}**")
     lines += [
@@ -395,21 +451,27 @@ def _markdown(result: dict) -> str:
             )
     lines += [
         "",
-        "Per-tile cost (c classifier, s segmenter) and the cost model speed-up = s / (c + f s) at flagged "
-        "fraction f; the oracle column is the smallest fraction of tiles that holds the target share of the "
-        "all-tiles crack pixels (all / correct ones): what a perfect classifier would flag.",
+        "Costs (c classifier per tile, s segmenter per window, k tiles per window) and the cost model "
+        "speed-up = s / (k c + v s) at a fraction v of the windows run. The oracle columns are a perfect "
+        "screen: tiles flagged in order of the all-tiles crack pixels their cells hold (all / correct "
+        "ones), as few as keep the target share in the cascade's final region; the windows it runs bound "
+        "the speed-up of any classifier at 1 / v (classifier cost not counted).",
         "",
-        "| test mosaics | operating point | c ms/tile | s ms/tile | c / s | f needed for 3x | oracle f (all / true) | "
-        "predicted at f = 0.2 / 0.25 / 0.3 |",
-        "|---|---|---:|---:|---:|---:|---|---|",
+        "| test mosaics | operating point | windows run v | c ms/tile | s ms/window | k c / s | v needed for 3x | "
+        "oracle flagged (all / true) | oracle v (all / true) | bound 1 / v (true) | "
+        "predicted at v = 0.2 / 0.25 / 0.3 |",
+        "|---|---|---:|---:|---:|---:|---:|---|---|---:|---|",
     ]
     for r in result["grids"]:
         for key, c in r["cascades"].items():
-            cm, pred = c["cost_model"], c["cost_model"]["predicted_speedup"]
+            cm, pred, o = c["cost_model"], c["cost_model"]["predicted_speedup"], r["oracle"]
             lines.append(
-                f"| {r['grid']} | {key} | {c['classifier_ms_per_tile']:.3f} | {r['segmenter_ms_per_tile']:.3f} | "
-                f"{cm['classifier_over_segmenter']:.3f} | {cm['flagged_fraction_for_3x']:.3f} | "
-                f"{r['oracle_flagged_fraction']['all']:.3f} / {r['oracle_flagged_fraction']['true']:.3f} | "
+                f"| {r['grid']} | {key} | {c['windows_fraction']:.3f} | {c['classifier_ms_per_tile']:.3f} | "
+                f"{r['segmenter_ms_per_window']:.3f} | {cm['classifier_over_segmenter']:.3f} | "
+                f"{cm['windows_fraction_for_3x']:.3f} | "
+                f"{o['all']['flagged_fraction']:.3f} / {o['true']['flagged_fraction']:.3f} | "
+                f"{o['all']['windows_fraction']:.3f} / {o['true']['windows_fraction']:.3f} | "
+                f"{1 / max(o['true']['windows_fraction'], 1e-9):.2f}x | "
                 f"{pred['0.20']:.2f} / {pred['0.25']:.2f} / {pred['0.30']:.2f} |"
             )
     return "\n".join(lines) + "\n"

@@ -46,6 +46,7 @@ PIPELINE_OF_CONFIG = {
     "cascade/segmenter_crack500": "surface",
     "cascade/tile_classifier_cracks": "classify",
     "cascade/segmenter_cracks": "surface",
+    "cascade/segmenter_cracks_finetune": "surface",
 }
 GRIDS = sorted((Path(__file__).resolve().parents[2] / "configs").glob("*/*grid*.yaml"))
 

@@ -278,11 +278,15 @@ def test_inspect_image_command_writes_mask_overlay_tiles_and_summary(runs, tmp_p
     assert summary["flagged"] == len(flagged) and summary["tiles"] == 12 and summary["threshold"] == 0.25
     assert all(float(r["probability"]) >= 0.25 for r in flagged)  # the run's operating point was used
     assert (summary["height"], summary["width"], summary["crack_pixels"]) == (H, W, int((mask == 255).sum()))
-    # unflagged cells, [row * T, (row + 1) * T) x [col * T, (col + 1) * T) clipped to the image, are background
+    # the final region holds the flagged cells; the windows (T px, the default) that ran reach at most
+    # into the neighbours of a flagged cell, so a cell [row * T, (row + 1) * T) x [col * T, (col + 1) * T)
+    # with no flagged cell among its 8 neighbours (and itself) is background
+    assert len(flagged) / 12 <= summary["segmented_fraction"] <= 1
+    marked = {(int(r["row"]), int(r["col"])) for r in flagged}
     for r in rows:
-        if r["flagged"] == "0":
-            y0, x0 = int(r["row"]) * T, int(r["col"]) * T
-            assert not mask[y0 : y0 + T, x0 : x0 + T].any()
+        i, j = int(r["row"]), int(r["col"])
+        if not any((i + a, j + b) in marked for a in (-1, 0, 1) for b in (-1, 0, 1)):
+            assert not mask[i * T : (i + 1) * T, j * T : (j + 1) * T].any()
 
 
 def test_inspect_image_all_tiles_needs_no_classifier_and_packed_runs(runs, tmp_path, capsys):
@@ -401,8 +405,8 @@ def test_shipped_models_share_one_split_and_screen_a_held_out_image():
     covered = np.zeros_like(truth)
     for (y0, y1, x0, x1), flagged in zip(r.grid.cells().tolist(), r.flagged):
         covered[y0:y1, x0:x1] = flagged
-        want = base.probability[y0:y1, x0:x1] if flagged else 0.0
-        assert np.allclose(r.probability[y0:y1, x0:x1], want, atol=1e-5)  # segmented cells as in the baseline
+    assert r.region[covered].all()  # segmented as in the baseline: the flagged cells and more
+    assert np.allclose(r.probability, np.where(r.region, base.probability, 0.0), atol=1e-5)
     assert (truth & covered).sum() >= 0.95 * truth.sum()  # the flagged tiles hold this image's cracks
     packed = load_classifier(SHIPPED / "tile_classifier", runtime="packed")  # the shipped packed file
     tiles = torch.rand(16, 1, 64, 64, generator=torch.Generator().manual_seed(2))
@@ -675,13 +679,27 @@ def test_the_cascade_mask_equals_full_segmentation_inside_flagged_tiles_exactly(
     inside = np.zeros((150, 200), bool)
     for (y0, y1, x0, x1), f in zip(r.cells().tolist(), r.flagged):
         inside[y0:y1, x0:x1] |= f
-    assert np.array_equal(r.probability[inside], full.probability[inside])  # bit for bit
-    assert np.array_equal(r.mask[inside], full.mask[inside]) and r.mask[inside].any()
-    assert not r.probability[~inside].any() and not r.mask[~inside].any()  # outside flagged tiles: nothing
-    if scale == 1.0:  # the segmenter saw exactly the windows meeting a flagged cell
+    # kept: the flagged cells and beyond them wherever nothing skipped would have changed the value
+    region = r.region
+    assert region.shape == (150, 200) and region[inside].all()
+    assert np.array_equal(r.probability[region], full.probability[region])  # bit for bit
+    assert np.array_equal(r.mask[region], full.mask[region]) and r.mask[inside].any()
+    assert not r.probability[~region].any() and not r.mask[~region].any()  # elsewhere: nothing
+    if scale == 1.0:  # the segmenter saw exactly the windows meeting a flagged cell ...
         need = np.zeros((150, 200), bool)
         need[inside] = True
-        assert r.windows_segmented == len(windows_touching(r.plan, need)) == len(seg.windows)
+        ran = windows_touching(r.plan, need)
+        assert r.windows_segmented == len(ran) == len(seg.windows)
+        # ... and the region is, pixel by pixel, where every window of nonzero weight ran
+        weighs = np.zeros((len(r.plan), *r.plan.canvas), bool)
+        for k, (y, x) in enumerate(r.plan.origins.tolist()):
+            weighs[k, y : y + window, x : x + window] = r.plan.weight(k) > 0
+        skipped = np.setdiff1d(np.arange(len(r.plan)), ran)
+        assert np.array_equal(region, ~weighs[skipped].any(0)[:150, :200])
+        if window > 32:  # windows larger than a tile: the parts of theirs that no skipped window reaches
+            assert region.sum() > inside.sum()
+    else:  # resampling back reads a few pixels around each: the region stays inside the windows that ran
+        assert inside.sum() <= region.sum() < 150 * 200
     # the cells partition the image at its own size, whatever the scale
     cover = np.zeros((150, 200), int)
     for y0, y1, x0, x1 in r.cells().tolist():
@@ -701,9 +719,9 @@ def test_the_cascade_equals_full_segmentation_with_a_real_network_one_window_per
         seg = TileSegmenter(net, channels=3, threshold=0.5, batch_size=batch)
         r = inspect_image(image, flags, seg, tile=T, batch_size=batch)
         full = segment_all_tiles(image, seg, tile=T, batch_size=batch)
-        inside = np.zeros((H, W), bool)
+        inside = r.region
         for (y0, y1, x0, x1), f in zip(r.cells().tolist(), r.flagged):
-            inside[y0:y1, x0:x1] |= f
+            assert inside[y0:y1, x0:x1].all() or not f
         if batch == 1:  # each window alone in its call: the same computation, the same bits
             assert np.array_equal(r.probability[inside], full.probability[inside])
         else:  # other batches may round differently inside the network

@@ -317,3 +317,33 @@ def test_two_process_ddp_on_cpu(store, tmp_path, cli):
         m["n_samples"] == 4
         and yaml.safe_load((tmp_path / "ddp" / "config.yaml").read_text())["trainer"]["devices"] == 2
     )
+
+
+def test_init_weights_starts_a_run_from_another_runs_weights(store, trained, tmp_path):
+    """trainer.init_weights (fine-tuning): at a learning rate of 1e-12, Adam moves each parameter by at
+    most ~1e-12 per step, so the fine-tuned parameters must equal the source run's (a run from another
+    seed's random start is nowhere near them)."""
+    source = load_file(str(trained / "model.safetensors"))
+    base = _cfg_dict(store, tmp_path, name="tuned")
+    base["optimizer"] = {"name": "adam", "lr": 1e-12}
+    base["trainer"] = {"max_epochs": 1, "init_weights": str(trained), "weights": "last"}
+    tuned_run = train(load_train_config(None, base=base), progress=False)
+    tuned = load_file(str(tuned_run / "model.safetensors"))
+    from crackscope.engine.runs import load_run
+
+    params = {name for name, _ in load_run(tuned_run)[1].named_parameters()}
+    assert params and params <= set(tuned)
+    for name in params:
+        torch.testing.assert_close(tuned[name], source[name], rtol=0, atol=1e-6)
+    # without it, another seed's random start (the same seed would start where the source run did)
+    fresh_cfg = {**base, "name": "fresh", "seed": 4, "trainer": {"max_epochs": 1, "weights": "last"}}
+    fresh = load_file(str(train(load_train_config(None, base=fresh_cfg), progress=False) / "model.safetensors"))
+    assert max((fresh[n] - source[n]).abs().max().item() for n in params) > 1e-2
+    # the file itself is taken too; a missing one or one of another shape is one line, nothing written
+    base["name"], base["trainer"] = "bad", {"max_epochs": 1, "init_weights": str(tmp_path / "nope")}
+    with pytest.raises(InputError, match="init_weights .*nope"):
+        train(load_train_config(None, base=base))
+    base["trainer"]["init_weights"] = str(trained / "model.safetensors")
+    with pytest.raises(InputError, match="model.safetensors does not fit"):
+        train(load_train_config(None, base={**base, "model": {**base["model"], "channels": [8, 16, 32, 64]}}))
+    assert not (tmp_path / "bad").exists()

@@ -3,20 +3,23 @@
 A fast binary tile classifier screens every tile of a large image; the segmenter runs only on the
 overlapping windows around the tiles it flags, and their outputs are blended into one
 full-resolution mask. The baseline (:func:`segment_all_tiles`) segments every window and blends
-the same way; inside flagged tiles the two agree bit for bit, outside them the cascade's mask is
-empty.
+the same way. Wherever every window covering a pixel ran (the cells of the flagged tiles and the
+parts of their windows that no skipped window reaches) the two agree bit for bit; elsewhere the
+cascade's mask is empty.
 
 * **Scale**: ``scale`` != 1 resamples the image first (bilinear, antialiased when shrinking) and the
   probability back to the image's size at the end; tiles and windows live on the resampled image.
 * **Tiles** (:mod:`crackscope.data.tiles`, the grid the classifier was trained on): T x T tiles,
   non-overlapping, with the last row and column aligned to the image border (a 544-pixel side with
   T = 64 has its last tile at 480; an image smaller than a tile is reflect-padded to one). Each
-  tile owns the cell [kT, min((k+1)T, side)); unflagged cells get probability 0.
+  tile owns the cell [kT, min((k+1)T, side)).
 * **Windows** (:mod:`crackscope.deploy.tiling`): ``window`` x ``window`` (default T), overlapping by
   ``overlap`` of a window (default 0.25), the image reflect-padded to fit them; blended with
   raised-cosine weights that sum to 1 everywhere, so a crack crossing a window border shows no
   seam. ``overlap=0`` is the earlier non-overlapping stitching. The windows meeting a flagged cell
-  run, in batches of ``batch_size``; none when nothing is flagged.
+  run, in batches of ``batch_size``; none when nothing is flagged. The result is kept wherever it
+  is final, every window covering the pixel having run (``CascadeResult.region``, a superset of the
+  flagged cells); elsewhere the probability is 0.
 * **Classifier**: any callable taking a float (N, C, h, w) batch of tiles in [0, 1] and returning
   (N,) crack probabilities. An optional ``channels`` attribute asks for grey (1) or RGB (3) tiles
   (default: the image's own channels). :class:`TileClassifier` wraps any logits function and
@@ -57,6 +60,7 @@ from crackscope.deploy.tiling import (
     DEFAULT_OVERLAP,
     WindowPlan,
     blend_windows,
+    complete_pixels,
     pad_to,
     plan_windows,
     resample,
@@ -72,6 +76,7 @@ __all__ = [
     "CascadeResult",
     "inspect_image",
     "segment_all_tiles",
+    "screened_windows",
     "load_classifier",
     "load_segmenter",
     "read_image",
@@ -344,8 +349,10 @@ def _map_back(a: int, side: int, scaled: int) -> int:
 class CascadeResult:
     """What :func:`inspect_image` found.
 
-    ``probability``: (H, W) float32 crack probability at the image's own size (0 outside the cells
-    of flagged tiles); ``mask``: (H, W) bool, ``probability > mask_threshold``; ``grid``: the
+    ``probability``: (H, W) float32 crack probability at the image's own size, 0 outside
+    ``region``; ``region``: (H, W) bool, where the probability is final, that of segmenting every
+    window: the pixels all of whose covering windows ran, which include the cells of the flagged
+    tiles (everything in ``all-tiles`` mode); ``mask``: (H, W) bool, ``probability > mask_threshold``; ``grid``: the
     classifier's tiles, on the image resampled by ``scale`` (and reflect-padded to one tile if
     smaller); ``tile_probability``: (N,) classifier crack probability per tile (NaN where no
     classifier ran: ``mode == "all-tiles"``); ``flagged``: (N,) bool; ``timings``: seconds
@@ -367,6 +374,7 @@ class CascadeResult:
     windows_segmented: int = 0
     scale: float = 1.0
     scaled_size: tuple[int, int] | None = None
+    region: np.ndarray | None = None
 
     @property
     def n_tiles(self) -> int:
@@ -444,6 +452,7 @@ class CascadeResult:
             "tiles": self.n_tiles,
             "flagged": self.n_flagged,
             "flagged_fraction": round(self.n_flagged / self.n_tiles, 6),
+            "segmented_fraction": None if self.region is None else round(float(self.region.mean()), 6),
             "crack_pixels": int(self.mask.sum()),
             "crack_fraction": round(float(self.mask.mean()), 6),
             "timings_s": {k: round(v, 6) for k, v in self.timings.items()},
@@ -487,8 +496,10 @@ def inspect_image(
       ``tile``) overlapping by ``overlap`` of a window (in [0, 0.5]; 0: stitched without overlap),
       blended with raised-cosine weights that sum to 1. Only the windows meeting a flagged tile's
       cell run (with ``scale`` != 1, also those within the resampling filter's reach of it), in
-      batches of ``batch_size``; inside flagged cells the result is that of segmenting every
-      window, and outside it is 0. The segmenter is never called when nothing is flagged.
+      batches of ``batch_size``. The result is that of segmenting every window wherever every
+      window covering a pixel ran (``CascadeResult.region``: the flagged cells and the parts of
+      their windows no skipped window reaches), and 0 elsewhere. The segmenter is never called
+      when nothing is flagged.
 
     ``all_tiles=True`` is the baseline: no classifier, every window segmented (``classifier`` may be
     ``None``). ``mask_threshold``: default the segmenter's ``threshold`` attribute, else 0.5.
@@ -543,22 +554,15 @@ def inspect_image(
         scale=scale,
         scaled_size=(hs, ws),
     )
-    # the windows to run: those meeting a flagged cell, or within the reach of resampling back
-    margin = 0 if (hs, ws) == (h, w) else math.ceil(max(hs / h, ws / w, 1.0)) + 1
-    need = np.zeros((hs, ws), dtype=bool)
-    for y0, y1, x0, x1 in result.scaled_cells()[flagged].tolist():
-        need[max(y0 - margin, 0) : y1 + margin, max(x0 - margin, 0) : x1 + margin] = True
-    chosen = np.arange(len(plan)) if all_tiles else windows_touching(plan, need)
+    chosen, region = screened_windows(plan, result.scaled_cells(), flagged, (h, w))
     seg_image = pad_to(_prepared(x, getattr(segmenter, "channels", None), "the segmenter"), *plan.canvas)
     blended, _ = blend_windows(seg_image, plan, segmenter, chosen, batch_size)
     t_segmented = time.perf_counter()
     probability = blended[:hs, :ws]
     if (hs, ws) != (h, w):
         probability = resample(probability, h, w).numpy()
-    region = np.zeros((h, w), dtype=bool)
-    for y0, y1, x0, x1 in result.cells()[flagged].tolist():
-        region[y0:y1, x0:x1] = True
     result.probability = np.where(region, probability, np.float32(0)).astype(np.float32, copy=False)
+    result.region = region
     result.mask = result.probability > mask_threshold
     result.windows_segmented = len(chosen)
     t_end = time.perf_counter()
@@ -569,6 +573,45 @@ def inspect_image(
         "total_s": t_end - t_start,
     }
     return result
+
+
+def screened_windows(
+    plan: WindowPlan, scaled_cells: np.ndarray, flagged: np.ndarray, size: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
+    """What the cascade segments and keeps for the tiles ``flagged`` (bool (N,)): the indices of the
+    windows of ``plan`` (on the resampled image) meeting a flagged tile's cell (``scaled_cells``,
+    (N, 4) y0, y1, x0, x1) or within the reach of resampling back to the image's own ``size``, and
+    the (H, W) bool region of the image where the result is then final (:func:`final_region`).
+    Flagging more tiles only adds windows and region (both grow monotonically with the flags)."""
+    h, w = size
+    hs, ws = plan.height, plan.width
+    margin = 0 if (hs, ws) == (h, w) else math.ceil(max(hs / h, ws / w, 1.0)) + 1
+    if np.all(flagged):
+        chosen = np.arange(len(plan))
+    else:
+        need = np.zeros((hs, ws), dtype=bool)
+        for y0, y1, x0, x1 in np.asarray(scaled_cells)[np.asarray(flagged, bool)].tolist():
+            need[max(y0 - margin, 0) : y1 + margin, max(x0 - margin, 0) : x1 + margin] = True
+        chosen = windows_touching(plan, need)
+    return chosen, final_region(complete_pixels(plan, chosen)[:hs, :ws], size, margin)
+
+
+def final_region(complete: np.ndarray, size: tuple[int, int], margin: int) -> np.ndarray:
+    """(H, W) bool at the image's own ``size``: the pixels whose probability is final, from the
+    (hs, ws) ``complete`` pixels of the resampled image (:func:`~crackscope.deploy.tiling.complete_pixels`).
+    At scale 1 they are the same pixels. Otherwise ``complete`` is first eroded by ``margin`` px (the
+    reach of resampling back, as for choosing the windows), and a pixel of the image is final when
+    the resampled pixel under its centre is left: all that resampling back reads for it is final."""
+    h, w = size
+    hs, ws = complete.shape
+    if (hs, ws) == (h, w):
+        return complete.copy()
+    from scipy.ndimage import binary_erosion
+
+    kept = binary_erosion(complete, np.ones((2 * margin + 1, 2 * margin + 1), bool), border_value=1)
+    rows = (2 * np.arange(h, dtype=np.int64) + 1) * hs // (2 * h)  # floor((i + 1/2) hs / h), exactly
+    cols = (2 * np.arange(w, dtype=np.int64) + 1) * ws // (2 * w)
+    return kept[np.ix_(rows, cols)]
 
 
 def segment_all_tiles(

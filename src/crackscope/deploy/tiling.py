@@ -29,7 +29,8 @@ segmented therefore gets bit for bit the value of segmenting every window (the s
 in the same order), provided the segmenter returns the same probabilities for a window whatever
 else is in its batch. The cascade (:mod:`crackscope.deploy.cascade`) uses this: it segments the
 windows whose support meets a flagged tile, so inside flagged tiles its mask is full
-segmentation's.
+segmentation's. It keeps more than those tiles: every pixel whose covering windows all ran
+(:func:`complete_pixels`) already holds its final value, at no further cost.
 
 :func:`resample` resizes images and probability maps for ``--scale`` (bilinear, antialiased when
 shrinking).
@@ -59,6 +60,7 @@ __all__ = [
     "resample",
     "blend_windows",
     "windows_touching",
+    "complete_pixels",
 ]
 
 DEFAULT_OVERLAP = 0.25  # of the window side
@@ -203,6 +205,23 @@ def windows_touching(plan: WindowPlan, region: np.ndarray) -> np.ndarray:
     sat[1:, 1:] = m.cumsum(0).cumsum(1)
     y0, y1, x0, x1 = plan.supports().T
     return np.flatnonzero(sat[y1, x1] - sat[y0, x1] - sat[y1, x0] + sat[y0, x0])
+
+
+def complete_pixels(plan: WindowPlan, indices: np.ndarray) -> np.ndarray:
+    """(canvas H, canvas W) bool: the pixels every window covering which (its support holds the
+    pixel) is among ``indices``; there blending ``indices`` gives what blending every window gives.
+    Counted with 2-D difference arrays: windows covering each pixel, all of them against the given."""
+
+    def coverage(supports: np.ndarray) -> np.ndarray:
+        d = np.zeros((plan.canvas[0] + 1, plan.canvas[1] + 1), dtype=np.int64)
+        y0, y1, x0, x1 = supports.T
+        for ys, xs, sign in ((y0, x0, 1), (y0, x1, -1), (y1, x0, -1), (y1, x1, 1)):
+            np.add.at(d, (ys, xs), sign)
+        return d.cumsum(0).cumsum(1)[:-1, :-1]
+
+    supports = plan.supports()
+    indices = np.asarray(indices, dtype=np.int64)
+    return coverage(supports[indices]) == coverage(supports)
 
 
 def blend_windows(

@@ -298,6 +298,12 @@ class TrainerSpec(_Strict):
         "best monitored validation metric, or the last epoch (a fixed schedule, "
         "for a validation part too small to rank epochs)",
     )
+    init_weights: Path | None = Field(
+        None,
+        description="start from these weights instead of a random initialisation (fine-tuning): a "
+        "run directory or model folder with model.safetensors, or a .safetensors file; every tensor "
+        "must fit the model. The split, schedule and epochs are this run's own",
+    )
     tensorboard: bool = False
     mlflow: bool = False
     limit_train_batches: int | float = 1.0

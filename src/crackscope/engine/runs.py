@@ -50,8 +50,6 @@ def build_loss(cfg) -> torch.nn.Module:
 
 def load_run(run_dir: str | Path):
     """(config, model with trained weights, geometry) from a run directory."""
-    from safetensors.torch import load_file
-
     from crackscope.config import validate
     from crackscope.engine.config import TrainConfig
 
@@ -67,6 +65,16 @@ def load_run(run_dir: str | Path):
         geometry["sensor_grid"] = tuple(geometry["sensor_grid"])
     cfg = validate(TrainConfig, raw, f"{cfg_path}")
     model = build_model(cfg, geometry)
+    load_weights(model, weights, f"the {cfg.model.name} described by {cfg_path}")
+    model.eval()
+    return cfg, model, geometry
+
+
+def load_weights(model: torch.nn.Module, weights: str | Path, described: str) -> None:
+    """Load a safetensors file into ``model`` (every tensor, matching shapes); one
+    :class:`InputError` line naming the file when it is unreadable or does not fit ``described``."""
+    from safetensors.torch import load_file
+
     try:
         state = load_file(str(weights))
     except Exception as err:  # safetensors' own error type: a corrupt or truncated file
@@ -75,9 +83,17 @@ def load_run(run_dir: str | Path):
         model.load_state_dict(state)
     except RuntimeError as err:
         first = str(err).strip().splitlines()[0]
-        raise InputError(f"{weights} does not fit the {cfg.model.name} described by {cfg_path} ({first})") from None
-    model.eval()
-    return cfg, model, geometry
+        raise InputError(f"{weights} does not fit {described} ({first})") from None
+
+
+def init_weights_file(path: str | Path) -> Path:
+    """The safetensors file of ``trainer.init_weights``: PATH/model.safetensors for a run directory
+    or model folder, PATH itself for a file; one :class:`InputError` line when there is none."""
+    path = Path(path)
+    file = path / "model.safetensors" if path.is_dir() else path
+    if not file.is_file():
+        raise InputError(f"trainer.init_weights {path}: no such run directory, model folder or .safetensors file")
+    return file
 
 
 def pipeline_of(run_dir: str | Path) -> str:

@@ -17,7 +17,7 @@ from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 from crackscope.engine import pipelines
 from crackscope.engine.config import TrainConfig, dump_config
 from crackscope.engine.module import TrainingTask
-from crackscope.engine.runs import build_loss, build_model
+from crackscope.engine.runs import build_loss, build_model, init_weights_file, load_weights
 from crackscope.errors import InputError
 from crackscope.io import atomic_write_text
 
@@ -71,6 +71,8 @@ def _prepare(cfg: TrainConfig, resume: bool):
     geometry = pipelines.get(cfg.pipeline).geometry(cfg.data)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     model = build_model(cfg, geometry)
+    if cfg.trainer.init_weights is not None:  # fine-tuning; on resume the checkpoint's weights win
+        load_weights(model, init_weights_file(cfg.trainer.init_weights), f"the {cfg.model.name} of this config")
     loss = build_loss(cfg)
     run_dir = cfg.run_dir
     if _is_child_rank():  # rank 0 has checked and written the run directory already

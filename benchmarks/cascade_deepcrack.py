@@ -7,7 +7,9 @@ binary classifier first (AOIE-Net paper, Figure 1), on images neither model was 
 1. **Operating points, on the validation images.** Both models must share one split (the script
    checks that the two runs' validation and test image lists are equal). On every validation image
    the segmenter runs on all tiles and the classifier scores every tile. Two thresholds are chosen,
-   each the highest at which the flagged tiles still hold ``target-share + margin`` of
+   each the highest at which the cascade's final region (the flagged cells and every pixel whose
+   covering windows all ran: crackscope.deploy.cascade.screened_windows) still holds
+   ``target-share + margin`` of
    (true) the crack pixels that all-tiles segmentation finds -- marked, and cracks in the ground
    truth: the issue's "crack pixels that full segmentation finds" as we read it -- or (all) every
    pixel it marks, false alarms included (which would force the classifier to flag crack-free
@@ -27,8 +29,10 @@ binary classifier first (AOIE-Net paper, Figure 1), on images neither model was 
 4. **Reported**: megapixels/s and seconds, speed-up (a)/(b) by wall and by CPU time, the flagged
    fraction, the share of (a)'s crack pixels (and of its correct ones) that (b) keeps, tile recall
    of the classifier against the ground truth, and pixel precision / recall / F1 / IoU of (a), (b)
-   and (c) against the ground truth; per-tile costs and the speed-up the cost model predicts for
-   other flagged fractions.
+   and (c) against the ground truth; the classifier's cost per tile and the segmenter's per window,
+   the speed-up the cost model predicts for other fractions of windows run, and the windows a
+   perfect screen would run (tiles flagged in order of the crack pixels they hold, as few as keep
+   the target share), which bounds the speed-up of any classifier.
 
 Writes benchmarks/results/cascade_deepcrack.{json,md}. ``--ship`` copies both runs into
 weights/deepcrack/{tile_classifier,segmenter}.
@@ -131,40 +135,60 @@ def choose_thresholds(classifier, segmenter, pairs: Pairs, stems, share: float) 
     """The highest classifier threshold at which what the cascade keeps (its final region:
     crackscope.deploy.cascade.screened_windows, the flagged cells and beyond) still holds ``share`` of
     (a) every pixel all-tiles segmentation marks (false alarms included) and (b) the crack pixels it
-    finds (marked and a ground-truth crack pixel), on the validation images. What is kept only grows
-    as the threshold falls, so the threshold is found by bisection over the candidates."""
-    from crackscope.data.tiles import extract_tiles
-    from crackscope.deploy.cascade import segment_all_tiles, to_channels
+    finds (marked and a ground-truth crack pixel), on the validation images ``stems``."""
+    from crackscope.deploy.cascade import segment_all_tiles
 
     images = []
     for stem in stems:
         image, truth = pairs(stem)
         base = segment_all_tiles(image, segmenter, tile=TILE, overlap=OVERLAP, window=WINDOW)
-        p = classifier(extract_tiles(to_channels(image, classifier.channels), base.grid.origins, TILE)).numpy()
-        cells = base.grid.cells()
-        gt = np.array([truth[y0:y1, x0:x1].any() for y0, y1, x0, x1 in cells.tolist()])
-        images.append((base, p, {"all": base.mask, "true": base.mask & truth}, gt))
-    p = np.concatenate([i[1] for i in images])
-    gt = np.concatenate([i[3] for i in images]).astype(bool)
+        images.append(ScreenedImage(base, tile_probabilities(classifier, image, base), truth))
+    return operating_points(images, share)
+
+
+def tile_probabilities(classifier, image, base) -> np.ndarray:
+    """The classifier's crack probability of every tile of ``base``'s grid."""
+    from crackscope.data.tiles import extract_tiles
+    from crackscope.deploy.cascade import to_channels
+
+    return classifier(extract_tiles(to_channels(image, classifier.channels), base.grid.origins, TILE)).numpy()
+
+
+class ScreenedImage:
+    """One validation image: the all-tiles result ``base``, the tile probabilities, the pixels each
+    criterion counts and which tiles hold a ground-truth crack."""
+
+    def __init__(self, base, probability: np.ndarray, truth: np.ndarray):
+        self.base, self.probability = base, probability
+        self.pixels = {"all": base.mask, "true": base.mask & truth}
+        self.truth_tiles = np.array([truth[y0:y1, x0:x1].any() for y0, y1, x0, x1 in base.grid.cells().tolist()])
+
+
+def operating_points(images: list[ScreenedImage], share: float) -> dict:
+    """:func:`choose_thresholds` on images already segmented and classified. What is kept only grows
+    as the threshold falls, so each threshold is found by bisection over the candidates."""
+    p = np.concatenate([i.probability for i in images])
+    gt = np.concatenate([i.truth_tiles for i in images]).astype(bool)
     candidates = np.unique(np.concatenate([p, np.linspace(0, 1, 1001)]))
+    n_windows = sum(len(i.base.plan) for i in images)
     out = {
         "chosen_on": "validation",
         "required_share": share,
-        "n_images": len(stems),
+        "n_images": len(images),
         "n_tiles": int(p.size),
         "crack_tile_fraction": float(gt.mean()),
         "kept": "the cascade's final region (flagged cells and every pixel whose windows all ran)",
     }
     for key in CRITERIA:
-        total = max(sum(int(px[key].sum()) for _, _, px, _ in images), 1)
+        total = max(sum(int(i.pixels[key].sum()) for i in images), 1)
 
         def kept(t, key=key, total=total):
             n = windows = 0
-            for base, prob, px, _ in images:
-                chosen, region = screened_windows(base, prob >= t)
-                n += int((px[key] & region).sum())
+            for i in images:
+                chosen, region = screened_windows(i.base, i.probability >= t)
+                n += int((i.pixels[key] & region).sum())
                 windows += len(chosen)
-            return n / total, windows / sum(len(b.plan) for b, _, _, _ in images)
+            return n / total, windows / n_windows
 
         lo, hi = 0, len(candidates) - 1  # kept(candidates[lo]) >= share (flag everything) unless nothing is
         if kept(candidates[hi])[0] >= share:

@@ -3,8 +3,15 @@ run's pixel F1 on its validation images (each dataset apart) when it segments ev
 given side (crackscope.deploy.cascade.segment_all_tiles, at the run's threshold), against the whole
 image in one call, with the seconds each took.
 
+With ``--classifier CLS`` (a tile classifier sharing the run's split) each window also gets the
+cascade's operating point on the same validation images (``benchmarks/cascade_deepcrack.py``'s
+*true* criterion: the highest threshold keeping ``--target-share`` of the correctly found crack
+pixels in the cascade's final region), the fraction of windows the cascade then runs, the fraction a
+perfect screen would run, and the speed-up both predict from the measured seconds (classifier cost
+included for the real one; none for the perfect one).
+
     .venv/bin/python benchmarks/window_choice.py RUN [--windows 64 128 320] [--overlap 0 0.25]
-        [--out benchmarks/results/window_choice]
+        [--classifier CLS] [--target-share 0.98] [--out benchmarks/results/window_choice]
 
 Writes OUT.json and OUT.md.
 """
@@ -23,10 +30,33 @@ import torch
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-from cascade_deepcrack import Pairs, _counts, _scores  # noqa: E402
+from cascade_deepcrack import (  # noqa: E402
+    Pairs,
+    ScreenedImage,
+    _counts,
+    _scores,
+    operating_points,
+    oracle_windows,
+    tile_probabilities,
+)
 from cross_dataset_cracks import measured_on  # noqa: E402
 
-from crackscope.deploy.cascade import load_segmenter, segment_all_tiles  # noqa: E402
+from crackscope.deploy.cascade import load_classifier, load_segmenter, segment_all_tiles  # noqa: E402
+
+
+def _cascade(images: list[ScreenedImage], segment_s: float, classify_s: float, share: float) -> dict:
+    """The cascade's *true* operating point on ``images``, the windows it runs, a perfect screen's,
+    and the speed-ups they predict: segment_s / (classify_s + v segment_s), and 1 / v."""
+    op = operating_points(images, share)["true"]
+    oracle = oracle_windows([i.base for i in images], [i.pixels["true"] for i in images], share)
+    return {
+        "threshold": op["threshold"],
+        "flagged_fraction": op["flagged_fraction"],
+        "windows_fraction": op["windows_fraction"],
+        "predicted_speedup": segment_s / (classify_s + op["windows_fraction"] * segment_s),
+        "oracle_windows_fraction": oracle["windows_fraction"],
+        "oracle_speedup": 1 / max(oracle["windows_fraction"], 1e-9),
+    }
 
 
 def main(argv=None) -> int:
@@ -34,15 +64,20 @@ def main(argv=None) -> int:
     ap.add_argument("run", type=Path)
     ap.add_argument("--windows", type=int, nargs="+", default=[64, 128, 320])
     ap.add_argument("--overlap", type=float, nargs="+", default=[0.0, 0.25])
+    ap.add_argument("--classifier", type=Path, default=None)
+    ap.add_argument("--target-share", type=float, default=0.98)
     ap.add_argument("--out", type=Path, default=HERE / "results" / "window_choice")
     args = ap.parse_args(argv)
     segmenter, pairs = load_segmenter(args.run), Pairs(args.run)
+    classifier = None if args.classifier is None else load_classifier(args.classifier, runtime="packed")
     val = json.loads((args.run / "split.json").read_text())["stems"]["val"]
     modes = [(w, o) for w in args.windows for o in args.overlap] + [("whole", None)]
     rows = []
     for source, stems in pairs.by_source(val).items():
         counts = {m: np.zeros(3, np.int64) for m in modes}
         seconds = dict.fromkeys(modes, 0.0)
+        screened = {m: [] for m in modes}
+        classify_s = 0.0
         for stem in stems:
             image, truth = pairs(stem)
             for m in modes:
@@ -50,14 +85,19 @@ def main(argv=None) -> int:
                 if m[0] == "whole":
                     mask = segmenter(torch.from_numpy(image)[None])[0].numpy() > segmenter.threshold
                 else:
-                    mask = segment_all_tiles(image, segmenter, tile=64, window=m[0], overlap=m[1]).mask
+                    base = segment_all_tiles(image, segmenter, tile=64, window=m[0], overlap=m[1])
+                    mask = base.mask
                 seconds[m] += time.perf_counter() - t
                 counts[m] += _counts(mask, truth)
+                if classifier is not None and m[0] != "whole":
+                    t = time.perf_counter()
+                    screened[m].append(ScreenedImage(base, tile_probabilities(classifier, image, base), truth))
+                    classify_s += (time.perf_counter() - t) / (len(modes) - 1)
         for m in modes:
-            rows.append(
-                {"data": source, "window": m[0], "overlap": m[1], "n_images": len(stems), "seconds": seconds[m]}
-                | _scores(counts[m])
-            )
+            row = {"data": source, "window": m[0], "overlap": m[1], "n_images": len(stems), "seconds": seconds[m]}
+            if screened[m]:
+                row["cascade"] = _cascade(screened[m], seconds[m], classify_s, args.target_share)
+            rows.append(row | _scores(counts[m]))
             print(rows[-1], flush=True)
     meta = measured_on()
     args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -76,6 +116,26 @@ def main(argv=None) -> int:
             f"| {r['data']} | {r['window']} | {overlap} | {r['n_images']} | {r['precision']:.3f} | "
             f"{r['recall']:.3f} | {r['f1']:.3f} | {r['seconds']:.1f} |"
         )
+    if classifier is not None:
+        lines += [
+            "",
+            f"The cascade with `{args.classifier}` (packed) on the same validation images, its threshold chosen "
+            f"there to keep {args.target_share:.0%} of the correctly found crack pixels in its final region; "
+            "predicted speed-up = all-windows seconds / (classifier seconds + windows run x all-windows seconds); "
+            "a perfect screen runs the fewest windows that keep the same share (bound: 1 / its windows).",
+            "",
+            "| data | window | overlap | threshold | flagged | windows run | predicted speed-up | "
+            "perfect screen: windows | bound |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for r in rows:
+            if "cascade" in r:
+                c = r["cascade"]
+                lines.append(
+                    f"| {r['data']} | {r['window']} | {r['overlap']:.2f} | {c['threshold']:.3f} | "
+                    f"{c['flagged_fraction']:.3f} | {c['windows_fraction']:.3f} | {c['predicted_speedup']:.2f}x | "
+                    f"{c['oracle_windows_fraction']:.3f} | {c['oracle_speedup']:.2f}x |"
+                )
     args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     return 0
 

@@ -870,3 +870,32 @@ def test_a_folder_with_no_usable_image_is_one_line_exit_2_and_writes_nothing(run
         assert code == 2 and named in err and str(folder) in err, err
         assert len(err.strip().splitlines()) == lines and "Traceback" not in err  # "skipped: ..." lines, the error
         assert not (tmp_path / "out").exists()
+
+
+def test_standardised_input_uses_the_whole_images_statistics_in_every_window():
+    """A pixel-wise network (1 x 1 convolutions) behind per-image standardisation: on the whole
+    image in one call its output at a pixel depends on that pixel and the image's mean and std
+    only, so segmenting windows must give exactly that whatever the window, overlap or flags. A
+    window standardised with its own statistics (the model called on it alone) would not."""
+    from crackscope.deploy.cascade import TileSegmenter
+    from crackscope.nn.input_norm import StandardizedInput
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 1), torch.nn.Tanh(), torch.nn.Conv2d(4, 1, 1))
+    seg = TileSegmenter(StandardizedInput(net).eval(), channels=3, threshold=0.5)
+    image = np.random.default_rng(3).random((3, 90, 130)).astype(np.float32)
+    image[:, :, :40] *= 0.3  # a dark left part: its windows' own statistics differ from the image's
+    x = torch.from_numpy(image)
+    mean = x.mean(dim=(1, 2), keepdim=True)  # by hand: per channel mean, one std over all of it
+    std = (x - mean).pow(2).mean().sqrt()
+    with torch.no_grad():
+        whole = torch.sigmoid(net(((x - mean) / std)[None]))[0, 0].numpy()
+    for window, overlap in ((32, 0.0), (48, 0.25)):
+        full = segment_all_tiles(image, seg, tile=32, window=window, overlap=overlap)
+        np.testing.assert_allclose(full.probability, whole, atol=2e-6)
+        flags = lambda t: torch.tensor([float(k % 3 == 0) for k in range(len(t))])  # noqa: E731
+        r = inspect_image(image, flags, seg, tile=32, window=window, overlap=overlap)
+        np.testing.assert_allclose(r.probability[r.region], whole[r.region], atol=2e-6)
+    # each 32-px window standardised on its own is visibly different
+    alone = seg(x[None, :, :32, :32])[0].numpy()
+    assert np.abs(alone - whole[:32, :32]).max() > 0.01

@@ -665,6 +665,8 @@ def main(argv=None) -> int:
         target_share=args.target_share,
         margin=args.margin,
         tile=TILE,
+        window=WINDOW or TILE,  # the windows the threshold was chosen for: inspect-image's defaults
+        overlap=OVERLAP,
         segmenter=_rel(args.segmenter),
     )
     atomic_write_text(args.classifier / OPERATING_POINT_FILE, json.dumps(op, indent=2) + "\n")

@@ -251,14 +251,15 @@ def inspect_image_cmd(
     window: int | None = typer.Option(
         None,
         "--window",
-        help="Segmentation window side in pixels (default: the segmenter's training crop, e.g. 320 for "
-        "weights/cracks/segmenter, else the tile side).",
+        help="Segmentation window side in pixels (default: the window the classifier's operating point "
+        "was chosen for, else the segmenter's training crop, else the tile side).",
     ),
-    overlap: float = typer.Option(
-        0.25,
+    overlap: float | None = typer.Option(
+        None,
         "--overlap",
         help="Overlap of neighbouring segmentation windows, a fraction of the window in [0, 0.5], blended "
-        "with raised-cosine weights; 0: non-overlapping, stitched.",
+        "with raised-cosine weights; 0: non-overlapping, stitched (default: the classifier's operating "
+        "point's, else 0.25).",
     ),
     batch: int = typer.Option(64, "--batch", help="Windows per segmenter call."),
     scale: float = typer.Option(

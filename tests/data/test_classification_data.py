@@ -225,6 +225,36 @@ def test_crop_flip_is_a_seeded_shift_within_4_pixels_and_a_horizontal_flip(tmp_p
         ImageClassificationDataset(tmp_path, augment="crop")
 
 
+def test_camera_augment_flips_then_changes_exposure_contrast_and_more_seeded_per_epoch(tmp_path):
+    """augment="camera": the seeded flips / quarter turns of "flips_rotations" (the same draws), then
+    CameraAugment's photometric changes from (seed, epoch, item, 1). Reproducible, different from
+    epoch to epoch, in [0, 1], labels untouched; a change of exposure and contrast shows as a spread
+    of tile means and standard deviations that the plain tile does not have."""
+    from crackscope.data.camera_augment import CameraAugment
+
+    rng = np.random.default_rng(0)
+    image = (96 + 64 * rng.random((16, 16))).astype(np.uint8)
+    image[7:9, :] = 20  # a dark crack across
+    _save(tmp_path / "crack" / "t.png", image)
+    flips = ImageClassificationDataset(tmp_path, augment="flips_rotations", seed=2)
+    cam = ImageClassificationDataset(tmp_path, augment="camera", seed=2)
+    again = ImageClassificationDataset(tmp_path, augment="camera", seed=2)
+    means, stds = [], []
+    for epoch in range(12):
+        for d in (flips, cam, again):
+            d.set_epoch(epoch)
+        x, y = cam[0]
+        assert torch.equal(x, again[0][0]) and int(y) == 0 and x.shape == (1, 16, 16)
+        assert 0.0 <= float(x.min()) and float(x.max()) <= 1.0
+        expected = CameraAugment().photometric(flips[0][0], np.random.default_rng([2, epoch, 0, 1]))
+        assert torch.equal(x, expected)
+        means.append(float(x.mean()))
+        stds.append(float(x.std()))
+    plain = ImageClassificationDataset(tmp_path)[0][0]
+    assert np.ptp(means) > 0.1 and np.ptp(stds) > 0.03  # exposure and contrast vary by epoch
+    assert float(plain.mean()) not in means
+
+
 # ---- CIFAR-10 python batches -----------------------------------------------------------------------
 CIFAR_NAMES = [b"airplane", b"automobile", b"bird", b"cat", b"deer", b"dog", b"frog", b"horse", b"ship", b"truck"]
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -287,6 +288,23 @@ def test_inspect_image_command_writes_mask_overlay_tiles_and_summary(runs, tmp_p
         i, j = int(r["row"]), int(r["col"])
         if not any((i + a, j + b) in marked for a in (-1, 0, 1) for b in (-1, 0, 1)):
             assert not mask[i * T : (i + 1) * T, j * T : (j + 1) * T].any()
+
+
+def test_the_windows_an_operating_point_was_chosen_for_are_the_defaults(runs, tmp_path):
+    """operating_point.json may record the window and overlap its threshold was chosen for; then
+    inspect-image uses them unless --window / --overlap say otherwise (else: the tile side, 0.25)."""
+    clf = tmp_path / "clf"
+    shutil.copytree(runs["classifier"], clf)
+    (clf / "operating_point.json").write_text(json.dumps({"threshold": 0.25, "window": 48, "overlap": 0.0}))
+    assert (load_classifier(clf).window, load_classifier(clf).overlap) == (48, 0.0)
+    argv = ["inspect-image", str(runs["images"] / "big.png"), "--segmenter", str(runs["segmenter"])]
+    cases = [((), clf, (48, 0)), (("--overlap", "0.5"), clf, (48, 24)), (("--window", "40"), clf, (40, 0))]
+    cases.append(((), runs["classifier"], (T, 8)))  # no window recorded: the tile side and 25 %
+    for k, (extra, classifier, (window, overlap_px)) in enumerate(cases):
+        out = tmp_path / f"r{k}"
+        assert main([*argv, "--classifier", str(classifier), "--out", str(out), *extra]) == 0
+        summary = json.loads((out / "summary.json").read_text())
+        assert (summary["window"], summary["overlap_px"], summary["threshold"]) == (window, overlap_px, 0.25)
 
 
 def test_inspect_image_all_tiles_needs_no_classifier_and_packed_runs(runs, tmp_path, capsys):

@@ -245,6 +245,28 @@ def test_packed_network_with_a_patchify_stem_reproduces_the_model_and_reloads(tm
             net(torch.rand(1, 1, 16, 16))
 
 
+def test_packed_network_behind_per_image_standardisation_keeps_it_and_reloads(tmp_path):
+    """model.input_norm: per_image: the packed twin standardises each image as the model does (its
+    logits match), keeps doing so after saving and loading, and so ignores exposure and contrast."""
+    from crackscope.nn.input_norm import StandardizedInput
+
+    kwargs = {"in_channels": 1, "classes": 2, "width": 0.5, "stem_stride": 4}
+    torch.manual_seed(0)
+    model = StandardizedInput(_randomise_statistics(models.create("aoie_net_resnet20", **kwargs))).eval()
+    packed = pack_model(model, {"kwargs": kwargs})
+    assert packed.meta["input_norm"] == "per_image" and packed.meta["min_std"] == model.standardize.min_std
+    x = torch.rand(4, 1, 64, 64, generator=torch.Generator().manual_seed(4))
+    report = compare_with_model(model, packed, x)
+    assert report["activation_bits_flipped"] == 0 and report["same_prediction"] == 1.0
+    assert report["max_abs_logit_diff"] <= 1e-4 * max(1.0, model(x).abs().max().item())
+    loaded = load_packed(save_packed(packed, tmp_path / "norm.safetensors"))
+    assert loaded.standardize is not None and torch.equal(loaded(x), packed(x))
+    # half the exposure and half the contrast about a grey level: the same standardised image
+    torch.testing.assert_close(loaded(0.2 + 0.5 * x), loaded(x), atol=1e-4, rtol=0)
+    plain = pack_model(model.net, {"kwargs": kwargs})  # without the wrapper: raw input, different logits
+    assert plain.standardize is None and not torch.allclose(plain(x), packed(x), atol=1e-3)
+
+
 def test_chunk_size_keeps_the_first_stage_activation_within_the_budget():
     model = _randomise_statistics(models.create("aoie_net_resnet20", in_channels=1, classes=6))
     packed = pack_model(model)

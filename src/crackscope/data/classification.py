@@ -66,7 +66,7 @@ CIFAR_DIR = "cifar-10-batches-py"
 CIFAR_SPLITS = {"train": tuple(f"data_batch_{k}" for k in range(1, 6)), "test": ("test_batch",)}
 CIFAR_META = "batches.meta"
 CIFAR_SIDE = 32
-AUGMENTATIONS = ("flips_rotations", "crop_flip")  # augment=True is "flips_rotations"
+AUGMENTATIONS = ("flips_rotations", "crop_flip", "camera")  # augment=True is "flips_rotations"
 CROP_PADDING = 4  # pixels of zero padding around the image for "crop_flip" (the usual CIFAR recipe)
 
 
@@ -300,7 +300,10 @@ class ImageClassificationDataset(Dataset):
         ``"crop_flip"`` for the CIFAR recipe the AOIE-Net paper trains CIFAR-10 with (section 4.1):
         zero-pad by :data:`CROP_PADDING` pixels, cut a window of the image's size at a random offset,
         flip it horizontally with probability 1/2 (natural images have an up and a down) -- for
-        training sets only; or a callable ``image -> image`` on tensors. Applied after resizing.
+        training sets only; ``"camera"``: the flips and rotations, then the photometric changes of
+        :class:`~crackscope.data.camera_augment.CameraAugment` (another camera's exposure, gamma,
+        contrast, illumination gradient, colour, blur, noise, JPEG; drawn from (seed, e, i, 1));
+        or a callable ``image -> image`` on tensors. Applied after resizing.
     indices: positions in the sorted item list to keep (order kept, repeats dropped); ``None`` = all.
     split: CIFAR-10 only: ``"train"`` (default, ``data_batch_1..5``) or ``"test"`` (``test_batch``).
     seed: the seed of the augmentation.
@@ -467,6 +470,16 @@ class ImageClassificationDataset(Dataset):
             x = torch.rot90(x, quarter_turns, dims=(-2, -1))
         return x.contiguous()
 
+    def _photometric(self, x: torch.Tensor, i: int) -> torch.Tensor:
+        """The photometric half of :class:`~crackscope.data.camera_augment.CameraAugment` (its default
+        ranges: illumination, gamma, contrast, gradient, colour, blur, noise, JPEG), drawn from
+        (seed, epoch, item, 1): independent of the flips' draws."""
+        from crackscope.data.camera_augment import CameraAugment
+
+        if not hasattr(self, "_camera"):
+            self._camera = CameraAugment()
+        return self._camera.photometric(x, np.random.default_rng([self.seed, self.epoch, i, 1]))
+
     def _crop_flip(self, x: torch.Tensor, i: int) -> torch.Tensor:
         rng = np.random.default_rng([self.seed, self.epoch, i])
         dy, dx = (int(d) for d in rng.integers(0, 2 * CROP_PADDING + 1, size=2))
@@ -485,6 +498,8 @@ class ImageClassificationDataset(Dataset):
             x = self._flip_rotate(x, i)
         elif self.augment == "crop_flip":
             x = self._crop_flip(x, i)
+        elif self.augment == "camera":
+            x = self._photometric(self._flip_rotate(x, i), i)
         elif callable(self.augment):
             x = self.augment(x)
         return x, torch.tensor(int(self.targets[i]), dtype=torch.int64)

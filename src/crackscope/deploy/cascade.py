@@ -113,7 +113,8 @@ class TileClassifier:
     runtime's forward). Tiles are resized to ``input_size`` first (antialiased bilinear, as the
     ``deepcrack-tiles`` training data were) and run in chunks of ``batch_size``; the result is the
     softmax probability of class ``crack_index``. ``tile`` and ``threshold`` are the run's tile side
-    and its operating point, the defaults of the cascade."""
+    and its operating point, the defaults of the cascade; ``window`` and ``overlap``, when the
+    operating point records them, the segmentation windows it was chosen for (also defaults)."""
 
     logits_fn: Callable[[torch.Tensor], torch.Tensor]
     crack_index: int = 1
@@ -123,6 +124,8 @@ class TileClassifier:
     tile: int | None = None
     threshold: float = 0.5
     source: str = ""
+    window: int | None = None
+    overlap: float | None = None
 
     @torch.inference_mode()
     def __call__(self, tiles: torch.Tensor) -> torch.Tensor:
@@ -216,8 +219,10 @@ def load_classifier(
     path: str | Path, batch_size: int = 256, role: str = "--classifier", runtime: str = "torch"
 ) -> TileClassifier:
     """A :class:`TileClassifier` from a classify run or model folder with two classes, one of them
-    named ``crack``. Its ``threshold`` is RUN/operating_point.json's (chosen on validation) or 0.5.
-    ``runtime``: ``"torch"`` (the PyTorch model) or ``"packed"`` (bit-packed, :func:`_packed`)."""
+    named ``crack``. Its ``threshold`` is RUN/operating_point.json's (chosen on validation) or 0.5,
+    and its ``window`` / ``overlap`` the segmentation windows that threshold was chosen for, when
+    the file records them. ``runtime``: ``"torch"`` (the PyTorch model) or ``"packed"``
+    (bit-packed, :func:`_packed`)."""
     from crackscope.engine.runs import model_classes
 
     if runtime not in RUNTIMES:
@@ -231,11 +236,14 @@ def load_classifier(
             f"needs a crack / no-crack classifier (2 classes, one named 'crack')"
         )
     tiles = getattr(cfg.data, "tiles", None)
-    threshold = 0.5
+    threshold, window, overlap = 0.5, None, None
     op_file = path / OPERATING_POINT_FILE
     if op_file.is_file():
         try:
-            threshold = float(json.loads(op_file.read_text())["threshold"])
+            op = json.loads(op_file.read_text())
+            threshold = float(op["threshold"])
+            window = None if op.get("window") is None else int(op["window"])
+            overlap = None if op.get("overlap") is None else float(op["overlap"])
         except (ValueError, KeyError, TypeError) as err:
             raise InputError(f"{op_file}: no readable 'threshold' ({err})") from None
     size = cfg.data.size
@@ -248,6 +256,8 @@ def load_classifier(
         tile=tiles.tile if tiles is not None else None,
         threshold=threshold,
         source=str(path),
+        window=window,
+        overlap=overlap,
     )
 
 
@@ -795,7 +805,8 @@ def _check_options(
         raise InputError(f"--batch {batch} must be a positive number of windows")
     if threshold is not None and not 0.0 <= float(threshold) <= 1.0:
         raise InputError(f"--threshold {threshold} must be a probability in [0, 1]")
-    overlap_pixels(int(window or DEFAULT_TILE), overlap)  # its range, naming --overlap
+    if overlap is not None:
+        overlap_pixels(int(window or DEFAULT_TILE), overlap)  # its range, naming --overlap
     scale = check_scale(scale, "--scale")
     if classifier_path is None and not all_tiles:
         raise InputError("--classifier is required unless --all-tiles is given")
@@ -814,8 +825,12 @@ def _setup(
         classifier=clf,
         runtime=runtime,
         tile=tile,
-        window=int(window or segmenter.window or tile),
-        overlap=float(overlap),
+        window=int(window or (clf.window if clf is not None else None) or segmenter.window or tile),
+        overlap=float(
+            overlap
+            if overlap is not None
+            else (clf.overlap if clf is not None and clf.overlap is not None else DEFAULT_OVERLAP)
+        ),
         batch=int(batch),
         scale=scale,
         threshold=float(threshold if threshold is not None else (clf.threshold if clf else 0.5)),
@@ -885,7 +900,7 @@ def inspect_image_file(
     runtime: str = "torch",
     mm_per_pixel: float | None = None,
     window: int | None = None,
-    overlap: float = DEFAULT_OVERLAP,
+    overlap: float | None = None,
     batch: int = 64,
     scale: float = 1.0,
 ) -> dict:
@@ -896,8 +911,9 @@ def inspect_image_file(
 
     ``tile``: default the classifier run's tile side (64 without one); ``threshold``: default the
     classifier's operating point (RUN/operating_point.json, else 0.5); ``window``, ``overlap``,
-    ``batch``, ``scale``: the segmentation windows (default: the tile side, a quarter of it, 64 per
-    call) and the resampling of the image, as :func:`inspect_image` takes them. The crack components
+    ``batch``, ``scale``: the segmentation windows (default: the window and overlap the operating
+    point was chosen for when it records them, else the segmenter's training crop or the tile side
+    and 0.25; 64 per call) and the resampling of the image, as :func:`inspect_image` takes them. The crack components
     of the final mask are measured by :func:`crackscope.analysis.crack_measure.measure_cracks`
     (8-connected; skeleton length, max / mean width, area, bounding box; also in mm with
     ``mm_per_pixel`` > 0): one row each in cracks.csv, longest first; ``summary["cracks"]`` holds
@@ -947,7 +963,7 @@ def inspect_folder(
     runtime: str = "torch",
     mm_per_pixel: float | None = None,
     window: int | None = None,
-    overlap: float = DEFAULT_OVERLAP,
+    overlap: float | None = None,
     batch: int = 64,
     scale: float = 1.0,
     log: Callable[[str], None] | None = None,

@@ -77,6 +77,7 @@ def export_packed(run_dir, out: str | Path | None = None, *, batch: int = 2, see
     if cfg.pipeline != "classify":
         raise InputError(f"{run_dir}: only binary classifiers can be bit-packed (this run is a {cfg.pipeline} run)")
     kwargs = {**{k: v for k, v in geometry.items() if k in ("in_channels", "classes")}, **cfg.model.kwargs}
+    kwargs.pop("input_norm", None)  # not the network's: pack_model records it for the wrapper
     import json
 
     split = Path(run_dir) / "split.json"

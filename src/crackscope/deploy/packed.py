@@ -42,6 +42,7 @@ from torch import nn
 from crackscope.deploy import bitconv
 from crackscope.errors import InputError
 from crackscope.models.binary import MIN_SIDE
+from crackscope.nn.input_norm import PerImageStandardize
 
 __all__ = [
     "FORMAT",
@@ -374,6 +375,11 @@ class PackedResNet(nn.Module):
         self.stem, self.units, self.fc = stem, nn.Sequential(*units), fc
         self.in_channels, self.meta = in_channels, dict(meta)
         self.stem_stride = stem_stride  # the stem's down-sampling, for the input-size check
+        # a model trained with per-image standardised input (model.input_norm): the same step first
+        norm = self.meta.get("input_norm")
+        if norm not in (None, "none", "per_image"):
+            raise InputError(f"packed model: unknown input_norm {norm!r}")
+        self.standardize = PerImageStandardize(self.meta["min_std"]) if norm == "per_image" else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         min_side = MIN_SIDE * self.stem_stride
@@ -387,6 +393,8 @@ class PackedResNet(nn.Module):
             return torch.cat([self._logits(x[i : i + chunk].float()) for i in range(0, max(len(x), 1), chunk)])
 
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
+        if self.standardize is not None:
+            x = self.standardize(x)
         z = self.units(self.stem(x))
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(z, 1), 1))
 
@@ -418,7 +426,11 @@ def pack_model(model: nn.Module, meta: dict | None = None) -> PackedResNet:
 
     from crackscope.models.binary import ResNetSkeleton
     from crackscope.models.binary.resnet import BinaryUnit
+    from crackscope.nn.input_norm import StandardizedInput
 
+    if isinstance(model, StandardizedInput):  # per-image standardised input: the net, behind the same step
+        norm = {"input_norm": "per_image", "min_std": model.standardize.min_std}
+        return pack_model(model.net, {**(meta or {}), **norm})
     if not isinstance(model, ResNetSkeleton) or not model.kind.binary:
         raise InputError(
             f"only binary ResNets can be packed (got {type(model).__name__}"

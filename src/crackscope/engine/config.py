@@ -165,7 +165,9 @@ class ClassificationData(_ImageData):
     resizes (bilinear, antialiased). ``channels``: 1 grey (colour -> luminance) or 3 (grey replicated).
     ``augment``: ``true`` (= ``flips_rotations``): random flips and 90-degree rotations of training
     images; ``crop_flip``: the CIFAR recipe (4-pixel zero padding, random crop back to size,
-    horizontal flip); drawn from (seed, epoch, image).
+    horizontal flip); ``camera``: flips and rotations, then the photometric changes of another
+    camera (crackscope.data.camera_augment: exposure, gamma, contrast, gradient, colour, blur,
+    noise, JPEG); drawn from (seed, epoch, image).
     ``deepcrack-tiles``: the crack / no-crack tiles of DeepCrack images (``tiles`` says how they are
     cut; ``size`` resizes each tile). Its split is by source photo (all tiles of an image, and all
     crops of a photo, in one part), the same as the ``deepcrack`` surface split of the same seed and
@@ -191,7 +193,7 @@ class ClassificationData(_ImageData):
         "training part and keeps its last epoch (trainer.weights: last)",
     )
     channels: Literal[1, 3] = 1
-    augment: bool | Literal["flips_rotations", "crop_flip"] = True
+    augment: bool | Literal["flips_rotations", "crop_flip", "camera"] = True
     tiles: TileSpec | None = Field(None, description="tiling of the deepcrack-tiles format (null: its defaults)")
 
     @field_validator("split")

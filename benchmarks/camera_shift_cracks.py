@@ -124,14 +124,12 @@ def main(argv=None) -> int:
     out, todo = cases(argv, __doc__.splitlines()[0], HERE / "results" / "camera_shift_cracks")
     rows, tile_rows = [], []
     for data_name, root, stems, model_name, run in todo:
-        if pipeline_of(Path(run)) == "classify":
-            result = score_tiles(run, root, data_name, stems)
-            tile_rows.append({"model": model_name, "run": run, "test": data_name, "n_images": len(stems), **result})
-            print(model_name, data_name, {c: round(r["tile_recall"], 3) for c, r in result.items()}, flush=True)
-            continue
-        result = score(run, root, data_name, stems)
-        rows.append({"model": model_name, "run": run, "test": data_name, "n_images": len(stems), "f1": result})
-        print(model_name, data_name, {c: round(r["f1"], 3) for c, r in result.items()}, flush=True)
+        tiles = pipeline_of(Path(run)) == "classify"
+        result = (score_tiles if tiles else score)(run, root, data_name, stems)
+        row = {"model": model_name, "run": run, "test": data_name, "n_images": len(stems)}
+        (tile_rows if tiles else rows).append({**row, **result} if tiles else {**row, "f1": result})
+        key = "tile_recall" if tiles else "f1"
+        print(model_name, data_name, {c: round(r[key], 3) for c, r in result.items()}, flush=True)
     meta = measured_on()
     out.parent.mkdir(parents=True, exist_ok=True)
     out.with_suffix(".json").write_text(json.dumps({**meta, "rows": rows, "tile_rows": tile_rows}, indent=1) + "\n")

@@ -121,7 +121,7 @@ def score_tiles(run: str, root: str, fmt: str, stems: list[str]) -> dict[str, di
 def main(argv=None) -> int:
     from crackscope.engine.runs import pipeline_of
 
-    out, todo = cases(argv, __doc__.splitlines()[0], HERE / "results" / "camera_shift_cracks")
+    out, todo, part = cases(argv, __doc__.splitlines()[0], HERE / "results" / "camera_shift_cracks")
     rows, tile_rows = [], []
     for data_name, root, stems, model_name, run in todo:
         tiles = pipeline_of(Path(run)) == "classify"
@@ -132,12 +132,15 @@ def main(argv=None) -> int:
         print(model_name, data_name, {c: round(r[key], 3) for c, r in result.items()}, flush=True)
     meta = measured_on()
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps({**meta, "rows": rows, "tile_rows": tile_rows}, indent=1) + "\n")
+    out.with_suffix(".json").write_text(
+        json.dumps({**meta, "part": part, "rows": rows, "tile_rows": tile_rows}, indent=1) + "\n"
+    )
     changes = list(CHANGES)
     lines = [
         f"# Crack segmenters on held-out photos changed as another camera would ({meta['date'][:10]})",
         "",
-        f"{meta['hardware']}. Pixel F1 at each model's own threshold, whole held-out test images, "
+        f"{meta['hardware']}. Pixel F1 at each model's own threshold, whole images of each dataset's "
+        f"{'held-out test' if part == 'test' else 'validation'} part, "
         "micro over the images; the masks are never changed (benchmarks/camera_shift_cracks.py).",
         "",
         "| trained on | tested on | images | " + " | ".join(changes) + " |",

@@ -523,8 +523,8 @@ def _ship(classifier_run: Path, segmenter_run: Path, result: dict, dest: Path) -
         )
         seg_words = (
             f"RGB; trained on {seg_cfg['data']['crop']} x {seg_cfg['data']['crop']} camera-augmented crops "
-            "(scale 0.5-1.6, illumination, colour, blur, noise, JPEG), per-image standardised input; segments "
-            f"windows of {seg_cfg['data']['crop']} px by default. Test split ({seg_m['n_images']} held-out "
+            "(scale 0.5-1.6, illumination, colour, blur, noise, JPEG), per-image standardised input (in "
+            "tiled inference with the whole image's statistics). Test split ({seg_m['n_images']} held-out "
             f"whole images, {split}, seed 0, threshold {seg_m['threshold']} chosen on the validation images of "
             f"both datasets): F1 {seg_m['f1']:.4f} ({per_source})."
         )
@@ -535,6 +535,10 @@ def _ship(classifier_run: Path, segmenter_run: Path, result: dict, dest: Path) -
             f"{seg_m['precision']:.4f}, recall\n{seg_m['recall']:.4f} (whole images, threshold {seg_m['threshold']})."
         )
     run_name = str(seg_cfg["name"])
+    stages = f"`crackscope train --config configs/cascade/{run_name}.yaml`"
+    first = seg_cfg.get("trainer", {}).get("init_weights")
+    if first is not None:  # a fine-tuning stage: its first stage first
+        stages = f"`crackscope train --config configs/cascade/{Path(first).name}.yaml`, then " + stages
     label_note = (
         "The label\nthreshold (64 crack pixels) is the one chosen for DeepCrack with "
         "`benchmarks/cascade_select.py`; it was\nnot chosen again for the two datasets."
@@ -551,7 +555,8 @@ def _ship(classifier_run: Path, segmenter_run: Path, result: dict, dest: Path) -
 {result["n_test_images"]} held-out images, {split}, seed 0), at the argmax against those labels:
 accuracy {cls_m["accuracy"]:.4f}, crack recall {crack["recall"]:.4f}, crack precision {crack["precision"]:.4f}.
 Cascade operating point (operating_point.json, chosen on the validation images, criterion
-'{op["default"]}'): threshold {op["threshold"]:.4f}.
+'{op["default"]}'): threshold {op["threshold"]:.4f}, for {op["window"]}-px segmentation windows overlapping
+by {op["overlap"]:g} (inspect-image's defaults with this classifier).
 
 `model.packed.safetensors` is the same network bit-packed (1-bit weights, XNOR/popcount;
 `crackscope inspect-image ... --runtime packed`), written by `crackscope export ... --format packed`.
@@ -566,7 +571,7 @@ Reproduce: `crackscope train --config configs/cascade/{_run_name(classifier_run)
 
 {seg_words}
 
-Reproduce: `crackscope train --config configs/cascade/{run_name}.yaml` (docs/cascade.md).
+Reproduce: {stages} (docs/cascade.md).
 """,
         ),
     }
@@ -594,7 +599,12 @@ def _input_note(run: Path) -> str:
     stride, size = cfg["model"].get("stem_stride", 1), cfg["data"].get("size")
     if size is not None:
         return f"64 x 64 tiles resized to {size} x {size} grey"
-    return f"64 x 64 grey tiles at full resolution into a {stride} x {stride} stride-{stride} patchify stem"
+    words = f"64 x 64 grey tiles at full resolution into a {stride} x {stride} stride-{stride} patchify stem"
+    if cfg["model"].get("input_norm") == "per_image":
+        words += ", each tile standardised (model.input_norm: per_image)"
+    if cfg["data"].get("augment") == "camera":
+        words += ", trained under another camera's photometric changes (augment: camera)"
+    return words
 
 
 def _rel(path: Path) -> str:

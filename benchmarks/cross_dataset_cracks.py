@@ -47,10 +47,10 @@ def _pairs(values: list[str]) -> dict[str, str]:
     return out
 
 
-def held_out(data_name: str, spec: str) -> tuple[str, list[str]]:
-    """``RUN:ROOT`` of ``--test NAME=RUN:ROOT`` -> (ROOT, the test stems RUN recorded for NAME)."""
+def held_out(data_name: str, spec: str, part: str = "test") -> tuple[str, list[str]]:
+    """``RUN:ROOT`` of ``--test NAME=RUN:ROOT`` -> (ROOT, the ``part`` stems RUN recorded for NAME)."""
     split_run, _, root = spec.partition(":")
-    stems = json.loads((Path(split_run) / "split.json").read_text())["stems"]["test"]
+    stems = json.loads((Path(split_run) / "split.json").read_text())["stems"][part]
     prefixed = [s.split("/", 1)[1] for s in stems if s.startswith(f"{data_name}/")]
     return root, prefixed or stems  # a run on several sources lists NAME/<stem>
 
@@ -65,23 +65,27 @@ def measured_on() -> dict:
     }
 
 
-def cases(argv, description: str, default_out: Path) -> tuple[Path, list[tuple[str, str, list[str], str, str]]]:
-    """``--model`` / ``--test`` / ``--out`` parsed: (OUT, [(dataset, root, test stems, model, run), ...])."""
+def cases(argv, description: str, default_out: Path) -> tuple[Path, list[tuple[str, str, list[str], str, str]], str]:
+    """``--model`` / ``--test`` / ``--out`` / ``--part`` parsed: (OUT, [(dataset, root, stems, model, run), ...],
+    part)."""
     ap = argparse.ArgumentParser(description=description)
     ap.add_argument("--model", action="append", required=True)
     ap.add_argument("--test", action="append", required=True)
     ap.add_argument("--out", type=Path, default=default_out)
+    ap.add_argument(
+        "--part", choices=("test", "val"), default="test", help="which recorded images (val: to choose models)"
+    )
     args = ap.parse_args(argv)
     models, tests = _pairs(args.model), _pairs(args.test)
     out = []
     for data_name, spec in tests.items():
-        root, stems = held_out(data_name, spec)
+        root, stems = held_out(data_name, spec, args.part)
         out += [(data_name, root, stems, model_name, run) for model_name, run in models.items()]
-    return args.out, out
+    return args.out, out, args.part
 
 
 def main(argv=None) -> int:
-    out, todo = cases(argv, __doc__.splitlines()[0], HERE / "results" / "cross_dataset_cracks")
+    out, todo, _ = cases(argv, __doc__.splitlines()[0], HERE / "results" / "cross_dataset_cracks")
     rows = []
     for data_name, root, stems, model_name, run in todo:
         with tempfile.TemporaryDirectory() as tmp:

@@ -88,3 +88,34 @@ def test_the_cascade_segments_flagged_tiles_as_full_segmentation_does(name):
     packed = load_classifier(SHIPPED / "tile_classifier", runtime="packed")
     tiles = torch.rand(16, 1, 64, 64, generator=torch.Generator().manual_seed(3))
     assert torch.allclose(packed(tiles), clf(tiles), atol=1e-4)
+
+
+def test_the_tile_classifier_flags_the_same_tiles_at_half_the_exposure_or_contrast():
+    """Each tile is standardised before the network (model.input_norm): a gain, or a contrast change
+    about a grey level, divides out of every tile whose standard deviation stays above the 0.03 floor
+    (std >= 0.08 as taken, so >= 0.04 after halving). It does so up to the 8-bit grey conversion, and
+    a 1-bit network may flip at such a rounding, so the flags of those tiles of a held-out photo of
+    each dataset that are not near a tie (probability at least 0.15 from the threshold) must agree on
+    95 % or more, not all. The operating point records its windows."""
+    from crackscope.data.tiles import extract_tiles, tile_grid
+    from crackscope.deploy.cascade import to_channels
+
+    clf = load_classifier(SHIPPED / "tile_classifier")
+    op = json.loads((SHIPPED / "tile_classifier" / "operating_point.json").read_text())
+    assert (clf.window, clf.overlap) == (op["window"], op["overlap"])
+    cfg = load_run(SHIPPED / "segmenter")[0]
+    agree = []
+    for name in sorted(DATA):
+        stem = next(s for s in _split("segmenter")["test"] if s.startswith(f"{name}/")).split("/", 1)[1]
+        image = load_image(surface_dataset(cfg.data, root=DATA[name], format=name, stems=[stem]).image_paths[0], 3)
+        grid = tile_grid(*image.shape[1:], 64)
+        tiles = extract_tiles(to_channels(image, 1), grid.origins, 64)
+        p = clf(tiles).numpy()
+        textured = (tiles.flatten(1).std(1).numpy() >= 0.08) & (np.abs(p - clf.threshold) >= 0.15)
+        as_taken = p >= clf.threshold
+        assert textured.any() and 0 < as_taken.sum() < len(grid)
+        for changed in (image * 0.5, (image - image.mean()) * 0.5 + image.mean()):
+            x = to_channels(changed.astype(np.float32), 1)
+            flags = clf(extract_tiles(x, grid.origins, 64)).numpy() >= clf.threshold
+            agree.append((flags == as_taken)[textured])
+    assert np.concatenate(agree).mean() >= 0.95

@@ -524,7 +524,7 @@ def _ship(classifier_run: Path, segmenter_run: Path, result: dict, dest: Path) -
         seg_words = (
             f"RGB; trained on {seg_cfg['data']['crop']} x {seg_cfg['data']['crop']} camera-augmented crops "
             "(scale 0.5-1.6, illumination, colour, blur, noise, JPEG), per-image standardised input (in "
-            "tiled inference with the whole image's statistics). Test split ({seg_m['n_images']} held-out "
+            f"tiled inference with the whole image's statistics). Test split ({seg_m['n_images']} held-out "
             f"whole images, {split}, seed 0, threshold {seg_m['threshold']} chosen on the validation images of "
             f"both datasets): F1 {seg_m['f1']:.4f} ({per_source})."
         )

@@ -297,6 +297,9 @@ def test_the_windows_an_operating_point_was_chosen_for_are_the_defaults(runs, tm
     shutil.copytree(runs["classifier"], clf)
     (clf / "operating_point.json").write_text(json.dumps({"threshold": 0.25, "window": 48, "overlap": 0.0}))
     assert (load_classifier(clf).window, load_classifier(clf).overlap) == (48, 0.0)
+    # the Python API takes the same defaults as the command line
+    r = inspect_image(runs["images"] / "big.png", load_classifier(clf), load_segmenter(runs["segmenter"]), tile=T)
+    assert (r.plan.window, r.plan.overlap, r.threshold) == (48, 0, 0.25)
     argv = ["inspect-image", str(runs["images"] / "big.png"), "--segmenter", str(runs["segmenter"])]
     cases = [((), clf, (48, 0)), (("--overlap", "0.5"), clf, (48, 24)), (("--window", "40"), clf, (40, 0))]
     cases.append(((), runs["classifier"], (T, 8)))  # no window recorded: the tile side and 25 %

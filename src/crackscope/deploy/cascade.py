@@ -507,17 +507,29 @@ def _prepared(image, channels: int | None, who: str) -> torch.Tensor:
     return _to_channels(image, channels, who) if channels is not None else _to_channels(image, int(np.shape(image)[0]))
 
 
+def _defaults(classifier, segmenter, tile: int, window, overlap, threshold) -> tuple[int, float, float]:
+    """(window, overlap, threshold) with the unset ones filled in: the window and overlap the
+    classifier's operating point was chosen for (its ``window`` / ``overlap`` attributes), else the
+    segmenter's training window (its ``window``) or the tile side and :data:`DEFAULT_OVERLAP`; the
+    classifier's ``threshold``, else 0.5."""
+    own = [getattr(classifier, k, None) for k in ("window", "overlap", "threshold")]
+    window = window or own[0] or getattr(segmenter, "window", None) or tile
+    overlap = overlap if overlap is not None else own[1] if own[1] is not None else DEFAULT_OVERLAP
+    threshold = threshold if threshold is not None else own[2] if own[2] is not None else 0.5
+    return require_positive_int("window", window), float(overlap), float(threshold)
+
+
 def inspect_image(
     image,
     classifier: Callable | None,
     segmenter: Callable,
     tile: int = DEFAULT_TILE,
-    threshold: float = 0.5,
+    threshold: float | None = None,
     all_tiles: bool = False,
     mask_threshold: float | None = None,
     batch_size: int = 64,
     window: int | None = None,
-    overlap: float = DEFAULT_OVERLAP,
+    overlap: float | None = None,
     scale: float = 1.0,
 ) -> CascadeResult:
     """Cascade one image: classify every tile, segment the windows around the flagged ones (batched),
@@ -534,8 +546,11 @@ def inspect_image(
       the training data's) and the probability back to (H, W) at the end.
     * Tiles: ``tile`` x ``tile``, non-overlapping (:mod:`crackscope.data.tiles`); one is flagged when
       its crack probability is >= ``threshold``.
-    * Segmentation (:mod:`crackscope.deploy.tiling`): ``window`` x ``window`` windows (default
-      ``tile``) overlapping by ``overlap`` of a window (in [0, 0.5]; 0: stitched without overlap),
+    * Defaults: ``window``, ``overlap`` and ``threshold`` left ``None`` are those the classifier's
+      operating point was chosen for (:func:`load_classifier` reads them), else the segmenter's
+      training window or ``tile``, 0.25 and 0.5 (:func:`_defaults`).
+    * Segmentation (:mod:`crackscope.deploy.tiling`): ``window`` x ``window`` windows
+      overlapping by ``overlap`` of a window (in [0, 0.5]; 0: stitched without overlap),
       blended with raised-cosine weights that sum to 1. Only the windows meeting a flagged tile's
       cell run (with ``scale`` != 1, also those within the resampling filter's reach of it), in
       batches of ``batch_size``. The result is that of segmenting every window wherever every
@@ -549,10 +564,10 @@ def inspect_image(
     image = read_image(image) if isinstance(image, (str, Path)) else check_image(image, "inspect_image")
     if not all_tiles and classifier is None:
         raise InputError("a classifier is needed unless all_tiles=True")
-    if not 0.0 <= float(threshold) <= 1.0:
-        raise InputError(f"threshold={threshold!r} must be a probability in [0, 1]")
     tile = require_positive_int("tile", tile)
-    window = tile if window is None else require_positive_int("window", window)
+    window, overlap, threshold = _defaults(classifier, segmenter, tile, window, overlap, threshold)
+    if not 0.0 <= threshold <= 1.0:
+        raise InputError(f"threshold={threshold!r} must be a probability in [0, 1]")
     batch_size = require_positive_int("batch_size", batch_size)
     scale = check_scale(scale)
     mask_threshold = float(getattr(segmenter, "threshold", 0.5) if mask_threshold is None else mask_threshold)
@@ -779,11 +794,11 @@ class _Setup:
     classifier: TileClassifier | None
     runtime: str
     tile: int
-    window: int
-    overlap: float
+    window: int | None  # None: inspect_image's defaults (the classifier's operating point, ...)
+    overlap: float | None
     batch: int
     scale: float
-    threshold: float
+    threshold: float | None
     all_tiles: bool
     mm_per_pixel: float | None
 
@@ -825,15 +840,11 @@ def _setup(
         classifier=clf,
         runtime=runtime,
         tile=tile,
-        window=int(window or (clf.window if clf is not None else None) or segmenter.window or tile),
-        overlap=float(
-            overlap
-            if overlap is not None
-            else (clf.overlap if clf is not None and clf.overlap is not None else DEFAULT_OVERLAP)
-        ),
+        window=window,
+        overlap=overlap,
         batch=int(batch),
         scale=scale,
-        threshold=float(threshold if threshold is not None else (clf.threshold if clf else 0.5)),
+        threshold=threshold,
         all_tiles=all_tiles,
         mm_per_pixel=mm_per_pixel,
     )

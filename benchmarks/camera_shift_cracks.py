@@ -118,6 +118,19 @@ def score_tiles(run: str, root: str, fmt: str, stems: list[str]) -> dict[str, di
     }
 
 
+def _table(first: str, changes: list[str], rows: list[dict], cell) -> list[str]:
+    """Markdown lines: one row per model x dataset, one column per change, ``cell(row, change)``."""
+    lines = [
+        f"| {first} | tested on | images | " + " | ".join(changes) + " |",
+        "|---|---|---:|" + "---:|" * len(changes),
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['model']} | {r['test']} | {r['n_images']} | " + " | ".join(cell(r, c) for c in changes) + " |"
+        )
+    return lines
+
+
 def main(argv=None) -> int:
     from crackscope.engine.runs import pipeline_of
 
@@ -143,25 +156,19 @@ def main(argv=None) -> int:
         f"{'held-out test' if part == 'test' else 'validation'} part, "
         "micro over the images; the masks are never changed (benchmarks/camera_shift_cracks.py).",
         "",
-        "| trained on | tested on | images | " + " | ".join(changes) + " |",
-        "|---|---|---:|" + "---:|" * len(changes),
+        *_table("trained on", changes, rows, lambda r, c: f"{r['f1'][c]['f1']:.3f}"),
     ]
-    for r in rows:
-        cells = " | ".join(f"{r['f1'][c]['f1']:.3f}" for c in changes)
-        lines.append(f"| {r['model']} | {r['test']} | {r['n_images']} | {cells} |")
     if tile_rows:
         tile_changes = [c for c in changes if c != "half resolution"]
         lines += [
             "",
-            "Tile classifiers at their operating points, 64-px tiles of the same images: recall of the tiles "
-            "their training labels call cracked / fraction of all tiles flagged.",
+            "Tile classifiers at their operating points (0.5 without one), 64-px tiles of the same images: "
+            "recall of the tiles their training labels call cracked / fraction of all tiles flagged.",
             "",
-            "| classifier | tested on | images | " + " | ".join(tile_changes) + " |",
-            "|---|---|---:|" + "---:|" * len(tile_changes),
+            *_table(
+                "classifier", tile_changes, tile_rows, lambda r, c: f"{r[c]['tile_recall']:.3f} / {r[c]['flagged']:.2f}"
+            ),
         ]
-        for r in tile_rows:
-            cells = " | ".join(f"{r[c]['tile_recall']:.3f} / {r[c]['flagged']:.2f}" for c in tile_changes)
-            lines.append(f"| {r['model']} | {r['test']} | {r['n_images']} | {cells} |")
     out.with_suffix(".md").write_text("\n".join(lines) + "\n")
     return 0
 

@@ -433,3 +433,19 @@ def test_f_measure_bad_inputs_raise_input_error():
         crack_f_measures([p], [m], thresholds=(0.5, 0.2))
     with pytest.raises(InputError, match="one \\(H, W\\) map"):
         crack_f_measures([torch.zeros(2, 4, 4)], [torch.zeros(2, 4, 4)])
+
+
+def test_cell_oracle_is_hand_worked():
+    """One crack pixel at row 5, column 9 of a 36 x 36 mask lies in the sensor cell (1, 2) of the
+    9 x 9 grid: the oracle marks rows 4-7, columns 8-11, and scores DSC 2 * 1 / (2 * 1 + 15)."""
+    from crackscope.metrics import cell_oracle, confusion_counts, summarize
+
+    mask = torch.zeros(2, 36, 36)
+    mask[0, 5, 9] = 1
+    oracle = cell_oracle(mask, 9)
+    expected = torch.zeros(2, 36, 36, dtype=torch.bool)
+    expected[0, 4:8, 8:12] = True
+    assert torch.equal(oracle, expected)
+    counts = confusion_counts(oracle[:1].float(), mask[:1], from_logits=False)
+    assert summarize(counts)["dsc"] == pytest.approx(2 / 17)
+    assert cell_oracle(torch.zeros(1, 35, 35), 9) is None  # 35 pixels do not split into 9 cells

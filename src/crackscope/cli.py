@@ -45,7 +45,13 @@ def _info(msg: str) -> None:
 def simulate_wavefield_cmd(
     out: Path = typer.Option(..., "--out", help="Zarr store directory to create or finish."),
     samples: int = typer.Option(..., "--samples", help="Number of plates to simulate."),
-    preset: Preset | None = typer.Option(None, "--preset", help="paper (default), small or tiny."),
+    preset: str | None = typer.Option(
+        None,
+        "--preset",
+        metavar="<paper|small|paper-multi|small-multi|tiny>",
+        help="paper (default): one notch per plate, the paper's task; small: the same at CPU scale; "
+        "paper-multi / small-multi: many line cracks per plate; tiny: tests.",
+    ),
     config: Path | None = typer.Option(None, "--config", help="YAML file of PlateConfig fields (may set 'preset')."),
     set_: list[str] = typer.Option(
         [], "--set", help="Override a field: --set poisson_ratio=0.25 --set cracks.count_max=3"
@@ -61,7 +67,7 @@ def simulate_wavefield_cmd(
     from crackscope.data.wavefield_store import generate_wavefield_store
     from crackscope.physics.config import load_plate_config
 
-    cfg = load_plate_config(preset.value if preset else None, config, set_)
+    cfg = load_plate_config(preset, config, set_)
     if backend is Backend.ray and workers != 1:
         raise InputError("--workers and --backend ray are exclusive: Ray uses the cluster's CPUs")
     summary = generate_wavefield_store(

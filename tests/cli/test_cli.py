@@ -48,6 +48,9 @@ BAD = [
     (["--samples", "2", "--batch", "0"], "--batch"),
     (["--samples", "2", "--device", "tpu"], "--device"),
     (["--samples", "2", "--preset", "huge"], "huge"),
+    (["--samples", "2", "--set", "cracks.width_um_min=-0.5"], "width_um_min"),
+    (["--samples", "2", "--set", "cracks.width_um_max=8"], "width_um_max=8.0"),  # the tiny plate is 7.2 µm
+    (["--samples", "2", "--preset", "small", "--set", "cracks.width_um_min=6"], "width_um_min=6.0"),
 ]
 
 

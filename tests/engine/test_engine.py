@@ -99,6 +99,24 @@ def test_metrics_json_matches_an_independent_computation(trained, store):
     m = json.loads((trained / "metrics.json").read_text())
     assert m["dsc"] == pytest.approx(expected)
     assert m["accuracy"] == pytest.approx((p == t).mean())
+    # mean per-plate DSC (1 for an empty plate predicted empty) and the background class's IoU
+    per_plate = [1.0 if not (a | b).any() else 2 * (a & b).sum() / (a.sum() + b.sum()) for a, b in zip(p, t)]
+    assert m["dsc_per_sample"] == pytest.approx(np.mean(per_plate))
+    tn = (~p & ~t).sum()
+    assert m["iou_background"] == pytest.approx(tn / (tn + fp + fn))
+    # the cell oracle, by loops: every pixel of each 4 x 4 sensor cell (9 x 9 grid of 36 x 36) holding crack
+    oracle = np.zeros_like(t)
+    for k in range(len(t)):
+        for cy in range(9):
+            for cx in range(9):
+                cell = (k, slice(4 * cy, 4 * cy + 4), slice(4 * cx, 4 * cx + 4))
+                oracle[cell] = t[cell].any()
+    otp, ofp, ofn = (oracle & t).sum(), (oracle & ~t).sum(), (~oracle & t).sum()
+    assert m["cell_oracle_dsc"] == pytest.approx(2 * otp / (2 * otp + ofp + ofn))
+    assert m["by_crack_size"][">0"]["cell_oracle_dsc"] == pytest.approx(m["cell_oracle_dsc"])
+    table = (trained / "size_table.md").read_text()
+    for row in ("DSC, pooled crack pixels", "DSC, mean per plate", "IoU, background", "cell oracle DSC"):
+        assert f"| {row} |" in table
 
 
 def test_resume_after_kill_ends_with_the_same_metrics(store, tmp_path, cli, killed_training):
@@ -136,7 +154,10 @@ def test_evaluate_other_store_uses_every_sample_and_export_matches(trained, stor
     out = cli("evaluate", trained, "--data", other, "--out", tmp_path / "ev")
     assert out.returncode == 0, out.stderr
     assert json.loads((tmp_path / "ev" / "metrics.json").read_text())["n_samples"] == 20
-    assert "| dsc |" in out.stdout and (tmp_path / "ev" / "figures" / "masks.png").stat().st_size > 5000
+    assert (
+        "| DSC, pooled crack pixels |" in out.stdout
+        and (tmp_path / "ev" / "figures" / "masks.png").stat().st_size > 5000
+    )
     exp = cli("export", trained, "--format", "onnx")
     assert exp.returncode == 0, exp.stderr
     diff = float(exp.stdout.strip().rsplit("=", 1)[1])

@@ -136,15 +136,19 @@ def _config(group):
 
 
 def cracks_from_store(group, index: int) -> list:
-    """The :class:`Crack` objects of sample ``index``, rebuilt from ``crack_points_m`` (NaN-padded)."""
+    """The :class:`Crack` objects of sample ``index``, rebuilt from ``crack_points_m`` (NaN-padded) and
+    ``crack_width_um`` (stores written before crack widths existed hold line cracks only)."""
     from crackscope.physics.cracks import Crack
 
     points = np.asarray(group["crack_points_m"][int(index)], dtype=np.float64)  # (K, P, 2)
+    widths = np.zeros(len(points))
+    if "crack_width_um" in set(group.array_keys()):
+        widths = np.nan_to_num(np.asarray(group["crack_width_um"][int(index)], dtype=np.float64))
     cracks = []
-    for poly in points:
+    for poly, width_um in zip(points, widths):
         pts = poly[np.isfinite(poly).all(axis=1)]
         if len(pts) >= 2:
-            cracks.append(Crack(*[tuple(p) for p in pts]))
+            cracks.append(Crack(*[tuple(p) for p in pts], width_m=width_um * 1e-6))
     return cracks
 
 

@@ -11,6 +11,7 @@ reference             (2, S, T)              float32    the same plate without c
 n_cracks              (N,)                   int16      cracks in each plate
 crack_length_um       (N, K)                 float32    length of each crack [µm], NaN-padded
 max_crack_length_um   (N,)                   float32    longest crack per plate [µm]
+crack_width_um        (N, K)                 float32    band width of each crack [µm] (0 = line), NaN-padded
 crack_points_m        (N, K, 3, 2)           float64    crack polyline points [m], NaN-padded
 done                  (N,)                   uint8      1 once every array of the sample is written
 ====================  =====================  =========  ==========================================
@@ -95,10 +96,12 @@ def simulate_samples(
     out = simulate_wavefield(cfg, cracks, device=device)
     k = max(cfg.cracks.count_max, 1)
     lengths = np.full((stop - start, k), np.nan, dtype=np.float32)
+    widths = np.full((stop - start, k), np.nan, dtype=np.float32)
     points = np.full((stop - start, k, MAX_CRACK_POINTS, 2), np.nan)
     for b, plate in enumerate(cracks):
         for c, crack in enumerate(plate):
             lengths[b, c] = crack.length_um
+            widths[b, c] = crack.width_um
             points[b, c, : len(crack.points)] = crack.points
     return {
         "start": np.int64(start),
@@ -110,6 +113,7 @@ def simulate_samples(
             np.nanmax(np.where(np.isnan(lengths), -np.inf, lengths), axis=1), neginf=0.0
         ).astype(np.float32),
         "crack_points_m": points,
+        "crack_width_um": widths,
     }
 
 
@@ -186,6 +190,7 @@ def _create_arrays(group, req: StoreRequest) -> None:
     group.create_array("n_cracks", shape=(n,), chunks=(b,), dtype="int16", fill_value=0)
     group.create_array("crack_length_um", shape=(n, k), chunks=(b, k), dtype="float32", fill_value=float("nan"))
     group.create_array("max_crack_length_um", shape=(n,), chunks=(b,), dtype="float32", fill_value=float("nan"))
+    group.create_array("crack_width_um", shape=(n, k), chunks=(b, k), dtype="float32", fill_value=float("nan"))
     group.create_array(
         "crack_points_m",
         shape=(n, k, MAX_CRACK_POINTS, 2),
@@ -208,6 +213,7 @@ def _describe(req: StoreRequest) -> dict:
         "crackscope_version": __version__,
         "sample_rng": "numpy.random.default_rng(SeedSequence([seed, index]))",
         "crack_length_um_layout": "per crack (N, K), NaN-padded; max_crack_length_um per sample",
+        "crack_width_um_layout": "per crack (N, K), NaN-padded; 0 = a line crack, > 0 = a band (notch)",
         "mask_layout": "mask[iy, ix], iy = 0 at y = 0 (bottom); pixel size width/M x height/M",
         "signals_layout": "(N, 2 = x/y displacement [m], S sensors row-major from the bottom-left, T)",
         "dt_s": cfg.dt,
@@ -269,7 +275,15 @@ def pending_batches(group, req: StoreRequest) -> list[tuple[int, int]]:
     return [(a, b) for a, b in req.batches() if not done[a:b].all()]
 
 
-BATCH_ARRAYS = ("signals", "masks", "n_cracks", "crack_length_um", "max_crack_length_um", "crack_points_m")
+BATCH_ARRAYS = (
+    "signals",
+    "masks",
+    "n_cracks",
+    "crack_length_um",
+    "max_crack_length_um",
+    "crack_points_m",
+    "crack_width_um",
+)
 
 
 def _write_batch(group, result: dict, fault_counter: list[int], names: tuple[str, ...] = BATCH_ARRAYS) -> int:

@@ -11,7 +11,7 @@ import torch
 
 from crackscope.errors import InputError
 from crackscope.physics.config import PlateConfig
-from crackscope.physics.cracks import Crack, bonds_crossing, check_crack_lists, rasterize_mask
+from crackscope.physics.cracks import Crack, bonds_cut_by, check_crack_lists, rasterize_mask
 from crackscope.physics.lattice import TriangularLattice
 from crackscope.physics.solver import LatticeSolver
 from crackscope.physics.sources import waveform
@@ -53,9 +53,10 @@ def sensor_nodes(lattice: TriangularLattice, grid: int) -> list[tuple[int, int]]
 def cut_bond_weights(
     lattice: TriangularLattice, cracks_per_plate: Sequence[Sequence[Crack]]
 ) -> tuple[dict[str, np.ndarray] | None, list[int]]:
-    """Per family, (B, r, c) weights with 0 for every bond a crack crosses; None if nothing is cut.
+    """Per family, (B, r, c) weights with 0 for every bond a crack cuts (crosses its line, or touches
+    its band); None if nothing is cut.
 
-    Only the block of bonds within one spacing of each crack segment's bounding box is tested.
+    Only the block of bonds within one spacing of each crack piece's bounding box is tested.
     """
     a = lattice.spacing
     weights, counts = {}, [0] * len(cracks_per_plate)
@@ -66,11 +67,8 @@ def cut_bond_weights(
         w = np.ones((len(cracks_per_plate), *p_i.shape[:2]), dtype=np.float32)
         for b, cracks in enumerate(cracks_per_plate):
             for crack in cracks:
-                for seg in crack.segments:
-                    found = bonds_crossing(p_i, p_j, row_y, seg, a)
-                    if found is not None:
-                        block, hit = found
-                        w[b][block][hit] = 0.0
+                for block, hit in bonds_cut_by(crack, p_i, p_j, row_y, a):
+                    w[b][block][hit] = 0.0
         weights[fam.name] = w
     for b in range(len(cracks_per_plate)):
         counts[b] = int(sum((weights[f.name][b] == 0).sum() for f in lattice.families))

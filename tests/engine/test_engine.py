@@ -368,3 +368,19 @@ def test_init_weights_starts_a_run_from_another_runs_weights(store, trained, tmp
     with pytest.raises(InputError, match="model.safetensors does not fit"):
         train(load_train_config(None, base={**base, "model": {**base["model"], "channels": [8, 16, 32, 64]}}))
     assert not (tmp_path / "bad").exists()
+
+
+def test_training_on_streamed_plates(store, tmp_path):
+    """data.stream_plates: every epoch trains on that many fresh plates (here 20 in batches of 8:
+    three steps per epoch, where the store's 12 training plates make two), validation and test stay
+    the store's."""
+    import csv
+
+    base = _cfg_dict(store, tmp_path, name="stream")
+    base["data"]["stream_plates"] = 20
+    run = train(load_train_config(None, base=base), progress=False)
+    rows = list(csv.DictReader((run / "logs" / "metrics.csv").open()))
+    steps = {int(r["step"]) for r in rows if r.get("train/loss")}
+    assert max(steps) + 1 == 3 * EPOCHS
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["n_samples"] == len(json.loads((run / "split.json").read_text())["test"]) == 4

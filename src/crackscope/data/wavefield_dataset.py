@@ -160,7 +160,12 @@ class WavefieldDataset(Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         store_index = int(self.sample_indices[dataset_index(i, len(self), "WavefieldDataset")])
         group = self._store()
-        x = np.asarray(group["signals"][store_index], dtype=np.float32)  # (2, S, T)
+        return self.prepare(group["signals"][store_index], group["masks"][store_index], self.reflected(store_index))
+
+    def prepare(self, signals, mask, reflect: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+        """One plate's (2, S, T) store-layout signals and (M, M) mask as a model item: the reference
+        subtracted and the normalisation applied as configured, reflected when ``reflect``."""
+        x = np.asarray(signals, dtype=np.float32)  # (2, S, T)
         if self.subtract_reference:
             x = x - self._reference_signals()
         if self.normalize == "per_sample":
@@ -169,8 +174,8 @@ class WavefieldDataset(Dataset):
                 x = x / np.float32(peak)
         elif self.normalize == "global":
             x = x / np.float32(self.scale)
-        mask = (np.asarray(group["masks"][store_index]) > 0).astype(np.float32)[None]
-        if self.reflected(store_index):
+        mask = (np.asarray(mask) > 0).astype(np.float32)[None]
+        if reflect:
             x, mask = reflect_plate(x, mask, self.sensor_grid)
         x = np.ascontiguousarray(x.transpose(0, 2, 1), dtype=np.float32)  # (2, T, S)
         return torch.from_numpy(x), torch.from_numpy(np.ascontiguousarray(mask))

@@ -88,23 +88,27 @@ def simulate_samples(
     cfg_json: dict, seed: int, start: int, stop: int, device: str = "cpu", threads: int | None = None
 ) -> dict[str, np.ndarray]:
     """Simulate samples ``start..stop-1``; plain numpy out, so it can run in another process or on Ray."""
-    from crackscope.physics.wavefield import simulate_wavefield
-
     limit_threads(threads)
     cfg = PlateConfig.model_validate(cfg_json)
     cracks = [cracks_for_sample(cfg, seed, i) for i in range(start, stop)]
+    return {"start": np.int64(start), **simulate_plates(cfg, cracks, device)}
+
+
+def simulate_plates(cfg: PlateConfig, cracks: list[list[Crack]], device: str = "cpu") -> dict[str, np.ndarray]:
+    """The store arrays (signals, masks, crack counts, lengths, points, widths) of one batch of plates."""
+    from crackscope.physics.wavefield import simulate_wavefield
+
     out = simulate_wavefield(cfg, cracks, device=device)
-    k = max(cfg.cracks.count_max, 1)
-    lengths = np.full((stop - start, k), np.nan, dtype=np.float32)
-    widths = np.full((stop - start, k), np.nan, dtype=np.float32)
-    points = np.full((stop - start, k, MAX_CRACK_POINTS, 2), np.nan)
+    n, k = len(cracks), max(cfg.cracks.count_max, 1)
+    lengths = np.full((n, k), np.nan, dtype=np.float32)
+    widths = np.full((n, k), np.nan, dtype=np.float32)
+    points = np.full((n, k, MAX_CRACK_POINTS, 2), np.nan)
     for b, plate in enumerate(cracks):
         for c, crack in enumerate(plate):
             lengths[b, c] = crack.length_um
             widths[b, c] = crack.width_um
             points[b, c, : len(crack.points)] = crack.points
     return {
-        "start": np.int64(start),
         "signals": out.signals.float().cpu().numpy(),
         "masks": out.masks.cpu().numpy().astype(np.uint8),
         "n_cracks": np.array([len(p) for p in cracks], dtype=np.int16),

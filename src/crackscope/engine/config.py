@@ -49,6 +49,13 @@ class WavefieldData(_Strict):
     )
     batch_size: int = Field(16, ge=1)
     num_workers: int = Field(0, ge=0)
+    stream_plates: int | None = Field(
+        None,
+        ge=1,
+        description="train on this many fresh plates per epoch, simulated with the store's settings while "
+        "the model trains (no plate seen twice; crackscope.data.wavefield_stream), instead of the store's "
+        "training split; validation and test stay the store's. null: read the store",
+    )
 
     @field_validator("split")
     @classmethod

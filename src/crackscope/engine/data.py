@@ -141,6 +141,8 @@ class SplitDataModule(L.LightningDataModule):
 
 class WavefieldDataModule(SplitDataModule):
     def _loader(self, part, train=False):
+        if train and self.cfg.stream_plates:
+            return self._stream_loader()
         ds = wavefield_dataset(
             self.cfg.store,
             self.split[part],
@@ -157,6 +159,30 @@ class WavefieldDataModule(SplitDataModule):
             num_workers=self.cfg.num_workers,
             # workers must copy the dataset anew each epoch to see its epoch's reflections
             persistent_workers=self.cfg.num_workers > 0 and not (train and self.cfg.augment),
+        )
+
+    def _stream_loader(self) -> DataLoader:
+        """Fresh plates every epoch (data.stream_plates), one simulated batch per item."""
+        from crackscope.data.wavefield_stream import EpochSequentialSampler, StreamedWavefieldBatches
+
+        ds = StreamedWavefieldBatches(
+            self.cfg.store,
+            self.cfg.stream_plates,
+            self.cfg.batch_size,
+            subtract_reference=self.cfg.subtract_reference,
+            normalize=self.cfg.normalize,
+            mirror=self.cfg.augment,
+            seed=self.seed,
+        )
+        # workers copy the dataset anew each epoch, so they see that epoch's plates; they are spawned,
+        # since forking a process whose simulator runs under OpenMP is unsafe
+        workers = self.cfg.num_workers
+        return DataLoader(
+            ds,
+            batch_size=None,
+            sampler=EpochSequentialSampler(len(ds), ds),
+            num_workers=workers,
+            multiprocessing_context="spawn" if workers else None,
         )
 
 

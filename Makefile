@@ -34,17 +34,20 @@ $(VENV)/.installed-dev: $(STAMP)
 
 install-dev: $(VENV)/.installed-dev
 
-# The main job on a small default: simulate 800 plates, inspect them, train MicroCrackAttentionNeXt
-# briefly, evaluate it on the held-out test split. Re-running resumes/skips finished steps.
+# The main job on a small default: simulate 2,400 plates of the small preset (one notch each),
+# inspect them, train MicroCrackAttentionNeXt-RC briefly, evaluate it on plates of a seed never
+# used in training. Re-running resumes/skips finished steps.
 demo: install
-	$(VENV)/bin/crackscope simulate wavefield --preset small --set n_time=250 --set record_every=4 \
-		--samples 800 --batch 16 --seed 0 --out $(DEMO_OUT)/wavefield.zarr
+	$(VENV)/bin/crackscope simulate wavefield --config configs/wavefield/simulate_small_t250.yaml \
+		--samples 2400 --batch 32 --seed 0 --out $(DEMO_OUT)/wavefield.zarr
 	$(VENV)/bin/crackscope inspect $(DEMO_OUT)/wavefield.zarr --out $(DEMO_OUT)/inspect
 	$(VENV)/bin/crackscope train --config configs/wavefield/demo.yaml --resume out_dir=$(DEMO_OUT) \
 		data.store=$(DEMO_OUT)/wavefield.zarr
-	$(VENV)/bin/crackscope evaluate $(DEMO_OUT)/mcan --data $(DEMO_OUT)/wavefield.zarr --out $(DEMO_OUT)
-	@echo "demo results in $(DEMO_OUT)/: metrics.json, size_table.md, figures/masks.png (test split);"
-	@echo "  the trained run in $(DEMO_OUT)/mcan, the dataset in $(DEMO_OUT)/wavefield.zarr, its summary in $(DEMO_OUT)/inspect"
+	$(VENV)/bin/crackscope simulate wavefield --config $(DEMO_OUT)/mcan-rc/simulate.yaml \
+		--samples 400 --batch 32 --seed 1000 --out $(DEMO_OUT)/test-seed1000.zarr
+	$(VENV)/bin/crackscope evaluate $(DEMO_OUT)/mcan-rc --data $(DEMO_OUT)/test-seed1000.zarr --out $(DEMO_OUT)
+	@echo "demo results in $(DEMO_OUT)/: metrics.json, size_table.md, figures/masks.png (400 plates of an unseen seed);"
+	@echo "  the trained run in $(DEMO_OUT)/mcan-rc, the dataset in $(DEMO_OUT)/wavefield.zarr, its summary in $(DEMO_OUT)/inspect"
 
 # Surface segmentation: the shipped U-Net+CBAM evaluated on SD-saliency-900's test split and run on
 # its images (masks + overlays), then a short training run of its own (small, CPU minutes).

@@ -12,7 +12,11 @@ CONFIGS = sorted((Path(__file__).resolve().parents[2] / "configs" / "wavefield")
 
 
 # simulate_<preset>.yaml is the preset itself; these are presets with a few fields changed
-VARIANTS = {"small_t250": ("small", {"n_time": 250, "record_every": 4})}
+VARIANTS = {
+    "small_t250": ("small", {"n_time": 250, "record_every": 4}),
+    "small_multi_t250": ("small-multi", {"n_time": 250, "record_every": 4}),
+    "paper_multi": ("paper-multi", {}),
+}
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: p.name)

@@ -165,6 +165,8 @@ def _row(cfg: TrainConfig) -> dict:
     row = {
         "run": cfg.name,
         "model": cfg.model.name,
+        # the model's options other than its activation: what tells variants of one model apart
+        "variant": ", ".join(f"{k}={v}" for k, v in sorted(cfg.model.kwargs.items()) if k != "activation"),
         "activation": cfg.model.kwargs.get("activation", "relu"),
         "loss": cfg.loss.name,
         "seed": cfg.seed,
@@ -215,7 +217,8 @@ def activation_loss_table(rows: list[dict]) -> str:
 
 
 def model_table(rows: list[dict]) -> str:
-    """One row per model: DSC by crack size, pixel accuracy, parameters and training samples/s."""
+    """One row per model (and variant: its options other than the activation, in brackets): DSC by
+    crack size, pixel accuracy, parameters and training samples/s."""
     lines = [
         "| model | loss | "
         + " | ".join(f"DSC {c} µm" for c in SIZE_COLUMNS)
@@ -224,7 +227,8 @@ def model_table(rows: list[dict]) -> str:
     ]
     groups: dict[tuple, list[dict]] = {}
     for r in rows:
-        groups.setdefault((r["model"], r["loss"]), []).append(r)
+        label = f"{r['model']} ({r['variant']})" if r.get("variant") else r["model"]
+        groups.setdefault((label, r["loss"]), []).append(r)
     for (model, loss), rs in groups.items():
         sps = [r["train_samples_per_s"] for r in rs if r["train_samples_per_s"]]
         lines.append(

@@ -384,3 +384,23 @@ def test_training_on_streamed_plates(store, tmp_path):
     assert max(steps) + 1 == 3 * EPOCHS
     m = json.loads((run / "metrics.json").read_text())
     assert m["n_samples"] == len(json.loads((run / "split.json").read_text())["test"]) == 4
+
+
+def test_simulate_yaml_of_a_store_older_than_crack_widths_keeps_its_line_cracks(store, tmp_path):
+    """A store written before notches existed has no crack widths in its attributes; its
+    simulate.yaml spells width 0, so reading it back never takes a preset's notch widths."""
+    import zarr
+
+    from crackscope.engine.evaluate import write_simulate_yaml
+    from crackscope.physics.config import PlateConfig, load_plate_config
+
+    old = tmp_path / "old.zarr"
+    shutil.copytree(store, old)
+    group = zarr.open_group(str(old), mode="r+")
+    config = dict(group.attrs["config"])
+    config["cracks"] = {k: v for k, v in config["cracks"].items() if not k.startswith("width_um")}
+    group.attrs["config"] = config
+    written = yaml.safe_load(write_simulate_yaml(tmp_path, old).read_text())
+    assert written["cracks"]["width_um_min"] == written["cracks"]["width_um_max"] == 0.0
+    back = load_plate_config(None, tmp_path / "simulate.yaml")  # no preset: the paper's notches would fill a gap
+    assert back == PlateConfig.model_validate(config) and back.cracks.width_um_max == 0.0

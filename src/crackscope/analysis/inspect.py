@@ -214,9 +214,16 @@ def _sensor_choice(grid: int) -> list[tuple[int, str]]:
 
 
 def _draw_cracks(ax, cracks, color, lw, scale=1e6, label=None):
+    """Line cracks as lines, notches as the outlines of their bands."""
     for k, crack in enumerate(cracks):
+        name = label if k == 0 else None
+        if crack.width_m > 0:
+            for j, band in enumerate(crack.bands * scale):
+                closed = np.vstack([band, band[:1]])
+                ax.plot(closed[:, 0], closed[:, 1], color=color, lw=lw, label=name if j == 0 else None)
+            continue
         p = np.asarray(crack.points) * scale
-        ax.plot(p[:, 0], p[:, 1], color=color, lw=lw, solid_capstyle="round", label=label if k == 0 else None)
+        ax.plot(p[:, 0], p[:, 1], color=color, lw=lw, solid_capstyle="round", label=name)
 
 
 def _make_figure(

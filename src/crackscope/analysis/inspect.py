@@ -289,7 +289,7 @@ def _make_figure(
     ax = fig.add_subplot(gs[0, 3])
     m = mask.shape[-1]
     ax.imshow(mask, origin="lower", extent=(0, w_um, 0, h_um), cmap="Greys", vmin=0, vmax=1.6, interpolation="nearest")
-    _draw_cracks(ax, cracks, "tab:red", 1.4, label="crack polyline")
+    _draw_cracks(ax, cracks, "tab:red", 1.4, label="crack")
     ax.scatter(sensor_xy[:, 0] * 1e6, sensor_xy[:, 1] * 1e6, s=6, color="0.5", zorder=3, label="sensors")
     for k, (s, _) in enumerate(picks):
         ax.scatter(*(sensor_xy[s] * 1e6), s=45, color=colours[k], edgecolor="k", lw=0.6, zorder=4)

@@ -30,7 +30,6 @@ from cascade_deepcrack import (  # noqa: E402
     TILE,
     _bad_input,
     _cpu_name,
-    _read_pair,
     _rel,
     _split_stems,
     choose_thresholds,
@@ -49,11 +48,13 @@ def _per_tile_ms(fn, tiles: torch.Tensor, repeats: int) -> float:
 
 def _validation_tiles(root: Path, stems, channels: int) -> torch.Tensor:
     from crackscope.data.tiles import extract_tiles, tile_grid
-    from crackscope.deploy.cascade import to_channels
+    from crackscope.deploy.cascade import read_image, to_channels
 
     parts = []
     for stem in stems:
-        image, _ = _read_pair(root, stem)
+        image = read_image(
+            root / "train_img" / f"{stem}.jpg"
+        )  # DeepCrack's layout: validation stems are training photos
         grid = tile_grid(image.shape[1], image.shape[2], TILE)
         parts.append(extract_tiles(to_channels(image, channels), grid.origins, TILE))
     return torch.cat(parts)

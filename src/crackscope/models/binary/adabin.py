@@ -13,7 +13,7 @@ around every binary conv); AdaBin's exact ImageNet backbone (ReActNet-based) is 
 from __future__ import annotations
 
 from crackscope.models import register
-from crackscope.models.binary import AOIE_PAPER, BlockKind, define_kind
+from crackscope.models.binary.base import AOIE_PAPER, BlockKind, define_kind
 from crackscope.models.binary.resnet import CifarResNet, ImageNetResNet
 
 __all__ = ["ADABIN", "AdaBinResNet20", "AdaBinResNet18"]

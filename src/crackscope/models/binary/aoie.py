@@ -41,7 +41,7 @@ import torch
 
 from crackscope.errors import InputError
 from crackscope.models import register
-from crackscope.models.binary import AOIE_PAPER, BlockKind, define_kind
+from crackscope.models.binary.base import AOIE_PAPER, BlockKind, define_kind
 from crackscope.models.binary.fracbnn import FRACBNN
 from crackscope.models.binary.resnet import BinaryUnit, CifarResNet, ImageNetResNet, register_unit
 from crackscope.nn.binary import DBNIEB, PAN

@@ -19,7 +19,7 @@ every binary conv), so that all families differ only in the binariser and the po
 from __future__ import annotations
 
 from crackscope.models import register
-from crackscope.models.binary import AOIE_PAPER, BlockKind, define_kind
+from crackscope.models.binary.base import AOIE_PAPER, BlockKind, define_kind
 from crackscope.models.binary.resnet import CifarResNet, ImageNetResNet
 
 __all__ = ["BNN", "XNOR", "BNNResNet20", "BNNResNet18", "XNORResNet20", "XNORResNet18"]

@@ -19,7 +19,7 @@ ReActNet) is our choice; the AOIE-Net text does not state FracBNN's.
 from __future__ import annotations
 
 from crackscope.models import register
-from crackscope.models.binary import AOIE_PAPER, BlockKind, define_kind
+from crackscope.models.binary.base import AOIE_PAPER, BlockKind, define_kind
 from crackscope.models.binary.resnet import CifarResNet, ImageNetResNet
 
 __all__ = ["FRACBNN", "FracBNNResNet20", "FracBNNResNet18"]

@@ -18,7 +18,7 @@ followed by ReActNet's RPReLU, not FracBNN's BN. Unit::
 from __future__ import annotations
 
 from crackscope.models import register
-from crackscope.models.binary import AOIE_PAPER, BlockKind, define_kind
+from crackscope.models.binary.base import AOIE_PAPER, BlockKind, define_kind
 from crackscope.models.binary.resnet import CifarResNet, ImageNetResNet
 
 __all__ = ["IENET", "IENetResNet20", "IENetResNet18"]

@@ -12,7 +12,7 @@ is placed on the shared ResNet-20 / ResNet-18 skeletons (like ReActNet's own Res
 from __future__ import annotations
 
 from crackscope.models import register
-from crackscope.models.binary import AOIE_PAPER, BlockKind, define_kind
+from crackscope.models.binary.base import AOIE_PAPER, BlockKind, define_kind
 from crackscope.models.binary.resnet import CifarResNet, ImageNetResNet
 
 __all__ = ["REACTNET", "ReActNetResNet20", "ReActNetResNet18"]

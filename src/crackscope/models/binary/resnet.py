@@ -47,7 +47,7 @@ from torch import nn
 
 from crackscope.errors import InputError
 from crackscope.models import register
-from crackscope.models.binary import BinaryClassifier, BlockKind, block_kind, define_kind
+from crackscope.models.binary.base import BinaryClassifier, BlockKind, block_kind, define_kind
 from crackscope.nn.binary import ABAIO, DBNIEB, PAN, BinaryConv2d, Maxout, RPReLU
 
 __all__ = [

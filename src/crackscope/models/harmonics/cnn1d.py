@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from crackscope.models import register
-from crackscope.models.harmonics import HARMONICS_PAPER, HarmonicModel, init_weights
+from crackscope.models.harmonics.base import HARMONICS_PAPER, HarmonicModel, init_weights
 
 KERNEL, POOL = 3, 4
 WIDTHS = (12, 24)

@@ -29,7 +29,7 @@ from torch import nn
 
 from crackscope.errors import require_positive_int as _positive_int
 from crackscope.models import register
-from crackscope.models.harmonics import HARMONICS_PAPER, HarmonicModel, init_weights
+from crackscope.models.harmonics.base import HARMONICS_PAPER, HarmonicModel, init_weights
 
 KERNEL = (2, 2)
 

@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from crackscope.models import register
-from crackscope.models.harmonics import HARMONICS_PAPER, HarmonicModel
+from crackscope.models.harmonics.base import HARMONICS_PAPER, HarmonicModel
 from crackscope.models.harmonics.cnn1d import HarmonicCNN1D
 
 

@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from crackscope.models import register
-from crackscope.models.surface import SurfaceModel
+from crackscope.models.surface.base import SurfaceModel
 from crackscope.nn import ConvNormAct
 
 

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 
 from crackscope.models import register
-from crackscope.models.surface import SurfaceModel
+from crackscope.models.surface.base import SurfaceModel
 from crackscope.nn import ConvNormAct, conv_stack
 
 STAGE_CONVS = (2, 2, 3, 3, 3)

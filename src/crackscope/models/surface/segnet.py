@@ -17,7 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from crackscope.models import register
-from crackscope.models.surface import SurfaceModel
+from crackscope.models.surface.base import SurfaceModel
 from crackscope.nn import conv_stack
 
 STAGE_CONVS = (2, 2, 3, 3, 3)

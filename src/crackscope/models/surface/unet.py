@@ -20,7 +20,7 @@ from torch import nn
 
 from crackscope.errors import InputError
 from crackscope.models import register
-from crackscope.models.surface import SurfaceModel
+from crackscope.models.surface.base import SurfaceModel
 from crackscope.nn import CBAM, conv_stack
 
 

@@ -62,7 +62,7 @@ from torch import nn
 
 from crackscope.errors import InputError
 from crackscope.models import register
-from crackscope.models.wavefield import WaveFieldModel
+from crackscope.models.wavefield.base import WaveFieldModel
 from crackscope.nn import AxialAttention, ConvNormAct, SqueezeExcite
 
 

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from crackscope.models import register
-from crackscope.models.wavefield import WaveFieldModel
+from crackscope.models.wavefield.base import WaveFieldModel
 from crackscope.nn import ConvNormAct, conv_stack
 
 

@@ -425,7 +425,7 @@ def mda_cmd(
     reference: str = typer.Option("targets", "--reference", help="Distances on 'targets' (masks) or model 'outputs'."),
 ):
     """Manifold Discovery and Analysis: untrained vs trained feature manifolds per layer."""
-    from crackscope.analysis.mda_run import default_layers, mda_for_run
+    from crackscope.engine.mda_run import default_layers, mda_for_run
 
     for run in runs:
         names = [n.strip() for n in layers.split(",") if n.strip()] if layers else default_layers(run)

@@ -87,7 +87,7 @@ def test_metrics_json_matches_an_independent_computation(trained, store):
     """Recompute DSC of the test split from predictions.npz and the raw masks, by hand."""
     import zarr
 
-    from crackscope.engine.evaluate import predict_run
+    from crackscope.engine.wavefield import predict_run
 
     pred = np.load(predict_run(trained, store, trained / "pred"))
     split = json.loads((trained / "split.json").read_text())["test"]
@@ -171,9 +171,8 @@ def test_threshold_chosen_on_validation_is_used_by_evaluate_predict_and_export(s
     import onnx
     import zarr
 
-    from crackscope.engine.data import wavefield_dataset
-    from crackscope.engine.evaluate import predict_run
     from crackscope.engine.runs import load_run
+    from crackscope.engine.wavefield import predict_run, wavefield_dataset
     from crackscope.metrics import THRESHOLD_GRID
 
     base = _cfg_dict(store, tmp_path, name="chosen")
@@ -391,7 +390,7 @@ def test_simulate_yaml_of_a_store_older_than_crack_widths_keeps_its_line_cracks(
     simulate.yaml spells width 0, so reading it back never takes a preset's notch widths."""
     import zarr
 
-    from crackscope.engine.evaluate import write_simulate_yaml
+    from crackscope.engine.wavefield import write_simulate_yaml
     from crackscope.physics.config import PlateConfig, load_plate_config
 
     old = tmp_path / "old.zarr"

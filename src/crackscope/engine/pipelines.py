@@ -130,17 +130,17 @@ register(
     Pipeline(
         name="wavefield",
         summary="crack masks inside a plate from a 9 x 9 sensor grid's wave field (MicroCrackAttentionNeXt)",
-        geometry=Lazy("crackscope.engine.data:wavefield_geometry"),
-        split=Lazy("crackscope.engine.data:make_split"),
-        datamodule=Lazy("crackscope.engine.data:WavefieldDataModule"),
+        geometry=Lazy("crackscope.engine.wavefield:wavefield_geometry"),
+        split=Lazy("crackscope.engine.wavefield:make_split"),
+        datamodule=Lazy("crackscope.engine.wavefield:WavefieldDataModule"),
         metric=Lazy("crackscope.engine.module:segmentation_metric"),
         logged=SEGMENTATION_VAL_KEYS,
         monitor="val/dsc",
-        finish_training=Lazy("crackscope.engine.evaluate:finish_wavefield_training"),
-        evaluate=Lazy("crackscope.engine.evaluate:evaluate_wavefield"),
-        report=Lazy("crackscope.engine.evaluate:report_wavefield"),
-        predict=Lazy("crackscope.engine.evaluate:predict_wavefield"),
-        onnx_inputs=Lazy("crackscope.engine.evaluate:wavefield_onnx_inputs"),
+        finish_training=Lazy("crackscope.engine.wavefield:finish_wavefield_training"),
+        evaluate=Lazy("crackscope.engine.wavefield:evaluate_wavefield"),
+        report=Lazy("crackscope.engine.wavefield:report_wavefield"),
+        predict=Lazy("crackscope.engine.wavefield:predict_wavefield"),
+        onnx_inputs=Lazy("crackscope.engine.wavefield:wavefield_onnx_inputs"),
     )
 )
 

@@ -1,4 +1,7 @@
-"""evaluate / predict a trained run on a wave-field store: metrics.json, the size table, figures."""
+"""The wave-field pipeline in the engine: its data (store geometry, split, Lightning data module),
+the end of training (simulate.yaml, operating point, test metrics), ``evaluate`` / ``predict`` on a
+store (metrics.json, the size table, figures) and its ONNX input. Registered in
+:mod:`crackscope.engine.pipelines`."""
 
 from __future__ import annotations
 
@@ -8,15 +11,135 @@ from pathlib import Path
 import numpy as np
 import torch
 import yaml
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
-from crackscope.engine.data import own_test_part, store_geometry, wavefield_dataset
+from crackscope.data.splits import split_indices
+from crackscope.engine.data import EpochSeededSampler, SplitDataModule, own_test_part
 from crackscope.engine.runs import load_run, run_threshold, write_operating_point
 from crackscope.errors import InputError
 from crackscope.figures import plot_best_median_worst
 from crackscope.io import atomic_savez, atomic_write_text
 from crackscope.metrics import DEFAULT_BOUNDS_UM
 
+
+# ---- data: the store's geometry, the run's split, the Lightning data module ---------------------
+class WithCrackLength(Dataset):
+    """(x, mask, longest crack [µm]) items, for per-crack-size metrics."""
+
+    def __init__(self, base):
+        self.base = base
+
+    def __len__(self):
+        return len(self.base)
+
+    def set_epoch(self, epoch: int) -> None:
+        if hasattr(self.base, "set_epoch"):
+            self.base.set_epoch(epoch)
+
+    def __getitem__(self, i):
+        x, mask = self.base[i]
+        return x, mask, torch.tensor(float(self.base.max_crack_length_um[i]))
+
+
+def wavefield_dataset(
+    store: Path, indices, subtract_reference: bool, normalize, *, mirror: bool = False, seed: int = 0
+):
+    from crackscope.data.wavefield_dataset import WavefieldDataset
+
+    return WithCrackLength(
+        WavefieldDataset(
+            store, indices=indices, subtract_reference=subtract_reference, normalize=normalize, mirror=mirror, seed=seed
+        )
+    )
+
+
+def store_geometry(store: Path) -> dict:
+    """Model keywords implied by a store: time samples, sensors, grid and mask size."""
+    from crackscope.data.wavefield_store import open_store
+
+    group = open_store(store)
+    n, _, s, t = group["signals"].shape
+    grid = int(group.attrs["config"]["sensor_grid"])
+    return {
+        "n_time": int(t),
+        "n_sensors": int(s),
+        "sensor_grid": (grid, grid),
+        "mask_size": int(group["masks"].shape[-1]),
+    }
+
+
+class WavefieldDataModule(SplitDataModule):
+    def _loader(self, part, train=False):
+        if train and self.cfg.stream_plates:
+            return self._stream_loader()
+        ds = wavefield_dataset(
+            self.cfg.store,
+            self.split[part],
+            self.cfg.subtract_reference,
+            self.cfg.normalize,
+            mirror=train and self.cfg.augment,
+            seed=self.seed,
+        )
+        sampler = EpochSeededSampler(len(ds), self.seed, dataset=ds) if train else None
+        return DataLoader(
+            ds,
+            batch_size=self.cfg.batch_size,
+            sampler=sampler,
+            num_workers=self.cfg.num_workers,
+            # workers must copy the dataset anew each epoch to see its epoch's reflections
+            persistent_workers=self.cfg.num_workers > 0 and not (train and self.cfg.augment),
+        )
+
+    def _stream_loader(self) -> DataLoader:
+        """Fresh plates every epoch (data.stream_plates), one simulated batch per item."""
+        from crackscope.data.wavefield_stream import EpochSequentialSampler, StreamedWavefieldBatches
+
+        ds = StreamedWavefieldBatches(
+            self.cfg.store,
+            self.cfg.stream_plates,
+            self.cfg.batch_size,
+            subtract_reference=self.cfg.subtract_reference,
+            normalize=self.cfg.normalize,
+            mirror=self.cfg.augment,
+            seed=self.seed,
+        )
+        # workers copy the dataset anew each epoch, so they see that epoch's plates; they are spawned,
+        # since forking a process whose simulator runs under OpenMP is unsafe
+        workers = self.cfg.num_workers
+        return DataLoader(
+            ds,
+            batch_size=None,
+            sampler=EpochSequentialSampler(len(ds), ds),
+            num_workers=workers,
+            multiprocessing_context="spawn" if workers else None,
+        )
+
+
+def make_split(data_cfg, seed: int, run_dir: Path) -> dict[str, list[int]]:
+    """The run's split, written once to RUN/split.json and reused on resume."""
+    path = run_dir / "split.json"
+    if path.exists():
+        return json.loads(path.read_text())
+    from crackscope.data.wavefield_store import open_store
+
+    group = open_store(data_cfg.store)
+    done = np.nonzero(np.asarray(group["done"][:]))[0]
+    if done.size < 3:
+        raise InputError(f"data.store {data_cfg.store} has only {done.size} finished samples; need at least 3")
+    split = split_indices(done, data_cfg.split, seed)
+    if not split["train"] or not split["val"]:
+        raise InputError(
+            f"data.split {list(data_cfg.split)} leaves an empty train or validation set for {done.size} samples"
+        )
+    return split
+
+
+def wavefield_geometry(data_cfg) -> dict:
+    """The model keywords a wave-field store fixes (time samples, sensors, mask size)."""
+    return store_geometry(data_cfg.store)
+
+
+# ---- evaluate / predict ------------------------------------------------------------------------
 SIMULATE_FILE = "simulate.yaml"  # in a wave-field run: the simulator settings of its training store
 # PlateConfig fields that fix what a sample means to a model: plate size, sampling in time and space
 GEOMETRY_FIELDS = (

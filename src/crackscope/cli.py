@@ -14,6 +14,7 @@ from pathlib import Path
 import typer
 
 from crackscope import __version__
+from crackscope.engine import pipelines
 from crackscope.errors import InputError
 
 app = typer.Typer(
@@ -158,6 +159,16 @@ def train_cmd(
     _info(f"run: {run_dir} (metrics.json, figures/, model.safetensors)")
 
 
+# --data / --format help from the pipeline registry (what each pipeline reads)
+_EVALUATE_DATA_HELP = "Labelled data, by the model's pipeline: " + pipelines.data_help("evaluate")
+_PREDICT_DATA_HELP = "Data to predict on, by the model's pipeline: " + pipelines.data_help("predict")
+_FORMAT_HELP = (
+    "Data layout, by the model's pipeline: "
+    + pipelines.format_help()
+    + " Default: the model's training format (for a model trained on several datasets, that of the one at --data)."
+)
+
+
 @app.command("evaluate")
 def evaluate_cmd(
     run: Path = typer.Argument(
@@ -168,21 +179,16 @@ def evaluate_cmd(
     data: Path = typer.Option(
         ...,
         "--data",
-        help="Wave field: a store. Surface / classify: a dataset folder (its test split if it is the training data).",
+        help=_EVALUATE_DATA_HELP,
     ),
     out: Path = typer.Option(..., "--out", help="Directory for metrics.json and figures/."),
     format: str | None = typer.Option(
         None,
         "--format",
-        help="Data layout. Surface: sd-saliency-900, folder "
-        "(images/ + masks/), deepcrack or crack500. Classify: neu-cls, folder (one folder per "
-        "class), cifar10, deepcrack-tiles or auto. Default: the model's training "
-        "format (for a model trained on several datasets, that of the one at --data).",
+        help=_FORMAT_HELP,
     ),
 ):
     """Metrics of a trained model on labelled data, with a figure (examples or confusion matrix)."""
-    from crackscope.engine import pipelines
-
     pipeline = pipelines.of_run(run)
     evaluate = pipeline.require("evaluate", "evaluate")
     if format is not None and format not in pipeline.formats:
@@ -198,15 +204,11 @@ def evaluate_cmd(
 @app.command("predict")
 def predict_cmd(
     run: Path = typer.Argument(..., help="A run directory or a shipped model folder."),
-    data: Path = typer.Option(
-        ..., "--data", help="Wave field: a store. Surface / classify: a folder of images (or one image)."
-    ),
+    data: Path = typer.Option(..., "--data", help=_PREDICT_DATA_HELP),
     out: Path = typer.Option(..., "--out", help="Output directory."),
 ):
     """Predict: surface -> OUT/masks/*.png, OUT/overlays/*.png at original size; classify -> OUT/predictions.csv
     (class and probabilities per image); wave field -> predictions.npz."""
-    from crackscope.engine import pipelines
-
     typer.echo(pipelines.of_run(run).require("predict", "predict")(run, data, out, _info))
 
 
@@ -394,8 +396,6 @@ def harmonics_study_cmd(
 ):
     """The harmonics paper's re-split protocol: single-harmonic, data-, feature- and decision-level fusion per
     sensor, multi-sensor fusion; mean ± std test accuracy. Finished re-splits are skipped on re-run."""
-    from crackscope.engine import pipelines
-
     result = pipelines.get("harmonics").study(
         store,
         out,

@@ -148,6 +148,14 @@ def _metric_values(counts: Tensor) -> Tensor:
     )
 
 
+def sample_metrics(counts: Tensor) -> dict[str, Tensor]:
+    """Each sample's own scores from its (B, 4) TP, FP, FN, TN counts: ``{name: (B,) float64}`` for
+    every name of :data:`METRICS`, with this module's convention for an empty mask predicted empty
+    (1.0). The figures of every pipeline rank samples by these."""
+    values = _metric_values(counts)
+    return {name: values[:, i] for i, name in enumerate(METRICS)}
+
+
 def _summary(count_sum: Tensor, per_sample_sum: Tensor, n: int) -> dict:
     """The summarize() dict from summed counts (4,), summed per-sample metrics (5,) and n."""
     out: dict = {"n_samples": int(n)}

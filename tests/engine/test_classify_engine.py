@@ -466,7 +466,7 @@ def test_the_cifar10_config_trains_on_all_training_batches_with_a_linear_decay(t
 
 
 def test_classify_grid_table_layout():
-    from crackscope.engine.grid import classify_table
+    from crackscope.engine.classify import classify_table
 
     rows = [
         {

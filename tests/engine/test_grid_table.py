@@ -1,7 +1,7 @@
 """The grid's model table: variants of one model (options other than the activation) get rows of
 their own, and seeds of one variant are averaged with their sample standard deviation."""
 
-from crackscope.engine.grid import SIZE_COLUMNS, model_table
+from crackscope.engine.wavefield import SIZE_COLUMNS, model_table
 
 
 def _row(variant, seed, dsc):

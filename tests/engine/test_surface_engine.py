@@ -16,8 +16,7 @@ from PIL import Image
 from safetensors.torch import load_file, save_file
 
 from crackscope.engine.config import load_train_config
-from crackscope.engine.grid import surface_table
-from crackscope.engine.surface import surface_summary
+from crackscope.engine.surface import surface_summary, surface_table
 from crackscope.engine.train import train
 from crackscope.errors import InputError
 

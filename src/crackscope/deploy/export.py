@@ -21,7 +21,8 @@ def export_onnx(run_dir, out: str | Path | None = None, *, opset: int = 17, batc
     cfg, model, geometry = load_run(run_dir)
     out = Path(out) if out else Path(run_dir) / "export" / "model.onnx"
     out.parent.mkdir(parents=True, exist_ok=True)
-    name, shapes, axes = pipelines.get(cfg.pipeline).require("export", "onnx_inputs")(cfg, geometry, batch)
+    pipeline = pipelines.get(cfg.pipeline)
+    name, shapes, axes = pipeline.require("export", "onnx_inputs")(cfg, geometry, batch)
     gen = torch.Generator().manual_seed(seed)
     inputs = [torch.rand(s, generator=gen) if name == "image" else torch.randn(s, generator=gen) for s in shapes]
     tmp = out.with_suffix(".onnx.tmp")
@@ -34,10 +35,11 @@ def export_onnx(run_dir, out: str | Path | None = None, *, opset: int = 17, batc
             input_names=[name],
             output_names=["logits"],
             opset_version=opset,
-            dynamic_axes={name: axes, "logits": {0: "batch"} if cfg.pipeline == "classify" else axes},
+            # a segmentation model's logits keep the input's dynamic axes; a classifier's only the batch
+            dynamic_axes={name: axes, "logits": axes if pipeline.segments else {0: "batch"}},
             dynamo=False,
         )
-    threshold = None if cfg.pipeline == "classify" else run_threshold(run_dir, cfg)
+    threshold = run_threshold(run_dir, cfg) if pipeline.segments else None
     if threshold is not None:  # the model outputs logits; a pixel is a crack where sigmoid(logit) > threshold
         _add_metadata(tmp, {"crack_threshold": repr(threshold), "output": "logits (sigmoid -> crack probability)"})
     tmp.replace(out)
@@ -74,7 +76,7 @@ def export_packed(run_dir, out: str | Path | None = None, *, batch: int = 2, see
     from crackscope.errors import InputError
 
     cfg, model, geometry = load_run(run_dir)
-    if cfg.pipeline != "classify":
+    if pipelines.get(cfg.pipeline).task != "classification":
         raise InputError(f"{run_dir}: only binary classifiers can be bit-packed (this run is a {cfg.pipeline} run)")
     kwargs = {**{k: v for k, v in geometry.items() if k in ("in_channels", "classes")}, **cfg.model.kwargs}
     kwargs.pop("input_norm", None)  # not the network's: pack_model records it for the wrapper

@@ -40,6 +40,8 @@ from crackscope.engine.data import (
     own_test_part,
     stem_positions,
 )
+from crackscope.engine.evaluation import provenance, write_metrics
+from crackscope.engine.grid import mean_cell
 from crackscope.engine.image_predictions import (
     finish_predictions,
     image_onnx_inputs,
@@ -50,7 +52,6 @@ from crackscope.engine.image_predictions import (
 from crackscope.engine.runs import model_classes
 from crackscope.errors import InputError
 from crackscope.figures import plot_confusion_matrix
-from crackscope.io import atomic_write_text
 
 SPLIT_PARTS = ("train", "val", "test")
 
@@ -349,20 +350,19 @@ def evaluate_classification_run(
     if set(classes) <= set(NEU_CLS_CLASSES):
         result["class_names"] = [NEU_CLS_CLASSES[c] for c in classes]
     result.update(
-        {
-            "data": data_name,
-            "format": fmt,
-            "subset": subset,
-            "run": str(run_dir),
-            "model": cfg.model.name,
-            "loss": cfg.loss.name,
-            "size_policy": "original size" if cfg.data.size is None else f"resize to {cfg.data.size}",
-        }
+        provenance(
+            cfg,
+            run_dir,
+            data=data_name,
+            subset=subset,
+            n_samples=result["n_images"],
+            format=fmt,
+            size_policy="original size" if cfg.data.size is None else f"resize to {cfg.data.size}",
+        )
     )
     if extra:
         result.update(extra)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out_dir / "metrics.json", json.dumps(result, indent=2) + "\n")
+    write_metrics(out_dir, result)
     plot_confusion_matrix(
         result["confusion"],
         result["classes"],
@@ -439,3 +439,32 @@ def classify_onnx_inputs(cfg, geometry: dict, batch: int) -> tuple[str, list[tup
     return image_onnx_inputs(
         int(geometry.get("in_channels", cfg.data.channels)), cfg.data.size, batch, ((64, 64), (96, 80))
     )
+
+
+# ---- experiment grids (crackscope.engine.grid): one run's row, the table layouts ---------------------
+def classify_grid_row(cfg, m: dict) -> dict:
+    """A classify run's results.csv row: model, loss, seed, accuracy, macro precision / recall / F1."""
+    return {
+        "run": cfg.name,
+        "model": cfg.model.name,
+        "loss": cfg.loss.name,
+        "seed": cfg.seed,
+        **{k: m[k] for k in ("accuracy", "precision", "recall", "f1")},
+        "parameters": m.get("parameters"),
+        "epochs_run": m.get("epochs_run"),
+        "weights_epoch": m.get("weights_epoch", m.get("best_epoch")),
+        "train_samples_per_s": m.get("train_samples_per_s"),
+    }
+
+
+def classify_table(rows: list[dict]) -> str:
+    """The binary paper's Tables 2 / 4 layout: Model | Accuracy (+ macro precision, recall, F1), parameters."""
+    lines = ["| model | accuracy | precision | recall | F1 | parameters | epochs (kept) |", "|---|" + "---:|" * 6]
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(r["model"], []).append(r)
+    for model, rs in groups.items():
+        cells = [mean_cell([r[k] for r in rs]) for k in ("accuracy", "precision", "recall", "f1")]
+        epochs = ", ".join(f"{r['epochs_run']} ({r['weights_epoch']})" for r in rs)
+        lines.append(f"| {model} | " + " | ".join(cells) + f" | {rs[0]['parameters']:,} | {epochs} |")
+    return "\n".join(lines) + "\n"

@@ -1,14 +1,19 @@
-"""Training run configuration (YAML in, validated object out), shared by every pipeline."""
+"""Training run configuration (YAML in, validated object out), shared by every pipeline.
+
+The ``data:`` section is the pipeline's own: :class:`TrainConfig` validates it with the class its
+registry entry names (``Pipeline.data_config``, a :class:`DataSpec`), so a new pipeline brings its
+data settings without touching this module."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationInfo, field_validator, model_validator
 
 from crackscope.config import apply_overrides, load_yaml, validate
 from crackscope.data.formats import CLASSIFY_FORMATS, SURFACE_FORMATS
+from crackscope.engine import pipelines
 
 
 class _Strict(BaseModel):
@@ -34,7 +39,13 @@ class LossSpec(_Named):
     pass
 
 
-class WavefieldData(_Strict):
+class DataSpec(_Strict):
+    """The base of every pipeline's ``data:`` settings; ``kind`` is the pipeline's name."""
+
+    kind: str
+
+
+class WavefieldData(DataSpec):
     """A wave-field store split into train/validation/test by sample index (seeded)."""
 
     kind: Literal["wavefield"] = "wavefield"
@@ -65,7 +76,7 @@ class WavefieldData(_Strict):
         return v
 
 
-class _ImageData(_Strict):
+class _ImageData(DataSpec):
     """What every image dataset config shares: resizing, augmentation and loading."""
 
     size: int | tuple[int, int] | None = None
@@ -356,7 +367,7 @@ class TrainConfig(_Strict):
         "``seed``. Fix it to train several seeds on one split (the same test images)",
     )
     out_dir: Path = Path("runs")
-    data: WavefieldData | SurfaceData | ClassificationData = Field(..., discriminator="kind")
+    data: SerializeAsAny[DataSpec]
     model: ModelSpec
     loss: LossSpec
     optimizer: OptimizerSpec = OptimizerSpec()
@@ -373,8 +384,6 @@ class TrainConfig(_Strict):
     @field_validator("pipeline")
     @classmethod
     def _registered(cls, v):
-        from crackscope.engine import pipelines
-
         if v not in pipelines.trainable():
             raise ValueError(
                 f"pipeline {v!r} does not train with 'crackscope train'; choose one of "
@@ -382,14 +391,27 @@ class TrainConfig(_Strict):
             )
         return v
 
+    @field_validator("data", mode="before")
+    @classmethod
+    def _pipeline_data(cls, v, info: ValidationInfo):
+        """The ``data:`` section, validated with the class of the pipeline its ``kind`` names."""
+        if isinstance(v, DataSpec):
+            return v
+        kind = v.get("kind") if isinstance(v, dict) else None
+        if kind not in pipelines.trainable():
+            if "pipeline" not in info.data:
+                return DataSpec.model_construct(kind=str(kind))  # the pipeline's error is the one to read
+            raise ValueError(f"data.kind {kind!r} is not a pipeline that trains ({', '.join(pipelines.trainable())})")
+        return pipelines.resolve(pipelines.get(kind).data_config).model_validate(v)
+
     @model_validator(mode="after")
     def _data_matches_pipeline(self):
         if self.data.kind != self.pipeline:
             raise ValueError(f"data.kind={self.data.kind!r} does not match pipeline={self.pipeline!r}")
-        if self.trainer.choose_threshold and self.pipeline not in ("wavefield", "surface"):
+        if self.trainer.choose_threshold and not pipelines.get(self.pipeline).segments:
             raise ValueError(
-                "trainer.choose_threshold applies to the segmentation pipelines (wavefield, surface), "
-                f"not {self.pipeline!r}"
+                "trainer.choose_threshold applies to the segmentation pipelines "
+                f"({', '.join(pipelines.with_task('segmentation'))}), not {self.pipeline!r}"
             )
         if not getattr(self.data, "has_validation", True):
             t = self.trainer
@@ -417,11 +439,10 @@ class TrainConfig(_Strict):
     def monitor(self) -> str:
         if self.trainer.monitor:
             return self.trainer.monitor
-        if self.trainer.choose_threshold and self.pipeline == "wavefield":
-            return "val/dsc_best"
-        from crackscope.engine import pipelines
-
-        return pipelines.get(self.pipeline).monitor
+        pipeline = pipelines.get(self.pipeline)
+        if self.trainer.choose_threshold and pipeline.threshold_monitor:
+            return pipeline.threshold_monitor
+        return pipeline.monitor
 
     @property
     def data_split_seed(self) -> int:

@@ -11,7 +11,8 @@ Grid YAML::
       model.activation: [relu, gelu, elu, selu]
       loss.name: [FL, DL, WDL, CWDL]
     runs: []                           # ... or / and an explicit list of override mappings
-    table: activation_loss             # or "models" / "surface" / "classify": the layout of table.md
+    table: activation_loss             # a layout of table.md that the base config's pipeline offers
+                                       # (Pipeline.grid_tables; default: its first)
 """
 
 from __future__ import annotations
@@ -24,15 +25,14 @@ import math
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from crackscope.config import load_yaml, validate
+from crackscope.engine import pipelines
 from crackscope.engine.config import TrainConfig, load_train_config
 from crackscope.errors import InputError
-
-SIZE_COLUMNS = [">0", ">1", ">2", ">3", ">4"]
 
 
 class GridConfig(BaseModel):
@@ -43,7 +43,7 @@ class GridConfig(BaseModel):
     seeds: list[int] = [0]
     axes: dict[str, list[Any]] = {}
     runs: list[dict[str, Any]] = []
-    table: Literal["activation_loss", "models", "surface", "classify"] = "activation_loss"
+    table: str | None = None
 
 
 def _label(value) -> str:
@@ -64,6 +64,14 @@ def expand(grid_path: str | Path, overrides: list[str] = ()) -> tuple[GridConfig
     combos += [dict(r) for r in grid.runs]
     if not combos:
         raise InputError(f"grid file {grid_path}: needs 'axes' or 'runs'")
+    tables = pipelines.get(load_train_config(base).pipeline).grid_tables
+    if grid.table is None:
+        grid = grid.model_copy(update={"table": next(iter(tables), None)})
+    if grid.table not in tables:
+        raise InputError(
+            f"grid file {grid_path}: table {grid.table!r} is not a layout of this pipeline's grids "
+            f"({', '.join(tables) or 'none'})"
+        )
     configs = []
     for seed in grid.seeds:
         for combo in combos:
@@ -126,59 +134,15 @@ def run_grid(
     out = grid.out_dir
     out.mkdir(parents=True, exist_ok=True)
     (out / "results.csv").write_text(_csv(rows))
-    table = {
-        "activation_loss": activation_loss_table,
-        "models": model_table,
-        "surface": surface_table,
-        "classify": classify_table,
-    }[grid.table](rows)
+    table = pipelines.get(configs[0].pipeline).grid_tables[grid.table](rows)
     (out / "table.md").write_text(table)
     return {"rows": rows, "table": table, "out_dir": str(out)}
 
 
 def _row(cfg: TrainConfig) -> dict:
-    m = json.loads((cfg.run_dir / "metrics.json").read_text())
-    if cfg.pipeline == "classify":
-        return {
-            "run": cfg.name,
-            "model": cfg.model.name,
-            "loss": cfg.loss.name,
-            "seed": cfg.seed,
-            **{k: m[k] for k in ("accuracy", "precision", "recall", "f1")},
-            "parameters": m.get("parameters"),
-            "epochs_run": m.get("epochs_run"),
-            "weights_epoch": m.get("weights_epoch", m.get("best_epoch")),
-            "train_samples_per_s": m.get("train_samples_per_s"),
-        }
-    if cfg.pipeline == "surface":
-        return {
-            "run": cfg.name,
-            "model": cfg.model.name,
-            "loss": cfg.loss.name,
-            "seed": cfg.seed,
-            **{k: m[k] for k in ("accuracy", "precision", "recall", "miou", "iou_defect", "f1")},
-            "parameters": m.get("parameters"),
-            "epochs_run": m.get("epochs_run"),
-            "weights_epoch": m.get("weights_epoch", m.get("best_epoch")),
-            "train_samples_per_s": m.get("train_samples_per_s"),
-        }
-    row = {
-        "run": cfg.name,
-        "model": cfg.model.name,
-        # the model's options other than its activation: what tells variants of one model apart
-        "variant": ", ".join(f"{k}={v}" for k, v in sorted(cfg.model.kwargs.items()) if k != "activation"),
-        "activation": cfg.model.kwargs.get("activation", "relu"),
-        "loss": cfg.loss.name,
-        "seed": cfg.seed,
-        "dsc": m["dsc"],
-        "accuracy": m["accuracy"],
-        "iou": m["iou"],
-        "parameters": m.get("parameters"),
-        "train_samples_per_s": m.get("train_samples_per_s"),
-    }
-    for col in SIZE_COLUMNS:
-        row[f"dsc{col}"] = ((m.get("by_crack_size") or {}).get(col) or {}).get("dsc")
-    return row
+    """One run's row of results.csv, in its pipeline's columns (``Pipeline.grid_row``)."""
+    metrics = json.loads((cfg.run_dir / "metrics.json").read_text())
+    return pipelines.get(cfg.pipeline).require("grid", "grid_row")(cfg, metrics)
 
 
 def _csv(rows: list[dict]) -> str:
@@ -189,7 +153,9 @@ def _csv(rows: list[dict]) -> str:
     return buf.getvalue()
 
 
-def _mean(values):
+def mean_cell(values) -> str:
+    """A table cell: the mean of the numbers among ``values`` (None / NaN skipped), ``± sample std``
+    when there are several (seeds), ``–`` when there are none."""
     vals = [v for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
     if not vals:
         return "–"
@@ -198,73 +164,3 @@ def _mean(values):
         return f"{mean:.4f}"
     std = math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1))
     return f"{mean:.4f} ± {std:.4f}"
-
-
-def activation_loss_table(rows: list[dict]) -> str:
-    """The paper's Table 1 layout: rows activation x loss, columns DSC for cracks > 0 ... > 4 µm."""
-    lines = [
-        "| activation | loss | " + " | ".join(f"{c} µm" for c in SIZE_COLUMNS) + " |",
-        "|---|---|" + "---:|" * len(SIZE_COLUMNS),
-    ]
-    groups: dict[tuple, list[dict]] = {}
-    for r in rows:
-        groups.setdefault((r["activation"], r["loss"]), []).append(r)
-    for (act, loss), rs in groups.items():
-        lines.append(
-            f"| {act} | {loss} | " + " | ".join(_mean([r[f"dsc{c}"] for r in rs]) for c in SIZE_COLUMNS) + " |"
-        )
-    return "\n".join(lines) + "\n"
-
-
-def model_table(rows: list[dict]) -> str:
-    """One row per model (and variant: its options other than the activation, in brackets): DSC by
-    crack size, pixel accuracy, parameters and training samples/s."""
-    lines = [
-        "| model | loss | "
-        + " | ".join(f"DSC {c} µm" for c in SIZE_COLUMNS)
-        + " | accuracy | parameters | train samples/s |",
-        "|---|---|" + "---:|" * (len(SIZE_COLUMNS) + 3),
-    ]
-    groups: dict[tuple, list[dict]] = {}
-    for r in rows:
-        label = f"{r['model']} ({r['variant']})" if r.get("variant") else r["model"]
-        groups.setdefault((label, r["loss"]), []).append(r)
-    for (model, loss), rs in groups.items():
-        sps = [r["train_samples_per_s"] for r in rs if r["train_samples_per_s"]]
-        lines.append(
-            f"| {model} | {loss} | "
-            + " | ".join(_mean([r[f"dsc{c}"] for r in rs]) for c in SIZE_COLUMNS)
-            + f" | {_mean([r['accuracy'] for r in rs])} | {rs[0]['parameters']:,} | "
-            + (f"{sum(sps) / len(sps):.1f}" if sps else "–")
-            + " |"
-        )
-    return "\n".join(lines) + "\n"
-
-
-def surface_table(rows: list[dict]) -> str:
-    """The surface paper's Table 2 layout: Model | Accuracy | Precision | Recall | mIoU (+ defect IoU, F1)."""
-    lines = [
-        "| model | accuracy | precision | recall | mIoU | defect IoU | F1 | parameters | epochs (kept) |",
-        "|---|" + "---:|" * 8,
-    ]
-    groups: dict[str, list[dict]] = {}
-    for r in rows:
-        groups.setdefault(r["model"], []).append(r)
-    for model, rs in groups.items():
-        cells = [_mean([r[k] for r in rs]) for k in ("accuracy", "precision", "recall", "miou", "iou_defect", "f1")]
-        epochs = ", ".join(f"{r['epochs_run']} ({r['weights_epoch']})" for r in rs)
-        lines.append(f"| {model} | " + " | ".join(cells) + f" | {rs[0]['parameters']:,} | {epochs} |")
-    return "\n".join(lines) + "\n"
-
-
-def classify_table(rows: list[dict]) -> str:
-    """The binary paper's Tables 2 / 4 layout: Model | Accuracy (+ macro precision, recall, F1), parameters."""
-    lines = ["| model | accuracy | precision | recall | F1 | parameters | epochs (kept) |", "|---|" + "---:|" * 6]
-    groups: dict[str, list[dict]] = {}
-    for r in rows:
-        groups.setdefault(r["model"], []).append(r)
-    for model, rs in groups.items():
-        cells = [_mean([r[k] for r in rs]) for k in ("accuracy", "precision", "recall", "f1")]
-        epochs = ", ".join(f"{r['epochs_run']} ({r['weights_epoch']})" for r in rs)
-        lines.append(f"| {model} | " + " | ".join(cells) + f" | {rs[0]['parameters']:,} | {epochs} |")
-    return "\n".join(lines) + "\n"

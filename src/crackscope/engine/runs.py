@@ -20,6 +20,9 @@ from pathlib import Path
 import torch
 import yaml
 
+from crackscope.config import validate
+from crackscope.engine.config import TrainConfig
+from crackscope.engine.pipelines import pipeline_of  # noqa: F401  (re-exported: a run's pipeline name)
 from crackscope.errors import InputError
 
 
@@ -50,9 +53,6 @@ def build_loss(cfg) -> torch.nn.Module:
 
 def load_run(run_dir: str | Path):
     """(config, model with trained weights, geometry) from a run directory."""
-    from crackscope.config import validate
-    from crackscope.engine.config import TrainConfig
-
     run_dir = Path(run_dir)
     cfg_path, weights = run_dir / "config.yaml", run_dir / "model.safetensors"
     if not cfg_path.exists():
@@ -96,18 +96,6 @@ def init_weights_file(path: str | Path) -> Path:
     return file
 
 
-def pipeline_of(run_dir: str | Path) -> str:
-    """The pipeline a run directory (or shipped model folder) was trained for."""
-    cfg_path = Path(run_dir) / "config.yaml"
-    if not cfg_path.exists():
-        raise InputError(f"{run_dir} is not a crackscope run or model folder (no config.yaml)")
-    try:
-        raw = yaml.safe_load(cfg_path.read_text()) or {}
-    except yaml.YAMLError as err:
-        raise InputError(f"{cfg_path} is not valid YAML: {err}") from None
-    return str(raw.get("pipeline", "wavefield"))
-
-
 def model_classes(run_dir: str | Path, geometry: dict) -> list[str]:
     """The class names of a run's outputs, in order (recorded in RUN/split.json)."""
     n = int(geometry.get("classes", 0))
@@ -123,32 +111,62 @@ def model_classes(run_dir: str | Path, geometry: dict) -> list[str]:
 OPERATING_POINT_FILE = "operating_point.json"  # {"threshold": t, ...} chosen on validation data
 
 
+def read_operating_point(run_dir: str | Path) -> dict | None:
+    """RUN/operating_point.json, checked, or ``None`` when the run has none: the one reader of the
+    file. ``threshold`` must lie inside (0, 1); ``window`` (px) and ``overlap`` (a fraction in
+    [0, 1)), which a cascade's tile classifier records for the segmentation windows its threshold
+    was chosen with, are returned as int / float when present. One :class:`InputError` line
+    naming the file otherwise."""
+    path = Path(run_dir) / OPERATING_POINT_FILE
+    if not path.is_file():
+        return None
+    try:
+        point = json.loads(path.read_text())
+        point["threshold"] = float(point["threshold"])
+        if point.get("window") is not None:
+            point["window"] = int(point["window"])
+        if point.get("overlap") is not None:
+            point["overlap"] = float(point["overlap"])
+    except (ValueError, KeyError, TypeError) as err:
+        raise InputError(f"{path}: no readable 'threshold' ({err})") from None
+    if not 0.0 < point["threshold"] < 1.0:
+        raise InputError(f"{path}: threshold {point['threshold']} is not inside (0, 1)")
+    if point.get("window") is not None and point["window"] < 1:
+        raise InputError(f"{path}: window {point['window']} is not a positive number of pixels")
+    if point.get("overlap") is not None and not 0.0 <= point["overlap"] < 1.0:
+        raise InputError(f"{path}: overlap {point['overlap']} is not in [0, 1)")
+    return point
+
+
+def save_operating_point(run_dir: str | Path, point: dict) -> dict:
+    """Write RUN/operating_point.json (atomically): the one writer of the file. ``point`` needs a
+    ``threshold`` inside (0, 1); what else it holds (the score there, which data it was chosen on,
+    the candidates, a cascade's window / overlap) is recorded as given."""
+    from crackscope.io import atomic_write_text
+
+    threshold = float(point["threshold"])
+    if not 0.0 < threshold < 1.0:
+        raise ValueError(f"operating point threshold {threshold} is not inside (0, 1)")
+    atomic_write_text(Path(run_dir) / OPERATING_POINT_FILE, json.dumps(point, indent=2) + "\n")
+    return point
+
+
 def run_threshold(run_dir: str | Path, cfg) -> float:
     """The probability threshold a run's predictions use: RUN/operating_point.json's (chosen on its
     validation split) when present, else the config's ``trainer.threshold``."""
-    path = Path(run_dir) / OPERATING_POINT_FILE
-    if not path.exists():
-        return float(cfg.trainer.threshold)
-    try:
-        threshold = float(json.loads(path.read_text())["threshold"])
-    except (ValueError, KeyError, TypeError) as err:
-        raise InputError(f"{path}: no readable 'threshold' ({err})") from None
-    if not 0.0 < threshold < 1.0:
-        raise InputError(f"{path}: threshold {threshold} is not inside (0, 1)")
-    return threshold
+    point = read_operating_point(run_dir)
+    return float(cfg.trainer.threshold) if point is None else point["threshold"]
 
 
 def write_operating_point(run_dir: str | Path, counts: torch.Tensor, thresholds, **record) -> dict:
     """RUN/operating_point.json: the threshold of ``thresholds`` with the highest micro DSC (pixel
     F1) in the (K, 3) TP / FP / FN ``counts`` of the validation data (see
     :func:`crackscope.metrics.best_threshold`), with ``record`` (which data it was chosen on)."""
-    from crackscope.io import atomic_write_text
     from crackscope.metrics import best_threshold
 
     best = best_threshold(counts, thresholds)
     point = {"threshold": best["threshold_best"], "dsc": best["dsc_best"], **record, "candidates": list(thresholds)}
-    atomic_write_text(Path(run_dir) / OPERATING_POINT_FILE, json.dumps(point, indent=2) + "\n")
-    return point
+    return save_operating_point(run_dir, point)
 
 
 MODEL_FOLDER_FILES = (

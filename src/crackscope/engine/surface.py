@@ -31,6 +31,8 @@ from crackscope.data.surface import (
     source_layout,
 )
 from crackscope.engine.data import EpochSeededSampler, SplitDataModule, own_source_test_part
+from crackscope.engine.evaluation import provenance, write_metrics
+from crackscope.engine.grid import mean_cell
 from crackscope.engine.image_predictions import (
     finish_predictions,
     image_onnx_inputs,
@@ -41,7 +43,7 @@ from crackscope.engine.image_predictions import (
 from crackscope.engine.runs import run_threshold
 from crackscope.errors import InputError
 from crackscope.figures import plot_best_median_worst
-from crackscope.io import atomic_savefig, atomic_write_bytes, atomic_write_text
+from crackscope.io import atomic_savefig, atomic_write_bytes
 
 SPLIT_PARTS = ("train", "val", "test")
 # pixel tolerances of the ODS / OIS F-measures reported for crack runs
@@ -196,7 +198,13 @@ def evaluate_surface_run(
     ``data=None``: the run's own data (all its sources, stems ``<name>/<stem>``); ``per_class``
     then holds each source's numbers."""
     from crackscope.engine.runs import load_run
-    from crackscope.metrics import F_MEASURE_THRESHOLDS, confusion_counts, crack_f_counts, crack_f_from_counts
+    from crackscope.metrics import (
+        F_MEASURE_THRESHOLDS,
+        confusion_counts,
+        crack_f_counts,
+        crack_f_from_counts,
+        sample_metrics,
+    )
 
     run_dir, out_dir = Path(run_dir), Path(out_dir)
     cfg, model, _ = load_run(run_dir)
@@ -246,22 +254,21 @@ def evaluate_surface_run(
         labels = np.asarray(ds.classes)
         result["per_class"] = {c: surface_summary(counts[torch.from_numpy(labels == c)]) for c in sorted(set(classes))}
     result.update(
-        {
-            "data": data_name,
-            "format": fmt,
-            "subset": subset,
-            "run": str(run_dir),
-            "model": cfg.model.name,
-            "loss": cfg.loss.name,
-            "threshold": threshold,
-            "size_policy": "pad to a multiple of 32" if cfg.data.size is None else f"resize to {cfg.data.size}",
-        }
+        provenance(
+            cfg,
+            run_dir,
+            data=data_name,
+            subset=subset,
+            n_samples=result["n_images"],
+            threshold=threshold,
+            format=fmt,
+            size_policy="pad to a multiple of 32" if cfg.data.size is None else f"resize to {cfg.data.size}",
+        )
     )
     if extra:
         result.update(extra)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out_dir / "metrics.json", json.dumps(result, indent=2) + "\n")
-    per_image_iou = counts[:, 0].double() / (counts[:, 0] + counts[:, 1] + counts[:, 2]).clamp_min(1).double()
+    write_metrics(out_dir, result)
+    per_image_iou = sample_metrics(counts)["iou"]  # an empty mask predicted empty scores 1, as in metrics
     plot_best_median_worst(
         per_image_iou.numpy(),
         lambda i: [
@@ -446,3 +453,35 @@ def surface_onnx_inputs(cfg, geometry: dict, batch: int) -> tuple[str, list[tupl
     return image_onnx_inputs(
         int(geometry.get("in_channels", cfg.data.in_channels)), cfg.data.size, batch, ((224, 224), (256, 192))
     )
+
+
+# ---- experiment grids (crackscope.engine.grid): one run's row, the table layouts ---------------------
+def surface_grid_row(cfg, m: dict) -> dict:
+    """A surface run's results.csv row: model, loss, seed, accuracy ... F1, parameters, epochs."""
+    return {
+        "run": cfg.name,
+        "model": cfg.model.name,
+        "loss": cfg.loss.name,
+        "seed": cfg.seed,
+        **{k: m[k] for k in ("accuracy", "precision", "recall", "miou", "iou_defect", "f1")},
+        "parameters": m.get("parameters"),
+        "epochs_run": m.get("epochs_run"),
+        "weights_epoch": m.get("weights_epoch", m.get("best_epoch")),
+        "train_samples_per_s": m.get("train_samples_per_s"),
+    }
+
+
+def surface_table(rows: list[dict]) -> str:
+    """The surface paper's Table 2 layout: Model | Accuracy | Precision | Recall | mIoU (+ defect IoU, F1)."""
+    lines = [
+        "| model | accuracy | precision | recall | mIoU | defect IoU | F1 | parameters | epochs (kept) |",
+        "|---|" + "---:|" * 8,
+    ]
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(r["model"], []).append(r)
+    for model, rs in groups.items():
+        cells = [mean_cell([r[k] for r in rs]) for k in ("accuracy", "precision", "recall", "miou", "iou_defect", "f1")]
+        epochs = ", ".join(f"{r['epochs_run']} ({r['weights_epoch']})" for r in rs)
+        lines.append(f"| {model} | " + " | ".join(cells) + f" | {rs[0]['parameters']:,} | {epochs} |")
+    return "\n".join(lines) + "\n"

@@ -15,6 +15,8 @@ from torch.utils.data import DataLoader, Dataset
 
 from crackscope.data.splits import split_indices
 from crackscope.engine.data import EpochSeededSampler, SplitDataModule, own_test_part
+from crackscope.engine.evaluation import provenance, write_metrics
+from crackscope.engine.grid import mean_cell
 from crackscope.engine.runs import load_run, run_threshold, write_operating_point
 from crackscope.errors import InputError
 from crackscope.figures import plot_best_median_worst
@@ -269,37 +271,38 @@ def choose_threshold(run_dir, store, indices, *, batch_size=None) -> dict:
 
 def evaluate_run(run_dir, store, out_dir, *, indices=None, batch_size=None, extra: dict | None = None) -> dict:
     """Metrics of a run on ``store`` (its test split when it is the training store) written to ``out_dir``."""
-    from crackscope.metrics import SegmentationMetrics, confusion_counts
+    from crackscope.metrics import SegmentationMetrics, confusion_counts, sample_metrics
 
     run_dir, store, out_dir = Path(run_dir), Path(store), Path(out_dir)
     cfg, model, geometry = load_run(run_dir)
     threshold = run_threshold(run_dir, cfg)
     _check_geometry(run_dir, geometry, store)
+    subset = "given plates" if indices is not None else "all plates"
     indices = _choose_indices(cfg, run_dir, store, indices)
+    if subset == "all plates" and indices is not None:
+        subset = "test split"
     probs, masks, lengths, sample_index = _infer(model, cfg, store, indices, batch_size)
     # one process evaluates everything: no cross-process reduction even if a DDP group is still up
     metrics = SegmentationMetrics(threshold=threshold, from_logits=False, sync_on_compute=False)
     metrics.update(probs.unsqueeze(1), masks.unsqueeze(1), lengths)
     result = _to_builtin(metrics.compute())
     result.update(
-        {
-            "n_samples": int(len(sample_index)),
-            "store": str(store),
-            "run": str(run_dir),
-            "threshold": threshold,
-            "model": cfg.model.name,
-            "loss": cfg.loss.name,
-            "activation": cfg.model.kwargs.get("activation"),
-        }
+        provenance(
+            cfg,
+            run_dir,
+            data=store,
+            subset=subset,
+            n_samples=len(sample_index),
+            threshold=threshold,
+            activation=cfg.model.kwargs.get("activation"),
+        )
     )
     if extra:
         result.update(extra)
     _add_cell_oracle(result, masks, lengths, geometry)
-    counts = confusion_counts(probs.unsqueeze(1), masks.unsqueeze(1), threshold=threshold, from_logits=False).double()
-    tp, fp, fn = counts[:, 0], counts[:, 1], counts[:, 2]
-    per_sample_dsc = torch.where(tp + fp + fn > 0, 2 * tp / (2 * tp + fp + fn).clamp_min(1), torch.ones_like(tp))
-    out_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(out_dir / "metrics.json", json.dumps(result, indent=2) + "\n")
+    counts = confusion_counts(probs.unsqueeze(1), masks.unsqueeze(1), threshold=threshold, from_logits=False)
+    per_sample_dsc = sample_metrics(counts)["dsc"]
+    write_metrics(out_dir, result)
     atomic_write_text(out_dir / "size_table.md", size_table(result.get("by_crack_size", {})))
     plot_best_median_worst(
         per_sample_dsc.numpy(),
@@ -394,3 +397,69 @@ def predict_wavefield(run_dir, data, out_dir, log=None) -> str:
 def wavefield_onnx_inputs(cfg, geometry: dict, batch: int) -> tuple[str, list[tuple[int, ...]], dict]:
     """ONNX input: (batch, 2, n_time, n_sensors) displacements; only the batch axis is dynamic."""
     return "wavefield", [(batch, 2, int(geometry["n_time"]), int(geometry["n_sensors"]))], {0: "batch"}
+
+
+# ---- experiment grids (crackscope.engine.grid): one run's row, the table layouts ---------------------
+SIZE_COLUMNS = [">0", ">1", ">2", ">3", ">4"]  # the crack-size classes of the paper's tables [µm]
+
+
+def wavefield_grid_row(cfg, m: dict) -> dict:
+    """A wave-field run's results.csv row: model, variant, activation, loss, seed, DSC (all and per size)."""
+    row = {
+        "run": cfg.name,
+        "model": cfg.model.name,
+        # the model's options other than its activation: what tells variants of one model apart
+        "variant": ", ".join(f"{k}={v}" for k, v in sorted(cfg.model.kwargs.items()) if k != "activation"),
+        "activation": cfg.model.kwargs.get("activation", "relu"),
+        "loss": cfg.loss.name,
+        "seed": cfg.seed,
+        "dsc": m["dsc"],
+        "accuracy": m["accuracy"],
+        "iou": m["iou"],
+        "parameters": m.get("parameters"),
+        "train_samples_per_s": m.get("train_samples_per_s"),
+    }
+    for col in SIZE_COLUMNS:
+        row[f"dsc{col}"] = ((m.get("by_crack_size") or {}).get(col) or {}).get("dsc")
+    return row
+
+
+def activation_loss_table(rows: list[dict]) -> str:
+    """The paper's Table 1 layout: rows activation x loss, columns DSC for cracks > 0 ... > 4 µm."""
+    lines = [
+        "| activation | loss | " + " | ".join(f"{c} µm" for c in SIZE_COLUMNS) + " |",
+        "|---|---|" + "---:|" * len(SIZE_COLUMNS),
+    ]
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["activation"], r["loss"]), []).append(r)
+    for (act, loss), rs in groups.items():
+        lines.append(
+            f"| {act} | {loss} | " + " | ".join(mean_cell([r[f"dsc{c}"] for r in rs]) for c in SIZE_COLUMNS) + " |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def model_table(rows: list[dict]) -> str:
+    """One row per model (and variant: its options other than the activation, in brackets): DSC by
+    crack size, pixel accuracy, parameters and training samples/s."""
+    lines = [
+        "| model | loss | "
+        + " | ".join(f"DSC {c} µm" for c in SIZE_COLUMNS)
+        + " | accuracy | parameters | train samples/s |",
+        "|---|---|" + "---:|" * (len(SIZE_COLUMNS) + 3),
+    ]
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        label = f"{r['model']} ({r['variant']})" if r.get("variant") else r["model"]
+        groups.setdefault((label, r["loss"]), []).append(r)
+    for (model, loss), rs in groups.items():
+        sps = [r["train_samples_per_s"] for r in rs if r["train_samples_per_s"]]
+        lines.append(
+            f"| {model} | {loss} | "
+            + " | ".join(mean_cell([r[f"dsc{c}"] for r in rs]) for c in SIZE_COLUMNS)
+            + f" | {mean_cell([r['accuracy'] for r in rs])} | {rs[0]['parameters']:,} | "
+            + (f"{sum(sps) / len(sps):.1f}" if sps else "–")
+            + " |"
+        )
+    return "\n".join(lines) + "\n"

@@ -57,3 +57,42 @@ def test_a_new_pipeline_is_one_register_call():
             pipelines.register(entry)
     finally:
         pipelines.REGISTRY.pop("toy", None)
+
+
+def test_format_help_names_every_format_it_accepts():
+    for pipeline in pipelines.REGISTRY.values():
+        for fmt in pipeline.formats:
+            assert fmt in pipeline.format_help, (pipeline.name, fmt)
+        if pipeline.trains:
+            assert pipeline.data_help and pipeline.predict_help and pipeline.data_config is not None
+
+
+def test_no_module_outside_the_registry_branches_on_a_pipeline_name():
+    """A comparison of ``pipeline`` with a name, or a lookup of a name's entry, anywhere in the
+    package but the registry would make a new pipeline touch that file too."""
+    import re
+    from pathlib import Path
+
+    import crackscope
+
+    names = "|".join(pipelines.REGISTRY)
+    branch = re.compile(
+        rf"pipeline\w*\s*(==|!=|in|not in)\s*[\(\[]?\s*[\"']({names})[\"']"
+        rf"|pipelines\.get\(\s*[\"']({names})[\"']\s*\)(?!\.study)"
+    )
+    root = Path(crackscope.__file__).parent
+    found = []
+    for path in root.rglob("*.py"):
+        if path.name == "pipelines.py":
+            continue
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            if branch.search(line):
+                found.append(f"{path.relative_to(root)}:{n}: {line.strip()}")
+    assert not found, "\n".join(found)
+
+
+def test_a_pipeline_needs_a_known_task_and_a_data_class_to_train():
+    with pytest.raises(ValueError, match="task 'detection' is not one of"):
+        pipelines.Pipeline(name="x", summary="", task="detection")
+    with pytest.raises(ValueError, match="needs a data_config"):
+        pipelines.Pipeline(name="x", summary="", datamodule=pipelines.Lazy("math:fsum"))

@@ -47,8 +47,8 @@ def _per_tile_ms(fn, tiles: torch.Tensor, repeats: int) -> float:
 
 
 def _validation_tiles(root: Path, stems, channels: int) -> torch.Tensor:
+    from crackscope.data.images import read_image, to_channels
     from crackscope.data.tiles import extract_tiles, tile_grid
-    from crackscope.deploy.cascade import read_image, to_channels
 
     parts = []
     for stem in stems:

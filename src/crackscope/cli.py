@@ -14,7 +14,8 @@ from pathlib import Path
 import typer
 
 from crackscope import __version__
-from crackscope.engine import pipelines
+from crackscope.deploy.inspect_options import InspectOptions  # light (no torch): the inspect-image options
+from crackscope.engine import pipelines  # light (no torch): what each pipeline reads, for --data / --format help
 from crackscope.errors import InputError
 
 app = typer.Typer(
@@ -217,6 +218,12 @@ class ExportFormat(str, Enum):
     packed = "packed"
 
 
+def _inspect_option(name: str):
+    """The ``crackscope inspect-image`` option ``name``: its flag, default and help, as InspectOptions holds them."""
+    field = InspectOptions.model_fields[name]
+    return typer.Option(field.default, InspectOptions.flag(name), help=field.description)
+
+
 @app.command("inspect-image")
 def inspect_image_cmd(
     image: Path = typer.Argument(
@@ -237,45 +244,15 @@ def inspect_image_cmd(
         help="Directory for mask.png, overlay.png, tiles.csv, cracks.csv and summary.json (a folder: "
         "OUT/<stem>/ per image, OUT/summary.csv, OUT/skipped.txt).",
     ),
-    tile: int | None = typer.Option(None, "--tile", help="Tile side in pixels (default: the classifier's, 64)."),
-    threshold: float | None = typer.Option(
-        None,
-        "--threshold",
-        help="Classifier crack probability that flags a "
-        "tile (default: the classifier's validated operating point, else 0.5).",
-    ),
-    all_tiles: bool = typer.Option(False, "--all-tiles", help="Baseline: segment every window, no classifier."),
-    runtime: str = typer.Option(
-        "torch",
-        "--runtime",
-        help="Classifier runtime: torch, or packed (1-bit weights, "
-        "XNOR/popcount; the same flags up to float rounding).",
-    ),
-    mm_per_pixel: float | None = typer.Option(
-        None,
-        "--mm-per-pixel",
-        help="Size of one pixel on the surface, in mm: crack lengths, widths and areas are also reported in mm.",
-    ),
-    window: int | None = typer.Option(
-        None,
-        "--window",
-        help="Segmentation window side in pixels (default: the window the classifier's operating point "
-        "was chosen for, else the segmenter's training crop, else the tile side).",
-    ),
-    overlap: float | None = typer.Option(
-        None,
-        "--overlap",
-        help="Overlap of neighbouring segmentation windows, a fraction of the window in [0, 0.5], blended "
-        "with raised-cosine weights; 0: non-overlapping, stitched (default: the classifier's operating "
-        "point's, else 0.25).",
-    ),
-    batch: int = typer.Option(64, "--batch", help="Windows per segmenter call."),
-    scale: float = typer.Option(
-        1.0,
-        "--scale",
-        help="Resample the image by this factor before inference, the mask back after: > 1 for cracks "
-        "thinner than in the training photos, < 1 for thicker ones.",
-    ),
+    tile: int | None = _inspect_option("tile"),
+    threshold: float | None = _inspect_option("threshold"),
+    all_tiles: bool = _inspect_option("all_tiles"),
+    runtime: str = _inspect_option("runtime"),
+    mm_per_pixel: float | None = _inspect_option("mm_per_pixel"),
+    window: int | None = _inspect_option("window"),
+    overlap: float | None = _inspect_option("overlap"),
+    batch: int = _inspect_option("batch"),
+    scale: float = _inspect_option("scale"),
 ):
     """Cascaded crack inspection: a binary tile classifier screens the image, the segmenter runs on overlapping
     windows around the flagged tiles only, blended without seams at full resolution. Each connected crack is
@@ -284,20 +261,21 @@ def inspect_image_cmd(
     listed in OUT/skipped.txt)."""
     from crackscope.deploy.cascade import inspect_folder, inspect_image_file
 
-    options = dict(
-        classifier_path=classifier,
-        tile=tile,
-        threshold=threshold,
-        all_tiles=all_tiles,
-        runtime=runtime,
-        mm_per_pixel=mm_per_pixel,
-        window=window,
-        overlap=overlap,
-        batch=batch,
-        scale=scale,
+    options = InspectOptions.parse(
+        dict(
+            tile=tile,
+            threshold=threshold,
+            all_tiles=all_tiles,
+            runtime=runtime,
+            mm_per_pixel=mm_per_pixel,
+            window=window,
+            overlap=overlap,
+            batch=batch,
+            scale=scale,
+        )
     )
     if image.is_dir():
-        done = inspect_folder(image, segmenter, out, log=_info, **options)
+        done = inspect_folder(image, segmenter, out, classifier_path=classifier, options=options, log=_info)
         typer.echo(
             f"{len(done['rows'])} of {done['files']} images inspected, {len(done['skipped'])} skipped; "
             f"{sum(r['crack_count'] for r in done['rows'])} cracks in all"
@@ -305,7 +283,7 @@ def inspect_image_cmd(
         skipped = f", {out}/skipped.txt" if done["skipped"] else ""
         _info(f"wrote {out}/summary.csv{skipped} and a folder per image")
         return
-    s = inspect_image_file(image, segmenter, out, **options)
+    s = inspect_image_file(image, segmenter, out, classifier_path=classifier, options=options)
     t = s["timings_s"]
     scaled = f" at scale {s['scale']:g}" if s["scale"] != 1 else ""
     typer.echo(

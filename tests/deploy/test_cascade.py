@@ -237,7 +237,7 @@ def test_loaders_take_the_run_settings_and_refuse_the_wrong_runs(runs):
         load_classifier(runs["segmenter"])
     with pytest.raises(InputError, match="3 classes"):
         load_classifier(runs["three_classes"])
-    with pytest.raises(InputError, match="is a classify run, not a surface segmentation model"):
+    with pytest.raises(InputError, match="is a classify run, not an image segmentation model"):
         load_segmenter(runs["classifier"])
 
 
@@ -364,7 +364,7 @@ BAD = [
     (
         "segmenter is a classifier",
         lambda r: [r["images"] / "big.png", "--segmenter", r["classifier"]],
-        "is a classify run, not a surface segmentation model",
+        "is a classify run, not an image segmentation model",
     ),
     ("grey image, colour segmenter", lambda r: [r["images"] / "grey.png"], "greyscale"),
     ("bad threshold", lambda r: [r["images"] / "big.png", "--threshold", "1.5"], "--threshold"),

@@ -19,7 +19,12 @@ def test_every_named_entry_point_imports():
             if isinstance(value, pipelines.Lazy):
                 module, name = value.target.split(":")
                 mod = __import__(module, fromlist=[name])
-                assert callable(getattr(mod, name)), value.target
+                if field.name == "logged":  # the validation keys: a tuple of names
+                    assert all(isinstance(k, str) for k in getattr(mod, name)) and value.resolve()
+                else:
+                    assert callable(getattr(mod, name)), value.target
+        for table in pipeline.grid_tables.values():
+            assert callable(pipelines.resolve(table))
 
 
 def test_the_four_pipelines_and_what_they_offer():

@@ -11,8 +11,8 @@ reading the registry (``crackscope --help``, config validation) loads no pipelin
 pipeline is one module with its functions and one :func:`register` call (in that module, or below
 for crackscope's own); ``docs/architecture.md`` walks through a complete one.
 
-This module imports nothing from the rest of the engine, so the config, the runs and the CLI can
-all import it.
+This module imports nothing from the rest of the engine and no torch, so the config, the runs and
+the CLI can all import it.
 """
 
 from __future__ import annotations
@@ -27,7 +27,6 @@ import yaml
 
 from crackscope.data.formats import CLASSIFY_FORMATS, SURFACE_FORMATS
 from crackscope.errors import InputError
-from crackscope.metrics import CLASSIFICATION_VAL_KEYS, SEGMENTATION_VAL_KEYS
 
 
 class Lazy:
@@ -69,6 +68,8 @@ class Pipeline:
       ``trainer.choose_threshold`` may choose on validation data; ONNX exports keep the spatial
       axes and record the threshold), ``"classification"`` (one class per input; the cascade's tile
       classifier and bit-packed export) or ``"study"`` (its own runner, no engine);
+    * ``inputs``: what its models read (``"images"``: the cascade takes a classifier and a segmenter
+      of images from any pipeline that says so);
     * ``data_config``: the pydantic class of a training config's ``data:`` section, with a
       ``kind`` field equal to the pipeline's name;
     * ``data_help`` / ``predict_help``: what ``--data`` is for ``evaluate`` / ``predict``; ``format_help``: the
@@ -107,6 +108,7 @@ class Pipeline:
     name: str
     summary: str
     task: str = "segmentation"
+    inputs: str = ""
     data_config: Any = None
     data_help: str = ""
     predict_help: str = ""
@@ -116,7 +118,7 @@ class Pipeline:
     split: Callable[[Any, int, Path], dict] | None = None
     datamodule: Callable[[Any, int, dict], Any] | None = None
     metric: Callable[[Any, dict, list[str] | None], Any] | None = None
-    logged: tuple[str, ...] = ()
+    logged: Any = ()  # a tuple of keys, or a Lazy one
     monitor: str | None = None
     finish_training: Callable[[Path, Any, dict, dict], dict] | None = None
     evaluate: Callable[[Path, Path, Path, str | None], dict] | None = None
@@ -212,6 +214,7 @@ register(
         name="wavefield",
         summary="crack masks inside a plate from a 9 x 9 sensor grid's wave field (MicroCrackAttentionNeXt)",
         task="segmentation",
+        inputs="wave field",
         data_config=Lazy("crackscope.engine.config:WavefieldData"),
         data_help="a wave-field store (crackscope simulate wavefield)",
         predict_help="a wave-field store",
@@ -220,7 +223,7 @@ register(
         split=Lazy("crackscope.engine.wavefield:make_split"),
         datamodule=Lazy("crackscope.engine.wavefield:WavefieldDataModule"),
         metric=Lazy("crackscope.engine.module:segmentation_metric"),
-        logged=SEGMENTATION_VAL_KEYS,
+        logged=Lazy("crackscope.metrics:SEGMENTATION_VAL_KEYS"),
         monitor="val/dsc",
         finish_training=Lazy("crackscope.engine.wavefield:finish_wavefield_training"),
         evaluate=Lazy("crackscope.engine.wavefield:evaluate_wavefield"),
@@ -240,6 +243,7 @@ register(
         name="surface",
         summary="defect masks on surface images (U-Net + CBAM, U-Net, SegNet, FCN-8s, DeepLabv3+)",
         task="segmentation",
+        inputs="images",
         data_config=Lazy("crackscope.engine.config:SurfaceData"),
         data_help="an image / mask dataset folder (its test split if it is the training data)",
         predict_help="a folder of images or one image",
@@ -248,7 +252,7 @@ register(
         split=Lazy("crackscope.engine.surface:make_surface_split"),
         datamodule=Lazy("crackscope.engine.surface:SurfaceDataModule"),
         metric=Lazy("crackscope.engine.module:segmentation_metric"),
-        logged=SEGMENTATION_VAL_KEYS,
+        logged=Lazy("crackscope.metrics:SEGMENTATION_VAL_KEYS"),
         monitor="val/miou",
         finish_training=Lazy("crackscope.engine.surface:finish_surface_training"),
         evaluate=Lazy("crackscope.engine.surface:evaluate_surface"),
@@ -266,6 +270,7 @@ register(
         name="classify",
         summary="one defect class per image or tile (AOIE-Net and binary / full-precision ResNets)",
         task="classification",
+        inputs="images",
         data_config=Lazy("crackscope.engine.config:ClassificationData"),
         data_help="a labelled image dataset folder (its test split if it is the training data)",
         predict_help="a folder of images or one image",
@@ -274,7 +279,7 @@ register(
         split=Lazy("crackscope.engine.classify:make_classification_split"),
         datamodule=Lazy("crackscope.engine.classify:ClassificationDataModule"),
         metric=Lazy("crackscope.engine.classify:classification_metric"),
-        logged=CLASSIFICATION_VAL_KEYS,
+        logged=Lazy("crackscope.metrics:CLASSIFICATION_VAL_KEYS"),
         monitor="val/accuracy",
         finish_training=Lazy("crackscope.engine.classify:finish_classification_training"),
         evaluate=Lazy("crackscope.engine.classify:evaluate_classification"),
@@ -292,6 +297,7 @@ register(
         name="harmonics",
         summary="micro-crack group quantity and size from 2nd / 3rd harmonics; evidence fusion (re-split study)",
         task="study",
+        inputs="harmonic signals",
         study=Lazy("crackscope.engine.harmonics_protocol:run_harmonics_study"),
     )
 )

@@ -125,7 +125,7 @@ def _training_task(cfg: TrainConfig, pipeline, geometry: dict, split: dict, mode
         lr_decay=t.lr_decay,
         max_epochs=t.max_epochs,
         metric=lambda: pipeline.metric(cfg, geometry, split.get("classes")),
-        logged=pipeline.logged,
+        logged=pipelines.resolve(pipeline.logged),
     )
 
 

@@ -10,7 +10,6 @@ per tile here). Any other runtime is wrapped as ``TileClassifier(logits_fn, ...)
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ import torch
 
 from crackscope.data.tiles import resize_tiles
 from crackscope.deploy.inspect_options import RUNTIMES
-from crackscope.engine.runs import OPERATING_POINT_FILE, run_threshold  # {"threshold": t, ...}: validation
+from crackscope.engine.runs import OPERATING_POINT_FILE, read_operating_point, run_threshold
 from crackscope.errors import InputError
 
 __all__ = ["TileClassifier", "TileSegmenter", "load_classifier", "load_segmenter", "OPERATING_POINT_FILE"]
@@ -111,18 +110,20 @@ class TileSegmenter:
         return self._probability(self.model.net if self.standardizes else self.model, tiles)
 
 
-def _load(path: str | Path, pipeline: str, role: str):
+def _load(path: str | Path, task: str, role: str):
+    """(config, model, geometry) of a run or model folder whose pipeline (by the registry) does
+    ``task`` (``"classification"`` / ``"segmentation"``) on images; one InputError line otherwise."""
+    from crackscope.engine import pipelines
     from crackscope.engine.runs import load_run, pipeline_of
 
     path = Path(path)
     if not path.is_dir():
         raise InputError(f"{role} {path}: no such run directory or model folder")
     found = pipeline_of(path)
-    if found != pipeline:
-        # TODO(registry): the pipeline names and what each one's models are belong to the pipeline
-        # registry (crackscope.engine.pipelines); read this description from there once it has one.
-        what = {"classify": "an image classifier", "surface": "a surface segmentation model"}[pipeline]
-        raise InputError(f"{role} {path} is a {found} run, not {what} ({pipeline} pipeline)")
+    entry = pipelines.get(found)
+    if entry.task != task or entry.inputs != "images":
+        what = {"classification": "an image classifier", "segmentation": "an image segmentation model"}[task]
+        raise InputError(f"{role} {path} is a {found} run, not {what}")
     return load_run(path)
 
 
@@ -153,7 +154,7 @@ def load_classifier(
     if runtime not in RUNTIMES:
         raise InputError(f"--runtime {runtime!r} is not one of {', '.join(RUNTIMES)}")
     path = Path(path)
-    cfg, model, geometry = _load(path, "classify", role)
+    cfg, model, geometry = _load(path, "classification", role)
     classes = model_classes(path, geometry)
     if len(classes) != 2 or "crack" not in [c.lower() for c in classes]:
         raise InputError(
@@ -161,16 +162,8 @@ def load_classifier(
             f"needs a crack / no-crack classifier (2 classes, one named 'crack')"
         )
     tiles = getattr(cfg.data, "tiles", None)
-    threshold, window, overlap = 0.5, None, None
-    op_file = path / OPERATING_POINT_FILE
-    if op_file.is_file():
-        try:
-            op = json.loads(op_file.read_text())
-            threshold = float(op["threshold"])
-            window = None if op.get("window") is None else int(op["window"])
-            overlap = None if op.get("overlap") is None else float(op["overlap"])
-        except (ValueError, KeyError, TypeError) as err:
-            raise InputError(f"{op_file}: no readable 'threshold' ({err})") from None
+    point = read_operating_point(path) or {}  # chosen on validation images, with its windows
+    threshold, window, overlap = point.get("threshold", 0.5), point.get("window"), point.get("overlap")
     size = cfg.data.size
     return TileClassifier(
         _packed(path, model, role) if runtime == "packed" else model,
@@ -192,7 +185,7 @@ def load_segmenter(path: str | Path, batch_size: int = 64, role: str = "--segmen
     ``trainer.threshold``). Runs trained with a fixed ``data.size`` are
     refused: tiles are segmented at their own resolution."""
     path = Path(path)
-    cfg, model, geometry = _load(path, "surface", role)
+    cfg, model, geometry = _load(path, "segmentation", role)
     if int(geometry.get("classes", 1)) != 1:
         raise InputError(f"{role} {path} has {geometry['classes']} output channels; the cascade needs one (crack)")
     if cfg.data.size is not None:

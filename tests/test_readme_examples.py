@@ -68,3 +68,26 @@ def test_fusion_example_is_dempsters_rule(capsys, monkeypatch):
     np.testing.assert_allclose(printed, np.array([0.30, 0.12, 0.01]) / 0.43, rtol=1e-6)
     comment = re.search(r"# Dempster's rule: \[([0-9. ]+)\]", block).group(1)
     np.testing.assert_allclose([float(v) for v in comment.split()], printed, atol=5e-4)
+
+
+@pytest.mark.skipif(not (DATASETS / "DeepCrack").is_dir(), reason="needs the shared DeepCrack")
+def test_cascade_example_gives_the_mask_inspect_image_writes(tmp_path, monkeypatch, cli, capsys):
+    from PIL import Image
+
+    photo = sorted((DATASETS / "DeepCrack" / "train_img").glob("*.jpg"))[0]
+    (block,) = _python_blocks("Binary classification and the crack cascade")
+    ns = _run(block, {"photo.jpg": str(photo)}, monkeypatch)
+    r = cli(
+        "inspect-image",
+        photo,
+        "--classifier",
+        ROOT / "weights/cracks/tile_classifier",
+        "--segmenter",
+        ROOT / "weights/cracks/segmenter",
+        "--out",
+        tmp_path / "report",
+    )
+    assert r.returncode == 0, r.stderr
+    written = np.asarray(Image.open(tmp_path / "report" / "mask.png")) > 127
+    np.testing.assert_array_equal(ns["result"].mask, written)
+    assert f"{written.mean():.2%} crack pixels" in capsys.readouterr().out

@@ -7,14 +7,14 @@ FLOPs, BOPs, equivalent FLOPs = FLOPs + BOPs / 64 and memory in Mbit (binary wei
 ones 32 bit), from ``crackscope.models.binary.complexity`` (forward hooks; conventions in its
 docstring). AOIE-Net's merged two-bit-plane input is counted both ways (``merged_planes`` 2 and 1).
 
-    .venv/bin/python benchmarks/binary_complexity.py     # -> benchmarks/results/binary_complexity.{md,json}
+    .venv/bin/python benchmarks/binary_complexity.py [--out STEM]   # -> benchmarks/results/binary_complexity.{md,json}
 
 Counting is deterministic (no timing); it takes a few seconds on a CPU.
 """
 
 from __future__ import annotations
 
-import json
+import argparse
 from pathlib import Path
 
 import torch
@@ -22,6 +22,7 @@ import torch
 from crackscope import models
 from crackscope.models.binary import TABLE1_ROWS
 from crackscope.models.binary.complexity import complexity
+from crackscope.provenance import write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -51,7 +52,10 @@ def _row(label: str, model, size: int, merged_planes: int = 2) -> dict:
     }
 
 
-def main() -> int:
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", type=Path, default=RESULTS / "binary_complexity", help="writes OUT.md and OUT.json")
+    args = p.parse_args(argv)
     torch.set_num_threads(1)
     tables: dict[str, list[dict]] = {}
     for title, (depth, channels, size, classes) in INPUTS.items():
@@ -89,9 +93,7 @@ def main() -> int:
                 f"{r['memory_mbit']:.3f} |"
             )
         lines.append("")
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "binary_complexity.md").write_text("\n".join(lines))
-    (RESULTS / "binary_complexity.json").write_text(json.dumps(tables, indent=1) + "\n")
+    write_results(args.out, tables, "\n".join(lines), indent=1)
     print("\n".join(lines))
     return 0
 

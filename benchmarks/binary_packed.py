@@ -26,17 +26,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import platform
 import statistics
 import tempfile
 import time
 from pathlib import Path
 
 import torch
-from simulate import cpu_model  # benchmarks/simulate.py: the CPU's model name
 
 from crackscope import models
 from crackscope.deploy.packed import compare_with_model, pack_model, packed_size_bits, save_packed
+from crackscope.provenance import cpu_name, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
@@ -172,8 +171,8 @@ def main(argv=None) -> int:
                 print(threads, side, batch, {k: round(v, 2) for k, v in timings.items()}, flush=True)
     agreement = _agreement(cfg, aoie, packed, args.aoie) if args.aoie else None
     result = {
-        "hardware": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads max",
-        "cpu": cpu_model(),
+        "hardware": f"{cpu_name()}, {torch.get_num_threads()} threads max",
+        "cpu": cpu_name(),
         "torch": torch.__version__,
         "onnxruntime": onnxruntime.__version__,
         "numba": numba.__version__,
@@ -184,10 +183,7 @@ def main(argv=None) -> int:
         "latency": rows,
         "agreement": agreement,
     }
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps(result, indent=2))
-    out.with_suffix(".md").write_text(_markdown(result))
+    write_results(Path(args.out), result, _markdown(result))
     print(_markdown(result))
     return 0
 

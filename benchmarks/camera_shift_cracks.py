@@ -29,23 +29,21 @@ tile recall / flagged fraction per classifier x dataset x change.
 
 from __future__ import annotations
 
-import json
-import sys
+import argparse
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from crackscope.data.camera_augment import gaussian_blur, jpeg_roundtrip, luminance
+from crackscope.data.images import load_image, load_mask
+from crackscope.data.splits import read_split_stems
+from crackscope.deploy.tiling import resample
+from crackscope.engine.runs import load_run, run_threshold
+from crackscope.engine.surface import predict_probability, surface_dataset
+from crackscope.provenance import measured_on, write_results
+
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-from cross_dataset_cracks import cases, measured_on  # noqa: E402
-
-from crackscope.data.camera_augment import gaussian_blur, jpeg_roundtrip, luminance  # noqa: E402
-from crackscope.data.images import load_image, load_mask  # noqa: E402
-from crackscope.deploy.tiling import resample  # noqa: E402
-from crackscope.engine.runs import load_run, run_threshold  # noqa: E402
-from crackscope.engine.surface import predict_probability, surface_dataset  # noqa: E402
 
 
 def _noise(x: torch.Tensor, seed: int) -> torch.Tensor:
@@ -64,6 +62,38 @@ CHANGES = {
     "grey": lambda x, k: luminance(x).expand_as(x).contiguous(),
     "half resolution": lambda x, k: x,  # resampled around the model (below)
 }
+
+
+def _pairs(values: list[str]) -> dict[str, str]:
+    out = {}
+    for v in values:
+        name, _, rest = v.partition("=")
+        if not name or not rest:
+            raise SystemExit(f"error: {v!r} is not NAME=VALUE")
+        out[name] = rest
+    return out
+
+
+def cases(argv) -> tuple[Path, list[tuple[str, str, list[str], str, str]], str]:
+    """``--model`` / ``--test`` / ``--out`` / ``--part`` parsed: (OUT, [(dataset, root, stems, model, run), ...],
+    part); ``--test NAME=RUN:ROOT`` names the ``part`` images RUN recorded for NAME (a run on several
+    sources lists them as NAME/<stem>)."""
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--model", action="append", required=True, help="NAME=RUN: a surface run or model folder")
+    ap.add_argument("--test", action="append", required=True, help="NAME=RUN:ROOT: a dataset and a run's split")
+    ap.add_argument("--out", type=Path, default=HERE / "results" / "camera_shift_cracks")
+    ap.add_argument(
+        "--part", choices=("test", "val"), default="test", help="which recorded images (val: to choose models)"
+    )
+    args = ap.parse_args(argv)
+    models, tests = _pairs(args.model), _pairs(args.test)
+    out = []
+    for data_name, spec in tests.items():
+        split_run, _, root = spec.partition(":")
+        stems = read_split_stems(split_run)[args.part]
+        prefixed = [s.split("/", 1)[1] for s in stems if s.startswith(f"{data_name}/")]
+        out += [(data_name, root, prefixed or stems, model_name, run) for model_name, run in models.items()]
+    return args.out, out, args.part
 
 
 def _f1(tp: int, fp: int, fn: int) -> float:
@@ -134,7 +164,7 @@ def _table(first: str, changes: list[str], rows: list[dict], cell) -> list[str]:
 def main(argv=None) -> int:
     from crackscope.engine.runs import pipeline_of
 
-    out, todo, part = cases(argv, __doc__.splitlines()[0], HERE / "results" / "camera_shift_cracks")
+    out, todo, part = cases(argv)
     rows, tile_rows = [], []
     for data_name, root, stems, model_name, run in todo:
         tiles = pipeline_of(Path(run)) == "classify"
@@ -144,10 +174,6 @@ def main(argv=None) -> int:
         key = "tile_recall" if tiles else "f1"
         print(model_name, data_name, {c: round(r[key], 3) for c, r in result.items()}, flush=True)
     meta = measured_on()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(
-        json.dumps({**meta, "part": part, "rows": rows, "tile_rows": tile_rows}, indent=1) + "\n"
-    )
     changes = list(CHANGES)
     lines = [
         f"# Crack segmenters on held-out photos changed as another camera would ({meta['date'][:10]})",
@@ -169,7 +195,8 @@ def main(argv=None) -> int:
                 "classifier", tile_changes, tile_rows, lambda r, c: f"{r[c]['tile_recall']:.3f} / {r[c]['flagged']:.2f}"
             ),
         ]
-    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    record = {**meta, "part": part, "rows": rows, "tile_rows": tile_rows}
+    write_results(out, record, "\n".join(lines) + "\n", indent=1)
     return 0
 
 

@@ -15,7 +15,9 @@ binary classifier first (AOIE-Net paper, Figure 1), on images neither model was 
    pixel it marks, false alarms included (which would force the classifier to flag crack-free
    tiles wherever the segmenter errs). The
    ``--default`` one is written to CLASSIFIER/operating_point.json, which ``crackscope
-   inspect-image`` uses by default. The test images play no part in either choice.
+   inspect-image`` uses by default. The test images play no part in either choice. The choice is
+   the library's (crackscope.deploy.operating_point), as ``crackscope choose-operating-point``
+   makes it.
 2. **Large images, from the test images only.** Mosaics of g x g held-out test images (544 x 384
    each, in split order, no image used twice for one g): g = 1 (the images themselves), 2 (1088 x
    768) and 3 (1632 x 1152). The tile grid (64 px, last row / column aligned to the border) does not
@@ -34,8 +36,9 @@ binary classifier first (AOIE-Net paper, Figure 1), on images neither model was 
    perfect screen would run (tiles flagged in order of the crack pixels they hold, as few as keep
    the target share), which bounds the speed-up of any classifier.
 
-Writes benchmarks/results/cascade_deepcrack.{json,md}. ``--ship`` copies both runs into
-weights/deepcrack/{tile_classifier,segmenter}.
+Writes benchmarks/results/cascade_deepcrack.{json,md}. ``--ship`` packages both runs as model folders
+``--ship-to``/{tile_classifier,segmenter} (default weights/deepcrack; crackscope.deploy.package, as
+``crackscope package`` does), with READMEs naming the commands that reproduce them.
 """
 
 from __future__ import annotations
@@ -44,7 +47,6 @@ import argparse
 import datetime
 import json
 import os
-import platform
 import statistics
 import sys
 import time
@@ -53,21 +55,16 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from crackscope.data.splits import read_split_stems
+from crackscope.deploy.operating_point import CRITERIA, RunPairs, choose_operating_point, oracle_windows
+from crackscope.errors import InputError
+from crackscope.provenance import hardware, write_results
+
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = ROOT / "runs" / "cascade"
 TILE = 64
 OVERLAP = 0.0  # segmentation window overlap; --overlap sets it (the recorded results: 0)
 WINDOW = None  # segmentation window side; --window sets it (None: the tile side, as recorded)
-
-
-def _cpu_name() -> str:
-    info = Path("/proc/cpuinfo")
-    names = [
-        ln.split(":", 1)[1].strip()
-        for ln in (info.read_text().splitlines() if info.exists() else [])
-        if ln.startswith("model name")
-    ]
-    return names[0] if names else (platform.processor() or platform.machine())
 
 
 def _clocks(fn):
@@ -94,171 +91,8 @@ def _scores(c: np.ndarray) -> dict:
     }
 
 
-def _split_stems(run: Path) -> dict:
-    return json.loads((run / "split.json").read_text())["stems"]
-
-
-class Pairs:
-    """The image and mask files of the segmenter run's data, by split stem (``<name>/<stem>`` for a
-    run on several sources), read in each source's layout (crackscope.data.surface.read_pairs);
-    ``data`` replaces the root of a one-source run."""
-
-    def __init__(self, segmenter_run: Path, data: Path | None = None):
-        from crackscope.data.surface import read_pairs
-        from crackscope.engine.runs import load_run
-
-        cfg = load_run(segmenter_run)[0]
-        sources = cfg.data.source_list
-        if data is not None and len(sources) == 1:
-            sources = [(sources[0][0], data, sources[0][2])]
-        ds = read_pairs(sources)
-        self.files = dict(zip(ds.stems, zip(ds.image_paths, ds.mask_paths)))
-        self.names = [n for n, _, _ in sources]
-
-    def __call__(self, stem: str):
-        from crackscope.data.images import load_mask
-        from crackscope.deploy.cascade import read_image
-
-        image, mask = self.files[stem]
-        return read_image(image), load_mask(mask)[0] > 0
-
-    def by_source(self, stems) -> dict:
-        """``{source name (None for one source): [its stems, in order]}``."""
-        out = {n: [] for n in self.names}
-        for s in stems:
-            out[s.split("/", 1)[0] if None not in out else None].append(s)
-        return out
-
-
-# ---- 1. the operating point on the validation images ----------------------------------------------------
-def choose_thresholds(classifier, segmenter, pairs: Pairs, stems, share: float) -> dict:
-    """The highest classifier threshold at which what the cascade keeps (its final region:
-    crackscope.deploy.cascade.screened_windows, the flagged cells and beyond) still holds ``share`` of
-    (a) every pixel all-tiles segmentation marks (false alarms included) and (b) the crack pixels it
-    finds (marked and a ground-truth crack pixel), on the validation images ``stems``."""
-    from crackscope.deploy.cascade import segment_all_tiles
-
-    images = []
-    for stem in stems:
-        image, truth = pairs(stem)
-        base = segment_all_tiles(image, segmenter, tile=TILE, overlap=OVERLAP, window=WINDOW)
-        images.append(ScreenedImage(base, tile_probabilities(classifier, image, base), truth))
-    return operating_points(images, share)
-
-
-def tile_probabilities(classifier, image, base) -> np.ndarray:
-    """The classifier's crack probability of every tile of ``base``'s grid."""
-    from crackscope.data.tiles import extract_tiles
-    from crackscope.deploy.cascade import to_channels
-
-    return classifier(extract_tiles(to_channels(image, classifier.channels), base.grid.origins, TILE)).numpy()
-
-
-class ScreenedImage:
-    """One validation image: the all-tiles result ``base``, the tile probabilities, the pixels each
-    criterion counts and which tiles hold a ground-truth crack."""
-
-    def __init__(self, base, probability: np.ndarray, truth: np.ndarray):
-        self.base, self.probability = base, probability
-        self.pixels = {"all": base.mask, "true": base.mask & truth}
-        self.truth_tiles = np.array([truth[y0:y1, x0:x1].any() for y0, y1, x0, x1 in base.grid.cells().tolist()])
-
-
-def operating_points(images: list[ScreenedImage], share: float) -> dict:
-    """:func:`choose_thresholds` on images already segmented and classified. What is kept only grows
-    as the threshold falls, so each threshold is found by bisection over the candidates."""
-    p = np.concatenate([i.probability for i in images])
-    gt = np.concatenate([i.truth_tiles for i in images]).astype(bool)
-    candidates = np.unique(np.concatenate([p, np.linspace(0, 1, 1001)]))
-    n_windows = sum(len(i.base.plan) for i in images)
-    out = {
-        "chosen_on": "validation",
-        "required_share": share,
-        "n_images": len(images),
-        "n_tiles": int(p.size),
-        "crack_tile_fraction": float(gt.mean()),
-        "kept": "the cascade's final region (flagged cells and every pixel whose windows all ran)",
-    }
-    for key in CRITERIA:
-        total = max(sum(int(i.pixels[key].sum()) for i in images), 1)
-
-        def kept(t, key=key, total=total):
-            n = windows = 0
-            for i in images:
-                chosen, region = screened_windows(i.base, i.probability >= t)
-                n += int((i.pixels[key] & region).sum())
-                windows += len(chosen)
-            return n / total, windows / n_windows
-
-        lo, hi = 0, len(candidates) - 1  # kept(candidates[lo]) >= share (flag everything) unless nothing is
-        if kept(candidates[hi])[0] >= share:
-            lo = hi
-        while hi - lo > 1:
-            mid = (lo + hi) // 2
-            lo, hi = (mid, hi) if kept(candidates[mid])[0] >= share else (lo, mid)
-        t = float(candidates[lo])
-        got, windows = kept(t)
-        out[key] = {
-            "threshold": t,
-            "share": got,
-            "flagged_fraction": float((p >= t).mean()),
-            "windows_fraction": windows,
-            "tile_recall": float(((p >= t) & gt).sum() / max(gt.sum(), 1)),
-        }
-    out["curve"] = [
-        {
-            "threshold": float(c),
-            "flagged_fraction": float((p >= c).mean()),
-            "tile_recall": float(((p >= c) & gt).sum() / max(gt.sum(), 1)),
-        }
-        for c in (0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7)
-    ]
-    return out
-
-
-def screened_windows(base, flagged: np.ndarray):
-    """(windows run, final region) of the cascade flagging ``flagged`` on the image of the all-tiles
-    result ``base`` (same tiles, windows and scale)."""
-    from crackscope.deploy.cascade import screened_windows as screen
-
-    return screen(base.plan, base.scaled_cells(), flagged, base.mask.shape)
-
-
-def oracle_windows(bases, wanted, share: float) -> dict:
-    """What a perfect screen would run: tiles flagged in order of how many ``wanted`` pixels (per
-    result in ``bases``) their cells hold, the fewest that keep ``share`` of them in the final region;
-    returns its flagged and windows fractions (the speed-up bound is 1 / windows fraction)."""
-    counts = [
-        np.array([w[y0:y1, x0:x1].sum() for y0, y1, x0, x1 in b.grid.cells().tolist()]) for b, w in zip(bases, wanted)
-    ]
-    order = np.argsort(-np.concatenate(counts), kind="stable")
-    offsets = np.cumsum([0] + [len(c) for c in counts])
-    total = max(sum(int(w.sum()) for w in wanted), 1)
-
-    def run(k):
-        flags = np.zeros(offsets[-1], bool)
-        flags[order[:k]] = True
-        n = windows = 0
-        for i, (b, w) in enumerate(zip(bases, wanted)):
-            chosen, region = screened_windows(b, flags[offsets[i] : offsets[i + 1]])
-            n += int((w & region).sum())
-            windows += len(chosen)
-        return n / total, windows
-
-    lo, hi = 0, int(offsets[-1])  # run(hi) keeps everything
-    while hi - lo > 1:
-        mid = (lo + hi) // 2
-        lo, hi = (lo, mid) if run(mid)[0] >= share else (mid, hi)
-    kept, windows = run(hi)
-    return {
-        "flagged_fraction": hi / offsets[-1],
-        "windows_fraction": windows / sum(len(b.plan) for b in bases),
-        "kept": kept,
-    }
-
-
 # ---- 2. mosaics of the test images ----------------------------------------------------------------------
-def mosaics(pairs: Pairs, stems, g: int):
+def mosaics(pairs: RunPairs, stems, g: int):
     """(name, image (3, g*h, g*w), truth (g*h, g*w)) for consecutive groups of g*g stems (images of one size)."""
     for k in range(len(stems) // (g * g)):
         chosen = stems[k * g * g : (k + 1) * g * g]
@@ -304,7 +138,7 @@ class _Tally:
         }
 
 
-def run_grid(segmenter, pairs: Pairs, stems, g, cascades: dict, repeats, share: float) -> dict:
+def run_grid(segmenter, pairs: RunPairs, stems, g, cascades: dict, repeats, share: float) -> dict:
     """Every mode on the g x g test mosaics; ``cascades``: name -> (classifier, threshold)."""
     from crackscope.data.tiles import tile_crack_pixels
     from crackscope.deploy.cascade import inspect_image, segment_all_tiles
@@ -401,13 +235,6 @@ def run_grid(segmenter, pairs: Pairs, stems, g, cascades: dict, repeats, share: 
 
 
 # ---- report ------------------------------------------------------------------------------------------------
-CRITERIA = {
-    "all": "every pixel all-tiles segmentation marks, its false alarms included",
-    "true": "the crack pixels all-tiles segmentation finds: marked, and cracks in the ground truth "
-    "(the issue's criterion as we read it)",
-}
-
-
 def _markdown(result: dict) -> str:
     op, env = result["operating_point"], result["environment"]
     lines = [
@@ -502,10 +329,11 @@ def _markdown(result: dict) -> str:
 
 
 def _ship(classifier_run: Path, segmenter_run: Path, result: dict, dest: Path) -> None:
+    """Both runs as model folders DEST/{tile_classifier,segmenter} (crackscope.deploy.package, the
+    classifier with its bit-packed twin), each with a README naming the commands that reproduce it."""
     import yaml
 
-    from crackscope.deploy.export import export_packed
-    from crackscope.engine.runs import package_run
+    from crackscope.deploy.package import choose_command, package_model
 
     cls_m = json.loads((classifier_run / "metrics.json").read_text())
     seg_m = json.loads((segmenter_run / "metrics.json").read_text())
@@ -562,7 +390,9 @@ by {op["overlap"]:g} (inspect-image's defaults with this classifier).
 `crackscope inspect-image ... --runtime packed`), written by `crackscope export ... --format packed`.
 
 Reproduce: `crackscope train --config configs/cascade/{_run_name(classifier_run)}.yaml`, then
-`.venv/bin/python benchmarks/cascade_deepcrack.py {result["command"]}` (docs/cascade.md). {label_note}
+`{choose_command(_rel(classifier_run), op)}`
+(docs/cascade.md). `.venv/bin/python benchmarks/cascade_deepcrack.py {result["command"]}` makes the same
+choice, times the cascade on the test mosaics and writes this folder. {label_note}
 """,
         ),
         "segmenter": (
@@ -576,8 +406,7 @@ Reproduce: {stages} (docs/cascade.md).
         ),
     }
     for name, (run, note) in notes.items():
-        package_run(run, dest / name, note=note)
-    export_packed(dest / "tile_classifier", dest / "tile_classifier" / "model.packed.safetensors")
+        package_model(run, dest / name, readme=note, packed=name == "tile_classifier", replace=True)
 
 
 def _run_name(run: Path) -> str:
@@ -612,15 +441,17 @@ def _rel(path: Path) -> str:
     return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
-def _bad_input(message: str) -> None:
-    """One line on stderr and exit code 2, crackscope's contract for bad input."""
-    print(message, file=sys.stderr)
-    sys.exit(2)
-
-
 def main(argv=None) -> int:
-    from crackscope.deploy.cascade import OPERATING_POINT_FILE, load_classifier, load_segmenter
-    from crackscope.io import atomic_write_text
+    try:
+        return _main(argv)
+    except InputError as err:  # crackscope's contract for bad input: one line, exit code 2
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+def _main(argv=None) -> int:
+    from crackscope.deploy.cascade import load_classifier, load_segmenter
+    from crackscope.deploy.operating_point import write_operating_point
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--classifier", type=Path, default=RUNS / "tile_classifier_deepcrack")
@@ -659,27 +490,28 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     load_before = os.getloadavg()
 
-    cls_stems, seg_stems = _split_stems(args.classifier), _split_stems(args.segmenter)
-    for part in ("val", "test"):
-        if cls_stems[part] != seg_stems[part]:
-            _bad_input(f"the two runs do not share their {part} images; train both with the same seed and split")
+    cls_stems = read_split_stems(args.classifier)
     classifier, segmenter = load_classifier(args.classifier), load_segmenter(args.segmenter)
-    pairs = Pairs(args.segmenter, args.data)
+    pairs = RunPairs(args.segmenter, args.data)
     packed = load_classifier(args.classifier, runtime="packed")
 
     t0 = time.perf_counter()
-    op = choose_thresholds(classifier, segmenter, pairs, cls_stems["val"], args.target_share + args.margin)
-    op.update(
-        threshold=op[args.default]["threshold"],
-        default=args.default,
+    op = choose_operating_point(  # the library's choice, as `crackscope choose-operating-point` makes it
+        args.classifier,
+        args.segmenter,
+        data=args.data,
         target_share=args.target_share,
         margin=args.margin,
+        criterion=args.default,
         tile=TILE,
-        window=WINDOW or TILE,  # the windows the threshold was chosen for: inspect-image's defaults
+        window=WINDOW,  # None: the segmenter's training window, else the tile side (recorded as used)
         overlap=OVERLAP,
-        segmenter=_rel(args.segmenter),
+        segmenter_name=_rel(args.segmenter),
+        classifier=classifier,
+        segmenter=segmenter,
+        pairs=pairs,
     )
-    atomic_write_text(args.classifier / OPERATING_POINT_FILE, json.dumps(op, indent=2) + "\n")
+    write_operating_point(args.classifier, op)
     print(
         "operating points (validation): "
         + ", ".join(f"{k} {op[k]['threshold']:.4f} (flagged {op[k]['flagged_fraction']:.3f})" for k in CRITERIA)
@@ -728,18 +560,13 @@ def main(argv=None) -> int:
         "grids": grids,
         "environment": {
             "date": datetime.date.today().isoformat(),
-            "cpu": _cpu_name(),
-            "cpus": os.cpu_count(),
-            "torch": torch.__version__,
-            "torch_threads": torch.get_num_threads(),
+            **hardware(),
             "load_before": [round(v, 2) for v in load_before],
             "load_after": [round(v, 2) for v in os.getloadavg()],
         },
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out / f"{args.name}.json", json.dumps(result, indent=2) + "\n")
-    atomic_write_text(args.out / f"{args.name}.md", _markdown(result))
-    print((args.out / f"{args.name}.md").read_text())
+    write_results(args.out / args.name, result, _markdown(result))
+    print(_markdown(result))
     if args.ship:
         _ship(args.classifier, args.segmenter, result, args.ship_to)
     return 0

@@ -1,6 +1,7 @@
 """Choose the cascade's tile classifier on the VALIDATION images only: for each candidate run, the
 operating point that keeps the target share of the crack pixels all-tiles segmentation finds
-(benchmarks/cascade_deepcrack.py, step 1), the fraction of tiles it flags there, its per-tile cost
+(crackscope.deploy.operating_point, as benchmarks/cascade_deepcrack.py step 1 and
+``crackscope choose-operating-point`` choose it), the fraction of tiles it flags there, its per-tile cost
 against the segmenter's, and the speed-up the cost model predicts, s / (c + f s).
 
     .venv/bin/python benchmarks/cascade_select.py RUN [RUN ...] [--segmenter RUN] [--threads 1]
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import statistics
 import sys
 import time
@@ -22,18 +22,19 @@ from pathlib import Path
 import torch
 import yaml
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from cascade_deepcrack import (  # noqa: E402
-    CRITERIA,
-    ROOT,
-    RUNS,
-    TILE,
-    _bad_input,
-    _cpu_name,
-    _rel,
-    _split_stems,
-    choose_thresholds,
-)
+from crackscope.data.splits import read_split_stems
+from crackscope.deploy.operating_point import CRITERIA, RunPairs, choose_thresholds
+from crackscope.errors import InputError
+from crackscope.provenance import cpu_name, write_results
+
+ROOT = Path(__file__).resolve().parents[1]
+RUNS = ROOT / "runs" / "cascade"
+TILE = 64
+
+
+def _rel(path: Path) -> str:
+    path = path.resolve()
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
 
 
 def _per_tile_ms(fn, tiles: torch.Tensor, repeats: int) -> float:
@@ -93,8 +94,15 @@ def _markdown(result: dict) -> str:
 
 
 def main(argv=None) -> int:
+    try:
+        return _main(argv)
+    except InputError as err:  # crackscope's contract for bad input: one line, exit code 2
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+
+
+def _main(argv=None) -> int:
     from crackscope.deploy.cascade import load_classifier, load_segmenter
-    from crackscope.io import atomic_write_text
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("classifiers", type=Path, nargs="+")
@@ -111,9 +119,10 @@ def main(argv=None) -> int:
     for run in (args.segmenter, *args.classifiers):
         missing = [f for f in ("config.yaml", "split.json", "model.safetensors") if not (run / f).is_file()]
         if missing:
-            _bad_input(f"{run}: not a finished training run (no {', '.join(missing)})")
-    seg_stems = _split_stems(args.segmenter)
+            raise InputError(f"{run}: not a finished training run (no {', '.join(missing)})")
+    seg_stems = read_split_stems(args.segmenter)
     segmenter = load_segmenter(args.segmenter)
+    pairs = RunPairs(args.segmenter, args.data)
     tiles = {}  # channels -> every validation tile (the candidates share the segmenter's images, checked below)
 
     def validation_tiles(channels: int) -> torch.Tensor:
@@ -124,11 +133,13 @@ def main(argv=None) -> int:
     seg_ms = _per_tile_ms(segmenter, validation_tiles(segmenter.channels), args.repeats)
     candidates = []
     for run in args.classifiers:
-        stems = _split_stems(run)
+        stems = read_split_stems(run)
         if any(stems[part] != seg_stems[part] for part in ("val", "test")):
-            _bad_input(f"{run}: its validation / test images differ from the segmenter's; train both with one split")
+            raise InputError(
+                f"{run}: its validation / test images differ from the segmenter's; train both with one split"
+            )
         classifier = load_classifier(run)
-        op = choose_thresholds(classifier, segmenter, args.data, stems["val"], args.target_share)
+        op = choose_thresholds(classifier, segmenter, pairs, stems["val"], args.target_share, tile=TILE)
         packed = load_classifier(run, runtime="packed")
         cls_ms = _per_tile_ms(packed, validation_tiles(packed.channels), args.repeats)
         config = yaml.safe_load((run / "config.yaml").read_text())
@@ -159,14 +170,12 @@ def main(argv=None) -> int:
         "candidates": candidates,
         "environment": {
             "date": datetime.date.today().isoformat(),
-            "cpu": _cpu_name(),
+            "cpu": cpu_name(),
             "torch": torch.__version__,
             "torch_threads": torch.get_num_threads(),
         },
     }
-    args.out.mkdir(parents=True, exist_ok=True)
-    atomic_write_text(args.out / "cascade_select.json", json.dumps(result, indent=2) + "\n")
-    atomic_write_text(args.out / "cascade_select.md", _markdown(result))
+    write_results(args.out / "cascade_select", result, _markdown(result))
     print(_markdown(result))
     return 0
 

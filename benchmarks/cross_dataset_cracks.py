@@ -18,21 +18,14 @@ Writes OUT.json and OUT.md: pixel F1 / IoU at each model's own threshold, and OD
 from __future__ import annotations
 
 import argparse
-import json
-import platform
-import sys
 import tempfile
-from datetime import UTC, datetime
 from pathlib import Path
 
-import torch
+from crackscope.data.splits import read_split_stems
+from crackscope.engine.surface import evaluate_surface_run
+from crackscope.provenance import measured_on, write_results
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-from simulate import cpu_model, git_commit  # noqa: E402
-
-from crackscope.engine.surface import evaluate_surface_run  # noqa: E402
 
 KEYS = ("f1", "iou_defect", "precision", "recall", "ods_f_0px", "ois_f_0px", "ods_f_2px", "ois_f_2px")
 
@@ -50,19 +43,9 @@ def _pairs(values: list[str]) -> dict[str, str]:
 def held_out(data_name: str, spec: str, part: str = "test") -> tuple[str, list[str]]:
     """``RUN:ROOT`` of ``--test NAME=RUN:ROOT`` -> (ROOT, the ``part`` stems RUN recorded for NAME)."""
     split_run, _, root = spec.partition(":")
-    stems = json.loads((Path(split_run) / "split.json").read_text())["stems"][part]
+    stems = read_split_stems(split_run)[part]
     prefixed = [s.split("/", 1)[1] for s in stems if s.startswith(f"{data_name}/")]
     return root, prefixed or stems  # a run on several sources lists NAME/<stem>
-
-
-def measured_on() -> dict:
-    """Date, commit, hardware and Python of a measurement."""
-    return {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "commit": git_commit(),
-        "hardware": f"{cpu_model()}, {torch.get_num_threads()} threads",
-        "python": platform.python_version(),
-    }
 
 
 def cases(argv, description: str, default_out: Path) -> tuple[Path, list[tuple[str, str, list[str], str, str]], str]:
@@ -102,8 +85,6 @@ def main(argv=None) -> int:
         )
         print(f"{model_name} on {data_name}: F1 {r['f1']:.4f}  ODS(2px) {r.get('ods_f_2px')}", flush=True)
     meta = measured_on()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.with_suffix(".json").write_text(json.dumps({**meta, "rows": rows}, indent=1) + "\n")
     lines = [
         f"# Crack segmenters across datasets ({meta['date'][:10]}, {meta['hardware']})",
         "",
@@ -117,7 +98,7 @@ def main(argv=None) -> int:
     for r in rows:
         cells = " | ".join("–" if r[k] is None else f"{r[k]:.3f}" for k in KEYS)
         lines.append(f"| {r['model']} | {r['test']} | {r['n_images']} | {cells} |")
-    out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    write_results(out, {**meta, "rows": rows}, "\n".join(lines) + "\n", indent=1)
     return 0
 
 

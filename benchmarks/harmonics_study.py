@@ -28,6 +28,8 @@ import sys
 import time
 from pathlib import Path
 
+from crackscope.provenance import cpu_name, gpu_name, write_results
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "harmonics_study"
 FULL_RESPLITS, FULL_EPOCHS = 100, 600
@@ -38,16 +40,6 @@ def _load() -> list[float] | None:
         return [round(v, 2) for v in os.getloadavg()]
     except OSError:  # pragma: no cover
         return None
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:  # pragma: no cover
-        pass
-    return platform.processor() or platform.machine()
 
 
 def main(argv=None) -> int:
@@ -158,16 +150,16 @@ def main(argv=None) -> int:
         "ordering": result["ordering"],
         "best": {k: result["best"][k] for k in ("group", "method", "mean")},
         "hardware": {
-            "cpu": _cpu_model(),
+            "cpu": cpu_name(),
             "cores": os.cpu_count(),
             "torch_threads": torch.get_num_threads(),
             "torch": torch.__version__,
             "python": platform.python_version(),
-            "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+            "cuda": gpu_name(),
             "device": args.device,
         },
     }
-    (args.results / "protocol.json").write_text(json.dumps(protocol, indent=2) + "\n")
+    write_results(args.results / "protocol", protocol)
     print(
         f"{protocol['protocol']}; median {typical:.1f} s per re-split; full protocol projected "
         f"{protocol['projected_full_protocol_h']} h; results: {args.results}"

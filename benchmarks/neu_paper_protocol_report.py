@@ -214,10 +214,11 @@ def with_sample_interval(row: dict) -> dict:
 
 def write_report(rows: list[dict], out: Path) -> None:
     """OUT (the tables, markdown) and OUT with .json (the rows)."""
-    out.parent.mkdir(parents=True, exist_ok=True)
+    from crackscope.io import atomic_write_text
+
     lines = markdown(rows)
-    out.write_text("\n".join(lines) + "\n")
-    out.with_suffix(".json").write_text(json.dumps(rows, indent=2) + "\n")
+    atomic_write_text(out, "\n".join(lines) + "\n")
+    atomic_write_text(out.with_suffix(".json"), json.dumps(rows, indent=2) + "\n")
     print("\n".join(lines))
 
 

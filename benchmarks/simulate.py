@@ -14,18 +14,31 @@ from __future__ import annotations
 
 import argparse
 import datetime as _dt
+import importlib.util
 import inspect
 import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
 
+from crackscope.io import atomic_write_text
+from crackscope.provenance import CpuLoad, available_cpus, cpu_name, git_commit
+
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = HERE / "results" / "simulate.json"
+
+
+def _devito_elastic():
+    """benchmarks/_devito_elastic.py, the Devito reference solver, loaded from its file (it is a
+    helper of this study, not an installed module)."""
+    path = HERE / "_devito_elastic.py"
+    spec = importlib.util.spec_from_file_location("_devito_elastic", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -55,85 +68,6 @@ def parse_args(argv=None) -> argparse.Namespace:
     if args.steps is not None and args.steps < 2:
         p.error("--steps must be >= 2")
     return args
-
-
-def available_cpus() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
-
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def git_commit() -> str | None:
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "HEAD"], cwd=HERE, capture_output=True, text=True, check=True
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "src"], cwd=HERE, capture_output=True, text=True
-        ).stdout.strip()
-        return sha + ("+dirty-src" if dirty else "")
-    except (OSError, subprocess.CalledProcessError):
-        return None
-
-
-class CpuLoad:
-    """CPU time other processes used while the blocks run under it ran (Linux /proc/stat), summed
-    over every ``with`` block; timings are unreliable when it is high."""
-
-    def __init__(self):
-        self.foreign_cpu_s = 0.0
-        self.wall_s = 0.0
-        self.known = True
-
-    @staticmethod
-    def _busy_s() -> float | None:
-        try:
-            vals = [int(x) for x in Path("/proc/stat").read_text().splitlines()[0].split()[1:]]
-        except (OSError, IndexError, ValueError):
-            return None
-        idle = vals[3] + (vals[4] if len(vals) > 4 else 0)  # idle + iowait
-        guest = sum(vals[8:10]) if len(vals) > 9 else 0  # already counted in user/nice
-        return (sum(vals) - idle - guest) / os.sysconf("SC_CLK_TCK")
-
-    @staticmethod
-    def _self_s() -> float:
-        t = os.times()
-        return t.user + t.system + t.children_user + t.children_system
-
-    def __enter__(self):
-        self._b0, self._s0, self._t0 = self._busy_s(), self._self_s(), time.perf_counter()
-        return self
-
-    def __exit__(self, *exc):
-        self.wall_s += time.perf_counter() - self._t0
-        b1 = self._busy_s()
-        if b1 is None or self._b0 is None:
-            self.known = False
-        else:
-            self.foreign_cpu_s += max(0.0, (b1 - self._b0) - (self._self_s() - self._s0))
-        return False
-
-    def fraction(self) -> float | None:
-        """Other processes' CPU time over (wall time x available CPUs)."""
-        if not self.known or self.wall_s <= 0:
-            return None
-        return round(self.foreign_cpu_s / (self.wall_s * available_cpus()), 3)
-
-    def record(self) -> dict:
-        if self.fraction() is None:
-            return {}
-        return {"other_processes_cpu_s": round(self.foreign_cpu_s, 3), "other_processes_cpu_fraction": self.fraction()}
 
 
 BUSY_WARNING = 0.05  # warn when other processes took more than this fraction of the CPUs
@@ -213,7 +147,7 @@ def bench_crackscope(args, torch) -> dict:
         "dt_s": cfg.dt,
         "dtype": cfg.dtype,
         "device": str(device),
-        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_model(),
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name(),
         "backends": [v.get("backend", "auto") for v in variants],
         "timed": "the whole simulate_wavefield call: crack rasterisation/bond cutting, time stepping, sensor recording",
         "runs": runs,
@@ -234,8 +168,7 @@ def bench_devito(
             f"'.venv/bin/pip install -c constraints.txt devito' where constraints.txt pins torch==2.13.0"
         }
     try:
-        sys.path.insert(0, str(HERE))
-        import devito_elastic
+        devito_elastic = _devito_elastic()
 
         with CpuLoad() as load:  # includes building and compiling the operator, hence only a rough indicator
             res = devito_elastic.run(
@@ -311,7 +244,7 @@ def main(argv=None) -> int:
         "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
         "git_commit": git_commit(),
         "hardware": {
-            "cpu_model": cpu_model(),
+            "cpu_model": cpu_name(),
             "logical_cpus": os.cpu_count(),
             "cpus_available": available_cpus(),
             "machine": platform.machine(),
@@ -408,10 +341,7 @@ def main(argv=None) -> int:
             "CPUs during some measurements (see other_processes_cpu_fraction); rerun on an idle machine"
         )
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = args.out.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(report, indent=2, default=float) + "\n")
-    tmp.replace(args.out)
+    atomic_write_text(args.out, json.dumps(report, indent=2, default=float) + "\n")
     print(format_table(report))
     print(f"\nresults: {args.out}")
     return 0

@@ -11,8 +11,6 @@ median call time gives images/s. Writes benchmarks/results/surface_inference.{js
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import statistics
 import sys
 import tempfile
@@ -22,6 +20,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from crackscope.provenance import cpu_name, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ("unet_cbam", "unet", "deeplabv3plus", "fcn8s", "segnet")
@@ -110,16 +110,13 @@ def main(argv=None) -> int:
                         flush=True,
                     )
     info = {
-        "cpu": platform.processor() or platform.machine(),
+        "cpu": cpu_name(),
         "threads": args.threads,
         "torch": torch.__version__,
         "onnxruntime": ort.__version__,
         "base_channels": args.base_channels,
         "rows": rows,
     }
-    out = ROOT / "benchmarks" / "results"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "surface_inference.json").write_text(json.dumps(info, indent=2) + "\n")
     lines = [
         f"Surface models, inference on {info['cpu']} ({args.threads} threads), base_channels "
         f"{args.base_channels}, 1-channel input; images/s (median of {args.repeats} calls).",
@@ -132,7 +129,7 @@ def main(argv=None) -> int:
             f"| {r['model']} | {r['size']}x{r['size']} | {r['batch']} | {r['parameters']:,} | "
             f"{r['torch_images_per_s']:.1f} | {r['onnxruntime_images_per_s']:.1f} | {r['max_abs_diff']:.1e} |"
         )
-    (out / "surface_inference.md").write_text("\n".join(lines) + "\n")
+    write_results(ROOT / "benchmarks" / "results" / "surface_inference", info, "\n".join(lines) + "\n")
     return 0
 
 

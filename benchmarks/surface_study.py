@@ -23,6 +23,8 @@ import sys
 import time
 from pathlib import Path
 
+from crackscope.provenance import write_results
+
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "surface_study"
 DEFAULT_DATA = Path("../shared/datasets/SD-saliency-900")  # relative: run from the repository root
@@ -83,9 +85,9 @@ def main(argv=None) -> int:
         "python": platform.python_version(),
         "wall_s_this_invocation": round(time.time() - t0, 1),
     }
-    (RESULTS / "protocol.json").write_text(json.dumps(protocol, indent=2) + "\n")
+    write_results(RESULTS / "protocol", protocol)
     if args.ship:
-        from crackscope.engine.runs import package_run
+        from crackscope.deploy.package import package_model
 
         others = [r for r in rows if r["model"] not in ("unet_cbam",)]
         best_other = max(others, key=lambda r: float(r["miou"]))
@@ -102,7 +104,8 @@ def main(argv=None) -> int:
                 f"SD-saliency-900 --out eval/` or `crackscope predict weights/sd-saliency-900/{r['model']} "
                 f"--data IMAGES/ --out pred/`\n"
             )
-            package_run(args.work / r["run"], ROOT / "weights" / "sd-saliency-900" / r["model"], note=note)
+            dest = ROOT / "weights" / "sd-saliency-900" / r["model"]
+            package_model(args.work / r["run"], dest, readme=note, replace=True)  # as `crackscope package` does
     print((RESULTS / "table.md").read_text())
     return 0
 

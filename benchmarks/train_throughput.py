@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -20,6 +19,8 @@ from pathlib import Path
 import torch
 
 from crackscope import losses, models
+from crackscope.io import atomic_write_text
+from crackscope.provenance import cpu_name
 
 OUT = Path(__file__).resolve().parent / "results" / "train_throughput.json"
 MODELS = ["micro_crack_attention_next", "spase_net", "densenet1d", "simple_cnn", "resnet18_1d2d"]
@@ -74,15 +75,14 @@ def main(argv=None) -> int:
     load_before = os.getloadavg()
     rows = [measure(m, t, args.batch, args.steps, device) for t in args.n_time for m in MODELS]
     report = {
-        "device": torch.cuda.get_device_name(0) if device.type == "cuda" else f"{platform.processor()} CPU",
+        "device": torch.cuda.get_device_name(0) if device.type == "cuda" else f"{cpu_name()} CPU",
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "load_before": load_before,
         "load_after": os.getloadavg(),
         "rows": rows,
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
+    atomic_write_text(args.out, json.dumps(report, indent=2) + "\n")
     print("| model | T | parameters | train samples/s |\n|---|---:|---:|---:|")
     for r in rows:
         print(f"| {r['model']} | {r['n_time']} | {r['parameters']:,} | {r['samples_per_s']:.1f} |")

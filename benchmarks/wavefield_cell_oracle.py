@@ -17,7 +17,6 @@ Writes benchmarks/results/wavefield_cell_oracle.{json,md}.
 from __future__ import annotations
 
 import argparse
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -26,6 +25,7 @@ import torch
 
 from crackscope.data.wavefield_store import open_store
 from crackscope.metrics import cell_oracle
+from crackscope.provenance import write_results
 
 BOUNDS_UM = (0, 1, 2, 3, 4)
 
@@ -86,9 +86,9 @@ def main() -> None:
     for r in rows:
         cells = " | ".join("–" if r[f"dsc>{b}"] is None else f"{r[f'dsc>{b}']:.3f}" for b in BOUNDS_UM)
         lines.append(f"| {r['store']} | {r['samples']} | {100 * r['crack_pixel_fraction']:.2f} % | {cells} |")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps({"date": date, "rows": rows}, indent=1) + "\n")
-    args.out.with_suffix(".md").write_text(f"# Cell-oracle DSC ({date})\n\n" + "\n".join(lines) + "\n")
+    write_results(
+        args.out, {"date": date, "rows": rows}, f"# Cell-oracle DSC ({date})\n\n" + "\n".join(lines) + "\n", indent=1
+    )
     print("\n".join(lines))
 
 

@@ -13,8 +13,6 @@ Writes benchmarks/results/wavefield_das.{json,md}.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,6 +22,7 @@ import torch
 from crackscope.analysis.delay_and_sum import das_image_of_store
 from crackscope.data.wavefield_store import open_store
 from crackscope.metrics import DEFAULT_BOUNDS_UM, by_crack_size, cell_oracle, confusion_counts, summarize
+from crackscope.provenance import cpu_name, write_results
 
 FRACTIONS = tuple(round(0.05 * k, 2) for k in range(4, 20))
 
@@ -71,7 +70,7 @@ def main() -> None:
     result = {
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "store": str(args.store),
-        "machine": platform.processor() or platform.machine(),
+        "machine": cpu_name(),
         "plates": int(len(done)),
         "mode": args.mode,
         "window_transits": args.window,
@@ -99,9 +98,7 @@ def main() -> None:
         + " | ".join(f"{oracle[c]['dsc']:.3f}" if oracle[c]["dsc"] is not None else "–" for c in cols)
         + " |",
     ]
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps(result, indent=1) + "\n")
-    args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    write_results(args.out, result, "\n".join(lines) + "\n", indent=1)
     print("\n".join(lines))
 
 

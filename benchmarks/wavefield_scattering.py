@@ -16,9 +16,7 @@ Writes ``benchmarks/results/wavefield_scattering.{json,md}``. Usage::
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import platform
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -28,6 +26,7 @@ import torch
 from crackscope.physics.config import PlateConfig
 from crackscope.physics.cracks import Crack
 from crackscope.physics.wavefield import simulate_wavefield
+from crackscope.provenance import cpu_name, write_results
 
 LENGTHS_UM = (0.4, 0.8, 1.6, 3.2, 6.4, 12.8)
 SETTINGS = {
@@ -112,12 +111,11 @@ def main() -> None:
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "plates_per_length": args.plates,
         "seed": args.seed,
-        "hardware": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} threads",
+        "hardware": f"{cpu_name()}, {torch.get_num_threads()} threads",
     }
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps({**meta, "rows": rows}, indent=1) + "\n")
     md = table(rows)
-    args.out.with_suffix(".md").write_text(f"# Scattered field of one crack ({meta['date']})\n\n{md}")
+    title = f"# Scattered field of one crack ({meta['date']})"
+    write_results(args.out, {**meta, "rows": rows}, f"{title}\n\n{md}", indent=1)
     print(md)
 
 

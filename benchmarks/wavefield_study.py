@@ -13,12 +13,12 @@ benchmarks/results/wavefield_study/ with a JSON of the protocol and hardware.
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+
+from crackscope.provenance import cpu_name, gpu_name, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "wavefield_study"
@@ -93,10 +93,10 @@ def main(argv=None) -> int:
 
     protocol = {
         **{k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "hardware": f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads",
-        "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        "hardware": f"{cpu_name()}, {torch.get_num_threads()} torch threads",
+        "cuda": gpu_name(),
     }
-    (RESULTS / "protocol.json").write_text(json.dumps(protocol, indent=2) + "\n")
+    write_results(RESULTS / "protocol", protocol)
     print(f"results: {RESULTS}")
     return 0
 

@@ -34,7 +34,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import inspect
-import json
 import math
 import os
 import platform
@@ -47,9 +46,9 @@ from pathlib import Path
 
 import torch
 import torch._dynamo
-from simulate import CpuLoad, available_cpus, cpu_model, git_commit  # benchmarks/simulate.py
 
 from crackscope import losses, models
+from crackscope.provenance import CpuLoad, available_cpus, cpu_name, git_commit, write_results
 
 HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = HERE / "results" / "wavefield_train_speed"
@@ -345,7 +344,7 @@ def main(argv=None) -> int:
         "loss": LOSS,
         "optimizer": "Adam(lr=1e-3)",
         "hardware": {
-            "cpu_model": cpu_model(),
+            "cpu_model": cpu_name(),
             "machine": platform.machine(),
             "available_cpus": available_cpus(),
             "cpu_count": os.cpu_count(),
@@ -374,10 +373,7 @@ def main(argv=None) -> int:
     out = Path(args.out)
     if out.suffix in (".json", ".md"):
         out = out.with_suffix("")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    json_path, md_path = out.with_name(out.name + ".json"), out.with_name(out.name + ".md")
-    json_path.write_text(json.dumps(report, indent=2) + "\n")
-    md_path.write_text(markdown(report))
+    json_path, md_path = write_results(out, report, markdown(report))
     print(markdown(report))
     print(f"wrote {json_path} and {md_path}")
     return 0

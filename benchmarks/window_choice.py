@@ -4,7 +4,7 @@ given side (crackscope.deploy.cascade.segment_all_tiles, at the run's threshold)
 image in one call, with the seconds each took.
 
 With ``--classifier CLS`` (a tile classifier sharing the run's split) each window also gets the
-cascade's operating point on the same validation images (``benchmarks/cascade_deepcrack.py``'s
+cascade's operating point on the same validation images (``crackscope.deploy.operating_point``'s
 *true* criterion: the highest threshold keeping ``--target-share`` of the correctly found crack
 pixels in the cascade's final region), the fraction of windows the cascade then runs, the fraction a
 perfect screen would run, and the speed-up both predict from the measured seconds (classifier cost
@@ -20,28 +20,40 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-from cascade_deepcrack import (  # noqa: E402
-    Pairs,
+from crackscope.deploy.cascade import load_classifier, load_segmenter, segment_all_tiles
+from crackscope.deploy.operating_point import (
+    RunPairs,
     ScreenedImage,
-    _counts,
-    _scores,
     operating_points,
     oracle_windows,
     tile_probabilities,
 )
-from cross_dataset_cracks import measured_on  # noqa: E402
+from crackscope.provenance import measured_on, write_results
 
-from crackscope.deploy.cascade import load_classifier, load_segmenter, segment_all_tiles  # noqa: E402
+HERE = Path(__file__).resolve().parent
+
+
+def _counts(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    return np.array([(pred & truth).sum(), (pred & ~truth).sum(), (~pred & truth).sum()], dtype=np.int64)
+
+
+def _scores(c: np.ndarray) -> dict:
+    tp, fp, fn = (int(v) for v in c)
+    return {
+        "precision": tp / max(tp + fp, 1),
+        "recall": tp / max(tp + fn, 1),
+        "f1": 2 * tp / max(2 * tp + fp + fn, 1),
+        "iou": tp / max(tp + fp + fn, 1),
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+    }
 
 
 def _cascade(images: list[ScreenedImage], segment_s: float, classify_s: float, share: float) -> dict:
@@ -68,7 +80,7 @@ def main(argv=None) -> int:
     ap.add_argument("--target-share", type=float, default=0.98)
     ap.add_argument("--out", type=Path, default=HERE / "results" / "window_choice")
     args = ap.parse_args(argv)
-    segmenter, pairs = load_segmenter(args.run), Pairs(args.run)
+    segmenter, pairs = load_segmenter(args.run), RunPairs(args.run)
     classifier = None if args.classifier is None else load_classifier(args.classifier, runtime="packed")
     val = json.loads((args.run / "split.json").read_text())["stems"]["val"]
     modes = [(w, o) for w in args.windows for o in args.overlap] + [("whole", None)]
@@ -100,8 +112,6 @@ def main(argv=None) -> int:
             rows.append(row | _scores(counts[m]))
             print(rows[-1], flush=True)
     meta = measured_on()
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.with_suffix(".json").write_text(json.dumps({**meta, "run": str(args.run), "rows": rows}, indent=1) + "\n")
     lines = [
         f"# Segmentation window, chosen on the validation images ({meta['date'][:10]}, {meta['hardware']})",
         "",
@@ -136,7 +146,7 @@ def main(argv=None) -> int:
                     f"{c['flagged_fraction']:.3f} | {c['windows_fraction']:.3f} | {c['predicted_speedup']:.2f}x | "
                     f"{c['oracle_windows_fraction']:.3f} | {c['oracle_speedup']:.2f}x |"
                 )
-    args.out.with_suffix(".md").write_text("\n".join(lines) + "\n")
+    write_results(args.out, {**meta, "run": str(args.run), "rows": rows}, "\n".join(lines) + "\n", indent=1)
     return 0
 
 

@@ -15,6 +15,7 @@ It prints the size that will travel against the limit and exits 2 (one line) whe
 or when the source folder has no images.
 
     .venv/bin/python benchmarks/device/prepare.py [--data ../shared/datasets/NEU-CLS] [--no-wheels]
+    .venv/bin/python benchmarks/device/prepare.py --wheels-only   # only .device/wheels (wavefield_paper.sh)
 """
 
 from __future__ import annotations
@@ -113,11 +114,17 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", type=Path, default=ROOT.parent / "shared" / "datasets" / "NEU-CLS")
     ap.add_argument("--no-wheels", action="store_true", help="skip the wheel download")
+    ap.add_argument(
+        "--wheels-only", action="store_true", help="only the wheels (for device/wavefield_paper.sh): no NEU-CLS copy"
+    )
     a = ap.parse_args()
-    if not a.data.is_dir():
-        return _fail(f"--data {a.data}: not a folder")
-    n = convert(a.data, DEVICE_DIR / "NEU-CLS")
-    print(f".device/NEU-CLS: {n} images written, {len(list((DEVICE_DIR / 'NEU-CLS').glob('*.webp')))} in all")
+    if a.no_wheels and a.wheels_only:
+        return _fail("--no-wheels and --wheels-only leave nothing to do")
+    if not a.wheels_only:
+        if not a.data.is_dir():
+            return _fail(f"--data {a.data}: not a folder")
+        n = convert(a.data, DEVICE_DIR / "NEU-CLS")
+        print(f".device/NEU-CLS: {n} images written, {len(list((DEVICE_DIR / 'NEU-CLS').glob('*.webp')))} in all")
     if not a.no_wheels:
         print("wheels:", ", ".join(download_wheels(DEVICE_DIR / "wheels")))
     size = travelling_bytes()

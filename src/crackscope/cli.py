@@ -418,6 +418,117 @@ def version_cmd():
     typer.echo(__version__)
 
 
+class Criterion(str, Enum):
+    true = "true"
+    all = "all"
+
+
+@app.command("choose-operating-point")
+def choose_operating_point_cmd(
+    classifier: Path = typer.Argument(
+        ...,
+        help="The crack / no-crack tile classifier: a classify run or model folder; its operating_point.json "
+        "is written.",
+    ),
+    segmenter: Path = typer.Option(
+        ...,
+        "--segmenter",
+        help="The segmenter it screens for: a surface run or model folder recording the same validation and "
+        "test images (trained with the same seed and split).",
+    ),
+    data: Path | None = typer.Option(
+        None, "--data", help="The dataset folder of a one-source segmenter run (default: its config's data.root)."
+    ),
+    target_share: float = typer.Option(
+        0.98,
+        "--target-share",
+        help="Share of the --criterion pixels that the cascade's final region must keep on the validation images.",
+    ),
+    margin: float = typer.Option(0.0, "--margin", help="Added to --target-share when choosing (a safety margin)."),
+    criterion: Criterion = typer.Option(
+        Criterion.true,
+        "--criterion",
+        help="The threshold written: true (the crack pixels all-tiles segmentation finds: marked and crack in "
+        "the ground truth) or all (every pixel it marks, false alarms included). Both are recorded.",
+    ),
+    tile: int | None = typer.Option(None, "--tile", help="Tile side in pixels (default: the classifier's, 64)."),
+    window: int | None = typer.Option(
+        None,
+        "--window",
+        help="Segmentation window side in pixels (default: the segmenter's training crop, else the tile side).",
+    ),
+    overlap: float = typer.Option(
+        0.0, "--overlap", help="Overlap of neighbouring windows, a fraction of the window in [0, 0.5] (0: stitched)."
+    ),
+):
+    """Choose the cascade's operating point on the validation images: the highest classifier threshold at which
+    the cascade still keeps --target-share of the pixels that segmenting every window finds. Writes
+    CLASSIFIER/operating_point.json, whose threshold, window and overlap inspect-image then uses by default.
+    The test images play no part."""
+    from crackscope.deploy.operating_point import CRITERIA, choose_operating_point, write_operating_point
+
+    point = choose_operating_point(
+        classifier,
+        segmenter,
+        data=data,
+        target_share=target_share,
+        margin=margin,
+        criterion=criterion.value,
+        tile=tile,
+        window=window,
+        overlap=overlap,
+    )
+    path = write_operating_point(classifier, point)
+    for key in CRITERIA:
+        o = point[key]
+        chosen = " (written)" if key == point["default"] else ""
+        typer.echo(
+            f"{key}{chosen}: threshold {o['threshold']:.4f} keeps {o['share']:.4f} (>= {point['required_share']:g}), "
+            f"flags {o['flagged_fraction']:.3f} of {point['n_tiles']} tiles, runs {o['windows_fraction']:.3f} of "
+            f"the {point['window']}-px windows; {point['n_images']} validation images"
+        )
+    _info(f"wrote {path}")
+
+
+@app.command("package")
+def package_cmd(
+    run: Path = typer.Argument(..., help="A run directory written by 'crackscope train'."),
+    out: Path = typer.Option(..., "--out", help="The model folder to write (e.g. weights/deepcrack/segmenter)."),
+    packed: bool = typer.Option(
+        False,
+        "--packed",
+        help="Also write model.packed.safetensors (binary classifiers: 1-bit weights, XNOR/popcount).",
+    ),
+    readme: Path | None = typer.Option(
+        None,
+        "--readme",
+        help="A README.md to ship as it is (default: one is written with the test metrics and the commands "
+        "that reproduce the folder).",
+    ),
+    reproduce: list[str] | None = typer.Option(
+        None,
+        "--reproduce",
+        metavar="CMD",
+        help="A command that reproduces the model, for the written README; repeat it for several (default: "
+        "train with the packaged config.yaml, choose-operating-point when the run's operating point came "
+        "from it, then this packaging).",
+    ),
+    force: bool = typer.Option(False, "--force", help="Replace --out as a whole when it exists and is not empty."),
+):
+    """Package a trained run as a shipped model folder: config.yaml, model.safetensors, and split.json,
+    metrics.json, operating_point.json and simulate.yaml as the run has them, with a README naming the
+    commands that reproduce it. Checkpoints and logs stay behind; the folder appears whole or not at all."""
+    from crackscope.deploy.package import package_model
+
+    text = None
+    if readme is not None:
+        if not readme.is_file():
+            raise InputError(f"--readme {readme}: no such file")
+        text = readme.read_text()
+    done = package_model(run, out, readme=text, reproduce=reproduce or None, packed=packed, replace=force)
+    typer.echo(f"wrote {done['path']}: {', '.join(done['files'])}")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app, mapping bad input to exit code 2 with one line, no traceback."""
     from pydantic import ValidationError

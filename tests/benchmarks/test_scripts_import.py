@@ -1,4 +1,5 @@
-"""Every benchmark script imports, its helpers from sibling scripts included."""
+"""Every benchmark script imports, the helpers named _*.py included (benchmarks/ on sys.path here only
+to import each by its name)."""
 
 import subprocess
 import sys

@@ -2,7 +2,8 @@
 (:func:`split_indices`, wave-field plates), a class-stratified cut (:func:`stratified_split`,
 surface and classification images), the harmonics study's stratified re-split with every label
 in every part (:func:`stratified_resplit`) and a group-preserving cut (:func:`group_split`, crops or
-tiles of one photo kept together); :func:`write_split` records one in a run directory. All are
+tiles of one photo kept together); :func:`write_split` records one in a run directory and
+:func:`read_split_stems` reads its image stems back. All are
 deterministic functions of their seed (or generator)."""
 
 from __future__ import annotations
@@ -150,3 +151,18 @@ def write_split(
     if stems is not None:
         record["stems"] = {n: [stems[i] for i in v] for n, v in split.items()}
     return atomic_write_text(path, json.dumps(record, indent=1))
+
+
+def read_split_stems(path: str | Path) -> dict[str, list[str]]:
+    """``{part: [stems]}`` that a split.json written by :func:`write_split` records (``path``: the
+    file, or the run directory holding it); :class:`InputError` naming a missing or stem-less file."""
+    path = Path(path)
+    if path.is_dir() or path.suffix != ".json":
+        path = path / "split.json"
+    try:
+        stems = json.loads(path.read_text())["stems"]
+        return {str(part): [str(s) for s in v] for part, v in stems.items()}
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise InputError(f"{path}: no readable image stems ({type(err).__name__}: {err})") from None

@@ -453,10 +453,14 @@ class TrainConfig(_Strict):
 def load_train_config(
     path: str | Path | None, overrides: list[str] | tuple[str, ...] = (), base: dict | None = None
 ) -> TrainConfig:
-    """A TrainConfig from a YAML file (and/or a base mapping) plus ``key=value`` overrides."""
+    """A TrainConfig from a YAML file (and/or a base mapping) plus ``key=value`` overrides. The file
+    may be a run's (or shipped model's) config.yaml: the data geometry it also records is left out,
+    since training finds it again from the data."""
     data = dict(base or {})
     if path is not None:
-        data.update(load_yaml(path))
+        loaded = load_yaml(path)
+        loaded.pop("geometry", None)
+        data.update(loaded)
     data = apply_overrides(data, list(overrides))
     source = f"config file {path}" if path else "train config"
     return validate(TrainConfig, data, source)

@@ -285,8 +285,7 @@ def _epoch_of(path: str) -> int | None:
 
 def _hardware(cfg) -> str:
     """The GPU or CPU the run trained on, for metrics.json."""
-    if cfg.trainer.accelerator in ("gpu", "cuda") and torch.cuda.is_available():
-        return torch.cuda.get_device_name(0)
-    import platform
+    from crackscope.provenance import cpu_name, gpu_name
 
-    return f"{platform.processor() or platform.machine()} CPU, {torch.get_num_threads()} threads"
+    gpu = gpu_name() if cfg.trainer.accelerator in ("gpu", "cuda") else None
+    return gpu or f"{cpu_name()} CPU, {torch.get_num_threads()} threads"

@@ -1,4 +1,5 @@
-"""A reference solver for the speed comparison: 2-D isotropic elastic velocity-stress FD in Devito.
+"""A reference solver for the speed comparison of benchmarks/simulate.py (a helper it loads from this
+file, not a study of its own): 2-D isotropic elastic velocity-stress FD in Devito.
 
 Staggered grid (Virieux), explicit first-order-in-time leapfrog, a point force source at the
 left-edge middle of the plate, no absorbing boundary (the plate has none either). Five fields are

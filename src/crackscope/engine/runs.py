@@ -177,22 +177,3 @@ MODEL_FOLDER_FILES = (
     OPERATING_POINT_FILE,
     "simulate.yaml",
 )
-
-
-def package_run(run_dir: str | Path, dest: str | Path, note: str | None = None) -> Path:
-    """Copy what a trained model needs (config, safetensors weights, split, metrics) into ``dest``:
-    a model folder that ``load_run``, ``crackscope evaluate`` and ``crackscope predict`` accept.
-    Checkpoints and logs are left behind. ``note`` is written to dest/README.md."""
-    import shutil
-
-    from crackscope.io import atomic_write_text
-
-    run_dir, dest = Path(run_dir), Path(dest)
-    load_run(run_dir)  # refuse to package something that does not load
-    dest.mkdir(parents=True, exist_ok=True)
-    for name in MODEL_FOLDER_FILES:
-        if (run_dir / name).exists():
-            shutil.copyfile(run_dir / name, dest / name)
-    if note:
-        atomic_write_text(dest / "README.md", note)
-    return dest

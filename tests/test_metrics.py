@@ -449,3 +449,78 @@ def test_cell_oracle_is_hand_worked():
     counts = confusion_counts(oracle[:1].float(), mask[:1], from_logits=False)
     assert summarize(counts)["dsc"] == pytest.approx(2 / 17)
     assert cell_oracle(torch.zeros(1, 35, 35), 9) is None  # 35 pixels do not split into 9 cells
+
+
+# ---- confusion_counts is torchmetrics' per-sample stat scores: equal to the counts written out ----
+
+
+def _counts_by_hand(pred: torch.Tensor, true: torch.Tensor) -> torch.Tensor:
+    """The reference: per-sample TP, FP, FN, TN of (B, N) boolean maps, each a sum of one cell."""
+    return torch.stack(
+        [(pred & true).sum(1), (pred & ~true).sum(1), (~pred & true).sum(1), (~pred & ~true).sum(1)], 1
+    ).long()
+
+
+@pytest.mark.parametrize("batch", [1, 2, 5])
+def test_confusion_counts_equal_the_cell_sums_written_out(batch):
+    g = torch.Generator().manual_seed(batch)
+    logits = torch.randn(batch, 1, 7, 9, generator=g) * 3
+    target = (torch.rand(batch, 1, 7, 9, generator=g) > 0.7).float()
+    target[0] = 0  # an empty mask ...
+    logits[-1] = -5.0  # ... and an empty prediction (the same sample when batch == 1: empty vs empty)
+    for threshold in (0.05, 0.3, 0.5, 0.95):
+        pred = torch.sigmoid(logits.double()).reshape(batch, -1) > threshold
+        expected = _counts_by_hand(pred, target.reshape(batch, -1) > 0.5)
+        counts = confusion_counts(logits, target, threshold=threshold)
+        assert counts.dtype == torch.int64 and counts.shape == (batch, 4)
+        assert torch.equal(counts, expected), threshold
+        assert (counts.sum(1) == 63).all()
+    labels = torch.randint(0, 3, (batch, 6, 5), generator=g)  # class scores: argmax != 0 is foreground
+    scores = torch.nn.functional.one_hot(labels, 3).permute(0, 3, 1, 2).float()
+    classes = torch.randint(0, 3, (batch, 6, 5), generator=g)
+    expected = _counts_by_hand(labels.reshape(batch, -1) != 0, classes.reshape(batch, -1) != 0)
+    assert torch.equal(confusion_counts(scores, classes), expected)
+
+
+def test_confusion_counts_of_all_zero_batches_and_the_empty_prediction_convention():
+    zeros = torch.zeros(3, 1, 4, 4)
+    # all-zero probabilities on all-zero masks: every pixel a true negative, one row per sample
+    assert confusion_counts(zeros, zeros, from_logits=False).tolist() == [[0, 0, 0, 16]] * 3
+    # all-zero logits are p = 0.5, not above the threshold: nothing predicted
+    assert confusion_counts(zeros, zeros).tolist() == [[0, 0, 0, 16]] * 3
+    assert confusion_counts(zeros[:1], zeros[:1]).tolist() == [[0, 0, 0, 16]]  # a batch of one keeps its axis
+    # no pixels at all (an empty map): zero counts, still one row per sample
+    assert confusion_counts(torch.zeros(2, 1, 0, 3), torch.zeros(2, 1, 0, 3)).tolist() == [[0, 0, 0, 0]] * 2
+    assert confusion_counts(torch.zeros(1, 1, 0, 3), torch.zeros(1, 1, 0, 3)).tolist() == [[0, 0, 0, 0]]
+    # empty prediction on an empty mask scores 1.0 (a correct "no crack"); on a crack 0.0
+    target = torch.zeros(2, 1, 4, 4)
+    target[1, 0, 1, 1] = 1
+    s = summarize(confusion_counts(torch.zeros(2, 1, 4, 4), target, from_logits=False))
+    assert s["dsc_per_sample"] == pytest.approx(0.5) and s["precision_per_sample"] == pytest.approx(0.5)
+    assert s["dsc"] == 0.0 and s["recall"] == 0.0  # micro: the one crack pixel was missed
+
+
+# ---- accuracy_interval is scipy's exact binomial interval: equal to the closed forms ----
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 10, 50, 288, 1000])
+def test_accuracy_interval_equals_the_beta_quantiles_and_the_closed_forms(n):
+    from scipy.stats import beta
+
+    from crackscope.metrics import accuracy_interval
+
+    for confidence in (0.5, 0.9, 0.95, 0.99):
+        a = (1 - confidence) / 2
+        for k in sorted({0, 1, n // 3, n // 2, n - 1, n} & set(range(n + 1))):
+            lo, hi = accuracy_interval(k, n, confidence)
+            # Clopper-Pearson as beta quantiles, with the ends 0 and 1 where k = 0 or k = n
+            ref_lo = 0.0 if k == 0 else beta.ppf(a, k, n - k + 1)
+            ref_hi = 1.0 if k == n else beta.ppf(1 - a, k + 1, n - k)
+            assert lo == pytest.approx(ref_lo, abs=1e-10) and hi == pytest.approx(ref_hi, abs=1e-10), (k, n)
+            assert type(lo) is float and type(hi) is float
+        # closed forms: P(X = n) = p^n = a at the lower end of n of n, P(X >= 1) = 1 - (1 - p)^n = a at 1 of n
+        assert accuracy_interval(n, n, confidence) == pytest.approx((a ** (1 / n), 1.0), abs=1e-10)
+        assert accuracy_interval(0, n, confidence) == pytest.approx((0.0, 1 - a ** (1 / n)), abs=1e-10)
+        assert accuracy_interval(1, n, confidence)[0] == pytest.approx(1 - (1 - a) ** (1 / n), abs=1e-10)
+    # the textbook 95 % interval of 5 of 10 (0.187, 0.813), to more digits
+    assert accuracy_interval(5, 10) == pytest.approx((0.18708602, 0.81291398), abs=1e-8)

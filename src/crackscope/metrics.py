@@ -46,6 +46,7 @@ import numpy as np
 import torch
 from torch import Tensor
 from torchmetrics import Metric
+from torchmetrics.functional.classification import binary_stat_scores
 
 from crackscope.errors import InputError
 
@@ -114,11 +115,12 @@ def confusion_counts(logits: Tensor, target: Tensor, threshold: float = 0.5, fro
     ``target``: (B, 1, ...) / (B, ...) mask in [0, 1], or (B, ...) class indices.
     """
     pred, true = _foreground(logits, target, threshold, from_logits)
-    tp = (pred & true).sum(1)
-    fp = (pred & ~true).sum(1)
-    fn = (~pred & true).sum(1)
-    tn = (~pred & ~true).sum(1)
-    return torch.stack([tp, fp, fn, tn], 1).long()
+    # Boolean (label) inputs: torchmetrics counts them as they are, with no sigmoid or threshold of its own.
+    # Its "samplewise" result loses the batch axis for a batch of one (a squeeze), so one sample is counted
+    # "global", which over that one sample is the same count.
+    average = "samplewise" if pred.shape[0] > 1 else "global"
+    stats = binary_stat_scores(pred, true, multidim_average=average, validate_args=False).reshape(-1, 5)
+    return stats[:, [0, 1, 3, 2]].long()  # torchmetrics' TP, FP, TN, FN, support -> TP, FP, FN, TN
 
 
 def _ratio(num: Tensor, den: Tensor, empty: Tensor) -> Tensor:
@@ -567,19 +569,18 @@ def accuracy_interval(correct: int, n: int, confidence: float = 0.95) -> tuple[f
     """Exact (Clopper-Pearson) two-sided ``confidence`` interval of an accuracy measured as
     ``correct`` of ``n`` independent test images: the binomial success probabilities p for which
     seeing ``correct`` or more (lower end), or ``correct`` or fewer (upper end), has probability
-    (1 - confidence) / 2. Via the beta quantiles: lower = B^-1(a/2; k, n - k + 1), upper =
-    B^-1(1 - a/2; k + 1, n - k), with lower = 0 at k = 0 and upper = 1 at k = n (Clopper & Pearson
-    1934). It is the spread of the test sample only, not of training (seeds, splits)."""
-    from scipy.stats import beta
+    (1 - confidence) / 2, with lower = 0 at k = 0 and upper = 1 at k = n (Clopper & Pearson 1934):
+    scipy's ``binomtest(k, n).proportion_ci(method="exact")``, which solves those two tail equations
+    (to about 1e-12; equal to the beta quantiles B^-1(a/2; k, n - k + 1) and B^-1(1 - a/2; k + 1, n - k)).
+    It is the spread of the test sample only, not of training (seeds, splits)."""
+    from scipy.stats import binomtest
 
     if not (isinstance(n, int) and isinstance(correct, int) and 0 <= correct <= n and n > 0):
         raise InputError(f"accuracy_interval needs whole numbers 0 <= correct <= n, n > 0 (got {correct} of {n})")
     if not 0 < confidence < 1:
         raise InputError(f"confidence must lie in (0, 1) (got {confidence})")
-    tail = (1 - confidence) / 2
-    lower = 0.0 if correct == 0 else float(beta.ppf(tail, correct, n - correct + 1))
-    upper = 1.0 if correct == n else float(beta.ppf(1 - tail, correct + 1, n - correct))
-    return lower, upper
+    interval = binomtest(correct, n).proportion_ci(confidence_level=confidence, method="exact")
+    return float(interval.low), float(interval.high)
 
 
 class ClassificationMetrics(Metric):

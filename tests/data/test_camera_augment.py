@@ -92,6 +92,50 @@ def test_gaussian_blur_of_an_impulse_is_the_normalised_gaussian():
     np.testing.assert_allclose(out[0].numpy(), g / g.sum(), atol=1e-12)
 
 
+def _blur_by_hand(image: torch.Tensor, sigma_px: float) -> torch.Tensor:
+    """The reference gaussian_blur reproduces (crackscope's own blur before it was kornia's): radius
+    max(1, ceil(3 sigma)), the Gaussian sampled at the integer offsets and normalised, the border
+    reflected without repeating the edge pixel, rows then columns."""
+    radius = max(1, int(np.ceil(3.0 * sigma_px)))
+    x = torch.arange(-radius, radius + 1, dtype=image.dtype)
+    kernel = torch.exp(-0.5 * (x / sigma_px) ** 2)
+    kernel = kernel / kernel.sum()
+    c = image.shape[0]
+    out = torch.nn.functional.pad(image[None], (radius, radius, radius, radius), mode="reflect")
+    out = torch.nn.functional.conv2d(out, kernel.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
+    out = torch.nn.functional.conv2d(out, kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
+    return out[0]
+
+
+@pytest.mark.parametrize("shape", [(3, 8, 8), (1, 17, 23), (3, 320, 320)])  # 320 x 320: kornia's large-image path
+@pytest.mark.parametrize("sigma", [0.3, 0.31, 1.0, 1.2345, 1.5])  # radius 1, 1, 3, 4, 5
+def test_gaussian_blur_equals_the_blur_written_out_border_included(shape, sigma):
+    g = torch.Generator().manual_seed(len(shape) + int(sigma * 100))
+    image = torch.rand(shape, generator=g, dtype=torch.float64)
+    out = gaussian_blur(image, sigma)
+    assert out.shape == image.shape and out.dtype == torch.float64
+    torch.testing.assert_close(out, _blur_by_hand(image, sigma), rtol=0, atol=1e-14)
+    # float32, the training images' type: equal up to the rounding of the kernel weights (a few ulp)
+    image32 = image.float()
+    torch.testing.assert_close(gaussian_blur(image32, sigma), _blur_by_hand(image32, sigma), rtol=0, atol=1e-6)
+
+
+def test_the_blurred_camera_crops_are_those_of_the_blur_written_out(monkeypatch):
+    """The whole photometric step with blur always on (noise, JPEG off): the same crops, up to float
+    rounding, as with the reference blur in its place -- the same draws, sigma and border."""
+    import crackscope.data.camera_augment as camera_augment
+
+    aug = CameraAugment(crop=48, p_blur=1.0, p_noise=0.0, p_jpeg=0.0)
+    image = torch.rand(3, 60, 70, generator=torch.Generator().manual_seed(0))
+    mask = (torch.rand(1, 60, 70, generator=torch.Generator().manual_seed(1)) > 0.9).float()
+    ours = [aug(image, mask, np.random.default_rng(seed)) for seed in range(8)]
+    monkeypatch.setattr(camera_augment, "gaussian_blur", _blur_by_hand)
+    reference = [aug(image, mask, np.random.default_rng(seed)) for seed in range(8)]
+    for (img, msk), (ref_img, ref_msk) in zip(ours, reference):
+        assert torch.equal(msk, ref_msk)
+        torch.testing.assert_close(img, ref_img, rtol=0, atol=1e-6)
+
+
 def test_photometric_steps_follow_their_formulas():
     rng = np.random.default_rng(0)
     image = torch.from_numpy(rng.uniform(0.2, 0.8, (3, 16, 16)))

@@ -141,6 +141,101 @@ def test_step_and_decay_schedules_by_hand():
     assert lr_multiplier(30, decay="linear", max_epochs=120) == pytest.approx(0.75)
 
 
+def _scheduled_task(lr=0.02, **schedule):
+    from crackscope.engine.module import TrainingTask
+
+    model = torch.nn.Linear(2, 2)
+    return TrainingTask(model, torch.nn.CrossEntropyLoss(), lr=lr, **schedule).configure_optimizers()
+
+
+def _lrs_over_epochs(configured: dict, epochs: int) -> list[float]:
+    """The rate of each epoch as Lightning drives an "epoch" scheduler: one step after each epoch."""
+    opt, scheduler = configured["optimizer"], configured["lr_scheduler"]["scheduler"]
+    assert configured["lr_scheduler"]["interval"] == "epoch"
+    lrs = []
+    for _ in range(epochs):
+        lrs.append(opt.param_groups[0]["lr"])
+        opt.step()
+        scheduler.step()
+    return lrs
+
+
+def test_the_lr_schedule_is_torchs_lambdalr_with_the_formulas_values_and_resumes_from_its_state():
+    e_max = 12
+    cosine = _scheduled_task(lr_decay="cosine", max_epochs=e_max)
+    assert isinstance(cosine["lr_scheduler"]["scheduler"], torch.optim.lr_scheduler.LambdaLR)
+    formula = [0.02 * (1 + math.cos(math.pi * e / e_max)) / 2 for e in range(e_max)]
+    assert _lrs_over_epochs(cosine, e_max) == pytest.approx(formula, rel=1e-15, abs=0)
+    linear = _lrs_over_epochs(_scheduled_task(lr_decay="linear", max_epochs=e_max), e_max)
+    assert linear == pytest.approx([0.02 * (1 - e / e_max) for e in range(e_max)], rel=1e-15, abs=0)
+    step = _lrs_over_epochs(_scheduled_task(lr_step_epochs=[3, 7], lr_step_factor=0.5, max_epochs=e_max), 9)
+    assert step == pytest.approx([0.02] * 3 + [0.01] * 4 + [0.005] * 2, rel=1e-15, abs=0)
+    # resumed from a saved state (what a checkpoint holds): the same rates from there on, bit for bit
+    first = _scheduled_task(lr_decay="cosine", max_epochs=e_max)
+    _lrs_over_epochs(first, 5)
+    second = _scheduled_task(lr_decay="cosine", max_epochs=e_max)
+    second["lr_scheduler"]["scheduler"].load_state_dict(first["lr_scheduler"]["scheduler"].state_dict())
+    second["optimizer"].load_state_dict(first["optimizer"].state_dict())
+    assert _lrs_over_epochs(second, e_max - 5) == _lrs_over_epochs(first, e_max - 5) == formula[5:]
+    # no schedule: a plain optimizer; a plateau schedule: ReduceLROnPlateau on val/loss, as before
+    from crackscope.engine.module import TrainingTask
+
+    plain = TrainingTask(torch.nn.Linear(2, 2), torch.nn.CrossEntropyLoss()).configure_optimizers()
+    assert isinstance(plain, torch.optim.Adam)
+    plateau = _scheduled_task(lr_plateau_patience=2)
+    assert isinstance(plateau["lr_scheduler"]["scheduler"], torch.optim.lr_scheduler.ReduceLROnPlateau)
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def test_an_interrupted_run_resumes_its_cosine_schedule_from_new_and_from_older_checkpoints(dataset, tmp_path):
+    """Trained 2 of 4 epochs, interrupted after the epoch's checkpoint, resumed: every epoch ran at
+    lr0 (1 + cos(pi e / 4)) / 2. Also from a checkpoint as crackscope wrote them before its schedule
+    was a LambdaLR (no scheduler state; the optimizer at the interrupted epoch's rate)."""
+    import shutil
+
+    from lightning.pytorch.callbacks import Checkpoint
+
+    class InterruptAfter(Checkpoint):  # a Checkpoint: runs after the run's own checkpoint writers
+        def on_train_epoch_end(self, trainer, pl_module):
+            if trainer.current_epoch == 1:
+                raise _Interrupt
+
+    epochs, lr0 = 4, 0.01
+    base = _cfg(dataset, tmp_path / "runs", name="cos")
+    base["trainer"] = {"max_epochs": epochs, "lr_decay": "cosine"}
+    cfg = load_train_config(None, base=base)
+    with pytest.raises(_Interrupt):
+        train(cfg, progress=False, callbacks=[InterruptAfter()])
+    run = tmp_path / "runs" / "cos"
+    ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    assert ckpt["epoch"] == 1 and ckpt["lr_schedulers"][0]["last_epoch"] == 2  # stepped before the checkpoint
+    older = tmp_path / "older"  # the same run as an older crackscope would have checkpointed it
+    shutil.copytree(run, older)
+    ckpt["lr_schedulers"] = []
+    for group in ckpt["optimizer_states"][0]["param_groups"]:
+        group.pop("initial_lr")
+        group["lr"] = lr0 * (1 + math.cos(math.pi * 1 / epochs)) / 2  # set at the start of epoch 1
+    torch.save(ckpt, older / "checkpoints" / "last.ckpt")
+
+    formula = {e: lr0 * (1 + math.cos(math.pi * e / epochs)) / 2 for e in range(epochs)}
+    for checkpointed in ("now", "before"):
+        if checkpointed == "before":  # in the run's own directory: a resume checks the config's out_dir
+            shutil.rmtree(run)
+            shutil.copytree(older, run)
+        train(cfg, resume=True, progress=False)
+        lrs = {}
+        for log in ("metrics.csv", "resume1/metrics.csv"):
+            rows = [r.split(",") for r in (run / "logs" / log).read_text().splitlines()]
+            col, epoch = rows[0].index("train/lr"), rows[0].index("epoch")
+            lrs.update({int(r[epoch]): float(r[col]) for r in rows[1:] if r[col]})
+        assert sorted(lrs) == [0, 2, 3]  # epoch 1's rate is not logged: interrupted in its epoch-end hooks
+        assert lrs == pytest.approx({e: formula[e] for e in lrs}, rel=1e-6, abs=0), checkpointed  # float32 in the CSV
+        assert json.loads((run / "metrics.json").read_text())["n_images"] > 0
+
+
 def test_schedule_and_split_options_are_validated(dataset, tmp_path):
     base = _cfg(dataset, tmp_path)
     with pytest.raises(InputError, match="one learning-rate schedule"):

@@ -48,16 +48,15 @@ def _pair(value, name: str, low: float, high: float | None = None) -> tuple[floa
 
 
 def gaussian_blur(image: torch.Tensor, sigma_px: float) -> torch.Tensor:
-    """(C, H, W) blurred by a separable Gaussian of standard deviation ``sigma_px`` pixels (reflected border)."""
+    """(C, H, W) blurred by a separable Gaussian of standard deviation ``sigma_px`` pixels: kornia's
+    ``gaussian_blur2d`` with a kernel of radius r = max(1, ceil(3 sigma)) (2r + 1 taps, sampled at the
+    integer offsets and normalised to sum 1) and the border reflected without repeating the edge pixel
+    (torch's "reflect"). H and W must exceed r."""
+    from kornia.filters import gaussian_blur2d
+
     radius = max(1, int(math.ceil(3.0 * sigma_px)))
-    x = torch.arange(-radius, radius + 1, dtype=image.dtype)
-    kernel = torch.exp(-0.5 * (x / sigma_px) ** 2)
-    kernel = kernel / kernel.sum()
-    c = image.shape[0]
-    out = F.pad(image[None], (radius, radius, radius, radius), mode="reflect")
-    out = F.conv2d(out, kernel.view(1, 1, 1, -1).expand(c, 1, 1, -1), groups=c)
-    out = F.conv2d(out, kernel.view(1, 1, -1, 1).expand(c, 1, -1, 1), groups=c)
-    return out[0]
+    sigma = float(sigma_px)
+    return gaussian_blur2d(image[None], 2 * radius + 1, (sigma, sigma), border_type="reflect")[0]
 
 
 def jpeg_roundtrip(image: torch.Tensor, quality: int) -> torch.Tensor:

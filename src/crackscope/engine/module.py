@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable, Sequence
 
 import lightning as L
@@ -111,11 +112,16 @@ class TrainingTask(L.LightningModule):
     def on_train_epoch_start(self):
         # Dropout and any other randomness depend on (seed, epoch) only, not on what ran before.
         torch.manual_seed(self.seed * 1_000_003 + self.current_epoch)
-        # So does a step / decay schedule: set from the epoch, nothing to restore on resume.
-        if self.lr_schedule["step_epochs"] or self.lr_schedule["decay"]:
-            lr = self.lr * lr_multiplier(self.current_epoch, **self.lr_schedule)
-            for group in self.optimizers().param_groups:
-                group["lr"] = lr
+        # A step / decay schedule is a LambdaLR that Lightning steps after each epoch's last batch, so a
+        # checkpoint written at the epoch's end holds the next epoch's rate. A checkpoint without the
+        # scheduler's state (written before crackscope had one, or before the epoch's end) is brought to
+        # the epoch here; LambdaLR's rate depends on its epoch only, so that is exact.
+        scheduler = self.lr_schedulers()
+        if isinstance(scheduler, torch.optim.lr_scheduler.LambdaLR) and scheduler.last_epoch != self.current_epoch:
+            scheduler.last_epoch = self.current_epoch - 1
+            with warnings.catch_warnings():  # a step before this epoch's first optimizer step is intended here
+                warnings.filterwarnings("ignore", r"Detected call of `lr_scheduler\.step\(\)` before", UserWarning)
+                scheduler.step()
 
     def on_train_batch_start(self, batch, batch_idx):
         self._t0 = time.perf_counter()
@@ -169,6 +175,16 @@ class TrainingTask(L.LightningModule):
     def configure_optimizers(self):
         opt_cls = torch.optim.AdamW if self.optimizer_name == "adamw" else torch.optim.Adam
         opt = opt_cls(self.model.parameters(), lr=self.lr, weight_decay=self.weight_decay)
+        if self.lr_schedule["step_epochs"] or self.lr_schedule["decay"]:
+            schedule = self.lr_schedule
+
+            def multiplier(epoch: int) -> float:
+                return lr_multiplier(epoch, **schedule)
+
+            # lr of 0-based epoch e = lr * lr_multiplier(e), stepped once per epoch (Lightning's "epoch" interval).
+            # It takes precedence over lr_plateau_patience (TrainConfig allows only one of them).
+            scheduler = torch.optim.lr_scheduler.LambdaLR(opt, multiplier)
+            return {"optimizer": opt, "lr_scheduler": {"scheduler": scheduler, "interval": "epoch"}}
         if self.lr_plateau_patience is None:
             return opt
         # the learning rate follows the validation loss (Zhang et al., surface paper, section 4.2)

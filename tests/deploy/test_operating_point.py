@@ -283,7 +283,7 @@ def test_bad_input_from_a_real_process_has_no_traceback(tiny, tmp_path, cli):
     done = cli("choose-operating-point", tiny["segmenter"], "--segmenter", tiny["segmenter"], timeout=300)
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert done.stderr.strip().splitlines() == [
-        f"error: classifier {tiny['segmenter']} is a surface run, not an image classifier (classify pipeline)"
+        f"error: classifier {tiny['segmenter']} is a surface run, not an image classifier"
     ]
 
 

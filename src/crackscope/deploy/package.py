@@ -21,6 +21,7 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
+from crackscope.engine import pipelines
 from crackscope.errors import InputError
 
 __all__ = ["PACKED_FILE", "README_FILE", "choose_command", "package_model", "readme_for", "reproduce_commands"]
@@ -174,7 +175,7 @@ def package_model(
         commands = list(reproduce) if reproduce is not None else reproduce_commands(run, dest, packed, cfg)
     if readme is None and not commands:
         raise InputError("--reproduce: a model folder's README needs at least one reproduce command")
-    if packed and cfg.pipeline != "classify":
+    if packed and pipelines.get(cfg.pipeline).task != "classification":
         raise InputError(f"--packed: only binary classifiers can be bit-packed ({run} is a {cfg.pipeline} run)")
 
     made = [p for p in reversed(dest.parents) if not p.exists()]  # folders made here, removed on failure

@@ -41,7 +41,7 @@ from crackscope.engine.data import (
     stem_positions,
 )
 from crackscope.engine.evaluation import provenance, write_metrics
-from crackscope.engine.grid import mean_cell
+from crackscope.engine.grid import metric_row, per_model_table
 from crackscope.engine.image_predictions import (
     finish_predictions,
     image_onnx_inputs,
@@ -444,27 +444,11 @@ def classify_onnx_inputs(cfg, geometry: dict, batch: int) -> tuple[str, list[tup
 # ---- experiment grids (crackscope.engine.grid): one run's row, the table layouts ---------------------
 def classify_grid_row(cfg, m: dict) -> dict:
     """A classify run's results.csv row: model, loss, seed, accuracy, macro precision / recall / F1."""
-    return {
-        "run": cfg.name,
-        "model": cfg.model.name,
-        "loss": cfg.loss.name,
-        "seed": cfg.seed,
-        **{k: m[k] for k in ("accuracy", "precision", "recall", "f1")},
-        "parameters": m.get("parameters"),
-        "epochs_run": m.get("epochs_run"),
-        "weights_epoch": m.get("weights_epoch", m.get("best_epoch")),
-        "train_samples_per_s": m.get("train_samples_per_s"),
-    }
+    return metric_row(cfg, m, ("accuracy", "precision", "recall", "f1"))
 
 
 def classify_table(rows: list[dict]) -> str:
     """The binary paper's Tables 2 / 4 layout: Model | Accuracy (+ macro precision, recall, F1), parameters."""
-    lines = ["| model | accuracy | precision | recall | F1 | parameters | epochs (kept) |", "|---|" + "---:|" * 6]
-    groups: dict[str, list[dict]] = {}
-    for r in rows:
-        groups.setdefault(r["model"], []).append(r)
-    for model, rs in groups.items():
-        cells = [mean_cell([r[k] for r in rs]) for k in ("accuracy", "precision", "recall", "f1")]
-        epochs = ", ".join(f"{r['epochs_run']} ({r['weights_epoch']})" for r in rs)
-        lines.append(f"| {model} | " + " | ".join(cells) + f" | {rs[0]['parameters']:,} | {epochs} |")
-    return "\n".join(lines) + "\n"
+    return per_model_table(
+        rows, (("accuracy", "accuracy"), ("precision", "precision"), ("recall", "recall"), ("f1", "F1"))
+    )

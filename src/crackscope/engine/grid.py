@@ -164,3 +164,34 @@ def mean_cell(values) -> str:
         return f"{mean:.4f}"
     std = math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1))
     return f"{mean:.4f} ± {std:.4f}"
+
+
+def metric_row(cfg, metrics: dict, keys: tuple[str, ...]) -> dict:
+    """A run's results.csv row with the metric ``keys`` of its metrics.json: run, model, loss,
+    seed, the metrics, parameters, epochs run, the epoch whose weights were kept, throughput."""
+    return {
+        "run": cfg.name,
+        "model": cfg.model.name,
+        "loss": cfg.loss.name,
+        "seed": cfg.seed,
+        **{k: metrics[k] for k in keys},
+        "parameters": metrics.get("parameters"),
+        "epochs_run": metrics.get("epochs_run"),
+        "weights_epoch": metrics.get("weights_epoch", metrics.get("best_epoch")),
+        "train_samples_per_s": metrics.get("train_samples_per_s"),
+    }
+
+
+def per_model_table(rows: list[dict], columns: tuple[tuple[str, str], ...]) -> str:
+    """One row per model: the mean (± std over seeds) of each ``(key, header)`` column, its
+    parameters and the epochs each run trained (with the kept epoch in brackets)."""
+    header = " | ".join(h for _, h in columns)
+    lines = [f"| model | {header} | parameters | epochs (kept) |", "|---|" + "---:|" * (len(columns) + 2)]
+    groups: dict[str, list[dict]] = {}
+    for r in rows:
+        groups.setdefault(r["model"], []).append(r)
+    for model, rs in groups.items():
+        cells = [mean_cell([r[k] for r in rs]) for k, _ in columns]
+        epochs = ", ".join(f"{r['epochs_run']} ({r['weights_epoch']})" for r in rs)
+        lines.append(f"| {model} | " + " | ".join(cells) + f" | {rs[0]['parameters']:,} | {epochs} |")
+    return "\n".join(lines) + "\n"

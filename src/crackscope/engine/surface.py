@@ -32,7 +32,7 @@ from crackscope.data.surface import (
 )
 from crackscope.engine.data import EpochSeededSampler, SplitDataModule, own_source_test_part
 from crackscope.engine.evaluation import provenance, write_metrics
-from crackscope.engine.grid import mean_cell
+from crackscope.engine.grid import metric_row, per_model_table
 from crackscope.engine.image_predictions import (
     finish_predictions,
     image_onnx_inputs,
@@ -458,30 +458,19 @@ def surface_onnx_inputs(cfg, geometry: dict, batch: int) -> tuple[str, list[tupl
 # ---- experiment grids (crackscope.engine.grid): one run's row, the table layouts ---------------------
 def surface_grid_row(cfg, m: dict) -> dict:
     """A surface run's results.csv row: model, loss, seed, accuracy ... F1, parameters, epochs."""
-    return {
-        "run": cfg.name,
-        "model": cfg.model.name,
-        "loss": cfg.loss.name,
-        "seed": cfg.seed,
-        **{k: m[k] for k in ("accuracy", "precision", "recall", "miou", "iou_defect", "f1")},
-        "parameters": m.get("parameters"),
-        "epochs_run": m.get("epochs_run"),
-        "weights_epoch": m.get("weights_epoch", m.get("best_epoch")),
-        "train_samples_per_s": m.get("train_samples_per_s"),
-    }
+    return metric_row(cfg, m, ("accuracy", "precision", "recall", "miou", "iou_defect", "f1"))
 
 
 def surface_table(rows: list[dict]) -> str:
     """The surface paper's Table 2 layout: Model | Accuracy | Precision | Recall | mIoU (+ defect IoU, F1)."""
-    lines = [
-        "| model | accuracy | precision | recall | mIoU | defect IoU | F1 | parameters | epochs (kept) |",
-        "|---|" + "---:|" * 8,
-    ]
-    groups: dict[str, list[dict]] = {}
-    for r in rows:
-        groups.setdefault(r["model"], []).append(r)
-    for model, rs in groups.items():
-        cells = [mean_cell([r[k] for r in rs]) for k in ("accuracy", "precision", "recall", "miou", "iou_defect", "f1")]
-        epochs = ", ".join(f"{r['epochs_run']} ({r['weights_epoch']})" for r in rs)
-        lines.append(f"| {model} | " + " | ".join(cells) + f" | {rs[0]['parameters']:,} | {epochs} |")
-    return "\n".join(lines) + "\n"
+    return per_model_table(
+        rows,
+        (
+            ("accuracy", "accuracy"),
+            ("precision", "precision"),
+            ("recall", "recall"),
+            ("miou", "mIoU"),
+            ("iou_defect", "defect IoU"),
+            ("f1", "F1"),
+        ),
+    )

@@ -1,5 +1,5 @@
-"""The shipped wave-field model (weights/wavefield/mcan-small) on fresh plates made from its own
-simulate.yaml with an unseen seed: it finds cracks (DSC far above a blind guess at the crack-pixel
+"""The shipped model of the small-multi benchmark (weights/wavefield/mcan-small-multi) on fresh plates
+made from its own simulate.yaml with an unseen seed: it finds cracks (DSC far above a blind guess at the crack-pixel
 fraction, ~0.02), its ONNX export matches PyTorch, and a store of another plate size is refused."""
 
 import json
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-MODEL = Path(__file__).resolve().parents[2] / "weights" / "wavefield" / "mcan-small"
+MODEL = Path(__file__).resolve().parents[2] / "weights" / "wavefield" / "mcan-small-multi"
 
 
 @pytest.fixture(scope="module")

@@ -56,7 +56,14 @@ import numpy as np
 import torch
 
 from crackscope.data.splits import read_split_stems
-from crackscope.deploy.operating_point import CRITERIA, RunPairs, choose_operating_point, oracle_windows
+from crackscope.deploy.operating_point import (
+    CRITERIA,
+    RunPairs,
+    choose_operating_point,
+    oracle_windows,
+    pixel_counts,
+    pixel_scores,
+)
 from crackscope.errors import InputError
 from crackscope.provenance import hardware, write_results
 
@@ -72,23 +79,6 @@ def _clocks(fn):
     w, c = time.perf_counter(), time.process_time()
     out = fn()
     return out, time.perf_counter() - w, time.process_time() - c
-
-
-def _counts(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    return np.array([(pred & truth).sum(), (pred & ~truth).sum(), (~pred & truth).sum()], dtype=np.int64)
-
-
-def _scores(c: np.ndarray) -> dict:
-    tp, fp, fn = (int(v) for v in c)
-    return {
-        "precision": tp / max(tp + fp, 1),
-        "recall": tp / max(tp + fn, 1),
-        "f1": 2 * tp / max(2 * tp + fp + fn, 1),
-        "iou": tp / max(tp + fp + fn, 1),
-        "tp": tp,
-        "fp": fp,
-        "fn": fn,
-    }
 
 
 # ---- 2. mosaics of the test images ----------------------------------------------------------------------
@@ -115,7 +105,7 @@ class _Tally:
     def add(self, times, mask, truth, base=None, result=None, truth_tiles=None):
         self.wall.append(statistics.median(t[1] for t in times))
         self.cpu.append(statistics.median(t[2] for t in times))
-        self.counts += _counts(mask, truth)
+        self.counts += pixel_counts(mask, truth)
         if base is not None:
             self.kept += int((mask & base.mask).sum())
             self.kept_true += int((mask & base.mask & truth).sum())
@@ -134,7 +124,7 @@ class _Tally:
             "cpu_s": sum(self.cpu),
             "mp_per_s": megapixels / sum(self.wall),
             "mp_per_cpu_s": megapixels / sum(self.cpu),
-            "vs_truth": _scores(self.counts),
+            "vs_truth": pixel_scores(self.counts),
         }
 
 

@@ -32,28 +32,13 @@ from crackscope.deploy.operating_point import (
     ScreenedImage,
     operating_points,
     oracle_windows,
+    pixel_counts,
+    pixel_scores,
     tile_probabilities,
 )
 from crackscope.provenance import measured_on, write_results
 
 HERE = Path(__file__).resolve().parent
-
-
-def _counts(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
-    return np.array([(pred & truth).sum(), (pred & ~truth).sum(), (~pred & truth).sum()], dtype=np.int64)
-
-
-def _scores(c: np.ndarray) -> dict:
-    tp, fp, fn = (int(v) for v in c)
-    return {
-        "precision": tp / max(tp + fp, 1),
-        "recall": tp / max(tp + fn, 1),
-        "f1": 2 * tp / max(2 * tp + fp + fn, 1),
-        "iou": tp / max(tp + fp + fn, 1),
-        "tp": tp,
-        "fp": fp,
-        "fn": fn,
-    }
 
 
 def _cascade(images: list[ScreenedImage], segment_s: float, classify_s: float, share: float) -> dict:
@@ -100,7 +85,7 @@ def main(argv=None) -> int:
                     base = segment_all_tiles(image, segmenter, tile=64, window=m[0], overlap=m[1])
                     mask = base.mask
                 seconds[m] += time.perf_counter() - t
-                counts[m] += _counts(mask, truth)
+                counts[m] += pixel_counts(mask, truth)
                 if classifier is not None and m[0] != "whole":
                     t = time.perf_counter()
                     screened[m].append(ScreenedImage(base, tile_probabilities(classifier, image, base), truth))
@@ -109,7 +94,7 @@ def main(argv=None) -> int:
             row = {"data": source, "window": m[0], "overlap": m[1], "n_images": len(stems), "seconds": seconds[m]}
             if screened[m]:
                 row["cascade"] = _cascade(screened[m], seconds[m], classify_s, args.target_share)
-            rows.append(row | _scores(counts[m]))
+            rows.append(row | pixel_scores(counts[m]))
             print(rows[-1], flush=True)
     meta = measured_on()
     lines = [

@@ -336,3 +336,16 @@ def test_the_cascade_benchmark_writes_the_operating_point_the_command_chooses(ti
     assert (tmp_path / "ship" / "segmenter" / "model.safetensors").read_bytes() == (
         runs["segmenter"] / "model.safetensors"
     ).read_bytes()
+
+
+def test_pixel_counts_and_scores_by_hand():
+    """3 marked pixels, 2 of them cracks, 1 crack missed: TP 2, FP 1, FN 1 -> P = R = F1 = 2/3, IoU 1/2."""
+    from crackscope.deploy.operating_point import pixel_counts, pixel_scores
+
+    pred = np.array([[1, 1, 1, 0]], dtype=bool)
+    truth = np.array([[1, 1, 0, 1]], dtype=bool)
+    c = pixel_counts(pred, truth)
+    assert c.tolist() == [2, 1, 1]
+    s = pixel_scores(c)
+    assert s["precision"] == s["recall"] == s["f1"] == pytest.approx(2 / 3) and s["iou"] == 0.5
+    assert pixel_scores(np.zeros(3, dtype=np.int64))["f1"] == 0.0

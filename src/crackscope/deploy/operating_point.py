@@ -318,3 +318,22 @@ def write_operating_point(classifier_run: str | Path, point: dict) -> Path:
 
     save_operating_point(classifier_run, point)
     return Path(classifier_run) / OPERATING_POINT_FILE
+
+
+def pixel_counts(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
+    """(TP, FP, FN) crack pixels of a boolean prediction against a boolean ground truth."""
+    return np.array([(pred & truth).sum(), (pred & ~truth).sum(), (~pred & truth).sum()], dtype=np.int64)
+
+
+def pixel_scores(counts: np.ndarray) -> dict:
+    """Precision, recall, F1 and IoU of pooled (TP, FP, FN) counts (0 where a denominator is 0)."""
+    tp, fp, fn = (int(v) for v in counts)
+    return {
+        "precision": tp / max(tp + fp, 1),
+        "recall": tp / max(tp + fn, 1),
+        "f1": 2 * tp / max(2 * tp + fp + fn, 1),
+        "iou": tp / max(tp + fp + fn, 1),
+        "tp": tp,
+        "fp": fp,
+        "fn": fn,
+    }

@@ -1,18 +1,28 @@
-"""The MicroCrackAttentionNeXt study: the paper's Table 1 (4 activations x 4 losses) and the
-comparison with its four predecessors, on one simulated dataset.
+"""The MicroCrackAttentionNeXt study on the `small` preset (one notch per plate, T = 250): the
+comparison with its four predecessors, what each difference of MicroCrackAttentionNeXt-RC is
+worth, and the paper's Table 1 (4 activations x 4 losses), at a reduced, stated budget per run.
 
-    .venv/bin/python benchmarks/wavefield_study.py                      # the reduced CPU protocol below
-    .venv/bin/python benchmarks/wavefield_study.py --preset paper --samples 2000 --epochs 50   # the paper's scale
+    .venv/bin/python benchmarks/wavefield_study.py                       # the reduced protocol below
+    .venv/bin/python benchmarks/wavefield_study.py --train-plates 27000 --epochs 8   # the full CPU protocol
 
-Steps: simulate the store (resumable), run configs/wavefield/activation_loss_grid.yaml and
-configs/wavefield/model_comparison_grid.yaml on it with the given epochs (finished runs are
-skipped, so a killed study resumes), then copy both tables and CSVs to
-benchmarks/results/wavefield_study/ with a JSON of the protocol and hardware.
+Every run reads the same store (made if missing, resumable) and the same seeded split as
+configs/wavefield/mcan_small.yaml, and trains on the first --train-plates plates of its training
+split for --epochs epochs (cosine schedule); validation (threshold, kept epoch) and test plates are
+the whole split's, so rows are scored on the same 1,500 test plates. The three grids run in turn:
+
+    models          configs/wavefield/model_comparison_small_grid.yaml   (5 models x 3 seeds)
+    ablation        configs/wavefield/mcan_rc_ablation_small_grid.yaml   (decoder x sensor positions)
+    activation_loss configs/wavefield/activation_loss_small_grid.yaml    (4 x 4, one seed)
+
+Finished runs are skipped, so a killed study resumes where it stopped. Each grid's table.md and
+results.csv are copied to benchmarks/results/wavefield_study/ with a JSON of the protocol and
+hardware. With --workers K > 1 the runs go K at a time, one torch thread each.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import subprocess
 import sys
@@ -22,62 +32,68 @@ from crackscope.provenance import cpu_name, gpu_name, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "wavefield_study"
+GRIDS = {
+    "models": "model_comparison_small_grid.yaml",
+    "ablation": "mcan_rc_ablation_small_grid.yaml",
+    "activation_loss": "activation_loss_small_grid.yaml",
+}
 
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--preset", default="small")
-    p.add_argument("--n-time", type=int, default=250, help="recorded samples T (default 250)")
-    p.add_argument("--record-every", type=int, default=4, help="integration steps per recorded sample")
-    p.add_argument("--samples", type=int, default=800)
-    p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--subtract-reference", action=argparse.BooleanOptionalAction, default=True)
-    p.add_argument("--work", type=Path, default=ROOT / "runs" / "study", help="store and run directories")
-    p.add_argument("--only", choices=["activation_loss", "models"], default=None)
+    p.add_argument("--store", type=Path, default=ROOT / "data" / "wavefield-small-t250.zarr")
+    p.add_argument(
+        "--simulate-config",
+        type=Path,
+        default=ROOT / "configs" / "wavefield" / "simulate_small_t250.yaml",
+        help="simulator settings of the store, used only when it is missing or unfinished",
+    )
+    p.add_argument("--samples", type=int, default=30000, help="plates in the store (when it is made)")
+    p.add_argument("--store-seed", type=int, default=1)
+    p.add_argument("--train-plates", type=int, default=2000, help="training plates per run (data.train_plates)")
+    p.add_argument("--epochs", type=int, default=4)
+    p.add_argument("--only", choices=list(GRIDS), nargs="+", default=list(GRIDS))
+    p.add_argument("--work", type=Path, default=ROOT / "runs" / "study", help="run directories")
     p.add_argument("--backend", default="local")
     p.add_argument("--workers", type=int, default=1)
     args = p.parse_args(argv)
 
     exe = [sys.executable, "-m", "crackscope.cli"]
-    store = args.work / f"wavefield-{args.preset}-T{args.n_time}.zarr"
+    env = dict(os.environ)
+    if args.workers > 1:
+        env.setdefault("OMP_NUM_THREADS", "1")
     subprocess.run(
         [
             *exe,
             "simulate",
             "wavefield",
-            "--preset",
-            args.preset,
-            "--set",
-            f"n_time={args.n_time}",
-            "--set",
-            f"record_every={args.record_every}",
+            "--config",
+            str(args.simulate_config),
             "--samples",
             str(args.samples),
+            "--seed",
+            str(args.store_seed),
             "--batch",
-            "16",
+            "32",
             "--out",
-            str(store),
+            str(args.store),
         ],
         check=True,
+        env=env,
     )
     common = [
-        f"data.store={store}",
+        f"data.store={args.store}",
+        f"data.train_plates={args.train_plates}",
         f"trainer.max_epochs={args.epochs}",
-        f"data.batch_size={args.batch_size}",
-        f"data.subtract_reference={str(args.subtract_reference).lower()}",
     ]
     RESULTS.mkdir(parents=True, exist_ok=True)
-    grids = {"models": "model_comparison_grid.yaml", "activation_loss": "activation_loss_grid.yaml"}
-    for key, grid in grids.items():
-        if args.only and key != args.only:
-            continue
+    for key in args.only:
         out = args.work / key
         subprocess.run(
             [
                 *exe,
                 "grid",
-                str(ROOT / "configs" / "wavefield" / grid),
+                str(ROOT / "configs" / "wavefield" / GRIDS[key]),
                 "--backend",
                 args.backend,
                 "--workers",
@@ -86,6 +102,7 @@ def main(argv=None) -> int:
                 f"out_dir={out}",
             ],
             check=True,
+            env=env,
         )
         shutil.copy(out / "table.md", RESULTS / f"{key}.md")
         shutil.copy(out / "results.csv", RESULTS / f"{key}.csv")
@@ -93,7 +110,7 @@ def main(argv=None) -> int:
 
     protocol = {
         **{k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
-        "hardware": f"{cpu_name()}, {torch.get_num_threads()} torch threads",
+        "hardware": f"{cpu_name()}, {env.get('OMP_NUM_THREADS') or torch.get_num_threads()} torch threads per run",
         "cuda": gpu_name(),
     }
     write_results(RESULTS / "protocol", protocol)

@@ -403,3 +403,20 @@ def test_simulate_yaml_of_a_store_older_than_crack_widths_keeps_its_line_cracks(
     assert written["cracks"]["width_um_min"] == written["cracks"]["width_um_max"] == 0.0
     back = load_plate_config(None, tmp_path / "simulate.yaml")  # no preset: the paper's notches would fill a gap
     assert back == PlateConfig.model_validate(config) and back.cracks.width_um_max == 0.0
+
+
+def test_train_plates_caps_the_training_split_and_keeps_validation_and_test(store, tmp_path):
+    """data.train_plates N: the run trains on the first N plates of the same seeded split (so the
+    caps of a learning curve are nested), and validation and test are the uncapped split's, so runs
+    with different N are scored on the same plates. More than the split holds is one line."""
+    from crackscope.engine.config import WavefieldData
+    from crackscope.engine.wavefield import make_split
+
+    full = make_split(WavefieldData(store=store, split=(0.6, 0.2, 0.2)), 3, tmp_path)
+    assert len(full["train"]) == 12  # 0.6 of the store's 20 plates
+    small = make_split(WavefieldData(store=store, split=(0.6, 0.2, 0.2), train_plates=5), 3, tmp_path)
+    smaller = make_split(WavefieldData(store=store, split=(0.6, 0.2, 0.2), train_plates=2), 3, tmp_path)
+    assert small["train"] == full["train"][:5] and smaller["train"] == small["train"][:2]
+    assert small["val"] == full["val"] and small["test"] == full["test"]
+    with pytest.raises(InputError, match="data.train_plates 13 is more than the 12 training plates"):
+        make_split(WavefieldData(store=store, split=(0.6, 0.2, 0.2), train_plates=13), 3, tmp_path)

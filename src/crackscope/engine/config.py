@@ -67,6 +67,13 @@ class WavefieldData(DataSpec):
         "the model trains (no plate seen twice; crackscope.data.wavefield_stream), instead of the store's "
         "training split; validation and test stay the store's. null: read the store",
     )
+    train_plates: int | None = Field(
+        None,
+        ge=1,
+        description="train on only the first N plates of the training split (learning curves, reduced "
+        "study protocols); validation and test are the uncapped split's, so runs with different N are "
+        "scored on the same plates. null: the whole training split",
+    )
 
     @field_validator("split")
     @classmethod

@@ -133,6 +133,14 @@ def make_split(data_cfg, seed: int, run_dir: Path) -> dict[str, list[int]]:
         raise InputError(
             f"data.split {list(data_cfg.split)} leaves an empty train or validation set for {done.size} samples"
         )
+    cap = getattr(data_cfg, "train_plates", None)
+    if cap is not None:
+        if cap > len(split["train"]):
+            raise InputError(
+                f"data.train_plates {cap} is more than the {len(split['train'])} training plates of "
+                f"data.store {data_cfg.store}"
+            )
+        split["train"] = split["train"][:cap]
     return split
 
 

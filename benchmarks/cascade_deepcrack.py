@@ -64,7 +64,7 @@ from crackscope.deploy.operating_point import (
     pixel_counts,
     pixel_scores,
 )
-from crackscope.errors import InputError
+from crackscope.errors import exit_code_of
 from crackscope.provenance import hardware, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -432,11 +432,7 @@ def _rel(path: Path) -> str:
 
 
 def main(argv=None) -> int:
-    try:
-        return _main(argv)
-    except InputError as err:  # crackscope's contract for bad input: one line, exit code 2
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    return exit_code_of(_main, argv)
 
 
 def _main(argv=None) -> int:

@@ -24,7 +24,7 @@ import yaml
 
 from crackscope.data.splits import read_split_stems
 from crackscope.deploy.operating_point import CRITERIA, RunPairs, choose_thresholds
-from crackscope.errors import InputError
+from crackscope.errors import InputError, exit_code_of
 from crackscope.provenance import cpu_name, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -94,11 +94,7 @@ def _markdown(result: dict) -> str:
 
 
 def main(argv=None) -> int:
-    try:
-        return _main(argv)
-    except InputError as err:  # crackscope's contract for bad input: one line, exit code 2
-        print(f"error: {err}", file=sys.stderr)
-        return 2
+    return exit_code_of(_main, argv)
 
 
 def _main(argv=None) -> int:

@@ -2,6 +2,7 @@
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from torchmetrics.classification import MulticlassAccuracy, MulticlassJaccardIndex
@@ -524,3 +525,35 @@ def test_accuracy_interval_equals_the_beta_quantiles_and_the_closed_forms(n):
         assert accuracy_interval(1, n, confidence)[0] == pytest.approx(1 - (1 - a) ** (1 / n), abs=1e-10)
     # the textbook 95 % interval of 5 of 10 (0.187, 0.813), to more digits
     assert accuracy_interval(5, 10) == pytest.approx((0.18708602, 0.81291398), abs=1e-8)
+
+
+def test_false_alarms_on_sound_surface_hand_worked():
+    """A 256 x 256 image with a labelled crack down column 10. Crack-free: every pixel more than
+    16 px from it, i.e. columns 27 ... 255 (229 columns). Of the four 128-px tiles only the two on
+    the right are wholly crack-free. Predicted: the crack itself (not a false alarm), a 5 x 5 blob
+    (25 px) in the lower-right tile -- a false crack there -- and 3 px at column 60 of the
+    lower-left tile, which is not a crack-free tile, so they count as false pixels only."""
+    from crackscope.metrics import false_alarm_counts, false_alarm_summary
+
+    truth = np.zeros((256, 256), dtype=np.uint8)
+    truth[:, 10] = 1
+    pred = truth.astype(bool).copy()
+    pred[200:205, 200:205] = True
+    pred[150, 60:63] = True
+    c = false_alarm_counts(pred, truth)
+    assert c == {"sound_px": 256 * 229, "false_px": 28, "sound_tiles": 2, "false_tiles": 1}
+    # a second, crack-free image: all of it is sound; a 19-px line is below the 20-px minimum
+    blank = np.zeros((256, 256), dtype=np.uint8)
+    line = np.zeros((256, 256), dtype=bool)
+    line[5, 0:19] = True
+    c2 = false_alarm_counts(line, blank)
+    assert c2 == {"sound_px": 256 * 256, "false_px": 19, "sound_tiles": 4, "false_tiles": 0}
+    # two diagonal neighbours join one 8-connected component: 10 + 10 px across a corner count 20
+    corner = np.zeros((256, 256), dtype=bool)
+    corner[0, 0:10] = True
+    corner[1, 10:20] = True
+    assert false_alarm_counts(corner, blank)["false_tiles"] == 1
+    s = false_alarm_summary([c, c2])
+    assert s["false_px_per_megapixel"] == pytest.approx(47 / (256 * 229 + 256 * 256) * 1e6)
+    assert s["false_tile_share"] == pytest.approx(1 / 6)
+    assert false_alarm_summary([])["false_tile_share"] is None

@@ -51,3 +51,16 @@ def dataset_index(i, n: int, what: str) -> int:
     if not -n <= i < n:
         raise IndexError(f"index {i} is out of range for {what} of {n} items")
     return int(i) % n
+
+
+def exit_code_of(main, argv=None) -> int:
+    """``main(argv)``'s exit code, with crackscope's contract for bad input: an :class:`InputError`
+    is one line on stderr (``error: ...``) and exit code 2, no traceback. For the entry points of
+    scripts (the benchmarks) that are not Typer commands."""
+    import sys
+
+    try:
+        return main(argv)
+    except InputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2

@@ -383,6 +383,86 @@ def crack_f_measures(probs, masks, thresholds: Sequence[float] = F_MEASURE_THRES
     return crack_f_from_counts(counts, th)
 
 
+# False cracks on sound surface (crack inspection of survey photos)
+
+# what counts as sound surface, and as a false crack on it (docs/cascade.md#false-alarms)
+SOUND_CLEARANCE_PX = 16  # a pixel is crack-free when no labelled crack pixel lies within this distance
+SOUND_TILE_PX = 128  # the tiles of a survey photo that are judged crack-free or not
+FALSE_CRACK_MIN_PX = 20  # a predicted crack component this large (pixels, in one tile) is a false crack
+
+
+def false_alarm_counts(
+    pred,
+    mask,
+    *,
+    clearance_px: float = SOUND_CLEARANCE_PX,
+    tile_px: int = SOUND_TILE_PX,
+    min_component_px: int = FALSE_CRACK_MIN_PX,
+) -> dict[str, int]:
+    """What a segmenter marks on the crack-free part of ONE image, as counts to pool over a set.
+
+    ``pred``: (H, W) predicted crack mask (bool, or > 0.5); ``mask``: (H, W) labelled cracks.
+    A pixel is **crack-free** when the Euclidean distance from its centre to the nearest labelled
+    crack pixel's is more than ``clearance_px`` (every pixel of an image without a crack is). Tiles
+    are the ``tile_px`` squares of the grid from the top-left corner (whole tiles only); a tile is
+    crack-free when every pixel in it is. Returns:
+
+    * ``sound_px``: crack-free pixels; ``false_px``: those predicted crack;
+    * ``sound_tiles``: crack-free tiles; ``false_tiles``: those holding a connected component of
+      predicted crack (8-connectivity, as :mod:`crackscope.analysis.crack_measure`, within the
+      tile) of at least ``min_component_px`` pixels: a crack an inspector would see there.
+
+    Pool with :func:`false_alarm_summary`.
+    """
+    from scipy import ndimage
+
+    p, m = _as_map(pred, "pred"), _as_map(mask, "mask")
+    if p.shape != m.shape:
+        raise InputError(f"pred {p.shape} and mask {m.shape} of one image differ in size")
+    p = p.astype(bool) if p.dtype == bool else p > 0.5
+    true = m.astype(bool) if m.dtype == bool else m > 0.5
+    if true.any():
+        sound = ndimage.distance_transform_edt(~true) > float(clearance_px)
+    else:
+        sound = np.ones_like(true)
+    counts = {"sound_px": int(sound.sum()), "false_px": int((p & sound).sum()), "sound_tiles": 0, "false_tiles": 0}
+    eight = np.ones((3, 3), dtype=bool)
+    h, w = p.shape
+    for y in range(0, h - tile_px + 1, tile_px):
+        for x in range(0, w - tile_px + 1, tile_px):
+            if not sound[y : y + tile_px, x : x + tile_px].all():
+                continue
+            counts["sound_tiles"] += 1
+            tile = p[y : y + tile_px, x : x + tile_px]
+            if tile.sum() >= min_component_px:
+                labels, n = ndimage.label(tile, structure=eight)
+                if n and np.bincount(labels.ravel())[1:].max() >= min_component_px:
+                    counts["false_tiles"] += 1
+    return counts
+
+
+def false_alarm_summary(
+    counts: Sequence[dict[str, int]],
+    *,
+    clearance_px: float = SOUND_CLEARANCE_PX,
+    tile_px: int = SOUND_TILE_PX,
+    min_component_px: int = FALSE_CRACK_MIN_PX,
+) -> dict:
+    """Pooled :func:`false_alarm_counts` of a set of images: ``false_px_per_megapixel`` (false crack
+    pixels per million crack-free pixels), ``false_tile_share`` (the share of crack-free tiles with
+    a false crack), the summed counts, and the definitions the counts were made with (pass the same
+    keywords). A rate whose denominator is 0 is ``None`` (no crack-free pixel or tile in the set)."""
+    total = {k: sum(int(c[k]) for c in counts) for k in ("sound_px", "false_px", "sound_tiles", "false_tiles")}
+    return {
+        "false_px_per_megapixel": total["false_px"] / total["sound_px"] * 1e6 if total["sound_px"] else None,
+        "false_tile_share": total["false_tiles"] / total["sound_tiles"] if total["sound_tiles"] else None,
+        **total,
+        "clearance_px": clearance_px,
+        "tile_px": tile_px,
+        "min_component_px": min_component_px,
+    }
+
+
 class SegmentationMetrics(Metric):
     """Accumulates :func:`confusion_counts` over batches; ``compute()`` equals :func:`summarize`
     of all samples, plus ``"by_crack_size"`` (:func:`by_crack_size`) when every ``update`` got

@@ -194,8 +194,59 @@ def test_dataset_draws_from_seed_epoch_and_item(tmp_path):
         ({"p_blur": 1.5}, "p_blur=1.5"),
         ({"jpeg_quality": (10, 120)}, "jpeg_quality="),
         ({"contrast": 3}, "contrast=3"),
+        ({"p_sound": -0.1}, "p_sound=-0.1"),
+        ({"p_hard_negative": 2}, "p_hard_negative=2"),
+        ({"sound_clearance_px": -1}, "sound_clearance_px=-1"),
     ],
 )
 def test_bad_options_are_one_line_naming_the_value(kwargs, word):
     with pytest.raises(InputError, match=word):
         CameraAugment(**kwargs)
+
+
+def test_sound_crops_come_from_crack_free_surface_only():
+    """p_sound = 1: a 200 x 160 photo with a labelled crack down column 10. Every pixel of every
+    crop comes from more than 16 px from the crack (column >= 27), and the mask is empty. At scale
+    2 a 24-px crop covers 12 photo pixels: one square (k = 1) fits and is copied rigidly."""
+    h, w = 160, 200
+    mask = torch.zeros(1, h, w, dtype=torch.float64)
+    mask[0, :, 10] = 1
+    aug = CameraAugment(crop=24, scale=(1.0, 1.0), p_crack=1.0, p_sound=1.0, **NO_PHOTOMETRY)
+    for k in range(10):
+        img, msk = aug(_coordinates(h, w), mask, np.random.default_rng(k))
+        c = torch.round(img[1] * 1000).long()
+        assert img.shape == (3, 24, 24) and not msk.any() and int(c.min()) >= 27
+    # a photo that is crack everywhere has no crack-free square: the ordinary crop is cut
+    full = torch.ones(1, 40, 40, dtype=torch.float64)
+    _, msk = aug(_coordinates(40, 40), full, np.random.default_rng(0))
+    assert msk.all()
+
+
+def test_a_small_photo_gives_a_mosaic_of_crack_free_squares():
+    """The crop needs 64 photo pixels, but the crack-free part of a 90 x 90 photo with a crack down
+    column 5 is 68 columns wide (22 ... 89) and 90 rows: a 64 square fits. With a crack down column
+    45 as well, the crack-free columns are 22 ... 28 and 62 ... 89: the wider strip is 28 columns, so
+    only 16-px squares (k = 4) fit, and the crop is a 4 x 4 mosaic of them."""
+    mask = torch.zeros(1, 90, 90, dtype=torch.float64)
+    mask[0, :, 5] = 1
+    aug = CameraAugment(crop=64, scale=(1.0, 1.0), p_sound=1.0, **NO_PHOTOMETRY)
+    img, msk = aug(_coordinates(90, 90), mask, np.random.default_rng(0))
+    c = torch.round(img[1] * 1000).long()
+    assert not msk.any() and int(c.min()) >= 22
+    mask[0, :, 45] = 1
+    img, msk = aug(_coordinates(90, 90), mask, np.random.default_rng(0))
+    c = torch.round(img[1] * 1000).long()
+    assert not msk.any() and bool(((c >= 62) | ((c >= 22) & (c <= 28))).all())
+
+
+def test_hard_negatives_change_the_image_and_never_the_mask():
+    rng = np.random.default_rng(0)
+    mask = torch.from_numpy((rng.random((1, 80, 80)) < 0.05).astype(np.float64))
+    image = torch.full((3, 80, 80), 0.5, dtype=torch.float64)
+    plain = CameraAugment(crop=48, scale=(1.0, 1.0), **NO_PHOTOMETRY)
+    hard = CameraAugment(crop=48, scale=(1.0, 1.0), p_hard_negative=1.0, **NO_PHOTOMETRY)
+    for k in range(6):
+        a_img, a_msk = plain(image, mask, np.random.default_rng(k))
+        b_img, b_msk = hard(image, mask, np.random.default_rng(k))
+        assert torch.equal(a_msk, b_msk)  # the geometry is drawn first: the same crop
+        assert (b_img - a_img).abs().max() > 0.05  # something was drawn on the flat grey surface

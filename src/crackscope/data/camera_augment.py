@@ -9,7 +9,14 @@ out of an image/mask pair and varies, in this order:
   ``s`` log-uniform in ``scale`` (cracks 0.5x to 1.6x as wide as in the photo by default). The
   crop's centre is a crack pixel with probability ``p_crack`` (cracks are a few % of the pixels),
   anywhere otherwise; a photo smaller than the window is reflected at its border;
+* **sound surface** (``p_sound``, default 0) -- instead, a crop with no crack at all: a k x k
+  mosaic (k = 1, 2 or 4, the fewest the photo allows) of squares of the photo in which every pixel
+  is more than ``sound_clearance_px`` from every labelled crack pixel, its mask empty; where the
+  photo has no such square the ordinary crop is cut. Seams between the squares are straight edges
+  that are not cracks, as joints and plank edges are;
 * **orientation** -- one of the eight flips / quarter turns (exact: no resampling);
+* **hard negatives** (``p_hard_negative``, default 0) -- a joint, plank edge, shadow, stain, tyre
+  mark or paint line drawn into the crop (:mod:`crackscope.data.hard_negatives`), mask unchanged;
 * **illumination** -- brightness shift, contrast about the mean, gamma, and a linear illumination
   gradient across the crop (shadow, vignetting);
 * **colour** -- per-channel gain (white balance) and saturation, or grey with probability ``p_grey``;
@@ -20,7 +27,8 @@ out of an image/mask pair and varies, in this order:
 The geometric steps move the mask with the image (resampled bilinearly and cut at 0.5, so it stays
 0/1); the photometric steps touch the image only. Every draw comes from ``rng``, a
 :class:`numpy.random.Generator` the dataset seeds from (seed, epoch, item), so a resumed run draws
-again exactly what it would have drawn.
+again exactly what it would have drawn. With ``p_sound`` and ``p_hard_negative`` at 0 nothing is
+drawn for them, so a configuration without them draws what it drew before they existed.
 """
 
 from __future__ import annotations
@@ -110,10 +118,21 @@ class CameraAugment:
         noise_sigma: Sequence[float] = (0.005, 0.04),
         p_jpeg: float = 0.3,
         jpeg_quality: Sequence[float] = (30, 95),
+        p_sound: float = 0.0,
+        sound_clearance_px: float = 16.0,
+        p_hard_negative: float = 0.0,
     ):
         if isinstance(crop, bool) or not isinstance(crop, int) or crop < 8:
             raise InputError(f"crop={crop!r} must be an integer >= 8 (pixels)")
-        probabilities = {"p_crack": p_crack, "p_grey": p_grey, "p_blur": p_blur, "p_noise": p_noise, "p_jpeg": p_jpeg}
+        probabilities = {
+            "p_crack": p_crack,
+            "p_grey": p_grey,
+            "p_blur": p_blur,
+            "p_noise": p_noise,
+            "p_jpeg": p_jpeg,
+            "p_sound": p_sound,
+            "p_hard_negative": p_hard_negative,
+        }
         for name, p in probabilities.items():
             if not 0.0 <= float(p) <= 1.0:
                 raise InputError(f"{name}={p!r} must be a probability in [0, 1]")
@@ -134,7 +153,12 @@ class CameraAugment:
             noise_sigma=_pair(noise_sigma, "noise_sigma", 0.0),
             p_jpeg=float(p_jpeg),
             jpeg_quality=_pair(jpeg_quality, "jpeg_quality", 1, 95),
+            p_sound=float(p_sound),
+            sound_clearance_px=float(sound_clearance_px),
+            p_hard_negative=float(p_hard_negative),
         )
+        if not float(sound_clearance_px) >= 0:
+            raise InputError(f"sound_clearance_px={sound_clearance_px!r} must be a distance >= 0 (pixels)")
 
     # ---- geometry ----------------------------------------------------------------------------
     def window(self, mask: np.ndarray, rng: np.random.Generator) -> tuple[int, int, int, float]:
@@ -168,12 +192,45 @@ class CameraAugment:
         cols = np.abs((cols + (w - 1)) % (2 * max(w - 1, 1)) - (w - 1)) if w > 1 else np.zeros_like(cols)
         return array[:, torch.from_numpy(rows)][:, :, torch.from_numpy(cols)]
 
+    def sound_window(
+        self, image: torch.Tensor, mask: torch.Tensor, side: int, rng: np.random.Generator
+    ) -> tuple[torch.Tensor, torch.Tensor] | None:
+        """A ``side`` x ``side`` crack-free mosaic of the photo (module docstring) and its empty
+        mask, or ``None`` when the photo has no crack-free square of side // 4."""
+        from crackscope.data.survey_mosaics import sound_tile_origins
+
+        truth = mask[0].numpy() > 0.5
+        for k in (1, 2, 4):
+            part = side // k
+            origins = sound_tile_origins(truth, part, self.params["sound_clearance_px"]) if part >= 2 else []
+            if origins:
+                picks = rng.integers(len(origins), size=k * k)
+                rows = [
+                    torch.cat(
+                        [
+                            image[:, y : y + part, x : x + part]
+                            for y, x in (origins[int(j)] for j in picks[r * k : (r + 1) * k])
+                        ],
+                        dim=2,
+                    )
+                    for r in range(k)
+                ]
+                img = torch.cat(rows, dim=1)
+                return img, torch.zeros((mask.shape[0], *img.shape[1:]), dtype=mask.dtype)
+        return None
+
     def geometry(
         self, image: torch.Tensor, mask: torch.Tensor, rng: np.random.Generator
     ) -> tuple[torch.Tensor, torch.Tensor]:
         crop = self.params["crop"]
         top, left, side, _ = self.window(mask.numpy(), rng)
-        img, msk = self._cut(image, top, left, side), self._cut(mask, top, left, side)
+        sound = self.params["p_sound"] > 0 and rng.random() < self.params["p_sound"]
+        mosaic = self.sound_window(image, mask, side, rng) if sound else None
+        if mosaic is not None:
+            img, msk = mosaic
+            side = img.shape[-1]
+        else:
+            img, msk = self._cut(image, top, left, side), self._cut(mask, top, left, side)
         if side != crop:
             img = F.interpolate(img[None], size=(crop, crop), mode="bilinear", align_corners=False, antialias=True)[0]
             msk = F.interpolate(msk[None], size=(crop, crop), mode="bilinear", align_corners=False, antialias=True)[0]
@@ -222,6 +279,10 @@ class CameraAugment:
         self, image: torch.Tensor, mask: torch.Tensor, rng: np.random.Generator
     ) -> tuple[torch.Tensor, torch.Tensor]:
         img, msk = self.geometry(image, mask, rng)
+        if self.params["p_hard_negative"] > 0 and rng.random() < self.params["p_hard_negative"]:
+            from crackscope.data.hard_negatives import draw_hard_negative
+
+            img = draw_hard_negative(img, rng)[0]
         return self.photometric(img, rng), msk
 
     def __repr__(self) -> str:

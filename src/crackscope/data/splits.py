@@ -166,3 +166,12 @@ def read_split_stems(path: str | Path) -> dict[str, list[str]]:
         raise InputError(f"{path}: no such file") from None
     except (ValueError, KeyError, TypeError, AttributeError) as err:
         raise InputError(f"{path}: no readable image stems ({type(err).__name__}: {err})") from None
+
+
+def stems_held_out_by(*runs: str | Path) -> list[str]:
+    """The stems in the test part of every run's split.json and in no other part of any: the
+    images none of the runs trained on or chose anything on (in the first run's test order)."""
+    splits = [read_split_stems(r) for r in runs]
+    seen = {s for parts in splits for part, stems in parts.items() if part != "test" for s in stems}
+    tests = [set(parts.get("test", [])) for parts in splits]
+    return [s for s in splits[0].get("test", []) if s not in seen and all(s in t for t in tests)]

@@ -203,6 +203,8 @@ def evaluate_surface_run(
         confusion_counts,
         crack_f_counts,
         crack_f_from_counts,
+        false_alarm_counts,
+        false_alarm_summary,
         sample_metrics,
     )
 
@@ -226,6 +228,7 @@ def evaluate_surface_run(
     counts, probs = [], []
     crack = any(f in CRACK_SURFACE_FORMATS for f in [*fmt.split("+"), *own_formats])
     f_counts = {t: [] for t in CRACK_F_TOLERANCES_PX} if crack else {}  # per tolerance, (K, 4) per image
+    alarms = []  # crack runs: what is marked on the crack-free part of each image
     for i in range(len(ds)):
         image = load_image(ds.image_paths[i], cfg.data.in_channels)
         prob = predict_probability(model, image, cfg.data.size)
@@ -241,6 +244,8 @@ def evaluate_surface_run(
         probs.append(prob)
         for t, c in f_counts.items():
             c.append(crack_f_counts(prob, mask, F_MEASURE_THRESHOLDS, t))
+        if crack:
+            alarms.append(false_alarm_counts(prob > threshold, mask))
     counts = torch.stack(counts)
     result = surface_summary(counts)
     for t, c in f_counts.items():
@@ -249,6 +254,7 @@ def evaluate_surface_run(
     if f_counts:
         th = F_MEASURE_THRESHOLDS
         result["f_measure_thresholds"] = f"{len(th)} thresholds from {th[0]} to {th[-1]}"
+        result["false_alarms"] = false_alarm_summary(alarms)
     classes = [c for c in ds.classes if c is not None]
     if classes:
         labels = np.asarray(ds.classes)
@@ -430,6 +436,21 @@ def report_surface(r: dict, out_dir: Path) -> list[str]:
                 f"{t} px: ODS F {r[f'ods_f_{t}px']:.4f} (threshold {r[f'ods_threshold_{t}px']:.2f}) "
                 f"OIS F {r[f'ois_f_{t}px']:.4f}"
                 for t in CRACK_F_TOLERANCES_PX
+            )
+        )
+    fa = r.get("false_alarms")
+    if fa:
+        per_mp, share = fa["false_px_per_megapixel"], fa["false_tile_share"]
+        lines.append(
+            "on crack-free surface (more than "
+            f"{fa['clearance_px']} px from a labelled crack): "
+            + (f"{per_mp:.0f} false crack px per megapixel" if per_mp is not None else "no crack-free pixels")
+            + ", "
+            + (
+                f"{share:.1%} of {fa['sound_tiles']} crack-free {fa['tile_px']}-px tiles with a false crack "
+                f"(>= {fa['min_component_px']} px)"
+                if share is not None
+                else f"no crack-free {fa['tile_px']}-px tile"
             )
         )
     for cls, m in (r.get("per_class") or {}).items():

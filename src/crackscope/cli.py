@@ -460,6 +460,12 @@ def choose_operating_point_cmd(
     overlap: float = typer.Option(
         0.0, "--overlap", help="Overlap of neighbouring windows, a fraction of the window in [0, 0.5] (0: stitched)."
     ),
+    survey: int | None = typer.Option(
+        None,
+        "--survey",
+        help="Choose on this many 1024-px survey-like images made of the validation photos (5-15 %% crack "
+        "tiles, the rest crack-free surface: crackscope.data.survey_mosaics) instead of the photos themselves.",
+    ),
 ):
     """Choose the cascade's operating point on the validation images: the highest classifier threshold at which
     the cascade still keeps --target-share of the pixels that segmenting every window finds. Writes
@@ -477,6 +483,7 @@ def choose_operating_point_cmd(
         tile=tile,
         window=window,
         overlap=overlap,
+        survey=survey,
     )
     path = write_operating_point(classifier, point)
     for key in CRITERIA:
@@ -485,7 +492,8 @@ def choose_operating_point_cmd(
         typer.echo(
             f"{key}{chosen}: threshold {o['threshold']:.4f} keeps {o['share']:.4f} (>= {point['required_share']:g}), "
             f"flags {o['flagged_fraction']:.3f} of {point['n_tiles']} tiles, runs {o['windows_fraction']:.3f} of "
-            f"the {point['window']}-px windows; {point['n_images']} validation images"
+            f"the {point['window']}-px windows; {point['n_images']} "
+            + ("validation images" if point["chosen_on"] == "validation" else "survey-like images of them")
         )
     _info(f"wrote {path}")
 

@@ -349,3 +349,54 @@ def test_pixel_counts_and_scores_by_hand():
     s = pixel_scores(c)
     assert s["precision"] == s["recall"] == s["f1"] == pytest.approx(2 / 3) and s["iou"] == 0.5
     assert pixel_scores(np.zeros(3, dtype=np.int64))["f1"] == 0.0
+
+
+def test_chosen_on_survey_like_images_of_the_validation_photos(tmp_path):
+    """--survey: the rule applied to survey mosaics of the validation photos (crack tiles among
+    crack-free ones) instead of the photos. Photos of 512 x 512 with a crack down column 10 and
+    one across row 300 give crack tiles and crack-free tiles; the threshold written is the rule's
+    on the same mosaics."""
+    from crackscope.data.survey_mosaics import survey_mosaics, tile_bank
+    from crackscope.deploy.operating_point import RunPairs, choose_operating_point
+
+    root, side = tmp_path / "data", 512
+    (root / "train_img").mkdir(parents=True)
+    (root / "train_lab").mkdir()
+    rng = np.random.default_rng(0)
+    stems = {"train": ["r1"], "val": ["v1", "v2", "v3"], "test": ["t1"]}
+    for stem in [s for part in stems.values() for s in part]:
+        mask = np.zeros((side, side), np.uint8)
+        mask[:, 10], mask[300, :200] = 255, 255
+        image = rng.integers(60, 256, (side, side, 3), dtype=np.uint8)
+        image[mask > 0] //= 4
+        Image.fromarray(image).save(root / "train_img" / f"{stem}.png")
+        Image.fromarray(np.repeat(mask[..., None], 3, axis=-1)).save(root / "train_lab" / f"{stem}.png")
+    tiles = {"root": str(root), "format": "deepcrack-tiles", "channels": 1, "tiles": {"tile": TILE}}
+    clf = _run(
+        tmp_path / "runs", "clf", "classify", {"name": "aoie_net_resnet20", "width": 0.25},
+        {"in_channels": 1, "classes": 2}, tiles, {"classes": ["no_crack", "crack"], "stems": stems},
+    )  # fmt: skip
+    seg = _run(
+        tmp_path / "runs", "seg", "surface", {"name": "unet", "base_channels": 2, "depth": 2},
+        {"in_channels": 3, "classes": 1}, {"root": str(root), "format": "deepcrack", "in_channels": 3},
+        {"stems": stems},
+    )  # fmt: skip
+    # the untrained segmenter's threshold at its median probability: it marks about half the pixels
+    probs = [segment_all_tiles(RunPairs(seg)(s)[0], load_segmenter(seg), tile=TILE).probability for s in stems["val"]]
+    (seg / "operating_point.json").write_text(json.dumps({"threshold": float(np.median(np.concatenate(probs)))}))
+    point = choose_operating_point(
+        clf, seg, target_share=0.9, criterion="all", tile=TILE, window=TILE, overlap=0.0, survey=2, survey_side=256
+    )
+    assert point["chosen_on"].startswith("survey-like images: 2 mosaics of 256 px") and point["n_images"] == 2
+    # the rule, by hand, on the same mosaics: the highest tile score whose flagged cells keep 90 %
+    classifier, segmenter = load_classifier(clf), load_segmenter(seg)
+    scores, pixels = [], []
+    for image, _, _ in survey_mosaics(tile_bank(RunPairs(seg), stems["val"]), 2, side=256):
+        marked = segment_all_tiles(image, segmenter, tile=TILE, window=TILE, overlap=0.0).mask
+        grid = tile_grid(256, 256, TILE)
+        scores.append(classifier(extract_tiles(to_channels(image, 1), grid.origins, TILE)).numpy())
+        pixels.append([int(marked[y0:y1, x0:x1].sum()) for y0, y1, x0, x1 in grid.cells().tolist()])
+    scores, pixels = np.concatenate(scores).astype(np.float64), np.concatenate(pixels)
+    assert pixels.sum() > 0
+    rule = max(float(v) for v in np.unique(scores) if pixels[scores >= v].sum() / pixels.sum() >= 0.9)
+    assert point["threshold"] == point["all"]["threshold"] == pytest.approx(rule, abs=1e-6)

@@ -254,6 +254,8 @@ def choose_operating_point(
     classifier=None,
     segmenter=None,
     pairs: RunPairs | None = None,
+    survey: int | None = None,
+    survey_side: int = 1024,
 ) -> dict:
     """The operating point of the tile classifier ``classifier_run`` for the segmenter
     ``segmenter_run`` on their shared validation images (the two runs must record the same
@@ -262,6 +264,11 @@ def choose_operating_point(
     ``criterion`` (recorded as ``default``), and the ``tile``, ``window`` and ``overlap`` it was
     chosen for (``tile``: the classifier's, else 64; ``window``: the segmenter's training window,
     else the tile side) and ``segmenter`` (``segmenter_name``, default the path as given).
+
+    ``survey``: choose instead on that many survey-like ``survey_side``-px square images made of the validation
+    photos' 128-px tiles, 5-15 % of them crack tiles and the rest crack-free surface
+    (:func:`crackscope.data.survey_mosaics.survey_mosaics`, seed 0), as an inspection survey sees
+    it; recorded as ``chosen_on``.
 
     ``data``: the dataset folder of a one-source segmenter run (default: its config's). Already
     loaded ``classifier`` / ``segmenter`` / ``pairs`` may be passed to skip loading them. Nothing is
@@ -294,8 +301,17 @@ def choose_operating_point(
         raise InputError(f"--data {data}: no such folder")
     pairs = pairs if pairs is not None else RunPairs(segmenter_run, data)
 
-    images = screen_images(classifier, segmenter, pairs, cls_stems["val"], tile=tile, window=window, overlap=overlap)
+    read, stems = pairs, cls_stems["val"]
+    if survey is not None:
+        from crackscope.data.survey_mosaics import survey_mosaics, tile_bank
+
+        made = survey_mosaics(tile_bank(pairs, stems), require_positive_int("--survey", survey), side=survey_side)
+        mosaics = {f"survey-{k}": (image, truth) for k, (image, truth, _) in enumerate(made)}
+        read, stems = mosaics.__getitem__, list(mosaics)
+    images = screen_images(classifier, segmenter, read, stems, tile=tile, window=window, overlap=overlap)
     point = operating_points(images, share)
+    if survey is not None:
+        point["chosen_on"] = f"survey-like images: {survey} mosaics of {survey_side} px from the validation photos"
     point.update(
         threshold=point[criterion]["threshold"],
         default=criterion,

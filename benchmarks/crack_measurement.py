@@ -187,6 +187,13 @@ def _markdown(result: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _rel(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
 def main(argv=None) -> int:
     return exit_code_of(_main, argv)
 
@@ -207,7 +214,7 @@ def _main(argv=None) -> int:
     args = p.parse_args(argv)
     torch.set_num_threads(args.threads)
     result = run(args)
-    result["args"] = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    result["args"] = {k: (_rel(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     result["environment"] = {"date": datetime.date.today().isoformat(), **hardware()}
     write_results(args.out / args.name, result, _markdown(result))
     print(_markdown(result))

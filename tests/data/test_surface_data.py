@@ -318,3 +318,39 @@ def test_crack500_missing_label_is_one_line_naming_the_mask(tmp_path):
     shutil.copy(CRACK500_ROOT / "train_lab" / f"{names[0]}_mask.png", tmp_path / "train_lab" / f"{names[1]}.png")
     with pytest.raises(InputError, match=f"{names[1]}_mask"):
         SurfaceSegmentationDataset(tmp_path, format="crack500")
+
+
+CRACKPATCHES = Path(__file__).resolve().parents[2] / ".." / "shared" / "datasets" / "CrackPatches"
+
+
+def test_crackpatches_reads_both_parts_with_jpeg_masks_and_photo_groups(tmp_path):
+    """train/ and valid/ are one set of pairs; the JPEG masks are cut at 128 (compression noise
+    around 0 and 255 stays on its side); patches <photo>-<k> are grouped by photo."""
+    rng = np.random.default_rng(0)
+    for part, stems in (("train", ["A_1-1", "A_1-2", "B-1"]), ("valid", ["C-4"])):
+        for stem in stems:
+            mask = np.zeros((40, 48), np.uint8)
+            mask[10:14, :] = 255
+            noisy = np.clip(mask.astype(int) + rng.integers(-30, 30, mask.shape), 0, 255).astype(np.uint8)
+            _save(tmp_path / part / f"{stem}.jpg", rng.integers(0, 256, (40, 48, 3), dtype=np.uint8), quality=90)
+            _save(tmp_path / f"{part}_lab" / f"{stem}.jpg", noisy, quality=75)
+    ds = SurfaceSegmentationDataset(tmp_path, format="crackpatches", in_channels=3, pad_multiple=1)
+    assert ds.stems == ["A_1-1", "A_1-2", "B-1", "C-4"] and ds.groups == ["A_1", "A_1", "B", "C"]
+    _, y = ds[3]
+    expected = np.zeros((40, 48), np.float32)
+    expected[10:14, :] = 1
+    assert np.array_equal(y[0].numpy(), expected)
+    _save(tmp_path / "valid" / "B-1.jpg", np.zeros((40, 48, 3), np.uint8))
+    _save(tmp_path / "valid_lab" / "B-1.jpg", np.zeros((40, 48), np.uint8))
+    with pytest.raises(InputError, match="image 'B-1' is in more than one of its folders"):
+        SurfaceSegmentationDataset(tmp_path, format="crackpatches")
+
+
+@pytest.mark.skipif(not CRACKPATCHES.is_dir(), reason="needs ../shared/datasets/CrackPatches")
+def test_crackpatches_real_surfaces():
+    counts = {"GAPs384": 942 + 157, "AigleRN-TRIMM": 152 + 39, "ShadowCrack": 406 + 140}  # its README
+    for name, n in counts.items():
+        ds = SurfaceSegmentationDataset(CRACKPATCHES / name, format="crackpatches", in_channels=3, pad_multiple=1)
+        assert len(ds) == n
+        _, y = ds[0]
+        assert 0 < float(y.sum()) < y.numel()  # every patch holds a crack

@@ -22,6 +22,12 @@ These on-disk layouts are read (``format=``):
   burst (:func:`crack500_bursts`: the first stem of a run of photos of one day each at most
   :data:`CRACK500_BURST_GAP_S` seconds after the previous one) and a group split keeps a re-shot
   crack out of the other parts.
+* ``"crackpatches"`` -- one surface of CrackPatches (GAPs384, AigleRN-TRIMM, ShadowCrack: patches
+  third parties cut from larger photos, keeping only patches that hold cracks):
+  ``<root>/{train,valid}/<stem>.jpg`` with **JPEG** masks ``<root>/{train,valid}_lab/<stem>.jpg``
+  (grey with compression noise: crack = value >= 128). Both parts are read as one set of pairs (their
+  stems are distinct); patches named ``<photo>-<k>`` come from photo ``<photo>``, which ``groups``
+  holds, as for DeepCrack.
 
 Size policy (the same for every layout):
 
@@ -72,6 +78,8 @@ _PAIR_DIRS = {
     "deepcrack": (DEEPCRACK_IMAGE_DIR, DEEPCRACK_MASK_DIR),
     "crack500": (DEEPCRACK_IMAGE_DIR, DEEPCRACK_MASK_DIR),  # the same folder names as DeepCrack
 }
+# layouts whose pairs lie in several (image folder, mask folder)s, read as one set
+_PAIR_DIR_SETS = {"crackpatches": (("train", "train_lab"), ("valid", "valid_lab"))}
 # a mask's stem is its image's stem + this suffix
 _MASK_SUFFIX = {"crack500": "_mask"}
 CRACK500_BURST_GAP_S = 10.0
@@ -308,11 +316,18 @@ class SurfaceSegmentationDataset(Dataset):
         self.augment = augment
         self.seed, self.epoch = int(seed), 0
 
-        image_dir, mask_dir = (self.root / d for d in _PAIR_DIRS[format])
-        images = _list_images(image_dir)
+        dir_pairs = _PAIR_DIR_SETS.get(format) or (_PAIR_DIRS[format],)
+        image_dir, mask_dir = (self.root / d for d in dir_pairs[0])
+        images, masks = {}, {}
+        for image_sub, mask_sub in dir_pairs:
+            part = _list_images(self.root / image_sub)
+            twice = sorted(set(part) & set(images))
+            if twice:
+                raise InputError(f"{self.root}: image {twice[0]!r} is in more than one of its folders")
+            images.update(part)
+            masks.update(_list_images(self.root / mask_sub))
         if not images:
             raise InputError(f"no images found in {image_dir}")
-        masks = _list_images(mask_dir)
         stems = sorted(images, key=natural_key)
         bursts = crack500_bursts(stems) if format == "crack500" else {}  # over every pair, before selection
         if indices is not None and select is not None:
@@ -326,7 +341,8 @@ class SurfaceSegmentationDataset(Dataset):
                 raise InputError(f"{self.root}: no {format} image {missing[0]!r}{more} in {image_dir}")
             stems = list(dict.fromkeys(select))
         self.stems: list[str] = stems
-        self.groups: list[str] = [deepcrack_source(s) if format == "deepcrack" else bursts.get(s, s) for s in stems]
+        by_photo = format in ("deepcrack", "crackpatches")  # <photo>-<k>: crop k of a photo
+        self.groups: list[str] = [deepcrack_source(s) if by_photo else bursts.get(s, s) for s in stems]
         suffix = _MASK_SUFFIX.get(format, "")
         self.image_paths: list[Path] = [images[s] for s in stems]
         self.mask_paths: list[Path] = []

@@ -222,7 +222,7 @@ class CrackTileDataset(ImageClassificationDataset):
     ----------
     root: the DeepCrack folder (``train_img/``, ``train_lab/``).
     sources: instead of ``root``, image/mask pairs of other layouts or of several datasets,
-        ``[(name, root, format)]`` with a surface ``format`` (``deepcrack``, ``crack500``, ``folder``;
+        ``[(name, root, format)]`` with a surface ``format`` (``deepcrack``, ``crack500``, ``crackpatches``, ``folder``;
         :func:`~crackscope.data.surface.read_pairs`); named sources list their images as
         ``<name>/<stem>``.
     tile, stride: the grid (module docstring); ``stride=None`` = ``tile`` (non-overlapping).

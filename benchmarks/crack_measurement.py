@@ -13,6 +13,8 @@ real crack-free pavement, measured from their exact mask and from the segmenter'
    cracks.csv): (a) the exact mask of the band; (b) the mask ``crackscope inspect-image`` makes of
    the photo at the shipped defaults (the cascade): the cracks whose components overlap the band,
    their lengths summed (a crack found in pieces), their largest width, their mean width.
+4. **Hairlines and --scale**: cracks of --hairline-widths (1-2 px) inspected at each of --scales:
+   the share of their pixels marked, of cracks found, the pieces and the length found.
    Errors against the geometry: length against the centre line's length, ``max_width_px`` and
    ``mean_width_px`` against the band's width; in pixels and in millimetres at --mm-per-pixel.
 
@@ -134,6 +136,39 @@ def run(args) -> dict:
                         }
                     rows.append(row)
         print(f"background {b + 1} of {len(backgrounds)} done", flush=True)
+    hairlines = {}
+    for width in args.hairline_widths:
+        for scale in args.scales:
+            cases = []
+            for background in backgrounds:
+                for angle in args.angles:
+                    for curvature in (0.0, 1.0 / RADIUS_PX):
+                        geometry = CrackGeometry(
+                            args.length, width, math.radians(angle), curvature, centre=(191.6, 192.3)
+                        )
+                        image, truth = draw_crack(torch.from_numpy(background), geometry, depth=0.6)
+                        found = inspect_image(
+                            image.numpy(), classifier, segmenter, tile=classifier.tile, scale=scale
+                        ).mask
+                        measured = _matched(measure_cracks(found), found, truth)
+                        cases.append(
+                            {
+                                "recall": float((found & truth).sum() / truth.sum()),
+                                "found": measured is not None,
+                                "pieces": measured["pieces"] if measured else 0,
+                                "length_share": measured["length_px"] / args.length if measured else 0.0,
+                            }
+                        )
+            hairlines[f"{width:g}@{scale:g}"] = {
+                "width_px": width,
+                "scale": scale,
+                "cases": len(cases),
+                **{
+                    k: statistics.fmean(float(c[k]) for c in cases)
+                    for k in ("recall", "found", "pieces", "length_share")
+                },
+            }
+            print(f"hairline {width:g} px at --scale {scale:g}: {hairlines[f'{width:g}@{scale:g}']}", flush=True)
     summary = {}
     for width in args.widths:
         mine = [r for r in rows if r["width_px"] == width]
@@ -150,7 +185,7 @@ def run(args) -> dict:
                 for what in ("length", "max_width", "mean_width")
             },
         }
-    return {"rows": rows, "by_width": summary, "n_photos": len(stems)}
+    return {"rows": rows, "by_width": summary, "hairlines": hairlines, "n_photos": len(stems)}
 
 
 def _cell(e: dict, mm: bool = False) -> str:
@@ -184,6 +219,21 @@ def _markdown(result: dict) -> str:
             f"{_cell(s['segmenter_max_width'])} | {_cell(s['segmenter_mean_width'])} | "
             f"{_cell(s['segmenter_max_width'], mm=True)} |"
         )
+    if result.get("hairlines"):
+        lines += [
+            "",
+            "Hairline cracks at `inspect-image --scale S` (the photo enlarged S times before both models see it): "
+            "the share of the crack's pixels marked, the share of cracks found at all, the pieces and the summed "
+            "length of the found pieces over the true length.",
+            "",
+            "| width px | --scale | cases | pixels marked | found | pieces | length found |",
+            "|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for h in result["hairlines"].values():
+            lines.append(
+                f"| {h['width_px']:g} | {h['scale']:g} | {h['cases']} | {h['recall']:.2f} | {h['found']:.0%} | "
+                f"{h['pieces']:.1f} | {h['length_share']:.0%} |"
+            )
     return "\n".join(lines) + "\n"
 
 
@@ -205,6 +255,8 @@ def _main(argv=None) -> int:
     p.add_argument("--widths", type=float, nargs="+", default=[2, 4, 6, 8, 12])
     p.add_argument("--angles", type=float, nargs="+", default=[0, 30, 60, 90, 135])
     p.add_argument("--length", type=float, default=200.0)
+    p.add_argument("--hairline-widths", type=float, nargs="*", default=[1, 1.5, 2], help="widths of the --scale study")
+    p.add_argument("--scales", type=float, nargs="+", default=[1, 1.5, 2], help="inspect-image --scale values")
     p.add_argument("--backgrounds", type=int, default=3)
     p.add_argument("--mm-per-pixel", type=float, default=0.5)
     p.add_argument("--seed", type=int, default=0)

@@ -27,3 +27,16 @@ def test_variants_are_rows_and_seeds_are_averaged():
     assert "| 0.5000 |" in paper[0]
     # mean 0.85, sample standard deviation sqrt(((0.05)^2 * 2) / 1) = 0.0707
     assert "| 0.8500 ± 0.0707 |" in variant[0]
+
+
+def test_learning_curve_rows_by_training_plates():
+    from crackscope.engine.wavefield import plates_table
+
+    rows = [
+        {**_row("", 0, 0.6), "train_plates": 3000},
+        {**_row("", 0, 0.4), "train_plates": 1000},
+        {**_row("", 1, 0.5), "train_plates": 1000},
+    ]
+    table = plates_table(rows).splitlines()
+    assert table[2].startswith("| 1,000 | 0.4500 ± 0.0707 |")  # fewer plates first, seeds averaged
+    assert table[3].startswith("| 3,000 | 0.6000 |")

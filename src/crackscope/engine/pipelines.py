@@ -234,6 +234,7 @@ register(
         grid_tables={
             "activation_loss": Lazy("crackscope.engine.wavefield:activation_loss_table"),
             "models": Lazy("crackscope.engine.wavefield:model_table"),
+            "plates": Lazy("crackscope.engine.wavefield:plates_table"),
         },
     )
 )

@@ -411,6 +411,15 @@ def wavefield_onnx_inputs(cfg, geometry: dict, batch: int) -> tuple[str, list[tu
 SIZE_COLUMNS = [">0", ">1", ">2", ">3", ">4"]  # the crack-size classes of the paper's tables [µm]
 
 
+def _train_plates(cfg) -> int | None:
+    """The number of plates the run trained on: its split.json's training part (``data.train_plates``
+    when capped), the configured cap when the run has no split yet."""
+    path = Path(cfg.run_dir) / "split.json"
+    if path.exists():
+        return len(json.loads(path.read_text())["train"])
+    return cfg.data.train_plates
+
+
 def wavefield_grid_row(cfg, m: dict) -> dict:
     """A wave-field run's results.csv row: model, variant, activation, loss, seed, DSC (all and per size)."""
     row = {
@@ -421,6 +430,7 @@ def wavefield_grid_row(cfg, m: dict) -> dict:
         "activation": cfg.model.kwargs.get("activation", "relu"),
         "loss": cfg.loss.name,
         "seed": cfg.seed,
+        "train_plates": _train_plates(cfg),
         "dsc": m["dsc"],
         "accuracy": m["accuracy"],
         "iou": m["iou"],
@@ -445,6 +455,22 @@ def activation_loss_table(rows: list[dict]) -> str:
         lines.append(
             f"| {act} | {loss} | " + " | ".join(mean_cell([r[f"dsc{c}"] for r in rs]) for c in SIZE_COLUMNS) + " |"
         )
+    return "\n".join(lines) + "\n"
+
+
+def plates_table(rows: list[dict]) -> str:
+    """A learning curve: one row per number of training plates (``data.train_plates``, the whole
+    training split where unset), DSC by crack size, seeds averaged."""
+    lines = [
+        "| training plates | " + " | ".join(f"DSC {c} µm" for c in SIZE_COLUMNS) + " |",
+        "|---:|" + "---:|" * len(SIZE_COLUMNS),
+    ]
+    groups: dict = {}
+    for r in rows:
+        groups.setdefault(r["train_plates"], []).append(r)
+    for plates, rs in sorted(groups.items(), key=lambda kv: (kv[0] is None, kv[0] or 0)):
+        label = f"{plates:,}" if plates is not None else "all"
+        lines.append(f"| {label} | " + " | ".join(mean_cell([r[f"dsc{c}"] for r in rs]) for c in SIZE_COLUMNS) + " |")
     return "\n".join(lines) + "\n"
 
 

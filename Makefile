@@ -53,8 +53,8 @@ demo: install
 # its images (masks + overlays), then a short training run of its own (small, CPU minutes).
 SD_DATA ?= ../shared/datasets/SD-saliency-900
 demo-surface: install
-	$(VENV)/bin/crackscope evaluate weights/sd-saliency-900/unet_cbam --data $(SD_DATA) --out $(DEMO_OUT)-surface/shipped
-	$(VENV)/bin/crackscope predict weights/sd-saliency-900/unet_cbam --data $(SD_DATA) --out $(DEMO_OUT)-surface/predict
+	$(VENV)/bin/crackscope evaluate sd-saliency-900/unet_cbam --data $(SD_DATA) --out $(DEMO_OUT)-surface/shipped
+	$(VENV)/bin/crackscope predict sd-saliency-900/unet_cbam --data $(SD_DATA) --out $(DEMO_OUT)-surface/predict
 	$(VENV)/bin/crackscope train --config configs/surface/unet_cbam.yaml --resume name=unet_cbam-short \
 		out_dir=$(DEMO_OUT)-surface data.root=$(SD_DATA) data.size=96 model.base_channels=8 trainer.max_epochs=4
 	@echo "surface demo in $(DEMO_OUT)-surface/: shipped/metrics.json, predict/masks + overlays, unet_cbam-short/"

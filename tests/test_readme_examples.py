@@ -34,7 +34,7 @@ def test_wave_field_example_scores_like_evaluate(tmp_path, monkeypatch, capsys):
     from crackscope.data.wavefield_store import generate_wavefield_store
     from crackscope.physics.config import PlateConfig
 
-    model = ROOT / "weights" / "wavefield" / "mcan-rc-small"
+    model = ROOT / "src" / "crackscope" / "weights" / "wavefield" / "mcan-rc-small"
     cfg = PlateConfig.model_validate(yaml.safe_load((model / "simulate.yaml").read_text()))
     generate_wavefield_store(tmp_path / "plates.zarr", cfg, 6, seed=7, batch=3)
     (block,) = _python_blocks("Wave field")

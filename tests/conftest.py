@@ -109,16 +109,14 @@ def draw_crack_photo(path, width_px: int, seed: int, size=(320, 448)) -> float:
     return float(np.hypot(np.diff(xs), np.diff(ys)).sum())
 
 
-@pytest.fixture
-def crack_photos(tmp_path):
-    """crack_photos(folder=None) -> {name: (path, drawn length px)} of the :data:`CRACK_PHOTOS`
-    (a wide crack, a thin one, none), drawn into ``folder`` (default TMP/photos). Worst first by
-    construction: wide, thin, plain."""
+@pytest.fixture(scope="session")
+def draw_crack_photos():
+    """draw_crack_photos(folder) -> {name: (path, drawn length px)}: the :data:`CRACK_PHOTOS` (a wide
+    crack, a thin one, none) drawn into ``folder``; worst first by construction: wide, thin, plain."""
+    from pathlib import Path
 
-    def make(folder=None):
-        from pathlib import Path
-
-        folder = Path(folder or tmp_path / "photos")
+    def make(folder):
+        folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         return {
             name: (folder / f"{name}.jpg", draw_crack_photo(folder / f"{name}.jpg", width, seed))
@@ -126,3 +124,9 @@ def crack_photos(tmp_path):
         }
 
     return make
+
+
+@pytest.fixture
+def crack_photos(tmp_path, draw_crack_photos):
+    """crack_photos(folder=None): :func:`draw_crack_photos` into ``folder`` (default TMP/photos)."""
+    return lambda folder=None: draw_crack_photos(folder or tmp_path / "photos")

@@ -55,14 +55,11 @@ class _Page(HTMLParser):
 
 
 @pytest.fixture(scope="module")
-def report(tmp_path_factory):
+def report(tmp_path_factory, draw_crack_photos):
     """The CLI run on the three drawn photos and an unreadable file, at 0.5 mm per pixel."""
-    from conftest import CRACK_PHOTOS, draw_crack_photo
-
     tmp = tmp_path_factory.mktemp("report")
     photos = tmp / "photos"
-    photos.mkdir()
-    drawn = {name: draw_crack_photo(photos / f"{name}.jpg", w, seed) for name, (w, seed) in CRACK_PHOTOS.items()}
+    drawn = {name: length for name, (_, length) in draw_crack_photos(photos).items()}
     (photos / "broken.png").write_text("not an image")
     out = tmp / "report"
     assert main(["inspect-image", str(photos), "--out", str(out), "--mm-per-pixel", "0.5"]) == 0

@@ -21,6 +21,7 @@ from __future__ import annotations
 import csv
 import json
 import zipfile
+from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
 from typing import Annotated
@@ -126,9 +127,14 @@ def create_app(root: str | Path = ".", max_upload_bytes: int = 50_000_000, jobs:
 
     root = Path(root).resolve()
     jobs = jobs or Jobs()
-    app = FastAPI(title="crackscope", version=__version__, docs_url=None, redoc_url=None)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        jobs.close()  # the jobs' folders go with the server
+
+    app = FastAPI(title="crackscope", version=__version__, docs_url=None, redoc_url=None, lifespan=lifespan)
     app.state.jobs, app.state.root = jobs, root
-    app.router.on_shutdown.append(jobs.close)
 
     @app.exception_handler(InputError)
     async def _input_error(request: Request, err: InputError):

@@ -11,7 +11,7 @@ DEMO_OUT ?= runs/demo
 TORCH  := torch==2.13.0
 CONSTRAINTS := $(VENV)/constraints.txt
 
-.PHONY: install install-dev demo demo-surface lint test bench clean
+.PHONY: install install-dev chromium demo demo-surface lint test bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -65,7 +65,17 @@ lint: install-dev
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/deptry src
 
-test: install-dev
+# The browser tests (pytest -m browser) drive Debian's Chromium through Playwright; `playwright install`
+# is never run: no browser is downloaded. Installed here when missing (as root, else with sudo).
+CHROMIUM := /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core
+
+chromium: $(CHROMIUM)
+
+test: install-dev $(CHROMIUM)
 	$(VENV)/bin/python -m pytest -n 2 -q
 
 # Devito is the optional `bench` extra, the reference solver of the speed comparison; the

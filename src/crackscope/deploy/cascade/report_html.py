@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import io
 from dataclasses import dataclass, field
+from pathlib import PurePath
 from urllib.parse import quote
 
 import numpy as np
@@ -22,7 +23,7 @@ from PIL import Image
 __all__ = ["PhotoRow", "severity_key", "thumbnail_uri", "render_report", "REPORT_HTML", "MAX_CRACK_ROWS"]
 
 REPORT_HTML = "index.html"
-THUMBNAIL_PX = 160  # longest side of the embedded thumbnails
+THUMBNAIL_PX = 128  # longest side of the embedded thumbnails
 MAX_CRACK_ROWS = 200  # rows of a photo's crack table on the page (all of them are in its cracks.csv)
 
 
@@ -83,8 +84,9 @@ def render_report(
                 "rank": rank,
                 "id": f"photo-{rank}",
                 **p.row,
+                "name": PurePath(str(p.row["file"])).name,
                 "longest_px": longest.get("length_px", 0.0),
-                "longest_mm": longest.get("length_mm"),
+                "longest_mm": longest.get("length_mm", 0.0 if mm_per_pixel is not None else None),
                 "cracks": p.cracks[:MAX_CRACK_ROWS],
                 "more_cracks": max(len(p.cracks) - MAX_CRACK_ROWS, 0),
                 "thumbnail": p.thumbnail,

@@ -105,7 +105,7 @@ function render(state) {
     const unit = mm ? "mm" : "px";
     const longest = photo.cracks.length ? photo.cracks[0]["length_" + unit] : 0;
     const line =
-      c.count + " cracks; longest " + fmt(longest, mm ? 2 : 1) + " " + unit +
+      c.count + (c.count === 1 ? " crack" : " cracks") + "; longest " + fmt(longest, mm ? 2 : 1) + " " + unit +
       ", widest " + fmt(c["max_width_" + unit], mm ? 2 : 1) + " " + unit +
       ", total length " + fmt(c["total_length_" + unit], mm ? 2 : 1) + " " + unit +
       " (" + photo.summary.width + " x " + photo.summary.height + " px, " + photo.summary.mode + ")";

@@ -98,45 +98,35 @@ class ShippedModel:
     pair: str | None = None
 
 
+def _cascade_pair(pair: str, trained_on: tuple[str, ...], photos: str) -> tuple[ShippedModel, ShippedModel]:
+    """The segmenter and the tile classifier of a crack pair (the two models of inspect-image)."""
+    return (
+        ShippedModel(
+            f"{pair}/segmenter",
+            "crack segmentation (a mask and measured cracks)",
+            photos,
+            trained_on,
+            ("metrics.json", "f1", "pixel F1 on held-out photos", 4),
+            ("n_images", "photos"),
+            pair=pair,
+        ),
+        ShippedModel(
+            f"{pair}/tile_classifier",
+            "crack / no-crack per 64 px tile (1-bit AOIE-Net), the cascade's screen",
+            "grey 64 x 64 tiles of a photo",
+            trained_on,
+            ("metrics.json", "accuracy", "tile accuracy at the argmax", 4),
+            ("n_images", "held-out tiles"),
+            pair=pair,
+        ),
+    )
+
+
 MODELS: dict[str, ShippedModel] = {
     m.name: m
     for m in (
-        ShippedModel(
-            "cracks/segmenter",
-            "crack segmentation (a mask and measured cracks)",
-            "RGB photo of concrete or asphalt, any size",
-            ("DeepCrack", "Crack500"),
-            ("metrics.json", "f1", "pixel F1 on held-out photos", 4),
-            ("n_images", "photos"),
-            pair="cracks",
-        ),
-        ShippedModel(
-            "cracks/tile_classifier",
-            "crack / no-crack per 64 px tile (1-bit AOIE-Net), the cascade's screen",
-            "grey 64 x 64 tiles of a photo",
-            ("DeepCrack", "Crack500"),
-            ("metrics.json", "accuracy", "tile accuracy at the argmax", 4),
-            ("n_images", "held-out tiles"),
-            pair="cracks",
-        ),
-        ShippedModel(
-            "deepcrack/segmenter",
-            "crack segmentation (a mask and measured cracks)",
-            "RGB photo, any size (DeepCrack's camera)",
-            ("DeepCrack",),
-            ("metrics.json", "f1", "pixel F1 on held-out photos", 4),
-            ("n_images", "photos"),
-            pair="deepcrack",
-        ),
-        ShippedModel(
-            "deepcrack/tile_classifier",
-            "crack / no-crack per 64 px tile (1-bit AOIE-Net), the cascade's screen",
-            "grey 64 x 64 tiles of a photo",
-            ("DeepCrack",),
-            ("metrics.json", "accuracy", "tile accuracy at the argmax", 4),
-            ("n_images", "held-out tiles"),
-            pair="deepcrack",
-        ),
+        *_cascade_pair("cracks", ("DeepCrack", "Crack500"), "RGB photo of concrete or asphalt, any size"),
+        *_cascade_pair("deepcrack", ("DeepCrack",), "RGB photo, any size (DeepCrack's camera)"),
         ShippedModel(
             "neu-cls/aoie_net",
             "steel surface defect class, 6 classes (1-bit AOIE-Net)",

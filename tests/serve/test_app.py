@@ -99,6 +99,7 @@ def test_a_folder_job_reports_progress_worst_first_and_zips_the_report(served):
     assert r.status_code == 202 and r.json()["total"] == 4
     state = _wait(client, r.json()["job"])
     assert state["status"] == "done" and state["done"] == state["total"] == 4
+    assert all(p["summary"]["cracks"]["mm_per_pixel"] == 0.5 for p in state["photos"])
     assert [p["file"] for p in state["photos"]] == [
         str(root / "photos" / f"{n}.jpg") for n in ("wide", "thin", "plain")
     ]
@@ -124,6 +125,7 @@ BAD = [
     ("bad mm", lambda p, root: {"file": ("a.jpg", p.read_bytes(), "image/jpeg")}, {"mm_per_pixel": "-1"}, 400, "mm"),
     ("bad mode", lambda p, root: {"file": ("a.jpg", p.read_bytes(), "image/jpeg")}, {"mode": "fast"}, 400, "mode"),
     ("no file", lambda p, root: None, {}, 422, "file"),
+    ("unknown pair", lambda p, root: {"file": ("a.jpg", p.read_bytes(), "image/jpeg")}, {"models": "x"}, 400, "models"),
 ]
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Annotated
 from urllib.parse import quote
 
-from fastapi import FastAPI, File, Form, Request, UploadFile
+from fastapi import Depends, FastAPI, File, Form, Request, UploadFile
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
@@ -76,6 +76,20 @@ def _models(pair: str, options: InspectOptions) -> tuple[Path, Path | None]:
     if pair not in PAIRS:
         raise UploadError(400, f"models {pair!r} is not one of {', '.join(PAIRS)}")
     return folder(pair, "segmenter"), None if options.all_tiles else folder(pair, "classifier")
+
+
+def _setup(
+    mm_per_pixel: Annotated[str, Form(description="Millimetres per pixel (empty: sizes in px only).")] = "",
+    mode: Annotated[str, Form(description="cascade, or all (every window).")] = "cascade",
+    scale: Annotated[str, Form(description="Resample the photo by this factor first (empty: 1).")] = "",
+    models: Annotated[str, Form(description="A shipped pair (crackscope models).")] = "cracks",
+) -> tuple[InspectOptions, Path, Path | None]:
+    """The form's options of one inspection: (options, segmenter folder, classifier folder or None)."""
+    options = _options(mm_per_pixel, mode, scale)
+    return (options, *_models(models, options))
+
+
+Setup = Annotated[tuple, Depends(_setup)]
 
 
 def _photo_result(job: Job, output: str) -> dict:
@@ -181,15 +195,8 @@ def create_app(root: str | Path = ".", max_upload_bytes: int = 50_000_000, jobs:
         return {"root": str(root), "max_upload_mb": max_upload_bytes / 1e6, "modes": MODES, "version": __version__}
 
     @app.post("/api/inspect")
-    def inspect(
-        file: Annotated[UploadFile, File(description="One photo (any Pillow format).")],
-        mm_per_pixel: Annotated[str, Form()] = "",
-        mode: Annotated[str, Form()] = "cascade",
-        scale: Annotated[str, Form()] = "",
-        models: Annotated[str, Form()] = "cracks",
-    ):
-        options = _options(mm_per_pixel, mode, scale)
-        segmenter, classifier = _models(models, options)
+    def inspect(file: Annotated[UploadFile, File(description="One photo (any Pillow format).")], setup: Setup):
+        options, segmenter, classifier = setup
         job = jobs.new("image")
         try:
             path = save_upload(
@@ -207,15 +214,11 @@ def create_app(root: str | Path = ".", max_upload_bytes: int = 50_000_000, jobs:
 
     @app.post("/api/jobs", status_code=202)
     def create_job(
+        setup: Setup,
         files: Annotated[list[UploadFile] | None, File(description="Photos to inspect.")] = None,
         folder: Annotated[str, Form(description="Or a folder of photos under the allowed root.")] = "",
-        mm_per_pixel: Annotated[str, Form()] = "",
-        mode: Annotated[str, Form()] = "cascade",
-        scale: Annotated[str, Form()] = "",
-        models: Annotated[str, Form()] = "cracks",
     ):
-        options = _options(mm_per_pixel, mode, scale)
-        segmenter, classifier = _models(models, options)
+        options, segmenter, classifier = setup
         files = files or []
         if files and folder.strip():
             raise UploadError(400, "give photos or a folder, not both")

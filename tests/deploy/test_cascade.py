@@ -814,7 +814,7 @@ def test_a_folder_is_inspected_image_by_image_with_a_summary_and_the_unusable_on
     captured = capsys.readouterr()
     assert "2 of 4 images inspected, 2 skipped" in captured.out
     assert "skipped: cannot read image" in captured.err and "greyscale" in captured.err
-    assert sorted(p.name for p in out.iterdir()) == ["big", "skipped.txt", "small", "summary.csv"]
+    assert sorted(p.name for p in out.iterdir()) == ["big", "index.html", "skipped.txt", "small", "summary.csv"]
     for name in ("big", "small"):
         assert sorted(p.name for p in (out / name).iterdir()) == sorted(
             ["mask.png", "overlay.png", "tiles.csv", "cracks.csv", "summary.json"]

@@ -11,7 +11,7 @@ DEMO_OUT ?= runs/demo
 TORCH  := torch==2.13.0
 CONSTRAINTS := $(VENV)/constraints.txt
 
-.PHONY: install install-dev demo demo-surface lint test bench clean
+.PHONY: install install-dev chromium demo demo-surface lint test bench clean
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -53,8 +53,8 @@ demo: install
 # its images (masks + overlays), then a short training run of its own (small, CPU minutes).
 SD_DATA ?= ../shared/datasets/SD-saliency-900
 demo-surface: install
-	$(VENV)/bin/crackscope evaluate weights/sd-saliency-900/unet_cbam --data $(SD_DATA) --out $(DEMO_OUT)-surface/shipped
-	$(VENV)/bin/crackscope predict weights/sd-saliency-900/unet_cbam --data $(SD_DATA) --out $(DEMO_OUT)-surface/predict
+	$(VENV)/bin/crackscope evaluate sd-saliency-900/unet_cbam --data $(SD_DATA) --out $(DEMO_OUT)-surface/shipped
+	$(VENV)/bin/crackscope predict sd-saliency-900/unet_cbam --data $(SD_DATA) --out $(DEMO_OUT)-surface/predict
 	$(VENV)/bin/crackscope train --config configs/surface/unet_cbam.yaml --resume name=unet_cbam-short \
 		out_dir=$(DEMO_OUT)-surface data.root=$(SD_DATA) data.size=96 model.base_channels=8 trainer.max_epochs=4
 	@echo "surface demo in $(DEMO_OUT)-surface/: shipped/metrics.json, predict/masks + overlays, unet_cbam-short/"
@@ -65,7 +65,17 @@ lint: install-dev
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/deptry src
 
-test: install-dev
+# The browser tests (pytest -m browser) drive Debian's Chromium through Playwright; `playwright install`
+# is never run: no browser is downloaded. Installed here when missing (as root, else with sudo).
+CHROMIUM := /usr/bin/chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+$(CHROMIUM):
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core
+
+chromium: $(CHROMIUM)
+
+test: install-dev $(CHROMIUM)
 	$(VENV)/bin/python -m pytest -n 2 -q
 
 # Devito is the optional `bench` extra, the reference solver of the speed comparison; the

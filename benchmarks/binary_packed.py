@@ -15,7 +15,8 @@ alike). Sizes: bytes of each model file. Agreement (when a trained AOIE-Net run 
 given with ``--aoie``): the packed and the PyTorch model on the run's NEU-CLS test split --
 identical predictions, largest logit difference, activation bits that differ.
 
-    .venv/bin/python benchmarks/binary_packed.py --aoie weights/neu-cls/aoie_net --float weights/neu-cls/resnet20
+    .venv/bin/python benchmarks/binary_packed.py --aoie src/crackscope/weights/neu-cls/aoie_net \
+        --float src/crackscope/weights/neu-cls/resnet20
         # -> benchmarks/results/binary_packed.{md,json}
 
 Without trained models it times untrained ones of the same architecture (latency does not depend

@@ -4,9 +4,10 @@ do not have: each change is applied to the whole held-out test images of each da
 model is scored at its own threshold against the unchanged masks.
 
     .venv/bin/python benchmarks/camera_shift_cracks.py \
-        --model deepcrack=weights/deepcrack/segmenter --model both=weights/cracks/segmenter \
-        --test deepcrack=weights/cracks/segmenter:../shared/datasets/DeepCrack \
-        --test crack500=weights/cracks/segmenter:../shared/datasets/Crack500 \
+        --model deepcrack=src/crackscope/weights/deepcrack/segmenter \
+        --model both=src/crackscope/weights/cracks/segmenter \
+        --test deepcrack=src/crackscope/weights/cracks/segmenter:../shared/datasets/DeepCrack \
+        --test crack500=src/crackscope/weights/cracks/segmenter:../shared/datasets/Crack500 \
         [--out benchmarks/results/camera_shift_cracks]
 
 ``--model`` / ``--test`` as in cross_dataset_cracks.py (a run on several sources lists its test

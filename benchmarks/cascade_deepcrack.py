@@ -37,7 +37,7 @@ binary classifier first (AOIE-Net paper, Figure 1), on images neither model was 
    the target share), which bounds the speed-up of any classifier.
 
 Writes benchmarks/results/cascade_deepcrack.{json,md}. ``--ship`` packages both runs as model folders
-``--ship-to``/{tile_classifier,segmenter} (default weights/deepcrack; crackscope.deploy.package, as
+``--ship-to``/{tile_classifier,segmenter} (default src/crackscope/weights/deepcrack; crackscope.deploy.package, as
 ``crackscope package`` does), with READMEs naming the commands that reproduce them.
 """
 
@@ -469,7 +469,7 @@ def _main(argv=None) -> int:
     )
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     p.add_argument("--ship", action="store_true", help="copy both runs into --ship-to")
-    p.add_argument("--ship-to", type=Path, default=ROOT / "weights" / "deepcrack")
+    p.add_argument("--ship-to", type=Path, default=ROOT / "src" / "crackscope" / "weights" / "deepcrack")
     args = p.parse_args(argv)
     global OVERLAP, WINDOW
     OVERLAP, WINDOW = args.overlap, args.window

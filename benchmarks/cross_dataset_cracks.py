@@ -3,8 +3,8 @@ dataset (the test part of the split recorded by the run trained on that dataset)
 ever scored on an image it or its sibling trained on.
 
     .venv/bin/python benchmarks/cross_dataset_cracks.py \
-        --model deepcrack=weights/deepcrack/segmenter --model crack500=runs/cascade/segmenter_crack500 \
-        --test deepcrack=weights/deepcrack/segmenter:../shared/datasets/DeepCrack \
+        --model deepcrack=src/crackscope/weights/deepcrack/segmenter --model crack500=runs/cascade/segmenter_crack500 \
+        --test deepcrack=src/crackscope/weights/deepcrack/segmenter:../shared/datasets/DeepCrack \
         --test crack500=runs/cascade/segmenter_crack500:../shared/datasets/Crack500 \
         [--out benchmarks/results/cross_dataset_cracks]
 

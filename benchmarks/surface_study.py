@@ -8,7 +8,7 @@ Steps: run configs/surface/comparison_grid.yaml with the given overrides (finish
 skipped, an interrupted run resumes from its last checkpoint), copy table.md / results.csv to
 benchmarks/results/surface_study/, draw the qualitative figure (image | ground truth | each model),
 write protocol.json, and with --ship copy U-Net+CBAM and the best other model into
-weights/sd-saliency-900/<model>/.
+src/crackscope/weights/sd-saliency-900/<model>/.
 """
 
 from __future__ import annotations
@@ -37,7 +37,9 @@ def main(argv=None) -> int:
     p.add_argument("--base-channels", type=int, default=16)
     p.add_argument("--epochs", type=int, default=50)
     p.add_argument("--work", type=Path, default=Path("runs/surface_study"))
-    p.add_argument("--ship", action="store_true", help="copy U-Net+CBAM and the best other model to weights/")
+    p.add_argument(
+        "--ship", action="store_true", help="copy U-Net+CBAM and the best other model into the package's weights"
+    )
     args = p.parse_args(argv)
 
     size = "null" if args.size.lower() == "none" else str(int(args.size))
@@ -100,11 +102,11 @@ def main(argv=None) -> int:
                 f"Trained {m['epochs_run']} epochs (best {m['best_epoch']}, 0-based) on {m['hardware']}.\n\n"
                 f"Reproduce: `.venv/bin/python benchmarks/surface_study.py --size {args.size} "
                 f"--base-channels {args.base_channels} --epochs {args.epochs} --ship`\n\n"
-                f"Use: `crackscope evaluate weights/sd-saliency-900/{r['model']} --data ../shared/datasets/"
-                f"SD-saliency-900 --out eval/` or `crackscope predict weights/sd-saliency-900/{r['model']} "
+                f"Use: `crackscope evaluate sd-saliency-900/{r['model']} --data ../shared/datasets/"
+                f"SD-saliency-900 --out eval/` or `crackscope predict sd-saliency-900/{r['model']} "
                 f"--data IMAGES/ --out pred/`\n"
             )
-            dest = ROOT / "weights" / "sd-saliency-900" / r["model"]
+            dest = ROOT / "src" / "crackscope" / "weights" / "sd-saliency-900" / r["model"]
             package_model(args.work / r["run"], dest, readme=note, replace=True)  # as `crackscope package` does
     print((RESULTS / "table.md").read_text())
     return 0

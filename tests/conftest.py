@@ -82,3 +82,51 @@ def one_torch_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(before)
+
+
+CRACK_PHOTOS = {"wide": (9, 2), "thin": (3, 1), "plain": (0, 3)}  # name -> (drawn crack width px, seed)
+
+
+def draw_crack_photo(path, width_px: int, seed: int, size=(320, 448)) -> float:
+    """A photo of a crack made by hand: grey asphalt-like noise with one dark sinusoidal crack of
+    ``width_px`` drawn across it (none for 0), saved as JPEG. Returns the drawn crack's length in px
+    (the polyline's, centre line tip to tip): the reference its measured length is checked against.
+    The shipped crack pair finds such a crack (and nothing on the plain noise)."""
+    from PIL import Image, ImageDraw, ImageFilter
+
+    rng = np.random.default_rng(seed)
+    h, w = size
+    noise = 0.55 + 0.08 * rng.standard_normal((h, w))
+    grey = Image.fromarray((np.clip(noise, 0, 1) * 255).astype(np.uint8)).filter(ImageFilter.GaussianBlur(1.2))
+    rgb = Image.merge("RGB", [grey] * 3)
+    if not width_px:
+        rgb.save(path, quality=92)
+        return 0.0
+    xs = np.linspace(30, w - 30, 30)
+    ys = h / 2 + 50 * np.sin(xs / 70.0 + seed)
+    ImageDraw.Draw(rgb).line(list(zip(xs.tolist(), ys.tolist())), fill=(35, 35, 35), width=width_px, joint="curve")
+    rgb.save(path, quality=92)
+    return float(np.hypot(np.diff(xs), np.diff(ys)).sum())
+
+
+@pytest.fixture(scope="session")
+def draw_crack_photos():
+    """draw_crack_photos(folder) -> {name: (path, drawn length px)}: the :data:`CRACK_PHOTOS` (a wide
+    crack, a thin one, none) drawn into ``folder``; worst first by construction: wide, thin, plain."""
+    from pathlib import Path
+
+    def make(folder):
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        return {
+            name: (folder / f"{name}.jpg", draw_crack_photo(folder / f"{name}.jpg", width, seed))
+            for name, (width, seed) in CRACK_PHOTOS.items()
+        }
+
+    return make
+
+
+@pytest.fixture
+def crack_photos(tmp_path, draw_crack_photos):
+    """crack_photos(folder=None): :func:`draw_crack_photos` into ``folder`` (default TMP/photos)."""
+    return lambda folder=None: draw_crack_photos(folder or tmp_path / "photos")

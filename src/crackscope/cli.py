@@ -43,6 +43,12 @@ def _info(msg: str) -> None:
     typer.echo(msg, err=True)
 
 
+_MODEL_HELP = (
+    "A run directory written by 'crackscope train', a model folder, or the name of a shipped model "
+    "(e.g. sd-saliency-900/unet_cbam; 'crackscope models' lists them)."
+)
+
+
 @simulate_app.command("wavefield")
 def simulate_wavefield_cmd(
     out: Path = typer.Option(..., "--out", help="Zarr store directory to create or finish."),
@@ -172,11 +178,7 @@ _FORMAT_HELP = (
 
 @app.command("evaluate")
 def evaluate_cmd(
-    run: Path = typer.Argument(
-        ...,
-        help="A run directory written by 'crackscope train', or a shipped model folder "
-        "(e.g. weights/sd-saliency-900/unet_cbam).",
-    ),
+    run: Path = typer.Argument(..., help=_MODEL_HELP),
     data: Path = typer.Option(
         ...,
         "--data",
@@ -190,11 +192,14 @@ def evaluate_cmd(
     ),
 ):
     """Metrics of a trained model on labelled data, with a figure (examples or confusion matrix)."""
+    from crackscope.shipped import resolve
+
+    run, name = resolve(run)
     pipeline = pipelines.of_run(run)
     evaluate = pipeline.require("evaluate", "evaluate")
     if format is not None and format not in pipeline.formats:
         raise InputError(
-            f"--format {format} does not apply to {run}, a {pipeline.name} model"
+            f"--format {format} does not apply to {name}, a {pipeline.name} model"
             + (f" (use {', '.join(pipeline.formats)})" if pipeline.formats else " (it takes no --format)")
         )
     result = evaluate(run, data, out, format)
@@ -204,12 +209,15 @@ def evaluate_cmd(
 
 @app.command("predict")
 def predict_cmd(
-    run: Path = typer.Argument(..., help="A run directory or a shipped model folder."),
+    run: Path = typer.Argument(..., help=_MODEL_HELP),
     data: Path = typer.Option(..., "--data", help=_PREDICT_DATA_HELP),
     out: Path = typer.Option(..., "--out", help="Output directory."),
 ):
     """Predict: surface -> OUT/masks/*.png, OUT/overlays/*.png at original size; classify -> OUT/predictions.csv
     (class and probabilities per image); wave field -> predictions.npz."""
+    from crackscope.shipped import resolve
+
+    run = resolve(run)[0]
     typer.echo(pipelines.of_run(run).require("predict", "predict")(run, data, out, _info))
 
 
@@ -232,17 +240,20 @@ def inspect_image_cmd(
     classifier: Path | None = typer.Option(
         None,
         "--classifier",
-        help="Crack / no-crack tile classifier: a classify "
-        "run or model folder (e.g. weights/deepcrack/tile_classifier).",
+        help="Crack / no-crack tile classifier: a classify run, a model folder or a shipped name (default: the "
+        "shipped pair's, cracks/tile_classifier; none with --all-tiles).",
     ),
-    segmenter: Path = typer.Option(
-        ..., "--segmenter", help="Segmenter: a surface run or model folder (e.g. weights/deepcrack/segmenter)."
+    segmenter: Path | None = typer.Option(
+        None,
+        "--segmenter",
+        help="Segmenter: a surface run, a model folder or a shipped name (default: the shipped pair's, "
+        "cracks/segmenter, trained on DeepCrack and Crack500 photos).",
     ),
     out: Path = typer.Option(
         ...,
         "--out",
         help="Directory for mask.png, overlay.png, tiles.csv, cracks.csv and summary.json (a folder: "
-        "OUT/<stem>/ per image, OUT/summary.csv, OUT/skipped.txt).",
+        "OUT/<stem>/ per image, OUT/summary.csv, OUT/index.html to open in a browser, OUT/skipped.txt).",
     ),
     tile: int | None = _inspect_option("tile"),
     threshold: float | None = _inspect_option("threshold"),
@@ -258,8 +269,10 @@ def inspect_image_cmd(
     windows around the flagged tiles only, blended without seams at full resolution. Each connected crack is
     measured (skeleton length, max / mean width, area, bounding box) in cracks.csv; the longest are labelled
     on the overlay. Given a folder, every image in it, with OUT/summary.csv (unreadable ones are skipped and
-    listed in OUT/skipped.txt)."""
+    listed in OUT/skipped.txt) and OUT/index.html, a report to open in a browser, worst photos first. Without
+    --segmenter and --classifier: the shipped crack pair ('crackscope models')."""
     from crackscope.deploy.cascade import inspect_folder, inspect_image_file
+    from crackscope.shipped import DEFAULT_PAIR, folder
 
     options = InspectOptions.parse(
         dict(
@@ -274,6 +287,9 @@ def inspect_image_cmd(
             scale=scale,
         )
     )
+    segmenter = segmenter if segmenter is not None else folder(DEFAULT_PAIR, "segmenter")
+    if classifier is None and not options.all_tiles:
+        classifier = folder(DEFAULT_PAIR, "classifier")
     if image.is_dir():
         done = inspect_folder(image, segmenter, out, classifier_path=classifier, options=options, log=_info)
         typer.echo(
@@ -281,7 +297,7 @@ def inspect_image_cmd(
             f"{sum(r['crack_count'] for r in done['rows'])} cracks in all"
         )
         skipped = f", {out}/skipped.txt" if done["skipped"] else ""
-        _info(f"wrote {out}/summary.csv{skipped} and a folder per image")
+        _info(f"wrote {out}/index.html (open it in a browser), {out}/summary.csv{skipped} and a folder per image")
         return
     s = inspect_image_file(image, segmenter, out, classifier_path=classifier, options=options)
     t = s["timings_s"]
@@ -301,15 +317,23 @@ def inspect_image_cmd(
 
 @app.command("export")
 def export_cmd(
-    run: Path = typer.Argument(..., help="A run directory written by 'crackscope train'."),
+    run: Path = typer.Argument(..., help=_MODEL_HELP),
     format: ExportFormat = typer.Option(
         ExportFormat.onnx, "--format", help="onnx, or packed (binary classifiers: 1-bit weights, XNOR/popcount)."
     ),
     out: Path | None = typer.Option(
-        None, "--out", help="Output file (default RUN/export/model.onnx or RUN/export/model.packed.safetensors)."
+        None,
+        "--out",
+        help="Output file (default RUN/export/model.onnx or RUN/export/model.packed.safetensors; for a shipped "
+        "model export/NAME/... in the current folder).",
     ),
 ):
     """Export a trained model (ONNX, or bit-packed for binary networks) and check it against PyTorch."""
+    from crackscope.shipped import resolve
+
+    run, name = resolve(run)
+    if out is None and name != str(run):  # a shipped model: never write into the installed package
+        out = Path("export") / name / ("model.packed.safetensors" if format == ExportFormat.packed else "model.onnx")
     if format == ExportFormat.packed:
         from crackscope.deploy.export import export_packed
 
@@ -412,6 +436,53 @@ def mda_cmd(
         typer.echo(f"figure: {path}")
 
 
+@app.command("models")
+def models_cmd(
+    as_json: bool = typer.Option(False, "--json", help="Print the list as JSON (what GET /api/models returns)."),
+):
+    """The models shipped inside crackscope, by name: task, input, operating point, the headline number measured
+    on held-out data, and the licence of the data each was trained on. A name goes wherever a run or model folder
+    does (evaluate, predict, export, inspect-image)."""
+    import json
+
+    from crackscope.shipped import MODELS, PAIRS, describe
+
+    rows = [describe(name) for name in MODELS]
+    if as_json:
+        typer.echo(json.dumps({"pairs": PAIRS, "models": rows}, indent=2))
+        return
+    for r in rows:
+        pair = f"  (half of the pair '{r['pair']}')" if r["pair"] else ""
+        typer.echo(f"{r['name']}{pair}")
+        typer.echo(f"  task:            {r['task']}")
+        typer.echo(f"  input:           {r['input']}")
+        typer.echo(f"  operating point: {r['operating_point']}")
+        typer.echo(f"  measured:        {r['headline_text']}")
+        for d in r["trained_on"]:
+            typer.echo(f"  trained on:      {d['dataset']}: {d['licence']} ({d['cite']})")
+    pairs = "; ".join(f"{name}: {what}" for name, what in PAIRS.items())
+    typer.echo(f"pairs for inspect-image (segmenter + tile classifier): {pairs}")
+
+
+@app.command("serve")
+def serve_cmd(
+    host: str = typer.Option("127.0.0.1", "--host", help="Address to bind (default: this computer only)."),
+    port: int = typer.Option(8000, "--port", help="TCP port (0: any free port)."),
+    root: Path | None = typer.Option(
+        None,
+        "--root",
+        help="The one folder (and its sub-folders) whose photos the page may inspect by path (default: the "
+        "current folder).",
+    ),
+    max_upload_mb: float = typer.Option(50.0, "--max-upload-mb", help="Largest photo accepted, in MB."),
+):
+    """A local web page and HTTP API: drop photos (or name a folder under --root), see each overlay with its
+    crack table, download the report as a zip. It runs the same library calls as inspect-image."""
+    from crackscope.serve import serve
+
+    serve(host=host, port=port, root=root or Path.cwd(), max_upload_mb=max_upload_mb, log=_info)
+
+
 @app.command("version")
 def version_cmd():
     """Print the crackscope version."""
@@ -501,7 +572,9 @@ def choose_operating_point_cmd(
 @app.command("package")
 def package_cmd(
     run: Path = typer.Argument(..., help="A run directory written by 'crackscope train'."),
-    out: Path = typer.Option(..., "--out", help="The model folder to write (e.g. weights/deepcrack/segmenter)."),
+    out: Path = typer.Option(
+        ..., "--out", help="The model folder to write (e.g. src/crackscope/weights/cracks/segmenter)."
+    ),
     packed: bool = typer.Option(
         False,
         "--packed",

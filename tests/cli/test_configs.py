@@ -133,7 +133,7 @@ def test_cascade_models_share_one_image_split():
     # the shipped classifier was trained with this config's tiling and labels (64 crack pixels,
     # chosen on the validation images: docs/cascade.md)
     shipped = yaml.safe_load(
-        (folder.parents[1] / "weights" / "deepcrack" / "tile_classifier" / "config.yaml").read_text()
+        (folder.parents[1] / "src/crackscope/weights/deepcrack/tile_classifier/config.yaml").read_text()
     )
     assert tiles.data.tiles.model_dump() == shipped["data"]["tiles"]
     assert shipped["model"] == tiles.model.model_dump(exclude_unset=True)

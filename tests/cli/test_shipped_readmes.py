@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-READMES = sorted(ROOT.glob("weights/*/*/README.md"))
+READMES = sorted(ROOT.glob("src/crackscope/weights/*/*/README.md"))
 _HELP: dict[tuple[str, ...], subprocess.CompletedProcess] = {}
 
 
@@ -66,13 +66,15 @@ def _program(tokens: list[str]) -> tuple[str, ...]:
 
 
 def test_every_shipped_model_has_a_readme_with_a_reproduce_command():
-    folders = sorted(p.parent for p in ROOT.glob("weights/*/*/model.safetensors"))
+    folders = sorted(p.parent for p in ROOT.glob("src/crackscope/weights/*/*/model.safetensors"))
     assert folders and folders == [r.parent for r in READMES]
     for readme in READMES:
         assert reproduce_commands(readme.read_text()), f"{readme}: no reproduce command"
 
 
-@pytest.mark.parametrize("readme", READMES, ids=lambda p: str(p.parent.relative_to(ROOT / "weights")))
+@pytest.mark.parametrize(
+    "readme", READMES, ids=lambda p: p.parent.relative_to(ROOT / "src/crackscope/weights").as_posix()
+)
 def test_reproduce_commands_name_programs_and_options_that_exist_today(readme):
     from crackscope.engine.config import load_train_config
 
@@ -87,7 +89,7 @@ def test_reproduce_commands_name_programs_and_options_that_exist_today(readme):
         for option in (t.split("=", 1)[0] for t in tokens if t.startswith("--")):
             assert option in done.stdout, f"{readme}: {' '.join(program)} has no {option} ({command})"
         config = tokens[tokens.index("--config") + 1] if "--config" in tokens else None
-        if config and config.startswith(("configs/", "weights/")):
+        if config and config.startswith(("configs/", "src/crackscope/weights/")):
             assert (ROOT / config).is_file(), f"{readme}: {config} does not exist"
             if program == ("crackscope", "train"):
                 overrides = [t for t in tokens[2:] if "=" in t and not t.startswith("-")]

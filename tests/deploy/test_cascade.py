@@ -31,7 +31,7 @@ from crackscope.errors import InputError
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 ROOT = Path(__file__).resolve().parents[2]
-SHIPPED = ROOT / "weights" / "deepcrack"
+SHIPPED = ROOT / "src" / "crackscope" / "weights" / "deepcrack"
 DEEPCRACK = ROOT / ".." / "shared" / "datasets" / "DeepCrack"
 H, W, T = 70, 100, 32  # tiles: rows at 0, 32, 38 and columns at 0, 32, 64, 68 -> 12 tiles
 
@@ -368,7 +368,11 @@ BAD = [
     ),
     ("grey image, colour segmenter", lambda r: [r["images"] / "grey.png"], "greyscale"),
     ("bad threshold", lambda r: [r["images"] / "big.png", "--threshold", "1.5"], "--threshold"),
-    ("no classifier", lambda r: [r["images"] / "big.png", "--classifier", None], "--classifier is required"),
+    (
+        "neither a folder nor a shipped name",
+        lambda r: [r["images"] / "big.png", "--segmenter", "cracks/no-such-model"],
+        "no such run directory, model folder or shipped model",
+    ),
 ]
 
 
@@ -810,7 +814,7 @@ def test_a_folder_is_inspected_image_by_image_with_a_summary_and_the_unusable_on
     captured = capsys.readouterr()
     assert "2 of 4 images inspected, 2 skipped" in captured.out
     assert "skipped: cannot read image" in captured.err and "greyscale" in captured.err
-    assert sorted(p.name for p in out.iterdir()) == ["big", "skipped.txt", "small", "summary.csv"]
+    assert sorted(p.name for p in out.iterdir()) == ["big", "index.html", "skipped.txt", "small", "summary.csv"]
     for name in ("big", "small"):
         assert sorted(p.name for p in (out / name).iterdir()) == sorted(
             ["mask.png", "overlay.png", "tiles.csv", "cracks.csv", "summary.json"]

@@ -26,7 +26,7 @@ from crackscope.errors import InputError
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 ROOT = Path(__file__).resolve().parents[2]
-SHIPPED = ROOT / "weights" / "cracks"
+SHIPPED = ROOT / "src" / "crackscope" / "weights" / "cracks"
 
 # Worked out by hand from `crackscope inspect-image --help` before InspectOptions existed.
 DEFAULTS = {

@@ -19,7 +19,7 @@ from crackscope.engine.runs import load_run
 from crackscope.engine.surface import evaluate_surface_run, predict_probability, surface_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
-SHIPPED = ROOT / "weights" / "cracks"
+SHIPPED = ROOT / "src" / "crackscope" / "weights" / "cracks"
 SHARED = ROOT / ".." / "shared" / "datasets"
 DATA = {"deepcrack": SHARED / "DeepCrack", "crack500": SHARED / "Crack500"}
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-SEGMENTER = ROOT / "weights" / "deepcrack" / "segmenter"
+SEGMENTER = ROOT / "src" / "crackscope" / "weights" / "deepcrack" / "segmenter"
 DEEPCRACK = ROOT / ".." / "shared" / "datasets" / "DeepCrack"
 
 

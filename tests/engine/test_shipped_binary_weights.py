@@ -11,7 +11,7 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parents[2]
-WEIGHTS = ROOT / "weights" / "neu-cls"
+WEIGHTS = ROOT / "src" / "crackscope" / "weights" / "neu-cls"
 NEU = ROOT / ".." / "shared" / "datasets" / "NEU-CLS"
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread", "one_numba_thread")

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-MODEL = Path(__file__).resolve().parents[2] / "weights" / "wavefield" / "mcan-small-multi"
+MODEL = Path(__file__).resolve().parents[2] / "src" / "crackscope" / "weights" / "wavefield" / "mcan-small-multi"
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-WEIGHTS = Path(__file__).resolve().parents[2] / "weights" / "wavefield"
+WEIGHTS = Path(__file__).resolve().parents[2] / "src" / "crackscope" / "weights" / "wavefield"
 MODELS = [
     WEIGHTS / name for name in ("mcan-small", "mcan-rc-small") if (WEIGHTS / name / "model.safetensors").is_file()
 ]

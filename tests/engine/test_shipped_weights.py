@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parents[2]
-WEIGHTS = ROOT / "weights" / "sd-saliency-900"
+WEIGHTS = ROOT / "src" / "crackscope" / "weights" / "sd-saliency-900"
 SD_ROOT = ROOT / ".." / "shared" / "datasets" / "SD-saliency-900"
 
 

@@ -15,7 +15,7 @@ from PIL import Image
 from crackscope.cli import main
 
 ROOT = Path(__file__).resolve().parents[2]
-SEGMENTER = ROOT / "weights" / "cracks" / "segmenter"
+SEGMENTER = ROOT / "src" / "crackscope" / "weights" / "cracks" / "segmenter"
 PHOTO = ROOT / ".." / "shared" / "datasets" / "DeepCrack" / "train_img" / "11112.jpg"  # held out (test split)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -32,13 +32,13 @@ def _surface_prediction_example() -> str:
 @pytest.mark.skipif(not PHOTO.exists(), reason="needs ../shared/datasets/DeepCrack")
 def test_the_usage_example_gives_the_mask_of_crackscope_predict(tmp_path, monkeypatch):
     example = _surface_prediction_example()
-    assert '"weights/cracks/segmenter"' in example and '"crack.jpg"' in example
+    assert 'folder("cracks/segmenter")' in example and '"crack.jpg"' in example
     monkeypatch.chdir(ROOT)  # the example's paths are relative to the project root
     namespace: dict = {}
     exec(compile(example.replace('"crack.jpg"', repr(str(PHOTO))), "docs/usage.md", "exec"), namespace)
     mask = namespace["mask"]
 
-    assert main(["predict", str(SEGMENTER), "--data", str(PHOTO), "--out", str(tmp_path / "pred")]) == 0
+    assert main(["predict", "cracks/segmenter", "--data", str(PHOTO), "--out", str(tmp_path / "pred")]) == 0
     written = np.asarray(Image.open(tmp_path / "pred" / "masks" / f"{PHOTO.stem}.png"))
     assert written.shape == mask.shape == (384, 544)
     assert np.array_equal(written == 255, mask) and set(np.unique(written)) <= {0, 255}
@@ -46,7 +46,7 @@ def test_the_usage_example_gives_the_mask_of_crackscope_predict(tmp_path, monkey
 
     # the operating point, not trainer.threshold: on this photo they give other masks
     threshold = json.loads((SEGMENTER / "operating_point.json").read_text())["threshold"]
-    assert f"{threshold:g} for `weights/cracks/segmenter`" in (ROOT / "docs" / "usage.md").read_text()
+    assert f"{threshold:g} for `cracks/segmenter`" in (ROOT / "docs" / "usage.md").read_text()
     assert threshold != namespace["cfg"].trainer.threshold
     assert not np.array_equal(namespace["prob"] > namespace["cfg"].trainer.threshold, mask)
     assert np.array_equal(namespace["prob"] > threshold, mask)

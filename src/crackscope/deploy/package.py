@@ -1,4 +1,5 @@
-"""Packaging a trained run as a shipped model folder (``weights/<data>/<name>/``).
+"""Packaging a trained run as a shipped model folder (``src/crackscope/weights/<data>/<name>/``, shipped
+inside the package and named ``<data>/<name>``: :mod:`crackscope.shipped`).
 
 A model folder holds what ``crackscope evaluate``, ``predict``, ``export`` and ``inspect-image``
 need and nothing else: ``config.yaml``, ``model.safetensors``, and as the run has them

@@ -22,6 +22,7 @@ from crackscope.deploy.inspect_options import DEFAULT_TILE, InspectOptions, insp
 from crackscope.errors import InputError
 
 __all__ = ["inspect_image_file", "inspect_folder", "LABELLED_CRACKS", "SUMMARY_CSV", "SKIPPED_TXT"]
+# OUT/index.html of a folder: crackscope.deploy.cascade.report_html
 
 LABELLED_CRACKS = 5  # the longest crack components, labelled on overlay.png and listed in summary.json
 SUMMARY_CSV = "summary.csv"
@@ -67,8 +68,19 @@ def _check_channels(image: np.ndarray, image_path: Path, setup: _Setup) -> None:
             raise InputError(f"image {image_path} is greyscale but the {role} {model.source} takes RGB images")
 
 
-def _report(image: np.ndarray, image_path: Path, setup: _Setup) -> tuple[dict, dict[str, bytes]]:
-    """The summary and the report files (name -> bytes) of one image; nothing written."""
+@dataclass
+class _Report:
+    """What one image gives: its summary, its report files (name -> bytes), its cracks (rows of
+    cracks.csv) and the overlay (uint8 RGB), for the folder's index.html."""
+
+    summary: dict
+    files: dict[str, bytes]
+    cracks: list[dict]
+    overlay: np.ndarray
+
+
+def _report(image: np.ndarray, image_path: Path, setup: _Setup) -> _Report:
+    """The summary and the report files of one image; nothing written."""
     from crackscope.analysis.crack_measure import CRACK_COLUMNS, MM_COLUMNS, crack_summary, measure_cracks
 
     mm_per_pixel = setup.options.mm_per_pixel
@@ -90,14 +102,15 @@ def _report(image: np.ndarray, image_path: Path, setup: _Setup) -> tuple[dict, d
         },
     }
     columns = list(CRACK_COLUMNS) + (list(MM_COLUMNS) if mm_per_pixel is not None else [])
+    overlay = overlay_cascade(image, result, cracks=cracks[:LABELLED_CRACKS])
     files = {
         "mask.png": png_bytes(result.mask.astype(np.uint8) * 255),
-        "overlay.png": png_bytes(overlay_cascade(image, result, cracks=cracks[:LABELLED_CRACKS])),
+        "overlay.png": png_bytes(overlay),
         "tiles.csv": csv_bytes(result.tile_rows()),
         "cracks.csv": csv_bytes(cracks, columns),
         "summary.json": (json.dumps(summary, indent=2) + "\n").encode("utf-8"),
     }
-    return summary, files
+    return _Report(summary, files, cracks, overlay)
 
 
 def inspect_image_file(
@@ -132,10 +145,10 @@ def inspect_image_file(
     image = read_image(image_path)
     setup = _setup(segmenter_path, classifier_path, options)
     _check_channels(image, image_path, setup)
-    summary, files = _report(image, image_path, setup)
-    for name, data in files.items():
+    report = _report(image, image_path, setup)
+    for name, data in report.files.items():
         atomic_write_bytes(out_dir / name, data)
-    return summary
+    return report.summary
 
 
 def _output_names(files: list[Path]) -> list[str]:
@@ -152,6 +165,7 @@ def inspect_folder(
     classifier_path=None,
     options: InspectOptions | None = None,
     log: Callable[[str], None] | None = None,
+    progress: Callable[[int, int], None] | None = None,
     **keywords,
 ) -> dict:
     """``crackscope inspect-image FOLDER``: every image of FOLDER (its ``images/`` subfolder if it has
@@ -159,17 +173,21 @@ def inspect_folder(
     :func:`inspect_image_file` does, into OUT/<stem>/ (``<stem>_<ext>`` where two files share a
     stem), and OUT/summary.csv with one row per image (file, output, width, height, tiles, flagged,
     flagged_fraction, windows_segmented, crack_pixels, crack_count, total_length_px, max_width_px,
-    with --mm-per-pixel also total_length_mm and max_width_mm, time_s: reading to written files).
-    ``options`` and the keywords as :func:`inspect_image_file` takes them.
+    with --mm-per-pixel also total_length_mm and max_width_mm, time_s: reading to written files), and
+    OUT/index.html, the report to open in a browser (:mod:`.report_html`: worst photos first, each
+    with its overlay and crack table, the unreadable ones listed). ``options`` and the keywords as
+    :func:`inspect_image_file` takes them; ``progress(done, total)`` is called after each image.
 
     The options and models are checked before anything is written (one :class:`InputError` line).
     An image that cannot be read, or is greyscale for a colour model, is reported through ``log``,
     listed in OUT/skipped.txt (``path<TAB>reason``) and skipped; when none can be used it is one
     :class:`InputError` and nothing is written. Returns ``{"out", "rows", "skipped", "files"}``."""
+    from crackscope.deploy.cascade.report_html import REPORT_HTML, PhotoRow, render_report, thumbnail_uri
     from crackscope.engine.image_predictions import list_prediction_images
     from crackscope.io import atomic_write_bytes, atomic_write_text
 
     log = log or (lambda _msg: None)
+    progress = progress or (lambda _done, _total: None)
     options = inspect_options(options, keywords, "inspect_folder")
     folder, out_dir = Path(folder), Path(out_dir)
     _check_paths(out_dir, classifier_path, options)
@@ -179,19 +197,21 @@ def inspect_folder(
         raise InputError(f"image folder {str(err).removeprefix('--data ')}") from None
     setup = _setup(segmenter_path, classifier_path, options)
     mm = options.mm_per_pixel is not None
-    rows, skipped = [], []
-    for path, name in zip(files, _output_names(files)):
+    rows, skipped, photos = [], [], []
+    for done, (path, name) in enumerate(zip(files, _output_names(files)), start=1):
         t0 = time.perf_counter()
         try:
             image = read_image(path)
             _check_channels(image, path, setup)
         except InputError as err:
             log(f"skipped: {err}")
-            skipped.append(f"{path}\t{err}")
+            skipped.append((str(path), str(err)))
+            progress(done, len(files))
             continue
-        summary, report = _report(image, path, setup)
-        for file, data in report.items():
+        report = _report(image, path, setup)
+        for file, data in report.files.items():
             atomic_write_bytes(out_dir / name / file, data)
+        summary = report.summary
         c = summary["cracks"]
         row = {
             "file": str(path),
@@ -211,14 +231,31 @@ def inspect_folder(
             row.update(total_length_mm=c["total_length_mm"], max_width_mm=c["max_width_mm"])
         row["time_s"] = round(time.perf_counter() - t0, 4)
         rows.append(row)
+        grey = np.repeat(image, 3, axis=0) if image.shape[0] == 1 else image
+        photo = (np.clip(grey.transpose(1, 2, 0), 0, 1) * 255 + 0.5).astype(np.uint8)
+        photos.append(PhotoRow(row, report.cracks, thumbnail_uri(photo), thumbnail_uri(report.overlay)))
+        progress(done, len(files))
         log(
             f"{name}: {row['width']} x {row['height']}, {row['flagged']} of {row['tiles']} tiles flagged, "
             f"{row['crack_count']} cracks, {row['crack_pixels']} crack pixels ({row['time_s']:.2f} s)"
         )
     if not rows:
-        first = skipped[0].split("\t", 1)[1] if skipped else ""
+        first = skipped[0][1] if skipped else ""
         raise InputError(f"image folder {folder}: none of the {len(files)} images could be used ({first})")
     atomic_write_bytes(out_dir / SUMMARY_CSV, csv_bytes(rows))
     if skipped:
-        atomic_write_text(out_dir / SKIPPED_TXT, "\n".join(skipped) + "\n")
-    return {"out": str(out_dir), "rows": rows, "skipped": skipped, "files": len(files)}
+        atomic_write_text(out_dir / SKIPPED_TXT, "".join(f"{path}\t{reason}\n" for path, reason in skipped))
+    context = {
+        "folder": str(folder),
+        "segmenter": setup.segmenter.source,
+        "classifier": None if setup.classifier is None else setup.classifier.source,
+        "mode": "all windows" if options.all_tiles else "cascade",
+    }
+    page = render_report(photos, skipped, options.mm_per_pixel, context)
+    atomic_write_text(out_dir / REPORT_HTML, page)
+    return {
+        "out": str(out_dir),
+        "rows": rows,
+        "skipped": [f"{path}\t{reason}" for path, reason in skipped],
+        "files": len(files),
+    }

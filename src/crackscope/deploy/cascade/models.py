@@ -21,6 +21,7 @@ from crackscope.data.tiles import resize_tiles
 from crackscope.deploy.inspect_options import RUNTIMES
 from crackscope.engine.runs import OPERATING_POINT_FILE, read_operating_point, run_threshold
 from crackscope.errors import InputError
+from crackscope.shipped import resolve
 
 __all__ = ["TileClassifier", "TileSegmenter", "load_classifier", "load_segmenter", "OPERATING_POINT_FILE"]
 
@@ -71,7 +72,7 @@ class TileSegmenter:
     on windows of the result. Every window then sees its pixels as the whole image would present
     them to the model; standardising each window on its own would stretch a window holding a crack
     and a window of plain concrete differently (pixel F1 on the validation images of
-    ``weights/cracks/segmenter`` with 64-px windows: 0.70 against 0.65 on DeepCrack, 0.61 against 0.54
+    ``cracks/segmenter`` with 64-px windows: 0.70 against 0.65 on DeepCrack, 0.61 against 0.54
     on Crack500). Called directly on tiles, the model runs as trained (each tile its own image)."""
 
     model: Callable[[torch.Tensor], torch.Tensor]
@@ -110,15 +111,14 @@ class TileSegmenter:
         return self._probability(self.model.net if self.standardizes else self.model, tiles)
 
 
-def _load(path: str | Path, task: str, role: str):
+def _load(path: Path, task: str, role: str):
     """(config, model, geometry) of a run or model folder whose pipeline (by the registry) does
     ``task`` (``"classification"`` / ``"segmentation"``) on images; one InputError line otherwise."""
     from crackscope.engine import pipelines
     from crackscope.engine.runs import load_run, pipeline_of
 
-    path = Path(path)
     if not path.is_dir():
-        raise InputError(f"{role} {path}: no such run directory or model folder")
+        raise InputError(f"{role} {path}: no such run directory, model folder or shipped model ('crackscope models')")
     found = pipeline_of(path)
     entry = pipelines.get(found)
     if entry.task != task or entry.inputs != "images":
@@ -145,15 +145,15 @@ def load_classifier(
     path: str | Path, batch_size: int = 256, role: str = "--classifier", runtime: str = "torch"
 ) -> TileClassifier:
     """A :class:`TileClassifier` from a classify run or model folder with two classes, one of them
-    named ``crack``. Its ``threshold`` is RUN/operating_point.json's (chosen on validation) or 0.5,
-    and its ``window`` / ``overlap`` the segmentation windows that threshold was chosen for, when
-    the file records them. ``runtime``: ``"torch"`` (the PyTorch model) or ``"packed"``
-    (bit-packed, :func:`_packed`)."""
+    named ``crack``, or a shipped model's name (a pair's name: its tile classifier). Its
+    ``threshold`` is RUN/operating_point.json's (chosen on validation) or 0.5, and its ``window`` /
+    ``overlap`` the segmentation windows that threshold was chosen for, when the file records them.
+    ``runtime``: ``"torch"`` (the PyTorch model) or ``"packed"`` (bit-packed, :func:`_packed`)."""
     from crackscope.engine.runs import model_classes
 
     if runtime not in RUNTIMES:
         raise InputError(f"--runtime {runtime!r} is not one of {', '.join(RUNTIMES)}")
-    path = Path(path)
+    path, source = resolve(path, "classifier")
     cfg, model, geometry = _load(path, "classification", role)
     classes = model_classes(path, geometry)
     if len(classes) != 2 or "crack" not in [c.lower() for c in classes]:
@@ -173,18 +173,19 @@ def load_classifier(
         batch_size=batch_size,
         tile=tiles.tile if tiles is not None else None,
         threshold=threshold,
-        source=str(path),
+        source=source,
         window=window,
         overlap=overlap,
     )
 
 
 def load_segmenter(path: str | Path, batch_size: int = 64, role: str = "--segmenter") -> TileSegmenter:
-    """A :class:`TileSegmenter` from a surface run or model folder (one output channel). Its
+    """A :class:`TileSegmenter` from a surface run or model folder (one output channel), or a
+    shipped model's name (a pair's name: its segmenter). Its
     threshold is the run's (RUN/operating_point.json when it chose one on validation images, else
     ``trainer.threshold``). Runs trained with a fixed ``data.size`` are
     refused: tiles are segmented at their own resolution."""
-    path = Path(path)
+    path, source = resolve(path, "segmenter")
     cfg, model, geometry = _load(path, "segmentation", role)
     if int(geometry.get("classes", 1)) != 1:
         raise InputError(f"{role} {path} has {geometry['classes']} output channels; the cascade needs one (crack)")
@@ -198,6 +199,6 @@ def load_segmenter(path: str | Path, batch_size: int = 64, role: str = "--segmen
         channels=int(cfg.data.in_channels),
         threshold=run_threshold(path, cfg),
         batch_size=batch_size,
-        source=str(path),
+        source=source,
         window=cfg.data.crop,
     )

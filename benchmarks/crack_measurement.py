@@ -37,7 +37,7 @@ from crackscope.errors import exit_code_of
 from crackscope.provenance import hardware, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
-WEIGHTS = ROOT / "weights" / "cracks"
+WEIGHTS = ROOT / "src" / "crackscope" / "weights" / "cracks"  # the shipped pair "cracks"
 RADIUS_PX = 150.0
 
 

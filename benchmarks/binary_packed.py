@@ -61,22 +61,9 @@ def _median_ms(fns: dict, repeats: int, warmup: int = 5) -> dict:
 
 
 def _onnx_session(model, path: Path, size: int, threads: int):
-    import onnxruntime as ort
+    from crackscope.deploy.export import image_model_session
 
-    x = torch.rand(1, 1, size, size)
-    torch.onnx.export(
-        model.eval(),
-        (x,),
-        str(path),
-        input_names=["image"],
-        output_names=["logits"],
-        opset_version=17,
-        dynamic_axes={"image": {0: "batch", 2: "h", 3: "w"}, "logits": {0: "batch"}},
-        dynamo=False,
-    )
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    return image_model_session(model, path, torch.rand(1, 1, size, size), threads)
 
 
 def _load(run_or_folder: str | None, fallback: str):

@@ -175,24 +175,10 @@ def profile_packed(packed, x: torch.Tensor, repeats: int) -> dict:
 # ---- 2. ONNX Runtime's own profile ---------------------------------------------------------------------------
 def profile_onnx(model, x: torch.Tensor, threads: int, repeats: int) -> dict:
     """Median seconds per run of each operator type of ``model`` in ONNX Runtime (its profiler)."""
-    import onnxruntime as ort
+    from crackscope.deploy.export import image_model_session
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "model.onnx"
-        torch.onnx.export(
-            model.eval(),
-            (x,),
-            str(path),
-            input_names=["image"],
-            output_names=["logits"],
-            opset_version=17,
-            dynamo=False,
-        )
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
-        opts.enable_profiling = True
-        opts.profile_file_prefix = str(Path(tmp) / "ort")
-        session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        session = image_model_session(model, Path(tmp) / "model.onnx", x, threads, profile_prefix=Path(tmp) / "ort")
         feed = {"image": x.numpy()}
         for _ in range(3):
             session.run(None, feed)
@@ -282,7 +268,8 @@ def _markdown(result: dict) -> str:
         for i, r in enumerate(case["roofline"], 1):
             lines.append(
                 f"| {i} | {'x'.join(map(str, r['input']))} | {r['planes']} | {1e3 * r['seconds']:.3f} | "
-                f"{r['bitops'] / 1e9:.3f} | {r['intensity_bitops_per_byte']:.0f} | {r['bound_bitops_per_s'] / 1e9:.0f} | "
+                f"{r['bitops'] / 1e9:.3f} | {r['intensity_bitops_per_byte']:.0f} | "
+                f"{r['bound_bitops_per_s'] / 1e9:.0f} | "
                 f"{r['reached_bitops_per_s'] / 1e9:.1f} | {r['fraction_of_bound']:.1%} |"
             )
         lines.append("")
@@ -290,8 +277,6 @@ def _markdown(result: dict) -> str:
 
 
 def _main(argv=None) -> int:
-    import numba
-
     from crackscope.deploy.packed import pack_model
     from crackscope.engine.runs import load_run
     from crackscope.shipped import resolve
@@ -314,8 +299,7 @@ def _main(argv=None) -> int:
     peak, bandwidth = _popcount_rate(), _bandwidth()
     cases = []
     for threads in args.threads:
-        torch.set_num_threads(threads)
-        numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+        torch.set_num_threads(threads)  # the packed runtime follows torch's count (bitconv._kernels)
         for side in args.sides:
             for batch in args.batches:
                 x = torch.rand(batch, 1, side, side)

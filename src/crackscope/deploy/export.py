@@ -104,3 +104,29 @@ def export_packed(run_dir, out: str | Path | None = None, *, batch: int = 2, see
         "size_bits": packed_size_bits(packed),
         "input_shape": [list(s) for s in shapes],
     }
+
+
+def image_model_session(model, path: str | Path, example, threads: int, profile_prefix: str | None = None):
+    """An ONNX Runtime CPU session of an image classifier ``model`` (N, C, H, W) -> (N, classes),
+    exported to ``path`` (opset 17, input ``image`` with dynamic batch, height and width, output
+    ``logits``) and run on ``threads`` intra-op threads; ``profile_prefix``: turn on ORT's profiler,
+    writing there (``session.end_profiling()`` returns the file). For benchmarks against the
+    packed runtime."""
+    import onnxruntime as ort
+    import torch
+
+    torch.onnx.export(
+        model.eval(),
+        (example,),
+        str(path),
+        input_names=["image"],
+        output_names=["logits"],
+        opset_version=17,
+        dynamic_axes={"image": {0: "batch", 2: "h", 3: "w"}, "logits": {0: "batch"}},
+        dynamo=False,
+    )
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
+    if profile_prefix is not None:
+        opts.enable_profiling, opts.profile_file_prefix = True, str(profile_prefix)
+    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])

@@ -6,19 +6,21 @@ apart; millimetres are the same numbers times ``mm_per_pixel``, areas times its 
 
 * **Component**: a set of crack pixels connected through any of their 8 neighbours (edges or
   corners), ``scipy.ndimage.label`` with a 3 x 3 structuring element.
-* **Skeleton**: ``skimage.morphology.skeletonize`` (Zhang's thinning) of the whole mask, a
+* **Skeleton**: ``skimage.morphology.skeletonize(method="lee")`` (Lee's thinning; Zhang's, the
+  default, erases some bands at 45 degrees, 3 or 7 px wide, to a single pixel) of the whole mask, a
   one-pixel-wide centre line with the topology of the mask; each component holds its own part.
-* **Length** (``length_px``): the length of the skeleton as a chain of pixel centres. Each pair of
-  8-neighbouring skeleton pixels is one step, 1 for a horizontal or vertical neighbour and sqrt(2)
-  for a diagonal one; a diagonal step is not counted where the two pixels are also joined through
-  a third skeleton pixel at the corner (the path then goes round the corner, 1 + 1). A straight
-  line of n pixels is n - 1 long ((n - 1) sqrt(2) on a diagonal). For a branched crack it is the
-  total length of all its branches. It is measured between the centres of the end pixels, and
-  thinning may stop up to about half the crack's width short of each tip, so it is shorter than
-  the tip-to-tip length by 1 px plus up to one width (a 40 x 3 bar measures 38.4 lying and 37
-  upright). Counting 1 / sqrt(2) steps measures a line at angle a to the grid as
-  cos(a) + (sqrt(2) - 1) sin(a) times its length: exact along rows, columns and diagonals, up to
-  8 % long at 22.5 degrees (a circle: + 5.5 %). Skeleton spurs from ragged mask borders add to it.
+* **Length** (``length_px``): the length of the skeleton as a chain of pixel centres, by the
+  corner-count estimator of Vossepoel & Smeulders (1982): 0.980 per axis step (to a horizontal or
+  vertical neighbour), 1.406 per diagonal step, less 0.091 per corner (a skeleton pixel with two
+  steps that are not in line). A diagonal pair of skeleton pixels that is also joined through a
+  third at the corner is not a step (the chain goes round the corner, 1 + 1). For a branched crack
+  it is the total length of all its branches. Counting steps as 1 and sqrt(2) instead makes a
+  straight line up to 8 % too long (at 22.5 degrees to the grid; a circle 5.5 %); the corner count
+  takes that bias out, to about 2 % at any angle (a straight line of n pixels along a row measures
+  0.98 (n - 1), along a diagonal 1.406 (n - 1): the estimator trades the exact axes for every
+  other angle). It is measured between the centres of the end pixels, and thinning may stop up to
+  about half the crack's width short of each tip, so it is shorter than the tip-to-tip length by
+  1 px plus up to one width. Skeleton spurs from ragged mask borders add to it.
 * **Width** at a skeleton pixel: ``2 * d - 1``, with ``d`` the Euclidean distance transform
   (``scipy.ndimage.distance_transform_edt``): the distance from the pixel's centre to the centre of
   the nearest background pixel. The crack's border lies half a pixel before that centre, so the
@@ -80,18 +82,46 @@ def _as_mask(mask) -> np.ndarray:
     )
 
 
-def _step_lengths(skeleton: np.ndarray) -> np.ndarray:
-    """Per skeleton pixel, the summed length of its steps to the neighbours right, below, below
-    right and below left (so each step is counted once, at its upper or left pixel); a diagonal
-    step whose corner pixel is also in the skeleton is left out."""
+# Vossepoel & Smeulders (1982), "Vector code probability and metrication error in the representation
+# of straight lines of finite length", Computer Graphics and Image Processing 20: the corner-count
+# length estimator of a chain of n_e axis steps, n_o diagonal steps and n_c corners.
+AXIS_STEP, DIAGONAL_STEP, CORNER = 0.980, 1.406, 0.091
+_DIRECTIONS = ((0, 1), (1, 1), (1, 0), (1, -1), (0, -1), (-1, -1), (-1, 0), (-1, 1))  # k and k + 4 opposite
+
+
+def _edges(skeleton: np.ndarray) -> np.ndarray:
+    """(8, H, W) bool: the skeleton's chain steps from each pixel in each of :data:`_DIRECTIONS`.
+    Every pair of 8-neighbouring skeleton pixels is a step, except a diagonal pair also joined
+    through a skeleton pixel at the corner (the chain then goes round the corner, 1 + 1)."""
+    h, w = skeleton.shape
     p = np.pad(skeleton, 1)
-    centre = p[1:-1, 1:-1]
-    right, left, down = p[1:-1, 2:], p[1:-1, :-2], p[2:, 1:-1]
-    down_right, down_left = p[2:, 2:], p[2:, :-2]
-    steps = (centre & right).astype(np.float64) + (centre & down)
-    steps += math.sqrt(2) * (centre & down_right & ~right & ~down)
-    steps += math.sqrt(2) * (centre & down_left & ~left & ~down)
-    return steps
+
+    def at(dy, dx):
+        return p[1 + dy : 1 + dy + h, 1 + dx : 1 + dx + w]
+
+    edges = np.empty((8, h, w), dtype=bool)
+    for k, (dy, dx) in enumerate(_DIRECTIONS):
+        e = skeleton & at(dy, dx)
+        if dy and dx:
+            e &= ~at(dy, 0) & ~at(0, dx)
+        edges[k] = e
+    return edges
+
+
+def _chain_lengths(skeleton: np.ndarray) -> np.ndarray:
+    """Per skeleton pixel, its share of the skeleton's length by the corner-count estimator
+    (:data:`AXIS_STEP` per axis step and :data:`DIAGONAL_STEP` per diagonal step, each step counted
+    at one of its two pixels, less :data:`CORNER` at each pixel of two steps that turns)."""
+    edges = _edges(skeleton)
+    # steps to the right and down (axis), down-right and down-left (diagonal): each step once
+    length = AXIS_STEP * (edges[0].astype(np.float64) + edges[2]) + DIAGONAL_STEP * (
+        edges[1].astype(np.float64) + edges[3]
+    )
+    degree = edges.sum(axis=0)
+    straight = np.zeros_like(skeleton)
+    for k in range(4):
+        straight |= edges[k] & edges[k + 4]
+    return length - CORNER * ((degree == 2) & ~straight)
 
 
 def measure_cracks(mask, mm_per_pixel: float | None = None) -> list[dict]:
@@ -107,10 +137,10 @@ def measure_cracks(mask, mm_per_pixel: float | None = None) -> list[dict]:
     labels, n = ndimage.label(m, structure=_EIGHT)
     if n == 0:
         return []
-    skeleton = skeletonize(m)
+    skeleton = skeletonize(m, method="lee")  # Zhang's default erases 45-degree bands 3 or 7 px wide
     width = 2.0 * ndimage.distance_transform_edt(m) - 1.0  # 0 -> -1 off the mask; only crack pixels are read
     on = labels[skeleton]
-    length = np.bincount(on, weights=_step_lengths(skeleton)[skeleton], minlength=n + 1)[1:]
+    length = np.bincount(on, weights=_chain_lengths(skeleton)[skeleton], minlength=n + 1)[1:]
     count = np.bincount(on, minlength=n + 1)[1:]
     width_sum = np.bincount(on, weights=width[skeleton], minlength=n + 1)[1:]
     index = np.arange(1, n + 1)

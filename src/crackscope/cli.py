@@ -504,8 +504,8 @@ def choose_operating_point_cmd(
     segmenter: Path = typer.Option(
         ...,
         "--segmenter",
-        help="The segmenter it screens for: a surface run or model folder recording the same validation and "
-        "test images (trained with the same seed and split).",
+        help="The segmenter it screens for: a surface run, a model folder or a shipped name (cracks/segmenter), "
+        "recording the same validation and test images (trained with the same seed and split).",
     ),
     data: Path | None = typer.Option(
         None, "--data", help="The dataset folder of a one-source segmenter run (default: its config's data.root)."
@@ -543,10 +543,13 @@ def choose_operating_point_cmd(
     CLASSIFIER/operating_point.json, whose threshold, window and overlap inspect-image then uses by default.
     The test images play no part."""
     from crackscope.deploy.operating_point import CRITERIA, choose_operating_point, write_operating_point
+    from crackscope.shipped import resolve
 
+    segmenter, segmenter_name = resolve(segmenter)  # only read; the classifier, which is written, is a folder
     point = choose_operating_point(
         classifier,
         segmenter,
+        segmenter_name=segmenter_name,
         data=data,
         target_share=target_share,
         margin=margin,

@@ -400,3 +400,15 @@ def test_chosen_on_survey_like_images_of_the_validation_photos(tmp_path):
     assert pixels.sum() > 0
     rule = max(float(v) for v in np.unique(scores) if pixels[scores >= v].sum() / pixels.sum() >= 0.9)
     assert point["threshold"] == point["all"]["threshold"] == pytest.approx(rule, abs=1e-6)
+
+
+def test_the_segmenter_may_be_a_shipped_name(tmp_path, capsys):
+    """--segmenter cracks/segmenter reads the shipped folder (its split.json among it): the command
+    gets past the split check to the next one (here a --data folder that does not exist)."""
+    clf = tmp_path / "clf"
+    shutil.copytree(ROOT / "src" / "crackscope" / "weights" / "cracks" / "tile_classifier", clf)
+    args = ["choose-operating-point", str(clf), "--segmenter", "cracks/segmenter", "--data", str(tmp_path / "none")]
+    before = (clf / "operating_point.json").read_bytes()
+    assert main(args) == 2
+    assert f"--data {tmp_path / 'none'}: no such folder" in capsys.readouterr().err
+    assert (clf / "operating_point.json").read_bytes() == before  # nothing written

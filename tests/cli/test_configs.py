@@ -49,6 +49,7 @@ PIPELINE_OF_CONFIG = {
     "cascade/segmenter_deepcrack": "surface",
     "cascade/segmenter_crack500": "surface",
     "cascade/tile_classifier_cracks": "classify",
+    "cascade/tile_classifier_cracks_128": "classify",
     "cascade/segmenter_cracks": "surface",
     "cascade/segmenter_cracks_finetune": "surface",
 }

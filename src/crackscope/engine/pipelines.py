@@ -248,7 +248,7 @@ register(
         data_config=Lazy("crackscope.engine.config:SurfaceData"),
         data_help="an image / mask dataset folder (its test split if it is the training data)",
         predict_help="a folder of images or one image",
-        format_help="sd-saliency-900, folder (images/ + masks/), deepcrack or crack500",
+        format_help="sd-saliency-900, folder (images/ + masks/), deepcrack, crack500 or crackpatches",
         geometry=Lazy("crackscope.engine.surface:surface_geometry"),
         split=Lazy("crackscope.engine.surface:make_surface_split"),
         datamodule=Lazy("crackscope.engine.surface:SurfaceDataModule"),

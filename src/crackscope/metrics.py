@@ -391,6 +391,16 @@ SOUND_TILE_PX = 128  # the tiles of a survey photo that are judged crack-free or
 FALSE_CRACK_MIN_PX = 20  # a predicted crack component this large (pixels, in one tile) is a false crack
 
 
+def crack_free_pixels(truth: np.ndarray, clearance_px: float = SOUND_CLEARANCE_PX) -> np.ndarray:
+    """(H, W) bool: the pixels more than ``clearance_px`` (Euclidean, centre to centre) from every
+    labelled crack pixel of ``truth`` (bool); all of them in an image without a crack."""
+    from scipy import ndimage
+
+    if not truth.any():
+        return np.ones_like(truth, dtype=bool)
+    return ndimage.distance_transform_edt(~truth) > float(clearance_px)
+
+
 def false_alarm_counts(
     pred,
     mask,
@@ -421,10 +431,7 @@ def false_alarm_counts(
         raise InputError(f"pred {p.shape} and mask {m.shape} of one image differ in size")
     p = p.astype(bool) if p.dtype == bool else p > 0.5
     true = m.astype(bool) if m.dtype == bool else m > 0.5
-    if true.any():
-        sound = ndimage.distance_transform_edt(~true) > float(clearance_px)
-    else:
-        sound = np.ones_like(true)
+    sound = crack_free_pixels(true, clearance_px)
     counts = {"sound_px": int(sound.sum()), "false_px": int((p & sound).sum()), "sound_tiles": 0, "false_tiles": 0}
     eight = np.ones((3, 3), dtype=bool)
     h, w = p.shape

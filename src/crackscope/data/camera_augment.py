@@ -198,11 +198,13 @@ class CameraAugment:
         """A ``side`` x ``side`` crack-free mosaic of the photo (module docstring) and its empty
         mask, or ``None`` when the photo has no crack-free square of side // 4."""
         from crackscope.data.survey_mosaics import sound_tile_origins
+        from crackscope.metrics import crack_free_pixels
 
         truth = mask[0].numpy() > 0.5
+        sound = crack_free_pixels(truth, self.params["sound_clearance_px"])  # once for every k
         for k in (1, 2, 4):
             part = side // k
-            origins = sound_tile_origins(truth, part, self.params["sound_clearance_px"]) if part >= 2 else []
+            origins = sound_tile_origins(truth, part, 0, sound=sound) if part >= 2 else []
             if origins:
                 picks = rng.integers(len(origins), size=k * k)
                 rows = [

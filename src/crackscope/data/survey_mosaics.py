@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from crackscope.errors import InputError, require_positive_int
-from crackscope.metrics import SOUND_CLEARANCE_PX, SOUND_TILE_PX
+from crackscope.metrics import SOUND_CLEARANCE_PX, SOUND_TILE_PX, crack_free_pixels
 
 
 @dataclass
@@ -38,20 +38,20 @@ class TileBank:
 
 
 def sound_tile_origins(
-    truth: np.ndarray, tile: int, clearance_px: float, step: int | None = None
+    truth: np.ndarray, tile: int, clearance_px: float, step: int | None = None, sound: np.ndarray | None = None
 ) -> list[tuple[int, int]]:
     """Top-left corners of non-overlapping ``tile`` squares of ``truth`` (H, W) in which every pixel
     is more than ``clearance_px`` from every labelled crack pixel, searched on a ``step`` lattice
-    (default ``tile // 4``) row by row, each kept when it overlaps none kept before."""
-    from scipy import ndimage
-
+    (default ``tile // 4``) row by row, each kept when it overlaps none kept before. ``sound``: that
+    crack-free mask (:func:`crackscope.metrics.crack_free_pixels`) when the caller has it already."""
     tile = require_positive_int("tile", tile)
     step = require_positive_int("step", step or max(tile // 4, 1))
     truth = np.asarray(truth).astype(bool)
     h, w = truth.shape
     if h < tile or w < tile:
         return []
-    sound = ndimage.distance_transform_edt(~truth) > clearance_px if truth.any() else np.ones_like(truth)
+    if sound is None:
+        sound = crack_free_pixels(truth, clearance_px)
     # a square is sound when the count of sound pixels in it is tile^2 (summed-area table)
     table = np.pad(sound.astype(np.int64).cumsum(0).cumsum(1), ((1, 0), (1, 0)))
     taken = np.zeros_like(truth)

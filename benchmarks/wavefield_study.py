@@ -14,14 +14,19 @@ the whole split's, so rows are scored on the same 1,500 test plates. The three g
     ablation        configs/wavefield/mcan_rc_ablation_small_grid.yaml   (decoder x sensor positions)
     activation_loss configs/wavefield/activation_loss_small_grid.yaml    (4 x 4, one seed)
 
-Finished runs are skipped, so a killed study resumes where it stopped. Each grid's table.md and
-results.csv are copied to benchmarks/results/wavefield_study/ with a JSON of the protocol and
-hardware. With --workers K > 1 the runs go K at a time, one torch thread each.
+Finished runs are skipped, so a killed study resumes where it stopped. Each finished run's
+metrics.json is also kept in benchmarks/results/wavefield_study/runs/GRID/RUN.json (a few kB, committed),
+and restored into --work before a grid starts, so the study resumes from a fresh clone without its
+run directories. Each grid's table.md and results.csv are copied to
+benchmarks/results/wavefield_study/ with a JSON of the protocol and hardware; `--harvest` writes them
+from the finished runs alone (the table says how many of the grid's runs it holds), for a study that
+was stopped. With --workers K > 1 the runs go K at a time, one torch thread each.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -56,7 +61,22 @@ def main(argv=None) -> int:
     p.add_argument("--work", type=Path, default=ROOT / "runs" / "study", help="run directories")
     p.add_argument("--backend", default="local")
     p.add_argument("--workers", type=int, default=1)
+    p.add_argument(
+        "--harvest",
+        action="store_true",
+        help="train nothing: keep the finished runs' metrics and write the tables from them",
+    )
     args = p.parse_args(argv)
+    common = [
+        f"data.store={args.store}",
+        f"data.train_plates={args.train_plates}",
+        f"trainer.max_epochs={args.epochs}",
+    ]
+    if args.harvest:
+        for key in args.only:
+            harvest(key, [*common, f"out_dir={args.work / key}"])
+        print(f"results: {RESULTS}")
+        return 0
 
     exe = [sys.executable, "-m", "crackscope.cli"]
     env = dict(os.environ)
@@ -81,15 +101,12 @@ def main(argv=None) -> int:
         check=True,
         env=env,
     )
-    common = [
-        f"data.store={args.store}",
-        f"data.train_plates={args.train_plates}",
-        f"trainer.max_epochs={args.epochs}",
-    ]
     RESULTS.mkdir(parents=True, exist_ok=True)
     for key in args.only:
         out = args.work / key
-        subprocess.run(
+        overrides = [*common, f"out_dir={out}"]
+        restore(key, overrides)
+        finished = subprocess.run(
             [
                 *exe,
                 "grid",
@@ -101,11 +118,11 @@ def main(argv=None) -> int:
                 *common,
                 f"out_dir={out}",
             ],
-            check=True,
             env=env,
         )
-        shutil.copy(out / "table.md", RESULTS / f"{key}.md")
-        shutil.copy(out / "results.csv", RESULTS / f"{key}.csv")
+        harvest(key, overrides)
+        if finished.returncode != 0:
+            return finished.returncode
     import torch
 
     protocol = {
@@ -116,6 +133,47 @@ def main(argv=None) -> int:
     write_results(RESULTS / "protocol", protocol)
     print(f"results: {RESULTS}")
     return 0
+
+
+def _configs(key: str, overrides: list[str]):
+    from crackscope.engine.grid import expand
+
+    return expand(ROOT / "configs" / "wavefield" / GRIDS[key], overrides)
+
+
+def restore(key: str, overrides: list[str]) -> int:
+    """Put the kept metrics.json of each finished run of grid ``key`` back into its run directory, so
+    the grid skips it; returns how many were restored."""
+    restored = 0
+    for cfg in _configs(key, overrides)[1]:
+        kept = RESULTS / "runs" / key / f"{cfg.name}.json"
+        target = cfg.run_dir / "metrics.json"
+        if kept.exists() and not target.exists():
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy(kept, target)
+            restored += 1
+    return restored
+
+
+def harvest(key: str, overrides: list[str]) -> None:
+    """Keep each finished run's metrics.json and write RESULTS/KEY.{md,csv} from the finished runs."""
+    from crackscope.engine import pipelines
+    from crackscope.engine.grid import _csv, _row
+
+    grid, configs = _configs(key, overrides)
+    done = [c for c in configs if (c.run_dir / "metrics.json").exists()]
+    (RESULTS / "runs" / key).mkdir(parents=True, exist_ok=True)
+    for cfg in done:
+        metrics = json.loads((cfg.run_dir / "metrics.json").read_text())
+        (RESULTS / "runs" / key / f"{cfg.name}.json").write_text(json.dumps(metrics, indent=1) + "\n")
+    if not done:
+        return
+    rows = [_row(c) for c in done]
+    table = pipelines.get(done[0].pipeline).grid_tables[grid.table](rows)
+    if len(done) < len(configs):
+        table = f"{len(done)} of the grid's {len(configs)} runs have finished.\n\n{table}"
+    (RESULTS / f"{key}.md").write_text(table)
+    (RESULTS / f"{key}.csv").write_text(_csv(rows))
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ close each binary layer comes to what this CPU can do.
    passes after warm-up): the per-image standardisation, the float stem, for each binary unit the
    packing of its input into bits (``bitconv.pack_row_triples``, binarisation included), the
    XNOR/popcount convolution with its fused BatchNorm, residual and activation
-   (``bitconv.binary_conv3x3``) and the float shortcut, then pooling and the classifier; what the
+   (``bitconv.ConvOperands.run``) and the float shortcut, then pooling and the classifier; what the
    pass takes beyond the sum of its parts is Python and dispatch overhead.
 2. **ONNX Runtime, per node**: the same shapes through the float ResNet-20 with ORT's own profiler,
    summed by operator type.
@@ -125,7 +125,8 @@ def profile_packed(packed, x: torch.Tensor, repeats: int) -> dict:
     from crackscope.deploy import bitconv
 
     clock = _Clock()
-    originals = {name: getattr(bitconv, name) for name in ("pack_row_triples", "binary_conv3x3")}
+    originals = {"pack_row_triples": bitconv.pack_row_triples}
+    original_run = bitconv.ConvOperands.run
     parts = {"stem": packed.stem, "fc": packed.fc}
     if packed.standardize is not None:
         parts["standardize"] = packed.standardize
@@ -133,7 +134,7 @@ def profile_packed(packed, x: torch.Tensor, repeats: int) -> dict:
     shortcuts = [(u, u.shortcut.forward) for u in packed.units]
     try:
         bitconv.pack_row_triples = clock.wrap("pack bits", originals["pack_row_triples"])
-        bitconv.binary_conv3x3 = clock.wrap("binary conv + BN + residual + activation", originals["binary_conv3x3"])
+        bitconv.ConvOperands.run = clock.wrap("binary conv + BN + residual + activation", original_run)
         for k, m in parts.items():
             m.forward = clock.wrap(
                 {"stem": "float stem", "fc": "classifier", "standardize": "standardise"}[k], saved[k]
@@ -161,6 +162,7 @@ def profile_packed(packed, x: torch.Tensor, repeats: int) -> dict:
     finally:
         for name, fn in originals.items():
             setattr(bitconv, name, fn)
+        bitconv.ConvOperands.run = original_run
         for k, m in parts.items():
             m.forward = saved[k]
         for u, fwd in shortcuts:

@@ -76,43 +76,54 @@ def _pack_rows(x, thresholds, below, stride, w_out, field_bits, row_words, unit)
     planes = thresholds.shape[0]
     unit_bits = unit.itemsize * 8  # a field is gathered in the narrowest unsigned type that holds it
     units_per_field = max(1, field_bits // unit_bits)
-    out = np.zeros((planes, n, row_words, h + 2, w_out), dtype=np.uint64)
+    out = np.empty((planes, n, row_words, h + 2, w_out), dtype=np.uint64)
     bits = np.zeros(unit_bits, dtype=unit.dtype)  # bits[k] = 1 << k in the unit's type
     for k in range(unit_bits):
         bits[k] = unit[0] << k
+    for p in range(planes):  # the zero rows above and below the image (padding)
+        for b in range(n):
+            for j in range(row_words):
+                out[p, b, j, 0, :] = 0
+                out[p, b, j, h + 1, :] = 0
     for row in prange(n * h):
         b, y = row // h, row % h
-        fields = np.zeros((units_per_field, w), dtype=unit.dtype)
-        for p in range(planes):
-            fields[:] = 0
-            for c in range(channels):
-                t, bit, sh = thresholds[p, c], bits[c % unit_bits], np.uint64(c % 64)
-                f, xr = fields[c // unit_bits], x[b, c, y]
+        all_fields = np.zeros((planes, units_per_field, w), dtype=unit.dtype)
+        for c in range(channels):  # each input row is read once for all planes
+            xr, bit = x[b, c, y], bits[c % unit_bits]
+            for p in range(planes):
+                t, f = thresholds[p, c], all_fields[p, c // unit_bits]
                 # contiguous in x, one comparison per value: vectorised (8-bit to 32-bit units give
-                # 4 to 1 times the lanes of uint64; for uint64 the shift form compiles better)
-                if unit_bits == 64:
-                    if below[p, c]:
-                        for xx in range(w):
-                            f[xx] |= np.uint64(xr[xx] <= t) << sh
-                    else:
-                        for xx in range(w):
-                            f[xx] |= np.uint64(xr[xx] >= t) << sh
-                elif below[p, c]:
+                # 8 to 2 times the lanes of uint64)
+                if below[p, c]:
                     for xx in range(w):
                         f[xx] |= bit * (xr[xx] <= t)
                 else:
                     for xx in range(w):
                         f[xx] |= bit * (xr[xx] >= t)
-            for dx in range(3):  # output columns whose tap dx lies inside the image: no branch in the loop
+        for p in range(planes):
+            fields = all_fields[p]
+            # every word of the row triple is written once per output column: the first piece of a
+            # word (shift 0) is assigned, the others are OR-ed in, taps outside the image give 0
+            for dx in range(3):
                 first = max(0, -((dx - 1) // stride))  # smallest ox with ox * stride - 1 + dx >= 0
                 last = min(w_out - 1, (w - dx) // stride)  # largest ox with ox * stride - 1 + dx <= w - 1
                 for j in range(units_per_field):
                     bit0 = dx * field_bits + j * unit_bits
                     word, shift = bit0 // 64, np.uint64(bit0 % 64)
-                    dst = out[p, b, word, y + 1, first : last + 1]
+                    dst = out[p, b, word, y + 1]
                     src = fields[j, first * stride - 1 + dx :]
-                    for i in range(dst.shape[0]):  # 0-based over slices: vectorised (contiguous at stride 1)
-                        dst[i] |= np.uint64(src[i * stride]) << shift
+                    if bit0 % 64 == 0:
+                        for i in range(first):
+                            dst[i] = 0
+                        for i in range(last + 1, w_out):
+                            dst[i] = 0
+                        part = dst[first : last + 1]
+                        for i in range(part.shape[0]):  # 0-based over slices: vectorised at stride 1
+                            part[i] = np.uint64(src[i * stride])
+                    else:
+                        part = dst[first : last + 1]
+                        for i in range(part.shape[0]):
+                            part[i] |= np.uint64(src[i * stride]) << shift
     return out
 
 
@@ -196,6 +207,14 @@ def conv_constants(
 BLOCK_PIXELS = 1024  # output pixels per work item: whole small maps, a few rows of large ones (L1/L2-sized)
 
 
+def border_deltas(const: np.ndarray) -> np.ndarray:
+    """(C_out, 64) float64: what a window with pattern cfg adds to the sum over planes of the
+    constant of an inner window (cfg 63), ``sum_p const[p, :, cfg] - const[p, :, 63]``, from
+    ``const`` (P, 64, C_out) of :func:`conv_constants`. Zero at cfg 63."""
+    const = np.asarray(const, np.float64)
+    return np.ascontiguousarray((const - const[:, 63:64, :]).sum(axis=0).T)
+
+
 def binary_conv3x3(
     triples, weights, acc_coef, ones_coef, const, shift, stride: int, height: int, width: int, residual=None, post=None
 ):
@@ -210,39 +229,59 @@ def binary_conv3x3(
     four (C_out,) float32 arrays, maps z to ``pos * relu(z - pre_shift) - neg * relu(pre_shift - z)
     + shift``. Without them the output is the convolution (pos = neg = 1, shifts 0).
     """
-    h_out = (height - 1) // stride + 1
-    col_valid = _col_patterns(width, stride, triples.shape[4])
     c_out = weights.shape[2]
     if post is None:
         one, zero = np.ones(c_out, np.float32), np.zeros(c_out, np.float32)
         post = (one, one, zero, zero)
-    n, w_out = triples.shape[1], triples.shape[4]
-    has_residual = residual is not None
-    residual = (
-        np.ascontiguousarray(residual, np.float32).reshape(n, c_out, h_out * w_out)
-        if has_residual
-        else np.zeros((1, 1, 1), np.float32)
-    )
-    work = triples.shape[0] * n * h_out * w_out * c_out
-    const_by_output = np.ascontiguousarray(np.swapaxes(const, 1, 2))  # (P, C_out, 64)
-    rows_per_block = max(1, min(h_out, BLOCK_PIXELS // w_out))
-    out = _kernels(work)[1](
-        triples,
-        weights,
-        acc_coef,
-        ones_coef,
-        const_by_output,
-        shift,
-        stride,
-        height,
-        h_out,
-        col_valid,
-        rows_per_block,
-        residual,
-        has_residual,
-        *[np.ascontiguousarray(a, np.float32) for a in post],
-    )
-    return out.reshape(n, c_out, h_out, w_out)
+    operands = ConvOperands(weights, acc_coef, ones_coef, const, shift, *post)
+    return operands.run(triples, stride, height, width, residual)
+
+
+class ConvOperands:
+    """Everything :func:`binary_conv3x3` needs besides the activations, in the kernel's layout,
+    computed once per layer (the packed network keeps one per binary unit)."""
+
+    def __init__(self, weights, acc_coef, ones_coef, const, shift, post_pos, post_neg, post_pre, post_shift):
+        const = np.asarray(const, np.float64)
+        self.weights = np.ascontiguousarray(weights, np.uint64)
+        self.acc_coef = np.ascontiguousarray(acc_coef, np.float64)
+        self.ones_coef = np.ascontiguousarray(ones_coef, np.float64)
+        self.inner = np.ascontiguousarray(np.asarray(shift, np.float64) + const[:, 63, :].sum(axis=0))
+        self.border = border_deltas(const)
+        self.post = tuple(np.ascontiguousarray(a, np.float32) for a in (post_pos, post_neg, post_pre, post_shift))
+
+    def run(self, triples, stride: int, height: int, width: int, residual=None) -> np.ndarray:
+        """The layer on packed activations ``triples`` (P, N, row_words, H + 2, W_out)."""
+        planes, n, row_words, rows_in, w_out = triples.shape
+        h_out = (height - 1) // stride + 1
+        c_out = self.weights.shape[2]
+        has_residual = residual is not None
+        residual = (
+            np.ascontiguousarray(residual, np.float32).reshape(n, c_out, h_out * w_out)
+            if has_residual
+            else _NO_RESIDUAL
+        )
+        rows_per_block = max(1, min(h_out, BLOCK_PIXELS // w_out))
+        out = _kernels(planes * n * h_out * w_out * c_out)[1](
+            triples.reshape(planes, n, row_words, rows_in * w_out),
+            self.weights,
+            self.acc_coef,
+            self.ones_coef,
+            self.inner,
+            self.border,
+            stride,
+            height,
+            h_out,
+            _col_patterns(width, stride, w_out),
+            rows_per_block,
+            residual,
+            has_residual,
+            *self.post,
+        )
+        return out.reshape(n, c_out, h_out, w_out)
+
+
+_NO_RESIDUAL = np.zeros((1, 1, 1), np.float32)
 
 
 @functools.lru_cache(maxsize=256)
@@ -261,8 +300,8 @@ def _conv_blocks(
     weights,
     acc_coef,
     ones_coef,
-    const,
-    shift,
+    inner,
+    border,
     stride,
     h,
     h_out,
@@ -275,89 +314,118 @@ def _conv_blocks(
     post_pre,
     post_shift,
 ):
-    planes, n, row_words, _, w_out = triples.shape
+    """One work item per block of whole output rows. For each output channel one fused, branch-free
+    pass over the block's pixels counts XOR bits of all kernel rows (specialised for 1, 2 and 3
+    words per kernel row: every channel count up to 64) and adds the plane's affine terms in
+    float64; the border pixels then get their window pattern's constant; the residual and the
+    post-sum layer are applied in float32 on the way out."""
+    planes, n, row_words, _ = triples.shape
+    w_out = col_valid.shape[0]
+    words = 3 * row_words  # per window and plane, index dy * row_words + j (as in the weights)
     c_out = weights.shape[2]
+    zero = np.float32(0)
     out = np.empty((n, c_out, h_out * w_out), dtype=np.float32)
-    first, last = 0, w_out  # columns [first, last) have all three taps inside the image
-    while first < w_out and col_valid[first] != 7:
-        first += 1
-    while last > first and col_valid[last - 1] != 7:
-        last -= 1
     blocks = (h_out + rows_per_block - 1) // rows_per_block
     for task in prange(n * blocks):
         b, oy0 = task // blocks, (task % blocks) * rows_per_block
         rows = min(rows_per_block, h_out - oy0)
         size = rows * w_out
-        # the words under kernel row dy of every output pixel of the block, flat (row-major), so that
-        # every loop below runs over one contiguous array (any stride)
-        win = np.empty((planes, row_words, 3, size), dtype=np.uint64)
-        ones = np.zeros((planes, size), dtype=np.int64)  # popcount of the activation bits of each window
+        # the words under each kernel row of every output pixel of the block, contiguous per word
+        win = np.empty((planes, words, size), dtype=np.uint64)
+        ones = np.zeros((planes, size), dtype=np.float64)  # popcount of each window's activation bits
         for p in range(planes):
-            ones_p = ones[p]
-            for j in range(row_words):
-                for dy in range(3):
-                    dst = win[p, j, dy]
+            for dy in range(3):
+                for j in range(row_words):
+                    dst, src = win[p, dy * row_words + j], triples[p, b, j]
                     for r in range(rows):
-                        dst[r * w_out : (r + 1) * w_out] = triples[p, b, j, (oy0 + r) * stride + dy]
+                        row0 = ((oy0 + r) * stride + dy) * w_out
+                        dst[r * w_out : (r + 1) * w_out] = src[row0 : row0 + w_out]
+                    ones_p = ones[p]
                     for i in range(size):
-                        ones_p[i] += _popcount64(dst[i])
-        row_masks = np.empty(rows, dtype=np.int64)  # bits dy of the kernel rows inside the image
+                        ones_p[i] += np.float64(_popcount64(dst[i]))
+        # pixels whose window reaches into the padding, and their pattern
+        n_border = 0
+        where = np.empty(size, dtype=np.int64)
+        pattern = np.empty(size, dtype=np.int64)
         for r in range(rows):
-            row_masks[r] = 0
+            row_mask = 0
             for dy in range(3):
                 if 0 <= (oy0 + r) * stride - 1 + dy < h:
-                    row_masks[r] |= 1 << dy
-        counts = np.empty((planes, size), dtype=np.int64)  # popcount(a XOR w) of each window, per plane
+                    row_mask |= 1 << dy
+            for ox in range(w_out):
+                cfg = row_mask * 8 + col_valid[ox]
+                if cfg != 63:
+                    where[n_border], pattern[n_border] = r * w_out + ox, cfg
+                    n_border += 1
         total = np.empty(size, dtype=np.float64)
         for o in range(c_out):
+            start = inner[o]
+            for i in range(size):
+                total[i] = start
             for p in range(planes):
-                acc, ones_p = counts[p], ones[p]
-                a_coef, o_coef, inside = acc_coef[p, o], ones_coef[p, o], const[p, o, 63]
-                for j in range(row_words):  # the three kernel rows in one pass: vector XOR + VPOPCNTQ
-                    w0, w1, w2 = weights[p, j, o], weights[p, row_words + j, o], weights[p, 2 * row_words + j, o]
-                    s0, s1, s2 = win[p, j, 0], win[p, j, 1], win[p, j, 2]
-                    if j == 0:
-                        for i in range(size):
-                            acc[i] = _popcount64(s0[i] ^ w0) + _popcount64(s1[i] ^ w1) + _popcount64(s2[i] ^ w2)
-                    else:
-                        for i in range(size):
-                            acc[i] += _popcount64(s0[i] ^ w0) + _popcount64(s1[i] ^ w1) + _popcount64(s2[i] ^ w2)
-                # the plane's term with the constant of a window inside the image (all nine taps);
-                # border pixels are redone below. Branch-free loops: vectorised
-                if p == 0:
-                    start = shift[o]
+                a, c, ones_p, win_p = acc_coef[p, o], ones_coef[p, o], ones[p], win[p]
+                if row_words == 1:
+                    s0, s1, s2 = win_p[0], win_p[1], win_p[2]
+                    w0, w1, w2 = weights[p, 0, o], weights[p, 1, o], weights[p, 2, o]
                     for i in range(size):
-                        total[i] = start + (a_coef * np.float64(acc[i]) + o_coef * np.float64(ones_p[i]) + inside)
-                else:
+                        bits = _popcount64(s0[i] ^ w0) + _popcount64(s1[i] ^ w1) + _popcount64(s2[i] ^ w2)
+                        total[i] += a * np.float64(bits) + c * ones_p[i]
+                elif row_words == 2:
+                    s0, s1, s2, s3, s4, s5 = win_p[0], win_p[1], win_p[2], win_p[3], win_p[4], win_p[5]
+                    w0, w1, w2 = weights[p, 0, o], weights[p, 1, o], weights[p, 2, o]
+                    w3, w4, w5 = weights[p, 3, o], weights[p, 4, o], weights[p, 5, o]
                     for i in range(size):
-                        total[i] += a_coef * np.float64(acc[i]) + o_coef * np.float64(ones_p[i]) + inside
-            for r in range(rows):  # border pixels: the same sum with their window pattern's constants
-                mask, ox = row_masks[r], 0
-                while ox < w_out:
-                    if mask == 7 and first <= ox < last:
-                        ox = last  # an inner row: only its border columns
-                        continue
-                    i, cfg = r * w_out + ox, mask * 8 + col_valid[ox]
-                    t = shift[o]
-                    for p in range(planes):
-                        t += (
-                            acc_coef[p, o] * np.float64(counts[p, i])
-                            + ones_coef[p, o] * np.float64(ones[p, i])
-                            + const[p, o, cfg]
+                        bits = (
+                            _popcount64(s0[i] ^ w0)
+                            + _popcount64(s1[i] ^ w1)
+                            + _popcount64(s2[i] ^ w2)
+                            + _popcount64(s3[i] ^ w3)
+                            + _popcount64(s4[i] ^ w4)
+                            + _popcount64(s5[i] ^ w5)
                         )
-                    total[i] = t
-                    ox += 1
+                        total[i] += a * np.float64(bits) + c * ones_p[i]
+                elif row_words == 3:
+                    s0, s1, s2, s3, s4 = win_p[0], win_p[1], win_p[2], win_p[3], win_p[4]
+                    s5, s6, s7, s8 = win_p[5], win_p[6], win_p[7], win_p[8]
+                    w0, w1, w2 = weights[p, 0, o], weights[p, 1, o], weights[p, 2, o]
+                    w3, w4, w5 = weights[p, 3, o], weights[p, 4, o], weights[p, 5, o]
+                    w6, w7, w8 = weights[p, 6, o], weights[p, 7, o], weights[p, 8, o]
+                    for i in range(size):
+                        bits = (
+                            _popcount64(s0[i] ^ w0)
+                            + _popcount64(s1[i] ^ w1)
+                            + _popcount64(s2[i] ^ w2)
+                            + _popcount64(s3[i] ^ w3)
+                            + _popcount64(s4[i] ^ w4)
+                            + _popcount64(s5[i] ^ w5)
+                            + _popcount64(s6[i] ^ w6)
+                            + _popcount64(s7[i] ^ w7)
+                            + _popcount64(s8[i] ^ w8)
+                        )
+                        total[i] += a * np.float64(bits) + c * ones_p[i]
+                else:  # wider fields (more than 64 channels): word by word
+                    counts = np.zeros(size, dtype=np.int64)
+                    for k in range(words):
+                        s, wk = win_p[k], weights[p, k, o]
+                        for i in range(size):
+                            counts[i] += _popcount64(s[i] ^ wk)
+                    for i in range(size):
+                        total[i] += a * np.float64(counts[i]) + c * ones_p[i]
+            for q in range(n_border):
+                total[where[q]] += border[o, pattern[q]]
             pos, neg, pre, post = post_pos[o], post_neg[o], post_pre[o], post_shift[o]
             dst = out[b, o, oy0 * w_out : oy0 * w_out + size]
+            # pos * relu(z) - neg * relu(-z) is exactly (pos if z > 0 else neg) * z: a select and a
+            # multiply, which vectorise (max() with Python's NaN rule does not)
             if has_residual:  # added in float32, as PyTorch does
                 res = residual[b, o, oy0 * w_out : oy0 * w_out + size]
                 for i in range(size):
                     z = (np.float32(total[i]) + res[i]) - pre
-                    dst[i] = pos * max(z, np.float32(0)) - neg * max(-z, np.float32(0)) + post
+                    dst[i] = (pos if z > zero else neg) * z + post
             else:
                 for i in range(size):
                     z = np.float32(total[i]) - pre
-                    dst[i] = pos * max(z, np.float32(0)) - neg * max(-z, np.float32(0)) + post
+                    dst[i] = (pos if z > zero else neg) * z + post
     return out
 
 

@@ -189,12 +189,12 @@ class PackedBinaryConv(nn.Module):
         bits = np.unpackbits(self.weight_bits[weight_set].numpy(), count=n_bits).astype(bool)
         return bits.reshape(self.out_channels, self.in_channels, 3, 3)
 
-    def prepare(self) -> None:
-        """Expand the stored bits into the kernel's operands (call after loading new buffers)."""
+    def prepare(self, post: PackedPost | None = None) -> None:
+        """Expand the stored bits into the kernel's operands, with the post-sum layer ``post`` fused
+        into the kernel (call after loading new buffers; :class:`PackedUnit` passes its own)."""
         planes = self.thresholds.shape[0]
         signs = [self.signs(s) for s in range(self.weight_bits.shape[0])]
         words, acc, ones, const = [], [], [], []
-        shift = self.bn_shift.double().numpy()  # the BN scale is already in weight_levels
         for p in range(planes):
             s = int(self.plane_weights[p])
             levels = self.weight_levels[s].double().numpy()
@@ -202,39 +202,29 @@ class PackedBinaryConv(nn.Module):
             words.append(bitconv.pack_weight_rows(signs[s]))
             c = bitconv.conv_constants(signs[s], a[0], a[1], levels[:, 0], levels[:, 1])
             acc.append(c[0]), ones.append(c[1]), const.append(c[2])
-        self._kernel = (
+        post_arrays = (post or PackedPost(self.out_channels, "identity")).arrays()
+        # the BN scale is already in weight_levels; its shift is added by the kernel
+        operands = bitconv.ConvOperands(
             np.stack(words),
             np.stack(acc),
             np.stack(ones),
             np.stack(const),
-            shift,
-            self.thresholds.numpy().astype(np.float32),
-            self.below_mask().numpy(),
+            self.bn_shift.double().numpy(),
+            *post_arrays,
         )
+        # (a plain tuple: a module kept as an attribute would join this one's state_dict)
+        self._kernel = (operands, self.thresholds.numpy().astype(np.float32), self.below_mask().numpy(), post)
 
     def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None, post=None) -> torch.Tensor:
         """Binary conv + BN of x; optionally fused: ``post(out + residual)`` (see
         :func:`~crackscope.deploy.bitconv.binary_conv3x3`; ``post`` is a :class:`PackedPost`)."""
-        if self._kernel is None:
-            self.prepare()
-        words, acc, ones, const, shift, thresholds, below = self._kernel
+        if self._kernel is None or post is not self._kernel[3]:
+            self.prepare(post)
+        operands, thresholds, below, _ = self._kernel
         x_np = x.detach().contiguous().numpy()
         triples = bitconv.pack_row_triples(x_np, thresholds, below, self.stride)
         res = None if residual is None else residual.detach().contiguous().numpy()
-        out = bitconv.binary_conv3x3(
-            triples,
-            words,
-            acc,
-            ones,
-            const,
-            shift,
-            self.stride,
-            x_np.shape[2],
-            x_np.shape[3],
-            res,
-            None if post is None else post.arrays(),
-        )
-        return torch.from_numpy(out)
+        return torch.from_numpy(operands.run(triples, self.stride, x_np.shape[2], x_np.shape[3], res))
 
     @classmethod
     def from_modules(cls, op: nn.Module, bn: nn.BatchNorm2d) -> PackedBinaryConv:
@@ -413,9 +403,9 @@ class PackedResNet(nn.Module):
         return max(1, CHUNK_BYTES // (4 * first * pixels))
 
     def prepare(self) -> PackedResNet:
-        for m in self.modules():
-            if isinstance(m, PackedBinaryConv):
-                m.prepare()
+        """Expand every unit's stored bits into its kernel operands (after loading new buffers)."""
+        for unit in self.units:
+            unit.conv.prepare(unit.post)
         return self
 
 

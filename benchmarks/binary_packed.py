@@ -13,7 +13,11 @@ Latency: median of ``--repeats`` timed calls after 5 warm-up calls, one model at
 ``_median_ms`` for why not interleaved), with 1 and 2 threads (torch, numba and onnxruntime set
 alike). Sizes: bytes of each model file. Agreement (when a trained AOIE-Net run or model folder is
 given with ``--aoie``): the packed and the PyTorch model on the run's NEU-CLS test split --
-identical predictions, largest logit difference, activation bits that differ.
+identical predictions, largest logit difference, activation bits that differ. Fresh process: a new
+Python process imports crackscope, loads the packed file and classifies one 64 x 64 px image,
+with numba's on-disk cache as installed and with an empty one (the first run on a machine, which
+compiles the kernels). The markdown also names the instruction-set path numba compiled
+(``bitconv.instruction_set``).
 
     .venv/bin/python benchmarks/binary_packed.py --aoie src/crackscope/weights/neu-cls/aoie_net \
         --float src/crackscope/weights/neu-cls/resnet20
@@ -27,7 +31,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import statistics
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -35,6 +43,7 @@ from pathlib import Path
 import torch
 
 from crackscope import models
+from crackscope.deploy import bitconv
 from crackscope.deploy.packed import compare_with_model, pack_model, packed_size_bits, save_packed
 from crackscope.provenance import cpu_name, write_results
 
@@ -97,6 +106,44 @@ def _agreement(cfg, model, packed, run_dir: str) -> dict:
     return {**report, "test_images": len(ds), "accuracy_pytorch": acc_torch, "accuracy_packed": acc_packed}
 
 
+_FRESH = """
+import sys, time
+t0 = time.perf_counter()
+import torch
+from crackscope.deploy.packed import load_packed
+torch.set_num_threads(int(sys.argv[2]))
+packed = load_packed(sys.argv[1])
+x = torch.rand(1, 1, 64, 64)
+t1 = time.perf_counter()
+packed(x)
+t2 = time.perf_counter()
+packed(x)
+t3 = time.perf_counter()
+print(t1 - t0, t2 - t1, t3 - t2)
+"""
+
+
+def _fresh_process(packed_file: Path, threads: int, cold_cache: bool) -> dict:
+    """A new Python process: import + load (s), its first 64 x 64 px call (s), its second call (s);
+    with numba's on-disk cache as the install left it, or empty (the very first run on a machine)."""
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads)}
+    with tempfile.TemporaryDirectory() as cache:
+        if cold_cache:
+            env["NUMBA_CACHE_DIR"] = cache
+        subprocess.run([sys.executable, "-c", _FRESH, str(packed_file), str(threads)], env=env, check=True)  # warm
+        if cold_cache:
+            shutil.rmtree(cache, ignore_errors=True)
+        out = subprocess.run(
+            [sys.executable, "-c", _FRESH, str(packed_file), str(threads)],
+            env=env,
+            check=True,
+            capture_output=True,
+            text=True,
+        )
+    load_s, first_s, second_s = (float(v) for v in out.stdout.split())
+    return {"import_and_load_s": load_s, "first_call_s": first_s, "second_call_s": second_s}
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--aoie", help="trained AOIE-Net run or model folder (default: untrained)")
@@ -106,6 +153,9 @@ def main(argv=None) -> int:
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--repeats", type=int, default=20)
     parser.add_argument("--out", default=str(RESULTS / "binary_packed"))
+    parser.add_argument(
+        "--no-pytorch", action="store_true", help="time only the packed network and ONNX Runtime (a quicker run)"
+    )
     args = parser.parse_args(argv)
     import numba
     import onnxruntime
@@ -136,11 +186,10 @@ def main(argv=None) -> int:
             for batch in [int(b) for b in args.batches.split(",")]:
                 x = torch.rand(batch, 1, side, side)
                 xn = x.numpy()
-                fns = {
-                    "packed AOIE-Net": lambda: packed(x),
-                    "AOIE-Net, PyTorch": lambda: aoie(x),
-                    "ResNet-20, PyTorch": lambda: resnet(x),
-                }
+                fns = {"packed AOIE-Net": lambda: packed(x)}
+                if not args.no_pytorch:
+                    fns["AOIE-Net, PyTorch"] = lambda: aoie(x)
+                    fns["ResNet-20, PyTorch"] = lambda: resnet(x)
                 for label, sess in sessions.items():
                     fns[label] = lambda sess=sess: sess.run(["logits"], {"image": xn})
                 with torch.no_grad():
@@ -158,6 +207,11 @@ def main(argv=None) -> int:
                     )
                 print(threads, side, batch, {k: round(v, 2) for k, v in timings.items()}, flush=True)
     agreement = _agreement(cfg, aoie, packed, args.aoie) if args.aoie else None
+    fresh = {
+        f"{label}, {threads} thread(s)": _fresh_process(work / "aoie.packed.safetensors", threads, cold)
+        for threads in [int(t) for t in args.threads.split(",")]
+        for label, cold in (("numba cache warm", False), ("numba cache empty", True))
+    }
     result = {
         "hardware": f"{cpu_name()}, {torch.get_num_threads()} threads max",
         "cpu": cpu_name(),
@@ -170,6 +224,8 @@ def main(argv=None) -> int:
         "packed_size_bits": size_bits,
         "latency": rows,
         "agreement": agreement,
+        "instruction_set": bitconv.instruction_set(),
+        "fresh_process_64px": fresh,
     }
     write_results(Path(args.out), result, _markdown(result))
     print(_markdown(result))
@@ -210,6 +266,31 @@ def _markdown(r: dict) -> str:
     for key in keys:
         cells = {row["model"]: row["ms"] for row in r["latency"] if (row["threads"], row["side"], row["batch"]) == key}
         lines.append(f"| {key[0]} | {key[1]} | {key[2]} | " + " | ".join(f"{cells[m]:.2f}" for m in models_) + " |")
+    ort, mine = "ResNet-20, ONNX Runtime", "packed AOIE-Net"
+    lines += [
+        "",
+        "Packed AOIE-Net speed / ResNet-20 ONNX Runtime speed (ORT ms / packed ms), "
+        f"{r.get('instruction_set', '?')} path:",
+        "",
+        "| threads | side | batch | speed ratio |",
+        "|---:|---:|---:|---:|",
+    ]
+    for key in keys:
+        cells = {row["model"]: row["ms"] for row in r["latency"] if (row["threads"], row["side"], row["batch"]) == key}
+        lines.append(f"| {key[0]} | {key[1]} | {key[2]} | {cells[ort] / cells[mine]:.2f}x |")
+    fresh = r.get("fresh_process_64px")
+    if fresh:
+        lines += [
+            "",
+            "## A fresh process (one 64 x 64 px image)",
+            "",
+            "| process | import + load (s) | first call (s) | second call (ms) |",
+            "|---|---:|---:|---:|",
+        ]
+        for label, f in fresh.items():
+            lines.append(
+                f"| {label} | {f['import_and_load_s']:.2f} | {f['first_call_s']:.3f} | {1e3 * f['second_call_s']:.2f} |"
+            )
     a = r.get("agreement")
     if a:
         lines += [

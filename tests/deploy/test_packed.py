@@ -4,6 +4,7 @@ binarised tensors, a hand-worked border case, and whole packed networks against 
 from __future__ import annotations
 
 import os
+import platform
 import subprocess
 import sys
 
@@ -146,6 +147,19 @@ def test_kernels_follow_pytorchs_thread_count():
     env = {**os.environ, "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "2"}
     done = subprocess.run([sys.executable, "-c", _TWO_THREADS], capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+@pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="the AVX2 path exists on x86 only")
+def test_the_avx2_path_gives_the_same_numbers_as_float64():
+    # numba compiles for a CPU without AVX-512 (Haswell: AVX2, no VPOPCNTQ); the kernels then count
+    # bits with byte-table lookups, and the convolution tests above must still pass
+    env = {**os.environ, "NUMBA_CPU_NAME": "haswell", "NUMBA_CPU_FEATURES": ""}
+    probe = "from crackscope.deploy import bitconv; print(bitconv.instruction_set())"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env, timeout=600)
+    assert done.stdout.strip() == "AVX2, popcount by byte table (VPSHUFB)", done.stderr[-2000:]
+    tests = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__, "-k", "float64_convolution"]
+    done = subprocess.run(tests, capture_output=True, text=True, env=env, timeout=900)
+    assert done.returncode == 0 and "11 passed" in done.stdout, done.stdout[-2000:]
 
 
 def test_hand_worked_sign_convolution_counts_only_inside_the_image():

@@ -28,22 +28,60 @@ kernel reads a window as three aligned loads. Unused bits are 0 in both operands
 Output columns are the last, contiguous axis. The kernel works on blocks of whole output rows
 (about ``BLOCK_PIXELS`` pixels, one work item each): it XORs one weight word against the whole
 block and counts bits with vector popcounts (VPOPCNTQ with AVX-512), then forms the block of one
-output channel in float64 -- long, branch-free loops the compiler vectorises; only the border
-pixels, whose windows reach into the padding, are summed again one by one.
+output channel in float64 -- long, branch-free loops the compiler vectorises; the border pixels,
+whose windows reach into the padding, then get their pattern's constant.
 Tensors are (N, C, H, W) float32 on both sides of the kernel, as in PyTorch.
+
+Instruction set. The kernels are compiled by numba for the CPU it runs on. On AVX-512 CPUs LLVM
+prefers 256-bit vectors by default; when this module is the first to load numba and the user has
+not set ``NUMBA_CPU_NAME`` / ``NUMBA_CPU_FEATURES``, it asks for 512-bit vectors (the host's
+features plus ``-prefer-256-bit``; the kernels ran 20-25 % faster). ``CRACKSCOPE_NUMBA_512=0``
+leaves numba's default. Any other target is chosen with numba's own variables, e.g. the AVX2 path
+on an AVX-512 machine: ``NUMBA_CPU_NAME=haswell NUMBA_CPU_FEATURES=""``.
+:func:`instruction_set` says which path the compiled code takes.
 """
 
 from __future__ import annotations
 
 import functools
+import os
+import sys
+import types as types_module
 
-import numba
-import numpy as np
-from llvmlite import ir
-from numba import njit, prange, types
-from numba.extending import intrinsic
 
-__all__ = ["field_layout", "pack_row_triples", "pack_weight_rows", "conv_constants", "binary_conv3x3"]
+def _prefer_512_bit_vectors() -> None:
+    """Ask numba for 512-bit vectors on an AVX-512 host (see the module docstring); only before numba
+    is loaded, and only when nothing else chose its target."""
+    if (
+        "numba" in sys.modules
+        or os.environ.get("CRACKSCOPE_NUMBA_512", "1") == "0"
+        or "NUMBA_CPU_NAME" in os.environ
+        or "NUMBA_CPU_FEATURES" in os.environ
+    ):
+        return
+    import llvmlite.binding as llvm
+
+    features = llvm.get_host_cpu_features().flatten()
+    if "+avx512f" in features.split(","):
+        os.environ["NUMBA_CPU_FEATURES"] = features + ",-prefer-256-bit"
+
+
+_prefer_512_bit_vectors()
+
+import numba  # noqa: E402  (after the target is chosen)
+import numpy as np  # noqa: E402
+from llvmlite import ir  # noqa: E402
+from numba import njit, prange, types  # noqa: E402
+from numba.extending import intrinsic  # noqa: E402
+
+__all__ = [
+    "field_layout",
+    "pack_row_triples",
+    "pack_weight_rows",
+    "conv_constants",
+    "binary_conv3x3",
+    "instruction_set",
+]
 
 KERNEL = 3
 
@@ -59,6 +97,34 @@ def _popcount64(typingctx, x):
         return builder.call(fn, args)
 
     return sig, codegen
+
+
+@functools.lru_cache(maxsize=1)
+def instruction_set() -> str:
+    """Which x86 path numba's code for the kernels takes, read off the machine code of a probe loop
+    (XOR + popcount over uint64 words, the kernels' inner loop): "AVX-512 VPOPCNTQ, 512-bit",
+    "AVX-512 VPOPCNTQ, 256-bit", "AVX2, popcount by byte table (VPSHUFB)", "scalar POPCNT" or
+    "other" (not x86, or not recognised)."""
+    import re
+
+    @njit(cache=False)
+    def probe(a, w):
+        total = 0
+        for i in range(a.shape[0]):
+            total += _popcount64(a[i] ^ w)
+        return total
+
+    probe(np.zeros(64, np.uint64), np.uint64(1))
+    asm = "\n".join(probe.inspect_asm().values())
+    if re.search(r"vpopcntq\s+%zmm", asm):
+        return "AVX-512 VPOPCNTQ, 512-bit"
+    if re.search(r"vpopcntq\s+%ymm", asm):
+        return "AVX-512 VPOPCNTQ, 256-bit"
+    if re.search(r"vpshufb\s+%ymm", asm):
+        return "AVX2, popcount by byte table (VPSHUFB)"
+    if "popcnt" in asm:
+        return "scalar POPCNT"
+    return "other"
 
 
 def field_layout(channels: int) -> tuple[int, int]:
@@ -429,11 +495,26 @@ def _conv_blocks(
     return out
 
 
+def _renamed(fn, suffix: str):
+    """The same function under another name. numba's on-disk cache files a function by its qualified
+    name and first line, not by its compile flags: under one name, a cached parallel build was once
+    loaded for the serial dispatcher too (which then started numba's thread pool on every call, 2.8x
+    slower at 64 x 64 px). Under its own name each build has its own cache entry."""
+    name = fn.__name__ + suffix
+    clone = types_module.FunctionType(
+        fn.__code__.replace(co_name=name, co_qualname=name), fn.__globals__, name, fn.__defaults__, fn.__closure__
+    )
+    clone.__qualname__ = name
+    return clone
+
+
+# Both builds are cached on disk (beside this file, or in NUMBA_CACHE_DIR), so only the first process
+# on a machine compiles them; see docs/binary.md for what a fresh process costs.
 _SERIAL = (njit(cache=True)(_pack_rows), njit(cache=True)(_conv_blocks))
-# Not cached: numba's on-disk cache keys a function by its name and line, not by its flags, so a
-# cached parallel build was loaded for the serial dispatcher too (which then started numba's thread
-# pool on every call: 2.8x slower at 64 x 64 px). The parallel build compiles once per process.
-_PARALLEL = (njit(parallel=True)(_pack_rows), njit(parallel=True)(_conv_blocks))
+_PARALLEL = (
+    njit(parallel=True, cache=True)(_renamed(_pack_rows, "_parallel")),
+    njit(parallel=True, cache=True)(_renamed(_conv_blocks, "_parallel")),
+)
 
 
 PARALLEL_MIN_WORK = 1 << 16  # outputs x planes below which one thread is faster (measured on 2 cores)

@@ -90,6 +90,20 @@ def test_bit_convolution_equals_float64_convolution_of_binarised_tensors(c_in, c
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6 * np.abs(expected).max())
 
 
+@pytest.mark.parametrize("c_in,stride", [(16, 1), (8, 2), (32, 1)])
+def test_two_planes_sharing_one_weight_set_equal_float64_convolution(c_in, stride):
+    # AOIE-Net's DBN-IEB: both planes use the same weight bits and levels, with different
+    # activation levels; the kernel folds them into one pass (16 channels or fewer)
+    rng = np.random.default_rng(c_in + stride)
+    x, thresholds, below, signs, a_lo, a_hi, w_lo, w_hi, scale, shift, _ = _random_case(
+        rng, c_in, 24, 10, 13, stride, 2
+    )
+    signs[1], w_lo[1], w_hi[1] = signs[0], w_lo[0], w_hi[0]
+    args = (x, thresholds, below, signs, a_lo, a_hi, w_lo, w_hi, scale, shift, stride)
+    expected = _reference(*args)
+    np.testing.assert_allclose(_packed_conv(*args), expected, rtol=1e-6, atol=1e-6 * np.abs(expected).max())
+
+
 @pytest.mark.parametrize("rows_per_block,stride", [(1, 1), (2, 1), (3, 2)])
 def test_bit_convolution_over_several_row_blocks_equals_float64_convolution(monkeypatch, rows_per_block, stride):
     # work items of a few output rows (the last one shorter): blocks in the middle of the image,

@@ -315,6 +315,7 @@ class ConvOperands:
         self.inner = np.ascontiguousarray(np.asarray(shift, np.float64) + const[:, 63, :].sum(axis=0))
         self.border = border_deltas(const)
         self.post = tuple(np.ascontiguousarray(a, np.float32) for a in (post_pos, post_neg, post_pre, post_shift))
+        self.plane_ratio = _shared_plane_ratio(self.weights, self.acc_coef, self.ones_coef)
 
     def run(self, triples, stride: int, height: int, width: int, residual=None) -> np.ndarray:
         """The layer on packed activations ``triples`` (P, N, row_words, H + 2, W_out)."""
@@ -335,6 +336,7 @@ class ConvOperands:
             self.ones_coef,
             self.inner,
             self.border,
+            self.plane_ratio,
             stride,
             height,
             h_out,
@@ -348,6 +350,22 @@ class ConvOperands:
 
 
 _NO_RESIDUAL = np.zeros((1, 1, 1), np.float32)
+
+
+def _shared_plane_ratio(weights, acc_coef, ones_coef) -> np.ndarray:
+    """(r_0 = 1, r_1) when two planes use the same weight bits and their coefficients differ only by
+    the activation scale, ``coef[1, o] = r_1 * coef[0, o]`` for every output channel (AOIE-Net's
+    DBN-IEB: one weight set, two activation levels); empty otherwise. The kernel then forms
+    ``acc_coef[0] * (count_0 + r_1 * count_1)`` and one ones term per output instead of two."""
+    if weights.shape[0] != 2 or not np.array_equal(weights[0], weights[1]):
+        return np.zeros(0)
+    a0, a1, c0, c1 = acc_coef[0], acc_coef[1], ones_coef[0], ones_coef[1]
+    if not np.all(a0 != 0):
+        return np.zeros(0)
+    ratio = a1[0] / a0[0]
+    if not (np.allclose(a1, ratio * a0, rtol=1e-12, atol=0) and np.allclose(c1, ratio * c0, rtol=1e-12, atol=1e-300)):
+        return np.zeros(0)
+    return np.array([1.0, ratio])
 
 
 @functools.lru_cache(maxsize=256)
@@ -368,6 +386,7 @@ def _conv_blocks(
     ones_coef,
     inner,
     border,
+    plane_ratio,
     stride,
     h,
     h_out,
@@ -424,11 +443,26 @@ def _conv_blocks(
                     where[n_border], pattern[n_border] = r * w_out + ox, cfg
                     n_border += 1
         total = np.empty(size, dtype=np.float64)
+        shared = plane_ratio.shape[0] == 2 and row_words == 1
+        if shared:  # two planes, one weight set, 16 channels or fewer: one pass per output channel
+            ratio = plane_ratio[1]
+            ones_both = np.empty(size, dtype=np.float64)
+            for i in range(size):
+                ones_both[i] = ones[0, i] + ratio * ones[1, i]
         for o in range(c_out):
             start = inner[o]
-            for i in range(size):
-                total[i] = start
-            for p in range(planes):
+            if shared:
+                a, c = acc_coef[0, o], ones_coef[0, o]
+                s0, s1, s2, t0, t1, t2 = win[0, 0], win[0, 1], win[0, 2], win[1, 0], win[1, 1], win[1, 2]
+                w0, w1, w2 = weights[0, 0, o], weights[0, 1, o], weights[0, 2, o]
+                for i in range(size):
+                    first = _popcount64(s0[i] ^ w0) + _popcount64(s1[i] ^ w1) + _popcount64(s2[i] ^ w2)
+                    second = _popcount64(t0[i] ^ w0) + _popcount64(t1[i] ^ w1) + _popcount64(t2[i] ^ w2)
+                    total[i] = start + a * (np.float64(first) + ratio * np.float64(second)) + c * ones_both[i]
+            else:
+                for i in range(size):
+                    total[i] = start
+            for p in range(0 if shared else planes):
                 a, c, ones_p, win_p = acc_coef[p, o], ones_coef[p, o], ones[p], win[p]
                 if row_words == 1:
                     s0, s1, s2 = win_p[0], win_p[1], win_p[2]

@@ -142,15 +142,10 @@ def _pack_rows(x, thresholds, below, stride, w_out, field_bits, row_words, unit)
     planes = thresholds.shape[0]
     unit_bits = unit.itemsize * 8  # a field is gathered in the narrowest unsigned type that holds it
     units_per_field = max(1, field_bits // unit_bits)
-    out = np.empty((planes, n, row_words, h + 2, w_out), dtype=np.uint64)
+    out = np.zeros((planes, n, row_words, h + 2, w_out), dtype=np.uint64)  # the padding rows stay 0
     bits = np.zeros(unit_bits, dtype=unit.dtype)  # bits[k] = 1 << k in the unit's type
     for k in range(unit_bits):
         bits[k] = unit[0] << k
-    for p in range(planes):  # the zero rows above and below the image (padding)
-        for b in range(n):
-            for j in range(row_words):
-                out[p, b, j, 0, :] = 0
-                out[p, b, j, h + 1, :] = 0
     for row in prange(n * h):
         b, y = row // h, row % h
         all_fields = np.zeros((planes, units_per_field, w), dtype=unit.dtype)

@@ -14,6 +14,14 @@ the whole split's, so rows are scored on the same 1,500 test plates. The three g
     ablation        configs/wavefield/mcan_rc_ablation_small_grid.yaml   (decoder x sensor positions)
     activation_loss configs/wavefield/activation_loss_small_grid.yaml    (4 x 4, one seed)
 
+A fourth grid runs only when named (`--only learning_curve`), at the full CPU protocol of
+mcan_small.yaml rather than the reduced budget (its axis is the number of training plates, and
+--train-plates/--epochs do not apply to it):
+
+    learning_curve  configs/wavefield/learning_curve_small_grid.yaml     (1,000, 3,000, 9,000 plates, 8 epochs)
+
+The 27,000-plate point of that curve is the shipped wavefield/mcan-small itself.
+
 Finished runs are skipped, so a killed study resumes where it stopped. Each finished run's
 metrics.json is also kept in benchmarks/results/wavefield_study/runs/GRID/RUN.json (a few kB, committed),
 and restored into --work before a grid starts, so the study resumes from a fresh clone without its
@@ -41,7 +49,10 @@ GRIDS = {
     "models": "model_comparison_small_grid.yaml",
     "ablation": "mcan_rc_ablation_small_grid.yaml",
     "activation_loss": "activation_loss_small_grid.yaml",
+    "learning_curve": "learning_curve_small_grid.yaml",
 }
+# grids that set their own number of training plates and epochs (the full CPU protocol)
+OWN_PROTOCOL = {"learning_curve"}
 
 
 def main(argv=None) -> int:
@@ -57,7 +68,13 @@ def main(argv=None) -> int:
     p.add_argument("--store-seed", type=int, default=1)
     p.add_argument("--train-plates", type=int, default=2000, help="training plates per run (data.train_plates)")
     p.add_argument("--epochs", type=int, default=4)
-    p.add_argument("--only", choices=list(GRIDS), nargs="+", default=list(GRIDS))
+    p.add_argument(
+        "--only",
+        choices=list(GRIDS),
+        nargs="+",
+        default=[k for k in GRIDS if k not in OWN_PROTOCOL],
+        help="grids to run, in this order (default: the three at the reduced budget)",
+    )
     p.add_argument("--work", type=Path, default=ROOT / "runs" / "study", help="run directories")
     p.add_argument("--backend", default="local")
     p.add_argument("--workers", type=int, default=1)
@@ -67,14 +84,18 @@ def main(argv=None) -> int:
         help="train nothing: keep the finished runs' metrics and write the tables from them",
     )
     args = p.parse_args(argv)
-    common = [
-        f"data.store={args.store}",
-        f"data.train_plates={args.train_plates}",
-        f"trainer.max_epochs={args.epochs}",
-    ]
+
+    def common(key: str) -> list[str]:
+        budget = (
+            []
+            if key in OWN_PROTOCOL
+            else [f"data.train_plates={args.train_plates}", f"trainer.max_epochs={args.epochs}"]
+        )
+        return [f"data.store={args.store}", *budget, f"out_dir={args.work / key}"]
+
     if args.harvest:
         for key in args.only:
-            harvest(key, [*common, f"out_dir={args.work / key}"])
+            harvest(key, common(key))
         print(f"results: {RESULTS}")
         return 0
 
@@ -103,8 +124,7 @@ def main(argv=None) -> int:
     )
     RESULTS.mkdir(parents=True, exist_ok=True)
     for key in args.only:
-        out = args.work / key
-        overrides = [*common, f"out_dir={out}"]
+        overrides = common(key)
         restore(key, overrides)
         finished = subprocess.run(
             [
@@ -115,8 +135,7 @@ def main(argv=None) -> int:
                 args.backend,
                 "--workers",
                 str(args.workers),
-                *common,
-                f"out_dir={out}",
+                *overrides,
             ],
             env=env,
         )

@@ -59,13 +59,7 @@ def das_image(
     n_time = env.shape[-1]
     if window_s is not None:
         env = env * (np.arange(n_time) * sample_interval_s <= window_s)
-    width, height = plate_m
-    px = (np.arange(size) + 0.5) * width / size
-    py = (np.arange(size) + 0.5) * height / size
-    p = np.stack(np.meshgrid(px, py, indexing="xy"), axis=-1).reshape(-1, 2)  # (P, 2), row-major from bottom
-    out_leg = np.linalg.norm(p - np.asarray(source_xy_m, dtype=np.float64), axis=1)  # (P,)
-    back_leg = np.linalg.norm(p[:, None, :] - sensor_xy_m[None], axis=2)  # (P, S)
-    t = (out_leg[:, None] / c_out + back_leg / c_back) / sample_interval_s  # (P, S) in samples
+    t = delay_samples(sensor_xy_m, source_xy_m, sample_interval_s, (c_out, c_back), plate_m, size)  # (P, S)
     lo = np.clip(np.floor(t).astype(np.int64), 0, n_time - 1)
     hi = np.clip(lo + 1, 0, n_time - 1)
     frac = np.clip(t - np.floor(t), 0.0, 1.0)
@@ -76,7 +70,53 @@ def das_image(
     return image.reshape(*env.shape[:-2], size, size)
 
 
+def delay_samples(sensor_xy_m, source_xy_m, sample_interval_s: float, speeds_m_per_s, plate_m, size: int) -> np.ndarray:
+    """(size * size, S) float64: the delay source -> pixel -> sensor of every mask pixel (row-major from
+    the bottom row, centres as in the crack masks) and sensor, in record samples."""
+    sensor_xy_m = np.asarray(sensor_xy_m, dtype=np.float64).reshape(-1, 2)
+    c_out, c_back = (float(v) for v in speeds_m_per_s)
+    width, height = plate_m
+    px = (np.arange(size) + 0.5) * width / size
+    py = (np.arange(size) + 0.5) * height / size
+    p = np.stack(np.meshgrid(px, py, indexing="xy"), axis=-1).reshape(-1, 2)  # (P, 2)
+    out_leg = np.linalg.norm(p - np.asarray(source_xy_m, dtype=np.float64), axis=1)  # (P,)
+    back_leg = np.linalg.norm(p[:, None, :] - sensor_xy_m[None], axis=2)  # (P, S)
+    return (out_leg[:, None] / c_out + back_leg / c_back) / sample_interval_s
+
+
 MODES = ("sp", "ss", "pp", "ps")  # wave out from the source, wave back to the sensor
+
+
+def store_acquisition(group) -> dict:
+    """What delay-and-sum needs to know of a wave-field store's plates, as plain numbers (JSON/YAML):
+    ``plate_m`` (width, height), ``source_xy_m``, ``sensor_xy_m`` (S pairs), ``sample_interval_s``
+    (between recorded samples) and ``wave_speeds_m_per_s`` (c_p, c_s)."""
+    from crackscope.physics.config import PlateConfig
+
+    attrs = dict(group.attrs)
+    cfg = PlateConfig.model_validate(attrs["config"])
+    lattice = cfg.lattice()
+    r, c = lattice.source_node()
+    return {
+        "plate_m": [float(cfg.width), float(cfg.height)],
+        "source_xy_m": [float(v) for v in lattice.positions[:, r, c]],
+        "sensor_xy_m": [[float(v) for v in xy] for xy in attrs["sensor_xy_m"]],
+        "sample_interval_s": float(cfg.dt * cfg.record_every),
+        "wave_speeds_m_per_s": [float(v) for v in cfg.wave_speeds],
+    }
+
+
+def mode_speeds(acquisition: dict, mode: str) -> tuple[float, float]:
+    """(c_out, c_back) of ``mode`` (``"sp"``: shear out from the source, P back to the sensors)."""
+    if mode not in MODES:
+        raise InputError(f"mode={mode!r} is not one of {', '.join(MODES)} (the waves out and back)")
+    c_p, c_s = acquisition["wave_speeds_m_per_s"]
+    return tuple(c_p if m == "p" else c_s for m in mode)
+
+
+def early_window_s(acquisition: dict, transits: float | None) -> float | None:
+    """The early record kept: ``transits`` P-wave transits of the plate's width (None: all of it)."""
+    return None if transits is None else transits * acquisition["plate_m"][0] / acquisition["wave_speeds_m_per_s"][0]
 
 
 def das_image_of_store(group, indices, *, mode: str = "sp", window_transits: float | None = 1.5) -> np.ndarray:
@@ -84,26 +124,17 @@ def das_image_of_store(group, indices, *, mode: str = "sp", window_transits: flo
     reference, sensor positions, record interval and wave speeds. ``mode``: the wave out and back
     (``"sp"``: shear out, P back). ``window_transits``: keep the record up to that many P-wave
     transits of the plate's width (None: all of it)."""
-    from crackscope.physics.config import PlateConfig
-
-    if mode not in MODES:
-        raise InputError(f"mode={mode!r} is not one of {', '.join(MODES)} (the waves out and back)")
-    attrs = dict(group.attrs)
-    cfg = PlateConfig.model_validate(attrs["config"])
-    lattice = cfg.lattice()
-    r, c = lattice.source_node()
-    source = lattice.positions[:, r, c]
-    c_p, c_s = cfg.wave_speeds
+    acq = store_acquisition(group)
+    speeds = mode_speeds(acq, mode)
     reference = np.asarray(group["reference"][...], dtype=np.float64)
     signals = np.stack([np.asarray(group["signals"][int(i)], dtype=np.float64) for i in indices])
-    window = None if window_transits is None else window_transits * cfg.width / c_p
     return das_image(
         signals - reference[None],
-        np.asarray(attrs["sensor_xy_m"]),
-        source,
-        cfg.dt * cfg.record_every,
-        tuple(c_p if m == "p" else c_s for m in mode),
-        (cfg.width, cfg.height),
-        size=cfg.mask_size,
-        window_s=window,
+        np.asarray(acq["sensor_xy_m"]),
+        acq["source_xy_m"],
+        acq["sample_interval_s"],
+        speeds,
+        tuple(acq["plate_m"]),
+        size=int(group["masks"].shape[-1]),
+        window_s=early_window_s(acq, window_transits),
     )

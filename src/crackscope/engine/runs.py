@@ -34,12 +34,23 @@ def build_model(cfg, geometry: dict | None = None) -> torch.nn.Module:
     from crackscope import models
     from crackscope.nn.input_norm import with_input_norm
 
-    kwargs = {**(geometry or {}), **cfg.model.kwargs}
+    kwargs = {**_accepted(models.get(cfg.model.name), geometry or {}), **cfg.model.kwargs}
     input_norm = kwargs.pop("input_norm", None)
     try:
         return with_input_norm(models.create(cfg.model.name, **kwargs), input_norm)
     except TypeError as err:
         raise InputError(f"model: {cfg.model.name} does not accept these options ({err})") from None
+
+
+def _accepted(cls, geometry: dict) -> dict:
+    """The geometry keys that ``cls``'s constructor takes (a store may describe more than a model
+    uses, e.g. the wave-field acquisition that only a delay-and-sum input needs)."""
+    import inspect
+
+    params = inspect.signature(cls).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return dict(geometry)
+    return {k: v for k, v in geometry.items() if k in params}
 
 
 def build_loss(cfg) -> torch.nn.Module:

@@ -56,7 +56,10 @@ def wavefield_dataset(
 
 
 def store_geometry(store: Path) -> dict:
-    """Model keywords implied by a store: time samples, sensors, grid and mask size."""
+    """Model keywords implied by a store: time samples, sensors, grid and mask size, and the
+    acquisition geometry (plate, source, sensors, record interval, wave speeds) for the models that
+    image the record (``das_channel``)."""
+    from crackscope.analysis.delay_and_sum import store_acquisition
     from crackscope.data.wavefield_store import open_store
 
     group = open_store(store)
@@ -67,6 +70,7 @@ def store_geometry(store: Path) -> dict:
         "n_sensors": int(s),
         "sensor_grid": (grid, grid),
         "mask_size": int(group["masks"].shape[-1]),
+        "acquisition": store_acquisition(group),
     }
 
 

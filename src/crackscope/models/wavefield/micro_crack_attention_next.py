@@ -47,6 +47,15 @@ between neighbouring sensors. ``"conv"`` replaces the pooling by a strided (inpu
 convolution to ``channels[0]`` channels + BN + activation, which keeps the waveform inside each
 window as channels.
 
+Delay-and-sum channel (``das_channel``, off by default; not in the paper): the record also says,
+without training, where a scatterer is: :class:`~crackscope.models.wavefield.delay_and_sum_layer.DelayAndSumImage`
+images the scattered field at the travel times source -> pixel -> sensor, at the mask's
+resolution, finer than the sensor grid. With ``das_channel=True`` that image (peak 1 per plate) is
+joined to the decoder's 8 channels at mask size and mixed by one more 3 x 3 convolution + BN +
+activation before the last 1 x 1 convolution. It needs ``acquisition``, the plates' geometry,
+which training takes from the store (``store_acquisition``) and writes into the run's config;
+``das_mode`` and ``das_window_transits`` choose the waves and the early record it uses.
+
 Other grids and mask sizes: the two transposed convolutions always up-sample 4x (9 x 9 -> 36 x 36);
 when that is not ``mask_size`` (or the grid is not square) the 8-channel map is resized bilinearly to
 mask_size x mask_size before the last 1x1 convolution. The bottleneck kernel is derived from
@@ -63,6 +72,7 @@ from torch import nn
 from crackscope.errors import InputError
 from crackscope.models import register
 from crackscope.models.wavefield.base import WaveFieldModel
+from crackscope.models.wavefield.delay_and_sum_layer import DelayAndSumImage
 from crackscope.nn import AxialAttention, ConvNormAct, SqueezeExcite
 
 
@@ -131,9 +141,18 @@ class MicroCrackAttentionNeXt(WaveFieldModel):
         upsample: str = "transposed",
         sensor_position: bool = False,
         stem: str = "maxpool",
+        das_channel: bool = False,
+        das_mode: str = "sp",
+        das_window_transits: float | None = 1.5,
+        acquisition: dict | None = None,
     ):
         super().__init__(in_channels, n_time, n_sensors, sensor_grid, mask_size, classes, activation)
         self.sensor_position = bool(sensor_position)
+        self.das_channel = bool(das_channel)
+        if self.das_channel:
+            if in_channels < 2:
+                raise InputError(f"das_channel needs the x and y displacements as input (in_channels={in_channels})")
+            self.das = DelayAndSumImage(acquisition, n_time, mask_size, das_mode, das_window_transits)
         c = in_channels + 2 * self.sensor_position
         if stem == "maxpool":
             self.input_pool = nn.MaxPool2d((input_pool, 1))
@@ -157,10 +176,13 @@ class MicroCrackAttentionNeXt(WaveFieldModel):
         self.reduce = nn.Conv2d(c, 16, 1)
         self.up1 = upsample_block(16, 8, upsample, activation)
         self.up2 = upsample_block(8, 8, upsample, activation)
+        if self.das_channel:
+            self.das_fuse = ConvNormAct(8 + 1, 8, 3, padding=1, activation=activation)
         self.head = nn.Conv2d(8, classes, 1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         self.check_input(x)
+        prior = self.das(x) if self.das_channel else None  # (B, 1, 36, 36), from the record as given
         if self.sensor_position:
             x = self.append_sensor_position(x)  # (B, 4, T, S)
         x = self.input_pool(x)  # (B, 2, T/4, S); stem "conv": (B, 16, T/4, S)
@@ -168,5 +190,7 @@ class MicroCrackAttentionNeXt(WaveFieldModel):
         x = self.bottleneck(x)  # (B, 128, 1, S)
         x = self.to_grid(x)  # (B, 128, 9, 9)
         x = self.reduce(x)  # (B, 16, 9, 9)
-        x = self.up2(self.up1(x))  # (B, 8, 36, 36)
-        return self.head(self.to_mask_size(x))
+        x = self.to_mask_size(self.up2(self.up1(x)))  # (B, 8, 36, 36)
+        if prior is not None:
+            x = self.das_fuse(torch.cat([x, prior], dim=1))
+        return self.head(x)

@@ -13,6 +13,7 @@ the whole split's, so rows are scored on the same 1,500 test plates. The three g
     models          configs/wavefield/model_comparison_small_grid.yaml   (5 models x 3 seeds)
     ablation        configs/wavefield/mcan_rc_ablation_small_grid.yaml   (decoder x sensor positions)
     activation_loss configs/wavefield/activation_loss_small_grid.yaml    (4 x 4, one seed)
+    das_channel     configs/wavefield/das_channel_small_grid.yaml        (RC without / with the delay-and-sum channel)
 
 A fourth grid runs only when named (`--only learning_curve`), at the full CPU protocol of
 mcan_small.yaml rather than the reduced budget (its axis is the number of training plates, and
@@ -50,6 +51,7 @@ GRIDS = {
     "ablation": "mcan_rc_ablation_small_grid.yaml",
     "activation_loss": "activation_loss_small_grid.yaml",
     "learning_curve": "learning_curve_small_grid.yaml",
+    "das_channel": "das_channel_small_grid.yaml",
 }
 # grids that set their own number of training plates and epochs (the full CPU protocol)
 OWN_PROTOCOL = {"learning_curve"}
@@ -72,10 +74,15 @@ def main(argv=None) -> int:
         "--only",
         choices=list(GRIDS),
         nargs="+",
-        default=[k for k in GRIDS if k not in OWN_PROTOCOL],
-        help="grids to run, in this order (default: the three at the reduced budget)",
+        default=["models", "ablation", "activation_loss"],
+        help="grids to run, in this order (default: the paper's three, at the reduced budget)",
     )
     p.add_argument("--work", type=Path, default=ROOT / "runs" / "study", help="run directories")
+    p.add_argument(
+        "--label",
+        default="",
+        help="suffix of the results' names, for a grid run on another store (e.g. multi: das_channel_multi.md)",
+    )
     p.add_argument("--backend", default="local")
     p.add_argument("--workers", type=int, default=1)
     p.add_argument(
@@ -93,9 +100,12 @@ def main(argv=None) -> int:
         )
         return [f"data.store={args.store}", *budget, f"out_dir={args.work / key}"]
 
+    def name(key: str) -> str:  # the results' name of grid KEY
+        return f"{key}_{args.label}" if args.label else key
+
     if args.harvest:
         for key in args.only:
-            harvest(key, common(key))
+            harvest(key, common(key), name(key))
         print(f"results: {RESULTS}")
         return 0
 
@@ -125,7 +135,7 @@ def main(argv=None) -> int:
     RESULTS.mkdir(parents=True, exist_ok=True)
     for key in args.only:
         overrides = common(key)
-        restore(key, overrides)
+        restore(key, overrides, name(key))
         finished = subprocess.run(
             [
                 *exe,
@@ -139,7 +149,7 @@ def main(argv=None) -> int:
             ],
             env=env,
         )
-        harvest(key, overrides)
+        harvest(key, overrides, name(key))
         if finished.returncode != 0:
             return finished.returncode
     import torch
@@ -149,7 +159,7 @@ def main(argv=None) -> int:
         "hardware": f"{cpu_name()}, {env.get('OMP_NUM_THREADS') or torch.get_num_threads()} torch threads per run",
         "cuda": gpu_name(),
     }
-    write_results(RESULTS / "protocol", protocol)
+    write_results(RESULTS / ("protocol_" + args.label if args.label else "protocol"), protocol)
     print(f"results: {RESULTS}")
     return 0
 
@@ -160,12 +170,12 @@ def _configs(key: str, overrides: list[str]):
     return expand(ROOT / "configs" / "wavefield" / GRIDS[key], overrides)
 
 
-def restore(key: str, overrides: list[str]) -> int:
+def restore(key: str, overrides: list[str], name: str) -> int:
     """Put the kept metrics.json of each finished run of grid ``key`` back into its run directory, so
     the grid skips it; returns how many were restored."""
     restored = 0
     for cfg in _configs(key, overrides)[1]:
-        kept = RESULTS / "runs" / key / f"{cfg.name}.json"
+        kept = RESULTS / "runs" / name / f"{cfg.name}.json"
         target = cfg.run_dir / "metrics.json"
         if kept.exists() and not target.exists():
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -174,25 +184,26 @@ def restore(key: str, overrides: list[str]) -> int:
     return restored
 
 
-def harvest(key: str, overrides: list[str]) -> None:
-    """Keep each finished run's metrics.json and write RESULTS/KEY.{md,csv} from the finished runs."""
+def harvest(key: str, overrides: list[str], name: str) -> None:
+    """Keep each finished run's metrics.json in RESULTS/runs/NAME/ and write RESULTS/NAME.{md,csv} from the
+    finished runs of grid ``key``."""
     from crackscope.engine import pipelines
     from crackscope.engine.grid import _csv, _row
 
     grid, configs = _configs(key, overrides)
     done = [c for c in configs if (c.run_dir / "metrics.json").exists()]
-    (RESULTS / "runs" / key).mkdir(parents=True, exist_ok=True)
+    (RESULTS / "runs" / name).mkdir(parents=True, exist_ok=True)
     for cfg in done:
         metrics = json.loads((cfg.run_dir / "metrics.json").read_text())
-        (RESULTS / "runs" / key / f"{cfg.name}.json").write_text(json.dumps(metrics, indent=1) + "\n")
+        (RESULTS / "runs" / name / f"{cfg.name}.json").write_text(json.dumps(metrics, indent=1) + "\n")
     if not done:
         return
     rows = [_row(c) for c in done]
     table = pipelines.get(done[0].pipeline).grid_tables[grid.table](rows)
     if len(done) < len(configs):
         table = f"{len(done)} of the grid's {len(configs)} runs have finished.\n\n{table}"
-    (RESULTS / f"{key}.md").write_text(table)
-    (RESULTS / f"{key}.csv").write_text(_csv(rows))
+    (RESULTS / f"{name}.md").write_text(table)
+    (RESULTS / f"{name}.csv").write_text(_csv(rows))
 
 
 if __name__ == "__main__":

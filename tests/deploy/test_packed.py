@@ -80,6 +80,7 @@ def _random_case(rng, c_in, c_out, h, w, stride, planes):
         (3, 5, 4, 4, 1, 1),  # field narrower than the channel count rounds up to 4
         (8, 8, 1, 1, 1, 1),  # a single pixel: every neighbour is padding
         (8, 8, 3, 2, 2, 2),  # odd height with stride 2
+        (16, 8, 40, 36, 1, 2),  # few border pixels: their constants added one by one, not per pixel
     ],
 )
 def test_bit_convolution_equals_float64_convolution_of_binarised_tensors(c_in, c_out, h, w, stride, planes):

@@ -26,10 +26,13 @@ layer into "row triples" ``(P, N, row_words, H + 2, W_out)``: for every input ro
 the three fields under the kernel row, with zero rows above and below for the padding, so the
 kernel reads a window as three aligned loads. Unused bits are 0 in both operands and never count.
 Output columns are the last, contiguous axis. The kernel works on blocks of whole output rows
-(about ``BLOCK_PIXELS`` pixels, one work item each): it XORs one weight word against the whole
-block and counts bits with vector popcounts (VPOPCNTQ with AVX-512), then forms the block of one
-output channel in float64 -- long, branch-free loops the compiler vectorises; the border pixels,
-whose windows reach into the padding, then get their pattern's constant.
+of the batch (about ``BLOCK_PIXELS`` pixels, one work item each; a block of small maps holds
+several images, so that its loops stay long): it XORs one weight word against the whole block
+and counts bits with vector popcounts (VPOPCNTQ with AVX-512), then forms the block of one output
+channel in float64 -- long, branch-free loops the compiler vectorises; the border pixels, whose
+windows reach into the padding, then get their pattern's constant. Packing works on blocks of
+whole rows of one image in the same way, at stride 1 writing each word of the block's rows in one
+run.
 Tensors are (N, C, H, W) float32 on both sides of the kernel, as in PyTorch.
 
 Instruction set. The kernels are compiled by numba for the CPU it runs on. On AVX-512 CPUs LLVM
@@ -137,7 +140,76 @@ def field_layout(channels: int) -> tuple[int, int]:
     return field_bits, -(-KERNEL * field_bits // 64)
 
 
-def _pack_rows(x, thresholds, below, stride, w_out, field_bits, row_words, unit):
+@njit(cache=True)
+def _write_row_triple(fields, col0, w, dst, y, stride, field_bits, unit_bits, units_per_field):
+    """Row ``y`` of the row triples ``dst`` (row_words, H + 2, W_out) of one plane and image, from the
+    row's channel fields ``fields[:, col0 : col0 + w]`` (units_per_field, ...). Every word is written
+    once per output column: the first piece of a word (shift 0) is assigned, the others are OR-ed
+    in; taps outside the image give 0."""
+    w_out = dst.shape[2]
+    for dx in range(3):
+        first = max(0, -((dx - 1) // stride))  # smallest ox with ox * stride - 1 + dx >= 0
+        last = min(w_out - 1, (w - dx) // stride)  # largest ox with ox * stride - 1 + dx <= w - 1
+        for j in range(units_per_field):
+            bit0 = dx * field_bits + j * unit_bits
+            word, shift = bit0 // 64, np.uint64(bit0 % 64)
+            row = dst[word, y]
+            src = fields[j, col0 + first * stride - 1 + dx :]
+            if bit0 % 64 == 0:
+                for i in range(first):
+                    row[i] = 0
+                for i in range(last + 1, w_out):
+                    row[i] = 0
+                part = row[first : last + 1]
+                for i in range(part.shape[0]):  # 0-based over slices: vectorised at stride 1
+                    part[i] = np.uint64(src[i * stride])
+            else:
+                part = row[first : last + 1]
+                for i in range(part.shape[0]):
+                    part[i] |= np.uint64(src[i * stride]) << shift
+
+
+@njit(cache=True)
+def _write_rows_stride1(fields, rows, w, dst, y0, field_bits, unit_bits, units_per_field):
+    """Rows ``y0 .. y0 + rows - 1`` of the row triples ``dst`` (row_words, H + 2, W) of one plane and
+    image at stride 1, from the rows' channel fields ``fields`` (units_per_field, rows * W): the
+    same words as :func:`_write_row_triple` row by row, written as one run over the rows (output
+    column x of a row reads field column x - 1 + dx), the image's first and last columns then
+    cleared of the taps that fall outside it. Long loops for small images."""
+    size = rows * w
+    for dx in range(3):
+        for j in range(units_per_field):
+            bit0 = dx * field_bits + j * unit_bits
+            word, shift = bit0 // 64, np.uint64(bit0 % 64)
+            flat = dst[word].reshape(dst.shape[1] * dst.shape[2])[y0 * w : y0 * w + size]
+            src = fields[j]
+            lo, hi = max(0, 1 - dx), min(size, size + 1 - dx)  # columns whose tap is inside the block
+            if bit0 % 64 == 0:
+                for k in range(lo):
+                    flat[k] = 0
+                for k in range(hi, size):
+                    flat[k] = 0
+                part = flat[lo:hi]
+                tap = src[lo - 1 + dx :]
+                for k in range(part.shape[0]):
+                    part[k] = np.uint64(tap[k])
+            else:
+                part = flat[lo:hi]
+                tap = src[lo - 1 + dx :]
+                for k in range(part.shape[0]):
+                    part[k] |= np.uint64(tap[k]) << shift
+            if dx != 1:  # the tap left of column 0 (dx = 0) or right of column W - 1 (dx = 2): zero padding
+                edge = 0 if dx == 0 else w - 1
+                keep = (
+                    ~(((np.uint64(1) << np.uint64(unit_bits)) - np.uint64(1)) << shift)
+                    if unit_bits < 64
+                    else np.uint64(0)
+                )
+                for r in range(rows):
+                    flat[r * w + edge] &= keep
+
+
+def _pack_rows(x, thresholds, below, stride, w_out, field_bits, row_words, unit, rows_per_task):
     n, channels, h, w = x.shape
     planes = thresholds.shape[0]
     unit_bits = unit.itemsize * 8  # a field is gathered in the narrowest unsigned type that holds it
@@ -146,45 +218,33 @@ def _pack_rows(x, thresholds, below, stride, w_out, field_bits, row_words, unit)
     bits = np.zeros(unit_bits, dtype=unit.dtype)  # bits[k] = 1 << k in the unit's type
     for k in range(unit_bits):
         bits[k] = unit[0] << k
-    for row in prange(n * h):
-        b, y = row // h, row % h
-        all_fields = np.zeros((planes, units_per_field, w), dtype=unit.dtype)
-        for c in range(channels):  # each input row is read once for all planes
-            xr, bit = x[b, c, y], bits[c % unit_bits]
+    flat = x.reshape(n, channels, h * w)
+    blocks = (h + rows_per_task - 1) // rows_per_task
+    for task in prange(n * blocks):  # a block of whole rows of one image (all of a small one)
+        b, y0 = task // blocks, (task % blocks) * rows_per_task
+        rows = min(rows_per_task, h - y0)
+        size = rows * w
+        all_fields = np.zeros((planes, units_per_field, size), dtype=unit.dtype)
+        for c in range(channels):  # each input value is read once for all planes
+            xr, bit = flat[b, c, y0 * w : y0 * w + size], bits[c % unit_bits]
             for p in range(planes):
                 t, f = thresholds[p, c], all_fields[p, c // unit_bits]
                 # contiguous in x, one comparison per value: vectorised (8-bit to 32-bit units give
                 # 8 to 2 times the lanes of uint64)
                 if below[p, c]:
-                    for xx in range(w):
-                        f[xx] |= bit * (xr[xx] <= t)
+                    for i in range(size):
+                        f[i] |= bit * (xr[i] <= t)
                 else:
-                    for xx in range(w):
-                        f[xx] |= bit * (xr[xx] >= t)
+                    for i in range(size):
+                        f[i] |= bit * (xr[i] >= t)
         for p in range(planes):
-            fields = all_fields[p]
-            # every word of the row triple is written once per output column: the first piece of a
-            # word (shift 0) is assigned, the others are OR-ed in, taps outside the image give 0
-            for dx in range(3):
-                first = max(0, -((dx - 1) // stride))  # smallest ox with ox * stride - 1 + dx >= 0
-                last = min(w_out - 1, (w - dx) // stride)  # largest ox with ox * stride - 1 + dx <= w - 1
-                for j in range(units_per_field):
-                    bit0 = dx * field_bits + j * unit_bits
-                    word, shift = bit0 // 64, np.uint64(bit0 % 64)
-                    dst = out[p, b, word, y + 1]
-                    src = fields[j, first * stride - 1 + dx :]
-                    if bit0 % 64 == 0:
-                        for i in range(first):
-                            dst[i] = 0
-                        for i in range(last + 1, w_out):
-                            dst[i] = 0
-                        part = dst[first : last + 1]
-                        for i in range(part.shape[0]):  # 0-based over slices: vectorised at stride 1
-                            part[i] = np.uint64(src[i * stride])
-                    else:
-                        part = dst[first : last + 1]
-                        for i in range(part.shape[0]):
-                            part[i] |= np.uint64(src[i * stride]) << shift
+            if stride == 1:
+                _write_rows_stride1(all_fields[p], rows, w, out[p, b], y0 + 1, field_bits, unit_bits, units_per_field)
+            else:
+                for r in range(rows):
+                    _write_row_triple(
+                        all_fields[p], r * w, w, out[p, b], y0 + r + 1, stride, field_bits, unit_bits, units_per_field
+                    )
     return out
 
 
@@ -215,6 +275,7 @@ def pack_row_triples(x: np.ndarray, thresholds: np.ndarray, below: np.ndarray, s
         field_bits,
         row_words,
         unit,
+        max(1, min(x.shape[2], BLOCK_PIXELS // x.shape[3])),
     )
 
 
@@ -323,7 +384,7 @@ class ConvOperands:
             if has_residual
             else _NO_RESIDUAL
         )
-        rows_per_block = max(1, min(h_out, BLOCK_PIXELS // w_out))
+        rows_per_block = max(1, BLOCK_PIXELS // w_out)  # rows of the batch: small maps share a block
         out = _kernels(planes * n * h_out * w_out * c_out)[1](
             triples.reshape(planes, n, row_words, rows_in * w_out),
             self.weights,
@@ -405,10 +466,10 @@ def _conv_blocks(
     c_out = weights.shape[2]
     zero = np.float32(0)
     out = np.empty((n, c_out, h_out * w_out), dtype=np.float32)
-    blocks = (h_out + rows_per_block - 1) // rows_per_block
-    for task in prange(n * blocks):
-        b, oy0 = task // blocks, (task % blocks) * rows_per_block
-        rows = min(rows_per_block, h_out - oy0)
+    all_rows = n * h_out  # row g is row g % h_out of image g // h_out
+    for task in prange((all_rows + rows_per_block - 1) // rows_per_block):
+        g0 = task * rows_per_block
+        rows = min(rows_per_block, all_rows - g0)
         size = rows * w_out
         # the words under each kernel row of every output pixel of the block, contiguous per word
         win = np.empty((planes, words, size), dtype=np.uint64)
@@ -416,10 +477,19 @@ def _conv_blocks(
         for p in range(planes):
             for dy in range(3):
                 for j in range(row_words):
-                    dst, src = win[p, dy * row_words + j], triples[p, b, j]
-                    for r in range(rows):
-                        row0 = ((oy0 + r) * stride + dy) * w_out
-                        dst[r * w_out : (r + 1) * w_out] = src[row0 : row0 + w_out]
+                    dst = win[p, dy * row_words + j]
+                    r = 0
+                    while r < rows:  # per run of rows of one image: one copy at stride 1
+                        b, oy = (g0 + r) // h_out, (g0 + r) % h_out
+                        seg = min(rows - r, h_out - oy)
+                        if stride == 1:
+                            row0 = (oy + dy) * w_out
+                            dst[r * w_out : (r + seg) * w_out] = triples[p, b, j, row0 : row0 + seg * w_out]
+                        else:
+                            for k in range(seg):
+                                row0 = ((oy + k) * stride + dy) * w_out
+                                dst[(r + k) * w_out : (r + k + 1) * w_out] = triples[p, b, j, row0 : row0 + w_out]
+                        r += seg
                     ones_p = ones[p]
                     for i in range(size):
                         ones_p[i] += np.float64(_popcount64(dst[i]))
@@ -427,16 +497,19 @@ def _conv_blocks(
         n_border = 0
         where = np.empty(size, dtype=np.int64)
         pattern = np.empty(size, dtype=np.int64)
+        every = np.empty(size, dtype=np.int64)  # every pixel's pattern (63: inside)
         for r in range(rows):
             row_mask = 0
             for dy in range(3):
-                if 0 <= (oy0 + r) * stride - 1 + dy < h:
+                if 0 <= ((g0 + r) % h_out) * stride - 1 + dy < h:
                     row_mask |= 1 << dy
             for ox in range(w_out):
                 cfg = row_mask * 8 + col_valid[ox]
+                every[r * w_out + ox] = cfg
                 if cfg != 63:
                     where[n_border], pattern[n_border] = r * w_out + ox, cfg
                     n_border += 1
+        dense_border = 8 * n_border > size  # small maps: one gather per pixel beats a scatter per border pixel
         total = np.empty(size, dtype=np.float64)
         shared = plane_ratio.shape[0] == 2 and row_words == 1
         if shared:  # two planes, one weight set, 16 channels or fewer: one pass per output channel
@@ -506,21 +579,31 @@ def _conv_blocks(
                             counts[i] += _popcount64(s[i] ^ wk)
                     for i in range(size):
                         total[i] += a * np.float64(counts[i]) + c * ones_p[i]
-            for q in range(n_border):
-                total[where[q]] += border[o, pattern[q]]
-            pos, neg, pre, post = post_pos[o], post_neg[o], post_pre[o], post_shift[o]
-            dst = out[b, o, oy0 * w_out : oy0 * w_out + size]
-            # pos * relu(z) - neg * relu(-z) is exactly (pos if z > 0 else neg) * z: a select and a
-            # multiply, which vectorise (max() with Python's NaN rule does not)
-            if has_residual:  # added in float32, as PyTorch does
-                res = residual[b, o, oy0 * w_out : oy0 * w_out + size]
+            border_o = border[o]  # (64,), 0 at pattern 63
+            if dense_border:
                 for i in range(size):
-                    z = (np.float32(total[i]) + res[i]) - pre
-                    dst[i] = (pos if z > zero else neg) * z + post
+                    total[i] += border_o[every[i]]
             else:
-                for i in range(size):
-                    z = np.float32(total[i]) - pre
-                    dst[i] = (pos if z > zero else neg) * z + post
+                for q in range(n_border):
+                    total[where[q]] += border_o[pattern[q]]
+            pos, neg, pre, post = post_pos[o], post_neg[o], post_pre[o], post_shift[o]
+            r = 0
+            while r < rows:  # one pass per run of rows of the same image
+                b, oy = (g0 + r) // h_out, (g0 + r) % h_out
+                m = min(rows - r, h_out - oy) * w_out
+                tot, dst = total[r * w_out : r * w_out + m], out[b, o, oy * w_out : oy * w_out + m]
+                # pos * relu(z) - neg * relu(-z) is exactly (pos if z > 0 else neg) * z: a select and
+                # a multiply, which vectorise (max() with Python's NaN rule does not)
+                if has_residual:  # added in float32, as PyTorch does
+                    res = residual[b, o, oy * w_out : oy * w_out + m]
+                    for i in range(m):
+                        z = (np.float32(tot[i]) + res[i]) - pre
+                        dst[i] = (pos if z > zero else neg) * z + post
+                else:
+                    for i in range(m):
+                        z = np.float32(tot[i]) - pre
+                        dst[i] = (pos if z > zero else neg) * z + post
+                r += m // w_out
     return out
 
 

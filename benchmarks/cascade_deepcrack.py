@@ -467,6 +467,12 @@ def _main(argv=None) -> int:
         default="true",
         help="the operating point written to CLASSIFIER/operating_point.json",
     )
+    p.add_argument(
+        "--keep-operating-point",
+        action="store_true",
+        help="use CLASSIFIER/operating_point.json as it is instead of choosing it again on the validation "
+        "images (skips step 1: for speed measurements of the same pair)",
+    )
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     p.add_argument("--ship", action="store_true", help="copy both runs into --ship-to")
     p.add_argument("--ship-to", type=Path, default=ROOT / "src" / "crackscope" / "weights" / "deepcrack")
@@ -482,22 +488,31 @@ def _main(argv=None) -> int:
     packed = load_classifier(args.classifier, runtime="packed")
 
     t0 = time.perf_counter()
-    op = choose_operating_point(  # the library's choice, as `crackscope choose-operating-point` makes it
-        args.classifier,
-        args.segmenter,
-        data=args.data,
-        target_share=args.target_share,
-        margin=args.margin,
-        criterion=args.default,
-        tile=TILE,
-        window=WINDOW,  # None: the segmenter's training window, else the tile side (recorded as used)
-        overlap=OVERLAP,
-        segmenter_name=_rel(args.segmenter),
-        classifier=classifier,
-        segmenter=segmenter,
-        pairs=pairs,
-    )
-    write_operating_point(args.classifier, op)
+    if args.keep_operating_point:
+        from crackscope.engine.runs import OPERATING_POINT_FILE
+
+        kept = args.classifier / OPERATING_POINT_FILE
+        if not kept.is_file():
+            print(f"error: --keep-operating-point: no {kept}", file=sys.stderr)
+            return 2
+        op = json.loads(kept.read_text())
+    else:
+        op = choose_operating_point(  # the library's choice, as `crackscope choose-operating-point` makes it
+            args.classifier,
+            args.segmenter,
+            data=args.data,
+            target_share=args.target_share,
+            margin=args.margin,
+            criterion=args.default,
+            tile=TILE,
+            window=WINDOW,  # None: the segmenter's training window, else the tile side (recorded as used)
+            overlap=OVERLAP,
+            segmenter_name=_rel(args.segmenter),
+            classifier=classifier,
+            segmenter=segmenter,
+            pairs=pairs,
+        )
+        write_operating_point(args.classifier, op)
     print(
         "operating points (validation): "
         + ", ".join(f"{k} {op[k]['threshold']:.4f} (flagged {op[k]['flagged_fraction']:.3f})" for k in CRITERIA)

@@ -15,13 +15,15 @@ the whole split's, so rows are scored on the same 1,500 test plates. The three g
     activation_loss configs/wavefield/activation_loss_small_grid.yaml    (4 x 4, one seed)
     das_channel     configs/wavefield/das_channel_small_grid.yaml        (RC without / with the delay-and-sum channel)
 
-A fourth grid runs only when named (`--only learning_curve`), at the full CPU protocol of
-mcan_small.yaml rather than the reduced budget (its axis is the number of training plates, and
---train-plates/--epochs do not apply to it):
+Two more grids run only when named, each at its own budget (--train-plates/--epochs do not apply):
 
     learning_curve  configs/wavefield/learning_curve_small_grid.yaml     (1,000, 3,000, 9,000 plates, 8 epochs)
+    record          configs/wavefield/record_small_grid.yaml             (a store against fresh plates, T = 250
+                                                                          against T = 1000, at equal wall time)
 
-The 27,000-plate point of that curve is the shipped wavefield/mcan-small itself.
+The learning curve runs at the full CPU protocol of mcan_small.yaml; its 27,000-plate point is the
+shipped wavefield/mcan-small itself. The record grid reads its own two 4,000-plate stores (--store
+does not apply; the commands that make them are in its header).
 
 Finished runs are skipped, so a killed study resumes where it stopped. Each finished run's
 metrics.json is also kept in benchmarks/results/wavefield_study/runs/GRID/RUN.json (a few kB, committed),
@@ -52,9 +54,12 @@ GRIDS = {
     "activation_loss": "activation_loss_small_grid.yaml",
     "learning_curve": "learning_curve_small_grid.yaml",
     "das_channel": "das_channel_small_grid.yaml",
+    "record": "record_small_grid.yaml",
 }
 # grids that set their own number of training plates and epochs (the full CPU protocol)
-OWN_PROTOCOL = {"learning_curve"}
+OWN_PROTOCOL = {"learning_curve", "record"}
+# grids that name their own stores (--store does not apply to them)
+OWN_STORES = {"record"}
 
 
 def main(argv=None) -> int:
@@ -98,7 +103,8 @@ def main(argv=None) -> int:
             if key in OWN_PROTOCOL
             else [f"data.train_plates={args.train_plates}", f"trainer.max_epochs={args.epochs}"]
         )
-        return [f"data.store={args.store}", *budget, f"out_dir={args.work / key}"]
+        store = [] if key in OWN_STORES else [f"data.store={args.store}"]
+        return [*store, *budget, f"out_dir={args.work / key}"]
 
     def name(key: str) -> str:  # the results' name of grid KEY
         return f"{key}_{args.label}" if args.label else key

@@ -81,6 +81,9 @@ def test_run_directory_contract(trained):
     )
     logs = (trained / "logs" / "metrics.csv").read_text()
     assert "val/dsc" in logs and "train/loss" in logs
+    # the run's wall time holds at least its optimiser steps (samples / steps-only throughput)
+    step_seconds = EPOCHS * len(split["train"]) / m["train_samples_per_s"]
+    assert m["fit_seconds"] >= round(step_seconds, 1) > 0
 
 
 def test_metrics_json_matches_an_independent_computation(trained, store):
@@ -133,6 +136,8 @@ def test_resume_after_kill_ends_with_the_same_metrics(store, tmp_path, cli, kill
     assert killed.returncode == -signal.SIGKILL, killed.stderr
     run = tmp_path / "runs" / "run"
     assert (run / "checkpoints" / "last.ckpt").exists() and not (run / "metrics.json").exists()
+    killed_ckpt = torch.load(run / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=True)
+    first_epoch_seconds = killed_ckpt["crackscope_fit_seconds"]
     again = cli("train", "--config", cfg_file)
     assert again.returncode == 2 and "--resume" in again.stderr  # refuses to overwrite silently
     resumed = cli("train", "--config", cfg_file, "--resume")
@@ -144,6 +149,8 @@ def test_resume_after_kill_ends_with_the_same_metrics(store, tmp_path, cli, kill
     b = json.loads((run / "metrics.json").read_text())
     for key in ("dsc", "iou", "precision", "recall", "accuracy", "best_epoch"):
         assert a[key] == b[key], key
+    # the wall time of the killed session's epoch is kept and the resumed session's added to it
+    assert b["fit_seconds"] > round(first_epoch_seconds, 1) > 0
     wa, wb = load_file(str(trained / "model.safetensors")), load_file(str(run / "model.safetensors"))
     assert all(torch.equal(wa[k], wb[k]) for k in wa)
 
@@ -383,6 +390,8 @@ def test_training_on_streamed_plates(store, tmp_path):
     assert max(steps) + 1 == 3 * EPOCHS
     m = json.loads((run / "metrics.json").read_text())
     assert m["n_samples"] == len(json.loads((run / "split.json").read_text())["test"]) == 4
+    # what it trained on, for the grids' data table: 20 fresh plates per epoch, the store's T = 120
+    assert (m["stream_plates"], m["n_time"]) == (20, 120)
 
 
 def test_simulate_yaml_of_a_store_older_than_crack_widths_keeps_its_line_cracks(store, tmp_path):

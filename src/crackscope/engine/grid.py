@@ -7,10 +7,13 @@ Grid YAML::
     base: configs/wavefield/mcan.yaml  # a TrainConfig file (relative to the grid file)
     out_dir: runs/activation_loss
     seeds: [0]
+    set:                               # overrides shared by every run (before each run's own)
+      trainer.max_epochs: 4
     axes:                              # every combination ...
       model.activation: [relu, gelu, elu, selu]
       loss.name: [FL, DL, WDL, CWDL]
-    runs: []                           # ... or / and an explicit list of override mappings
+    runs: []                           # ... or / and an explicit list of override mappings; a run's
+                                       # optional 'label' names it instead of its values
     table: activation_loss             # a layout of table.md that the base config's pipeline offers
                                        # (Pipeline.grid_tables; default: its first)
 """
@@ -41,6 +44,7 @@ class GridConfig(BaseModel):
     base: Path
     out_dir: Path = Path("runs")
     seeds: list[int] = [0]
+    set: dict[str, Any] = {}
     axes: dict[str, list[Any]] = {}
     runs: list[dict[str, Any]] = []
     table: str | None = None
@@ -72,11 +76,15 @@ def expand(grid_path: str | Path, overrides: list[str] = ()) -> tuple[GridConfig
             f"grid file {grid_path}: table {grid.table!r} is not a layout of this pipeline's grids "
             f"({', '.join(tables) or 'none'})"
         )
+    shared = [f"{k}={v}" for k, v in grid.set.items()]
     configs = []
     for seed in grid.seeds:
         for combo in combos:
-            name = "-".join([grid.name, *(_label(v) for v in combo.values()), f"s{seed}"])
-            sets = [f"{k}={v}" for k, v in combo.items()]
+            combo = dict(combo)
+            label = combo.pop("label", None)
+            parts = [_label(label)] if label is not None else [_label(v) for v in combo.values()]
+            name = "-".join([grid.name, *parts, f"s{seed}"])
+            sets = shared + [f"{k}={v}" for k, v in combo.items()]
             sets += [f"name={name}", f"seed={seed}", f"out_dir={grid.out_dir}"] + list(overrides)
             configs.append(load_train_config(base, sets))
     return grid, configs

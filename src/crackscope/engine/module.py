@@ -97,6 +97,9 @@ class TrainingTask(L.LightningModule):
         self.logged = tuple(logged)
         self.train_samples, self.train_seconds = 0, 0.0
         self._t0 = None
+        # wall time of the training epochs, data loading and validation included, summed over the
+        # sessions of a resumed run (kept in its checkpoints) [s]
+        self.fit_seconds, self._fit_mark = 0.0, None
 
     def forward(self, x):
         return self.model(x)
@@ -109,7 +112,25 @@ class TrainingTask(L.LightningModule):
             mask = mask.unsqueeze(1)
         return x, mask, lengths
 
+    def _add_fit_time(self) -> None:
+        if self._fit_mark is not None:
+            now = time.perf_counter()
+            self.fit_seconds += now - self._fit_mark
+            self._fit_mark = now
+
+    def on_train_epoch_end(self):
+        self._add_fit_time()
+        self._fit_mark = None
+
+    def on_save_checkpoint(self, checkpoint):
+        self._add_fit_time()
+        checkpoint["crackscope_fit_seconds"] = self.fit_seconds
+
+    def on_load_checkpoint(self, checkpoint):
+        self.fit_seconds = float(checkpoint.get("crackscope_fit_seconds", 0.0))
+
     def on_train_epoch_start(self):
+        self._fit_mark = time.perf_counter()
         # Dropout and any other randomness depend on (seed, epoch) only, not on what ran before.
         torch.manual_seed(self.seed * 1_000_003 + self.current_epoch)
         # A step / decay schedule is a LambdaLR that Lightning steps after each epoch's last batch, so a

@@ -235,6 +235,7 @@ register(
             "activation_loss": Lazy("crackscope.engine.wavefield:activation_loss_table"),
             "models": Lazy("crackscope.engine.wavefield:model_table"),
             "plates": Lazy("crackscope.engine.wavefield:plates_table"),
+            "data": Lazy("crackscope.engine.wavefield:data_table"),
         },
     )
 )

@@ -228,6 +228,8 @@ def _finish(
         "best_epoch": _epoch_of(best.best_model_path),
         "weights_epoch": _epoch_of(kept),  # the epoch (0-based) whose weights model.safetensors holds
         "train_samples_per_s": task.train_samples / task.train_seconds if task.train_seconds else None,
+        # wall time of all training epochs, data and validation included, over resumed sessions [s]
+        "fit_seconds": round(task.fit_seconds, 1),
         "dataset": {k: len(split[k]) for k in ("train", "val", "test")},
         "hardware": _hardware(cfg),
     }

@@ -381,6 +381,8 @@ def finish_wavefield_training(run_dir: Path, cfg, split: dict, extra: dict) -> d
     """End of training: RUN/simulate.yaml, the threshold chosen on the validation plates (when the
     config asks for it, before any test plate is scored), then the test plates into RUN/metrics.json."""
     write_simulate_yaml(run_dir, cfg.data.store)
+    # what the model was trained on: the record's length, and fresh plates per epoch when streamed
+    extra = {**extra, "n_time": store_geometry(cfg.data.store)["n_time"], "stream_plates": cfg.data.stream_plates}
     if cfg.trainer.choose_threshold:
         choose_threshold(run_dir, cfg.data.store, split["val"])
     return evaluate_run(run_dir, cfg.data.store, run_dir, indices=split["test"], extra=extra)
@@ -434,7 +436,11 @@ def wavefield_grid_row(cfg, m: dict) -> dict:
         "activation": cfg.model.kwargs.get("activation", "relu"),
         "loss": cfg.loss.name,
         "seed": cfg.seed,
-        "train_plates": _train_plates(cfg),
+        "train_plates": None if cfg.data.stream_plates else _train_plates(cfg),
+        "stream_plates": cfg.data.stream_plates,
+        "n_time": m.get("n_time"),
+        "epochs_run": m.get("epochs_run"),
+        "fit_seconds": m.get("fit_seconds"),
         "dsc": m["dsc"],
         "accuracy": m["accuracy"],
         "iou": m["iou"],
@@ -475,6 +481,36 @@ def plates_table(rows: list[dict]) -> str:
     for plates, rs in sorted(groups.items(), key=lambda kv: (kv[0] is None, kv[0] or 0)):
         label = f"{plates:,}" if plates is not None else "all"
         lines.append(f"| {label} | " + " | ".join(mean_cell([r[f"dsc{c}"] for r in rs]) for c in SIZE_COLUMNS) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def data_table(rows: list[dict]) -> str:
+    """What the model trains on: one row per record length T and training data (a store's plates
+    reused every epoch, or fresh plates streamed from the simulator), with the plates seen, the
+    training wall time and DSC by crack size, seeds averaged."""
+    lines = [
+        "| T | training data | plates seen (fresh) | training wall time [min] | "
+        + " | ".join(f"DSC {c} µm" for c in SIZE_COLUMNS)
+        + " |",
+        "|---:|---|---:|---:|" + "---:|" * len(SIZE_COLUMNS),
+    ]
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["n_time"], r["stream_plates"], r["train_plates"]), []).append(r)
+    for (n_time, stream, plates), rs in groups.items():
+        epochs = rs[0]["epochs_run"] or 0
+        if stream:
+            what, seen = f"{stream:,} fresh plates per epoch", f"{stream * epochs:,} ({stream * epochs:,})"
+        else:
+            what, seen = f"{plates:,} plates of a store", f"{(plates or 0) * epochs:,} ({plates or 0:,})"
+        walls = [r["fit_seconds"] / 60 for r in rs if r.get("fit_seconds")]
+        lines.append(
+            f"| {n_time if n_time is not None else '–'} | {what} | {seen} | "
+            + (f"{sum(walls) / len(walls):.1f}" if walls else "–")
+            + " | "
+            + " | ".join(mean_cell([r[f"dsc{c}"] for r in rs]) for c in SIZE_COLUMNS)
+            + " |"
+        )
     return "\n".join(lines) + "\n"
 
 

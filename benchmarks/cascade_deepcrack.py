@@ -252,7 +252,9 @@ def _markdown(result: dict) -> str:
         o = op[key]
         lines.append(
             f"* **{key}** -- {what}: threshold {o['threshold']:.4f} (validation: kept {o['share']:.4f}, "
-            f"flagged {o['flagged_fraction']:.3f}, windows run {o['windows_fraction']:.3f}, "
+            f"flagged {o['flagged_fraction']:.3f}, windows run "
+            + (f"{o['windows_fraction']:.3f}" if "windows_fraction" in o else "–")
+            + ", "
             f"tile recall {o['tile_recall']:.4f})"
         )
     lines.append(f"* shipped default (operating_point.json): **{op['default']}**")

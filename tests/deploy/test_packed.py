@@ -92,10 +92,11 @@ def test_bit_convolution_equals_float64_convolution_of_binarised_tensors(c_in, c
     np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6 * np.abs(expected).max())
 
 
-@pytest.mark.parametrize("c_in,stride", [(16, 1), (8, 2), (32, 1)])
+@pytest.mark.parametrize("c_in,stride", [(16, 1), (8, 2), (32, 1), (24, 2), (64, 1), (48, 2), (96, 1)])
 def test_two_planes_sharing_one_weight_set_equal_float64_convolution(c_in, stride):
     # AOIE-Net's DBN-IEB: both planes use the same weight bits and levels, with different
-    # activation levels; the kernel folds them into one pass (16 channels or fewer)
+    # activation levels; the kernel folds them into one pass for one word per kernel row (16
+    # channels or fewer) and counts plane by plane above that
     rng = np.random.default_rng(c_in + stride)
     x, thresholds, below, signs, a_lo, a_hi, w_lo, w_hi, scale, shift, _ = _random_case(
         rng, c_in, 24, 10, 13, stride, 2

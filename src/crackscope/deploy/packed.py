@@ -218,13 +218,16 @@ class PackedBinaryConv(nn.Module):
     def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None, post=None) -> torch.Tensor:
         """Binary conv + BN of x; optionally fused: ``post(out + residual)`` (see
         :func:`~crackscope.deploy.bitconv.binary_conv3x3`; ``post`` is a :class:`PackedPost`)."""
+        res = None if residual is None else residual.detach().contiguous().numpy()
+        return torch.from_numpy(self.run(x.detach().contiguous().numpy(), res, post))
+
+    def run(self, x: np.ndarray, residual: np.ndarray | None = None, post=None) -> np.ndarray:
+        """:meth:`forward` on C-contiguous float32 arrays, without tensors in between."""
         if self._kernel is None or post is not self._kernel[3]:
             self.prepare(post)
         operands, thresholds, below, _ = self._kernel
-        x_np = x.detach().contiguous().numpy()
-        triples = bitconv.pack_row_triples(x_np, thresholds, below, self.stride)
-        res = None if residual is None else residual.detach().contiguous().numpy()
-        return torch.from_numpy(operands.run(triples, self.stride, x_np.shape[2], x_np.shape[3], res))
+        triples = bitconv.pack_row_triples(x, thresholds, below, self.stride)
+        return operands.run(triples, self.stride, x.shape[2], x.shape[3], residual)
 
     @classmethod
     def from_modules(cls, op: nn.Module, bn: nn.BatchNorm2d) -> PackedBinaryConv:
@@ -331,6 +334,14 @@ class PackedUnit(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.conv(x, residual=self.shortcut(x), post=self.post)
 
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """:meth:`forward` on a C-contiguous float32 array; only a real shortcut goes through PyTorch."""
+        if isinstance(self.shortcut, nn.Identity):
+            residual = x
+        else:
+            residual = np.ascontiguousarray(self.shortcut(torch.from_numpy(x)).numpy())
+        return self.conv.run(x, residual, self.post)
+
 
 def _fold_stem(stem: nn.Sequential) -> nn.Sequential:
     """Stem conv + BN -> one conv with bias (float64 fold, stored float32); ReLU / max-pool kept."""
@@ -380,13 +391,17 @@ class PackedResNet(nn.Module):
             )
         with torch.no_grad():
             chunk = self.images_per_chunk(x.shape[-2], x.shape[-1])
-            return torch.cat([self._logits(x[i : i + chunk].float()) for i in range(0, max(len(x), 1), chunk)])
+            if len(x) <= chunk:
+                return self._logits(x.float())
+            return torch.cat([self._logits(x[i : i + chunk].float()) for i in range(0, len(x), chunk)])
 
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
         if self.standardize is not None:
             x = self.standardize(x)
-        z = self.units(self.stem(x))
-        return self.fc(torch.flatten(F.adaptive_avg_pool2d(z, 1), 1))
+        z = np.ascontiguousarray(self.stem(x).numpy())
+        for unit in self.units:  # arrays from unit to unit: no tensor or module call in between
+            z = unit.run(z)
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(torch.from_numpy(z), 1), 1))
 
     def images_per_chunk(self, height: int, width: int) -> int:
         """Images run through the network together: as many as keep the first stage's activation

@@ -106,3 +106,34 @@ def test_grid_set_is_shared_and_a_label_names_a_run(tmp_path):
         assert fresh.data.split == capped.data.split == (0.5, 0.25, 0.25)
         assert (fresh.data.stream_plates, fresh.trainer.max_epochs) == (10, 3)  # the shared setting
         assert (capped.data.train_plates, capped.trainer.max_epochs) == (5, 5)  # a run's own wins
+
+
+def test_a_run_restored_from_its_metrics_alone_keeps_its_training_plates(tmp_path):
+    # a fresh clone restores only RUN/metrics.json: the store run's plates come from its metrics,
+    # since split.json and data.train_plates are both absent
+    from crackscope.engine.config import load_train_config
+    from crackscope.engine.wavefield import data_table, wavefield_grid_row
+
+    cfg = load_train_config(
+        None,
+        base={
+            "name": "store-run",
+            "out_dir": str(tmp_path),
+            "data": {"store": "plates.zarr"},
+            "model": {"name": "simple_cnn"},
+            "loss": {"name": "dice"},
+        },
+    )
+    metrics = {
+        "dsc": 0.8,
+        "accuracy": 0.99,
+        "iou": 0.7,
+        "epochs_run": 4,
+        "fit_seconds": 120.0,
+        "n_time": 250,
+        "dataset": {"train": 2000, "val": 1000, "test": 1000},
+        "by_crack_size": {c: {"dsc": 0.8} for c in SIZE_COLUMNS},
+    }
+    row = wavefield_grid_row(cfg, metrics)
+    assert (row["train_plates"], row["stream_plates"]) == (2000, None)
+    assert data_table([row]).splitlines()[2].startswith("| 250 | 2,000 plates of a store | 8,000 (2,000) | 2.0 |")

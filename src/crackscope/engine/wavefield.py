@@ -417,13 +417,15 @@ def wavefield_onnx_inputs(cfg, geometry: dict, batch: int) -> tuple[str, list[tu
 SIZE_COLUMNS = [">0", ">1", ">2", ">3", ">4"]  # the crack-size classes of the paper's tables [µm]
 
 
-def _train_plates(cfg) -> int | None:
+def _train_plates(cfg, metrics: dict | None = None) -> int | None:
     """The number of plates the run trained on: its split.json's training part (``data.train_plates``
-    when capped), the configured cap when the run has no split yet."""
+    when capped); without a split.json (a run restored from its metrics.json alone) the training
+    part its metrics record, else the configured cap."""
     path = Path(cfg.run_dir) / "split.json"
     if path.exists():
         return len(json.loads(path.read_text())["train"])
-    return cfg.data.train_plates
+    recorded = ((metrics or {}).get("dataset") or {}).get("train")
+    return recorded if recorded is not None else cfg.data.train_plates
 
 
 def wavefield_grid_row(cfg, m: dict) -> dict:
@@ -436,7 +438,7 @@ def wavefield_grid_row(cfg, m: dict) -> dict:
         "activation": cfg.model.kwargs.get("activation", "relu"),
         "loss": cfg.loss.name,
         "seed": cfg.seed,
-        "train_plates": None if cfg.data.stream_plates else _train_plates(cfg),
+        "train_plates": None if cfg.data.stream_plates else _train_plates(cfg, m),
         "stream_plates": cfg.data.stream_plates,
         "n_time": m.get("n_time"),
         "epochs_run": m.get("epochs_run"),
@@ -502,7 +504,8 @@ def data_table(rows: list[dict]) -> str:
         if stream:
             what, seen = f"{stream:,} fresh plates per epoch", f"{stream * epochs:,} ({stream * epochs:,})"
         else:
-            what, seen = f"{plates:,} plates of a store", f"{(plates or 0) * epochs:,} ({plates or 0:,})"
+            what = f"{plates:,} plates of a store" if plates else "a store"
+            seen = f"{plates * epochs:,} ({plates:,})" if plates else "–"
         walls = [r["fit_seconds"] / 60 for r in rs if r.get("fit_seconds")]
         lines.append(
             f"| {n_time if n_time is not None else '–'} | {what} | {seen} | "

@@ -64,7 +64,7 @@ from crackscope.deploy.operating_point import (
     pixel_counts,
     pixel_scores,
 )
-from crackscope.errors import exit_code_of
+from crackscope.errors import InputError, exit_code_of
 from crackscope.provenance import hardware, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -491,13 +491,11 @@ def _main(argv=None) -> int:
 
     t0 = time.perf_counter()
     if args.keep_operating_point:
-        from crackscope.engine.runs import OPERATING_POINT_FILE
+        from crackscope.engine.runs import read_operating_point
 
-        kept = args.classifier / OPERATING_POINT_FILE
-        if not kept.is_file():
-            print(f"error: --keep-operating-point: no {kept}", file=sys.stderr)
-            return 2
-        op = json.loads(kept.read_text())
+        op = read_operating_point(args.classifier)
+        if op is None:
+            raise InputError(f"--keep-operating-point: {args.classifier} has no operating_point.json")
     else:
         op = choose_operating_point(  # the library's choice, as `crackscope choose-operating-point` makes it
             args.classifier,

@@ -103,13 +103,10 @@ def main(argv=None) -> int:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "wavefield_record_budget")
     args = p.parse_args(argv)
-    for store in (args.store250, args.store1000):
-        if not (store / "zarr.json").exists() and not (store / ".zgroup").exists():
-            print(
-                f"error: no wave-field store at {store} (make it with the command in record_small_grid.yaml)",
-                file=sys.stderr,
-            )
-            return 2
+    from crackscope.data.wavefield_store import open_store
+
+    for store in (args.store250, args.store1000):  # one line naming a missing store (made as in record_small_grid.yaml)
+        open_store(store)
     import numba
     import torch
 
@@ -148,4 +145,6 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from crackscope.errors import exit_code_of
+
+    sys.exit(exit_code_of(main))

@@ -264,6 +264,7 @@ def inspect_image_cmd(
     overlap: float | None = _inspect_option("overlap"),
     batch: int = _inspect_option("batch"),
     scale: float = _inspect_option("scale"),
+    tta: str = _inspect_option("tta"),
 ):
     """Cascaded crack inspection: a binary tile classifier screens the image, the segmenter runs on overlapping
     windows around the flagged tiles only, blended without seams at full resolution. Each connected crack is
@@ -285,6 +286,7 @@ def inspect_image_cmd(
             overlap=overlap,
             batch=batch,
             scale=scale,
+            tta=tta,
         )
     )
     segmenter = segmenter if segmenter is not None else folder(DEFAULT_PAIR, "segmenter")

@@ -39,6 +39,7 @@ DEFAULTS = {
     "overlap": None,
     "batch": 64,
     "scale": 1.0,
+    "tta": "none",
 }
 FLAGS = {
     "tile": "--tile",
@@ -50,6 +51,7 @@ FLAGS = {
     "overlap": "--overlap",
     "batch": "--batch",
     "scale": "--scale",
+    "tta": "--tta",
 }
 
 
@@ -137,6 +139,7 @@ def test_the_python_api_names_its_own_keywords(tmp_path):
         ("scale", [1e-6, 0.5, 16, 16.0], [0, -2, 16.0001, float("nan"), float("inf"), False]),
         ("mm_per_pixel", [1e-9, 0.2, 50], [0, -0.2, float("nan"), float("inf")]),
         ("runtime", ["torch", "packed"], ["onnx", "Torch", ""]),
+        ("tta", ["none", "flip", "d8"], ["Flip", "d4", "", True]),
     ],
 )
 def test_the_constraints_of_each_option(name, good, bad):
@@ -157,6 +160,15 @@ def test_the_tilings_bound_on_the_overlap_is_the_options():
     assert overlap_pixels(64, InspectOptions(overlap=0.5).overlap) == 32
 
 
+def test_the_tta_choices_are_the_flip_modules():
+    from typing import get_args
+
+    from crackscope.deploy.inspect_options import Tta
+    from crackscope.nn.flip_tta import TTA_MODES
+
+    assert get_args(Tta) == TTA_MODES
+
+
 def test_the_options_are_frozen_and_take_no_unknown_key():
     options = InspectOptions()
     with pytest.raises(pydantic.ValidationError):
@@ -167,8 +179,9 @@ def test_the_options_are_frozen_and_take_no_unknown_key():
 
 # ---- the command line and the Python API build the same options ----------------------------------------
 ARGS = ["--tile", "48", "--threshold", "0.3", "--runtime", "packed", "--mm-per-pixel", "0.2", "--window", "96"]
-ARGS += ["--overlap", "0.1", "--batch", "3", "--scale", "0.8"]
+ARGS += ["--overlap", "0.1", "--batch", "3", "--scale", "0.8", "--tta", "flip"]
 KEYWORDS = dict(tile=48, threshold=0.3, runtime="packed", mm_per_pixel=0.2, window=96, overlap=0.1, batch=3, scale=0.8)
+KEYWORDS["tta"] = "flip"
 
 
 def test_the_command_line_and_the_api_build_the_same_options(tmp_path, monkeypatch, capsys):
@@ -198,7 +211,7 @@ def test_the_command_line_and_the_api_build_the_same_options(tmp_path, monkeypat
     assert {(s, c) for s, c, _ in seen} == {(str(seg), str(clf))}
     by_hand = InspectOptions.model_validate(
         {"tile": 48, "threshold": 0.3, "all_tiles": False, "runtime": "packed", "mm_per_pixel": 0.2}
-        | {"window": 96, "overlap": 0.1, "batch": 3, "scale": 0.8}
+        | {"window": 96, "overlap": 0.1, "batch": 3, "scale": 0.8, "tta": "flip"}
     )
     cli_default, cli_set, cli_folder_default, cli_folder_set = (o for _, _, o in seen[:4])
     assert cli_default == cli_folder_default == InspectOptions(**DEFAULTS) == InspectOptions()
@@ -283,6 +296,7 @@ def test_the_command_line_and_the_api_write_the_same_files(tmp_path):
     # the options as given, worked out by hand: 100 x 130 at 0.8 is 80 x 104; 10 % of 96 px is 10 px
     assert (a["tile"], a["window"], a["overlap_px"], a["scaled_size"]) == (48, 96, 10, [80, 104])
     assert (a["threshold"], a["classifier_runtime"], a["cracks"]["mm_per_pixel"]) == (0.3, "packed", 0.2)
+    assert a["segmenter_tta"] == "flip"
 
 
 # ---- the help shows the options' defaults and descriptions -------------------------------------------------
@@ -305,7 +319,12 @@ def test_the_help_shows_the_defaults_and_descriptions_of_the_options(capsys):
         found = re.search(r"\[default: ([^\]]+)\]", entry)
         shown[name] = found.group(1) if found else None
     # typer shows the defaults that are values; None and the False of a flag are not shown
-    assert shown == {name: None for name in DEFAULTS} | {"runtime": "torch", "batch": "64", "scale": "1.0"}
+    assert shown == {name: None for name in DEFAULTS} | {
+        "runtime": "torch",
+        "batch": "64",
+        "scale": "1.0",
+        "tta": "none",
+    }
 
 
 def test_the_command_line_reads_the_options_without_importing_torch():

@@ -26,6 +26,9 @@ MAX_SCALE = 16.0  # --scale in (0, MAX_SCALE]
 MAX_OVERLAP = 0.5  # crackscope.deploy.tiling.MAX_OVERLAP (not imported: it imports torch); a test ties them
 Runtime = Literal["torch", "packed"]  # of the tile classifier: PyTorch, or bit-packed
 RUNTIMES = get_args(Runtime)
+Tta = Literal[
+    "none", "flip", "d8"
+]  # crackscope.nn.flip_tta.TTA_MODES (not imported: it imports torch); a test ties them
 
 
 def _option(default, error: str, description: str, **constraints):
@@ -86,6 +89,12 @@ class InspectOptions(BaseModel):
         le=MAX_OVERLAP,
     )
     batch: int = _option(64, "must be a positive number of windows", "Windows per segmenter call.", ge=1)
+    tta: Tta = _option(
+        "none",
+        f"is not one of {', '.join(get_args(Tta))}",
+        "Segmenter test-time augmentation: none, flip (the window's four mirrors averaged, 4 passes) or d8 (also "
+        "transposed, 8 passes).",
+    )
     scale: float = _option(
         1.0,
         f"must be a number in (0, {MAX_SCALE:g}] (> 1 enlarges the image)",

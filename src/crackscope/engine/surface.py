@@ -44,6 +44,7 @@ from crackscope.engine.runs import run_threshold
 from crackscope.errors import InputError
 from crackscope.figures import plot_best_median_worst
 from crackscope.io import atomic_savefig, atomic_write_bytes
+from crackscope.nn.flip_tta import flip_average
 
 SPLIT_PARTS = ("train", "val", "test")
 # pixel tolerances of the ODS / OIS F-measures reported for crack runs
@@ -159,10 +160,12 @@ class SurfaceDataModule(SplitDataModule):
 
 # ---- inference ---------------------------------------------------------------------------------
 @torch.no_grad()
-def predict_probability(model, image: np.ndarray, size=None) -> np.ndarray:
-    """Defect probability (H, W) float32 at the original size of a (C, H, W) image in [0, 1]."""
+def predict_probability(model, image: np.ndarray, size=None, tta: str = "none") -> np.ndarray:
+    """Defect probability (H, W) float32 at the original size of a (C, H, W) image in [0, 1].
+    ``tta``: flip test-time augmentation (:mod:`crackscope.nn.flip_tta`; ``"none"``, ``"flip"``,
+    ``"d8"``)."""
     x, meta = prepare_image(image, size)
-    prob = torch.sigmoid(model(x[None]))[0, 0]
+    prob = flip_average(lambda t: torch.sigmoid(model(t)), x[None], tta)[0, 0]
     return restore(prob, meta).numpy().astype(np.float32)
 
 

@@ -56,7 +56,7 @@ def _check_paths(out_dir: Path, classifier_path, options: InspectOptions) -> Non
 
 def _setup(segmenter_path, classifier_path, options: InspectOptions) -> _Setup:
     """The models loaded (one :class:`InputError` line for a wrong run) and the defaults they set."""
-    segmenter = load_segmenter(segmenter_path, batch_size=options.batch)
+    segmenter = load_segmenter(segmenter_path, batch_size=options.batch, tta=options.tta)
     clf = load_classifier(classifier_path, runtime=options.runtime) if classifier_path is not None else None
     tile = int(options.tile or (clf.tile if clf is not None and clf.tile else DEFAULT_TILE))
     return _Setup(segmenter=segmenter, classifier=clf, options=options.model_copy(update={"tile": tile}))
@@ -94,6 +94,7 @@ def _report(image: np.ndarray, image_path: Path, setup: _Setup) -> _Report:
         "classifier": None if classifier is None else classifier.source,
         "classifier_runtime": None if classifier is None else setup.options.runtime,
         "segmenter": setup.segmenter.source,
+        "segmenter_tta": setup.segmenter.tta,
         **result.summary(),
         "cracks": {
             **_rounded(crack_summary(cracks, mm_per_pixel, largest=LABELLED_CRACKS)),

@@ -251,7 +251,7 @@ def inspect_image(
 
     ``options``: an :class:`~crackscope.deploy.inspect_options.InspectOptions`, of which this uses
     ``tile``, ``threshold``, ``all_tiles``, ``batch``, ``window``, ``overlap`` and ``scale`` (its
-    ``runtime`` and ``mm_per_pixel`` are for loading the classifier and measuring the cracks). The
+    ``runtime``, ``tta`` and ``mm_per_pixel`` are for loading the models and measuring the cracks). The
     keywords ``tile=``, ``threshold=``, ``all_tiles=``, ``batch_size=`` (the option ``batch``),
     ``window=``, ``overlap=`` and ``scale=`` set those options too, on top of ``options``. ``tile``
     left ``None``: 64 (:data:`DEFAULT_TILE`; ``crackscope inspect-image`` takes the classifier's).

@@ -21,6 +21,7 @@ from crackscope.data.tiles import resize_tiles
 from crackscope.deploy.inspect_options import RUNTIMES
 from crackscope.engine.runs import OPERATING_POINT_FILE, read_operating_point, run_threshold
 from crackscope.errors import InputError
+from crackscope.nn.flip_tta import flip_average
 from crackscope.shipped import resolve
 
 __all__ = ["TileClassifier", "TileSegmenter", "load_classifier", "load_segmenter", "OPERATING_POINT_FILE"]
@@ -62,9 +63,10 @@ class TileClassifier:
 @dataclass
 class TileSegmenter:
     """Crack probability per pixel of tiles from a segmentation network's logits (N, 1, T, T),
-    in chunks of ``batch_size``; ``threshold`` makes the binary mask. ``window``: the window side
-    the model was trained on (its training crop, ``data.crop``), the default segmentation window
-    of :func:`inspect_image_file`; ``None``: the tile side.
+    in chunks of ``batch_size``; ``threshold`` makes the binary mask; ``tta``: flip test-time
+    augmentation (:mod:`crackscope.nn.flip_tta`, ``"none"`` by default: one pass per window).
+    ``window``: the window side the model was trained on (its training crop, ``data.crop``), the
+    default segmentation window of :func:`inspect_image_file`; ``None``: the tile side.
 
     A model with per-image standardised input (:class:`~crackscope.nn.input_norm.StandardizedInput`)
     is standardised **once per image**, not per window: :meth:`prepare_image` standardises the
@@ -81,14 +83,18 @@ class TileSegmenter:
     batch_size: int = 64
     source: str = ""
     window: int | None = None
+    tta: str = "none"
 
     @torch.inference_mode()
     def __call__(self, tiles: torch.Tensor) -> torch.Tensor:
         return self._probability(self.model, tiles)
 
     def _probability(self, net, tiles: torch.Tensor) -> torch.Tensor:
+        def probability(x: torch.Tensor) -> torch.Tensor:
+            return torch.sigmoid(net(x).float())
+
         out = [
-            torch.sigmoid(net(tiles[s : s + self.batch_size]).float())[:, 0]
+            flip_average(probability, tiles[s : s + self.batch_size], self.tta)[:, 0]
             for s in range(0, len(tiles), self.batch_size)
         ]
         return torch.cat(out) if out else torch.zeros((0, *tiles.shape[-2:]))
@@ -179,12 +185,14 @@ def load_classifier(
     )
 
 
-def load_segmenter(path: str | Path, batch_size: int = 64, role: str = "--segmenter") -> TileSegmenter:
+def load_segmenter(
+    path: str | Path, batch_size: int = 64, role: str = "--segmenter", tta: str = "none"
+) -> TileSegmenter:
     """A :class:`TileSegmenter` from a surface run or model folder (one output channel), or a
     shipped model's name (a pair's name: its segmenter). Its
     threshold is the run's (RUN/operating_point.json when it chose one on validation images, else
     ``trainer.threshold``). Runs trained with a fixed ``data.size`` are
-    refused: tiles are segmented at their own resolution."""
+    refused: tiles are segmented at their own resolution. ``tta``: see :class:`TileSegmenter`."""
     path, source = resolve(path, "segmenter")
     cfg, model, geometry = _load(path, "segmentation", role)
     if int(geometry.get("classes", 1)) != 1:
@@ -201,4 +209,5 @@ def load_segmenter(path: str | Path, batch_size: int = 64, role: str = "--segmen
         batch_size=batch_size,
         source=source,
         window=cfg.data.crop,
+        tta=tta,
     )

@@ -146,6 +146,17 @@ parallel = run()
 torch.set_num_threads(1)
 assert bitconv._kernels() is bitconv._SERIAL
 assert np.array_equal(parallel, serial) and np.array_equal(run(), serial)
+# a residual chain on the parallel kernels gives the serial chain's numbers
+from crackscope import models
+from crackscope.deploy.packed import pack_model
+torch.manual_seed(0)
+net = pack_model(models.create("aoie_net_resnet20", in_channels=1, classes=6).eval(), {})
+z = np.ascontiguousarray(rng.random((2, 16, 12, 11)).astype(np.float32) - 0.5)
+chain = net._steps()[0]
+torch.set_num_threads(1)
+one = chain.run(z)
+torch.set_num_threads(2)
+assert np.array_equal(chain.run(z), one)
 print("ok")
 """
 
@@ -255,6 +266,42 @@ def test_packed_network_reproduces_the_pytorch_model(name):
     with torch.no_grad():
         scale = model(x).abs().max().item()
     assert report["max_abs_logit_diff"] <= 1e-4 * max(1.0, scale)
+
+
+def test_a_residual_chain_gives_the_values_of_its_units_run_one_by_one():
+    """The packed network runs each stage after its first unit as one compiled call
+    (bitconv.ResidualChain): bit for bit what the units give one by one, at the stages' three field
+    widths (16, 32 and 64 channels), for a map of several row blocks and one of a single block."""
+    torch.manual_seed(0)
+    model = _randomise_statistics(models.create("aoie_net_resnet20", in_channels=1, classes=6))
+    packed = pack_model(model, {"kwargs": {"in_channels": 1, "classes": 6}})
+    steps = packed._steps()
+    kinds = [type(s).__name__ for s in steps]
+    assert kinds == ["ResidualChain", "PackedUnit", "ResidualChain", "PackedUnit", "ResidualChain"]
+    assert [len(s) for s in steps if kinds[steps.index(s)] == "ResidualChain"] == [6, 5, 5]
+    for x in (torch.rand(2, 1, 70, 66), torch.rand(1, 1, 9, 12)):
+        z = np.ascontiguousarray(packed.stem(x).detach().numpy())
+        units = iter(packed.units)
+        for step in steps:
+            if isinstance(step, bitconv.ResidualChain):
+                one_by_one = z
+                for _ in range(len(step)):
+                    one_by_one = next(units).run(one_by_one)
+                z = step.run(z)
+                assert np.array_equal(z, one_by_one)
+            else:
+                z = step.run(z)
+                next(units)
+    with pytest.raises(ValueError, match="takes 16 channels, not 32"):
+        steps[0].run(np.zeros((1, 32, 8, 8), np.float32))
+    # the compiled chains are not state: a network that ran copies and pickles, and the copy agrees
+    import copy
+    import pickle
+
+    x = torch.rand(2, 1, 20, 20)
+    expected = packed(x)
+    for twin in (copy.deepcopy(packed), pickle.loads(pickle.dumps(packed))):
+        assert torch.equal(twin(x), expected)
 
 
 def test_packed_resnet18_with_real_downsampling_shortcuts():

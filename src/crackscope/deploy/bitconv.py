@@ -632,6 +632,74 @@ _PARALLEL = (
 PARALLEL_MIN_WORK = 1 << 16  # outputs x planes below which one thread is faster (measured on 2 cores)
 
 
+def _residual_chain(
+    x,
+    thresholds,
+    below,
+    weights,
+    acc,
+    ones,
+    inner,
+    border,
+    ratio,
+    pos,
+    neg,
+    pre,
+    shift,
+    w_out,
+    field_bits,
+    row_words,
+    unit,
+    rows_per_task,
+    rows_per_block,
+    col_valid,
+):
+    """``x`` through K binary units one after another, each ``post(conv(x) + x)`` at stride 1 with
+    as many output as input channels, in one compiled call. Unit k's operands are entry k of each
+    array (stacked on a leading axis of length K). The same kernels (``PACK``, ``CONV``, this clone's
+    globals) on the same operands as :meth:`ConvOperands.run` unit by unit, so the same values,
+    without returning to Python between units."""
+    n, c, h, w = x.shape
+    z = x
+    for k in range(thresholds.shape[0]):
+        triples = PACK(z, thresholds[k], below[k], 1, w_out, field_bits, row_words, unit, rows_per_task)  # noqa: F821
+        planes = triples.shape[0]
+        out = CONV(  # noqa: F821
+            triples.reshape((planes, n, row_words, (h + 2) * w_out)),
+            weights[k],
+            acc[k],
+            ones[k],
+            inner[k],
+            border[k],
+            ratio[k],
+            1,
+            h,
+            h,
+            col_valid,
+            rows_per_block,
+            z.reshape((n, c, h * w)),
+            True,
+            pos[k],
+            neg[k],
+            pre[k],
+            shift[k],
+        )
+        z = out.reshape((n, c, h, w))
+    return z
+
+
+def _chain_build(kernels, suffix: str):
+    """:func:`_residual_chain` compiled against ``kernels`` (serial or parallel), under its own name
+    (see :func:`_renamed`)."""
+    fn = _renamed(_residual_chain, suffix)
+    clone = types_module.FunctionType(fn.__code__, {**fn.__globals__, "PACK": kernels[0], "CONV": kernels[1]})
+    clone.__name__ = clone.__qualname__ = fn.__name__
+    return njit(cache=True)(clone)
+
+
+_CHAINS = {id(_SERIAL): _chain_build(_SERIAL, "_serial"), id(_PARALLEL): _chain_build(_PARALLEL, "_parallel")}
+
+
 def _kernels(work: int = PARALLEL_MIN_WORK):
     """The kernels for ``work`` (values to produce) on PyTorch's thread count
     (``torch.get_num_threads()``: ``OMP_NUM_THREADS``, ``torch.set_num_threads``), since the packed
@@ -657,3 +725,75 @@ def _kernels(work: int = PARALLEL_MIN_WORK):
     if torch.get_num_threads() != torch_threads:
         torch.set_num_threads(torch_threads)
     return _PARALLEL
+
+
+class ResidualChain:
+    """Consecutive binary units with identity shortcuts, stride 1 and as many output as input
+    channels (a ResNet stage after its first unit), run in one compiled call: the values of
+    :meth:`ConvOperands.run` unit by unit (``post(conv(x) + x)``), without Python between units.
+    ``layers``: (ConvOperands, thresholds (P, C) float32, below (P, C) bool) per unit, all of the
+    same shapes (:meth:`chainable`); their operands are stacked on a leading unit axis."""
+
+    def __init__(self, layers):
+        if not self.chainable(layers):
+            raise ValueError("a residual chain needs units of one shape")
+        operands = [op for op, _, _ in layers]
+        self.channels = int(operands[0].weights.shape[2])
+        self.planes = int(np.shape(layers[0][1])[0])
+
+        def stack(arrays, dtype):
+            return np.ascontiguousarray(np.stack([np.asarray(a, dtype) for a in arrays]))
+
+        self.arrays = (
+            stack([t for _, t, _ in layers], np.float32),
+            stack([b for _, _, b in layers], np.bool_),
+            stack([op.weights for op in operands], np.uint64),
+            stack([op.acc_coef for op in operands], np.float64),
+            stack([op.ones_coef for op in operands], np.float64),
+            stack([op.inner for op in operands], np.float64),
+            stack([op.border for op in operands], np.float64),
+            stack([op.plane_ratio for op in operands], np.float64),
+            *(stack([op.post[i] for op in operands], np.float32) for i in range(4)),
+        )
+        self.field_bits, self.row_words = field_layout(self.channels)
+        self.unit = np.ones(1, dtype=_field_unit(self.field_bits))
+
+    @staticmethod
+    def chainable(layers) -> bool:
+        """Whether ``layers`` can run as one chain: every operand of the same shape in every unit,
+        and as many output as input channels."""
+        first = layers[0][0]
+        c = first.weights.shape[2]
+        shapes = lambda op, t, b: (  # noqa: E731
+            op.weights.shape,
+            op.acc_coef.shape,
+            op.ones_coef.shape,
+            op.inner.shape,
+            op.border.shape,
+            op.plane_ratio.shape,
+            np.shape(t),
+            np.shape(b),
+            tuple(a.shape for a in op.post),
+        )
+        return np.shape(layers[0][1])[1] == c and all(shapes(*u) == shapes(*layers[0]) for u in layers)
+
+    def __len__(self) -> int:
+        return int(self.arrays[0].shape[0])
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """(N, C, H, W) float32 -> the same shape, through every unit."""
+        n, c, h, w = x.shape
+        if c != self.channels:
+            raise ValueError(f"the chain takes {self.channels} channels, not {c}")
+        chain = _CHAINS[id(_kernels(self.planes * x.size))]
+        return chain(
+            np.ascontiguousarray(x, np.float32),
+            *self.arrays,
+            w,
+            self.field_bits,
+            self.row_words,
+            self.unit,
+            max(1, min(h, BLOCK_PIXELS // w)),
+            max(1, BLOCK_PIXELS // w),
+            _col_patterns(w, 1, w),
+        )

@@ -399,9 +399,54 @@ class PackedResNet(nn.Module):
         if self.standardize is not None:
             x = self.standardize(x)
         z = np.ascontiguousarray(self.stem(x).numpy())
-        for unit in self.units:  # arrays from unit to unit: no tensor or module call in between
-            z = unit.run(z)
+        for step in self._steps():  # arrays from unit to unit: no tensor or module call in between
+            z = step.run(z)
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(torch.from_numpy(z), 1), 1))
+
+    def _steps(self) -> list:
+        """The units as they run: each run of consecutive units with an identity shortcut, stride 1
+        and as many output as input channels (a stage after its first unit) as one
+        :class:`~crackscope.deploy.bitconv.ResidualChain` (one compiled call, the same values),
+        the others (a stage's first unit, with its real shortcut) one by one."""
+        if self.__dict__.get("_step_cache") is None:
+            steps, run = [], []
+
+            def close_run():
+                layers = [self._operands(u) for u in run]
+                if layers and bitconv.ResidualChain.chainable(layers):
+                    steps.append(bitconv.ResidualChain(layers))
+                else:
+                    steps.extend(run)
+                run.clear()
+
+            for unit in self.units:
+                conv = unit.conv
+                if (
+                    isinstance(unit.shortcut, nn.Identity)
+                    and conv.stride == 1
+                    and conv.in_channels == conv.out_channels
+                    and (not run or run[0].conv.in_channels == conv.in_channels)
+                ):
+                    run.append(unit)
+                else:
+                    close_run()
+                    steps.append(unit)
+            close_run()
+            self.__dict__["_step_cache"] = steps  # not a module attribute: no state_dict entry
+        return self.__dict__["_step_cache"]
+
+    def __getstate__(self) -> dict:
+        """Pickled and copied without the compiled chains (rebuilt on the next call)."""
+        state = super().__getstate__()
+        return {**state, "_step_cache": None}
+
+    @staticmethod
+    def _operands(unit: PackedUnit) -> tuple:
+        conv = unit.conv
+        if conv._kernel is None or conv._kernel[3] is not unit.post:
+            conv.prepare(unit.post)
+        operands, thresholds, below, _ = conv._kernel
+        return operands, thresholds, below
 
     def images_per_chunk(self, height: int, width: int) -> int:
         """Images run through the network together: as many as keep the first stage's activation
@@ -421,6 +466,7 @@ class PackedResNet(nn.Module):
         """Expand every unit's stored bits into its kernel operands (after loading new buffers)."""
         for unit in self.units:
             unit.conv.prepare(unit.post)
+        self.__dict__["_step_cache"] = None  # the chains are built again from the new operands
         return self
 
 

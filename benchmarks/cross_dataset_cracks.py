@@ -68,7 +68,7 @@ def cases(argv, description: str, default_out: Path) -> tuple[Path, list[tuple[s
 
 
 def main(argv=None) -> int:
-    out, todo, _ = cases(argv, __doc__.splitlines()[0], HERE / "results" / "cross_dataset_cracks")
+    out, todo, part = cases(argv, __doc__.splitlines()[0], HERE / "results" / "cross_dataset_cracks")
     rows = []
     for data_name, root, stems, model_name, run in todo:
         with tempfile.TemporaryDirectory() as tmp:
@@ -81,6 +81,7 @@ def main(argv=None) -> int:
                 "n_images": r["n_images"],
                 "threshold": r["threshold"],
                 **{k: r.get(k) for k in KEYS},
+                "false_alarms": r.get("false_alarms"),
             }
         )
         print(f"{model_name} on {data_name}: F1 {r['f1']:.4f}  ODS(2px) {r.get('ods_f_2px')}", flush=True)
@@ -88,17 +89,26 @@ def main(argv=None) -> int:
     lines = [
         f"# Crack segmenters across datasets ({meta['date'][:10]}, {meta['hardware']})",
         "",
-        "Each model on the held-out test images of each dataset (whole images; F1 / IoU at the model's "
-        "threshold; ODS / OIS: best fixed / per-image threshold, at 0 and 2 px tolerance).",
+        f"Each model on the {'held-out test' if part == 'test' else 'validation'} images of each dataset "
+        "(whole images; F1 / IoU at the model's threshold; ODS / OIS: best fixed / per-image threshold, at 0 "
+        "and 2 px tolerance; false alarms on the crack-free surface, more than 16 px from a labelled crack: "
+        "false crack pixels per megapixel and the share of crack-free 128-px tiles with a false crack of "
+        ">= 20 px, crackscope.metrics.false_alarm_counts).",
         "",
         "| trained on | tested on | images | F1 | IoU | precision | recall | ODS 0 px | OIS 0 px | ODS 2 px | "
-        "OIS 2 px |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "OIS 2 px | false px / MP | crack-free tiles with a false crack |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         cells = " | ".join("–" if r[k] is None else f"{r[k]:.3f}" for k in KEYS)
-        lines.append(f"| {r['model']} | {r['test']} | {r['n_images']} | {cells} |")
-    write_results(out, {**meta, "rows": rows}, "\n".join(lines) + "\n", indent=1)
+        fa = r["false_alarms"] or {}
+        alarms = (
+            f"{fa['false_px_per_megapixel']:.0f} | {fa['false_tile_share']:.1%} of {fa['sound_tiles']}"
+            if fa and fa.get("false_tile_share") is not None
+            else "– | –"
+        )
+        lines.append(f"| {r['model']} | {r['test']} | {r['n_images']} | {cells} | {alarms} |")
+    write_results(out, {**meta, "part": part, "rows": rows}, "\n".join(lines) + "\n", indent=1)
     return 0
 
 

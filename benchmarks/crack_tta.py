@@ -29,7 +29,7 @@ from crackscope.data.splits import read_split_stems
 from crackscope.engine.runs import load_run, run_threshold
 from crackscope.engine.surface import predict_probability, surface_dataset
 from crackscope.errors import InputError, exit_code_of
-from crackscope.metrics import crack_f_counts
+from crackscope.metrics import crack_f_counts, crack_f_curve
 from crackscope.nn.flip_tta import TTA_MODES, passes
 from crackscope.provenance import measured_on, write_results
 
@@ -38,9 +38,8 @@ THRESHOLDS = tuple(round(0.05 * k, 2) for k in range(1, 20))
 
 
 def _f1(counts: np.ndarray) -> np.ndarray:
-    """Exact-pixel F1 per threshold from summed (K, 4) crack_f_counts at 0 px: 2 TP / (n_pred + n_true)."""
-    tp, n_pred, n_true = counts[:, 0], counts[:, 1], counts[:, 3]
-    return np.where(n_pred + n_true > 0, 2 * tp / np.maximum(n_pred + n_true, 1), 1.0)
+    """Exact-pixel F1 per threshold from summed (K, 4) crack_f_counts at 0 px."""
+    return crack_f_curve(counts)[2].numpy()
 
 
 def score(run: str, modes: list[str]) -> dict:

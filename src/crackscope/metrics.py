@@ -324,10 +324,11 @@ def crack_f_counts(prob, mask, thresholds: Sequence[float] = F_MEASURE_THRESHOLD
     return torch.from_numpy(np.stack([matched_pred, n_pred, matched_true, n_true], 1).astype(np.int64))
 
 
-def _f_measure(counts: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-    """Precision, recall and F = 2PR / (P + R) of (..., 4) tolerance counts, float64. 0/0 follows
-    the rule of this module: 1.0 when nothing is predicted and nothing is true, else 0.0."""
-    c = counts.double()
+def crack_f_curve(counts) -> tuple[Tensor, Tensor, Tensor]:
+    """Precision, recall and F = 2PR / (P + R) of (..., 4) tolerance counts (:func:`crack_f_counts`;
+    summed over images, one value per threshold), float64. 0/0 follows the rule of this module: 1.0
+    when nothing is predicted and nothing is true, else 0.0."""
+    c = torch.as_tensor(counts).double()
     mp, n_pred, mt, n_true = c.unbind(-1)
     empty = (n_pred == 0) & (n_true == 0)
     precision = _ratio(mp, n_pred, empty)
@@ -345,10 +346,10 @@ def crack_f_from_counts(counts, thresholds: Sequence[float] = F_MEASURE_THRESHOL
     out: dict = {"n_images": int(c.shape[0])}
     if c.shape[0] == 0:
         return out | dict.fromkeys(("ods_f", "ods_threshold", "ods_precision", "ods_recall", "ois_f"))
-    precision, recall, f = _f_measure(c.sum(0))
+    precision, recall, f = crack_f_curve(c.sum(0))
     k = int(torch.argmax(f))  # the first maximum: the lowest threshold on ties
     out.update(ods_f=float(f[k]), ods_threshold=th[k], ods_precision=float(precision[k]), ods_recall=float(recall[k]))
-    out["ois_f"] = float(_f_measure(c)[2].max(1).values.mean())
+    out["ois_f"] = float(crack_f_curve(c)[2].max(1).values.mean())
     return out
 
 

@@ -607,14 +607,19 @@ def _conv_blocks(
     return out
 
 
-def _renamed(fn, suffix: str):
+def _renamed(fn, suffix: str, globals_: dict | None = None):
     """The same function under another name. numba's on-disk cache files a function by its qualified
     name and first line, not by its compile flags: under one name, a cached parallel build was once
     loaded for the serial dispatcher too (which then started numba's thread pool on every call, 2.8x
-    slower at 64 x 64 px). Under its own name each build has its own cache entry."""
+    slower at 64 x 64 px). Under its own name each build has its own cache entry. ``globals_``: names
+    the clone sees on top of the module's (the kernels a chain calls)."""
     name = fn.__name__ + suffix
     clone = types_module.FunctionType(
-        fn.__code__.replace(co_name=name, co_qualname=name), fn.__globals__, name, fn.__defaults__, fn.__closure__
+        fn.__code__.replace(co_name=name, co_qualname=name),
+        {**fn.__globals__, **globals_} if globals_ else fn.__globals__,
+        name,
+        fn.__defaults__,
+        fn.__closure__,
     )
     clone.__qualname__ = name
     return clone
@@ -688,16 +693,11 @@ def _residual_chain(
     return z
 
 
-def _chain_build(kernels, suffix: str):
-    """:func:`_residual_chain` compiled against ``kernels`` (serial or parallel), under its own name
-    (see :func:`_renamed`)."""
-    fn = _renamed(_residual_chain, suffix)
-    clone = types_module.FunctionType(fn.__code__, {**fn.__globals__, "PACK": kernels[0], "CONV": kernels[1]})
-    clone.__name__ = clone.__qualname__ = fn.__name__
-    return njit(cache=True)(clone)
-
-
-_CHAINS = {id(_SERIAL): _chain_build(_SERIAL, "_serial"), id(_PARALLEL): _chain_build(_PARALLEL, "_parallel")}
+# :func:`_residual_chain` compiled against each pair of kernels, under its own name (see :func:`_renamed`)
+_CHAINS = {
+    kernels: njit(cache=True)(_renamed(_residual_chain, suffix, {"PACK": kernels[0], "CONV": kernels[1]}))
+    for kernels, suffix in ((_SERIAL, "_serial"), (_PARALLEL, "_parallel"))
+}
 
 
 def _kernels(work: int = PARALLEL_MIN_WORK):
@@ -785,7 +785,7 @@ class ResidualChain:
         n, c, h, w = x.shape
         if c != self.channels:
             raise ValueError(f"the chain takes {self.channels} channels, not {c}")
-        chain = _CHAINS[id(_kernels(self.planes * x.size))]
+        chain = _CHAINS[_kernels(self.planes * x.size)]
         return chain(
             np.ascontiguousarray(x, np.float32),
             *self.arrays,

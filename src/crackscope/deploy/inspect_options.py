@@ -26,9 +26,8 @@ MAX_SCALE = 16.0  # --scale in (0, MAX_SCALE]
 MAX_OVERLAP = 0.5  # crackscope.deploy.tiling.MAX_OVERLAP (not imported: it imports torch); a test ties them
 Runtime = Literal["torch", "packed"]  # of the tile classifier: PyTorch, or bit-packed
 RUNTIMES = get_args(Runtime)
-Tta = Literal[
-    "none", "flip", "d8"
-]  # crackscope.nn.flip_tta.TTA_MODES (not imported: it imports torch); a test ties them
+# crackscope.nn.flip_tta.TTA_MODES (not imported: it imports torch); a test ties them
+Tta = Literal["none", "flip", "d8"]
 
 
 def _option(default, error: str, description: str, **constraints):

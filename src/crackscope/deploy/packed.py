@@ -221,11 +221,15 @@ class PackedBinaryConv(nn.Module):
         res = None if residual is None else residual.detach().contiguous().numpy()
         return torch.from_numpy(self.run(x.detach().contiguous().numpy(), res, post))
 
-    def run(self, x: np.ndarray, residual: np.ndarray | None = None, post=None) -> np.ndarray:
-        """:meth:`forward` on C-contiguous float32 arrays, without tensors in between."""
+    def operands(self, post: PackedPost | None = None) -> tuple:
+        """(ConvOperands, thresholds, below) with ``post`` fused, prepared on first use."""
         if self._kernel is None or post is not self._kernel[3]:
             self.prepare(post)
-        operands, thresholds, below, _ = self._kernel
+        return self._kernel[:3]
+
+    def run(self, x: np.ndarray, residual: np.ndarray | None = None, post=None) -> np.ndarray:
+        """:meth:`forward` on C-contiguous float32 arrays, without tensors in between."""
+        operands, thresholds, below = self.operands(post)
         triples = bitconv.pack_row_triples(x, thresholds, below, self.stride)
         return operands.run(triples, self.stride, x.shape[2], x.shape[3], residual)
 
@@ -412,7 +416,7 @@ class PackedResNet(nn.Module):
             steps, run = [], []
 
             def close_run():
-                layers = [self._operands(u) for u in run]
+                layers = [u.conv.operands(u.post) for u in run]
                 if layers and bitconv.ResidualChain.chainable(layers):
                     steps.append(bitconv.ResidualChain(layers))
                 else:
@@ -439,14 +443,6 @@ class PackedResNet(nn.Module):
         """Pickled and copied without the compiled chains (rebuilt on the next call)."""
         state = super().__getstate__()
         return {**state, "_step_cache": None}
-
-    @staticmethod
-    def _operands(unit: PackedUnit) -> tuple:
-        conv = unit.conv
-        if conv._kernel is None or conv._kernel[3] is not unit.post:
-            conv.prepare(unit.post)
-        operands, thresholds, below, _ = conv._kernel
-        return operands, thresholds, below
 
     def images_per_chunk(self, height: int, width: int) -> int:
         """Images run through the network together: as many as keep the first stage's activation

@@ -119,6 +119,25 @@ def test_bit_convolution_over_several_row_blocks_equals_float64_convolution(monk
     np.testing.assert_allclose(_packed_conv(*args), expected, rtol=1e-6, atol=1e-6 * np.abs(expected).max())
 
 
+@pytest.mark.parametrize("c_in,stride,shared", [(16, 1, True), (16, 1, False), (32, 1, False), (16, 2, True)])
+def test_small_maps_in_blocks_of_whole_images_equal_float64_convolution(monkeypatch, c_in, stride, shared):
+    # the cascade's tile classifier: many small maps, most pixels at the border; blocks of two whole
+    # images share one map of border constants (the last block holds one image)
+    rng = np.random.default_rng(c_in + 10 * stride)
+    h = w = 10 if stride == 2 else 5
+    h_out, w_out = (h - 1) // stride + 1, (w - 1) // stride + 1
+    monkeypatch.setattr(bitconv, "BLOCK_PIXELS", 2 * h_out * w_out)
+    x, thresholds, below, signs, a_lo, a_hi, w_lo, w_hi, scale, shift, _ = _random_case(rng, c_in, 12, h, w, stride, 2)
+    x = rng.standard_normal((5, c_in, h, w)).astype(np.float32)
+    if shared:  # AOIE-Net: one weight set, two activation levels
+        signs[1], w_lo[1], w_hi[1] = signs[0], w_lo[0], w_hi[0]
+    args = (x, thresholds, below, signs, a_lo, a_hi, w_lo, w_hi, scale, shift, stride)
+    expected = _reference(*args)
+    got = _packed_conv(*args)
+    assert got.shape == (5, 12, h_out, w_out)
+    np.testing.assert_allclose(got, expected, rtol=1e-6, atol=1e-6 * np.abs(expected).max())
+
+
 _TWO_THREADS = """
 import numpy as np, torch
 from crackscope.deploy import bitconv

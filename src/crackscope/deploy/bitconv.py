@@ -170,43 +170,55 @@ def _write_row_triple(fields, col0, w, dst, y, stride, field_bits, unit_bits, un
 
 
 @njit(cache=True)
-def _write_rows_stride1(fields, rows, w, dst, y0, field_bits, unit_bits, units_per_field):
-    """Rows ``y0 .. y0 + rows - 1`` of the row triples ``dst`` (row_words, H + 2, W) of one plane and
-    image at stride 1, from the rows' channel fields ``fields`` (units_per_field, rows * W): the
-    same words as :func:`_write_row_triple` row by row, written as one run over the rows (output
-    column x of a row reads field column x - 1 + dx), the image's first and last columns then
-    cleared of the taps that fall outside it. Long loops for small images."""
-    size = rows * w
+def _write_rows_flat(fields, rows, w, dst, y0, stride, field_bits, unit_bits, units_per_field):
+    """Rows ``y0 .. y0 + rows - 1`` of the row triples ``dst`` (row_words, H + 2, W_out) of one plane
+    and image, from the rows' channel fields ``fields`` (units_per_field, rows * W), where
+    W = stride * W_out (stride 1, or an even width at stride 2): the same words as
+    :func:`_write_row_triple` row by row, written as one run over the rows (output column k of
+    the run reads field column stride * k - 1 + dx), the image's first column (and at stride 1 its
+    last) then cleared of the taps that fall outside it. Long loops for small images."""
+    w_out = dst.shape[2]
+    size_in, size = rows * w, rows * w_out
     for dx in range(3):
         for j in range(units_per_field):
             bit0 = dx * field_bits + j * unit_bits
             word, shift = bit0 // 64, np.uint64(bit0 % 64)
-            flat = dst[word].reshape(dst.shape[1] * dst.shape[2])[y0 * w : y0 * w + size]
+            flat = dst[word].reshape(dst.shape[1] * dst.shape[2])[y0 * w_out : y0 * w_out + size]
             src = fields[j]
-            lo, hi = max(0, 1 - dx), min(size, size + 1 - dx)  # columns whose tap is inside the block
+            # output columns whose tap is inside the block: stride * k - 1 + dx in [0, size_in - 1]
+            lo, hi = (1 if dx == 0 else 0), min(size, (size_in - dx) // stride + 1)
             if bit0 % 64 == 0:
                 for k in range(lo):
                     flat[k] = 0
                 for k in range(hi, size):
                     flat[k] = 0
                 part = flat[lo:hi]
-                tap = src[lo - 1 + dx :]
-                for k in range(part.shape[0]):
-                    part[k] = np.uint64(tap[k])
+                if stride == 1:
+                    tap = src[lo - 1 + dx :]
+                    for k in range(part.shape[0]):
+                        part[k] = np.uint64(tap[k])
+                else:
+                    for k in range(part.shape[0]):
+                        part[k] = np.uint64(src[stride * (lo + k) - 1 + dx])
             else:
                 part = flat[lo:hi]
-                tap = src[lo - 1 + dx :]
-                for k in range(part.shape[0]):
-                    part[k] |= np.uint64(tap[k]) << shift
-            if dx != 1:  # the tap left of column 0 (dx = 0) or right of column W - 1 (dx = 2): zero padding
-                edge = 0 if dx == 0 else w - 1
+                if stride == 1:
+                    tap = src[lo - 1 + dx :]
+                    for k in range(part.shape[0]):
+                        part[k] |= np.uint64(tap[k]) << shift
+                else:
+                    for k in range(part.shape[0]):
+                        part[k] |= np.uint64(src[stride * (lo + k) - 1 + dx]) << shift
+            # the tap left of column 0 (dx = 0) or, at stride 1, right of column W - 1 (dx = 2): zero padding
+            if dx == 0 or (dx == 2 and stride == 1):
+                edge = 0 if dx == 0 else w_out - 1
                 keep = (
                     ~(((np.uint64(1) << np.uint64(unit_bits)) - np.uint64(1)) << shift)
                     if unit_bits < 64
                     else np.uint64(0)
                 )
                 for r in range(rows):
-                    flat[r * w + edge] &= keep
+                    flat[r * w_out + edge] &= keep
 
 
 def _pack_rows(x, thresholds, below, stride, w_out, field_bits, row_words, unit, rows_per_task):
@@ -238,8 +250,10 @@ def _pack_rows(x, thresholds, below, stride, w_out, field_bits, row_words, unit,
                     for i in range(size):
                         f[i] |= bit * (xr[i] >= t)
         for p in range(planes):
-            if stride == 1:
-                _write_rows_stride1(all_fields[p], rows, w, out[p, b], y0 + 1, field_bits, unit_bits, units_per_field)
+            if w == stride * w_out:  # stride 1, or an even width at stride 2: one run over the rows
+                _write_rows_flat(
+                    all_fields[p], rows, w, out[p, b], y0 + 1, stride, field_bits, unit_bits, units_per_field
+                )
             else:
                 for r in range(rows):
                     _write_row_triple(
@@ -384,7 +398,7 @@ class ConvOperands:
             if has_residual
             else _NO_RESIDUAL
         )
-        rows_per_block = max(1, BLOCK_PIXELS // w_out)  # rows of the batch: small maps share a block
+        rows_per_block = _rows_per_block(h_out, w_out)
         out = _kernels(planes * n * h_out * w_out * c_out)[1](
             triples.reshape(planes, n, row_words, rows_in * w_out),
             self.weights,
@@ -406,6 +420,14 @@ class ConvOperands:
 
 
 _NO_RESIDUAL = np.zeros((1, 1, 1), np.float32)
+
+
+def _rows_per_block(h_out: int, w_out: int) -> int:
+    """Output rows of the batch per work item of the convolution: about BLOCK_PIXELS pixels, so
+    small maps share a block; whole images when a block holds one or more (the kernel then adds
+    the border constants from one map for every block)."""
+    rows = max(1, BLOCK_PIXELS // w_out)
+    return rows - rows % h_out if rows >= h_out else rows
 
 
 def _shared_plane_ratio(weights, acc_coef, ones_coef) -> np.ndarray:
@@ -467,6 +489,36 @@ def _conv_blocks(
     zero = np.float32(0)
     out = np.empty((n, c_out, h_out * w_out), dtype=np.float32)
     all_rows = n * h_out  # row g is row g % h_out of image g // h_out
+    # Small maps (blocks of whole images, most pixels at the border): every block starts at an
+    # image's first row, so pixel i of any block has the pattern of pixel i % (h_out w_out) of an
+    # image, and one map of the border constants, made once per call, serves every block (added
+    # contiguously instead of gathered per block). Only where there are several blocks to share it.
+    image_px = h_out * w_out
+    map_px = min(rows_per_block, all_rows) * w_out
+    block_map = rows_per_block % h_out == 0 and all_rows > rows_per_block
+    if block_map:  # and most pixels at the border: rows at the border, then columns at the border
+        border_rows, border_cols = 0, 0
+        for oy in range(h_out):
+            if oy * stride == 0 or oy * stride + 1 >= h:
+                border_rows += 1
+        for ox in range(w_out):
+            if col_valid[ox] != 7:
+                border_cols += 1
+        block_map = 8 * (border_rows * w_out + (h_out - border_rows) * border_cols) > image_px
+    border_map = np.zeros((c_out, map_px if block_map else 0), dtype=np.float64)
+    if block_map:
+        map_pattern = np.empty(map_px, dtype=np.int64)
+        for i in range(map_px):
+            oy, ox = (i % image_px) // w_out, i % w_out
+            row_mask = 0
+            for dy in range(3):
+                if 0 <= oy * stride - 1 + dy < h:
+                    row_mask |= 1 << dy
+            map_pattern[i] = row_mask * 8 + col_valid[ox]
+        for o in range(c_out):
+            border_o, map_o = border[o], border_map[o]
+            for i in range(map_px):
+                map_o[i] = border_o[map_pattern[i]]
     for task in prange((all_rows + rows_per_block - 1) // rows_per_block):
         g0 = task * rows_per_block
         rows = min(rows_per_block, all_rows - g0)
@@ -498,7 +550,7 @@ def _conv_blocks(
         where = np.empty(size, dtype=np.int64)
         pattern = np.empty(size, dtype=np.int64)
         every = np.empty(size, dtype=np.int64)  # every pixel's pattern (63: inside)
-        for r in range(rows):
+        for r in range(0 if block_map else rows):  # (the border map holds them)
             row_mask = 0
             for dy in range(3):
                 if 0 <= ((g0 + r) % h_out) * stride - 1 + dy < h:
@@ -519,14 +571,23 @@ def _conv_blocks(
                 ones_both[i] = ones[0, i] + ratio * ones[1, i]
         for o in range(c_out):
             start = inner[o]
+            map_o = border_map[o]  # empty unless block_map
             if shared:
                 a, c = acc_coef[0, o], ones_coef[0, o]
                 s0, s1, s2, t0, t1, t2 = win[0, 0], win[0, 1], win[0, 2], win[1, 0], win[1, 1], win[1, 2]
                 w0, w1, w2 = weights[0, 0, o], weights[0, 1, o], weights[0, 2, o]
-                for i in range(size):
-                    first = _popcount64(s0[i] ^ w0) + _popcount64(s1[i] ^ w1) + _popcount64(s2[i] ^ w2)
-                    second = _popcount64(t0[i] ^ w0) + _popcount64(t1[i] ^ w1) + _popcount64(t2[i] ^ w2)
-                    total[i] = start + a * (np.float64(first) + ratio * np.float64(second)) + c * ones_both[i]
+                if block_map:  # the same sum with the pixel's border constant (first term: the same order)
+                    for i in range(size):
+                        first = _popcount64(s0[i] ^ w0) + _popcount64(s1[i] ^ w1) + _popcount64(s2[i] ^ w2)
+                        second = _popcount64(t0[i] ^ w0) + _popcount64(t1[i] ^ w1) + _popcount64(t2[i] ^ w2)
+                        total[i] = (
+                            start + a * (np.float64(first) + ratio * np.float64(second)) + c * ones_both[i]
+                        ) + map_o[i]
+                else:
+                    for i in range(size):
+                        first = _popcount64(s0[i] ^ w0) + _popcount64(s1[i] ^ w1) + _popcount64(s2[i] ^ w2)
+                        second = _popcount64(t0[i] ^ w0) + _popcount64(t1[i] ^ w1) + _popcount64(t2[i] ^ w2)
+                        total[i] = start + a * (np.float64(first) + ratio * np.float64(second)) + c * ones_both[i]
             else:
                 for i in range(size):
                     total[i] = start
@@ -580,7 +641,11 @@ def _conv_blocks(
                     for i in range(size):
                         total[i] += a * np.float64(counts[i]) + c * ones_p[i]
             border_o = border[o]  # (64,), 0 at pattern 63
-            if dense_border:
+            if block_map:
+                if not shared:  # (the shared pass added it)
+                    for i in range(size):
+                        total[i] += map_o[i]
+            elif dense_border:
                 for i in range(size):
                     total[i] += border_o[every[i]]
             else:
@@ -794,6 +859,6 @@ class ResidualChain:
             self.row_words,
             self.unit,
             max(1, min(h, BLOCK_PIXELS // w)),
-            max(1, BLOCK_PIXELS // w),
+            _rows_per_block(h, w),
             _col_patterns(w, 1, w),
         )

@@ -65,7 +65,7 @@ from crackscope.deploy.operating_point import (
     pixel_scores,
 )
 from crackscope.errors import InputError, exit_code_of
-from crackscope.provenance import hardware, write_results
+from crackscope.provenance import hardware, shown_path, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = ROOT / "runs" / "cascade"
@@ -429,8 +429,7 @@ def _input_note(run: Path) -> str:
 
 
 def _rel(path: Path) -> str:
-    path = path.resolve()
-    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+    return shown_path(path, ROOT)
 
 
 def main(argv=None) -> int:

@@ -25,7 +25,7 @@ import yaml
 from crackscope.data.splits import read_split_stems
 from crackscope.deploy.operating_point import CRITERIA, RunPairs, choose_thresholds
 from crackscope.errors import InputError, exit_code_of
-from crackscope.provenance import cpu_name, write_results
+from crackscope.provenance import cpu_name, shown_path, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = ROOT / "runs" / "cascade"
@@ -33,8 +33,7 @@ TILE = 64
 
 
 def _rel(path: Path) -> str:
-    path = path.resolve()
-    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+    return shown_path(path, ROOT)
 
 
 def _per_tile_ms(fn, tiles: torch.Tensor, repeats: int) -> float:

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from crackscope.errors import exit_code_of
-from crackscope.provenance import hardware, write_results
+from crackscope.provenance import hardware, shown_path, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = ROOT / "src" / "crackscope" / "weights" / "cracks"  # the shipped pair "cracks"
@@ -238,10 +238,7 @@ def _markdown(result: dict) -> str:
 
 
 def _rel(path: Path) -> str:
-    try:
-        return str(path.resolve().relative_to(ROOT))
-    except ValueError:
-        return str(path)
+    return shown_path(path, ROOT)
 
 
 def main(argv=None) -> int:

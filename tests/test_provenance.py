@@ -115,3 +115,12 @@ def test_split_stems_read_back_what_write_split_recorded(tmp_path):
     (tmp_path / "indices.json").write_text(json.dumps({"indices": {"train": [0]}}))
     with pytest.raises(InputError, match="indices.json: no readable image stems"):
         read_split_stems(tmp_path / "indices.json")
+
+
+def test_shown_path_is_relative_inside_the_root_and_absolute_outside(tmp_path):
+    from crackscope.provenance import shown_path
+
+    root = tmp_path / "project"
+    assert shown_path(root / "benchmarks" / "results" / "x.md", root) == "benchmarks/results/x.md"
+    assert shown_path(root / "a" / ".." / "b.json", root) == "b.json"
+    assert shown_path(tmp_path / "elsewhere" / "c.md", root) == str((tmp_path / "elsewhere" / "c.md").resolve())

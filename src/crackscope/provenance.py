@@ -158,6 +158,13 @@ class CpuLoad:
         return {"other_processes_cpu_s": round(self.foreign_cpu_s, 3), "other_processes_cpu_fraction": self.fraction()}
 
 
+def shown_path(path: str | Path, root: str | Path) -> str:
+    """``path`` as a result file records it: relative to ``root`` (a project's folder) when inside
+    it, else resolved."""
+    path, root = Path(path).resolve(), Path(root).resolve()
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
+
+
 def write_results(
     stem: str | Path,
     record: dict | list | None = None,

@@ -165,6 +165,13 @@ parallel = run()
 torch.set_num_threads(1)
 assert bitconv._kernels() is bitconv._SERIAL
 assert np.array_equal(parallel, serial) and np.array_equal(run(), serial)
+# one image on two threads: its rows are split between them, with the same numbers
+x = x[:1]
+torch.set_num_threads(1)
+serial = run()
+torch.set_num_threads(2)
+assert bitconv._rows_per_task(1, 9, 10, bitconv._PARALLEL) == 5 == bitconv._rows_per_block(1, 9, 10, bitconv._PARALLEL)
+assert np.array_equal(run(), serial)
 # a residual chain on the parallel kernels gives the serial chain's numbers
 from crackscope import models
 from crackscope.deploy.packed import pack_model

@@ -279,8 +279,8 @@ def pack_row_triples(x: np.ndarray, thresholds: np.ndarray, below: np.ndarray, s
     field_bits, row_words = field_layout(x.shape[1])
     w_out = (x.shape[3] - 1) // stride + 1
     unit = np.ones(1, dtype=_field_unit(field_bits))
-    pack = _kernels(x.size * thresholds.shape[0])[0]
-    return pack(
+    kernels = _kernels(x.size * thresholds.shape[0])
+    return kernels[0](
         np.ascontiguousarray(x, dtype=np.float32),
         np.ascontiguousarray(thresholds, np.float32),
         np.ascontiguousarray(below, dtype=np.bool_),
@@ -289,7 +289,7 @@ def pack_row_triples(x: np.ndarray, thresholds: np.ndarray, below: np.ndarray, s
         field_bits,
         row_words,
         unit,
-        max(1, min(x.shape[2], BLOCK_PIXELS // x.shape[3])),
+        _rows_per_task(x.shape[0], x.shape[2], x.shape[3], kernels),
     )
 
 
@@ -398,8 +398,9 @@ class ConvOperands:
             if has_residual
             else _NO_RESIDUAL
         )
-        rows_per_block = _rows_per_block(h_out, w_out)
-        out = _kernels(planes * n * h_out * w_out * c_out)[1](
+        kernels = _kernels(planes * n * h_out * w_out * c_out)
+        rows_per_block = _rows_per_block(n, h_out, w_out, kernels)
+        out = kernels[1](
             triples.reshape(planes, n, row_words, rows_in * w_out),
             self.weights,
             self.acc_coef,
@@ -422,12 +423,30 @@ class ConvOperands:
 _NO_RESIDUAL = np.zeros((1, 1, 1), np.float32)
 
 
-def _rows_per_block(h_out: int, w_out: int) -> int:
-    """Output rows of the batch per work item of the convolution: about BLOCK_PIXELS pixels, so
-    small maps share a block; whole images when a block holds one or more (the kernel then adds
-    the border constants from one map for every block)."""
+def _rows_per_block(n: int, h_out: int, w_out: int, kernels) -> int:
+    """Output rows of the batch (``n`` maps of ``h_out`` x ``w_out``) per work item of the
+    convolution: about BLOCK_PIXELS pixels, so small maps share a block; whole images when a block
+    holds one or more (the kernel then adds the border constants from one map for every block);
+    on the parallel ``kernels``, at least one item per thread (:func:`_per_thread`)."""
     rows = max(1, BLOCK_PIXELS // w_out)
-    return rows - rows % h_out if rows >= h_out else rows
+    rows = rows - rows % h_out if rows >= h_out else rows
+    return _per_thread(rows, n * h_out, kernels)
+
+
+def _rows_per_task(n: int, h: int, w: int, kernels) -> int:
+    """Input rows of one image per work item of the packing: about BLOCK_PIXELS pixels, all of a
+    small image; on the parallel ``kernels``, at least one item per thread (:func:`_per_thread`)."""
+    rows = max(1, min(h, BLOCK_PIXELS // w))
+    return _per_thread(rows, h, kernels) if n == 1 else rows
+
+
+def _per_thread(rows: int, all_rows: int, kernels) -> int:
+    """``rows`` per work item, or fewer where the parallel ``kernels`` would get fewer items than
+    threads (one mid-size map): ``all_rows`` split evenly over the threads."""
+    if kernels is not _PARALLEL:
+        return rows
+    threads = numba.get_num_threads()
+    return rows if -(-all_rows // rows) >= threads else max(1, -(-all_rows // threads))
 
 
 def _shared_plane_ratio(weights, acc_coef, ones_coef) -> np.ndarray:
@@ -850,7 +869,8 @@ class ResidualChain:
         n, c, h, w = x.shape
         if c != self.channels:
             raise ValueError(f"the chain takes {self.channels} channels, not {c}")
-        chain = _CHAINS[_kernels(self.planes * x.size)]
+        kernels = _kernels(self.planes * x.size)
+        chain = _CHAINS[kernels]
         return chain(
             np.ascontiguousarray(x, np.float32),
             *self.arrays,
@@ -858,7 +878,7 @@ class ResidualChain:
             self.field_bits,
             self.row_words,
             self.unit,
-            max(1, min(h, BLOCK_PIXELS // w)),
-            _rows_per_block(h, w),
+            _rows_per_task(n, h, w, kernels),
+            _rows_per_block(n, h, w, kernels),
             _col_patterns(w, 1, w),
         )

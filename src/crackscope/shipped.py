@@ -98,8 +98,8 @@ class ShippedModel:
     pair: str | None = None
 
 
-def _cascade_pair(pair: str, trained_on: tuple[str, ...], photos: str) -> tuple[ShippedModel, ShippedModel]:
-    """The segmenter and the tile classifier of a crack pair (the two models of inspect-image)."""
+def _cascade_pair(pair: str, trained_on: tuple[str, ...], photos: str, tile: int) -> tuple[ShippedModel, ShippedModel]:
+    """The segmenter and the tile classifier (``tile``-px tiles) of a crack pair: the models of inspect-image."""
     return (
         ShippedModel(
             f"{pair}/segmenter",
@@ -112,8 +112,8 @@ def _cascade_pair(pair: str, trained_on: tuple[str, ...], photos: str) -> tuple[
         ),
         ShippedModel(
             f"{pair}/tile_classifier",
-            "crack / no-crack per 64 px tile (1-bit AOIE-Net), the cascade's screen",
-            "grey 64 x 64 tiles of a photo",
+            f"crack / no-crack per {tile} px tile (1-bit AOIE-Net), the cascade's screen",
+            f"grey {tile} x {tile} tiles of a photo",
             trained_on,
             ("metrics.json", "accuracy", "tile accuracy at the argmax", 4),
             ("n_images", "held-out tiles"),
@@ -125,8 +125,8 @@ def _cascade_pair(pair: str, trained_on: tuple[str, ...], photos: str) -> tuple[
 MODELS: dict[str, ShippedModel] = {
     m.name: m
     for m in (
-        *_cascade_pair("cracks", ("DeepCrack", "Crack500"), "RGB photo of concrete or asphalt, any size"),
-        *_cascade_pair("deepcrack", ("DeepCrack",), "RGB photo, any size (DeepCrack's camera)"),
+        *_cascade_pair("cracks", ("DeepCrack", "Crack500"), "RGB photo of concrete or asphalt, any size", 128),
+        *_cascade_pair("deepcrack", ("DeepCrack",), "RGB photo, any size (DeepCrack's camera)", 64),
         ShippedModel(
             "neu-cls/aoie_net",
             "steel surface defect class, 6 classes (1-bit AOIE-Net)",

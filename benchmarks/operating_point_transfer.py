@@ -33,21 +33,6 @@ ROOT = Path(__file__).resolve().parents[1]
 SHARE = 0.98
 
 
-def kept_at(images, threshold: float) -> tuple[float, float]:
-    """(share of the correct crack pixels the cascade's final region keeps, share of windows run) at
-    ``threshold`` over ``images`` (screened already)."""
-    from crackscope.deploy.operating_point import screened_windows
-
-    kept = total = run = windows = 0
-    for i in images:
-        chosen, region = screened_windows(i.base, i.probability >= threshold)
-        kept += int((i.pixels["true"] & region).sum())
-        total += int(i.pixels["true"].sum())
-        run += len(chosen)
-        windows += len(i.base.plan)
-    return kept / max(total, 1), run / max(windows, 1)
-
-
 def _markdown(result: dict) -> str:
     env = result["environment"]
     lines = [
@@ -78,7 +63,7 @@ def _main(argv=None) -> int:
     from crackscope.data.splits import read_split_stems
     from crackscope.data.survey_mosaics import survey_mosaics, tile_bank
     from crackscope.deploy.cascade import load_classifier, load_segmenter
-    from crackscope.deploy.operating_point import RunPairs, operating_points, screen_images
+    from crackscope.deploy.operating_point import RunPairs, kept_at, operating_points, screen_images
     from crackscope.shipped import resolve
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

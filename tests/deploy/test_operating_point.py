@@ -23,7 +23,7 @@ from safetensors.torch import save_file
 from crackscope.cli import main
 from crackscope.data.tiles import extract_tiles, tile_grid
 from crackscope.deploy.cascade import load_classifier, load_segmenter, read_image, segment_all_tiles, to_channels
-from crackscope.deploy.operating_point import ScreenedImage, operating_points, oracle_windows
+from crackscope.deploy.operating_point import ScreenedImage, kept_at, operating_points, oracle_windows
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -97,6 +97,14 @@ def test_what_the_operating_point_keeps_flags_and_runs_worked_by_hand(hand_made)
     assert point["true"]["tile_recall"] == 3 / 4
     curve = {c["threshold"]: c for c in point["curve"]}
     assert curve[0.5]["flagged_fraction"] == 5 / 16 and curve[0.05]["flagged_fraction"] == 9 / 16
+
+
+def test_kept_at_any_threshold_worked_by_hand(hand_made):
+    # at 0.75: tiles 0 (0.9) and 1 (0.8) of image 1 and tile 0 of image 2 (0.95): 10 of 100 marked pixels,
+    # 10 of 55 correct ones, 3 of the 16 windows (one per tile)
+    assert kept_at(hand_made, 0.75, "all") == pytest.approx((0.10, 3 / 16))
+    assert kept_at(hand_made, 0.75) == pytest.approx((10 / 55, 3 / 16))
+    assert kept_at(hand_made, 0.0, "all") == (1.0, 1.0)  # every tile flagged, every window run
 
 
 def test_a_perfect_screen_flags_the_tiles_holding_most_pixels_first_worked_by_hand(hand_made):

@@ -112,6 +112,19 @@ def screened_windows(base, flagged: np.ndarray):
     return screen(base.plan, base.scaled_cells(), flagged, base.mask.shape)
 
 
+def kept_at(images: list[ScreenedImage], threshold: float, key: str = "true") -> tuple[float, float]:
+    """(share of the ``key`` criterion's pixels that the cascade's final region keeps, share of the
+    windows it runs) over ``images`` when tiles with probability >= ``threshold`` are flagged."""
+    kept = total = run = windows = 0
+    for i in images:
+        chosen, region = screened_windows(i.base, i.probability >= threshold)
+        kept += int((i.pixels[key] & region).sum())
+        total += int(i.pixels[key].sum())
+        run += len(chosen)
+        windows += len(i.base.plan)
+    return kept / max(total, 1), run / max(windows, 1)
+
+
 def operating_points(images: list[ScreenedImage], share: float) -> dict:
     """For each of :data:`CRITERIA`, the highest threshold at which the cascade's final region keeps
     ``share`` of the criterion's pixels over ``images`` (segmented and classified already), with
@@ -121,7 +134,6 @@ def operating_points(images: list[ScreenedImage], share: float) -> dict:
     p = np.concatenate([i.probability for i in images])
     gt = np.concatenate([i.truth_tiles for i in images]).astype(bool)
     candidates = np.unique(np.concatenate([p, np.linspace(0, 1, 1001)]))
-    n_windows = sum(len(i.base.plan) for i in images)
     out = {
         "chosen_on": "validation",
         "required_share": share,
@@ -131,24 +143,14 @@ def operating_points(images: list[ScreenedImage], share: float) -> dict:
         "kept": "the cascade's final region (flagged cells and every pixel whose windows all ran)",
     }
     for key in CRITERIA:
-        total = max(sum(int(i.pixels[key].sum()) for i in images), 1)
-
-        def kept(t, key=key, total=total):
-            n = windows = 0
-            for i in images:
-                chosen, region = screened_windows(i.base, i.probability >= t)
-                n += int((i.pixels[key] & region).sum())
-                windows += len(chosen)
-            return n / total, windows / n_windows
-
-        lo, hi = 0, len(candidates) - 1  # kept(candidates[lo]) >= share (flag everything) unless nothing is
-        if kept(candidates[hi])[0] >= share:
+        lo, hi = 0, len(candidates) - 1  # kept at candidates[lo] >= share (flag everything) unless nothing is
+        if kept_at(images, candidates[hi], key)[0] >= share:
             lo = hi
         while hi - lo > 1:
             mid = (lo + hi) // 2
-            lo, hi = (mid, hi) if kept(candidates[mid])[0] >= share else (lo, mid)
+            lo, hi = (mid, hi) if kept_at(images, candidates[mid], key)[0] >= share else (lo, mid)
         t = float(candidates[lo])
-        got, windows = kept(t)
+        got, windows = kept_at(images, t, key)
         out[key] = {
             "threshold": t,
             "share": got,

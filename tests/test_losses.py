@@ -11,6 +11,7 @@ from crackscope import losses
 from crackscope.errors import InputError
 
 NAMES = ["bce", "cross_entropy", "focal", "dice", "weighted_dice", "combined_weighted_dice", "ce_dice"]
+BINARY_NAMES = [*NAMES, "ce_cldice"]  # ce_cldice: binary segmentation only
 
 
 def logit(p):
@@ -100,7 +101,7 @@ def test_bad_inputs_raise_input_error():
         )
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", BINARY_NAMES)
 def test_binary_target_with_or_without_channel(name):
     g = torch.Generator().manual_seed(0)
     x = torch.randn(3, 1, 6, 6, generator=g)
@@ -295,7 +296,7 @@ def test_combined_losses_are_their_definitions():
 # ------------------------------------------------------------------------------ empty masks, stability
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", BINARY_NAMES)
 def test_perfect_empty_mask(name):
     x = torch.full((2, 1, 36, 36), -1e4, requires_grad=True)
     y = torch.zeros(2, 1, 36, 36)
@@ -314,7 +315,7 @@ def test_empty_vs_empty_without_smoothing(name):
     assert torch.isfinite(x.grad).all()
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", BINARY_NAMES)
 def test_empty_mask_with_false_alarms_is_finite(name):
     x = torch.randn(2, 1, 8, 8, generator=torch.Generator().manual_seed(10), requires_grad=True)
     loss = losses.create(name)(x, torch.zeros(2, 1, 8, 8))
@@ -353,7 +354,7 @@ def test_confidently_wrong_bce_is_large_not_inf():
     assert loss.item() == pytest.approx(1e4)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", BINARY_NAMES)
 def test_gradients_finite_and_descend(name):
     g = torch.Generator().manual_seed(12)
     x = torch.randn(2, 1, 8, 8, generator=g, requires_grad=True)
@@ -381,3 +382,91 @@ def test_softmax_mse_by_hand():
     target = torch.tensor([0, 0])
     # second sample: softmax (3/4, 1/4), target 0 -> ((1/4)^2 + (1/4)^2) / 2 = 1/16
     assert losses.create("softmax_mse")(logits, target).item() == pytest.approx((9 / 16 + 1 / 16) / 2)
+
+
+# ------------------------------------------------------------------------------ clDice (Shit et al. 2021)
+
+
+def band(rows, height=24, width=20):
+    """A 0/1 map (1, 1, H, W) with the given rows set across the whole width."""
+    x = torch.zeros(1, 1, height, width)
+    x[..., rows, :] = 1.0
+    return x
+
+
+@pytest.mark.parametrize("width, centre", [(1, [10]), (3, [11]), (5, [12]), (7, [13]), (4, [11, 12])])
+def test_soft_skeleton_of_a_band_is_its_centre_line(width, centre):
+    # a band across the image erodes only from above and below (outside the image never erodes):
+    # erosion k leaves rows 10+k .. 9+width-k, and the opening removes the last non-empty one
+    skel = losses.soft_skeleton(band(slice(10, 10 + width)), iterations=5)
+    assert torch.equal(skel, band(centre))
+
+
+def test_cldice_by_hand():
+    loss = losses.create("ce_cldice", smooth=0.0)
+    line = band([12])
+    assert loss.cldice(line, line).item() == pytest.approx(1.0)
+    # a thick band over a thin crack: its centre line lies on the crack and covers all of it, so
+    # clDice is 1 where the pixel Dice is 2 * 20 / (100 + 20) = 1/3
+    thick = band(slice(10, 15))
+    assert loss.cldice(thick, line).item() == pytest.approx(1.0)
+    # half the crack found (a 1-px segment on it): Tprec = 1, Tsens = 1/2, clDice = 2/3
+    half = torch.zeros_like(line)
+    half[..., 12, :10] = 1.0
+    assert loss.cldice(half, line).item() == pytest.approx(2 / 3)
+    # a parallel line 3 px off: no centre-line pixel of either lies on the other
+    assert loss.cldice(band([15]), line).item() == pytest.approx(0.0, abs=1e-12)
+
+
+def test_ce_cldice_is_its_definition():
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(2, 1, 16, 16, generator=g, dtype=torch.float64)
+    y = (torch.rand(2, 1, 16, 16, generator=g) > 0.8).double()
+    loss = losses.create("ce_cldice", alpha=0.6, beta=0.25, iterations=3, smooth=1.0)
+    ce = F.binary_cross_entropy_with_logits(x, y)
+    dice = losses.create("dice", smooth=1.0)(x, y)
+    p = torch.sigmoid(x)
+
+    def skel(m):  # Algorithm 1 of the paper, written out with the 3x3 cross erosion
+        def erode(a):
+            pad = F.pad(a, (1, 1, 1, 1), value=float("inf"))
+            c = pad[..., 1:-1, 1:-1]
+            return torch.stack(
+                [c, pad[..., :-2, 1:-1], pad[..., 2:, 1:-1], pad[..., 1:-1, :-2], pad[..., 1:-1, 2:]]
+            ).amin(0)
+
+        def dilate(a):
+            return F.max_pool2d(a, 3, 1, 1)
+
+        s = torch.relu(m - dilate(erode(m)))
+        for _ in range(3):
+            m = erode(m)
+            d = torch.relu(m - dilate(erode(m)))
+            s = s + torch.relu(d - s * d)
+        return s
+
+    tprec = ((skel(p) * y).sum() + 1) / (skel(p).sum() + 1)
+    tsens = ((skel(y) * p).sum() + 1) / (skel(y).sum() + 1)
+    cl = 2 * tprec * tsens / (tprec + tsens)
+    expected = 0.6 * ce + 0.4 * (0.75 * dice + 0.25 * (1 - cl))
+    assert loss(x, y).item() == pytest.approx(expected.item(), rel=1e-10)
+
+
+def test_ce_cldice_bad_input():
+    with pytest.raises(InputError, match="iterations"):
+        losses.create("ce_cldice", iterations=0)
+    with pytest.raises(InputError, match="beta"):
+        losses.create("ce_cldice", beta=2)
+    with pytest.raises(InputError, match=r"\(2, 3, 4, 4\)"):
+        losses.create("ce_cldice")(torch.zeros(2, 3, 4, 4), torch.zeros(2, 4, 4, dtype=torch.long))
+
+
+@pytest.mark.parametrize("kw", [{}, {"smooth": 0.0}])
+def test_ce_cldice_extreme_logits_give_finite_loss_and_gradients(kw):
+    g = torch.Generator().manual_seed(11)
+    x = ((torch.randint(0, 2, (2, 1, 12, 12), generator=g).float() * 2 - 1) * 1e4).requires_grad_(True)
+    y = torch.randint(0, 2, (2, 1, 12, 12), generator=g).float()
+    loss = losses.create("ce_cldice", **kw)(x, y)
+    loss.backward()
+    assert torch.isfinite(loss)
+    assert torch.isfinite(x.grad).all()

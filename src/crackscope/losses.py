@@ -20,7 +20,7 @@ sample alone and averages the losses.
 
 Names (case-insensitive; the MicroCrackAttentionNeXt paper's abbreviations are aliases):
 ``bce``, ``cross_entropy`` (``ce``), ``focal`` (``fl``), ``dice`` (``dl``), ``weighted_dice``
-(``wdl``), ``combined_weighted_dice`` (``cwdl``), ``ce_dice``, ``softmax_mse``.
+(``wdl``), ``combined_weighted_dice`` (``cwdl``), ``ce_dice``, ``ce_cldice``, ``softmax_mse``.
 """
 
 from __future__ import annotations
@@ -46,6 +46,8 @@ __all__ = [
     "WeightedDiceLoss",
     "CombinedWeightedDiceLoss",
     "CEDiceLoss",
+    "CEClDiceLoss",
+    "soft_skeleton",
 ]
 
 _REGISTRY: dict[str, type[nn.Module]] = {}
@@ -408,6 +410,77 @@ class CEDiceLoss(_Loss):
 
     def _compute(self, batch: _Batch) -> Tensor:
         return self.alpha * _cross_entropy(batch, None) + (1 - self.alpha) * self.dice._compute(batch)
+
+
+def _soft_erode(x: Tensor) -> Tensor:
+    """Grey-level erosion by the 3 x 3 cross (min over each pixel and its 4 neighbours); outside the
+    image counts as +inf, so the image edge erodes nothing."""
+    return torch.minimum(-F.max_pool2d(-x, (3, 1), 1, (1, 0)), -F.max_pool2d(-x, (1, 3), 1, (0, 1)))
+
+
+def _soft_dilate(x: Tensor) -> Tensor:
+    """Grey-level dilation by the 3 x 3 square."""
+    return F.max_pool2d(x, 3, 1, 1)
+
+
+def soft_skeleton(x: Tensor, iterations: int) -> Tensor:
+    """Soft skeleton of maps ``x`` (B, 1, H, W) in [0, 1] (Shit et al. 2021, clDice, Algorithm 1):
+    the part of each erosion that an opening removes, accumulated over ``iterations`` erosions.
+    On a 0/1 map it is the morphological skeleton by the 3 x 3 cross, for structures at most
+    2 * iterations + 1 px wide; it is differentiable (min/max pooling) for probabilities."""
+    skel = F.relu(x - _soft_dilate(_soft_erode(x)))
+    for _ in range(iterations):
+        x = _soft_erode(x)
+        delta = F.relu(x - _soft_dilate(_soft_erode(x)))
+        skel = skel + F.relu(delta - skel * delta)
+    return skel
+
+
+@register("ce_cldice")
+class CEClDiceLoss(_Loss):
+    """alpha * CE + (1 - alpha) * ((1 - beta) * Dice + beta * (1 - clDice)), for thin structures.
+
+    clDice (Shit et al., CVPR 2021, eqs. 1-3) scores the centre lines: with S_P, S_L the soft
+    skeletons (:func:`soft_skeleton`) of the crack probability P and of the label L,
+    Tprec = sum(S_P L) / sum(S_P) (how much of the predicted centre line lies on a crack) and
+    Tsens = sum(S_L P) / sum(S_L) (how much of the labelled centre line is found), and
+    clDice = 2 Tprec Tsens / (Tprec + Tsens). It does not reward a thick band over a thin crack,
+    and it penalises a crack found in pieces in proportion to the centre line missed, which the
+    pixel Dice hardly sees on 1-2 px cracks. Sums run over the batch and are smoothed as the Dice
+    score is (``smooth``; with 0, a map without a centre line has Tprec or Tsens 1). Binary
+    segmentation only: logits (B, 1, H, W). ``iterations`` erosions
+    find centre lines of cracks up to 2 * iterations + 1 px wide.
+    """
+
+    def __init__(self, alpha: float = 0.7, beta: float = 0.5, iterations: int = 10, smooth: float = 1.0):
+        super().__init__()
+        self.alpha = _check_fraction("alpha", alpha)
+        self.beta = _check_fraction("beta", beta)
+        if isinstance(iterations, bool) or not isinstance(iterations, int) or iterations < 1:
+            raise InputError(f"iterations must be an integer >= 1, got {iterations!r}")
+        self.iterations = iterations
+        self.smooth = _check_nonneg("smooth", smooth)
+        self.dice = DiceLoss(smooth=smooth)
+
+    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
+        batch = _prepare(logits, target)
+        if not batch.binary or logits.ndim != 4:
+            raise InputError(f"ce_cldice takes binary segmentation logits (B, 1, H, W), got {tuple(logits.shape)}")
+        p = torch.sigmoid(batch.logits).reshape(logits.shape)
+        y = batch.target.reshape(logits.shape)
+        score = self.cldice(p, y)
+        dice = self.dice._compute(batch)
+        return self.alpha * _cross_entropy(batch, None) + (1 - self.alpha) * (
+            (1 - self.beta) * dice + self.beta * (1 - score)
+        )
+
+    def cldice(self, p: Tensor, y: Tensor) -> Tensor:
+        """clDice of probabilities ``p`` against the label ``y``, both (B, 1, H, W) in [0, 1]."""
+        skel_p, skel_y = soft_skeleton(p, self.iterations), soft_skeleton(y, self.iterations)
+        tprec = _dice_score((skel_p * y).sum() + self.smooth, skel_p.sum() + self.smooth)
+        tsens = _dice_score((skel_y * p).sum() + self.smooth, skel_y.sum() + self.smooth)
+        both = tprec + tsens  # 0 only where neither centre line touches the other: clDice 0
+        return 2 * tprec * tsens / torch.where(both > 0, both, torch.ones_like(both))
 
 
 @register("softmax_mse")

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from crackscope.data.hard_negatives import KINDS, draw_hard_negative
+from crackscope.data.camera_augment import CameraAugment
+from crackscope.data.hard_negatives import KINDS, LINE_KINDS, draw_hard_negative
 from crackscope.errors import InputError
 
 GREY = 0.5
@@ -72,14 +73,70 @@ def test_paint_is_brighter_and_stains_and_tyres_darker_where_they_lie():
 def test_every_kind_keeps_the_shape_and_range_and_is_seeded():
     image = torch.rand(3, 64, 80)
     kinds = set()
-    for seed in range(40):
+    for seed in range(60):
         a, info = draw_hard_negative(image, np.random.default_rng(seed))
         b, _ = draw_hard_negative(image, np.random.default_rng(seed))
         assert a.shape == image.shape and a.dtype == image.dtype and 0 <= a.min() and a.max() <= 1
         torch.testing.assert_close(a, b, rtol=0, atol=0)
         kinds.add(info["kind"])
-    assert kinds == set(KINDS)  # drawn uniformly: 40 draws of 6 kinds hit each
+    assert kinds == set(KINDS)  # drawn uniformly: 60 draws of 8 kinds hit each
     grey, _ = draw_hard_negative(torch.full((1, 32, 32), GREY), np.random.default_rng(0), "paint")
     assert grey.shape == (1, 32, 32)
     with pytest.raises(InputError, match="hard negative kind 'crack' is not one of joint"):
         draw_hard_negative(image, np.random.default_rng(0), "crack")
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_text_lies_around_its_anchor_in_its_colour(seed):
+    h, w = 96, 128
+    out, info = draw_hard_negative(_flat(h=h, w=w), np.random.default_rng(seed), "text")
+    changed = (out - GREY).abs().amax(0).numpy() > 1e-6
+    assert changed.any()
+    # every stroke lies within one text line of the anchor (its left end, mid-height): a character is
+    # at most one height wide, plus the stroke's width and the rotation's antialiasing
+    yy, xx = np.mgrid[0:h, 0:w]
+    ay, ax = info["anchor"]
+    reach = (len(info["text"]) + 1) * info["height_px"] + 3
+    assert np.hypot(yy - ay, xx - ax)[changed].max() <= reach
+    # drawn towards its colour: dark ink darkens the grey, white brightens it
+    dark = info["colour"] in ("black", "grey", "blue")
+    lum = (0.299 * out[0] + 0.587 * out[1] + 0.114 * out[2]).numpy()
+    assert (lum[changed] < GREY).all() if dark else (lum[changed] > GREY).all()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_ruler_is_an_opaque_band_from_its_tip_with_ticks_along_one_edge(seed):
+    h, w = 96, 128
+    out, info = draw_hard_negative(_flat(h=h, w=w), np.random.default_rng(seed), "ruler")
+    d = _line_distance(info, h, w)
+    a, (cy, cx) = info["angle_rad"], info["centre"]
+    yy, xx = np.mgrid[0:h, 0:w].astype(np.float64)
+    along = (xx - cx) * math.cos(a) + (yy - cy) * math.sin(a)
+    half, spacing = info["width_px"] / 2, info["tick_spacing_px"]
+    v = out.numpy()
+    # outside the band, and before the tip, the surface is untouched
+    untouched = (np.abs(d) >= half + 0.5) | (along <= -0.5)
+    np.testing.assert_allclose(v[:, untouched], GREY, atol=1e-6)
+    # inside, away from the tick edge and between ticks: the tape's colour, opaque
+    colours = {"yellow": (0.92, 0.8, 0.2), "white": (0.93, 0.93, 0.9), "grey": (0.65, 0.66, 0.68)}
+    plain = (np.abs(d) <= half - 0.5) & (d > -half + 0.6 * 2 * half) & (along >= 0.5)
+    if plain.any():
+        np.testing.assert_allclose(v[:, plain].T, np.broadcast_to(colours[info["colour"]], (plain.sum(), 3)), atol=1e-5)
+    # the ticks: darker than the tape, near whole multiples of the spacing from the tip, at the edge
+    tape = np.asarray(colours[info["colour"]]).reshape(3, 1, 1)
+    darker = (v < tape - 0.05).any(0) & (np.abs(d) <= half - 0.5) & (along >= 0.5)
+    if darker.any():
+        off = np.abs(along[darker] / spacing - np.round(along[darker] / spacing)) * spacing
+        assert off.max() <= 1.0
+        assert (d[darker] + half).max() <= 0.55 * 2 * half + 1.0
+
+
+def test_kinds_can_be_restricted():
+    image = _flat()
+    drawn = {draw_hard_negative(image, np.random.default_rng(s), kinds=("text", "ruler"))[1]["kind"] for s in range(20)}
+    assert drawn == {"text", "ruler"}
+    assert CameraAugment(p_hard_negative=1.0).params["hard_negative_kinds"] == KINDS
+    assert CameraAugment(hard_negative_kinds=list(LINE_KINDS)).params["hard_negative_kinds"] == LINE_KINDS
+    for bad in (["crack"], [], "text"):
+        with pytest.raises(InputError, match="hard_negative_kinds"):
+            CameraAugment(hard_negative_kinds=bad)

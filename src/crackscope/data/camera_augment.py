@@ -16,7 +16,9 @@ out of an image/mask pair and varies, in this order:
   that are not cracks, as joints and plank edges are;
 * **orientation** -- one of the eight flips / quarter turns (exact: no resampling);
 * **hard negatives** (``p_hard_negative``, default 0) -- a joint, plank edge, shadow, stain, tyre
-  mark or paint line drawn into the crop (:mod:`crackscope.data.hard_negatives`), mask unchanged;
+  mark, paint line, line of text or tape measure drawn into the crop
+  (:mod:`crackscope.data.hard_negatives`; ``hard_negative_kinds`` restricts the kinds, default all),
+  mask unchanged;
 * **illumination** -- brightness shift, contrast about the mean, gamma, and a linear illumination
   gradient across the crop (shadow, vignetting);
 * **colour** -- per-channel gain (white balance) and saturation, or grey with probability ``p_grey``;
@@ -121,6 +123,7 @@ class CameraAugment:
         p_sound: float = 0.0,
         sound_clearance_px: float = 16.0,
         p_hard_negative: float = 0.0,
+        hard_negative_kinds: Sequence[str] | None = None,
     ):
         if isinstance(crop, bool) or not isinstance(crop, int) or crop < 8:
             raise InputError(f"crop={crop!r} must be an integer >= 8 (pixels)")
@@ -157,6 +160,12 @@ class CameraAugment:
             sound_clearance_px=float(sound_clearance_px),
             p_hard_negative=float(p_hard_negative),
         )
+        from crackscope.data.hard_negatives import KINDS
+
+        kinds = tuple(KINDS if hard_negative_kinds is None else hard_negative_kinds)
+        if isinstance(hard_negative_kinds, str) or not kinds or any(k not in KINDS for k in kinds):
+            raise InputError(f"hard_negative_kinds={hard_negative_kinds!r} must list kinds of {', '.join(KINDS)}")
+        self.params["hard_negative_kinds"] = kinds
         if not float(sound_clearance_px) >= 0:
             raise InputError(f"sound_clearance_px={sound_clearance_px!r} must be a distance >= 0 (pixels)")
 
@@ -284,7 +293,7 @@ class CameraAugment:
         if self.params["p_hard_negative"] > 0 and rng.random() < self.params["p_hard_negative"]:
             from crackscope.data.hard_negatives import draw_hard_negative
 
-            img = draw_hard_negative(img, rng)[0]
+            img = draw_hard_negative(img, rng, kinds=self.params["hard_negative_kinds"])[0]
         return self.photometric(img, rng), msk
 
     def __repr__(self) -> str:

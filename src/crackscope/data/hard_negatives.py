@@ -14,10 +14,18 @@ which says where the cracks are, is unchanged). The kinds, each with its geometr
   2-15 px wide;
 * ``stain`` -- oil, water or rust: a dark irregular blob 20-120 px across with soft edges;
 * ``tyre`` -- a tyre mark: a dark band 15-45 px wide with soft edges along a gentle arc;
-* ``paint`` -- a road marking: a bright white or yellow straight band 6-24 px wide with sharp edges.
+* ``paint`` -- a road marking: a bright white or yellow straight band 6-24 px wide with sharp edges;
+* ``text`` -- a date stamp, watermark or an inspector's marker or chalk writing: a line of 3-20
+  characters 8-28 px high in black, grey, red, blue or white, at any angle;
+* ``ruler`` -- a tape measure or crack gauge laid on the surface: an opaque yellow, white or grey
+  band 12-40 px wide from a tip inside the crop to its border, with dark tick marks every 4-10 px
+  along one edge (every fifth one longer).
+
+The last two are what a segmenter trained on close-ups marked most often on the DeepCrack
+validation photos: a tape measure beside the crack and the photographer's watermark.
 
 Brightness changes are multiplicative (``image * (1 - depth * coverage)``, coverage in [0, 1]),
-so texture shows through as on a real surface; paint blends towards its colour. Coverage is
+so texture shows through as on a real surface; paint, text and rulers blend towards their colour. Coverage is
 a smooth function of the signed distance to the shape, so edges are antialiased.
 """
 
@@ -30,7 +38,17 @@ import torch
 
 from crackscope.errors import InputError
 
-KINDS = ("joint", "edge", "shadow", "stain", "tyre", "paint")
+KINDS = ("joint", "edge", "shadow", "stain", "tyre", "paint", "text", "ruler")
+LINE_KINDS = KINDS[:6]  # the kinds before text and rulers (what configs trained before them drew)
+_TEXT_CHARACTERS = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz-./:()#"
+_TEXT_COLOURS = {  # RGB in [0, 1]
+    "black": (0.05, 0.05, 0.05),
+    "grey": (0.3, 0.3, 0.3),
+    "red": (0.8, 0.1, 0.1),
+    "blue": (0.1, 0.2, 0.7),
+    "white": (0.95, 0.95, 0.95),
+}
+_RULER_COLOURS = {"yellow": (0.92, 0.8, 0.2), "white": (0.93, 0.93, 0.9), "grey": (0.65, 0.66, 0.68)}
 
 
 def _ramp(distance: torch.Tensor, half_width: float, soft_px: float) -> torch.Tensor:
@@ -55,13 +73,44 @@ def _darken(image: torch.Tensor, coverage: torch.Tensor, depth: float) -> torch.
     return image * (1.0 - depth * coverage)[None]
 
 
+def _colour(rgb: tuple[float, float, float], channels: int) -> torch.Tensor:
+    """(C, 1, 1) colour for an RGB or grey image (grey: the luminance)."""
+    if channels == 3:
+        return torch.tensor(rgb).view(3, 1, 1)
+    return torch.tensor([0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]]).view(1, 1, 1)
+
+
+def _text_coverage(h: int, w: int, rng: np.random.Generator) -> tuple[torch.Tensor, dict]:
+    """Coverage (H, W) in [0, 1] of a random line of text (Pillow's built-in font) and its geometry."""
+    from PIL import Image, ImageDraw, ImageFont
+
+    height = float(rng.uniform(8.0, 28.0))
+    n = int(rng.integers(3, 21))
+    text = "".join(_TEXT_CHARACTERS[int(i)] for i in rng.integers(len(_TEXT_CHARACTERS), size=n))
+    angle = float(rng.uniform(-math.pi, math.pi)) if rng.random() < 0.5 else float(rng.uniform(-0.2, 0.2))
+    ay, ax = float(rng.uniform(0.1, 0.9) * h), float(rng.uniform(0.1, 0.9) * w)
+    bold = int(rng.random() < 0.3)
+    layer = Image.new("L", (w, h), 0)
+    ImageDraw.Draw(layer).text(
+        (ax, ay), text, fill=255, font=ImageFont.load_default(height), anchor="lm", stroke_width=bold, stroke_fill=255
+    )
+    # counter-clockwise on screen by angle: PIL turns by degrees counter-clockwise about ``center``
+    layer = layer.rotate(math.degrees(angle), resample=Image.BILINEAR, center=(ax, ay))
+    coverage = torch.from_numpy(np.asarray(layer, dtype=np.float32) / 255.0)
+    return coverage, {"text": text, "height_px": height, "angle_rad": angle, "anchor": (ay, ax), "bold": bool(bold)}
+
+
 def draw_hard_negative(
-    image: torch.Tensor, rng: np.random.Generator, kind: str | None = None
+    image: torch.Tensor, rng: np.random.Generator, kind: str | None = None, kinds: tuple[str, ...] = KINDS
 ) -> tuple[torch.Tensor, dict]:
     """``(image with one hard negative drawn in, {"kind": ..., and its geometry})`` for a (C, H, W)
-    float image in [0, 1]; ``kind`` one of :data:`KINDS`, or drawn uniformly when ``None``."""
+    float image in [0, 1]; ``kind`` one of :data:`KINDS`, or drawn uniformly from ``kinds`` when
+    ``None``."""
     if kind is None:
-        kind = KINDS[int(rng.integers(len(KINDS)))]
+        bad = [k for k in kinds if k not in KINDS]
+        if bad or not kinds:
+            raise InputError(f"hard negative kinds {list(kinds)!r}: each must be one of {', '.join(KINDS)}")
+        kind = kinds[int(rng.integers(len(kinds)))]
     if kind not in KINDS:
         raise InputError(f"hard negative kind {kind!r} is not one of {', '.join(KINDS)}")
     c, h, w = image.shape
@@ -112,6 +161,31 @@ def draw_hard_negative(
         depth = float(rng.uniform(0.15, 0.45))
         out = _darken(x, _ramp(d - curvature * along**2, width / 2, float(rng.uniform(3.0, 8.0))), depth)
         info = {"width_px": width, "depth": depth, "curvature_per_px": curvature, "angle_rad": theta, "centre": centre}
+    elif kind == "text":
+        coverage, info = _text_coverage(h, w, rng)
+        name = list(_TEXT_COLOURS)[int(rng.integers(len(_TEXT_COLOURS)))]
+        opacity = float(rng.uniform(0.7, 1.0))
+        cover = opacity * coverage[None]
+        out = x * (1 - cover) + _colour(_TEXT_COLOURS[name], c) * cover
+        info = {**info, "colour": name, "opacity": opacity}
+    elif kind == "ruler":
+        d, theta, tip = _line(h, w, rng)
+        yy, xx = torch.meshgrid(
+            torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij"
+        )
+        along = (xx - tip[1]) * math.cos(theta) + (yy - tip[0]) * math.sin(theta)  # from the tip, outwards
+        width = float(rng.uniform(12.0, 40.0))
+        name = list(_RULER_COLOURS)[int(rng.integers(len(_RULER_COLOURS)))]
+        band = _ramp(d, width / 2, 1.0) * (along + 0.5).clamp(0.0, 1.0)
+        out = x * (1 - band[None]) + _colour(_RULER_COLOURS[name], c) * band[None]
+        spacing = float(rng.uniform(4.0, 10.0))
+        k = torch.round(along / spacing)  # the nearest tick, 1 px wide, antialiased
+        tick = (1.0 - (along - k * spacing).abs()).clamp(0.0, 1.0)
+        length = torch.where(k % 5 == 0, 0.55 * width, 0.3 * width)
+        from_edge = d + width / 2  # ticks hang from the edge d = -width / 2 into the band
+        ticks = tick * ((length - from_edge).clamp(0.0, 1.0)) * (from_edge >= 0) * (along >= 0.5 * spacing) * band
+        out = out * (1 - 0.85 * ticks[None])
+        info = {"width_px": width, "tick_spacing_px": spacing, "colour": name, "angle_rad": theta, "centre": tip}
     else:  # paint
         d, theta, centre = _line(h, w, rng)
         width = float(rng.uniform(6.0, 24.0))

@@ -58,15 +58,16 @@ def _ramp(distance: torch.Tensor, half_width: float, soft_px: float) -> torch.Te
     return ((half_width - distance.abs()) / soft + 0.5).clamp(0.0, 1.0)
 
 
-def _line(h: int, w: int, rng: np.random.Generator) -> tuple[torch.Tensor, float, tuple[float, float]]:
-    """Signed distance (H, W) in pixels to a random straight line through the crop, its angle and
-    a point on it (row, column)."""
+def _line(h: int, w: int, rng: np.random.Generator) -> tuple[torch.Tensor, torch.Tensor, float, tuple[float, float]]:
+    """A random straight line through the crop: every pixel's signed distance to it and its position
+    along it from a point on it (both (H, W), in pixels), its angle and that point (row, column)."""
     theta = float(rng.uniform(0, math.pi))
     cy, cx = float(rng.uniform(0.2, 0.8) * h), float(rng.uniform(0.2, 0.8) * w)
     yy, xx = torch.meshgrid(torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij")
     # unit normal (sin, -cos) of direction (cos, sin) in (x, y)
     d = (xx - cx) * math.sin(theta) - (yy - cy) * math.cos(theta)
-    return d, theta, (cy, cx)
+    along = (xx - cx) * math.cos(theta) + (yy - cy) * math.sin(theta)
+    return d, along, theta, (cy, cx)
 
 
 def _darken(image: torch.Tensor, coverage: torch.Tensor, depth: float) -> torch.Tensor:
@@ -116,13 +117,13 @@ def draw_hard_negative(
     c, h, w = image.shape
     x = image.float()
     if kind == "joint":
-        d, theta, centre = _line(h, w, rng)
+        d, along, theta, centre = _line(h, w, rng)
         width = float(rng.uniform(1.5, 8.0))
         depth = float(rng.uniform(0.35, 0.8))
         out = _darken(x, _ramp(d, width / 2, 1.0), depth)
         info = {"width_px": width, "depth": depth, "angle_rad": theta, "centre": centre}
     elif kind == "edge":
-        d, theta, centre = _line(h, w, rng)
+        d, along, theta, centre = _line(h, w, rng)
         depth = float(rng.uniform(0.1, 0.35))
         out = _darken(x, (d / 1.0 + 0.5).clamp(0, 1), depth)  # the side d > 0 darker
         seam = bool(rng.random() < 0.5)
@@ -130,7 +131,7 @@ def draw_hard_negative(
             out = _darken(out, _ramp(d, 0.75, 1.0), float(rng.uniform(0.3, 0.6)))
         info = {"depth": depth, "seam": seam, "angle_rad": theta, "centre": centre}
     elif kind == "shadow":
-        d, theta, centre = _line(h, w, rng)
+        d, along, theta, centre = _line(h, w, rng)
         soft = float(rng.uniform(2.0, 15.0))
         depth = float(rng.uniform(0.25, 0.6))
         out = _darken(x, ((d / soft) + 0.5).clamp(0, 1), depth)
@@ -151,11 +152,7 @@ def draw_hard_negative(
         out = _darken(x, ((radius * wobble - r) / soft + 0.5).clamp(0, 1), depth)
         info = {"radius_px": radius, "depth": depth, "centre": (cy, cx)}
     elif kind == "tyre":
-        d, theta, centre = _line(h, w, rng)
-        yy, xx = torch.meshgrid(
-            torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij"
-        )
-        along = (xx - centre[1]) * math.cos(theta) + (yy - centre[0]) * math.sin(theta)
+        d, along, theta, centre = _line(h, w, rng)
         curvature = float(rng.uniform(-1.0, 1.0)) / (4.0 * max(h, w))  # radius >= 4 crop sides
         width = float(rng.uniform(15.0, 45.0))
         depth = float(rng.uniform(0.15, 0.45))
@@ -169,11 +166,7 @@ def draw_hard_negative(
         out = x * (1 - cover) + _colour(_TEXT_COLOURS[name], c) * cover
         info = {**info, "colour": name, "opacity": opacity}
     elif kind == "ruler":
-        d, theta, tip = _line(h, w, rng)
-        yy, xx = torch.meshgrid(
-            torch.arange(h, dtype=torch.float32), torch.arange(w, dtype=torch.float32), indexing="ij"
-        )
-        along = (xx - tip[1]) * math.cos(theta) + (yy - tip[0]) * math.sin(theta)  # from the tip, outwards
+        d, along, theta, tip = _line(h, w, rng)  # along: from the tip, outwards
         width = float(rng.uniform(12.0, 40.0))
         name = list(_RULER_COLOURS)[int(rng.integers(len(_RULER_COLOURS)))]
         band = _ramp(d, width / 2, 1.0) * (along + 0.5).clamp(0.0, 1.0)
@@ -187,7 +180,7 @@ def draw_hard_negative(
         out = out * (1 - 0.85 * ticks[None])
         info = {"width_px": width, "tick_spacing_px": spacing, "colour": name, "angle_rad": theta, "centre": tip}
     else:  # paint
-        d, theta, centre = _line(h, w, rng)
+        d, along, theta, centre = _line(h, w, rng)
         width = float(rng.uniform(6.0, 24.0))
         yellow = bool(rng.random() < 0.4)
         colour = (

@@ -12,7 +12,7 @@ run, per source, at the run's threshold:
 * F1 if the false positives within 1 px were not counted, and if no error within 2 px were;
 * the images with the most false-positive pixels far (> 2 px) from any label.
 
-Distances are Euclidean between pixel centres (``scipy.ndimage.distance_transform_edt``).
+Distances are Euclidean between pixel centres (``crackscope.metrics.crack_free_pixels``).
 
     .venv/bin/python benchmarks/crack_error_anatomy.py src/crackscope/weights/cracks/segmenter [--part val]
         # -> benchmarks/results/crack_error_anatomy_val.{md,json}
@@ -25,12 +25,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from scipy import ndimage
 
 from crackscope.data.images import load_image, load_mask
 from crackscope.data.splits import read_split_stems
 from crackscope.engine.runs import load_run, run_threshold
 from crackscope.engine.surface import predict_probability, surface_dataset
+from crackscope.metrics import crack_free_pixels
 from crackscope.provenance import measured_on, write_results
 
 HERE = Path(__file__).resolve().parent
@@ -39,17 +39,17 @@ COUNTS = ("tp", "fp", "fn", "fp_1px", "fp_2px", "fn_1px", "fn_2px", "label_px", 
 
 def anatomy(prediction: np.ndarray, label: np.ndarray) -> dict[str, int]:
     """The counts of :data:`COUNTS` for one boolean prediction and label of the same shape."""
-    to_label = ndimage.distance_transform_edt(~label) if label.any() else np.full(label.shape, np.inf)
-    to_pred = ndimage.distance_transform_edt(~prediction) if prediction.any() else np.full(label.shape, np.inf)
     fp, fn = prediction & ~label, label & ~prediction
+    near_label = {r: ~crack_free_pixels(label, r) for r in (1, 2)}  # within r px of a labelled crack pixel
+    near_pred = {r: ~crack_free_pixels(prediction, r) for r in (1, 2)}
     return {
         "tp": int((prediction & label).sum()),
         "fp": int(fp.sum()),
         "fn": int(fn.sum()),
-        "fp_1px": int((fp & (to_label <= 1)).sum()),
-        "fp_2px": int((fp & (to_label <= 2)).sum()),
-        "fn_1px": int((fn & (to_pred <= 1)).sum()),
-        "fn_2px": int((fn & (to_pred <= 2)).sum()),
+        "fp_1px": int((fp & near_label[1]).sum()),
+        "fp_2px": int((fp & near_label[2]).sum()),
+        "fn_1px": int((fn & near_pred[1]).sum()),
+        "fn_2px": int((fn & near_pred[2]).sum()),
         "label_px": int(label.sum()),
         "predicted_px": int(prediction.sum()),
     }

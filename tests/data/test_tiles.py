@@ -271,3 +271,62 @@ def test_tile_config_is_validated_and_a_three_part_run_config_reloads(tmp_path):
     ):
         with pytest.raises((ValidationError, InputError), match=word):
             load_train_config(None, base={**base, "data": {**base["data"], **bad}})
+
+
+# ---- hard negatives drawn into training tiles ----------------------------------------------------------------
+NEUTRAL_CAMERA = {  # every photometric change off: the camera augmentation leaves a tile as it is
+    "brightness": 0.0,
+    "contrast": (1.0, 1.0),
+    "gamma": (1.0, 1.0),
+    "gradient": 0.0,
+    "channel_gain": 0.0,
+    "saturation": (1.0, 1.0),
+    "p_grey": 0.0,
+    "p_blur": 0.0,
+    "p_noise": 0.0,
+    "p_jpeg": 0.0,
+}
+
+
+def test_hard_negatives_darken_training_tiles_and_keep_their_labels(tmp_path):
+    """With the photometric changes neutral, augment='camera' gives the flipped and turned tile
+    exactly (as augment='flips_rotations' does); with p_hard_negative 1 and only joints (dark
+    grooves), every tile is that tile darkened along a groove, never brightened, labels unchanged."""
+    root = _fake_deepcrack(tmp_path, ["a", "b"], h=64, w=96)
+    flips = CrackTileDataset(root, tile=32, augment="flips_rotations", seed=4)
+    plain = CrackTileDataset(root, tile=32, augment="camera", seed=4, camera=NEUTRAL_CAMERA)
+    joints = CrackTileDataset(
+        root,
+        tile=32,
+        augment="camera",
+        seed=4,
+        camera={**NEUTRAL_CAMERA, "p_hard_negative": 1.0, "hard_negative_kinds": ["joint"]},
+    )
+    assert 0 < flips.targets.sum() < len(flips)
+    for i in range(len(flips)):
+        (x, y), (xp, yp), (xj, yj) = flips[i], plain[i], joints[i]
+        assert int(y) == int(yp) == int(yj)
+        assert torch.allclose(x, xp, atol=1e-6)
+        darker = x - xj
+        assert darker.min() >= -1e-6 and darker.max() > 0.05  # a groove: darker somewhere, brighter nowhere
+
+
+def test_camera_options_of_a_classifier_are_checked(tmp_path):
+    from pydantic import ValidationError
+
+    from crackscope.engine.config import load_train_config
+
+    root = _fake_deepcrack(tmp_path, ["a"], h=64, w=96)
+    with pytest.raises(InputError, match="p_sound"):
+        CrackTileDataset(root, tile=32, augment="camera", camera={"p_sound": 0.2})
+    with pytest.raises(InputError, match="augment='camera' only"):
+        CrackTileDataset(root, tile=32, augment="flips_rotations", camera={"p_hard_negative": 0.2})
+    with pytest.raises(InputError, match="p_hard_negative=1.5"):
+        CrackTileDataset(root, tile=32, augment="camera", camera={"p_hard_negative": 1.5})
+    data = {"root": str(root), "format": "deepcrack-tiles", "split": [0.7, 0.1, 0.2], "augment": "camera"}
+    base = {"name": "t", "pipeline": "classify", "model": {"name": "resnet20"}, "loss": {"name": "cross_entropy"}}
+    cfg = load_train_config(None, base={**base, "data": {**data, "camera": {"p_hard_negative": 0.25}}})
+    assert cfg.data.camera == {"p_hard_negative": 0.25}
+    for bad, word in (({"camera": {"p_sound": 0.1}}, "p_sound"), ({"augment": True, "camera": {}}, "augment: camera")):
+        with pytest.raises((ValidationError, InputError), match=word):
+            load_train_config(None, base={**base, "data": {**data, **bad}})

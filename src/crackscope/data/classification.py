@@ -25,7 +25,7 @@ CIFAR pixels are held in memory (uint8, 150 MB for the whole training set).
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -194,6 +194,13 @@ class ImageClassificationDataset(Dataset):
         :class:`~crackscope.data.camera_augment.CameraAugment` (another camera's exposure, gamma,
         contrast, illumination gradient, colour, blur, noise, JPEG; drawn from (seed, e, i, 1));
         or a callable ``image -> image`` on tensors. Applied after resizing.
+    camera: options of :class:`~crackscope.data.camera_augment.CameraAugment` for ``augment="camera"``
+        (``None``: its defaults). ``p_hard_negative`` draws one hard negative (a joint, plank edge,
+        shadow, stain, tyre mark, road paint, text or tape measure:
+        :mod:`crackscope.data.hard_negatives`) into that share of the images, before the
+        photometric changes and from (seed, e, i, 2), the label unchanged: a tile classifier learns
+        that such things are not cracks. ``p_sound`` (crack-free crops) is for segmenters' crops and
+        is refused here: a classifier's images are labelled already.
     indices: positions in the sorted item list to keep (order kept, repeats dropped); ``None`` = all.
     split: CIFAR-10 only: ``"train"`` (default, ``data_batch_1..5``) or ``"test"`` (``test_batch``).
     seed: the seed of the augmentation.
@@ -220,10 +227,11 @@ class ImageClassificationDataset(Dataset):
         indices: Iterable[int] | None = None,
         split: str | None = None,
         seed: int = 0,
+        camera: Mapping[str, Any] | None = None,
     ):
         if format not in FORMATS:
             raise InputError(f"format={format!r} is not one of {', '.join(FORMATS)}")
-        self._init_common(root, size, channels, augment, seed)
+        self._init_common(root, size, channels, augment, seed, camera)
         self.format = detect_format(self.root) if format == "auto" else format
         if split is not None and self.format != "cifar10":
             raise InputError(f"split={split!r} applies to CIFAR-10 only; {self.root} is {self.format}")
@@ -237,8 +245,9 @@ class ImageClassificationDataset(Dataset):
         if indices is not None:
             self._select(indices)
 
-    def _init_common(self, root, size, channels, augment, seed) -> None:
-        """Check and set what every layout shares: root, size, channels, augmentation, seed."""
+    def _init_common(self, root, size, channels, augment, seed, camera=None) -> None:
+        """Check and set what every layout shares: root, size, channels, augmentation (and its camera
+        options), seed."""
         if isinstance(channels, (bool, np.bool_)) or channels not in (1, 3):
             raise InputError(f"channels={channels!r} must be 1 or 3")
         if isinstance(seed, (bool, np.bool_)) or not isinstance(seed, (int, np.integer)) or seed < 0:
@@ -252,6 +261,17 @@ class ImageClassificationDataset(Dataset):
                 f"augment={augment!r} must be True, False, {' or '.join(map(repr, AUGMENTATIONS))} "
                 f"or a callable image -> image"
             )
+        if camera is not None and augment != "camera":
+            raise InputError(f"camera={dict(camera)!r}: camera options apply to augment='camera' only")
+        if camera is not None and float(camera.get("p_sound", 0.0)) > 0:
+            raise InputError(
+                f"camera p_sound={camera['p_sound']!r}: crack-free crops are for segmenters; a classifier's "
+                "images are labelled already (use p_hard_negative)"
+            )
+        if augment == "camera":
+            from crackscope.data.camera_augment import CameraAugment
+
+            self._camera = CameraAugment(**dict(camera or {}))
         self.root = Path(root)
         if not self.root.is_dir():
             raise InputError(f"dataset folder not found: {self.root}")
@@ -361,13 +381,17 @@ class ImageClassificationDataset(Dataset):
         return x.contiguous()
 
     def _photometric(self, x: torch.Tensor, i: int) -> torch.Tensor:
-        """The photometric half of :class:`~crackscope.data.camera_augment.CameraAugment` (its default
-        ranges: illumination, gamma, contrast, gradient, colour, blur, noise, JPEG), drawn from
-        (seed, epoch, item, 1): independent of the flips' draws."""
-        from crackscope.data.camera_augment import CameraAugment
+        """The photometric half of :class:`~crackscope.data.camera_augment.CameraAugment` (illumination,
+        gamma, contrast, gradient, colour, blur, noise, JPEG), drawn from (seed, epoch, item, 1):
+        independent of the flips' draws; before it, with its ``p_hard_negative``, one hard negative
+        drawn from (seed, epoch, item, 2)."""
+        params = self._camera.params
+        if params["p_hard_negative"] > 0:
+            rng = np.random.default_rng([self.seed, self.epoch, i, 2])
+            if rng.random() < params["p_hard_negative"]:
+                from crackscope.data.hard_negatives import draw_hard_negative
 
-        if not hasattr(self, "_camera"):
-            self._camera = CameraAugment()
+                x = draw_hard_negative(x, rng, kinds=params["hard_negative_kinds"])[0]
         return self._camera.photometric(x, np.random.default_rng([self.seed, self.epoch, i, 1]))
 
     def _crop_flip(self, x: torch.Tensor, i: int) -> torch.Tensor:

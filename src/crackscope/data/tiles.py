@@ -22,7 +22,7 @@ of one image -- and all crops of one photo -- in the same part.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -227,7 +227,7 @@ class CrackTileDataset(ImageClassificationDataset):
         ``<name>/<stem>``.
     tile, stride: the grid (module docstring); ``stride=None`` = ``tile`` (non-overlapping).
     min_crack_pixels: crack pixels that make a tile ``crack``.
-    size, channels, augment, seed: as for :class:`~crackscope.data.classification.ImageClassificationDataset`
+    size, channels, augment, seed, camera: as for :class:`~crackscope.data.classification.ImageClassificationDataset`
         (``augment=True``: seeded flips and quarter turns).
     images: stems of the source images to take tiles from (in that order); ``None`` = all.
     indices: positions in the resulting tile list to keep.
@@ -251,9 +251,10 @@ class CrackTileDataset(ImageClassificationDataset):
         indices: Iterable[int] | None = None,
         seed: int = 0,
         sources: Sequence[tuple[str | None, str | Path, str]] | None = None,
+        camera: Mapping[str, Any] | None = None,
     ):
         sources = [(None, root, "deepcrack")] if sources is None else list(sources)
-        self._init_common(sources[0][1], size, channels, augment, seed)
+        self._init_common(sources[0][1], size, channels, augment, seed, camera)
         self.format = TILE_FORMAT
         self.split = None
         self.tile = require_positive_int("tile", tile)

@@ -79,9 +79,20 @@ def classification_dataset(
     ds = ImageClassificationDataset(root, fmt, **kw)
     if stems is not None:
         ds = ImageClassificationDataset(
-            root, fmt, indices=stem_positions(ds.stems, stems, root), augment=augment, seed=seed, **kw
+            root,
+            fmt,
+            indices=stem_positions(ds.stems, stems, root),
+            augment=augment,
+            seed=seed,
+            camera=_camera(data_cfg, augment),
+            **kw,
         )
     return ds
+
+
+def _camera(data_cfg, augment) -> dict | None:
+    """The config's camera options for a dataset that augments with ``camera`` (none otherwise)."""
+    return getattr(data_cfg, "camera", None) if augment == "camera" else None
 
 
 def tile_dataset(data_cfg, root=None, images=None, augment=False, seed: int = 0) -> CrackTileDataset:
@@ -105,6 +116,7 @@ def tile_dataset(data_cfg, root=None, images=None, augment=False, seed: int = 0)
         augment=augment,
         images=images,
         seed=seed,
+        camera=_camera(data_cfg, augment),
     )
 
 

@@ -219,6 +219,11 @@ class ClassificationData(_ImageData):
     )
     channels: Literal[1, 3] = 1
     augment: bool | Literal["flips_rotations", "crop_flip", "camera"] = True
+    camera: dict[str, Any] | None = Field(
+        None,
+        description="options of CameraAugment (augment: camera); p_hard_negative draws hard negatives into "
+        "training images, labels unchanged",
+    )
     tiles: TileSpec | None = Field(None, description="tiling of the deepcrack-tiles format (null: its defaults)")
 
     @field_validator("split")
@@ -240,6 +245,13 @@ class ClassificationData(_ImageData):
             raise ValueError(
                 "val_fraction applies to a two-part split [train, test]; a three-part split "
                 "gives the validation part itself"
+            )
+        if self.camera is not None and self.augment != "camera":
+            raise ValueError("data.camera sets the options of augment: camera")
+        if self.camera is not None and float(self.camera.get("p_sound", 0.0)) > 0:
+            raise ValueError(
+                "data.camera.p_sound: crack-free crops are for segmenters; a classifier's images are labelled "
+                "already (use p_hard_negative)"
             )
         if self.tiles is not None and self.format != "deepcrack-tiles":
             raise ValueError(f"tiles applies to format deepcrack-tiles only (format is {self.format})")

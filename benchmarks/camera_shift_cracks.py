@@ -35,6 +35,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _args import named_values
 
 from crackscope.data.camera_augment import gaussian_blur, jpeg_roundtrip, luminance
 from crackscope.data.images import load_image, load_mask
@@ -42,6 +43,7 @@ from crackscope.data.splits import read_split_stems
 from crackscope.deploy.tiling import resample
 from crackscope.engine.runs import load_run, run_threshold
 from crackscope.engine.surface import predict_probability, surface_dataset
+from crackscope.errors import exit_code_of
 from crackscope.provenance import measured_on, write_results
 
 HERE = Path(__file__).resolve().parent
@@ -65,16 +67,6 @@ CHANGES = {
 }
 
 
-def _pairs(values: list[str]) -> dict[str, str]:
-    out = {}
-    for v in values:
-        name, _, rest = v.partition("=")
-        if not name or not rest:
-            raise SystemExit(f"error: {v!r} is not NAME=VALUE")
-        out[name] = rest
-    return out
-
-
 def cases(argv) -> tuple[Path, list[tuple[str, str, list[str], str, str]], str]:
     """``--model`` / ``--test`` / ``--out`` / ``--part`` parsed: (OUT, [(dataset, root, stems, model, run), ...],
     part); ``--test NAME=RUN:ROOT`` names the ``part`` images RUN recorded for NAME (a run on several
@@ -87,7 +79,7 @@ def cases(argv) -> tuple[Path, list[tuple[str, str, list[str], str, str]], str]:
         "--part", choices=("test", "val"), default="test", help="which recorded images (val: to choose models)"
     )
     args = ap.parse_args(argv)
-    models, tests = _pairs(args.model), _pairs(args.test)
+    models, tests = named_values(args.model, "--model"), named_values(args.test, "--test")
     out = []
     for data_name, spec in tests.items():
         split_run, _, root = spec.partition(":")
@@ -202,4 +194,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(exit_code_of(main))

@@ -21,23 +21,16 @@ import argparse
 import tempfile
 from pathlib import Path
 
+from _args import named_values
+
 from crackscope.data.splits import read_split_stems
 from crackscope.engine.surface import evaluate_surface_run
+from crackscope.errors import exit_code_of
 from crackscope.provenance import measured_on, write_results
 
 HERE = Path(__file__).resolve().parent
 
 KEYS = ("f1", "iou_defect", "precision", "recall", "ods_f_0px", "ois_f_0px", "ods_f_2px", "ois_f_2px")
-
-
-def _pairs(values: list[str]) -> dict[str, str]:
-    out = {}
-    for v in values:
-        name, _, rest = v.partition("=")
-        if not name or not rest:
-            raise SystemExit(f"error: {v!r} is not NAME=VALUE")
-        out[name] = rest
-    return out
 
 
 def held_out(data_name: str, spec: str, part: str = "test") -> tuple[str, list[str]]:
@@ -59,7 +52,7 @@ def cases(argv, description: str, default_out: Path) -> tuple[Path, list[tuple[s
         "--part", choices=("test", "val"), default="test", help="which recorded images (val: to choose models)"
     )
     args = ap.parse_args(argv)
-    models, tests = _pairs(args.model), _pairs(args.test)
+    models, tests = named_values(args.model, "--model"), named_values(args.test, "--test")
     out = []
     for data_name, spec in tests.items():
         root, stems = held_out(data_name, spec, args.part)
@@ -113,4 +106,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    raise SystemExit(exit_code_of(main))

@@ -27,6 +27,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from _args import named_values
 
 from crackscope.errors import InputError, exit_code_of
 from crackscope.provenance import hardware, write_results
@@ -81,12 +82,7 @@ def _main(argv=None) -> int:
     p.add_argument("--name", default="operating_point_transfer")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
-    classifiers = []
-    for item in args.classifier:
-        name, sep, path = item.partition("=")
-        if not sep or not name or not path:
-            raise InputError(f"--classifier {item!r} is not NAME=DIR")
-        classifiers.append((name, path))
+    classifiers = list(named_values(args.classifier, "--classifier").items())
     segmenter = load_segmenter(args.segmenter)
     seg_dir = resolve(args.segmenter, "segmenter")[0]
     pairs = RunPairs(seg_dir)

@@ -35,7 +35,6 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _args import named_values
 
 from crackscope.data.camera_augment import gaussian_blur, jpeg_roundtrip, luminance
 from crackscope.data.images import load_image, load_mask
@@ -43,7 +42,7 @@ from crackscope.data.splits import read_split_stems
 from crackscope.deploy.tiling import resample
 from crackscope.engine.runs import load_run, run_threshold
 from crackscope.engine.surface import predict_probability, surface_dataset
-from crackscope.errors import exit_code_of
+from crackscope.errors import exit_code_of, named_values
 from crackscope.provenance import measured_on, write_results
 
 HERE = Path(__file__).resolve().parent

@@ -24,9 +24,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _args import named_values
 
-from crackscope.errors import exit_code_of
+from crackscope.errors import exit_code_of, named_values
 from crackscope.provenance import measured_on, write_results
 
 HERE = Path(__file__).resolve().parent

@@ -21,11 +21,9 @@ import argparse
 import tempfile
 from pathlib import Path
 
-from _args import named_values
-
 from crackscope.data.splits import read_split_stems
 from crackscope.engine.surface import evaluate_surface_run
-from crackscope.errors import exit_code_of
+from crackscope.errors import exit_code_of, named_values
 from crackscope.provenance import measured_on, write_results
 
 HERE = Path(__file__).resolve().parent

@@ -27,9 +27,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from _args import named_values
 
-from crackscope.errors import InputError, exit_code_of
+from crackscope.errors import InputError, exit_code_of, named_values
 from crackscope.provenance import hardware, write_results
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -64,3 +64,16 @@ def exit_code_of(main, argv=None) -> int:
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+
+
+def named_values(values: list[str], flag: str) -> dict[str, str]:
+    """``NAME=VALUE`` arguments of a script's repeated option (``--model shipped=cracks/segmenter``)
+    as ``{NAME: VALUE}`` in the order given, split at the first ``=``; one that is not NAME=VALUE is
+    an :class:`InputError` naming the option and the value."""
+    out = {}
+    for item in values:
+        name, sep, value = item.partition("=")
+        if not sep or not name or not value:
+            raise InputError(f"{flag} {item!r} is not NAME=VALUE")
+        out[name] = value
+    return out

@@ -48,17 +48,3 @@ def test_summary_pools_lengths_and_errs_per_labelled_photo():
     assert s["median_relative_length_error"] == pytest.approx((0.10 - 0.25) / 2)
     assert s["mean_abs_relative_length_error"] == pytest.approx((0.10 + 0.25) / 2)
     assert s["median_max_width_error_px"] == pytest.approx((1.0 - 2.0) / 2)
-
-
-def test_named_values_split_at_the_first_equals_sign_and_name_a_bad_one():
-    from _args import named_values
-
-    from crackscope.errors import InputError
-
-    assert named_values(["a=runs/x=1", "shipped=cracks/segmenter"], "--model") == {
-        "a": "runs/x=1",
-        "shipped": "cracks/segmenter",
-    }
-    for bad in ("noequals", "=path", "name="):
-        with pytest.raises(InputError, match=f"--model '{bad}' is not NAME=VALUE"):
-            named_values([bad], "--model")

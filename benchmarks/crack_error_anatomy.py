@@ -26,10 +26,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from crackscope.data.images import load_image, load_mask
-from crackscope.data.splits import read_split_stems
-from crackscope.engine.runs import load_run, run_threshold
-from crackscope.engine.surface import predict_probability, surface_dataset
+from crackscope.engine.surface import recorded_masks
 from crackscope.metrics import crack_free_pixels
 from crackscope.provenance import measured_on, write_results
 
@@ -83,22 +80,17 @@ def main(argv=None) -> int:
     ap.add_argument("--out", type=Path, default=None)
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
-    cfg, model, _ = load_run(args.run)
-    threshold = run_threshold(args.run, cfg)
-    ds = surface_dataset(cfg.data, stems=read_split_stems(args.run)[args.part])
     by_source: dict[str, dict[str, int]] = {}
     far = []
-    for i in range(len(ds)):
-        source = ds.stems[i].split("/", 1)[0] if "/" in ds.stems[i] else "all"
-        label = np.asarray(load_mask(ds.mask_paths[i])[0] > 0.5)
-        image = load_image(ds.image_paths[i], cfg.data.in_channels)
-        prediction = np.asarray(predict_probability(model, image, cfg.data.size) >= threshold)
-        c = anatomy(prediction, label)
+    threshold, masks = recorded_masks(args.run, args.part)
+    for stem, label, predicted in masks:
+        source = stem.split("/", 1)[0] if "/" in stem else "all"
+        c = anatomy(predicted, label)
         total = by_source.setdefault(source, dict.fromkeys(("images", *COUNTS), 0))
         total["images"] += 1
         for k in COUNTS:
             total[k] += c[k]
-        far.append((c["fp"] - c["fp_2px"], ds.stems[i]))
+        far.append((c["fp"] - c["fp_2px"], stem))
     far.sort(reverse=True)
     rows = [{"source": s, **c, **summary(c)} for s, c in by_source.items()]
     record = {

@@ -60,10 +60,7 @@ def summarise(rows: list[dict]) -> dict:
 
 
 def _main(argv=None) -> int:
-    from crackscope.data.images import load_image, load_mask
-    from crackscope.data.splits import read_split_stems
-    from crackscope.engine.runs import load_run, run_threshold
-    from crackscope.engine.surface import predict_probability, surface_dataset
+    from crackscope.engine.surface import recorded_masks
     from crackscope.shipped import resolve
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -75,21 +72,14 @@ def _main(argv=None) -> int:
     models = [(name, resolve(run, "segmenter")[0]) for name, run in named_values(args.model, "--model").items()]
     per_image, table = [], []
     for name, run in models:
-        cfg, model, _ = load_run(run)
-        threshold = run_threshold(run, cfg)
-        ds = surface_dataset(cfg.data, stems=read_split_stems(run)[args.part])
         rows = []
-        for i in range(len(ds)):
-            label = np.asarray(load_mask(ds.mask_paths[i])[0] > 0.5)
-            image = load_image(ds.image_paths[i], cfg.data.in_channels)
-            predicted = np.asarray(predict_probability(model, image, cfg.data.size) >= threshold)
+        for stem, label, predicted in recorded_masks(run, args.part)[1]:
             (lp, lw), (pp, pw) = figures(label), figures(predicted)
-            source = ds.stems[i].split("/", 1)[0] if "/" in ds.stems[i] else "all"
             rows.append(
                 {
                     "model": name,
-                    "source": source,
-                    "stem": ds.stems[i],
+                    "source": stem.split("/", 1)[0] if "/" in stem else "all",
+                    "stem": stem,
                     "label_length_px": lp,
                     "label_max_width_px": lw,
                     "predicted_length_px": pp,

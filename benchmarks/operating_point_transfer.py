@@ -51,7 +51,7 @@ def _markdown(result: dict) -> str:
     ]
     for r in result["rows"]:
         lines.append(
-            f"| {r['classifier']} | {r.get('margin', 0.0):g} | half {r['chosen_on']} | {r['threshold']:.3f} | "
+            f"| {r['classifier']} | {r['margin']:g} | half {r['chosen_on']} | {r['threshold']:.3f} | "
             f"{r['kept']:.2%} | "
             f"{r['windows']:.1%} | **{r['kept_other']:.2%}** | {r['windows_other']:.1%} |"
         )

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from PIL import Image
 
 from crackscope.data.images import load_image
 from crackscope.deploy.cascade import inspect_image, load_classifier, load_segmenter, segment_all_tiles
@@ -124,3 +125,23 @@ def test_the_tile_classifier_flags_the_same_tiles_at_half_the_exposure_or_contra
             flags = clf(extract_tiles(x, grid.origins, 64)).numpy() >= clf.threshold
             agree.append((flags == as_taken)[textured])
     assert np.concatenate(agree).mean() >= 0.95
+
+
+def test_recorded_masks_are_the_held_out_photos_segmented_at_the_operating_point():
+    """engine.surface.recorded_masks against the files read directly: the first test stem of
+    split.json, its mask file thresholded at 128 (DeepCrack's RGB labels), and the model's
+    probability at operating_point.json's threshold."""
+    from crackscope.engine.surface import recorded_masks
+
+    threshold, masks = recorded_masks(SHIPPED / "segmenter", "test")
+    assert threshold == json.loads((SHIPPED / "segmenter" / "operating_point.json").read_text())["threshold"]
+    stem, label, predicted = next(masks)
+    source, name = _split("segmenter")["test"][0].split("/", 1)
+    assert stem == f"{source}/{name}"
+    cfg, model, _ = load_run(SHIPPED / "segmenter")
+    ds = surface_dataset(cfg.data, root=DATA[source], format=source, stems=[name])
+    with Image.open(ds.mask_paths[0]) as m:
+        assert np.array_equal(label, np.asarray(m.convert("L")) >= 128)
+    image = load_image(ds.image_paths[0], 3)
+    assert np.array_equal(predicted, predict_probability(model, image, None) >= threshold)
+    assert predicted.shape == label.shape and label.any()

@@ -169,6 +169,28 @@ def predict_probability(model, image: np.ndarray, size=None, tta: str = "none") 
     return restore(prob, meta).numpy().astype(np.float32)
 
 
+def recorded_masks(run_dir, part: str = "test"):
+    """``(threshold, masks)``: the run's threshold (:func:`run_threshold`) and an iterator over each
+    image ``run_dir`` recorded for ``part`` (``"val"`` or ``"test"``) of its split, in the recorded
+    order, segmented whole by the run's model at that threshold: ``(stem, label, predicted)``, both
+    masks (H, W) bool at the image's own size. ``stem`` is ``<source>/<stem>`` for a run on several
+    sources."""
+    from crackscope.data.splits import read_split_stems
+    from crackscope.engine.runs import load_run
+
+    cfg, model, _ = load_run(run_dir)
+    threshold = run_threshold(run_dir, cfg)
+    ds = surface_dataset(cfg.data, stems=read_split_stems(run_dir)[part])
+
+    def masks():
+        for i in range(len(ds)):
+            label = np.asarray(load_mask(ds.mask_paths[i])[0] > 0.5)
+            image = load_image(ds.image_paths[i], cfg.data.in_channels)
+            yield ds.stems[i], label, predict_probability(model, image, cfg.data.size) >= threshold
+
+    return threshold, masks()
+
+
 def _choose_stems(cfg, run_dir: Path, root: Path, fmt: str):
     """The run's test stems when evaluating on its own training data (one of its sources: that
     source's test stems), else every pair."""

@@ -196,6 +196,7 @@ def test_dataset_draws_from_seed_epoch_and_item(tmp_path):
         ({"contrast": 3}, "contrast=3"),
         ({"p_sound": -0.1}, "p_sound=-0.1"),
         ({"p_hard_negative": 2}, "p_hard_negative=2"),
+        ({"p_synthetic_crack": -0.5}, "p_synthetic_crack=-0.5"),
         ({"sound_clearance_px": -1}, "sound_clearance_px=-1"),
     ],
 )
@@ -250,3 +251,24 @@ def test_hard_negatives_change_the_image_and_never_the_mask():
         b_img, b_msk = hard(image, mask, np.random.default_rng(k))
         assert torch.equal(a_msk, b_msk)  # the geometry is drawn first: the same crop
         assert (b_img - a_img).abs().max() > 0.05  # something was drawn on the flat grey surface
+
+
+def test_synthetic_hairlines_add_a_dark_thin_crack_to_image_and_mask():
+    """p_synthetic_crack = 1 on a flat grey photo without cracks: the crop's geometry is the one
+    drawn without the option (drawn first), the mask gains a thin crack (its pixels about as many as
+    its length times a width of 1-2.5 px), and the image is darker there and nowhere brighter."""
+    mask = torch.zeros(1, 400, 400, dtype=torch.float64)
+    image = torch.full((3, 400, 400), 0.5, dtype=torch.float64)
+    plain = CameraAugment(crop=320, scale=(1.0, 1.0), **NO_PHOTOMETRY)
+    drawn = CameraAugment(crop=320, scale=(1.0, 1.0), p_synthetic_crack=1.0, **NO_PHOTOMETRY)
+    for k in range(4):
+        a_img, a_msk = plain(image, mask, np.random.default_rng(k))
+        b_img, b_msk = drawn(image, mask, np.random.default_rng(k))
+        assert not a_msk.any() and torch.equal(a_img, image[:, :320, :320])
+        crack = b_msk[0].bool()
+        assert 20 <= int(crack.sum()) <= 300 * 2.5 + 10
+        darker = a_img - b_img
+        assert darker.min() >= -1e-9
+        assert float(darker[:, crack].mean()) > 0.5 * 0.35 * 0.5  # at least half the shallowest depth
+        far = ~torch.from_numpy(np.asarray(crack)).bool()
+        assert float(darker[:, far].mean()) < 0.01  # only the crack's antialiased rim outside it

@@ -8,7 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from crackscope.data.synthetic_cracks import CrackGeometry, crack_geometry_mask, draw_crack
+from crackscope.data.synthetic_cracks import (
+    CrackGeometry,
+    Hairline,
+    crack_geometry_mask,
+    draw_crack,
+    draw_hairline,
+    random_hairline,
+)
 from crackscope.errors import InputError
 
 
@@ -51,3 +58,37 @@ def test_drawn_crack_darkens_its_band_only():
         CrackGeometry(10.0, 0.0)
     with pytest.raises(InputError, match="depth=1.5"):
         draw_crack(image, g, depth=1.5)
+
+
+@pytest.mark.parametrize("width", [1.0, 2.0, 4.0])
+def test_hairline_of_constant_width_on_a_straight_line_is_the_capsule(width):
+    """A Hairline whose tips are as wide as its middle, on a straight centre line, is the band of
+    draw_crack: area L w + pi w^2 / 4 (1-px line: at least one pixel per pixel of length)."""
+    n = 481
+    points = np.stack([np.full(n, 60.3), np.linspace(20.0, 140.0, n)], axis=1)  # 120 px along x
+    line = Hairline(points, width_px=width, tip_width_px=width, depth=0.5)
+    image, mask = draw_hairline(torch.full((1, 120, 160), 0.8, dtype=torch.float64), line)
+    assert line.length_px == pytest.approx(120.0)
+    assert mask.sum() == pytest.approx(120 * width + math.pi * width**2 / 4, rel=0.05)
+    band = crack_geometry_mask((120, 160), CrackGeometry(120.0, width, 0.0, centre=(60.3, 80.0)))
+    assert (mask & ~band).sum() <= 0.02 * band.sum() + 2  # the same pixels, up to the on-line ones
+    assert float(image[0][mask].max()) < 0.8 - 0.5 * 0.8 * 0.5 + 1e-9  # every crack pixel darkened >= half
+
+
+def test_random_hairlines_meander_taper_and_stay_connected():
+    """A random hairline turns (its chord is shorter than its length, but it does not curl up: the
+    chord is more than half of it), is widest in its middle, and its mask is one 8-connected piece."""
+    from scipy import ndimage
+
+    rng = np.random.default_rng(7)
+    for _ in range(8):
+        line = random_hairline((1000, 1000), rng, length_px=(150.0, 150.0))
+        chord = float(np.linalg.norm(line.points[-1] - line.points[0]))
+        assert line.length_px == pytest.approx(150.0, abs=0.5)
+        assert 0.5 * line.length_px < chord <= line.length_px
+        w = line.widths()
+        assert w[0] == pytest.approx(max(0.6 * line.width_px, 0.8)) and w[-1] == pytest.approx(w[0])
+        assert w.max() == pytest.approx(line.width_px, rel=1e-3)
+        _, mask = draw_hairline(torch.full((1, 1000, 1000), 0.5), line)
+        _, pieces = ndimage.label(mask, structure=np.ones((3, 3)))
+        assert pieces == 1

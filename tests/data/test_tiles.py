@@ -317,8 +317,9 @@ def test_camera_options_of_a_classifier_are_checked(tmp_path):
     from crackscope.engine.config import load_train_config
 
     root = _fake_deepcrack(tmp_path, ["a"], h=64, w=96)
-    with pytest.raises(InputError, match="p_sound"):
-        CrackTileDataset(root, tile=32, augment="camera", camera={"p_sound": 0.2})
+    for key in ("p_sound", "p_synthetic_crack"):  # both would change what the tile's label says
+        with pytest.raises(InputError, match=key):
+            CrackTileDataset(root, tile=32, augment="camera", camera={key: 0.2})
     with pytest.raises(InputError, match="augment='camera' only"):
         CrackTileDataset(root, tile=32, augment="flips_rotations", camera={"p_hard_negative": 0.2})
     with pytest.raises(InputError, match="p_hard_negative=1.5"):
@@ -327,6 +328,10 @@ def test_camera_options_of_a_classifier_are_checked(tmp_path):
     base = {"name": "t", "pipeline": "classify", "model": {"name": "resnet20"}, "loss": {"name": "cross_entropy"}}
     cfg = load_train_config(None, base={**base, "data": {**data, "camera": {"p_hard_negative": 0.25}}})
     assert cfg.data.camera == {"p_hard_negative": 0.25}
-    for bad, word in (({"camera": {"p_sound": 0.1}}, "p_sound"), ({"augment": True, "camera": {}}, "augment: camera")):
+    for bad, word in (
+        ({"camera": {"p_sound": 0.1}}, "p_sound"),
+        ({"camera": {"p_synthetic_crack": 0.1}}, "p_synthetic_crack"),
+        ({"augment": True, "camera": {}}, "augment: camera"),
+    ):
         with pytest.raises((ValidationError, InputError), match=word):
             load_train_config(None, base={**base, "data": {**data, **bad}})

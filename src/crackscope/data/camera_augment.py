@@ -19,6 +19,10 @@ out of an image/mask pair and varies, in this order:
   mark, paint line, line of text or tape measure drawn into the crop
   (:mod:`crackscope.data.hard_negatives`; ``hard_negative_kinds`` restricts the kinds, default all),
   mask unchanged;
+* **synthetic hairlines** (``p_synthetic_crack``, default 0) -- a tortuous, tapering crack 1-2.5 px
+  wide drawn into the crop and added to the mask
+  (:func:`crackscope.data.synthetic_cracks.random_hairline`): the hairlines that the labelled
+  close-ups, whose cracks are mostly several pixels wide, hold few of;
 * **illumination** -- brightness shift, contrast about the mean, gamma, and a linear illumination
   gradient across the crop (shadow, vignetting);
 * **colour** -- per-channel gain (white balance) and saturation, or grey with probability ``p_grey``;
@@ -29,8 +33,8 @@ out of an image/mask pair and varies, in this order:
 The geometric steps move the mask with the image (resampled bilinearly and cut at 0.5, so it stays
 0/1); the photometric steps touch the image only. Every draw comes from ``rng``, a
 :class:`numpy.random.Generator` the dataset seeds from (seed, epoch, item), so a resumed run draws
-again exactly what it would have drawn. With ``p_sound`` and ``p_hard_negative`` at 0 nothing is
-drawn for them, so a configuration without them draws what it drew before they existed.
+again exactly what it would have drawn. With ``p_sound``, ``p_hard_negative`` and ``p_synthetic_crack`` at
+0 nothing is drawn for them, so a configuration without them draws what it drew before they existed.
 """
 
 from __future__ import annotations
@@ -124,6 +128,7 @@ class CameraAugment:
         sound_clearance_px: float = 16.0,
         p_hard_negative: float = 0.0,
         hard_negative_kinds: Sequence[str] | None = None,
+        p_synthetic_crack: float = 0.0,
     ):
         if isinstance(crop, bool) or not isinstance(crop, int) or crop < 8:
             raise InputError(f"crop={crop!r} must be an integer >= 8 (pixels)")
@@ -135,6 +140,7 @@ class CameraAugment:
             "p_jpeg": p_jpeg,
             "p_sound": p_sound,
             "p_hard_negative": p_hard_negative,
+            "p_synthetic_crack": p_synthetic_crack,
         }
         for name, p in probabilities.items():
             if not 0.0 <= float(p) <= 1.0:
@@ -159,6 +165,7 @@ class CameraAugment:
             p_sound=float(p_sound),
             sound_clearance_px=float(sound_clearance_px),
             p_hard_negative=float(p_hard_negative),
+            p_synthetic_crack=float(p_synthetic_crack),
         )
         from crackscope.data.hard_negatives import KINDS
 
@@ -294,6 +301,11 @@ class CameraAugment:
             from crackscope.data.hard_negatives import draw_hard_negative
 
             img = draw_hard_negative(img, rng, kinds=self.params["hard_negative_kinds"])[0]
+        if self.params["p_synthetic_crack"] > 0 and rng.random() < self.params["p_synthetic_crack"]:
+            from crackscope.data.synthetic_cracks import draw_hairline, random_hairline
+
+            img, drawn = draw_hairline(img, random_hairline(tuple(img.shape[-2:]), rng))
+            msk = torch.maximum(msk, torch.from_numpy(drawn).to(msk.dtype)[None].expand_as(msk))
         return self.photometric(img, rng), msk
 
     def __repr__(self) -> str:

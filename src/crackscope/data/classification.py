@@ -263,11 +263,12 @@ class ImageClassificationDataset(Dataset):
             )
         if camera is not None and augment != "camera":
             raise InputError(f"camera={dict(camera)!r}: camera options apply to augment='camera' only")
-        if camera is not None and float(camera.get("p_sound", 0.0)) > 0:
-            raise InputError(
-                f"camera p_sound={camera['p_sound']!r}: crack-free crops are for segmenters; a classifier's "
-                "images are labelled already (use p_hard_negative)"
-            )
+        for key, what in (("p_sound", "crack-free crops"), ("p_synthetic_crack", "drawn cracks")):
+            if camera is not None and float(camera.get(key, 0.0)) > 0:
+                raise InputError(
+                    f"camera {key}={camera[key]!r}: {what} are for segmenters; a classifier's "
+                    "images are labelled already (use p_hard_negative)"
+                )
         if augment == "camera":
             from crackscope.data.camera_augment import CameraAugment
 

@@ -93,3 +93,94 @@ def draw_crack(image, geometry: CrackGeometry, depth: float = 0.6) -> tuple[torc
     coverage = np.clip(geometry.width_px / 2 - dist + 0.5, 0.0, 1.0)
     out = x * (1.0 - depth * torch.from_numpy(coverage).to(x.dtype))[None]
     return out, dist <= geometry.width_px / 2
+
+
+@dataclass(frozen=True)
+class Hairline:
+    """A drawn hairline crack: a tortuous centre line (``points``, (N, 2) row/column, 0.25 px
+    apart) whose width tapers from ``width_px`` in the middle to ``tip_width_px`` at both ends."""
+
+    points: np.ndarray
+    width_px: float
+    tip_width_px: float
+    depth: float
+
+    def widths(self) -> np.ndarray:
+        """(N,) the band's full width at each centre-line point: a sine taper, ``tip_width_px`` at
+        the ends and ``width_px`` in the middle."""
+        t = np.linspace(0.0, 1.0, len(self.points))
+        return self.tip_width_px + (self.width_px - self.tip_width_px) * np.sin(np.pi * t)
+
+    @property
+    def length_px(self) -> float:
+        return float(np.linalg.norm(np.diff(self.points, axis=0), axis=1).sum())
+
+
+def random_hairline(
+    shape: tuple[int, int],
+    rng: np.random.Generator,
+    width_px: tuple[float, float] = (1.0, 2.5),
+    length_px: tuple[float, float] = (60.0, 300.0),
+    depth: tuple[float, float] = (0.35, 0.7),
+) -> Hairline:
+    """A hairline crack inside an image of ``shape`` (H, W): it starts at a random point and runs
+    ``length_px`` (uniform in the range) with a heading that meanders: the sum of three sinusoids
+    of the arc length, wavelengths 8-200 px and amplitudes up to 0.45 rad (about 25 degrees), as a
+    real crack turns between the grains without closing on itself. Width uniform in ``width_px``
+    in its middle, 0.6 of that at its tips (at least 0.8 px); darkened by ``depth``. Cracks
+    neither run straight from border to border nor keep one width, as joints and saw cuts do
+    (:mod:`crackscope.data.hard_negatives`)."""
+    h, w = shape
+    length = float(rng.uniform(*length_px))
+    step = 0.25
+    n = max(int(length / step), 2)
+    heading = float(rng.uniform(0, 2 * math.pi))
+    s = np.arange(n) * step
+    wavelengths = np.exp(rng.uniform(np.log(8.0), np.log(200.0), size=3))
+    amplitudes = rng.uniform(0.0, 0.45, size=3)
+    phases = rng.uniform(0, 2 * math.pi, size=3)
+    angles = heading + sum(a * np.sin(2 * math.pi * s / lam + p) for a, lam, p in zip(amplitudes, wavelengths, phases))
+    start = np.array([rng.uniform(0.15, 0.85) * h, rng.uniform(0.15, 0.85) * w])
+    rows = start[0] + np.concatenate([[0.0], np.cumsum(np.sin(angles[:-1]) * step)])
+    cols = start[1] + np.concatenate([[0.0], np.cumsum(np.cos(angles[:-1]) * step)])
+    width = float(rng.uniform(*width_px))
+    return Hairline(
+        points=np.stack([rows, cols], axis=1),
+        width_px=width,
+        tip_width_px=max(0.6 * width, 0.8),
+        depth=float(rng.uniform(*depth)),
+    )
+
+
+def draw_hairline(image, hairline: Hairline) -> tuple[torch.Tensor, np.ndarray]:
+    """(image (C, H, W) with the hairline darkened in, its mask (H, W) bool) for an image in [0, 1].
+
+    A pixel is crack when its centre lies within half the local width of the centre line (the
+    width of the nearest centre-line point), or is the pixel the centre line passes through (so a
+    crack thinner than a pixel stays connected). The image is darkened by ``depth`` times the
+    pixel's coverage, antialiased over one pixel as in :func:`draw_crack`."""
+    x = torch.as_tensor(image)
+    h, w = x.shape[-2:]
+    points, half = hairline.points, hairline.widths() / 2
+    reach = float(half.max()) + 2
+    y0, y1 = max(int(points[:, 0].min() - reach), 0), min(int(points[:, 0].max() + reach) + 2, h)
+    x0, x1 = max(int(points[:, 1].min() - reach), 0), min(int(points[:, 1].max() + reach) + 2, w)
+    mask = np.zeros((h, w), dtype=bool)
+    if y0 >= y1 or x0 >= x1:
+        return x.clone(), mask
+    yy, xx = np.mgrid[y0:y1, x0:x1]
+    best = np.full(yy.shape, np.inf)  # distance to the nearest centre-line point, minus its half width
+    for chunk, half_chunk in zip(
+        np.array_split(points, max(len(points) // 256, 1)), np.array_split(half, max(len(points) // 256, 1))
+    ):
+        d = np.sqrt((yy[..., None] - chunk[:, 0]) ** 2 + (xx[..., None] - chunk[:, 1]) ** 2) - half_chunk
+        best = np.minimum(best, d.min(-1))
+    coverage = np.zeros((h, w))
+    coverage[y0:y1, x0:x1] = np.clip(0.5 - best, 0.0, 1.0)
+    mask[y0:y1, x0:x1] = best <= 0
+    inside = (points[:, 0] > -0.5) & (points[:, 0] < h - 0.5) & (points[:, 1] > -0.5) & (points[:, 1] < w - 0.5)
+    on_line = np.rint(points[inside]).astype(int).clip(0, [h - 1, w - 1])
+    mask[on_line[:, 0], on_line[:, 1]] = True
+    coverage[mask] = np.maximum(coverage[mask], 0.5)
+    out = x * (1.0 - hairline.depth * torch.from_numpy(coverage).to(x.dtype))[None]
+    return out, mask

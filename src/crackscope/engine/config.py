@@ -248,11 +248,12 @@ class ClassificationData(_ImageData):
             )
         if self.camera is not None and self.augment != "camera":
             raise ValueError("data.camera sets the options of augment: camera")
-        if self.camera is not None and float(self.camera.get("p_sound", 0.0)) > 0:
-            raise ValueError(
-                "data.camera.p_sound: crack-free crops are for segmenters; a classifier's images are labelled "
-                "already (use p_hard_negative)"
-            )
+        for key, what in (("p_sound", "crack-free crops"), ("p_synthetic_crack", "drawn cracks")):
+            if self.camera is not None and float(self.camera.get(key, 0.0)) > 0:
+                raise ValueError(
+                    f"data.camera.{key}: {what} are for segmenters; a classifier's images are labelled "
+                    "already (use p_hard_negative)"
+                )
         if self.tiles is not None and self.format != "deepcrack-tiles":
             raise ValueError(f"tiles applies to format deepcrack-tiles only (format is {self.format})")
         if (self.root is None) == (self.sources is None):

@@ -24,6 +24,7 @@ $(CONSTRAINTS): Makefile | $(PY)
 $(STAMP): pyproject.toml | $(PY) $(CONSTRAINTS)
 	$(PIP) install --quiet -c $(CONSTRAINTS) "$(TORCH)"
 	$(PIP) install --quiet -c $(CONSTRAINTS) -e .
+	$(VENV)/bin/crackscope compile-kernels   # the bit-packed kernels into numba's cache, ahead of the first image
 	touch $@
 
 install: $(STAMP)

@@ -485,6 +485,25 @@ def serve_cmd(
     serve(host=host, port=port, root=root or Path.cwd(), max_upload_mb=max_upload_mb, log=_info)
 
 
+@app.command("compile-kernels")
+def compile_kernels_cmd(
+    threads: str = typer.Option("1,2", help="thread counts to compile for, comma-separated"),
+):
+    """Compile the bit-packed kernels into numba's on-disk cache now (make install runs this), so that
+    no process pays the compilation on its first packed image."""
+    from crackscope.deploy.warmup import compile_kernels
+
+    try:
+        counts = tuple(int(t) for t in threads.split(","))
+    except ValueError:
+        raise InputError(f"--threads {threads!r} must be comma-separated whole numbers, e.g. 1,2") from None
+    done = compile_kernels(counts)
+    typer.echo(
+        f"compiled the packed kernels for {len(done['models'])} shipped networks on {done['threads']} thread(s) "
+        f"in {done['seconds']:.1f} s ({done['instruction_set']})"
+    )
+
+
 @app.command("version")
 def version_cmd():
     """Print the crackscope version."""

@@ -317,9 +317,8 @@ def test_camera_options_of_a_classifier_are_checked(tmp_path):
     from crackscope.engine.config import load_train_config
 
     root = _fake_deepcrack(tmp_path, ["a"], h=64, w=96)
-    for key in ("p_sound", "p_synthetic_crack"):  # both would change what the tile's label says
-        with pytest.raises(InputError, match=key):
-            CrackTileDataset(root, tile=32, augment="camera", camera={key: 0.2})
+    with pytest.raises(InputError, match="p_sound"):
+        CrackTileDataset(root, tile=32, augment="camera", camera={"p_sound": 0.2})
     with pytest.raises(InputError, match="augment='camera' only"):
         CrackTileDataset(root, tile=32, augment="flips_rotations", camera={"p_hard_negative": 0.2})
     with pytest.raises(InputError, match="p_hard_negative=1.5"):
@@ -328,10 +327,51 @@ def test_camera_options_of_a_classifier_are_checked(tmp_path):
     base = {"name": "t", "pipeline": "classify", "model": {"name": "resnet20"}, "loss": {"name": "cross_entropy"}}
     cfg = load_train_config(None, base={**base, "data": {**data, "camera": {"p_hard_negative": 0.25}}})
     assert cfg.data.camera == {"p_hard_negative": 0.25}
+    cfg = load_train_config(None, base={**base, "data": {**data, "camera": {"p_synthetic_crack": 0.25}}})
+    assert cfg.data.camera == {"p_synthetic_crack": 0.25}  # crack tiles: labels from masks, drawn cracks count
+    neu = {"root": "x", "format": "neu-cls", "augment": "camera", "camera": {"p_synthetic_crack": 0.25}}
+    with pytest.raises((ValidationError, InputError), match="p_synthetic_crack"):
+        load_train_config(None, base={**base, "data": neu})
     for bad, word in (
         ({"camera": {"p_sound": 0.1}}, "p_sound"),
-        ({"camera": {"p_synthetic_crack": 0.1}}, "p_synthetic_crack"),
         ({"augment": True, "camera": {}}, "augment: camera"),
     ):
         with pytest.raises((ValidationError, InputError), match=word):
             load_train_config(None, base={**base, "data": {**data, **bad}})
+
+
+def test_drawn_hairlines_make_crack_tiles_by_the_tiles_own_rule(tmp_path):
+    """p_synthetic_crack = 1 on crack-free 64-px tiles of a flat grey photo: every tile gets a dark
+    thin crack, and its label is crack exactly when the drawn pixels (the mask draw_hairline gives
+    for the same draw) reach min_crack_pixels; p = 0 gives the tiles and labels of no option."""
+    from crackscope.data.synthetic_cracks import draw_hairline, random_hairline
+
+    _pair(tmp_path, "a", np.full((128, 192, 3), 128, np.uint8), np.zeros((128, 192), np.uint8))
+    root = tmp_path
+    flat = {
+        "brightness": 0.0,
+        "contrast": (1.0, 1.0),
+        "gamma": (1.0, 1.0),
+        "gradient": 0.0,
+        "channel_gain": 0.0,
+        "saturation": (1.0, 1.0),
+        "p_grey": 0.0,
+        "p_blur": 0.0,
+        "p_noise": 0.0,
+        "p_jpeg": 0.0,
+    }
+    drawn = CrackTileDataset(
+        root, tile=64, min_crack_pixels=60, augment="camera", camera={**flat, "p_synthetic_crack": 1.0}
+    )
+    plain = CrackTileDataset(root, tile=64, min_crack_pixels=60, augment="camera", camera=flat)
+    labels = []
+    for i in range(len(drawn)):
+        (x, y), (xp, yp) = drawn[i], plain[i]
+        assert int(yp) == 0 and float((xp - xp.mean()).abs().max()) < 0.02
+        rng = np.random.default_rng([drawn.seed, drawn.epoch, i, 3])
+        rng.random()
+        _, mask = draw_hairline(torch.zeros(1, 64, 64), random_hairline((64, 64), rng))
+        assert int(y) == int(mask.sum() >= 60)
+        assert float((xp - x).min()) > -0.02 and float((xp - x)[0][torch.from_numpy(mask)].mean()) > 0.05
+        labels.append(int(y))
+    assert 0 < sum(labels) < len(labels)  # both labels occur: the rule, not a constant, decides

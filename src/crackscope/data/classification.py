@@ -200,7 +200,9 @@ class ImageClassificationDataset(Dataset):
         :mod:`crackscope.data.hard_negatives`) into that share of the images, before the
         photometric changes and from (seed, e, i, 2), the label unchanged: a tile classifier learns
         that such things are not cracks. ``p_sound`` (crack-free crops) is for segmenters' crops and
-        is refused here: a classifier's images are labelled already.
+        is refused here: a classifier's images are labelled already; so is ``p_synthetic_crack``
+        (drawn cracks), except by datasets whose labels come from masks (``labels_from_masks``:
+        :class:`~crackscope.data.tiles.CrackTileDataset`).
     indices: positions in the sorted item list to keep (order kept, repeats dropped); ``None`` = all.
     split: CIFAR-10 only: ``"train"`` (default, ``data_batch_1..5``) or ``"test"`` (``test_batch``).
     seed: the seed of the augmentation.
@@ -216,6 +218,8 @@ class ImageClassificationDataset(Dataset):
     folders, ``<batch>/<row>`` for CIFAR-10), ``format``. Items are ordered by class, then by the
     natural order of the stems (CIFAR-10: batch order).
     """
+
+    labels_from_masks = False  # True where a label is computed from a crack mask (drawn cracks can change it)
 
     def __init__(
         self,
@@ -263,7 +267,10 @@ class ImageClassificationDataset(Dataset):
             )
         if camera is not None and augment != "camera":
             raise InputError(f"camera={dict(camera)!r}: camera options apply to augment='camera' only")
-        for key, what in (("p_sound", "crack-free crops"), ("p_synthetic_crack", "drawn cracks")):
+        refused = [("p_sound", "crack-free crops")]
+        if not self.labels_from_masks:
+            refused.append(("p_synthetic_crack", "drawn cracks"))
+        for key, what in refused:
             if camera is not None and float(camera.get(key, 0.0)) > 0:
                 raise InputError(
                     f"camera {key}={camera[key]!r}: {what} are for segmenters; a classifier's "

@@ -248,7 +248,10 @@ class ClassificationData(_ImageData):
             )
         if self.camera is not None and self.augment != "camera":
             raise ValueError("data.camera sets the options of augment: camera")
-        for key, what in (("p_sound", "crack-free crops"), ("p_synthetic_crack", "drawn cracks")):
+        refused = [("p_sound", "crack-free crops")]
+        if self.format != "deepcrack-tiles":  # crack tiles take their labels from masks: drawn cracks count
+            refused.append(("p_synthetic_crack", "drawn cracks"))
+        for key, what in refused:
             if self.camera is not None and float(self.camera.get(key, 0.0)) > 0:
                 raise ValueError(
                     f"data.camera.{key}: {what} are for segmenters; a classifier's images are labelled "

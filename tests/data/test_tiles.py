@@ -348,18 +348,7 @@ def test_drawn_hairlines_make_crack_tiles_by_the_tiles_own_rule(tmp_path):
 
     _pair(tmp_path, "a", np.full((128, 192, 3), 128, np.uint8), np.zeros((128, 192), np.uint8))
     root = tmp_path
-    flat = {
-        "brightness": 0.0,
-        "contrast": (1.0, 1.0),
-        "gamma": (1.0, 1.0),
-        "gradient": 0.0,
-        "channel_gain": 0.0,
-        "saturation": (1.0, 1.0),
-        "p_grey": 0.0,
-        "p_blur": 0.0,
-        "p_noise": 0.0,
-        "p_jpeg": 0.0,
-    }
+    flat = NEUTRAL_CAMERA
     drawn = CrackTileDataset(
         root, tile=64, min_crack_pixels=60, augment="camera", camera={**flat, "p_synthetic_crack": 1.0}
     )

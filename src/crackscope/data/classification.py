@@ -416,15 +416,22 @@ class ImageClassificationDataset(Dataset):
     def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         i = dataset_index(i, len(self), "ImageClassificationDataset")
         x = resize_image(self._read(i), self.size)
+        label = int(self.targets[i])
         if self.augment == "flips_rotations":
             x = self._flip_rotate(x, i)
         elif self.augment == "crop_flip":
             x = self._crop_flip(x, i)
         elif self.augment == "camera":
-            x = self._photometric(self._flip_rotate(x, i), i)
+            x, label = self._draw_cracks(self._flip_rotate(x, i), i, label)
+            x = self._photometric(x, i)
         elif callable(self.augment):
             x = self.augment(x)
-        return x, torch.tensor(int(self.targets[i]), dtype=torch.int64)
+        return x, torch.tensor(label, dtype=torch.int64)
+
+    def _draw_cracks(self, x: torch.Tensor, i: int, label: int) -> tuple[torch.Tensor, int]:
+        """The camera augmentation's drawn cracks (``p_synthetic_crack``) and the label they give;
+        here none (refused: the labels do not come from masks)."""
+        return x, label
 
     def meta(self, i: int) -> dict[str, Any]:
         """Stem, class name, label and file (``None`` for CIFAR-10) of item ``i``."""

@@ -59,12 +59,14 @@ class CrackGeometry:
         return asdict(self)
 
 
-def _distance_to_line(shape: tuple[int, int], geometry: CrackGeometry) -> np.ndarray:
-    """(H, W) distance from every pixel centre to the nearest point of the centre line (a dense
-    polyline of it: its error is below 0.01 px at the default step)."""
+def _distance_to_band(shape: tuple[int, int], points: np.ndarray, half_widths) -> np.ndarray:
+    """(H, W) signed distance from every pixel centre to the band around a dense polyline
+    ``points`` ((N, 2) row, column) whose half width at point k is ``half_widths[k]`` (a scalar: the
+    same everywhere): min over k of |pixel - point k| - half width k, <= 0 inside the band; inf
+    more than 2 px outside its bounding box."""
     h, w = shape
-    points = geometry.centre_line()
-    reach = geometry.width_px / 2 + 2
+    half = np.broadcast_to(np.asarray(half_widths, dtype=float), (len(points),))
+    reach = float(half.max()) + 2
     y0, y1 = max(int(points[:, 0].min() - reach), 0), min(int(points[:, 0].max() + reach) + 2, h)
     x0, x1 = max(int(points[:, 1].min() - reach), 0), min(int(points[:, 1].max() + reach) + 2, w)
     dist = np.full(shape, np.inf)
@@ -72,16 +74,17 @@ def _distance_to_line(shape: tuple[int, int], geometry: CrackGeometry) -> np.nda
         return dist
     yy, xx = np.mgrid[y0:y1, x0:x1]
     best = np.full(yy.shape, np.inf)
-    for chunk in np.array_split(points, max(len(points) // 256, 1)):
-        d2 = (yy[..., None] - chunk[:, 0]) ** 2 + (xx[..., None] - chunk[:, 1]) ** 2
-        best = np.minimum(best, d2.min(-1))
-    dist[y0:y1, x0:x1] = np.sqrt(best)
+    pieces = max(len(points) // 256, 1)
+    for chunk, half_chunk in zip(np.array_split(points, pieces), np.array_split(half, pieces)):
+        d = np.sqrt((yy[..., None] - chunk[:, 0]) ** 2 + (xx[..., None] - chunk[:, 1]) ** 2) - half_chunk
+        best = np.minimum(best, d.min(-1))
+    dist[y0:y1, x0:x1] = best
     return dist
 
 
 def crack_geometry_mask(shape: tuple[int, int], geometry: CrackGeometry) -> np.ndarray:
     """(H, W) bool: the pixels whose centres lie within ``width_px / 2`` of the centre line."""
-    return _distance_to_line(shape, geometry) <= geometry.width_px / 2
+    return _distance_to_band(shape, geometry.centre_line(), geometry.width_px / 2) <= 0
 
 
 def draw_crack(image, geometry: CrackGeometry, depth: float = 0.6) -> tuple[torch.Tensor, np.ndarray]:
@@ -89,10 +92,10 @@ def draw_crack(image, geometry: CrackGeometry, depth: float = 0.6) -> tuple[torc
     if not 0 < depth <= 1:
         raise InputError(f"crack depth={depth!r} must be in (0, 1]")
     x = torch.as_tensor(image)
-    dist = _distance_to_line(tuple(x.shape[-2:]), geometry)
-    coverage = np.clip(geometry.width_px / 2 - dist + 0.5, 0.0, 1.0)
+    outside = _distance_to_band(tuple(x.shape[-2:]), geometry.centre_line(), geometry.width_px / 2)
+    coverage = np.clip(0.5 - outside, 0.0, 1.0)
     out = x * (1.0 - depth * torch.from_numpy(coverage).to(x.dtype))[None]
-    return out, dist <= geometry.width_px / 2
+    return out, outside <= 0
 
 
 @dataclass(frozen=True)
@@ -155,31 +158,18 @@ def random_hairline(
 def draw_hairline(image, hairline: Hairline) -> tuple[torch.Tensor, np.ndarray]:
     """(image (C, H, W) with the hairline darkened in, its mask (H, W) bool) for an image in [0, 1].
 
-    A pixel is crack when its centre lies within half the local width of the centre line (the
-    width of the nearest centre-line point), or is the pixel the centre line passes through (so a
-    crack thinner than a pixel stays connected). The image is darkened by ``depth`` times the
+    A pixel is crack when its centre lies in the band (nearer to some centre-line point than that
+    point's half width), or is the pixel the centre line passes through (so a crack thinner than a
+    pixel stays connected). The image is darkened by ``depth`` times the
     pixel's coverage, antialiased over one pixel as in :func:`draw_crack`."""
     x = torch.as_tensor(image)
     h, w = x.shape[-2:]
-    points, half = hairline.points, hairline.widths() / 2
-    reach = float(half.max()) + 2
-    y0, y1 = max(int(points[:, 0].min() - reach), 0), min(int(points[:, 0].max() + reach) + 2, h)
-    x0, x1 = max(int(points[:, 1].min() - reach), 0), min(int(points[:, 1].max() + reach) + 2, w)
-    mask = np.zeros((h, w), dtype=bool)
-    if y0 >= y1 or x0 >= x1:
-        return x.clone(), mask
-    yy, xx = np.mgrid[y0:y1, x0:x1]
-    best = np.full(yy.shape, np.inf)  # distance to the nearest centre-line point, minus its half width
-    for chunk, half_chunk in zip(
-        np.array_split(points, max(len(points) // 256, 1)), np.array_split(half, max(len(points) // 256, 1))
-    ):
-        d = np.sqrt((yy[..., None] - chunk[:, 0]) ** 2 + (xx[..., None] - chunk[:, 1]) ** 2) - half_chunk
-        best = np.minimum(best, d.min(-1))
-    coverage = np.zeros((h, w))
-    coverage[y0:y1, x0:x1] = np.clip(0.5 - best, 0.0, 1.0)
-    mask[y0:y1, x0:x1] = best <= 0
+    points = hairline.points
+    outside = _distance_to_band((h, w), points, hairline.widths() / 2)
+    coverage = np.clip(0.5 - outside, 0.0, 1.0)
+    mask = outside <= 0
     inside = (points[:, 0] > -0.5) & (points[:, 0] < h - 0.5) & (points[:, 1] > -0.5) & (points[:, 1] < w - 0.5)
-    on_line = np.rint(points[inside]).astype(int).clip(0, [h - 1, w - 1])
+    on_line = np.rint(points[inside]).astype(int)
     mask[on_line[:, 0], on_line[:, 1]] = True
     coverage[mask] = np.maximum(coverage[mask], 0.5)
     out = x * (1.0 - hairline.depth * torch.from_numpy(coverage).to(x.dtype))[None]

@@ -32,7 +32,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from crackscope.data.classification import ImageClassificationDataset, resize_image
+from crackscope.data.classification import ImageClassificationDataset
 from crackscope.data.formats import TILE_FORMAT
 from crackscope.data.images import load_image, load_mask, normalize_size
 from crackscope.data.surface import read_pairs
@@ -306,18 +306,15 @@ class CrackTileDataset(ImageClassificationDataset):
         window = self._image(int(self.image_index[i]))[:, y : y + self.tile, x : x + self.tile]
         return window.astype(np.float32) / np.float32(255.0)  # exactly load_image's values
 
-    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """As the base class; with ``augment: camera`` and its ``p_synthetic_crack``, that share of
-        the tiles gets one drawn hairline crack (:func:`~crackscope.data.synthetic_cracks.random_hairline`,
-        after the flips, before the photometric changes, from (seed, epoch, i, 3)), and the label
-        follows: ``crack`` when the tile's labelled crack pixels plus the drawn ones (counted at
-        the tile's own resolution) reach ``min_crack_pixels``."""
-        p = self._camera.params["p_synthetic_crack"] if self.augment == "camera" else 0.0
+    def _draw_cracks(self, x: torch.Tensor, i: int, label: int) -> tuple[torch.Tensor, int]:
+        """With the camera augmentation's ``p_synthetic_crack``, that share of the tiles gets one
+        drawn hairline crack (:func:`~crackscope.data.synthetic_cracks.random_hairline`, after the
+        flips, before the photometric changes, from (seed, epoch, i, 3)), and the label follows:
+        ``crack`` when the tile's labelled crack pixels plus the drawn ones (counted at the tile's
+        own resolution) reach ``min_crack_pixels``."""
+        p = self._camera.params["p_synthetic_crack"]
         if p <= 0:
-            return super().__getitem__(i)
-        i = dataset_index(i, len(self), "CrackTileDataset")
-        x = self._flip_rotate(resize_image(self._read(i), self.size), i)
-        label = int(self.targets[i])
+            return x, label
         rng = np.random.default_rng([self.seed, self.epoch, i, 3])
         if rng.random() < p:
             from crackscope.data.synthetic_cracks import draw_hairline, random_hairline
@@ -325,7 +322,7 @@ class CrackTileDataset(ImageClassificationDataset):
             x, drawn = draw_hairline(x, random_hairline(tuple(x.shape[-2:]), rng))
             at_tile = float(drawn.sum()) * (self.tile / x.shape[-1]) * (self.tile / x.shape[-2])
             label = int(label or self.crack_pixels[i] + at_tile >= self.min_crack_pixels)
-        return self._photometric(x, i), torch.tensor(label, dtype=torch.int64)
+        return x, label
 
     def meta(self, i: int) -> dict[str, Any]:
         """The base record plus the source image, the tile origin and its crack pixels."""

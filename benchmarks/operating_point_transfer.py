@@ -81,6 +81,9 @@ def _main(argv=None) -> int:
     p.add_argument("--name", default="operating_point_transfer")
     args = p.parse_args(argv)
     torch.set_num_threads(1)
+    for margin in args.margins:  # a share above 1 cannot be kept: every threshold would fail it
+        if not 0.0 <= margin <= 1.0 - SHARE:
+            raise InputError(f"--margins {margin:g}: the share required, {SHARE:g} + margin, must be in [{SHARE:g}, 1]")
     classifiers = list(named_values(args.classifier, "--classifier").items())
     segmenter = load_segmenter(args.segmenter)
     seg_dir = resolve(args.segmenter, "segmenter")[0]

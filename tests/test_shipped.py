@@ -105,8 +105,12 @@ def test_export_of_a_shipped_model_writes_into_the_current_folder_never_the_pack
     written = tmp_path / "export" / "neu-cls" / "aoie_net" / "model.packed.safetensors"
     assert written.is_file()
     assert sorted(p.name for p in package.iterdir()) == before
-    # the same bits as the packed twin shipped beside it
+    # the packed twin shipped beside it: the same sign bits, and float32 parameters (thresholds,
+    # levels, folded BatchNorm) equal up to the float32 rounding of the CPU that folds them (PyTorch's
+    # kernels round differently on other CPUs: 3 ulps apart on an AMD EPYC)
     from safetensors.numpy import load_file
 
     shipped, fresh = load_file(str(package / "model.packed.safetensors")), load_file(str(written))
-    assert shipped.keys() == fresh.keys() and all(np.array_equal(shipped[k], fresh[k]) for k in shipped)
+    assert shipped.keys() == fresh.keys() == {"float32", "uint8"}
+    assert np.array_equal(shipped["uint8"], fresh["uint8"])
+    np.testing.assert_array_max_ulp(shipped["float32"], fresh["float32"], maxulp=4)

@@ -108,6 +108,12 @@ def _yes(ok: bool) -> str:
     return "yes" if ok else "**no**"
 
 
+def _allocator(env: dict) -> str:
+    """'; allocator settings K=V ...' when the run had any (crackscope.provenance.hardware)."""
+    settings = env.get("allocator_env") or {}
+    return "; allocator settings " + " ".join(f"`{k}={v}`" for k, v in settings.items()) if settings else ""
+
+
 def _markdown(result: dict) -> str:
     env = result["environment"]
     lines = [
@@ -115,7 +121,7 @@ def _markdown(result: dict) -> str:
         "",
         f"Measured {env['date']} on {env['cpu']} ({env['cpus']} CPUs available), torch {env['torch']}, "
         f"{result['threads']} torch thread(s); load average before / after: {env['load_before']} / "
-        f"{env['load_after']}. Classifier `{result['classifier']}` "
+        f"{env['load_after']}{_allocator(env)}. Classifier `{result['classifier']}` "
         f"(runtime {result.get('runtime', 'torch')}), segmenter `{result['segmenter']}`, "
         f"at the defaults of `crackscope inspect-image`. {result['n_photos']} held-out photos give "
         f"{result['crack_tiles']} crack tiles and {result['sound_tiles']} sound tiles of 128 px; "

@@ -43,8 +43,11 @@ def test_training_records_the_same_cpu_name():
     assert _hardware(cfg) == f"{cpu_name()} CPU, {torch.get_num_threads()} threads"
 
 
-def test_hardware_and_measured_on_name_the_machine():
+def test_hardware_and_measured_on_name_the_machine(monkeypatch):
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "4294967296")
+    monkeypatch.setenv("MALLOCX", "not glibc's")
     hw = hardware()
+    assert hw["allocator_env"].get("MALLOC_TRIM_THRESHOLD_") == "4294967296" and "MALLOCX" not in hw["allocator_env"]
     assert (hw["cpu"], hw["cpus"], hw["torch"], hw["torch_threads"]) == (
         cpu_name(),
         available_cpus(),

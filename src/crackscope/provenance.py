@@ -60,7 +60,9 @@ def gpu_name() -> str | None:
 def hardware() -> dict:
     """The machine and software a measurement ran on: ``cpu`` (:func:`cpu_name`), ``cpus``
     (:func:`available_cpus`), ``logical_cpus``, ``machine``, ``gpu`` (:func:`gpu_name`), ``torch``
-    and ``torch_threads``, ``python``."""
+    and ``torch_threads``, ``python``, and ``allocator_env``: the environment variables that change
+    the C allocator under PyTorch (glibc's ``MALLOC_*``, ``LD_PRELOAD`` of another malloc), which
+    move timings by a third on large images (docs/survey.md)."""
     import torch
 
     return {
@@ -72,6 +74,7 @@ def hardware() -> dict:
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(),
+        "allocator_env": {k: v for k, v in sorted(os.environ.items()) if k.startswith("MALLOC_") or k == "LD_PRELOAD"},
     }
 
 

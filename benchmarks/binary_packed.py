@@ -30,6 +30,7 @@ on the weights) and skips the agreement check.
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import os
 import shutil
@@ -43,6 +44,7 @@ from pathlib import Path
 import torch
 
 from crackscope import models
+from crackscope.allocator import allocator_state
 from crackscope.deploy import bitconv
 from crackscope.deploy.packed import compare_with_model, pack_model, packed_size_bits, save_packed
 from crackscope.provenance import cpu_name, write_results
@@ -226,6 +228,8 @@ def main(argv=None) -> int:
         "agreement": agreement,
         "instruction_set": bitconv.instruction_set(),
         "fresh_process_64px": fresh,
+        "allocator": allocator_state(),  # crackscope.allocator: applied by the packed runtime's first call
+        "date": datetime.date.today().isoformat(),
     }
     write_results(Path(args.out), result, _markdown(result))
     print(_markdown(result))
@@ -240,11 +244,15 @@ def _markdown(r: dict) -> str:
         fb["ResNet-20 float32 safetensors (bytes)"],
     )
     sb = r["packed_size_bits"]
+    allocator = r.get("allocator") or {}
+    kept = "yes" if allocator.get("applied") else allocator.get("reason", "not recorded")
     lines = [
         "# Bit-packed AOIE-Net (ResNet-20, NEU-CLS input) against float inference",
         "",
-        f"CPU: {r['cpu']}; torch {r['torch']}, onnxruntime {r['onnxruntime']}, numba {r['numba']}. "
-        f"Models: AOIE-Net `{r['aoie'] or 'untrained'}`, ResNet-20 `{r['float'] or 'untrained'}`.",
+        f"Measured {r.get('date', '')} on CPU: {r['cpu']}; torch {r['torch']}, onnxruntime {r['onnxruntime']}, "
+        f"numba {r['numba']}. Models: AOIE-Net `{r['aoie'] or 'untrained'}`, ResNet-20 `{r['float'] or 'untrained'}`. "
+        f"Large freed blocks kept by the C allocator (crackscope.allocator): "
+        f"{kept}.",
         "",
         "## Size",
         "",

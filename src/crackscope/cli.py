@@ -593,6 +593,21 @@ def choose_operating_point_cmd(
     _info(f"wrote {path}")
 
 
+@app.command("ensemble")
+def ensemble_cmd(
+    members: list[Path] = typer.Argument(
+        ..., help="Two or more crack / no-crack tile classifiers (classify runs, model folders or shipped names)."
+    ),
+    out: Path = typer.Option(..., "--out", help="The ensemble folder to write (must not exist)."),
+):
+    """Make a tile classifier ensemble: the cascade screens with the mean crack probability of the members
+    (copied into OUT/members/). Choose its operating point next: crackscope choose-operating-point OUT ..."""
+    from crackscope.deploy.cascade import write_ensemble
+
+    done = write_ensemble(out, [str(m) for m in members])
+    typer.echo(f"wrote {done} ({len(members)} members); choose its operating point with choose-operating-point")
+
+
 @app.command("package")
 def package_cmd(
     run: Path = typer.Argument(..., help="A run directory written by 'crackscope train'."),
@@ -638,8 +653,10 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point: run the app, mapping bad input to exit code 2 with one line, no traceback."""
     from pydantic import ValidationError
 
+    from crackscope.allocator import keep_large_blocks
     from crackscope.errors import format_validation_error
 
+    keep_large_blocks()  # layer outputs reuse freed pages instead of fresh mmaps (crackscope.allocator)
     try:
         app(args=argv, standalone_mode=False)
     except InputError as err:

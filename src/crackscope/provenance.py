@@ -62,8 +62,11 @@ def hardware() -> dict:
     (:func:`available_cpus`), ``logical_cpus``, ``machine``, ``gpu`` (:func:`gpu_name`), ``torch``
     and ``torch_threads``, ``python``, and ``allocator_env``: the environment variables that change
     the C allocator under PyTorch (glibc's ``MALLOC_*``, ``LD_PRELOAD`` of another malloc), which
-    move timings by a third on large images (docs/survey.md)."""
+    move timings by a third on large images (docs/survey.md), and ``allocator``: whether crackscope's
+    own settings (:func:`crackscope.allocator.keep_large_blocks`) were applied in this process."""
     import torch
+
+    from crackscope.allocator import allocator_state
 
     return {
         "cpu": cpu_name(),
@@ -75,6 +78,7 @@ def hardware() -> dict:
         "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(),
         "allocator_env": {k: v for k, v in sorted(os.environ.items()) if k.startswith("MALLOC_") or k == "LD_PRELOAD"},
+        "allocator": allocator_state(),
     }
 
 

@@ -19,12 +19,14 @@ from safetensors.torch import save_file
 
 from crackscope.cli import main
 from crackscope.deploy.cascade import (
+    ClassifierEnsemble,
     TileClassifier,
     inspect_image,
     load_classifier,
     load_segmenter,
     segment_all_tiles,
     to_channels,
+    write_ensemble,
 )
 from crackscope.errors import InputError
 
@@ -163,7 +165,9 @@ def test_bad_classifier_output_is_an_input_error_and_small_images_are_padded():
 
 
 # ---- runs on disk: loaders and the command line ---------------------------------------------------------
-def _run(root: Path, name: str, pipeline: str, model: dict, geometry: dict, data: dict, classes=None) -> Path:
+def _run(
+    root: Path, name: str, pipeline: str, model: dict, geometry: dict, data: dict, classes=None, seed: int = 0
+) -> Path:
     """A minimal run folder (config.yaml, model.safetensors, split.json) with untrained weights."""
     from crackscope.engine.config import dump_config, load_train_config
     from crackscope.engine.runs import build_model
@@ -181,12 +185,17 @@ def _run(root: Path, name: str, pipeline: str, model: dict, geometry: dict, data
     run = root / name
     run.mkdir(parents=True)
     (run / "config.yaml").write_text(yaml.safe_dump({**dump_config(cfg), "geometry": geometry}, sort_keys=False))
-    torch.manual_seed(0)
+    torch.manual_seed(seed)
     save_file(
         {k: v.contiguous() for k, v in build_model(cfg, geometry).state_dict().items()}, str(run / "model.safetensors")
     )
     (run / "split.json").write_text(json.dumps({"classes": classes} if classes else {}))
     return run
+
+
+def _tile_classifier(tiles: dict) -> tuple:
+    """(model, geometry, data, classes) of a tiny crack / no-crack AOIE-Net run."""
+    return {"name": "aoie_net_resnet20", "width": 0.25}, {"in_channels": 1, "classes": 2}, tiles, ["no_crack", "crack"]
 
 
 @pytest.fixture(scope="module")
@@ -196,15 +205,7 @@ def runs(tmp_path_factory):
     surface = {"root": str(root), "format": "deepcrack", "in_channels": 3}
     tiny_unet = {"name": "unet", "base_channels": 2, "depth": 2}
     out = {
-        "classifier": _run(
-            root,
-            "clf",
-            "classify",
-            {"name": "aoie_net_resnet20", "width": 0.25},
-            {"in_channels": 1, "classes": 2},
-            tiles,
-            ["no_crack", "crack"],
-        ),
+        "classifier": _run(root, "clf", "classify", *_tile_classifier(tiles)),
         "three_classes": _run(
             root,
             "clf3",
@@ -216,6 +217,8 @@ def runs(tmp_path_factory):
         ),
         "segmenter": _run(root, "seg", "surface", tiny_unet, {"in_channels": 3, "classes": 1}, surface),
     }
+    # the same architecture with other initial weights: an ensemble's second member
+    out["classifier_b"] = _run(root, "clf_b", "classify", *_tile_classifier(tiles), seed=1)
     (out["classifier"] / "operating_point.json").write_text(json.dumps({"threshold": 0.25}))
     images = root / "images"
     images.mkdir()
@@ -251,6 +254,76 @@ def test_packed_runtime_flags_the_same_tiles_as_pytorch(runs):
         load_classifier(runs["classifier"], runtime="onnx")
     with pytest.raises(InputError, match="3 classes"):  # checked before anything is packed
         load_classifier(runs["three_classes"], runtime="packed")
+
+
+def test_an_ensemble_screens_with_the_mean_of_its_members_probabilities(runs, tmp_path):
+    out = write_ensemble(tmp_path / "ens", [runs["classifier"], runs["classifier_b"]])
+    assert sorted(p.name for p in out.iterdir()) == ["ensemble.json", "members", "split.json"]
+    assert not (out / "members" / "0" / "operating_point.json").exists()  # the member's threshold is not the ensemble's
+    (out / "operating_point.json").write_text(json.dumps({"threshold": 0.4, "window": 2 * T, "overlap": 0.0}))
+    tiles = torch.rand(10, 1, T, T, generator=torch.Generator().manual_seed(3))
+    a, b = load_classifier(runs["classifier"])(tiles), load_classifier(runs["classifier_b"])(tiles)
+    assert not torch.allclose(a, b, atol=1e-3)  # two different screens
+    for runtime in ("torch", "packed"):
+        ens = load_classifier(out, runtime=runtime)
+        assert isinstance(ens, ClassifierEnsemble) and len(ens.members) == 2
+        assert (ens.tile, ens.channels, ens.threshold, ens.window, ens.overlap) == (T, 1, 0.4, 2 * T, 0.0)
+        torch.testing.assert_close(ens(tiles), (a + b) / 2, atol=1e-4, rtol=0)
+    # the cascade takes it as any classifier: its threshold and windows are the defaults
+    result = inspect_image(_image(), load_classifier(out), Recorder())
+    assert result.threshold == 0.4 and result.plan.window == 2 * T
+    np.testing.assert_array_equal(result.flagged, result.tile_probability >= np.float32(0.4))
+
+
+def test_bad_ensembles_are_one_line_and_leave_nothing_behind(runs, tmp_path):
+    with pytest.raises(InputError, match="two or more"):
+        write_ensemble(tmp_path / "one", [runs["classifier"]])
+    with pytest.raises(InputError, match="3 classes"):
+        write_ensemble(tmp_path / "three", [runs["classifier"], runs["three_classes"]])
+    other = tmp_path / "other_split"
+    shutil.copytree(runs["classifier_b"], other)
+    (other / "split.json").write_text(json.dumps({"classes": ["no_crack", "crack"], "stems": {"val": ["x"]}}))
+    with pytest.raises(InputError, match="another split"):
+        write_ensemble(tmp_path / "mixed", [runs["classifier"], other])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other_split"]  # nothing half-written
+    ens = write_ensemble(tmp_path / "ens", [runs["classifier"], runs["classifier_b"]])
+    with pytest.raises(InputError, match="exists"):
+        write_ensemble(ens, [runs["classifier"], runs["classifier_b"]])
+    with pytest.raises(InputError, match="is an ensemble itself"):
+        write_ensemble(tmp_path / "nested", [ens, runs["classifier"]])
+    spec = json.loads((ens / "ensemble.json").read_text())
+    (ens / "ensemble.json").write_text(json.dumps({**spec, "members": ["members/0", "members/9"]}))
+    with pytest.raises(InputError, match="members/9 is not a folder"):
+        load_classifier(ens)
+    (ens / "ensemble.json").write_text("{not json")
+    with pytest.raises(InputError, match="not a tile classifier ensemble"):
+        load_classifier(ens)
+
+
+def test_the_ensemble_command_writes_a_folder_inspect_image_takes(runs, tmp_path, cli):
+    done = cli("ensemble", runs["classifier"], runs["classifier_b"], "--out", tmp_path / "ens")
+    assert done.returncode == 0, done.stderr
+    assert json.loads((tmp_path / "ens" / "ensemble.json").read_text())["members"] == ["members/0", "members/1"]
+    again = cli("ensemble", runs["classifier"], runs["classifier_b"], "--out", tmp_path / "ens")
+    assert again.returncode == 2 and again.stderr.strip().splitlines() == [
+        f"error: --out {tmp_path / 'ens'} exists; choose a new folder"
+    ]
+    report = tmp_path / "report"
+    done = cli(
+        "inspect-image",
+        runs["images"] / "big.png",
+        "--classifier",
+        tmp_path / "ens",
+        "--segmenter",
+        runs["segmenter"],
+        "--out",
+        report,
+        "--runtime",
+        "packed",
+    )
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((report / "summary.json").read_text())
+    assert summary["tiles"] == 12 and summary["threshold"] == 0.5  # no operating point chosen yet
 
 
 def test_inspect_image_command_writes_mask_overlay_tiles_and_summary(runs, tmp_path, cli):

@@ -39,6 +39,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from crackscope.allocator import keep_large_blocks
 from crackscope.deploy import bitconv
 from crackscope.errors import InputError
 from crackscope.models.binary import MIN_SIDE
@@ -58,11 +59,13 @@ __all__ = [
 ]
 
 FORMAT = "crackscope-packed-binary-resnet/1"
-# Largest activation per chunk of images (bytes). A whole batch of 32 NEU-CLS images (200 x 200 px)
-# makes 82 MB float32 layers, and the layers ran 1.6x slower per image than in chunks of 2-4 images
-# (2.6-10 MB: 1242 against 744-791 ms on one thread, 669 against 413-458 on two; 2-vCPU Xeon with
-# 2 MiB L2 per core). 64 x 64 px images (256 KiB each) ran as fast in chunks of 12-32.
-CHUNK_BYTES = 8 << 20
+# Largest activation per chunk of images (bytes): about one core's L2 cache, so that a layer's
+# input and output stay near the core between the binary units. A whole batch of 32 NEU-CLS images
+# (200 x 200 px) makes 82 MB float32 layers, and ran 1.6x slower per image than in chunks of 1-4
+# images (2.6-10 MB; 2-vCPU Xeon, 2 MiB L2 per core). On a 2-vCPU AMD EPYC (1 MiB L2 per core),
+# one thread, batch 32: 200 px in chunks of 1 image 464-494 ms against 714-798 in chunks of 3; 64 px
+# in chunks of 8 (2 MiB) 52-62 ms against 69-94 in chunks of 32 (8 MiB) (docs/results/binary.md).
+CHUNK_BYTES = 2 << 20
 
 
 def _f32(t) -> torch.Tensor:
@@ -393,6 +396,7 @@ class PackedResNet(nn.Module):
                 f"packed {self.meta.get('model', 'model')} expects (B, {self.in_channels}, H, W) "
                 f"input with H, W >= {min_side} (got {tuple(x.shape)})"
             )
+        keep_large_blocks()  # freed layer outputs stay mapped for the next call (crackscope.allocator)
         with torch.no_grad():
             chunk = self.images_per_chunk(x.shape[-2], x.shape[-1])
             if len(x) <= chunk:

@@ -22,11 +22,14 @@ from crackscope.deploy.cascade.core import (
     segment_all_tiles,
 )
 from crackscope.deploy.cascade.models import (
+    ENSEMBLE_FILE,
     OPERATING_POINT_FILE,
+    ClassifierEnsemble,
     TileClassifier,
     TileSegmenter,
     load_classifier,
     load_segmenter,
+    write_ensemble,
 )
 from crackscope.deploy.cascade.render import overlay_cascade
 from crackscope.deploy.inspect_options import DEFAULT_TILE, MAX_SCALE, RUNTIMES, InspectOptions
@@ -35,6 +38,7 @@ __all__ = [
     "RUNTIMES",
     "InspectOptions",
     "TileClassifier",
+    "ClassifierEnsemble",
     "TileSegmenter",
     "CascadeResult",
     "inspect_image",
@@ -42,6 +46,8 @@ __all__ = [
     "screened_windows",
     "load_classifier",
     "load_segmenter",
+    "write_ensemble",
+    "ENSEMBLE_FILE",
     "read_image",
     "to_channels",
     "check_image",

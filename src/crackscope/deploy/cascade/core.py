@@ -48,6 +48,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from crackscope.allocator import keep_large_blocks
 from crackscope.data.images import check_image, read_image, to_channels
 from crackscope.data.tiles import TileGrid, extract_tiles, tile_grid
 from crackscope.deploy.inspect_options import DEFAULT_TILE, MAX_SCALE, InspectOptions, inspect_options
@@ -282,6 +283,7 @@ def inspect_image(
     ``all_tiles=True`` is the baseline: no classifier, every window segmented (``classifier`` may be
     ``None``). ``mask_threshold``: default the segmenter's ``threshold`` attribute, else 0.5.
     """
+    keep_large_blocks()  # each window's layer outputs reuse the last one's pages (crackscope.allocator)
     image = read_image(image) if isinstance(image, (str, Path)) else check_image(image, "inspect_image")
     options = inspect_options(options, keywords, "inspect_image", _KEYWORDS, {"batch_size": "batch"})
     all_tiles, batch_size, scale = options.all_tiles, options.batch, options.scale

@@ -10,6 +10,8 @@ per tile here). Any other runtime is wrapped as ``TileClassifier(logits_fn, ...)
 
 from __future__ import annotations
 
+import json
+import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,9 +26,20 @@ from crackscope.errors import InputError
 from crackscope.nn.flip_tta import flip_average
 from crackscope.shipped import resolve
 
-__all__ = ["TileClassifier", "TileSegmenter", "load_classifier", "load_segmenter", "OPERATING_POINT_FILE"]
+__all__ = [
+    "TileClassifier",
+    "ClassifierEnsemble",
+    "TileSegmenter",
+    "load_classifier",
+    "load_segmenter",
+    "write_ensemble",
+    "OPERATING_POINT_FILE",
+    "ENSEMBLE_FILE",
+]
 
 PACKED_FILES = ("model.packed.safetensors", "export/model.packed.safetensors")  # in a run or model folder
+ENSEMBLE_FILE = "ensemble.json"  # a folder of tile classifiers whose crack probabilities are averaged
+ENSEMBLE_FORMAT = "crackscope-tile-classifier-ensemble/1"
 
 
 @dataclass
@@ -58,6 +71,37 @@ class TileClassifier:
             x = resize_tiles(tiles[start : start + self.batch_size], self.input_size)
             out.append(torch.softmax(self.logits_fn(x).float(), dim=1)[:, self.crack_index])
         return torch.cat(out) if out else torch.zeros(0)
+
+
+@dataclass
+class ClassifierEnsemble:
+    """The mean crack probability of several tile classifiers (:class:`TileClassifier`) on the same
+    tiles: an average of independently trained screens, whose errors on sound surface differ from
+    training to training (docs/survey.md), so that fewer sound tiles score high in all of them.
+    ``tile``, ``channels``, ``window`` and ``overlap`` are the members' (which must agree); the
+    ``threshold`` is the ensemble's own operating point, chosen on the averaged probability."""
+
+    members: list
+    threshold: float = 0.5
+    source: str = ""
+    window: int | None = None
+    overlap: float | None = None
+
+    @property
+    def tile(self) -> int | None:
+        return self.members[0].tile
+
+    @property
+    def channels(self) -> int:
+        return self.members[0].channels
+
+    @torch.inference_mode()
+    def __call__(self, tiles: torch.Tensor) -> torch.Tensor:
+        total = None
+        for member in self.members:
+            p = torch.as_tensor(member(tiles)).float()
+            total = p if total is None else total + p
+        return total / len(self.members)
 
 
 @dataclass
@@ -160,6 +204,8 @@ def load_classifier(
     if runtime not in RUNTIMES:
         raise InputError(f"--runtime {runtime!r} is not one of {', '.join(RUNTIMES)}")
     path, source = resolve(path, "classifier")
+    if (path / ENSEMBLE_FILE).is_file():
+        return _load_ensemble(path, source, batch_size, role, runtime)
     cfg, model, geometry = _load(path, "classification", role)
     classes = model_classes(path, geometry)
     if len(classes) != 2 or "crack" not in [c.lower() for c in classes]:
@@ -183,6 +229,94 @@ def load_classifier(
         window=window,
         overlap=overlap,
     )
+
+
+def _ensemble_members(path: Path, role: str) -> list[Path]:
+    """The member folders that PATH/ensemble.json names (relative to PATH); one InputError line for
+    a file that is not an ensemble's, names no member, or names a folder that is not there."""
+    file = path / ENSEMBLE_FILE
+    try:
+        spec = json.loads(file.read_text())
+        members = [str(m) for m in spec["members"]]
+        ok = spec.get("format") == ENSEMBLE_FORMAT and members
+    except (ValueError, KeyError, TypeError):
+        ok = False
+    if not ok:
+        raise InputError(f"{role} {file}: not a tile classifier ensemble (format {ENSEMBLE_FORMAT}, a list of members)")
+    folders = [path / m for m in members]
+    for folder in folders:
+        if not folder.is_dir():
+            raise InputError(f"{role} {file}: member {folder} is not a folder")
+        if (folder / ENSEMBLE_FILE).is_file():
+            raise InputError(f"{role} {file}: member {folder} is an ensemble itself; name its members instead")
+    return folders
+
+
+def _load_ensemble(path: Path, source: str, batch_size: int, role: str, runtime: str) -> ClassifierEnsemble:
+    members = [
+        load_classifier(m, batch_size=batch_size, role=f"{role} member", runtime=runtime)
+        for m in _ensemble_members(path, role)
+    ]
+    for m in members[1:]:
+        if (m.tile, m.channels, m.input_size) != (members[0].tile, members[0].channels, members[0].input_size):
+            raise InputError(
+                f"{role} {path}: member {m.source} takes {m.tile}-px tiles with {m.channels} channel(s), "
+                f"{members[0].source} {members[0].tile}-px tiles with {members[0].channels}; members must agree"
+            )
+    point = read_operating_point(path) or {}
+    return ClassifierEnsemble(
+        members,
+        threshold=point.get("threshold", 0.5),
+        source=source,
+        window=point.get("window"),
+        overlap=point.get("overlap"),
+    )
+
+
+def write_ensemble(out: str | Path, members: list[str | Path]) -> Path:
+    """Make ``out`` a tile classifier ensemble of ``members`` (classify runs or model folders of two
+    classes, which must record the same split): each member is copied whole into
+    ``out/members/<k>``, the members' split.json beside them, and ``ensemble.json`` last, so that a
+    folder without it is not an ensemble. Its operating point is chosen afterwards
+    (``crackscope choose-operating-point OUT ...``); none of the members' is kept. One InputError
+    line for a member that does not load, members that disagree, or an ``out`` that exists."""
+    out = Path(out)
+    if out.exists():
+        raise InputError(f"--out {out} exists; choose a new folder")
+    if len(members) < 2:
+        raise InputError(f"an ensemble needs two or more classifiers (got {len(members)})")
+    folders = [resolve(m, "classifier")[0] for m in members]
+    for f in folders:
+        if (f / ENSEMBLE_FILE).is_file():
+            raise InputError(f"member {f} is an ensemble itself; name its members instead")
+    loaded = [load_classifier(f, role="member") for f in folders]
+    splits = []
+    for f in folders:
+        if not (f / "split.json").is_file():
+            raise InputError(f"member {f} has no split.json; an ensemble's members must record their split")
+        try:
+            splits.append(json.loads((f / "split.json").read_text()))
+        except ValueError as err:
+            raise InputError(f"member {f}/split.json is not JSON ({err})") from None
+    for f, split, c in zip(folders[1:], splits[1:], loaded[1:]):
+        if split != splits[0]:
+            raise InputError(f"member {f} records another split than {folders[0]}; train members with the same split")
+        if (c.tile, c.channels, c.input_size) != (loaded[0].tile, loaded[0].channels, loaded[0].input_size):
+            raise InputError(f"member {f} takes other tiles than {folders[0]}; members must agree")
+    work = out.with_name(out.name + ".partial")
+    shutil.rmtree(work, ignore_errors=True)
+    names = []
+    for k, f in enumerate(folders):
+        name = f"members/{k}"
+        skip = shutil.ignore_patterns("checkpoints", "logs", "figures", OPERATING_POINT_FILE)
+        shutil.copytree(f, work / name, ignore=skip)
+        names.append(name)
+    shutil.copy2(folders[0] / "split.json", work / "split.json")
+    spec = {"format": ENSEMBLE_FORMAT, "members": names, "combine": "mean crack probability"}
+    spec["sources"] = [resolve(m, "classifier")[1] for m in members]  # what each member was copied from
+    (work / ENSEMBLE_FILE).write_text(json.dumps(spec, indent=2) + "\n")
+    work.rename(out)
+    return out
 
 
 def load_segmenter(

@@ -109,9 +109,13 @@ def _yes(ok: bool) -> str:
 
 
 def _allocator(env: dict) -> str:
-    """'; allocator settings K=V ...' when the run had any (crackscope.provenance.hardware)."""
+    """What the run's C allocator did (crackscope.provenance.hardware): the user's settings K=V, and
+    whether crackscope kept freed blocks (crackscope.allocator); empty for results that record neither."""
     settings = env.get("allocator_env") or {}
-    return "; allocator settings " + " ".join(f"`{k}={v}`" for k, v in settings.items()) if settings else ""
+    text = "; allocator settings " + " ".join(f"`{k}={v}`" for k, v in settings.items()) if settings else ""
+    if (env.get("allocator") or {}).get("applied"):
+        text += "; freed blocks kept by crackscope.allocator"
+    return text
 
 
 def _markdown(result: dict) -> str:

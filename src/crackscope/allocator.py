@@ -26,7 +26,14 @@ import ctypes
 import os
 import platform
 
-__all__ = ["keep_large_blocks", "allocator_state", "MMAP_THRESHOLD_BYTES", "TRIM_THRESHOLD_BYTES", "TOP_PAD_BYTES"]
+__all__ = [
+    "keep_large_blocks",
+    "allocator_state",
+    "user_allocator_env",
+    "MMAP_THRESHOLD_BYTES",
+    "TRIM_THRESHOLD_BYTES",
+    "TOP_PAD_BYTES",
+]
 
 # mallopt parameters (glibc's malloc.h)
 _M_TRIM_THRESHOLD, _M_TOP_PAD, _M_MMAP_THRESHOLD = -1, -2, -3
@@ -38,12 +45,17 @@ SWITCH = "CRACKSCOPE_MALLOC"  # "system": leave the allocator as it is
 _state: dict = {}
 
 
+def user_allocator_env() -> dict[str, str]:
+    """The environment variables by which a user chose the C allocator's behaviour: glibc's
+    ``MALLOC_*`` and a non-empty ``LD_PRELOAD`` (jemalloc, tcmalloc), sorted by name."""
+    return {k: v for k, v in sorted(os.environ.items()) if k.startswith("MALLOC_") or (k == "LD_PRELOAD" and v)}
+
+
 def _why_not() -> str | None:
     """Why the settings are not applied here, or None when they may be."""
     if os.environ.get(SWITCH, "").lower() == "system":
         return f"{SWITCH}=system"
-    chosen = sorted(k for k in os.environ if k.startswith("MALLOC_"))
-    chosen += ["LD_PRELOAD"] if os.environ.get("LD_PRELOAD") else []
+    chosen = user_allocator_env()
     if chosen:
         return "the user's own allocator settings: " + ", ".join(chosen)
     if platform.system() != "Linux" or platform.libc_ver()[0] != "glibc":

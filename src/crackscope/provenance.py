@@ -66,7 +66,7 @@ def hardware() -> dict:
     own settings (:func:`crackscope.allocator.keep_large_blocks`) were applied in this process."""
     import torch
 
-    from crackscope.allocator import allocator_state
+    from crackscope.allocator import allocator_state, user_allocator_env
 
     return {
         "cpu": cpu_name(),
@@ -77,7 +77,7 @@ def hardware() -> dict:
         "torch": torch.__version__,
         "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(),
-        "allocator_env": {k: v for k, v in sorted(os.environ.items()) if k.startswith("MALLOC_") or k == "LD_PRELOAD"},
+        "allocator_env": user_allocator_env(),
         "allocator": allocator_state(),
     }
 

@@ -193,6 +193,10 @@ def _run(
     return run
 
 
+def _tile_data(root: Path) -> dict:  # the data settings of the tiny tile classifier runs
+    return {"root": str(root), "format": "deepcrack-tiles", "size": 16, "channels": 1, "tiles": {"tile": T}}
+
+
 def _tile_classifier(tiles: dict) -> tuple:
     """(model, geometry, data, classes) of a tiny crack / no-crack AOIE-Net run."""
     return {"name": "aoie_net_resnet20", "width": 0.25}, {"in_channels": 1, "classes": 2}, tiles, ["no_crack", "crack"]
@@ -201,7 +205,7 @@ def _tile_classifier(tiles: dict) -> tuple:
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("cascade_runs")
-    tiles = {"root": str(root), "format": "deepcrack-tiles", "size": 16, "channels": 1, "tiles": {"tile": T}}
+    tiles = _tile_data(root)
     surface = {"root": str(root), "format": "deepcrack", "in_channels": 3}
     tiny_unet = {"name": "unet", "base_channels": 2, "depth": 2}
     out = {
@@ -285,7 +289,10 @@ def test_bad_ensembles_are_one_line_and_leave_nothing_behind(runs, tmp_path):
     (other / "split.json").write_text(json.dumps({"classes": ["no_crack", "crack"], "stems": {"val": ["x"]}}))
     with pytest.raises(InputError, match="another split"):
         write_ensemble(tmp_path / "mixed", [runs["classifier"], other])
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["other_split"]  # nothing half-written
+    wide = _run(tmp_path, "wide", "classify", *_tile_classifier({**_tile_data(tmp_path), "tiles": {"tile": 2 * T}}))
+    with pytest.raises(InputError, match=f"takes {2 * T}-px tiles .* members must agree"):
+        write_ensemble(tmp_path / "mixed_tiles", [runs["classifier"], wide])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["other_split", "wide"]  # nothing half-written
     ens = write_ensemble(tmp_path / "ens", [runs["classifier"], runs["classifier_b"]])
     with pytest.raises(InputError, match="exists"):
         write_ensemble(ens, [runs["classifier"], runs["classifier_b"]])
@@ -294,6 +301,10 @@ def test_bad_ensembles_are_one_line_and_leave_nothing_behind(runs, tmp_path):
     spec = json.loads((ens / "ensemble.json").read_text())
     (ens / "ensemble.json").write_text(json.dumps({**spec, "members": ["members/0", "members/9"]}))
     with pytest.raises(InputError, match="members/9 is not a folder"):
+        load_classifier(ens)
+    shutil.copytree(wide, ens / "members" / "1", dirs_exist_ok=True)  # a member swapped for one of other tiles
+    (ens / "ensemble.json").write_text(json.dumps(spec))
+    with pytest.raises(InputError, match="members must agree"):
         load_classifier(ens)
     (ens / "ensemble.json").write_text("{not json")
     with pytest.raises(InputError, match="not a tile classifier ensemble"):

@@ -252,17 +252,25 @@ def _ensemble_members(path: Path, role: str) -> list[Path]:
     return folders
 
 
+def _check_members_agree(members: list[TileClassifier], where: str) -> None:
+    """One InputError line (prefixed by ``where``) unless every member takes the same tiles: side,
+    channels and input size."""
+    first = members[0]
+    for m in members[1:]:
+        if (m.tile, m.channels, m.input_size) != (first.tile, first.channels, first.input_size):
+            raise InputError(
+                f"{where}member {m.source} takes {m.tile}-px tiles with {m.channels} channel(s) at "
+                f"{m.input_size}, {first.source} {first.tile}-px tiles with {first.channels} at "
+                f"{first.input_size}; members must agree"
+            )
+
+
 def _load_ensemble(path: Path, source: str, batch_size: int, role: str, runtime: str) -> ClassifierEnsemble:
     members = [
         load_classifier(m, batch_size=batch_size, role=f"{role} member", runtime=runtime)
         for m in _ensemble_members(path, role)
     ]
-    for m in members[1:]:
-        if (m.tile, m.channels, m.input_size) != (members[0].tile, members[0].channels, members[0].input_size):
-            raise InputError(
-                f"{role} {path}: member {m.source} takes {m.tile}-px tiles with {m.channels} channel(s), "
-                f"{members[0].source} {members[0].tile}-px tiles with {members[0].channels}; members must agree"
-            )
+    _check_members_agree(members, f"{role} {path}: ")
     point = read_operating_point(path) or {}
     return ClassifierEnsemble(
         members,
@@ -285,7 +293,8 @@ def write_ensemble(out: str | Path, members: list[str | Path]) -> Path:
         raise InputError(f"--out {out} exists; choose a new folder")
     if len(members) < 2:
         raise InputError(f"an ensemble needs two or more classifiers (got {len(members)})")
-    folders = [resolve(m, "classifier")[0] for m in members]
+    resolved = [resolve(m, "classifier") for m in members]  # (folder, label) of each
+    folders = [folder for folder, _ in resolved]
     for f in folders:
         if (f / ENSEMBLE_FILE).is_file():
             raise InputError(f"member {f} is an ensemble itself; name its members instead")
@@ -298,11 +307,10 @@ def write_ensemble(out: str | Path, members: list[str | Path]) -> Path:
             splits.append(json.loads((f / "split.json").read_text()))
         except ValueError as err:
             raise InputError(f"member {f}/split.json is not JSON ({err})") from None
-    for f, split, c in zip(folders[1:], splits[1:], loaded[1:]):
+    for f, split in zip(folders[1:], splits[1:]):
         if split != splits[0]:
             raise InputError(f"member {f} records another split than {folders[0]}; train members with the same split")
-        if (c.tile, c.channels, c.input_size) != (loaded[0].tile, loaded[0].channels, loaded[0].input_size):
-            raise InputError(f"member {f} takes other tiles than {folders[0]}; members must agree")
+    _check_members_agree(loaded, "")
     work = out.with_name(out.name + ".partial")
     shutil.rmtree(work, ignore_errors=True)
     names = []
@@ -313,7 +321,7 @@ def write_ensemble(out: str | Path, members: list[str | Path]) -> Path:
         names.append(name)
     shutil.copy2(folders[0] / "split.json", work / "split.json")
     spec = {"format": ENSEMBLE_FORMAT, "members": names, "combine": "mean crack probability"}
-    spec["sources"] = [resolve(m, "classifier")[1] for m in members]  # what each member was copied from
+    spec["sources"] = [label for _, label in resolved]  # what each member was copied from
     (work / ENSEMBLE_FILE).write_text(json.dumps(spec, indent=2) + "\n")
     work.rename(out)
     return out

@@ -183,6 +183,27 @@ torch.set_num_threads(1)
 one = chain.run(z)
 torch.set_num_threads(2)
 assert np.array_equal(chain.run(z), one)
+# a batch of several chunks on two threads: whole chunks on two worker threads, each with the serial
+# kernels and one PyTorch thread, give the logits of one thread; PyTorch's count is put back
+import threading
+packed_module.CHUNK_BYTES = 2 * 16 * 48 * 44 * 4  # two 48 x 44 images per chunk: 7 images, 4 chunks
+xb = torch.rand(7, 1, 48, 44)
+seen = []
+own_logits = net._logits
+def logits(part):
+    seen.append((threading.get_ident(), bitconv._kernels() is bitconv._SERIAL, torch.get_num_threads()))
+    return own_logits(part)
+net._logits = logits
+torch.set_num_threads(1)
+one = net(xb)
+assert [s[0] for s in seen] == [threading.get_ident()] * 4
+seen.clear()
+torch.set_num_threads(2)
+two = net(xb)
+assert torch.equal(one, two), (one - two).abs().max()
+assert len(seen) == 4 and threading.get_ident() not in {s[0] for s in seen}, seen
+assert all(serial and threads == 1 for _, serial, threads in seen), seen
+assert torch.get_num_threads() == 2 and bitconv._kernels() is bitconv._PARALLEL
 print("ok")
 """
 

@@ -49,7 +49,9 @@ from __future__ import annotations
 import functools
 import os
 import sys
+import threading
 import types as types_module
+from concurrent.futures import ThreadPoolExecutor
 
 
 def _prefer_512_bit_vectors() -> None:
@@ -710,8 +712,13 @@ def _renamed(fn, suffix: str, globals_: dict | None = None):
 
 
 # Both builds are cached on disk (beside this file, or in NUMBA_CACHE_DIR), so only the first process
-# on a machine compiles them; see docs/binary.md for what a fresh process costs.
-_SERIAL = (njit(cache=True)(_pack_rows), njit(cache=True)(_conv_blocks))
+# on a machine compiles them; see docs/binary.md for what a fresh process costs. The serial ones
+# release the GIL, so that chunks of a batch can run on several Python threads at once
+# (:func:`map_on_threads`).
+_SERIAL = (
+    njit(nogil=True, cache=True)(_renamed(_pack_rows, "_nogil")),
+    njit(nogil=True, cache=True)(_renamed(_conv_blocks, "_nogil")),
+)
 _PARALLEL = (
     njit(parallel=True, cache=True)(_renamed(_pack_rows, "_parallel")),
     njit(parallel=True, cache=True)(_renamed(_conv_blocks, "_parallel")),
@@ -779,8 +786,8 @@ def _residual_chain(
 
 # :func:`_residual_chain` compiled against each pair of kernels, under its own name (see :func:`_renamed`)
 _CHAINS = {
-    kernels: njit(cache=True)(_renamed(_residual_chain, suffix, {"PACK": kernels[0], "CONV": kernels[1]}))
-    for kernels, suffix in ((_SERIAL, "_serial"), (_PARALLEL, "_parallel"))
+    kernels: njit(nogil=nogil, cache=True)(_renamed(_residual_chain, suffix, {"PACK": kernels[0], "CONV": kernels[1]}))
+    for kernels, suffix, nogil in ((_SERIAL, "_nogil", True), (_PARALLEL, "_parallel", False))
 }
 
 
@@ -800,6 +807,8 @@ def _kernels(work: int = PARALLEL_MIN_WORK):
     """
     import torch
 
+    if getattr(_LOCAL, "serial", False):  # a chunk on one of map_on_threads's threads
+        return _SERIAL
     torch_threads = torch.get_num_threads()
     threads = min(torch_threads, numba.config.NUMBA_NUM_THREADS)
     if threads <= 1 or work < PARALLEL_MIN_WORK:
@@ -809,6 +818,54 @@ def _kernels(work: int = PARALLEL_MIN_WORK):
     if torch.get_num_threads() != torch_threads:
         torch.set_num_threads(torch_threads)
     return _PARALLEL
+
+
+_LOCAL = threading.local()  # .serial: this thread runs the serial kernels only
+_POOL: dict = {}  # thread count -> the ThreadPoolExecutor of map_on_threads
+
+
+def thread_budget() -> int:
+    """The threads the packed layers may use: PyTorch's thread count, at most ``NUMBA_NUM_THREADS``
+    (as :func:`_kernels` counts them)."""
+    import torch
+
+    return max(1, min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+
+
+def map_on_threads(fn, items: list, threads: int) -> list:
+    """``[fn(item) for item in items]`` on ``threads`` Python threads, each item on one thread with
+    the serial kernels (which release the GIL): parallelism over whole chunks of a batch, one
+    fork/join per call instead of one per layer and block. PyTorch's own layers inside ``fn`` run on
+    one thread each meanwhile: PyTorch's thread count is 1 while the call lasts, then put back.
+    The results are those of the loop, item by item (the serial kernels compute the same numbers)."""
+    import torch
+
+    pool = _POOL.get(threads)
+    if pool is None:
+        pool = _POOL[threads] = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="crackscope-packed")
+
+    def serial(item):
+        _LOCAL.serial = True
+        try:
+            return fn(item)
+        finally:
+            _LOCAL.serial = False
+
+    torch_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return list(pool.map(serial, items))
+    finally:
+        torch.set_num_threads(torch_threads)
+
+
+def _forget_pools() -> None:
+    """In a forked child the pools' threads do not exist: start new ones on demand."""
+    _POOL.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pools)
 
 
 class ResidualChain:

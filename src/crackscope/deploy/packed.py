@@ -368,6 +368,9 @@ class PackedResNet(nn.Module):
 
     ``meta`` holds what rebuilds it (registered ``model`` name, constructor ``kwargs``, ``classes``
     names when known). Input (B, in_channels, H, W) float32 -> logits (B, classes). Inference only.
+    A batch runs in chunks of :meth:`images_per_chunk` images; with several chunks and several
+    threads (:func:`~crackscope.deploy.bitconv.thread_budget`), whole chunks run in parallel, one
+    per thread (:func:`~crackscope.deploy.bitconv.map_on_threads`), with the same logits.
     """
 
     def __init__(
@@ -401,8 +404,14 @@ class PackedResNet(nn.Module):
             chunk = self.images_per_chunk(x.shape[-2], x.shape[-1])
             if len(x) <= chunk:
                 return self._logits(x.float())
-            return torch.cat([self._logits(x[i : i + chunk].float()) for i in range(0, len(x), chunk)])
+            parts = [x[i : i + chunk] for i in range(0, len(x), chunk)]
+            threads = min(bitconv.thread_budget(), len(parts))
+            if threads > 1:  # whole chunks in parallel, each on one thread (the same numbers)
+                self._steps()  # built once, before the threads share them
+                return torch.cat(bitconv.map_on_threads(lambda part: self._logits(part.float()), parts, threads))
+            return torch.cat([self._logits(part.float()) for part in parts])
 
+    @torch.no_grad()  # (grad mode is per thread: a chunk may run on a worker thread)
     def _logits(self, x: torch.Tensor) -> torch.Tensor:
         if self.standardize is not None:
             x = self.standardize(x)

@@ -235,10 +235,14 @@ def _markdown(result: dict) -> str:
         f"thread(s) (the packed kernels follow it: serial on one thread), no GPU; load average {env['load_before']} "
         f"before, {env['load_after']} after (when other jobs share the cores, the CPU-time speed-up, from this "
         "process's CPU time, is the steadier number).",
-        f"Classifier `{result['classifier']}`: AOIE-Net ResNet-20 (1-bit), run in PyTorch (binary operations "
-        "emulated in float32) and, rows marked 'packed', bit-packed (crackscope.deploy.packed: XNOR/popcount, "
-        "logits equal to PyTorch's up to float rounding, so the flags agree except at a near-tie). "
-        f"Segmenter `{result['segmenter']}`. Tiles of {TILE} px, "
+        (
+            f"Classifier `{result['classifier']}`: AOIE-Net ResNet-20 (1-bit), run in PyTorch (binary operations "
+            "emulated in float32) and, rows marked 'packed', bit-packed (crackscope.deploy.packed: XNOR/popcount, "
+            "logits equal to PyTorch's up to float rounding, so the flags agree except at a near-tie). "
+            if result.get("classifier_packed", True)
+            else f"Classifier `{result['classifier']}`: {result['classifier_model']}, full precision, in PyTorch. "
+        )
+        + f"Segmenter `{result['segmenter']}`. Tiles of {TILE} px, "
         "non-overlapping, the last row / column aligned to the border. Mosaics of g x g held-out test images "
         f"({result['n_test_images']} test images; {result['n_val_images']} validation images choose the thresholds).",
         "",
@@ -401,6 +405,12 @@ Reproduce: {stages} (docs/cascade.md).
         package_model(run, dest / name, readme=note, packed=name == "tile_classifier", replace=True)
 
 
+def _model_name(run: Path) -> str:
+    import yaml
+
+    return str(yaml.safe_load((Path(run) / "config.yaml").read_text())["model"]["name"])
+
+
 def _run_name(run: Path) -> str:
     import yaml
 
@@ -486,7 +496,10 @@ def _main(argv=None) -> int:
     cls_stems = read_split_stems(args.classifier)
     classifier, segmenter = load_classifier(args.classifier), load_segmenter(args.segmenter)
     pairs = RunPairs(args.segmenter, args.data)
-    packed = load_classifier(args.classifier, runtime="packed")
+    try:  # a binary classifier's bit-packed twin; a full-precision screen has none (PyTorch rows only)
+        packed = load_classifier(args.classifier, runtime="packed")
+    except InputError:
+        packed = None
 
     t0 = time.perf_counter()
     if args.keep_operating_point:
@@ -525,7 +538,7 @@ def _main(argv=None) -> int:
             t0 = time.perf_counter()
             cascades = {
                 **{k: (classifier, op[k]["threshold"]) for k in CRITERIA},
-                **{f"{k}, packed": (packed, op[k]["threshold"]) for k in CRITERIA},
+                **{f"{k}, packed": (packed, op[k]["threshold"]) for k in CRITERIA if packed is not None},
             }
             r = run_grid(segmenter, pairs, stems, g, cascades, args.repeats, args.target_share)
             if source is not None:
@@ -547,6 +560,8 @@ def _main(argv=None) -> int:
     result = {
         "command": " ".join(argv if argv is not None else sys.argv[1:]),
         "classifier": _rel(args.classifier),
+        "classifier_model": _model_name(args.classifier),
+        "classifier_packed": packed is not None,
         "segmenter": _rel(args.segmenter),
         "data": (
             "DeepCrack, the 300 training pairs of the official split; mosaics of the test split only"

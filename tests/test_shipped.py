@@ -22,7 +22,7 @@ NEU = ROOT / ".." / "shared" / "datasets" / "NEU-CLS"
 
 def test_every_model_folder_of_the_package_is_registered_and_found_by_importlib_resources():
     on_disk = sorted(p.parent.relative_to(WEIGHTS).as_posix() for p in WEIGHTS.glob("*/*/model.safetensors"))
-    assert on_disk == sorted(MODELS) and len(on_disk) == 11
+    assert on_disk == sorted(MODELS) and len(on_disk) == 12
     assert weights_root().resolve() == WEIGHTS.resolve()  # the editable install reads the checkout's folders
     for pair in PAIRS:
         assert folder(pair, "segmenter") == folder(f"{pair}/segmenter")
@@ -40,10 +40,15 @@ def test_the_headline_number_is_the_one_the_models_readme_reports(name):
 
 
 def test_operating_points_are_those_of_the_folders():
-    # hand-read from the folders' operating_point.json: 0.5 (segmenter), 0.3225 with 128-px windows (classifier)
+    # hand-read from the folders' operating_point.json: 0.5 (segmenter), 0.5155 with 128-px windows
+    # (classifier), 0.3225 with 128-px windows (the 1-bit screen)
     assert describe("cracks/segmenter")["operating_point"].startswith("probability >= 0.5 ")
-    assert "0.322" in describe("cracks/tile_classifier")["operating_point"]
-    assert "128-px windows" in describe("cracks/tile_classifier")["operating_point"]
+    assert "0.516 " in describe("cracks/tile_classifier")["operating_point"]
+    assert "0.322 " in describe("cracks/tile_classifier_1bit")["operating_point"]
+    for name in ("cracks/tile_classifier", "cracks/tile_classifier_1bit"):
+        assert "128-px windows" in describe(name)["operating_point"]
+    assert "float ResNet-20" in describe("cracks/tile_classifier")["task"]
+    assert "1-bit AOIE-Net" in describe("cracks/tile_classifier_1bit")["task"]
     assert describe("neu-cls/aoie_net")["operating_point"] == "the most probable class"
     assert describe("sd-saliency-900/unet_cbam")["operating_point"] == "probability >= 0.5"
 
@@ -73,6 +78,21 @@ def test_a_wrong_name_is_one_line_exit_2(tmp_path, capsys):
     err = capsys.readouterr().err
     assert code == 2 and len(err.strip().splitlines()) == 1 and "unet_cbamm" in err
     assert not (tmp_path / "p").exists()
+
+
+def test_the_bit_packed_runtime_on_the_full_precision_screen_names_the_1bit_one(tmp_path, capsys):
+    photo = tmp_path / "photo.png"
+    Image.fromarray(np.full((128, 128, 3), 128, np.uint8)).save(photo)
+    code = main(["inspect-image", str(photo), "--runtime", "packed", "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and len(err) == 1, err
+    assert "cracks/tile_classifier: --runtime packed needs a binary network" in err[0]
+    assert err[0].endswith("the pair's 1-bit screen is cracks/tile_classifier_1bit")
+    assert not (tmp_path / "out").exists()
+    photo_args = [str(photo), "--classifier", "cracks/tile_classifier_1bit", "--runtime", "packed"]
+    assert main(["inspect-image", *photo_args, "--out", str(tmp_path / "out1")]) == 0
+    summary = json.loads((tmp_path / "out1" / "summary.json").read_text())
+    assert summary["classifier"] == "cracks/tile_classifier_1bit"
 
 
 def test_predict_by_name_writes_what_predict_by_folder_writes(tmp_path, crack_photos):

@@ -32,6 +32,7 @@ from crackscope.errors import InputError
 __all__ = [
     "DEFAULT_PAIR",
     "MODELS",
+    "PACKED_SCREENS",
     "PAIRS",
     "DATASETS",
     "ShippedModel",
@@ -98,8 +99,24 @@ class ShippedModel:
     pair: str | None = None
 
 
-def _cascade_pair(pair: str, trained_on: tuple[str, ...], photos: str, tile: int) -> tuple[ShippedModel, ShippedModel]:
-    """The segmenter and the tile classifier (``tile``-px tiles) of a crack pair: the models of inspect-image."""
+def _tile_classifier(name: str, network: str, trained_on: tuple[str, ...], tile: int, pair: str | None) -> ShippedModel:
+    """A crack / no-crack classifier of ``tile``-px tiles (``network`` says which), a cascade's screen."""
+    return ShippedModel(
+        name,
+        f"crack / no-crack per {tile} px tile ({network}), the cascade's screen",
+        f"grey {tile} x {tile} tiles of a photo",
+        trained_on,
+        ("metrics.json", "accuracy", "tile accuracy at the argmax", 4),
+        ("n_images", "held-out tiles"),
+        pair=pair,
+    )
+
+
+def _cascade_pair(
+    pair: str, trained_on: tuple[str, ...], photos: str, tile: int, screen: str
+) -> tuple[ShippedModel, ShippedModel]:
+    """The segmenter and the tile classifier (``tile``-px tiles, the network ``screen``) of a crack
+    pair: the models of inspect-image."""
     return (
         ShippedModel(
             f"{pair}/segmenter",
@@ -110,23 +127,19 @@ def _cascade_pair(pair: str, trained_on: tuple[str, ...], photos: str, tile: int
             ("n_images", "photos"),
             pair=pair,
         ),
-        ShippedModel(
-            f"{pair}/tile_classifier",
-            f"crack / no-crack per {tile} px tile (1-bit AOIE-Net), the cascade's screen",
-            f"grey {tile} x {tile} tiles of a photo",
-            trained_on,
-            ("metrics.json", "accuracy", "tile accuracy at the argmax", 4),
-            ("n_images", "held-out tiles"),
-            pair=pair,
-        ),
+        _tile_classifier(f"{pair}/tile_classifier", screen, trained_on, tile, pair),
     )
 
 
 MODELS: dict[str, ShippedModel] = {
     m.name: m
     for m in (
-        *_cascade_pair("cracks", ("DeepCrack", "Crack500"), "RGB photo of concrete or asphalt, any size", 128),
-        *_cascade_pair("deepcrack", ("DeepCrack",), "RGB photo, any size (DeepCrack's camera)", 64),
+        *_cascade_pair(
+            "cracks", ("DeepCrack", "Crack500"), "RGB photo of concrete or asphalt, any size", 128, "float ResNet-20"
+        ),
+        # the pair's 1-bit screen until 2026-12-07, for --runtime packed (not a pair member)
+        _tile_classifier("cracks/tile_classifier_1bit", "1-bit AOIE-Net", ("DeepCrack", "Crack500"), 128, None),
+        *_cascade_pair("deepcrack", ("DeepCrack",), "RGB photo, any size (DeepCrack's camera)", 64, "1-bit AOIE-Net"),
         ShippedModel(
             "neu-cls/aoie_net",
             "steel surface defect class, 6 classes (1-bit AOIE-Net)",
@@ -186,6 +199,8 @@ MODELS: dict[str, ShippedModel] = {
     )
 }
 
+# a pair's full-precision screen -> the shipped 1-bit screen that --runtime packed can run instead
+PACKED_SCREENS = {"cracks/tile_classifier": "cracks/tile_classifier_1bit"}
 PAIRS = {"cracks": "DeepCrack + Crack500 photos (the default)", "deepcrack": "DeepCrack photos only"}
 _ROLE_SUFFIX = {"segmenter": "segmenter", "classifier": "tile_classifier"}
 

@@ -268,7 +268,7 @@ def test_the_command_line_and_the_api_write_the_same_files(tmp_path):
     rgb[48:52, 10:120] = 40  # a dark line: a crack
     image = tmp_path / "plate.png"
     Image.fromarray(rgb).save(image)
-    seg, clf = SHIPPED / "segmenter", SHIPPED / "tile_classifier"
+    seg, clf = SHIPPED / "segmenter", SHIPPED / "tile_classifier_1bit"  # the 1-bit screen: --runtime packed
     cli_out, api_out = tmp_path / "cli", tmp_path / "api"
     assert (
         main(

@@ -91,9 +91,12 @@ def test_the_cascade_segments_flagged_tiles_as_full_segmentation_does(name):
                 r.probability[y0:y1, x0:x1], base.probability[y0:y1, x0:x1], rtol=1e-4, atol=1e-6
             )
     assert (truth & covered).sum() >= 0.9 * truth.sum()  # the flagged tiles hold most of this photo's cracks
-    packed = load_classifier(SHIPPED / "tile_classifier", runtime="packed")
+    # the 1-bit screen kept for --runtime packed: its shipped packed file gives its PyTorch probabilities
+    one_bit = load_classifier(SHIPPED / "tile_classifier_1bit")
+    packed = load_classifier(SHIPPED / "tile_classifier_1bit", runtime="packed")
+    assert one_bit.tile == packed.tile == t and _split("tile_classifier_1bit") == _split("tile_classifier")
     tiles = torch.rand(16, 1, t, t, generator=torch.Generator().manual_seed(3))
-    gap = (packed(tiles) - clf(tiles)).abs()
+    gap = (packed(tiles) - one_bit(tiles)).abs()
     # equal up to PyTorch's float32 rounding: on a CPU whose float kernels round differently from the
     # one the file was packed on, an activation within a rounding error of its threshold can take the
     # other bit and move that tile's probability by about 0.01 (an AMD EPYC: 1 tile of these 16)

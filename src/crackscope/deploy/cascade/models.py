@@ -24,7 +24,7 @@ from crackscope.deploy.inspect_options import RUNTIMES
 from crackscope.engine.runs import OPERATING_POINT_FILE, read_operating_point, run_threshold
 from crackscope.errors import InputError
 from crackscope.nn.flip_tta import flip_average
-from crackscope.shipped import resolve
+from crackscope.shipped import PACKED_SCREENS, label, resolve
 
 __all__ = [
     "TileClassifier",
@@ -188,7 +188,10 @@ def _packed(path: Path, model, role: str):
     try:
         return pack_model(model)
     except InputError as err:
-        raise InputError(f"{role} {path}: --runtime packed needs a binary network ({err})") from None
+        name = label(path)  # a shipped model by its name
+        one_bit = PACKED_SCREENS.get(name)
+        hint = f"; the pair's 1-bit screen is {one_bit}" if one_bit else ""
+        raise InputError(f"{role} {name}: --runtime packed needs a binary network ({err}){hint}") from None
 
 
 def load_classifier(

@@ -8,6 +8,7 @@ import platform
 import re
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -222,6 +223,39 @@ def test_kernels_follow_pytorchs_thread_count():
     env = {**os.environ, "OMP_NUM_THREADS": "1", "NUMBA_NUM_THREADS": "2"}
     done = subprocess.run([sys.executable, "-c", _TWO_THREADS], capture_output=True, text=True, env=env, timeout=600)
     assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]
+
+
+_NO_TEAMS_IN_WORKERS = """
+import os, torch
+from crackscope import models
+from crackscope.deploy import bitconv
+from crackscope.deploy import packed as packed_module
+from crackscope.deploy.packed import pack_model
+torch.manual_seed(0)
+net = pack_model(models.create("aoie_net_resnet20", in_channels=1, classes=6).eval(), {})
+threads = lambda: len(os.listdir("/proc/self/task"))
+torch.set_num_threads(2)
+net(torch.rand(1, 1, 96, 96))  # one chunk: PyTorch's and numba's own threads start here
+before = threads()
+packed_module.CHUNK_BYTES = 8 * 16 * 64 * 64 * 4  # 8 images of 64 px per chunk: 3 chunks on two workers
+net(torch.rand(24, 1, 64, 64))  # (a stem this large runs on an OpenMP team unless held to one thread)
+net(torch.rand(24, 1, 64, 64))
+print(threads() - before, torch.get_num_threads())
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="counts threads in /proc")
+def test_the_chunk_workers_start_no_threads_of_their_own():
+    # The workers' PyTorch layers must run on one thread: a new thread's OpenMP count is the process
+    # default (here 2), and a convolution there would start an OpenMP team per worker, after which
+    # libgomp's threads outnumber the cores and every parallel kernel of the process slows down.
+    # Two chunk calls add the two worker threads and nothing else; PyTorch's count is put back.
+    env = {**os.environ, "OMP_NUM_THREADS": "2", "NUMBA_NUM_THREADS": "2"}
+    done = subprocess.run(
+        [sys.executable, "-c", _NO_TEAMS_IN_WORKERS], capture_output=True, text=True, env=env, timeout=600
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["2", "2"], done.stdout
 
 
 @pytest.mark.skipif(platform.machine() not in ("x86_64", "AMD64"), reason="the AVX2 path exists on x86 only")

@@ -103,6 +103,25 @@ def test_flag_everything_equals_all_tiles_with_a_real_network():
     assert 0 < base.probability.min() and base.probability.max() < 1  # a sigmoid everywhere, nothing left at 0
 
 
+def test_the_tile_defaults_to_the_classifiers_own_as_inspect_image_command_takes_it():
+    """A classifier trained on 32-px tiles is given 32-px tiles with no tile= (the grid the CLI uses,
+    the tile its operating point was chosen for); one without a tile side gets DEFAULT_TILE (64)."""
+    from crackscope.deploy.cascade import DEFAULT_TILE, TileClassifier
+
+    sides = []
+
+    def logits(x):
+        sides.append(tuple(x.shape[-2:]))
+        return torch.zeros(len(x), 2)
+
+    image = np.random.default_rng(0).random((1, 96, 160)).astype(np.float32)
+    r = inspect_image(image, TileClassifier(logits, channels=1, tile=32), Recorder(), threshold=0.5)
+    assert r.n_tiles == 3 * 5 and set(sides) == {(32, 32)}
+    sides.clear()
+    r = inspect_image(image, TileClassifier(logits, channels=1), Recorder(), threshold=0.5)
+    assert DEFAULT_TILE == 64 and r.n_tiles == 2 * 3 and set(sides) == {(64, 64)}
+
+
 def test_flag_nothing_gives_an_empty_mask_and_never_calls_the_segmenter():
     def never(tiles):
         raise AssertionError("the segmenter must not run")

@@ -255,7 +255,9 @@ def inspect_image(
     ``runtime``, ``tta`` and ``mm_per_pixel`` are for loading the models and measuring the cracks). The
     keywords ``tile=``, ``threshold=``, ``all_tiles=``, ``batch_size=`` (the option ``batch``),
     ``window=``, ``overlap=`` and ``scale=`` set those options too, on top of ``options``. ``tile``
-    left ``None``: 64 (:data:`DEFAULT_TILE`; ``crackscope inspect-image`` takes the classifier's).
+    left ``None``: the classifier's training tile (its ``tile`` attribute, as ``crackscope
+    inspect-image`` takes it; the tile its operating point was chosen for), else 64
+    (:data:`DEFAULT_TILE`).
 
     ``image``: an image file, or a numpy array or torch tensor of dtype float32 or float64 with
     values in [0, 1], shaped (C, H, W) with C = 1 (grey) or 3 (RGB), as :func:`read_image` returns.
@@ -289,7 +291,7 @@ def inspect_image(
     all_tiles, batch_size, scale = options.all_tiles, options.batch, options.scale
     if not all_tiles and classifier is None:
         raise InputError("a classifier is needed unless all_tiles=True")
-    tile = options.tile or DEFAULT_TILE
+    tile = options.tile or getattr(classifier, "tile", None) or DEFAULT_TILE
     window, overlap, threshold = _defaults(
         classifier, segmenter, tile, options.window, options.overlap, options.threshold
     )

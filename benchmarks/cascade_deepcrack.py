@@ -229,7 +229,7 @@ def _markdown(result: dict) -> str:
     op, env = result["operating_point"], result["environment"]
     lines = [
         f"# Cascade on {result['data'].split(',')[0].split(':')[0]}: segment every tile vs screen tiles with the "
-        "binary classifier first",
+        "tile classifier first",
         "",
         f"{env['date']}; {env['cpu']} ({env['cpus']} vCPUs), torch {env['torch']} on {env['torch_threads']} "
         f"thread(s) (the packed kernels follow it: serial on one thread), no GPU; load average {env['load_before']} "
@@ -405,22 +405,23 @@ Reproduce: {stages} (docs/cascade.md).
         package_model(run, dest / name, readme=note, packed=name == "tile_classifier", replace=True)
 
 
-def _model_name(run: Path) -> str:
+def _config(run: Path) -> dict:
+    """A run's (or model folder's) config.yaml as written."""
     import yaml
 
-    return str(yaml.safe_load((Path(run) / "config.yaml").read_text())["model"]["name"])
+    return yaml.safe_load((Path(run) / "config.yaml").read_text())
+
+
+def _model_name(run: Path) -> str:
+    return str(_config(run)["model"]["name"])
 
 
 def _run_name(run: Path) -> str:
-    import yaml
-
-    return str(yaml.safe_load((run / "config.yaml").read_text())["name"])
+    return str(_config(run)["name"])
 
 
 def _min_crack_pixels(run: Path) -> int:
-    import yaml
-
-    return int(yaml.safe_load((run / "config.yaml").read_text())["data"]["tiles"]["min_crack_pixels"])
+    return int(_config(run)["data"]["tiles"]["min_crack_pixels"])
 
 
 def _input_note(run: Path) -> str:

@@ -15,10 +15,10 @@ from pathlib import Path
 import numpy as np
 
 from crackscope.data.images import read_image
-from crackscope.deploy.cascade.core import inspect_image
+from crackscope.deploy.cascade.core import default_tile, inspect_image
 from crackscope.deploy.cascade.models import TileClassifier, TileSegmenter, load_classifier, load_segmenter
 from crackscope.deploy.cascade.render import csv_bytes, overlay_cascade, png_bytes
-from crackscope.deploy.inspect_options import DEFAULT_TILE, InspectOptions, inspect_options
+from crackscope.deploy.inspect_options import InspectOptions, inspect_options
 from crackscope.errors import InputError
 
 __all__ = ["inspect_image_file", "inspect_folder", "LABELLED_CRACKS", "SUMMARY_CSV", "SKIPPED_TXT"]
@@ -58,7 +58,7 @@ def _setup(segmenter_path, classifier_path, options: InspectOptions) -> _Setup:
     """The models loaded (one :class:`InputError` line for a wrong run) and the defaults they set."""
     segmenter = load_segmenter(segmenter_path, batch_size=options.batch, tta=options.tta)
     clf = load_classifier(classifier_path, runtime=options.runtime) if classifier_path is not None else None
-    tile = int(options.tile or (clf.tile if clf is not None and clf.tile else DEFAULT_TILE))
+    tile = default_tile(clf, options.tile)
     return _Setup(segmenter=segmenter, classifier=clf, options=options.model_copy(update={"tile": tile}))
 
 

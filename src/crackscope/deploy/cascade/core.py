@@ -223,6 +223,12 @@ def _prepared(image, channels: int | None, who: str) -> torch.Tensor:
     return to_channels(image, channels, who, check=False)
 
 
+def default_tile(classifier, tile: int | None = None) -> int:
+    """``tile`` when given, else the classifier's training tile (its ``tile`` attribute: the tile its
+    operating point was chosen for), else :data:`DEFAULT_TILE`."""
+    return int(tile or getattr(classifier, "tile", None) or DEFAULT_TILE)
+
+
 def _defaults(classifier, segmenter, tile: int, window, overlap, threshold) -> tuple[int, float, float]:
     """(window, overlap, threshold) with the unset ones filled in: the window and overlap the
     classifier's operating point was chosen for (its ``window`` / ``overlap`` attributes), else the
@@ -291,7 +297,7 @@ def inspect_image(
     all_tiles, batch_size, scale = options.all_tiles, options.batch, options.scale
     if not all_tiles and classifier is None:
         raise InputError("a classifier is needed unless all_tiles=True")
-    tile = options.tile or getattr(classifier, "tile", None) or DEFAULT_TILE
+    tile = default_tile(classifier, options.tile)
     window, overlap, threshold = _defaults(
         classifier, segmenter, tile, options.window, options.overlap, options.threshold
     )

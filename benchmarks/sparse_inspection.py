@@ -3,7 +3,7 @@ window against the cascade, side by side, on images neither model was trained on
 
     .venv/bin/python benchmarks/sparse_inspection.py [--classifier DIR] [--segmenter DIR]
         [--images 6] [--sides 1024 2048] [--crack-share 0.05 0.15] [--seed 0] [--repeats 3] [--threads 1]
-        [--runtime torch|packed]
+        [--runtime auto|onnx|torch|packed]
 
 1. **Images** (crackscope.data.survey_mosaics): from the photos held out by both models (in the
    test part of both runs' split.json), 128-px crack tiles (their grid squares holding >= 20
@@ -126,7 +126,8 @@ def _markdown(result: dict) -> str:
         f"Measured {env['date']} on {env['cpu']} ({env['cpus']} CPUs available), torch {env['torch']}, "
         f"{result['threads']} torch thread(s); load average before / after: {env['load_before']} / "
         f"{env['load_after']}{_allocator(env)}. Classifier `{result['classifier']}` "
-        f"(runtime {result.get('runtime', 'torch')}), segmenter `{result['segmenter']}`, "
+        f"(runtime {result.get('resolved_runtime', result.get('runtime', 'torch'))}), "
+        f"segmenter `{result['segmenter']}`, "
         f"at the defaults of `crackscope inspect-image`. {result['n_photos']} held-out photos give "
         f"{result['crack_tiles']} crack tiles and {result['sound_tiles']} sound tiles of 128 px; "
         f"mosaics seed {result['seed']}, {result['crack_share'][0]:.0%}-{result['crack_share'][1]:.0%} "
@@ -186,7 +187,10 @@ def _main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument(
-        "--runtime", default="torch", help="the classifier's: torch (inspect-image's default) or packed (1-bit)"
+        "--runtime",
+        default="auto",
+        help="the classifier's: auto (inspect-image's default: onnx for a full-precision screen), onnx, torch, "
+        "or packed (1-bit)",
     )
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     p.add_argument("--name", default="sparse_inspection")
@@ -225,6 +229,7 @@ def _main(argv=None) -> int:
         "repeats": args.repeats,
         "threads": args.threads,
         "runtime": args.runtime,
+        "resolved_runtime": getattr(classifier, "runtime", args.runtime),
         "targets": TARGETS,
         "sides": sides,
         "environment": {

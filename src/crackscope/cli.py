@@ -619,6 +619,12 @@ def package_cmd(
         "--packed",
         help="Also write model.packed.safetensors (binary classifiers: 1-bit weights, XNOR/popcount).",
     ),
+    onnx: bool = typer.Option(
+        False,
+        "--onnx",
+        help="Also write model.onnx (image classifiers: what inspect-image's ONNX Runtime screen reads, instead "
+        "of exporting it each time it loads).",
+    ),
     readme: Path | None = typer.Option(
         None,
         "--readme",
@@ -645,7 +651,7 @@ def package_cmd(
         if not readme.is_file():
             raise InputError(f"--readme {readme}: no such file")
         text = readme.read_text()
-    done = package_model(run, out, readme=text, reproduce=reproduce or None, packed=packed, replace=force)
+    done = package_model(run, out, readme=text, reproduce=reproduce or None, packed=packed, onnx=onnx, replace=force)
     typer.echo(f"wrote {done['path']}: {', '.join(done['files'])}")
 
 

@@ -221,6 +221,12 @@ def _tile_classifier(tiles: dict) -> tuple:
     return {"name": "aoie_net_resnet20", "width": 0.25}, {"in_channels": 1, "classes": 2}, tiles, ["no_crack", "crack"]
 
 
+def _float_classifier(tiles: dict) -> tuple:
+    """(model, geometry, data, classes) of a tiny full-precision crack / no-crack ResNet-20 run."""
+    model = {"name": "resnet20", "width": 0.25, "stem_stride": 2}
+    return model, {"in_channels": 1, "classes": 2}, tiles, ["no_crack", "crack"]
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
     root = tmp_path_factory.mktemp("cascade_runs")
@@ -242,6 +248,7 @@ def runs(tmp_path_factory):
     }
     # the same architecture with other initial weights: an ensemble's second member
     out["classifier_b"] = _run(root, "clf_b", "classify", *_tile_classifier(tiles), seed=1)
+    out["float_classifier"] = _run(root, "clf_float", "classify", *_float_classifier(tiles))
     (out["classifier"] / "operating_point.json").write_text(json.dumps({"threshold": 0.25}))
     images = root / "images"
     images.mkdir()
@@ -252,6 +259,31 @@ def runs(tmp_path_factory):
     (images / "corrupt.png").write_bytes(b"\x89PNG\r\n\x1a\n this is not a png")
     out["images"] = images
     return out
+
+
+def test_onnx_runtime_gives_pytorchs_probabilities_and_is_the_default_for_full_precision_screens(runs, tmp_path):
+    import shutil
+
+    from crackscope.deploy.export import export_onnx
+
+    float_run = runs["float_classifier"]
+    eager = load_classifier(float_run, runtime="torch")
+    default = load_classifier(float_run)
+    assert (default.runtime, eager.runtime, load_classifier(runs["classifier"]).runtime) == ("onnx", "torch", "torch")
+    assert default.logits_fn.source == "exported at load"  # the run has no export of its own
+    tiles = torch.rand(12, 1, T, T, generator=torch.Generator().manual_seed(2))
+    torch.testing.assert_close(default(tiles), eager(tiles), atol=1e-5, rtol=0)
+    # an export of the same weights is read, not made again; one of other weights is not used
+    run = tmp_path / "clf_float"
+    shutil.copytree(float_run, run)
+    export_onnx(run)
+    assert load_classifier(run, runtime="onnx").logits_fn.source == str(run / "export" / "model.onnx")
+    other = _run(tmp_path, "other", "classify", *_float_classifier(_tile_data(tmp_path)), seed=5)
+    shutil.copy(other / "model.safetensors", run / "model.safetensors")  # retrained in place
+    retrained = load_classifier(run, runtime="onnx")
+    assert retrained.logits_fn.source == "exported at load"
+    torch.testing.assert_close(retrained(tiles), load_classifier(run, runtime="torch")(tiles), atol=1e-5, rtol=0)
+    assert not torch.allclose(retrained(tiles), default(tiles), atol=1e-3)
 
 
 def test_loaders_take_the_run_settings_and_refuse_the_wrong_runs(runs):
@@ -273,8 +305,8 @@ def test_packed_runtime_flags_the_same_tiles_as_pytorch(runs):
     assert packed.logits_fn is not torch_clf.logits_fn and type(packed.logits_fn).__name__ == "PackedResNet"
     tiles = torch.rand(12, 1, T, T, generator=torch.Generator().manual_seed(1))
     assert torch.allclose(packed(tiles), torch_clf(tiles), atol=1e-4)
-    with pytest.raises(InputError, match="--runtime 'onnx'"):
-        load_classifier(runs["classifier"], runtime="onnx")
+    with pytest.raises(InputError, match="--runtime 'tensorrt'"):
+        load_classifier(runs["classifier"], runtime="tensorrt")
     with pytest.raises(InputError, match="3 classes"):  # checked before anything is packed
         load_classifier(runs["three_classes"], runtime="packed")
 

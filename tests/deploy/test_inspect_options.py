@@ -33,7 +33,7 @@ DEFAULTS = {
     "tile": None,
     "threshold": None,
     "all_tiles": False,
-    "runtime": "torch",
+    "runtime": "auto",
     "mm_per_pixel": None,
     "window": None,
     "overlap": None,
@@ -71,9 +71,9 @@ BAD = [
     (["--scale", "16.5"], "error: --scale 16.5 must be a number in (0, 16] (> 1 enlarges the image)"),
     (["--scale", "-1"], "error: --scale -1.0 must be a number in (0, 16] (> 1 enlarges the image)"),
     (["--mm-per-pixel", "inf"], "error: --mm-per-pixel inf must be a positive number of millimetres per pixel"),
-    (["--runtime", "onnx"], "error: --runtime 'onnx' is not one of torch, packed"),
+    (["--runtime", "tensorrt"], "error: --runtime 'tensorrt' is not one of auto, torch, packed, onnx"),
     # a bad runtime is refused even when no classifier runs (it used to be ignored with --all-tiles)
-    (["--all-tiles", "--runtime", "onnx"], "error: --runtime 'onnx' is not one of torch, packed"),
+    (["--all-tiles", "--runtime", "tensorrt"], "error: --runtime 'tensorrt' is not one of auto, torch, packed, onnx"),
     (
         ["--tile", "0", "--scale", "0"],
         "error: --tile 0 must be a positive number of pixels; --scale 0.0 must be a number in (0, 16] "
@@ -138,7 +138,7 @@ def test_the_python_api_names_its_own_keywords(tmp_path):
         ("overlap", [0, 0.25, 0.5], [-0.01, 0.5000001, float("inf")]),
         ("scale", [1e-6, 0.5, 16, 16.0], [0, -2, 16.0001, float("nan"), float("inf"), False]),
         ("mm_per_pixel", [1e-9, 0.2, 50], [0, -0.2, float("nan"), float("inf")]),
-        ("runtime", ["torch", "packed"], ["onnx", "Torch", ""]),
+        ("runtime", ["auto", "torch", "packed", "onnx"], ["tensorrt", "Torch", ""]),
         ("tta", ["none", "flip", "d8"], ["Flip", "d4", "", True]),
     ],
 )
@@ -320,7 +320,7 @@ def test_the_help_shows_the_defaults_and_descriptions_of_the_options(capsys):
         shown[name] = found.group(1) if found else None
     # typer shows the defaults that are values; None and the False of a flag are not shown
     assert shown == {name: None for name in DEFAULTS} | {
-        "runtime": "torch",
+        "runtime": "auto",
         "batch": "64",
         "scale": "1.0",
         "tta": "none",

@@ -123,6 +123,19 @@ def test_a_run_becomes_a_model_folder_with_a_readme_that_reproduces_it(runs, tmp
     assert not list(out.parent.glob(".*"))  # no temporary folder left beside it
 
 
+def test_onnx_ships_the_graph_that_the_onnx_runtime_reads(runs, tmp_path):
+    from crackscope.deploy.cascade import load_classifier
+
+    out = tmp_path / "model"
+    done = package_model(runs["classifier"], out, onnx=True)
+    assert "model.onnx" in done["files"] and done["reproduce"][-1].endswith(f"--out {out} --onnx")
+    assert "`model.onnx`" in (out / "README.md").read_text()
+    onnx = load_classifier(out, runtime="onnx")
+    assert onnx.logits_fn.source == str(out / "model.onnx")  # read, not exported again
+    tiles = torch.rand(4, 1, 32, 32, generator=torch.Generator().manual_seed(3))
+    torch.testing.assert_close(onnx(tiles), load_classifier(out, runtime="torch")(tiles), atol=1e-5, rtol=0)
+
+
 def test_a_given_readme_or_reproduce_commands(runs, tmp_path):
     note = tmp_path / "note.md"
     note.write_text("# My segmenter\n\nReproduce: `crackscope train --config configs/cascade/x.yaml`\n")
@@ -151,6 +164,7 @@ def test_force_replaces_the_whole_folder(runs, tmp_path):
         ("no-weights", "not a finished training run (no model.safetensors)"),
         ("occupied", "exists and is not empty; pass --force"),
         ("packed-surface", "only binary classifiers can be bit-packed"),
+        ("onnx-surface", "--onnx: only image classifiers are shipped with their ONNX graph"),
         ("no-readme", "--readme {tmp}/missing.md: no such file"),
         ("inside", "is inside the run"),
     ],
@@ -168,6 +182,8 @@ def test_bad_input_is_one_line_exit_2_and_writes_nothing(runs, tmp_path, capsys,
         (out / "keep.txt").write_text("mine")
     if case == "packed-surface":
         extra = ["--packed"]
+    if case == "onnx-surface":
+        extra = ["--onnx"]
     if case == "no-readme":
         extra = ["--readme", str(tmp_path / "missing.md")]
     if case == "inside":

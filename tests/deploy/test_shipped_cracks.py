@@ -72,6 +72,8 @@ def test_half_the_exposure_gives_the_same_crack_probability():
 @pytest.mark.parametrize("name", sorted(DATA))
 def test_the_cascade_segments_flagged_tiles_as_full_segmentation_does(name):
     from crackscope.data.images import load_mask
+    from crackscope.data.tiles import extract_tiles
+    from crackscope.deploy.cascade import to_channels
 
     clf, seg = load_classifier(SHIPPED / "tile_classifier"), load_segmenter(SHIPPED / "segmenter")
     stem = next(s for s in _split("segmenter")["test"] if s.startswith(f"{name}/")).split("/", 1)[1]
@@ -91,6 +93,11 @@ def test_the_cascade_segments_flagged_tiles_as_full_segmentation_does(name):
                 r.probability[y0:y1, x0:x1], base.probability[y0:y1, x0:x1], rtol=1e-4, atol=1e-6
             )
     assert (truth & covered).sum() >= 0.9 * truth.sum()  # the flagged tiles hold most of this photo's cracks
+    # the screen runs in ONNX Runtime from its shipped graph (made from these weights), as PyTorch runs it
+    assert clf.runtime == "onnx" and clf.logits_fn.source == str(SHIPPED / "tile_classifier" / "model.onnx")
+    tiles = extract_tiles(to_channels(image, 1), r.grid.origins, t)
+    eager = load_classifier(SHIPPED / "tile_classifier", runtime="torch")
+    torch.testing.assert_close(clf(tiles), eager(tiles), atol=1e-5, rtol=0)
     # the 1-bit screen kept for --runtime packed: its shipped packed file gives its PyTorch probabilities
     one_bit = load_classifier(SHIPPED / "tile_classifier_1bit")
     packed = load_classifier(SHIPPED / "tile_classifier_1bit", runtime="packed")

@@ -18,6 +18,8 @@ def export_onnx(run_dir, out: str | Path | None = None, *, opset: int = 17, batc
     |ONNX Runtime - PyTorch| over random inputs of every checked shape."""
     import onnxruntime as ort
 
+    from crackscope.deploy.onnx_runtime import WEIGHTS_KEY, weights_digest
+
     cfg, model, geometry = load_run(run_dir)
     out = Path(out) if out else Path(run_dir) / "export" / "model.onnx"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -40,8 +42,10 @@ def export_onnx(run_dir, out: str | Path | None = None, *, opset: int = 17, batc
             dynamo=False,
         )
     threshold = run_threshold(run_dir, cfg) if pipeline.segments else None
+    meta = {WEIGHTS_KEY: weights_digest(run_dir)}  # which weights: crackscope.deploy.onnx_runtime checks it
     if threshold is not None:  # the model outputs logits; a pixel is a crack where sigmoid(logit) > threshold
-        _add_metadata(tmp, {"crack_threshold": repr(threshold), "output": "logits (sigmoid -> crack probability)"})
+        meta |= {"crack_threshold": repr(threshold), "output": "logits (sigmoid -> crack probability)"}
+    _add_metadata(tmp, meta)
     tmp.replace(out)
     session = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
     worst = 0.0
@@ -113,18 +117,10 @@ def image_model_session(model, path: str | Path, example, threads: int, profile_
     writing there (``session.end_profiling()`` returns the file). For benchmarks against the
     packed runtime."""
     import onnxruntime as ort
-    import torch
 
-    torch.onnx.export(
-        model.eval(),
-        (example,),
-        str(path),
-        input_names=["image"],
-        output_names=["logits"],
-        opset_version=17,
-        dynamic_axes={"image": {0: "batch", 2: "h", 3: "w"}, "logits": {0: "batch"}},
-        dynamo=False,
-    )
+    from crackscope.deploy.onnx_runtime import export_image_model
+
+    Path(path).write_bytes(export_image_model(model, example))
     opts = ort.SessionOptions()
     opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
     if profile_prefix is not None:

@@ -24,7 +24,9 @@ __all__ = ["InspectOptions", "inspect_options", "DEFAULT_TILE", "MAX_SCALE", "MA
 DEFAULT_TILE = 64
 MAX_SCALE = 16.0  # --scale in (0, MAX_SCALE]
 MAX_OVERLAP = 0.5  # crackscope.deploy.tiling.MAX_OVERLAP (not imported: it imports torch); a test ties them
-Runtime = Literal["torch", "packed"]  # of the tile classifier: PyTorch, or bit-packed
+# of the tile classifier: auto (ONNX Runtime for a full-precision network, PyTorch for a binary one),
+# PyTorch, bit-packed (1-bit networks), ONNX Runtime
+Runtime = Literal["auto", "torch", "packed", "onnx"]
 RUNTIMES = get_args(Runtime)
 # crackscope.nn.flip_tta.TTA_MODES (not imported: it imports torch); a test ties them
 Tta = Literal["none", "flip", "d8"]
@@ -60,9 +62,10 @@ class InspectOptions(BaseModel):
     )
     all_tiles: bool = _option(False, "must be true or false", "Baseline: segment every window, no classifier.")
     runtime: Runtime = _option(
-        "torch",
+        "auto",
         f"is not one of {', '.join(RUNTIMES)}",
-        "Classifier runtime: torch, or packed (1-bit weights, XNOR/popcount; the same flags up to float rounding).",
+        "Classifier runtime: onnx (ONNX Runtime), torch, packed (1-bit networks: XNOR/popcount), or auto: onnx "
+        "for a full-precision classifier, torch for a binary one. All give the same flags up to float rounding.",
     )
     mm_per_pixel: float | None = _option(
         None,

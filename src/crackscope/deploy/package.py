@@ -5,7 +5,8 @@ A model folder holds what ``crackscope evaluate``, ``predict``, ``export`` and `
 need and nothing else: ``config.yaml``, ``model.safetensors``, and as the run has them
 ``split.json``, ``metrics.json``, ``operating_point.json`` and ``simulate.yaml``
 (:data:`crackscope.engine.runs.MODEL_FOLDER_FILES`); with ``packed``, the bit-packed twin of a
-binary classifier, ``model.packed.safetensors``; and a ``README.md`` that names the command(s)
+binary classifier, ``model.packed.safetensors``; with ``onnx``, an image classifier's ONNX graph
+``model.onnx`` (:mod:`crackscope.deploy.onnx_runtime` reads it); and a ``README.md`` that names the command(s)
 that reproduce it. Checkpoints, logs and figures stay behind.
 
 The folder is built beside its destination under a hidden name and renamed into place when it
@@ -25,9 +26,18 @@ from pathlib import Path
 from crackscope.engine import pipelines
 from crackscope.errors import InputError
 
-__all__ = ["PACKED_FILE", "README_FILE", "choose_command", "package_model", "readme_for", "reproduce_commands"]
+__all__ = [
+    "ONNX_FILE",
+    "PACKED_FILE",
+    "README_FILE",
+    "choose_command",
+    "package_model",
+    "readme_for",
+    "reproduce_commands",
+]
 
 PACKED_FILE = "model.packed.safetensors"
+ONNX_FILE = "model.onnx"
 README_FILE = "README.md"
 SUMMARY_KEYS = ("dsc", "f1", "accuracy", "precision", "recall", "miou", "iou_defect", "iou")
 
@@ -56,7 +66,9 @@ def choose_command(classifier: str | Path, point: dict) -> str | None:
     return " ".join(words)
 
 
-def reproduce_commands(run: str | Path, dest: str | Path, packed: bool = False, cfg=None) -> list[str]:
+def reproduce_commands(
+    run: str | Path, dest: str | Path, packed: bool = False, cfg=None, onnx: bool = False
+) -> list[str]:
     """The commands that make the model folder ``dest`` again from scratch: training with the run's
     own (resolved) config as packaged; when its operating_point.json was chosen for a cascade by
     ``crackscope choose-operating-point`` (it names a segmenter), that command with the same
@@ -76,11 +88,14 @@ def reproduce_commands(run: str | Path, dest: str | Path, packed: bool = False, 
         choose = choose_command(trained, op) if isinstance(op, dict) else None
         if choose is not None:
             commands.append(choose)
-    commands.append(f"crackscope package {_q(trained)} --out {_q(dest)}" + (" --packed" if packed else ""))
+    flags = (" --packed" if packed else "") + (" --onnx" if onnx else "")
+    commands.append(f"crackscope package {_q(trained)} --out {_q(dest)}{flags}")
     return commands
 
 
-def readme_for(run: str | Path, dest: str | Path, reproduce: Sequence[str], packed: bool = False, cfg=None) -> str:
+def readme_for(
+    run: str | Path, dest: str | Path, reproduce: Sequence[str], packed: bool = False, cfg=None, onnx: bool = False
+) -> str:
     """A model folder's README: what the model is, its test metrics (metrics.json), its operating
     point, the ``reproduce`` commands and how to use it. ``cfg``: the run's config, when loaded already."""
     from crackscope.engine.runs import OPERATING_POINT_FILE, load_run
@@ -123,6 +138,12 @@ def readme_for(run: str | Path, dest: str | Path, reproduce: Sequence[str], pack
             "writes it.",
             "",
         ]
+    if onnx:
+        lines += [
+            f"`{ONNX_FILE}` is the same network as an ONNX graph (`crackscope inspect-image` runs a full-precision "
+            "classifier in ONNX Runtime from it), as `crackscope export ... --format onnx` writes it.",
+            "",
+        ]
     lines += ["Reproduce:", "", *(f"    {c}" for c in reproduce), ""]
     lines += [
         f"Use: `crackscope evaluate {dest} --data DATA --out eval/` or "
@@ -146,6 +167,7 @@ def package_model(
     readme: str | None = None,
     reproduce: Sequence[str] | None = None,
     packed: bool = False,
+    onnx: bool = False,
     replace: bool = False,
 ) -> dict:
     """Copy the run ``run`` into the model folder ``dest`` (module docstring) and return
@@ -153,7 +175,8 @@ def package_model(
 
     ``readme``: the README's text as given (else :func:`readme_for` writes one naming ``reproduce``,
     default :func:`reproduce_commands`). ``packed``: also write ``model.packed.safetensors`` (binary
-    classifiers; :func:`crackscope.deploy.export.export_packed`). An existing non-empty ``dest`` is
+    classifiers; :func:`crackscope.deploy.export.export_packed`); ``onnx``: also write ``model.onnx``
+    (image classifiers; :func:`crackscope.deploy.export.export_onnx`). An existing non-empty ``dest`` is
     replaced as a whole only with ``replace``. Bad input raises :class:`InputError` naming it, and
     nothing is written."""
     from crackscope.engine.runs import MODEL_FOLDER_FILES, load_run
@@ -173,11 +196,16 @@ def package_model(
         raise InputError("give a README (--readme) or reproduce commands (--reproduce), not both")
     commands = []
     if readme is None:
-        commands = list(reproduce) if reproduce is not None else reproduce_commands(run, dest, packed, cfg)
+        commands = list(reproduce) if reproduce is not None else reproduce_commands(run, dest, packed, cfg, onnx)
     if readme is None and not commands:
         raise InputError("--reproduce: a model folder's README needs at least one reproduce command")
     if packed and pipelines.get(cfg.pipeline).task != "classification":
         raise InputError(f"--packed: only binary classifiers can be bit-packed ({run} is a {cfg.pipeline} run)")
+    entry = pipelines.get(cfg.pipeline)
+    if onnx and (entry.task != "classification" or entry.inputs != "images"):
+        raise InputError(
+            f"--onnx: only image classifiers are shipped with their ONNX graph ({run} is a {cfg.pipeline} run)"
+        )
 
     made = [p for p in reversed(dest.parents) if not p.exists()]  # folders made here, removed on failure
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -196,7 +224,12 @@ def package_model(
 
             export_packed(tmp, tmp / PACKED_FILE)
             files.append(PACKED_FILE)
-        text = readme if readme is not None else readme_for(run, dest, commands, packed, cfg)
+        if onnx:
+            from crackscope.deploy.export import export_onnx
+
+            export_onnx(tmp, tmp / ONNX_FILE)
+            files.append(ONNX_FILE)
+        text = readme if readme is not None else readme_for(run, dest, commands, packed, cfg, onnx)
         atomic_write_text(tmp / README_FILE, text)
         files.append(README_FILE)
         if occupied:

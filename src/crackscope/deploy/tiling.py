@@ -60,6 +60,7 @@ __all__ = [
     "resample",
     "blend_windows",
     "windows_touching",
+    "windows_meeting_boxes",
     "complete_pixels",
 ]
 
@@ -198,7 +199,8 @@ def resample(x: torch.Tensor | np.ndarray, height: int, width: int) -> torch.Ten
 
 def windows_touching(plan: WindowPlan, region: np.ndarray) -> np.ndarray:
     """(M,) int64 indices, in order, of the windows whose support meets a boolean (H, W) ``region``
-    of the image (summed-area table; the padding holds no region)."""
+    of the image (summed-area table; the padding holds no region). For a region made of rectangles,
+    :func:`windows_meeting_boxes` gives the same without a per-pixel table."""
     m = np.zeros(plan.canvas, dtype=bool)
     m[: plan.height, : plan.width] = region
     sat = np.zeros((m.shape[0] + 1, m.shape[1] + 1), dtype=np.int64)
@@ -207,21 +209,65 @@ def windows_touching(plan: WindowPlan, region: np.ndarray) -> np.ndarray:
     return np.flatnonzero(sat[y1, x1] - sat[y0, x1] - sat[y1, x0] + sat[y0, x0])
 
 
+class _Lattice:
+    """The canvas cut along every edge of the given (N, 4) (y0, y1, x0, x1) rectangles (and its own
+    border) into cells, on which sums over rectangles are piecewise constant: ``ys`` / ``xs`` the
+    cut positions (from 0 to the canvas side), cell (i, j) = [ys[i], ys[i+1]) x [xs[j], xs[j+1])."""
+
+    def __init__(self, canvas: tuple[int, int], *rects: np.ndarray):
+        edges = [np.asarray(r, np.int64).reshape(-1, 4) for r in rects]
+        self.ys = np.unique(np.concatenate([[0, canvas[0]], *(np.clip(e[:, :2], 0, canvas[0]).ravel() for e in edges)]))
+        self.xs = np.unique(np.concatenate([[0, canvas[1]], *(np.clip(e[:, 2:], 0, canvas[1]).ravel() for e in edges)]))
+
+    def cover(self, rects: np.ndarray) -> np.ndarray:
+        """(cells along y, cells along x) int64: how many of ``rects`` cover each cell."""
+        r = np.asarray(rects, np.int64).reshape(-1, 4)
+        iy = np.searchsorted(self.ys, np.clip(r[:, :2], 0, self.ys[-1]))
+        ix = np.searchsorted(self.xs, np.clip(r[:, 2:], 0, self.xs[-1]))
+        d = np.zeros((len(self.ys), len(self.xs)), dtype=np.int64)
+        for a, b, sign in (
+            (iy[:, 0], ix[:, 0], 1),
+            (iy[:, 0], ix[:, 1], -1),
+            (iy[:, 1], ix[:, 0], -1),
+            (iy[:, 1], ix[:, 1], 1),
+        ):
+            np.add.at(d, (a, b), sign)
+        return d.cumsum(0).cumsum(1)[:-1, :-1]
+
+    def to_pixels(self, cells: np.ndarray) -> np.ndarray:
+        """A per-cell array repeated out to the canvas's pixels."""
+        return np.repeat(np.repeat(cells, np.diff(self.ys), axis=0), np.diff(self.xs), axis=1)
+
+
+def windows_meeting_boxes(plan: WindowPlan, boxes: np.ndarray) -> np.ndarray:
+    """(M,) int64 indices, in order, of the windows whose support meets any of the (N, 4) (y0, y1,
+    x0, x1) pixel ``boxes`` (clipped to the image; the padding holds none): :func:`windows_touching`
+    of the boxes' union, counted on the lattice of the boxes' and windows' edges."""
+    boxes = np.asarray(boxes, np.int64).reshape(-1, 4).copy()
+    boxes[:, :2] = np.clip(boxes[:, :2], 0, plan.height)
+    boxes[:, 2:] = np.clip(boxes[:, 2:], 0, plan.width)
+    boxes = boxes[(boxes[:, 1] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 2])]
+    supports = plan.supports()
+    if not len(boxes):
+        return np.zeros(0, dtype=np.int64)
+    lattice = _Lattice(plan.canvas, supports, boxes)
+    inside = lattice.cover(boxes) > 0
+    sat = np.zeros((inside.shape[0] + 1, inside.shape[1] + 1), dtype=np.int64)
+    sat[1:, 1:] = inside.cumsum(0).cumsum(1)
+    y0, y1 = (np.searchsorted(lattice.ys, supports[:, k]) for k in (0, 1))
+    x0, x1 = (np.searchsorted(lattice.xs, supports[:, k]) for k in (2, 3))
+    return np.flatnonzero(sat[y1, x1] - sat[y0, x1] - sat[y1, x0] + sat[y0, x0])
+
+
 def complete_pixels(plan: WindowPlan, indices: np.ndarray) -> np.ndarray:
     """(canvas H, canvas W) bool: the pixels every window covering which (its support holds the
     pixel) is among ``indices``; there blending ``indices`` gives what blending every window gives.
-    Counted with 2-D difference arrays: windows covering each pixel, all of them against the given."""
-
-    def coverage(supports: np.ndarray) -> np.ndarray:
-        d = np.zeros((plan.canvas[0] + 1, plan.canvas[1] + 1), dtype=np.int64)
-        y0, y1, x0, x1 = supports.T
-        for ys, xs, sign in ((y0, x0, 1), (y0, x1, -1), (y1, x0, -1), (y1, x1, 1)):
-            np.add.at(d, (ys, xs), sign)
-        return d.cumsum(0).cumsum(1)[:-1, :-1]
-
+    Counted on the lattice of the windows' edges (coverage is constant between them): windows
+    covering each cell, all of them against the given."""
     supports = plan.supports()
-    indices = np.asarray(indices, dtype=np.int64)
-    return coverage(supports[indices]) == coverage(supports)
+    lattice = _Lattice(plan.canvas, supports)
+    given = lattice.cover(supports[np.asarray(indices, dtype=np.int64)])
+    return lattice.to_pixels(given == lattice.cover(supports))
 
 
 def blend_windows(

@@ -60,7 +60,7 @@ from crackscope.deploy.tiling import (
     pad_to,
     plan_windows,
     resample,
-    windows_touching,
+    windows_meeting_boxes,
 )
 from crackscope.errors import InputError, require_positive_int
 
@@ -382,10 +382,8 @@ def screened_windows(
     if np.all(flagged):
         chosen = np.arange(len(plan))
     else:
-        need = np.zeros((hs, ws), dtype=bool)
-        for y0, y1, x0, x1 in np.asarray(scaled_cells)[np.asarray(flagged, bool)].tolist():
-            need[max(y0 - margin, 0) : y1 + margin, max(x0 - margin, 0) : x1 + margin] = True
-        chosen = windows_touching(plan, need)
+        boxes = np.asarray(scaled_cells, np.int64).reshape(-1, 4)[np.asarray(flagged, bool)]
+        chosen = windows_meeting_boxes(plan, boxes + np.array([-margin, margin, -margin, margin]))
     return chosen, final_region(complete_pixels(plan, chosen)[:hs, :ws], size, margin)
 
 

@@ -3,9 +3,13 @@
 directory or a shipped model folder (``crackscope.engine.runs.load_run``), which refuse, with one
 line, a run of the wrong pipeline or class count.
 
-The classifier runs as the run's PyTorch model (``runtime="torch"``) or its bit-packed XNOR/popcount
-twin (``runtime="packed"``, :mod:`crackscope.deploy.packed`; same predictions, about half the time
-per tile here). Any other runtime is wrapped as ``TileClassifier(logits_fn, ...)``.
+The classifier runs as the run's PyTorch model (``runtime="torch"``), in ONNX Runtime
+(``runtime="onnx"``, :mod:`crackscope.deploy.onnx_runtime`; about half PyTorch's time per tile for the
+full-precision screen) or, for a binary network, as its bit-packed XNOR/popcount twin
+(``runtime="packed"``, :mod:`crackscope.deploy.packed`). ``runtime="auto"``, the default, is ONNX
+Runtime for a full-precision network and PyTorch for a binary one (the packed kernels compile on
+first use). All give the same logits up to float rounding. Any other runtime is wrapped as
+``TileClassifier(logits_fn, ...)``.
 """
 
 from __future__ import annotations
@@ -63,6 +67,7 @@ class TileClassifier:
     source: str = ""
     window: int | None = None
     overlap: float | None = None
+    runtime: str = "torch"
 
     @torch.inference_mode()
     def __call__(self, tiles: torch.Tensor) -> torch.Tensor:
@@ -94,6 +99,10 @@ class ClassifierEnsemble:
     @property
     def channels(self) -> int:
         return self.members[0].channels
+
+    @property
+    def runtime(self) -> str:
+        return self.members[0].runtime
 
     @torch.inference_mode()
     def __call__(self, tiles: torch.Tensor) -> torch.Tensor:
@@ -194,14 +203,35 @@ def _packed(path: Path, model, role: str):
         raise InputError(f"{role} {name}: --runtime packed needs a binary network ({err}){hint}") from None
 
 
+def _is_binary(model) -> bool:
+    from crackscope.nn.binary import BinaryConv2d
+
+    return any(isinstance(m, BinaryConv2d) for m in model.modules())
+
+
+def _logits_fn(path: Path, model, channels: int, runtime: str, role: str):
+    """(logits callable, runtime name) of a loaded classifier for ``runtime`` (``auto`` resolved)."""
+    if runtime == "auto":
+        runtime = "torch" if _is_binary(model) else "onnx"
+    if runtime == "packed":
+        return _packed(path, model, role), runtime
+    if runtime == "onnx":
+        from crackscope.deploy.onnx_runtime import onnx_logits
+
+        return onnx_logits(path, model, channels), runtime
+    return model, runtime
+
+
 def load_classifier(
-    path: str | Path, batch_size: int = 256, role: str = "--classifier", runtime: str = "torch"
+    path: str | Path, batch_size: int = 256, role: str = "--classifier", runtime: str = "auto"
 ) -> TileClassifier:
     """A :class:`TileClassifier` from a classify run or model folder with two classes, one of them
     named ``crack``, or a shipped model's name (a pair's name: its tile classifier). Its
     ``threshold`` is RUN/operating_point.json's (chosen on validation) or 0.5, and its ``window`` /
     ``overlap`` the segmentation windows that threshold was chosen for, when the file records them.
-    ``runtime``: ``"torch"`` (the PyTorch model) or ``"packed"`` (bit-packed, :func:`_packed`)."""
+    ``runtime``: ``"torch"`` (the PyTorch model), ``"onnx"`` (ONNX Runtime,
+    :func:`crackscope.deploy.onnx_runtime.onnx_logits`), ``"packed"`` (bit-packed, :func:`_packed`), or
+    ``"auto"``: ONNX Runtime for a full-precision network, PyTorch for a binary one."""
     from crackscope.engine.runs import model_classes
 
     if runtime not in RUNTIMES:
@@ -220,8 +250,9 @@ def load_classifier(
     point = read_operating_point(path) or {}  # chosen on validation images, with its windows
     threshold, window, overlap = point.get("threshold", 0.5), point.get("window"), point.get("overlap")
     size = cfg.data.size
+    logits_fn, runtime = _logits_fn(path, model, int(cfg.data.channels), runtime, role)
     return TileClassifier(
-        _packed(path, model, role) if runtime == "packed" else model,
+        logits_fn,
         crack_index=[c.lower() for c in classes].index("crack"),
         channels=int(cfg.data.channels),
         input_size=None if size is None else tuple(np.broadcast_to(size, 2).tolist()),
@@ -231,6 +262,7 @@ def load_classifier(
         source=source,
         window=window,
         overlap=overlap,
+        runtime=runtime,
     )
 
 

@@ -76,7 +76,7 @@ def _main(argv=None) -> int:
     p.add_argument("--window", type=int, default=128)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--margins", type=float, nargs="+", default=[0.0], help="added to the 98 %% when choosing")
-    p.add_argument("--runtime", default="packed", help="the classifiers' runtime: torch or packed")
+    p.add_argument("--runtime", default="packed", help="the classifiers' runtime: auto, onnx, torch or packed")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     p.add_argument("--name", default="operating_point_transfer")
     args = p.parse_args(argv)

@@ -3,10 +3,11 @@ window against the cascade, side by side, on images neither model was trained on
 
     .venv/bin/python benchmarks/sparse_inspection.py [--classifier DIR] [--segmenter DIR]
         [--images 6] [--sides 1024 2048] [--crack-share 0.05 0.15] [--seed 0] [--repeats 3] [--threads 1]
-        [--runtime auto|onnx|torch|packed]
+        [--runtime auto|onnx|torch|packed] [--part test|val]
 
 1. **Images** (crackscope.data.survey_mosaics): from the photos held out by both models (in the
-   test part of both runs' split.json), 128-px crack tiles (their grid squares holding >= 20
+   test part of both runs' split.json; ``--part val``: their validation photos instead, on which
+   models may be chosen), 128-px crack tiles (their grid squares holding >= 20
    labelled crack pixels) and sound tiles (squares with no labelled crack within 16 px), put
    together seeded into --images mosaics per side, each 5-15 % crack tiles (--crack-share).
 2. **Both modes on every mosaic**, as ``crackscope inspect-image`` runs them at the models' own
@@ -128,7 +129,8 @@ def _markdown(result: dict) -> str:
         f"{env['load_after']}{_allocator(env)}. Classifier `{result['classifier']}` "
         f"(runtime {result.get('resolved_runtime', result.get('runtime', 'torch'))}), "
         f"segmenter `{result['segmenter']}`, "
-        f"at the defaults of `crackscope inspect-image`. {result['n_photos']} held-out photos give "
+        f"at the defaults of `crackscope inspect-image`. {result['n_photos']} "
+        f"{'validation' if result.get('part') == 'val' else 'held-out'} photos give "
         f"{result['crack_tiles']} crack tiles and {result['sound_tiles']} sound tiles of 128 px; "
         f"mosaics seed {result['seed']}, {result['crack_share'][0]:.0%}-{result['crack_share'][1]:.0%} "
         f"crack tiles. Command: `{result['command']}`.",
@@ -172,7 +174,7 @@ def main(argv=None) -> int:
 
 
 def _main(argv=None) -> int:
-    from crackscope.data.splits import stems_held_out_by
+    from crackscope.data.splits import stems_only_in
     from crackscope.data.survey_mosaics import tile_bank
     from crackscope.deploy.cascade import load_classifier, load_segmenter
     from crackscope.deploy.operating_point import RunPairs
@@ -192,6 +194,13 @@ def _main(argv=None) -> int:
         help="the classifier's: auto (inspect-image's default: onnx for a full-precision screen), onnx, torch, "
         "or packed (1-bit)",
     )
+    p.add_argument(
+        "--part",
+        choices=("test", "val"),
+        default="test",
+        help="whose photos: the test photos both models held out (to report), or their validation photos "
+        "(to choose models on)",
+    )
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     p.add_argument("--name", default="sparse_inspection")
     args = p.parse_args(argv)
@@ -200,11 +209,11 @@ def _main(argv=None) -> int:
 
     classifier = load_classifier(args.classifier, runtime=args.runtime)
     segmenter = load_segmenter(args.segmenter)
-    stems = stems_held_out_by(args.segmenter, args.classifier)
+    stems = stems_only_in(args.part, args.segmenter, args.classifier)
     if not stems:
-        raise InputError(f"{args.classifier} and {args.segmenter} hold out no photo in common")
+        raise InputError(f"{args.classifier} and {args.segmenter} share no {args.part} photo")
     bank = tile_bank(RunPairs(args.segmenter), stems)
-    print(f"{len(stems)} held-out photos: {len(bank.crack)} crack tiles, {len(bank.sound)} sound tiles", flush=True)
+    print(f"{len(stems)} {args.part} photos: {len(bank.crack)} crack tiles, {len(bank.sound)} sound tiles", flush=True)
     sides = []
     for side in args.sides:
         t0 = time.perf_counter()
@@ -221,6 +230,7 @@ def _main(argv=None) -> int:
         "classifier": _rel(args.classifier),
         "segmenter": _rel(args.segmenter),
         "n_photos": len(stems),
+        "part": args.part,
         "photos": stems,
         "crack_tiles": len(bank.crack),
         "sound_tiles": len(bank.sound),

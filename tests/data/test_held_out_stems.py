@@ -16,3 +16,17 @@ def test_held_out_by_two_runs(tmp_path):
     assert stems_held_out_by(a, b) == ["p3"]
     assert stems_held_out_by(b, a) == ["p3"]
     assert stems_held_out_by(a) == ["p3", "p4", "p5"]
+
+
+def test_validation_photos_of_two_runs(tmp_path):
+    from crackscope.data.splits import stems_only_in
+
+    a, b = tmp_path / "a", tmp_path / "b"
+    a.mkdir(), b.mkdir()
+    (a / "split.json").write_text(json.dumps({"stems": {"train": ["p1"], "val": ["p2", "p3", "p7"], "test": ["p4"]}}))
+    # b trained on p3 and holds p7 out for its test: only p2 is validation for both and training for neither
+    (b / "split.json").write_text(json.dumps({"stems": {"train": ["p3"], "val": ["p2", "p8"], "test": ["p7"]}}))
+    assert stems_only_in("val", a, b) == ["p2"]
+    assert stems_only_in("val", b, a) == ["p2"]
+    assert stems_only_in("val", a) == ["p2", "p3", "p7"]
+    assert stems_only_in("test", a, b) == stems_held_out_by(a, b) == []

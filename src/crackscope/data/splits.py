@@ -168,10 +168,17 @@ def read_split_stems(path: str | Path) -> dict[str, list[str]]:
         raise InputError(f"{path}: no readable image stems ({type(err).__name__}: {err})") from None
 
 
+def stems_only_in(part: str, *runs: str | Path) -> list[str]:
+    """The stems in the ``part`` part of every run's split.json and in no other part of any (in the
+    first run's order): for ``"test"``, the images none of the runs trained on or chose anything on;
+    for ``"val"``, those all of them chose on and none trained on."""
+    splits = [read_split_stems(r) for r in runs]
+    seen = {s for parts in splits for name, stems in parts.items() if name != part for s in stems}
+    wanted = [set(parts.get(part, [])) for parts in splits]
+    return [s for s in splits[0].get(part, []) if s not in seen and all(s in t for t in wanted)]
+
+
 def stems_held_out_by(*runs: str | Path) -> list[str]:
     """The stems in the test part of every run's split.json and in no other part of any: the
     images none of the runs trained on or chose anything on (in the first run's test order)."""
-    splits = [read_split_stems(r) for r in runs]
-    seen = {s for parts in splits for part, stems in parts.items() if part != "test" for s in stems}
-    tests = [set(parts.get("test", [])) for parts in splits]
-    return [s for s in splits[0].get("test", []) if s not in seen and all(s in t for t in tests)]
+    return stems_only_in("test", *runs)

@@ -25,7 +25,9 @@ import torch
 
 __all__ = ["OnnxLogits", "onnx_logits", "weights_digest", "ONNX_FILES", "WEIGHTS_KEY"]
 
-ONNX_FILES = ("model.onnx", "export/model.onnx")  # in a model folder / in a run directory
+from crackscope.deploy.package import ONNX_FILE
+
+ONNX_FILES = (ONNX_FILE, f"export/{ONNX_FILE}")  # in a model folder / in a run directory
 WEIGHTS_KEY = "weights_sha256"  # ONNX metadata: the model.safetensors the graph was exported from
 INPUT_NAME, OUTPUT_NAME = "image", "logits"
 
@@ -54,38 +56,33 @@ def export_image_model(model: torch.nn.Module, example: torch.Tensor, opset: int
     return buffer.getvalue()
 
 
+def _session(graph: bytes | str | Path, threads: int):
+    """An ONNX Runtime CPU session on ``threads`` intra-op threads that do not spin between calls."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = int(threads)
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    return ort.InferenceSession(
+        graph if isinstance(graph, bytes) else str(graph), options, providers=["CPUExecutionProvider"]
+    )
+
+
 class OnnxLogits:
     """A callable (N, C, H, W) float tensor -> (N, K) float32 logits tensor over one ONNX Runtime
-    session. ``source``: where the graph came from (a file, or ``"exported at load"``)."""
+    ``session`` (:func:`_session`). ``source``: where the graph came from (a file, or ``"exported at
+    load"``)."""
 
-    def __init__(self, graph: bytes | str | Path, threads: int, source: str):
-        import onnxruntime as ort
-
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = int(threads)
-        options.inter_op_num_threads = 1
-        options.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        self.session = ort.InferenceSession(
-            graph if isinstance(graph, bytes) else str(graph), options, providers=["CPUExecutionProvider"]
-        )
-        self.input = self.session.get_inputs()[0].name
-        self.output = self.session.get_outputs()[0].name
-        self.threads = int(threads)
+    def __init__(self, session, source: str):
+        self.session = session
+        self.input = session.get_inputs()[0].name
+        self.output = session.get_outputs()[0].name
         self.source = source
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         array = np.ascontiguousarray(torch.as_tensor(x).detach().float().cpu().numpy())
         return torch.from_numpy(self.session.run([self.output], {self.input: array})[0])
-
-
-def _recorded_digest(path: Path) -> str | None:
-    import onnxruntime as ort
-
-    try:
-        meta = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"]).get_modelmeta()
-    except Exception:  # an unreadable file is not the run's graph; export instead
-        return None
-    return meta.custom_metadata_map.get(WEIGHTS_KEY)
 
 
 def onnx_logits(run_dir: str | Path, model: torch.nn.Module, channels: int, threads: int | None = None) -> OnnxLogits:
@@ -98,7 +95,13 @@ def onnx_logits(run_dir: str | Path, model: torch.nn.Module, channels: int, thre
     digest = weights_digest(run_dir)
     for name in ONNX_FILES:
         path = run_dir / name
-        if path.is_file() and _recorded_digest(path) == digest:
-            return OnnxLogits(path, threads, str(path))
+        if not path.is_file():
+            continue
+        try:
+            session = _session(path, threads)
+        except Exception:  # an unreadable file is not the run's graph; export instead
+            continue
+        if session.get_modelmeta().custom_metadata_map.get(WEIGHTS_KEY) == digest:
+            return OnnxLogits(session, str(path))
     graph = export_image_model(model, torch.rand(1, channels, 64, 64))
-    return OnnxLogits(graph, threads, "exported at load")
+    return OnnxLogits(_session(graph, threads), "exported at load")

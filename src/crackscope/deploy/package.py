@@ -199,9 +199,9 @@ def package_model(
         commands = list(reproduce) if reproduce is not None else reproduce_commands(run, dest, packed, cfg, onnx)
     if readme is None and not commands:
         raise InputError("--reproduce: a model folder's README needs at least one reproduce command")
-    if packed and pipelines.get(cfg.pipeline).task != "classification":
-        raise InputError(f"--packed: only binary classifiers can be bit-packed ({run} is a {cfg.pipeline} run)")
     entry = pipelines.get(cfg.pipeline)
+    if packed and entry.task != "classification":
+        raise InputError(f"--packed: only binary classifiers can be bit-packed ({run} is a {cfg.pipeline} run)")
     if onnx and (entry.task != "classification" or entry.inputs != "images"):
         raise InputError(
             f"--onnx: only image classifiers are shipped with their ONNX graph ({run} is a {cfg.pipeline} run)"

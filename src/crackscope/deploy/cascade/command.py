@@ -92,7 +92,7 @@ def _report(image: np.ndarray, image_path: Path, setup: _Setup) -> _Report:
     summary = {
         "image": str(image_path),
         "classifier": None if classifier is None else classifier.source,
-        "classifier_runtime": None if classifier is None else getattr(classifier, "runtime", None),
+        "classifier_runtime": None if classifier is None else classifier.runtime,
         "segmenter": setup.segmenter.source,
         "segmenter_tta": setup.segmenter.tta,
         **result.summary(),

@@ -203,16 +203,12 @@ def _packed(path: Path, model, role: str):
         raise InputError(f"{role} {name}: --runtime packed needs a binary network ({err}){hint}") from None
 
 
-def _is_binary(model) -> bool:
-    from crackscope.nn.binary import BinaryConv2d
-
-    return any(isinstance(m, BinaryConv2d) for m in model.modules())
-
-
 def _logits_fn(path: Path, model, channels: int, runtime: str, role: str):
     """(logits callable, runtime name) of a loaded classifier for ``runtime`` (``auto`` resolved)."""
     if runtime == "auto":
-        runtime = "torch" if _is_binary(model) else "onnx"
+        from crackscope.models.binary.complexity import binary_weights
+
+        runtime = "torch" if binary_weights(model) else "onnx"
     if runtime == "packed":
         return _packed(path, model, role), runtime
     if runtime == "onnx":

@@ -11,9 +11,15 @@ batch 32 (throughput), at the size the model was trained at and at the native 20
 
 Latency: median of ``--repeats`` timed calls after 5 warm-up calls, one model at a time (see
 ``_median_ms`` for why not interleaved), with 1 and 2 threads (torch, numba and onnxruntime set
-alike). Sizes: bytes of each model file. Agreement (when a trained AOIE-Net run or model folder is
-given with ``--aoie``): the packed and the PyTorch model on the run's NEU-CLS test split --
-identical predictions, largest logit difference, activation bits that differ. Fresh process: a new
+alike), in ``--rounds`` rounds that each time every model once more; a model's figure is the
+median of its round medians, and the speed ratio the median of the rounds' ratios, with their
+range. Rounds, because on a shared 2-vCPU virtual machine the speed of two threads moves by up to
+a third within seconds and both runtimes move with it (docs/binary.md): a ratio taken within one
+round compares the two in the same state of the machine.
+
+Sizes: bytes of each model file. Agreement (when a trained AOIE-Net run or model folder is given
+with ``--aoie``): the packed and the PyTorch model on the run's NEU-CLS test split -- identical
+predictions, largest logit difference, activation bits that differ. Fresh process: a new
 Python process imports crackscope, loads the packed file and classifies one 64 x 64 px image,
 with numba's on-disk cache as installed and with an empty one (the first run on a machine, which
 compiles the kernels). The markdown also names the instruction-set path numba compiled
@@ -154,6 +160,7 @@ def main(argv=None) -> int:
     parser.add_argument("--batches", default="1,32")
     parser.add_argument("--threads", default="1,2")
     parser.add_argument("--repeats", type=int, default=20)
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of timing every model (see the docstring)")
     parser.add_argument("--out", default=str(RESULTS / "binary_packed"))
     parser.add_argument(
         "--no-pytorch", action="store_true", help="time only the packed network and ONNX Runtime (a quicker run)"
@@ -195,8 +202,10 @@ def main(argv=None) -> int:
                 for label, sess in sessions.items():
                     fns[label] = lambda sess=sess: sess.run(["logits"], {"image": xn})
                 with torch.no_grad():
-                    timings = _median_ms(fns, args.repeats)
-                for label, ms in timings.items():
+                    rounds = [_median_ms(fns, args.repeats) for _ in range(max(1, args.rounds))]
+                for label in fns:
+                    per_round = [t[label] for t in rounds]
+                    ms = statistics.median(per_round)
                     rows.append(
                         {
                             "model": label,
@@ -205,9 +214,10 @@ def main(argv=None) -> int:
                             "batch": batch,
                             "ms": ms,
                             "ms_per_image": ms / batch,
+                            "ms_rounds": per_round,
                         }
                     )
-                print(threads, side, batch, {k: round(v, 2) for k, v in timings.items()}, flush=True)
+                print(threads, side, batch, {k: [round(t[k], 2) for t in rounds] for k in fns}, flush=True)
     agreement = _agreement(cfg, aoie, packed, args.aoie) if args.aoie else None
     fresh = {
         f"{label}, {threads} thread(s)": _fresh_process(work / "aoie.packed.safetensors", threads, cold)
@@ -234,6 +244,14 @@ def main(argv=None) -> int:
     write_results(Path(args.out), result, _markdown(result))
     print(_markdown(result))
     return 0
+
+
+def _round_ratios(latency: list, key: tuple, slow: str, fast: str) -> list:
+    """``slow`` ms / ``fast`` ms of each round at ``key`` (threads, side, batch); one ratio of the
+    medians for results written before rounds."""
+    cells = {row["model"]: row for row in latency if (row["threads"], row["side"], row["batch"]) == key}
+    a, b = cells[slow].get("ms_rounds", [cells[slow]["ms"]]), cells[fast].get("ms_rounds", [cells[fast]["ms"]])
+    return [x / y for x, y in zip(a, b, strict=True)]
 
 
 def _markdown(r: dict) -> str:
@@ -280,12 +298,14 @@ def _markdown(r: dict) -> str:
         "Packed AOIE-Net speed / ResNet-20 ONNX Runtime speed (ORT ms / packed ms), "
         f"{r.get('instruction_set', '?')} path:",
         "",
-        "| threads | side | batch | speed ratio |",
-        "|---:|---:|---:|---:|",
+        "| threads | side | batch | speed ratio, median of rounds | range over rounds |",
+        "|---:|---:|---:|---:|---:|",
     ]
     for key in keys:
-        cells = {row["model"]: row["ms"] for row in r["latency"] if (row["threads"], row["side"], row["batch"]) == key}
-        lines.append(f"| {key[0]} | {key[1]} | {key[2]} | {cells[ort] / cells[mine]:.2f}x |")
+        ratio = _round_ratios(r["latency"], key, ort, mine)
+        lines.append(
+            f"| {key[0]} | {key[1]} | {key[2]} | {statistics.median(ratio):.2f}x | {min(ratio):.2f}-{max(ratio):.2f}x |"
+        )
     fresh = r.get("fresh_process_64px")
     if fresh:
         lines += [

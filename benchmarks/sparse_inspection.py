@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from crackscope.errors import InputError, exit_code_of
+from crackscope.errors import exit_code_of
 from crackscope.provenance import hardware, shown_path, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -174,10 +174,8 @@ def main(argv=None) -> int:
 
 
 def _main(argv=None) -> int:
-    from crackscope.data.splits import stems_only_in
-    from crackscope.data.survey_mosaics import tile_bank
     from crackscope.deploy.cascade import load_classifier, load_segmenter
-    from crackscope.deploy.operating_point import RunPairs
+    from crackscope.deploy.operating_point import survey_tile_bank
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--classifier", type=Path, default=WEIGHTS / "tile_classifier")
@@ -209,10 +207,7 @@ def _main(argv=None) -> int:
 
     classifier = load_classifier(args.classifier, runtime=args.runtime)
     segmenter = load_segmenter(args.segmenter)
-    stems = stems_only_in(args.part, args.segmenter, args.classifier)
-    if not stems:
-        raise InputError(f"{args.classifier} and {args.segmenter} share no {args.part} photo")
-    bank = tile_bank(RunPairs(args.segmenter), stems)
+    stems, bank = survey_tile_bank(args.part, args.segmenter, args.classifier)
     print(f"{len(stems)} {args.part} photos: {len(bank.crack)} crack tiles, {len(bank.sound)} sound tiles", flush=True)
     sides = []
     for side in args.sides:

@@ -420,3 +420,18 @@ def test_the_segmenter_may_be_a_shipped_name(tmp_path, capsys):
     assert main(args) == 2
     assert f"--data {tmp_path / 'none'}: no such folder" in capsys.readouterr().err
     assert (clf / "operating_point.json").read_bytes() == before  # nothing written
+
+
+def test_the_survey_tile_bank_holds_tiles_of_that_part_only(tiny):
+    """survey_tile_bank: the photos of the part both runs share (the fixture's split by hand), and
+    tiles cut from those photos alone; a part they do not share is one clear error."""
+    from crackscope.deploy.operating_point import survey_tile_bank
+    from crackscope.errors import InputError
+
+    for part in ("val", "test"):
+        stems, bank = survey_tile_bank(part, tiny["segmenter"], tiny["classifier"])
+        assert stems == STEMS[part]
+        tiles = bank.crack + bank.sound
+        assert tiles and {where.split("@")[0] for _, _, where in tiles} <= set(STEMS[part])
+    with pytest.raises(InputError, match="share no holdout photo"):
+        survey_tile_bank("holdout", tiny["segmenter"], tiny["classifier"])

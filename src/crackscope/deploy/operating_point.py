@@ -84,6 +84,20 @@ class RunPairs:
         return out
 
 
+def survey_tile_bank(part: str, segmenter_run: str | Path, classifier_run: str | Path):
+    """(stems, :class:`~crackscope.data.survey_mosaics.TileBank`) of the ``part`` photos of both runs
+    (:func:`crackscope.data.splits.stems_only_in`: "test", held out by both, to report; "val", chosen
+    on by both and trained on by neither, to choose on), read from the segmenter run's data.
+    InputError when the runs share no such photo."""
+    from crackscope.data.splits import stems_only_in
+    from crackscope.data.survey_mosaics import tile_bank
+
+    stems = stems_only_in(part, segmenter_run, classifier_run)
+    if not stems:
+        raise InputError(f"{classifier_run} and {segmenter_run} share no {part} photo")
+    return stems, tile_bank(RunPairs(segmenter_run), stems)
+
+
 def tile_probabilities(classifier, image, base) -> np.ndarray:
     """The classifier's crack probability of every tile of ``base``'s grid (``base``: the all-tiles
     result of ``image``)."""

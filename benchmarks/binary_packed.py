@@ -166,6 +166,8 @@ def main(argv=None) -> int:
         "--no-pytorch", action="store_true", help="time only the packed network and ONNX Runtime (a quicker run)"
     )
     args = parser.parse_args(argv)
+    if args.rounds < 1:
+        parser.error(f"--rounds {args.rounds}: at least one round")
     import numba
     import onnxruntime
 
@@ -202,7 +204,7 @@ def main(argv=None) -> int:
                 for label, sess in sessions.items():
                     fns[label] = lambda sess=sess: sess.run(["logits"], {"image": xn})
                 with torch.no_grad():
-                    rounds = [_median_ms(fns, args.repeats) for _ in range(max(1, args.rounds))]
+                    rounds = [_median_ms(fns, args.repeats) for _ in range(args.rounds)]
                 for label in fns:
                     per_round = [t[label] for t in rounds]
                     ms = statistics.median(per_round)
@@ -247,11 +249,9 @@ def main(argv=None) -> int:
 
 
 def _round_ratios(latency: list, key: tuple, slow: str, fast: str) -> list:
-    """``slow`` ms / ``fast`` ms of each round at ``key`` (threads, side, batch); one ratio of the
-    medians for results written before rounds."""
-    cells = {row["model"]: row for row in latency if (row["threads"], row["side"], row["batch"]) == key}
-    a, b = cells[slow].get("ms_rounds", [cells[slow]["ms"]]), cells[fast].get("ms_rounds", [cells[fast]["ms"]])
-    return [x / y for x, y in zip(a, b, strict=True)]
+    """``slow`` ms / ``fast`` ms of each round at ``key`` (threads, side, batch)."""
+    cells = {row["model"]: row["ms_rounds"] for row in latency if (row["threads"], row["side"], row["batch"]) == key}
+    return [x / y for x, y in zip(cells[slow], cells[fast], strict=True)]
 
 
 def _markdown(r: dict) -> str:

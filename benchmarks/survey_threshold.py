@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import datetime
-import json
 import sys
 from pathlib import Path
 
@@ -33,7 +32,7 @@ import numpy as np
 import torch
 
 from crackscope.errors import InputError, exit_code_of
-from crackscope.provenance import hardware, write_results
+from crackscope.provenance import hardware, shown_path, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
 WEIGHTS = ROOT / "src" / "crackscope" / "weights" / "cracks"
@@ -45,7 +44,7 @@ def sweep(classifier, segmenter, bank, n_images: int, side: int, seed: int, thre
     from crackscope.data.survey_mosaics import survey_mosaics
     from crackscope.deploy.cascade import inspect_image
     from crackscope.deploy.operating_point import pixel_counts, pixel_scores
-    from crackscope.metrics import false_alarm_counts, false_alarm_summary
+    from crackscope.metrics import crack_free_pixels, false_alarm_counts, false_alarm_summary
 
     counts = {m: np.zeros((len(thresholds), 3), np.int64) for m in MODES}
     alarms = {m: [[] for _ in thresholds] for m in MODES}
@@ -58,11 +57,12 @@ def sweep(classifier, segmenter, bank, n_images: int, side: int, seed: int, thre
             ).probability,
             "cascade": inspect_image(image, classifier, segmenter, tile=classifier.tile).probability,
         }
+        sound = crack_free_pixels(truth)  # once per mosaic, for every threshold and mode
         for k, t in enumerate(thresholds):
             masks = {m: prob[m] > t for m in MODES}
             for m in MODES:
                 counts[m][k] += pixel_counts(masks[m], truth)
-                alarms[m][k].append(false_alarm_counts(masks[m], truth))
+                alarms[m][k].append(false_alarm_counts(masks[m], truth, sound=sound))
             full_correct = masks["all_windows"] & truth
             correct[k] += int(full_correct.sum())
             kept[k] += int((full_correct & masks["cascade"]).sum())
@@ -102,8 +102,7 @@ def _main(argv=None) -> int:
     torch.set_num_threads(1)
     classifier = load_classifier(args.classifier)
     segmenter = load_segmenter(args.segmenter)
-    op_file = args.segmenter / "operating_point.json"
-    shipped = json.loads(op_file.read_text())["threshold"] if op_file.is_file() else 0.5
+    shipped = float(segmenter.threshold)  # the run's operating point, as inspect-image uses it
     thresholds = sorted(set(args.thresholds) | {shipped})
     parts = {}
     for part, n_images, sides in (("val", args.val_images, args.sides[:1]), ("test", args.test_images, args.sides)):
@@ -116,8 +115,8 @@ def _main(argv=None) -> int:
     chosen = max(val, key=lambda row: (row["f1"], row["threshold"]))["threshold"]
     result = {
         "command": "benchmarks/survey_threshold.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "classifier": str(args.classifier),
-        "segmenter": str(args.segmenter),
+        "classifier": shown_path(args.classifier, ROOT),
+        "segmenter": shown_path(args.segmenter, ROOT),
         "shipped_threshold": shipped,
         "chosen_threshold": chosen,
         "chosen_on": f"cascade F1 on {args.val_images} survey-like {args.sides[0]}-px validation mosaics",
@@ -136,7 +135,7 @@ def _markdown(r: dict) -> str:
         "# The segmenter's mask threshold on survey-like images",
         "",
         f"Measured {r['environment']['date']}. Classifier `{r['classifier']}`, segmenter `{r['segmenter']}` "
-        f"(shipped threshold {r['shipped_threshold']}). Mosaics seed {r['seed']}. Command: `{r['command']}`.",
+        f"(its threshold {r['shipped_threshold']}). Mosaics seed {r['seed']}. Command: `{r['command']}`.",
         "",
         f"Chosen on validation ({r['chosen_on']}): **{r['chosen_threshold']}**.",
         "",
@@ -156,7 +155,7 @@ def _markdown(r: dict) -> str:
                     fa = row["false_alarms"]
                     share = fa["false_tile_share"]
                     mark = " (chosen)" if t == r["chosen_threshold"] else ""
-                    mark += " (shipped)" if t == r["shipped_threshold"] else ""
+                    mark += " (the segmenter's)" if t == r["shipped_threshold"] else ""
                     kept = f"{100 * row['kept_true_crack_share']:.2f}%" if "kept_true_crack_share" in row else "–"
                     lines.append(
                         f"| {t}{mark} | {m.replace('_', ' ')} | {row['f1']:.3f} | {row['precision']:.3f} | "

@@ -542,6 +542,10 @@ def test_false_alarms_on_sound_surface_hand_worked():
     pred[150, 60:63] = True
     c = false_alarm_counts(pred, truth)
     assert c == {"sound_px": 256 * 229, "false_px": 28, "sound_tiles": 2, "false_tiles": 1}
+    # the crack-free mask given by the caller (columns 27 ... 255, by hand) counts the same
+    by_hand = np.zeros((256, 256), dtype=bool)
+    by_hand[:, 27:] = True
+    assert false_alarm_counts(pred, truth, sound=by_hand) == c
     # a second, crack-free image: all of it is sound; a 19-px line is below the 20-px minimum
     blank = np.zeros((256, 256), dtype=np.uint8)
     line = np.zeros((256, 256), dtype=bool)

@@ -409,6 +409,7 @@ def false_alarm_counts(
     clearance_px: float = SOUND_CLEARANCE_PX,
     tile_px: int = SOUND_TILE_PX,
     min_component_px: int = FALSE_CRACK_MIN_PX,
+    sound: np.ndarray | None = None,
 ) -> dict[str, int]:
     """What a segmenter marks on the crack-free part of ONE image, as counts to pool over a set.
 
@@ -423,7 +424,8 @@ def false_alarm_counts(
       predicted crack (8-connectivity, as :mod:`crackscope.analysis.crack_measure`, within the
       tile) of at least ``min_component_px`` pixels: a crack an inspector would see there.
 
-    Pool with :func:`false_alarm_summary`.
+    ``sound``: that crack-free mask (:func:`crack_free_pixels` of ``mask``) when the caller has it
+    already, e.g. to score several predictions of one image. Pool with :func:`false_alarm_summary`.
     """
     from scipy import ndimage
 
@@ -432,7 +434,10 @@ def false_alarm_counts(
         raise InputError(f"pred {p.shape} and mask {m.shape} of one image differ in size")
     p = p.astype(bool) if p.dtype == bool else p > 0.5
     true = m.astype(bool) if m.dtype == bool else m > 0.5
-    sound = crack_free_pixels(true, clearance_px)
+    if sound is None:
+        sound = crack_free_pixels(true, clearance_px)
+    elif sound.shape != true.shape:
+        raise InputError(f"sound {sound.shape} and mask {true.shape} of one image differ in size")
     counts = {"sound_px": int(sound.sum()), "false_px": int((p & sound).sum()), "sound_tiles": 0, "false_tiles": 0}
     eight = np.ones((3, 3), dtype=bool)
     h, w = p.shape

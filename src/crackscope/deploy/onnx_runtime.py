@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-__all__ = ["OnnxLogits", "onnx_logits", "weights_digest", "ONNX_FILES", "WEIGHTS_KEY"]
-
 from crackscope.deploy.package import ONNX_FILE
+
+__all__ = ["OnnxLogits", "onnx_logits", "weights_digest", "ONNX_FILES", "WEIGHTS_KEY"]
 
 ONNX_FILES = (ONNX_FILE, f"export/{ONNX_FILE}")  # in a model folder / in a run directory
 WEIGHTS_KEY = "weights_sha256"  # ONNX metadata: the model.safetensors the graph was exported from

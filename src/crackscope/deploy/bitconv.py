@@ -46,6 +46,7 @@ on an AVX-512 machine: ``NUMBA_CPU_NAME=haswell NUMBA_CPU_FEATURES=""``.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
@@ -725,11 +726,14 @@ _PARALLEL = (
 )
 
 
-# outputs x planes below which one thread is faster. 2^18: on two threads of the 2-vCPU AMD EPYC, in one
-# process alternating the settings (4 rounds, 2026-12-07), 64 px batch 1 (every layer below 2^18)
-# took 1.51-1.59 ms serially against 1.93-1.96 ms at 2^16; at 200 px and 128 px, 2^18 was the
-# fastest of 2^18, 2^19 and 2^20 (7.1-7.4 against 7.6-7.8 and 9.3-10.0 ms; 3.4 against 3.9 and 4.9 ms)
-PARALLEL_MIN_WORK = 1 << 18
+# outputs x planes below which a layer stays on one thread. Whether a whole pass is better on one
+# thread depends on the state of the host (crackscope.deploy.pass_mode chooses it while it runs);
+# when two threads pay, they pay down to small layers: 64 px, batch 1, on the 2-vCPU AMD EPYC in
+# that state (one process, 3 rounds, 2026-12-07), every layer parallel 1.20-1.24 ms, from 2^18
+# (every layer serial) 1.42-1.45 ms; in a variant that split output channels instead of rows (the
+# same times at 0), from 2^14 1.21-1.26 ms and from 2^16 1.26-1.28 ms; at 200 px, batch 1, 2^18
+# and every layer parallel were level (6.9-7.8 ms)
+PARALLEL_MIN_WORK = 1 << 14
 
 
 def _residual_chain(
@@ -825,6 +829,20 @@ def _kernels(work: int = PARALLEL_MIN_WORK):
 
 
 _LOCAL = threading.local()  # .serial: this thread runs the serial kernels only
+
+
+@contextlib.contextmanager
+def serial_kernels():
+    """Within it, this thread's packed layers run on the serial kernels, whatever the thread count
+    (the same numbers as the parallel ones)."""
+    before = getattr(_LOCAL, "serial", False)
+    _LOCAL.serial = True
+    try:
+        yield
+    finally:
+        _LOCAL.serial = before
+
+
 _POOL: dict = {}  # thread count -> the ThreadPoolExecutor of map_on_threads
 
 
@@ -856,11 +874,8 @@ def map_on_threads(fn, items: list, threads: int) -> list:
             # kernel of the process ran 1.5x slower: 200 px, batch 1, two threads, 9.7 -> 15.5 ms)
             torch.set_num_threads(1)
             _LOCAL.one_torch_thread = True
-        _LOCAL.serial = True
-        try:
+        with serial_kernels():
             return fn(item)
-        finally:
-            _LOCAL.serial = False
 
     torch_threads = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -41,6 +41,7 @@ from torch import nn
 
 from crackscope.allocator import keep_large_blocks
 from crackscope.deploy import bitconv
+from crackscope.deploy.pass_mode import PassModeChooser
 from crackscope.errors import InputError
 from crackscope.models.binary import MIN_SIDE
 from crackscope.nn.input_norm import PerImageStandardize
@@ -370,8 +371,13 @@ class PackedResNet(nn.Module):
     names when known). Input (B, in_channels, H, W) float32 -> logits (B, classes). Inference only.
     A batch runs in chunks of :meth:`images_per_chunk` images; with several chunks and several
     threads (:func:`~crackscope.deploy.bitconv.thread_budget`), whole chunks run in parallel, one
-    per thread (:func:`~crackscope.deploy.bitconv.map_on_threads`), with the same logits.
+    per thread (:func:`~crackscope.deploy.bitconv.map_on_threads`), with the same logits. A batch of
+    one chunk on several threads runs its binary layers on numba's threads or on one, whichever its
+    recent passes of that shape ran faster (:mod:`crackscope.deploy.pass_mode`; ``pass_mode``
+    "parallel" or "serial" fixes it), with the same logits either way.
     """
+
+    pass_mode = "auto"  # "auto", "parallel" or "serial": how a one-chunk batch uses several threads
 
     def __init__(
         self,
@@ -403,7 +409,15 @@ class PackedResNet(nn.Module):
         with torch.no_grad():
             chunk = self.images_per_chunk(x.shape[-2], x.shape[-1])
             if len(x) <= chunk:
-                return self._logits(x.float())
+                threads = bitconv.thread_budget()
+                if threads == 1 or self.pass_mode == "parallel":
+                    return self._logits(x.float())
+                if self.pass_mode == "serial":
+                    with bitconv.serial_kernels():
+                        return self._logits(x.float())
+                return self._chooser().run(
+                    (tuple(x.shape), threads), lambda: self._logits(x.float()), bitconv.serial_kernels
+                )
             parts = [x[i : i + chunk] for i in range(0, len(x), chunk)]
             threads = min(bitconv.thread_budget(), len(parts))
             if threads > 1:  # whole chunks in parallel, each on one thread (the same numbers)
@@ -452,10 +466,17 @@ class PackedResNet(nn.Module):
             self.__dict__["_step_cache"] = steps  # not a module attribute: no state_dict entry
         return self.__dict__["_step_cache"]
 
+    def _chooser(self) -> PassModeChooser:
+        """This network's :class:`~crackscope.deploy.pass_mode.PassModeChooser` (made on first use)."""
+        if self.__dict__.get("_pass_chooser") is None:
+            self.__dict__["_pass_chooser"] = PassModeChooser()
+        return self.__dict__["_pass_chooser"]
+
     def __getstate__(self) -> dict:
-        """Pickled and copied without the compiled chains (rebuilt on the next call)."""
+        """Pickled and copied without the compiled chains (rebuilt on the next call) and without
+        the pass times (a copy may run on another machine)."""
         state = super().__getstate__()
-        return {**state, "_step_cache": None}
+        return {**state, "_step_cache": None, "_pass_chooser": None}
 
     def images_per_chunk(self, height: int, width: int) -> int:
         """Images run through the network together: as many as keep the first stage's activation

@@ -5,9 +5,9 @@ machine and keeps the machine code in its on-disk cache (beside the package, or 
 ``NUMBA_CACHE_DIR``). Without this step the first packed call of a machine's first process pays
 that compilation: 15 s on one thread, 37 s on two on this project's 2-vCPU Xeon (docs/binary.md).
 :func:`compile_kernels` runs every shipped packed network once per thread count, on a small input
-(the serial kernels) and a large one (the block-parallel kernels, used from
-``bitconv.PARALLEL_MIN_WORK`` values per layer on two or more threads), so that every kernel and
-every type specialisation they use is in the cache. ``make install`` runs it; a process started
+and a large one: on one thread the serial kernels, on two or more the block-parallel ones (from
+``bitconv.PARALLEL_MIN_WORK`` values per layer), so that every kernel and every type
+specialisation they use is in the cache. ``make install`` runs it; a process started
 afterwards loads the cached code (0.2-0.4 s on its first call) instead of compiling.
 """
 
@@ -20,8 +20,8 @@ import torch
 
 from crackscope.errors import InputError
 
-SMALL_SIDE = 64  # px: every layer below PARALLEL_MIN_WORK -> the serial kernels
-LARGE_SIDE = 256  # px: the first stages above it -> the parallel kernels on two or more threads
+SMALL_SIDE = 64  # px: small maps (blocks of whole images)
+LARGE_SIDE = 256  # px: large maps (blocks of rows), above PARALLEL_MIN_WORK on two or more threads
 
 
 def shipped_packed_files() -> list[Path]:

@@ -1,0 +1,104 @@
+"""The packed network's choice between running its binary layers on numba's threads or on one
+(crackscope.deploy.pass_mode), driven by given pass times instead of a clock, and the network's
+logits in every mode on two threads."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from crackscope.deploy.pass_mode import PassModeChooser
+
+KEY = ((1, 1, 64, 64), 2)
+
+
+def _passes(chooser, cost, n):
+    """n passes with the chooser; ``cost(mode)``: the seconds a pass takes in that mode now."""
+    modes = []
+    for _ in range(n):
+        mode = chooser.choose(KEY)
+        chooser.record(KEY, mode, cost(mode))
+        modes.append(mode)
+    return modes
+
+
+def test_it_learns_each_mode_in_turn_then_runs_the_faster_and_probes_the_other():
+    chooser = PassModeChooser(window=2, probe_every=16)
+    cost = {"parallel": 1.2e-3, "serial": 1.45e-3}.get
+    modes = _passes(chooser, cost, 6)
+    # one untimed and two timed passes of each mode, parallel first
+    assert modes == ["parallel"] * 3 + ["serial"] * 3
+    assert chooser.preferred(KEY) == "parallel"
+    modes = _passes(chooser, cost, 58)  # passes 7..64
+    # every 16th pass starts a probe of the other mode: that pass and the next run serial
+    probes = [i + 7 for i, m in enumerate(modes) if m == "serial"]
+    assert probes == [16, 17, 32, 33, 48, 49, 64]
+    assert chooser.preferred(KEY) == "parallel"
+
+
+def test_it_follows_the_machine_when_the_faster_mode_changes():
+    chooser = PassModeChooser(window=2, probe_every=16)
+    state = {"parallel": 1.2e-3, "serial": 1.45e-3}
+    _passes(chooser, state.get, 10)
+    assert chooser.preferred(KEY) == "parallel"
+    # the host slows two threads down: one slow parallel pass takes the median of the last two
+    # (1.2 and 2.1 ms) to 1.65 ms, above the serial 1.45 ms, and the serial mode runs from then on
+    state["parallel"] = 2.1e-3
+    modes = _passes(chooser, state.get, 4)  # passes 11..14
+    assert modes == ["parallel", "serial", "serial", "serial"]
+    assert chooser.preferred(KEY) == "serial"
+    # and back: the probe at pass 16 (untimed) and 17 (timed) finds the parallel mode fast again;
+    # its time replaces the slow ones, so from pass 18 on it runs, but for the probes of the
+    # serial mode at 32-33 and 48-49
+    state["parallel"] = 1.2e-3
+    modes = _passes(chooser, state.get, 40)  # passes 15..54
+    serial = [i + 15 for i, m in enumerate(modes) if m == "serial"]
+    assert serial == [15, 32, 33, 48, 49]
+    assert chooser.preferred(KEY) == "parallel"
+
+
+def test_keys_are_learned_apart_and_bad_settings_are_refused():
+    chooser = PassModeChooser(window=1, probe_every=4)
+    other = ((1, 1, 200, 200), 2)
+    for _ in range(4):
+        for key, fast in ((KEY, "parallel"), (other, "serial")):
+            mode = chooser.choose(key)
+            chooser.record(key, mode, 1.0 if mode == fast else 2.0)
+    assert chooser.preferred(KEY) == "parallel" and chooser.preferred(other) == "serial"
+    assert PassModeChooser().preferred(KEY) is None  # nothing learned yet
+    for bad in ({"window": 0}, {"probe_every": 1}):
+        with pytest.raises(ValueError):
+            PassModeChooser(**bad)
+
+
+_NETWORK = """
+import torch
+from crackscope import models
+from crackscope.deploy import bitconv
+from crackscope.deploy.packed import pack_model
+torch.set_num_threads(2)
+torch.manual_seed(0)
+packed = pack_model(models.create("aoie_net_resnet20", in_channels=1, classes=6).eval(), {})
+x = torch.randn(1, 1, 64, 64)
+packed.pass_mode = "serial"
+reference = packed(x)
+packed.pass_mode = "parallel"
+assert torch.equal(packed(x), reference)
+packed.pass_mode = "auto"
+seen = set()
+chooser = packed._chooser()
+real_record = chooser.record
+chooser.record = lambda key, mode, seconds: (seen.add(mode), real_record(key, mode, seconds))
+for _ in range(40):
+    assert torch.equal(packed(x), reference)
+assert seen == {"parallel", "serial"}, seen
+assert chooser.preferred(((1, 1, 64, 64), 2)) in ("parallel", "serial")
+print("ok")
+"""
+
+
+def test_the_network_gives_the_same_logits_in_every_mode_on_two_threads():
+    env = {**os.environ, "OMP_NUM_THREADS": "2", "NUMBA_NUM_THREADS": "2"}
+    done = subprocess.run([sys.executable, "-c", _NETWORK], capture_output=True, text=True, env=env, timeout=600)
+    assert done.returncode == 0 and done.stdout.strip() == "ok", done.stderr[-2000:]

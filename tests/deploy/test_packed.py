@@ -385,6 +385,22 @@ def test_a_residual_chain_gives_the_values_of_its_units_run_one_by_one():
         assert torch.equal(twin(x), expected)
 
 
+@pytest.mark.parametrize("c_in, c_out, stride, side", [(16, 32, 2, 9), (16, 32, 2, 8), (8, 11, 1, 5)])
+def test_the_option_a_shortcut_on_arrays_is_the_modules_own(c_in, c_out, stride, side):
+    from crackscope.deploy.packed import _pad_shortcut
+    from crackscope.models.binary.resnet import PadShortcut
+
+    shortcut = PadShortcut(c_in, c_out, stride)
+    x = torch.randn(2, c_in, side, side + 1, generator=torch.Generator().manual_seed(3))
+    out = _pad_shortcut(x.numpy(), shortcut)
+    # by hand: every stride-th row and column, the input channels between zero channels
+    front = (c_out - c_in) // 2
+    assert out.shape == (2, c_out, -(-side // stride), -(-(side + 1) // stride)) and out.dtype == np.float32
+    assert np.array_equal(out[:, front : front + c_in], x.numpy()[:, :, ::stride, ::stride])
+    assert not out[:, :front].any() and not out[:, front + c_in :].any()
+    assert np.array_equal(out, shortcut(x).numpy()) and out.flags.c_contiguous
+
+
 def test_packed_resnet18_with_real_downsampling_shortcuts():
     model = _randomise_statistics(models.create("aoie_net_resnet18", in_channels=3, classes=4, width=0.25))
     packed = pack_model(model, {"kwargs": {"in_channels": 3, "classes": 4, "width": 0.25}})

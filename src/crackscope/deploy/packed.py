@@ -44,6 +44,7 @@ from crackscope.deploy import bitconv
 from crackscope.deploy.pass_mode import PassModeChooser
 from crackscope.errors import InputError
 from crackscope.models.binary import MIN_SIDE
+from crackscope.models.binary.resnet import PadShortcut
 from crackscope.nn.input_norm import PerImageStandardize
 
 __all__ = [
@@ -343,12 +344,25 @@ class PackedUnit(nn.Module):
         return self.conv(x, residual=self.shortcut(x), post=self.post)
 
     def run(self, x: np.ndarray) -> np.ndarray:
-        """:meth:`forward` on a C-contiguous float32 array; only a real shortcut goes through PyTorch."""
+        """:meth:`forward` on a C-contiguous float32 array; only a shortcut with weights goes through
+        PyTorch (an option-A shortcut is a strided copy into zero channels, done here)."""
         if isinstance(self.shortcut, nn.Identity):
             residual = x
+        elif isinstance(self.shortcut, PadShortcut):
+            residual = _pad_shortcut(x, self.shortcut)
         else:
             residual = np.ascontiguousarray(self.shortcut(torch.from_numpy(x)).numpy())
         return self.conv.run(x, residual, self.post)
+
+
+def _pad_shortcut(x: np.ndarray, shortcut: PadShortcut) -> np.ndarray:
+    """:class:`~crackscope.models.binary.resnet.PadShortcut` on an array: the same values (a copy)
+    without a tensor round trip, which cost about as much as the copy at 64 px."""
+    s = shortcut.stride
+    sub = x[:, :, ::s, ::s]
+    out = np.zeros((x.shape[0], shortcut.front + x.shape[1] + shortcut.back, *sub.shape[2:]), np.float32)
+    out[:, shortcut.front : shortcut.front + x.shape[1]] = sub
+    return out
 
 
 def _fold_stem(stem: nn.Sequential) -> nn.Sequential:

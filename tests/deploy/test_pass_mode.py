@@ -1,4 +1,4 @@
-"""The packed network's choice between running its binary layers on numba's threads or on one
+"""The packed network's choice between a pass split over the threads and one wholly on one thread
 (crackscope.deploy.pass_mode), driven by given pass times instead of a clock, and the network's
 logits in every mode on two threads."""
 
@@ -93,6 +93,7 @@ chooser.record = lambda key, mode, seconds: (seen.add(mode), real_record(key, mo
 for _ in range(40):
     assert torch.equal(packed(x), reference)
 assert seen == {"parallel", "serial"}, seen
+assert torch.get_num_threads() == 2  # the one-thread passes put PyTorch's thread count back
 assert chooser.preferred(((1, 1, 64, 64), 2)) in ("parallel", "serial")
 print("ok")
 """

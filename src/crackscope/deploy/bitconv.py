@@ -843,6 +843,22 @@ def serial_kernels():
         _LOCAL.serial = before
 
 
+@contextlib.contextmanager
+def one_thread():
+    """Within it, a pass runs on one thread: the serial kernels, and PyTorch's layers (stem, real
+    shortcuts, classifier) on one thread too (PyTorch's thread count is process-wide: it is put
+    back afterwards, as :func:`map_on_threads` does)."""
+    import torch
+
+    torch_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with serial_kernels():
+            yield
+    finally:
+        torch.set_num_threads(torch_threads)
+
+
 _POOL: dict = {}  # thread count -> the ThreadPoolExecutor of map_on_threads
 
 

@@ -386,9 +386,9 @@ class PackedResNet(nn.Module):
     A batch runs in chunks of :meth:`images_per_chunk` images; with several chunks and several
     threads (:func:`~crackscope.deploy.bitconv.thread_budget`), whole chunks run in parallel, one
     per thread (:func:`~crackscope.deploy.bitconv.map_on_threads`), with the same logits. A batch of
-    one chunk on several threads runs its binary layers on numba's threads or on one, whichever its
-    recent passes of that shape ran faster (:mod:`crackscope.deploy.pass_mode`; ``pass_mode``
-    "parallel" or "serial" fixes it), with the same logits either way.
+    one chunk on several threads runs with its layers split over the threads or wholly on one
+    thread, whichever its recent passes of that shape ran faster (:mod:`crackscope.deploy.pass_mode`;
+    ``pass_mode`` "parallel" or "serial" fixes it), with the same logits either way.
     """
 
     pass_mode = "auto"  # "auto", "parallel" or "serial": how a one-chunk batch uses several threads
@@ -427,10 +427,10 @@ class PackedResNet(nn.Module):
                 if threads == 1 or self.pass_mode == "parallel":
                     return self._logits(x.float())
                 if self.pass_mode == "serial":
-                    with bitconv.serial_kernels():
+                    with bitconv.one_thread():
                         return self._logits(x.float())
                 return self._chooser().run(
-                    (tuple(x.shape), threads), lambda: self._logits(x.float()), bitconv.serial_kernels
+                    (tuple(x.shape), threads), lambda: self._logits(x.float()), bitconv.one_thread
                 )
             parts = [x[i : i + chunk] for i in range(0, len(x), chunk)]
             threads = min(bitconv.thread_budget(), len(parts))

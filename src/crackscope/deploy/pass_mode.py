@@ -1,5 +1,6 @@
-"""Whether a packed network's pass runs its binary layers on numba's threads or on one, chosen by
-the times of its own recent passes.
+"""Whether a packed network's pass runs with its layers split over the threads or wholly on one
+thread (the serial kernels, PyTorch's layers on one thread), chosen by the times of its own recent
+passes.
 
 On a machine of two vCPUs the second thread does not always pay: on this project's 2-vCPU AMD
 EPYC, a 64 x 64 px AOIE-Net pass took 1.20-1.24 ms with every layer on two threads and 1.42-1.45 ms
@@ -8,7 +9,8 @@ moved between them within seconds (docs/binary.md, "Serial or parallel, chosen w
 No fixed rule can be right in both states, so :class:`PassModeChooser` keeps the last few
 wall times of each mode per input shape and runs the faster, timing the other mode again every
 ``probe_every`` passes to notice when the machine changes. Both modes compute the same numbers (the
-serial and parallel kernels are tested bit for bit equal), so the choice moves only the time.
+serial and parallel kernels are tested bit for bit equal, and the network's logits on one thread
+are those on two: tested), so the choice moves only the time.
 """
 
 from __future__ import annotations

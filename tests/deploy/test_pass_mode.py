@@ -67,7 +67,14 @@ def test_keys_are_learned_apart_and_bad_settings_are_refused():
             chooser.record(key, mode, 1.0 if mode == fast else 2.0)
     assert chooser.preferred(KEY) == "parallel" and chooser.preferred(other) == "serial"
     assert PassModeChooser().preferred(KEY) is None  # nothing learned yet
-    for bad in ({"window": 0}, {"probe_every": 1}):
+    # at most max_keys shapes are remembered: a third one makes it forget the first
+    small = PassModeChooser(window=1, probe_every=4, max_keys=2)
+    for key in (KEY, other, ((2, 1, 64, 64), 2)):
+        for _ in range(4):
+            mode = small.choose(key)
+            small.record(key, mode, 1.0)
+    assert small.preferred(KEY) is None and small.preferred(other) is not None
+    for bad in ({"window": 0}, {"probe_every": 1}, {"max_keys": 0}):
         with pytest.raises(ValueError):
             PassModeChooser(**bad)
 

@@ -42,16 +42,23 @@ class PassModeChooser:
       which may date from another state of the machine.
     """
 
-    def __init__(self, window: int = 2, probe_every: int = 16):
-        if window < 1 or probe_every < 2:
-            raise ValueError(f"window={window} must be >= 1 and probe_every={probe_every} >= 2")
-        self.window, self.probe_every = window, probe_every
+    def __init__(self, window: int = 2, probe_every: int = 16, max_keys: int = 64):
+        if window < 1 or probe_every < 2 or max_keys < 1:
+            raise ValueError(
+                f"window={window} must be >= 1, probe_every={probe_every} >= 2 and max_keys={max_keys} >= 1"
+            )
+        self.window, self.probe_every, self.max_keys = window, probe_every, max_keys
         self._lock = threading.Lock()
-        self._state: dict = {}  # key -> {"calls": int, "untimed": set of modes, mode: deque of seconds}
+        # key -> passes so far ("calls"), modes whose next pass is not timed ("untimed"), whether the
+        # next pass is a probe's timed one ("probe") and which mode it times ("fresh"), whether both
+        # modes have been learned ("learned"), and per mode a deque of its last timed passes (s)
+        self._state: dict = {}
 
     def _entry(self, key) -> dict:
         entry = self._state.get(key)
         if entry is None:
+            if len(self._state) >= self.max_keys:  # a server seeing many shapes: forget the oldest
+                del self._state[next(iter(self._state))]
             entry = self._state[key] = {"calls": 0, "untimed": set(MODES), "probe": 0, "fresh": None, "learned": False}
             entry.update({mode: deque(maxlen=self.window) for mode in MODES})
         return entry
@@ -104,7 +111,7 @@ class PassModeChooser:
 
     def run(self, key, fn, serial_context):
         """``fn()`` in the chosen mode, timed: ``serial_context()`` makes the serial one (a context
-        manager under which the binary layers run on one thread)."""
+        manager under which the pass runs on one thread)."""
         mode = self.choose(key)
         start = time.perf_counter()
         if mode == "serial":

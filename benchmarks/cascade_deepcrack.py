@@ -3,6 +3,7 @@ binary classifier first (AOIE-Net paper, Figure 1), on images neither model was 
 
     .venv/bin/python benchmarks/cascade_deepcrack.py [--classifier RUN] [--segmenter RUN] [--grids 1 2 3]
         [--repeats 3] [--threads 1] [--target-share 0.98] [--margin 0] [--default true|all] [--ship]
+        [--keep-operating-point] [--tile PX]
 
 1. **Operating points, on the validation images.** Both models must share one split (the script
    checks that the two runs' validation and test image lists are equal). On every validation image
@@ -470,6 +471,13 @@ def _main(argv=None) -> int:
         help="window overlap of the segmentation (0: the non-overlapping tiles the recorded results used)",
     )
     p.add_argument("--window", type=int, default=None, help="segmentation window side (default: the tile side)")
+    p.add_argument(
+        "--tile",
+        type=int,
+        default=None,
+        help="the classifier's tile side (default: with --keep-operating-point the 'tile' of its "
+        "operating_point.json, else 64)",
+    )
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--target-share", type=float, default=0.98)
     p.add_argument("--margin", type=float, default=0.0, help="added to the target when choosing on validation")
@@ -489,8 +497,16 @@ def _main(argv=None) -> int:
     p.add_argument("--ship", action="store_true", help="copy both runs into --ship-to")
     p.add_argument("--ship-to", type=Path, default=ROOT / "src" / "crackscope" / "weights" / "deepcrack")
     args = p.parse_args(argv)
-    global OVERLAP, WINDOW
+    global OVERLAP, WINDOW, TILE
     OVERLAP, WINDOW = args.overlap, args.window
+    if args.tile is not None:
+        TILE = args.tile
+    elif args.keep_operating_point:  # the tile the operating point was chosen for (a 128-px screen)
+        from crackscope.engine.runs import read_operating_point
+
+        TILE = int((read_operating_point(args.classifier) or {}).get("tile", TILE))
+    if TILE < 8:
+        raise InputError(f"--tile {TILE}: a tile must be at least 8 px")
     torch.set_num_threads(args.threads)
     load_before = os.getloadavg()
 

@@ -79,6 +79,19 @@ def test_keys_are_learned_apart_and_bad_settings_are_refused():
             PassModeChooser(**bad)
 
 
+def test_an_unknown_pass_mode_is_refused_by_name():
+    import torch
+
+    from crackscope import models
+    from crackscope.deploy.packed import pack_model
+    from crackscope.errors import InputError
+
+    packed = pack_model(models.create("aoie_net_resnet20", in_channels=1, classes=6).eval(), {})
+    packed.pass_mode = "fast"
+    with pytest.raises(InputError, match="pass_mode 'fast'"):
+        packed(torch.zeros(1, 1, 32, 32))
+
+
 _NETWORK = """
 import torch
 from crackscope import models

@@ -423,6 +423,8 @@ class PackedResNet(nn.Module):
         with torch.no_grad():
             chunk = self.images_per_chunk(x.shape[-2], x.shape[-1])
             if len(x) <= chunk:
+                if self.pass_mode not in ("auto", "parallel", "serial"):
+                    raise InputError(f"pass_mode {self.pass_mode!r}: use 'auto', 'parallel' or 'serial'")
                 threads = bitconv.thread_budget()
                 if threads == 1 or self.pass_mode == "parallel":
                     return self._logits(x.float())

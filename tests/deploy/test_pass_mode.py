@@ -1,6 +1,6 @@
-"""The packed network's choice between a pass split over the threads and one wholly on one thread
-(crackscope.deploy.pass_mode), driven by given pass times instead of a clock, and the network's
-logits in every mode on two threads."""
+"""The packed network's choice between a pass split over the threads (as a team, or by numba's
+parallel kernels) and one wholly on one thread (crackscope.deploy.pass_mode), driven by given pass
+times instead of a clock, and the network's logits in every mode on two threads."""
 
 import os
 import subprocess
@@ -58,6 +58,30 @@ def test_it_follows_the_machine_when_the_faster_mode_changes():
     assert chooser.preferred(KEY) == "parallel"
 
 
+def test_with_three_modes_it_learns_each_and_probes_the_other_two_in_turn():
+    chooser = PassModeChooser(window=2, probe_every=8, modes=("team", "parallel", "serial"))
+    cost = {"team": 1.0e-3, "parallel": 1.2e-3, "serial": 1.45e-3}.get
+    modes = _passes(chooser, cost, 9)
+    assert modes == ["team"] * 3 + ["parallel"] * 3 + ["serial"] * 3
+    modes = _passes(chooser, cost, 31)  # passes 10..40: probes start at 16, 24, 32, 40
+    probed = {i + 10: m for i, m in enumerate(modes) if m != "team"}
+    assert probed == {
+        16: "parallel",
+        17: "parallel",
+        24: "serial",
+        25: "serial",
+        32: "parallel",
+        33: "parallel",
+        40: "serial",
+    }
+    # the machine changes: serial gets fastest; the next probe of it (pass 40-41) finds it
+    cost = {"team": 1.0e-3, "parallel": 1.2e-3, "serial": 0.5e-3}.get
+    modes = _passes(chooser, cost, 3)  # passes 41..43
+    assert modes == ["serial"] * 3 and chooser.preferred(KEY) == "serial"
+    # passes of each mode: PassModeChooser.run calls the chosen one
+    assert chooser.run(KEY, {"team": lambda: "t", "parallel": lambda: "p", "serial": lambda: "s"}) == "s"
+
+
 def test_keys_are_learned_apart_and_bad_settings_are_refused():
     chooser = PassModeChooser(window=1, probe_every=4)
     other = ((1, 1, 200, 200), 2)
@@ -74,7 +98,7 @@ def test_keys_are_learned_apart_and_bad_settings_are_refused():
             mode = small.choose(key)
             small.record(key, mode, 1.0)
     assert small.preferred(KEY) is None and small.preferred(other) is not None
-    for bad in ({"window": 0}, {"probe_every": 1}, {"max_keys": 0}):
+    for bad in ({"window": 0}, {"probe_every": 1}, {"max_keys": 0}, {"modes": ("serial",)}, {"modes": ("a", "a")}):
         with pytest.raises(ValueError):
             PassModeChooser(**bad)
 
@@ -112,9 +136,9 @@ real_record = chooser.record
 chooser.record = lambda key, mode, seconds: (seen.add(mode), real_record(key, mode, seconds))
 for _ in range(40):
     assert torch.equal(packed(x), reference)
-assert seen == {"parallel", "serial"}, seen
+assert seen == {"team", "parallel", "serial"}, seen
 assert torch.get_num_threads() == 2  # the one-thread passes put PyTorch's thread count back
-assert chooser.preferred(((1, 1, 64, 64), 2)) in ("parallel", "serial")
+assert chooser.preferred(((1, 1, 64, 64), 2)) in ("team", "parallel", "serial")
 print("ok")
 """
 

@@ -227,42 +227,66 @@ def _write_rows_flat(fields, rows, w, dst, y0, stride, field_bits, unit_bits, un
 def _pack_rows(x, thresholds, below, stride, w_out, field_bits, row_words, unit, rows_per_task):
     n, channels, h, w = x.shape
     planes = thresholds.shape[0]
-    unit_bits = unit.itemsize * 8  # a field is gathered in the narrowest unsigned type that holds it
-    units_per_field = max(1, field_bits // unit_bits)
     out = np.zeros((planes, n, row_words, h + 2, w_out), dtype=np.uint64)  # the padding rows stay 0
-    bits = np.zeros(unit_bits, dtype=unit.dtype)  # bits[k] = 1 << k in the unit's type
-    for k in range(unit_bits):
-        bits[k] = unit[0] << k
-    flat = x.reshape(n, channels, h * w)
+    bits = _unit_bits(unit)
     blocks = (h + rows_per_task - 1) // rows_per_task
     for task in prange(n * blocks):  # a block of whole rows of one image (all of a small one)
-        b, y0 = task // blocks, (task % blocks) * rows_per_task
-        rows = min(rows_per_task, h - y0)
-        size = rows * w
-        all_fields = np.zeros((planes, units_per_field, size), dtype=unit.dtype)
-        for c in range(channels):  # each input value is read once for all planes
-            xr, bit = flat[b, c, y0 * w : y0 * w + size], bits[c % unit_bits]
-            for p in range(planes):
-                t, f = thresholds[p, c], all_fields[p, c // unit_bits]
-                # contiguous in x, one comparison per value: vectorised (8-bit to 32-bit units give
-                # 8 to 2 times the lanes of uint64)
-                if below[p, c]:
-                    for i in range(size):
-                        f[i] |= bit * (xr[i] <= t)
-                else:
-                    for i in range(size):
-                        f[i] |= bit * (xr[i] >= t)
-        for p in range(planes):
-            if w == stride * w_out:  # stride 1, or an even width at stride 2: one run over the rows
-                _write_rows_flat(
-                    all_fields[p], rows, w, out[p, b], y0 + 1, stride, field_bits, unit_bits, units_per_field
-                )
-            else:
-                for r in range(rows):
-                    _write_row_triple(
-                        all_fields[p], r * w, w, out[p, b], y0 + r + 1, stride, field_bits, unit_bits, units_per_field
-                    )
+        _pack_task(task, x, thresholds, below, stride, field_bits, unit, rows_per_task, bits, out)
     return out
+
+
+@njit(cache=True)
+def _unit_bits(unit):
+    """bits[k] = 1 << k in the type of ``unit`` (one element, 1)."""
+    bits = np.zeros(unit.itemsize * 8, dtype=unit.dtype)
+    for k in range(bits.shape[0]):
+        bits[k] = unit[0] << k
+    return bits
+
+
+@njit(cache=True, nogil=True)
+def _pack_task(task, x, thresholds, below, stride, field_bits, unit, rows_per_task, bits, out):
+    """Work item ``task`` of :func:`_pack_rows`: a block of ``rows_per_task`` whole rows of one image
+    of ``x``, binarised and packed into its rows of the row triples ``out`` (P, N, row_words, H + 2,
+    W_out); ``bits`` from :func:`_unit_bits`."""
+    h = x.shape[2]
+    blocks = (h + rows_per_task - 1) // rows_per_task
+    b, y0 = task // blocks, (task % blocks) * rows_per_task
+    _pack_image_rows(b, y0, min(rows_per_task, h - y0), x, thresholds, below, stride, field_bits, unit, bits, out)
+
+
+@njit(cache=True, nogil=True)
+def _pack_image_rows(b, y0, rows, x, thresholds, below, stride, field_bits, unit, bits, out):
+    """Rows ``y0 .. y0 + rows - 1`` of image ``b`` of ``x``, binarised and packed into their rows of
+    the row triples ``out`` (each row's words depend on that row alone)."""
+    n, channels, h, w = x.shape
+    planes = thresholds.shape[0]
+    unit_bits = unit.itemsize * 8  # a field is gathered in the narrowest unsigned type that holds it
+    units_per_field = max(1, field_bits // unit_bits)
+    w_out = out.shape[4]
+    size = rows * w
+    flat = x.reshape(n, channels, h * w)
+    all_fields = np.zeros((planes, units_per_field, size), dtype=unit.dtype)
+    for c in range(channels):  # each input value is read once for all planes
+        xr, bit = flat[b, c, y0 * w : y0 * w + size], bits[c % unit_bits]
+        for p in range(planes):
+            t, f = thresholds[p, c], all_fields[p, c // unit_bits]
+            # contiguous in x, one comparison per value: vectorised (8-bit to 32-bit units give
+            # 8 to 2 times the lanes of uint64)
+            if below[p, c]:
+                for i in range(size):
+                    f[i] |= bit * (xr[i] <= t)
+            else:
+                for i in range(size):
+                    f[i] |= bit * (xr[i] >= t)
+    for p in range(planes):
+        if w == stride * w_out:  # stride 1, or an even width at stride 2: one run over the rows
+            _write_rows_flat(all_fields[p], rows, w, out[p, b], y0 + 1, stride, field_bits, unit_bits, units_per_field)
+        else:
+            for r in range(rows):
+                _write_row_triple(
+                    all_fields[p], r * w, w, out[p, b], y0 + r + 1, stride, field_bits, unit_bits, units_per_field
+                )
 
 
 def _field_unit(field_bits: int):
@@ -504,12 +528,44 @@ def _conv_blocks(
     words per kernel row: every channel count up to 64) and adds the plane's affine terms in
     float64; the border pixels then get their window pattern's constant; the residual and the
     post-sum layer are applied in float32 on the way out."""
-    planes, n, row_words, _ = triples.shape
-    w_out = col_valid.shape[0]
-    words = 3 * row_words  # per window and plane, index dy * row_words + j (as in the weights)
+    n = triples.shape[1]
     c_out = weights.shape[2]
-    zero = np.float32(0)
-    out = np.empty((n, c_out, h_out * w_out), dtype=np.float32)
+    out = np.empty((n, c_out, h_out * col_valid.shape[0]), dtype=np.float32)
+    border_map = _border_map(border, stride, h, h_out, col_valid, rows_per_block, n)
+    for task in prange((n * h_out + rows_per_block - 1) // rows_per_block):
+        _conv_task(
+            task,
+            triples,
+            weights,
+            acc_coef,
+            ones_coef,
+            inner,
+            border,
+            plane_ratio,
+            stride,
+            h,
+            h_out,
+            col_valid,
+            rows_per_block,
+            residual,
+            has_residual,
+            post_pos,
+            post_neg,
+            post_pre,
+            post_shift,
+            border_map,
+            out,
+        )
+    return out
+
+
+@njit(cache=True, nogil=True)
+def _border_map(border, stride, h, h_out, col_valid, rows_per_block, n):
+    """(C_out, pixels) float64: the border constant of every pixel of a block of whole images, made
+    once per call and shared by every block of :func:`_conv_blocks`; (C_out, 0) where the blocks do
+    not share one."""
+    c_out = border.shape[0]
+    w_out = col_valid.shape[0]
     all_rows = n * h_out  # row g is row g % h_out of image g // h_out
     # Small maps (blocks of whole images, most pixels at the border): every block starts at an
     # image's first row, so pixel i of any block has the pattern of pixel i % (h_out w_out) of an
@@ -541,157 +597,192 @@ def _conv_blocks(
             border_o, map_o = border[o], border_map[o]
             for i in range(map_px):
                 map_o[i] = border_o[map_pattern[i]]
-    for task in prange((all_rows + rows_per_block - 1) // rows_per_block):
-        g0 = task * rows_per_block
-        rows = min(rows_per_block, all_rows - g0)
-        size = rows * w_out
-        # the words under each kernel row of every output pixel of the block, contiguous per word
-        win = np.empty((planes, words, size), dtype=np.uint64)
-        ones = np.zeros((planes, size), dtype=np.float64)  # popcount of each window's activation bits
-        for p in range(planes):
-            for dy in range(3):
-                for j in range(row_words):
-                    dst = win[p, dy * row_words + j]
-                    r = 0
-                    while r < rows:  # per run of rows of one image: one copy at stride 1
-                        b, oy = (g0 + r) // h_out, (g0 + r) % h_out
-                        seg = min(rows - r, h_out - oy)
-                        if stride == 1:
-                            row0 = (oy + dy) * w_out
-                            dst[r * w_out : (r + seg) * w_out] = triples[p, b, j, row0 : row0 + seg * w_out]
-                        else:
-                            for k in range(seg):
-                                row0 = ((oy + k) * stride + dy) * w_out
-                                dst[(r + k) * w_out : (r + k + 1) * w_out] = triples[p, b, j, row0 : row0 + w_out]
-                        r += seg
-                    ones_p = ones[p]
-                    for i in range(size):
-                        ones_p[i] += np.float64(_popcount64(dst[i]))
-        # pixels whose window reaches into the padding, and their pattern
-        n_border = 0
-        where = np.empty(size, dtype=np.int64)
-        pattern = np.empty(size, dtype=np.int64)
-        every = np.empty(size, dtype=np.int64)  # every pixel's pattern (63: inside)
-        for r in range(0 if block_map else rows):  # (the border map holds them)
-            row_mask = 0
-            for dy in range(3):
-                if 0 <= ((g0 + r) % h_out) * stride - 1 + dy < h:
-                    row_mask |= 1 << dy
-            for ox in range(w_out):
-                cfg = row_mask * 8 + col_valid[ox]
-                every[r * w_out + ox] = cfg
-                if cfg != 63:
-                    where[n_border], pattern[n_border] = r * w_out + ox, cfg
-                    n_border += 1
-        dense_border = 8 * n_border > size  # small maps: one gather per pixel beats a scatter per border pixel
-        total = np.empty(size, dtype=np.float64)
-        shared = plane_ratio.shape[0] == 2 and row_words == 1
-        if shared:  # two planes, one weight set, 16 channels or fewer: one pass per output channel
-            ratio = plane_ratio[1]
-            ones_both = np.empty(size, dtype=np.float64)
+    return border_map
+
+
+@njit(cache=True, nogil=True)
+def _conv_task(
+    task,
+    triples,
+    weights,
+    acc_coef,
+    ones_coef,
+    inner,
+    border,
+    plane_ratio,
+    stride,
+    h,
+    h_out,
+    col_valid,
+    rows_per_block,
+    residual,
+    has_residual,
+    post_pos,
+    post_neg,
+    post_pre,
+    post_shift,
+    border_map,
+    out,
+):
+    """Work item ``task`` of :func:`_conv_blocks`: its block of ``rows_per_block`` whole output rows
+    of the batch, written into ``out`` (N, C_out, H_out * W_out); ``border_map`` from
+    :func:`_border_map` (no columns: the block adds its own border constants)."""
+    planes, n, row_words, _ = triples.shape
+    w_out = col_valid.shape[0]
+    words = 3 * row_words  # per window and plane, index dy * row_words + j (as in the weights)
+    c_out = weights.shape[2]
+    zero = np.float32(0)
+    all_rows = n * h_out  # row g is row g % h_out of image g // h_out
+    block_map = border_map.shape[1] > 0
+    g0 = task * rows_per_block
+    rows = min(rows_per_block, all_rows - g0)
+    size = rows * w_out
+    # the words under each kernel row of every output pixel of the block, contiguous per word
+    win = np.empty((planes, words, size), dtype=np.uint64)
+    ones = np.zeros((planes, size), dtype=np.float64)  # popcount of each window's activation bits
+    for p in range(planes):
+        for dy in range(3):
+            for j in range(row_words):
+                dst = win[p, dy * row_words + j]
+                r = 0
+                while r < rows:  # per run of rows of one image: one copy at stride 1
+                    b, oy = (g0 + r) // h_out, (g0 + r) % h_out
+                    seg = min(rows - r, h_out - oy)
+                    if stride == 1:
+                        row0 = (oy + dy) * w_out
+                        dst[r * w_out : (r + seg) * w_out] = triples[p, b, j, row0 : row0 + seg * w_out]
+                    else:
+                        for k in range(seg):
+                            row0 = ((oy + k) * stride + dy) * w_out
+                            dst[(r + k) * w_out : (r + k + 1) * w_out] = triples[p, b, j, row0 : row0 + w_out]
+                    r += seg
+                ones_p = ones[p]
+                for i in range(size):
+                    ones_p[i] += np.float64(_popcount64(dst[i]))
+    # pixels whose window reaches into the padding, and their pattern
+    n_border = 0
+    where = np.empty(size, dtype=np.int64)
+    pattern = np.empty(size, dtype=np.int64)
+    every = np.empty(size, dtype=np.int64)  # every pixel's pattern (63: inside)
+    for r in range(0 if block_map else rows):  # (the border map holds them)
+        row_mask = 0
+        for dy in range(3):
+            if 0 <= ((g0 + r) % h_out) * stride - 1 + dy < h:
+                row_mask |= 1 << dy
+        for ox in range(w_out):
+            cfg = row_mask * 8 + col_valid[ox]
+            every[r * w_out + ox] = cfg
+            if cfg != 63:
+                where[n_border], pattern[n_border] = r * w_out + ox, cfg
+                n_border += 1
+    dense_border = 8 * n_border > size  # small maps: one gather per pixel beats a scatter per border pixel
+    total = np.empty(size, dtype=np.float64)
+    shared = plane_ratio.shape[0] == 2 and row_words == 1
+    if shared:  # two planes, one weight set, 16 channels or fewer: one pass per output channel
+        ratio = plane_ratio[1]
+        ones_both = np.empty(size, dtype=np.float64)
+        for i in range(size):
+            ones_both[i] = ones[0, i] + ratio * ones[1, i]
+    for o in range(c_out):
+        start = inner[o]
+        map_o = border_map[o]  # empty unless block_map
+        if shared:
+            a, c = acc_coef[0, o], ones_coef[0, o]
+            s0, s1, s2, t0, t1, t2 = win[0, 0], win[0, 1], win[0, 2], win[1, 0], win[1, 1], win[1, 2]
+            w0, w1, w2 = weights[0, 0, o], weights[0, 1, o], weights[0, 2, o]
+            if block_map:  # the same sum with the pixel's border constant (first term: the same order)
+                for i in range(size):
+                    first = _popcount64(s0[i] ^ w0) + _popcount64(s1[i] ^ w1) + _popcount64(s2[i] ^ w2)
+                    second = _popcount64(t0[i] ^ w0) + _popcount64(t1[i] ^ w1) + _popcount64(t2[i] ^ w2)
+                    total[i] = (
+                        start + a * (np.float64(first) + ratio * np.float64(second)) + c * ones_both[i]
+                    ) + map_o[i]
+            else:
+                for i in range(size):
+                    first = _popcount64(s0[i] ^ w0) + _popcount64(s1[i] ^ w1) + _popcount64(s2[i] ^ w2)
+                    second = _popcount64(t0[i] ^ w0) + _popcount64(t1[i] ^ w1) + _popcount64(t2[i] ^ w2)
+                    total[i] = start + a * (np.float64(first) + ratio * np.float64(second)) + c * ones_both[i]
+        else:
             for i in range(size):
-                ones_both[i] = ones[0, i] + ratio * ones[1, i]
-        for o in range(c_out):
-            start = inner[o]
-            map_o = border_map[o]  # empty unless block_map
-            if shared:
-                a, c = acc_coef[0, o], ones_coef[0, o]
-                s0, s1, s2, t0, t1, t2 = win[0, 0], win[0, 1], win[0, 2], win[1, 0], win[1, 1], win[1, 2]
-                w0, w1, w2 = weights[0, 0, o], weights[0, 1, o], weights[0, 2, o]
-                if block_map:  # the same sum with the pixel's border constant (first term: the same order)
-                    for i in range(size):
-                        first = _popcount64(s0[i] ^ w0) + _popcount64(s1[i] ^ w1) + _popcount64(s2[i] ^ w2)
-                        second = _popcount64(t0[i] ^ w0) + _popcount64(t1[i] ^ w1) + _popcount64(t2[i] ^ w2)
-                        total[i] = (
-                            start + a * (np.float64(first) + ratio * np.float64(second)) + c * ones_both[i]
-                        ) + map_o[i]
-                else:
-                    for i in range(size):
-                        first = _popcount64(s0[i] ^ w0) + _popcount64(s1[i] ^ w1) + _popcount64(s2[i] ^ w2)
-                        second = _popcount64(t0[i] ^ w0) + _popcount64(t1[i] ^ w1) + _popcount64(t2[i] ^ w2)
-                        total[i] = start + a * (np.float64(first) + ratio * np.float64(second)) + c * ones_both[i]
-            else:
+                total[i] = start
+        for p in range(0 if shared else planes):
+            a, c, ones_p, win_p = acc_coef[p, o], ones_coef[p, o], ones[p], win[p]
+            if row_words == 1:
+                s0, s1, s2 = win_p[0], win_p[1], win_p[2]
+                w0, w1, w2 = weights[p, 0, o], weights[p, 1, o], weights[p, 2, o]
                 for i in range(size):
-                    total[i] = start
-            for p in range(0 if shared else planes):
-                a, c, ones_p, win_p = acc_coef[p, o], ones_coef[p, o], ones[p], win[p]
-                if row_words == 1:
-                    s0, s1, s2 = win_p[0], win_p[1], win_p[2]
-                    w0, w1, w2 = weights[p, 0, o], weights[p, 1, o], weights[p, 2, o]
-                    for i in range(size):
-                        bits = _popcount64(s0[i] ^ w0) + _popcount64(s1[i] ^ w1) + _popcount64(s2[i] ^ w2)
-                        total[i] += a * np.float64(bits) + c * ones_p[i]
-                elif row_words == 2:
-                    s0, s1, s2, s3, s4, s5 = win_p[0], win_p[1], win_p[2], win_p[3], win_p[4], win_p[5]
-                    w0, w1, w2 = weights[p, 0, o], weights[p, 1, o], weights[p, 2, o]
-                    w3, w4, w5 = weights[p, 3, o], weights[p, 4, o], weights[p, 5, o]
-                    for i in range(size):
-                        bits = (
-                            _popcount64(s0[i] ^ w0)
-                            + _popcount64(s1[i] ^ w1)
-                            + _popcount64(s2[i] ^ w2)
-                            + _popcount64(s3[i] ^ w3)
-                            + _popcount64(s4[i] ^ w4)
-                            + _popcount64(s5[i] ^ w5)
-                        )
-                        total[i] += a * np.float64(bits) + c * ones_p[i]
-                elif row_words == 3:
-                    s0, s1, s2, s3, s4 = win_p[0], win_p[1], win_p[2], win_p[3], win_p[4]
-                    s5, s6, s7, s8 = win_p[5], win_p[6], win_p[7], win_p[8]
-                    w0, w1, w2 = weights[p, 0, o], weights[p, 1, o], weights[p, 2, o]
-                    w3, w4, w5 = weights[p, 3, o], weights[p, 4, o], weights[p, 5, o]
-                    w6, w7, w8 = weights[p, 6, o], weights[p, 7, o], weights[p, 8, o]
-                    for i in range(size):
-                        bits = (
-                            _popcount64(s0[i] ^ w0)
-                            + _popcount64(s1[i] ^ w1)
-                            + _popcount64(s2[i] ^ w2)
-                            + _popcount64(s3[i] ^ w3)
-                            + _popcount64(s4[i] ^ w4)
-                            + _popcount64(s5[i] ^ w5)
-                            + _popcount64(s6[i] ^ w6)
-                            + _popcount64(s7[i] ^ w7)
-                            + _popcount64(s8[i] ^ w8)
-                        )
-                        total[i] += a * np.float64(bits) + c * ones_p[i]
-                else:  # wider fields (more than 64 channels): word by word
-                    counts = np.zeros(size, dtype=np.int64)
-                    for k in range(words):
-                        s, wk = win_p[k], weights[p, k, o]
-                        for i in range(size):
-                            counts[i] += _popcount64(s[i] ^ wk)
-                    for i in range(size):
-                        total[i] += a * np.float64(counts[i]) + c * ones_p[i]
-            border_o = border[o]  # (64,), 0 at pattern 63
-            if block_map:
-                if not shared:  # (the shared pass added it)
-                    for i in range(size):
-                        total[i] += map_o[i]
-            elif dense_border:
+                    bits = _popcount64(s0[i] ^ w0) + _popcount64(s1[i] ^ w1) + _popcount64(s2[i] ^ w2)
+                    total[i] += a * np.float64(bits) + c * ones_p[i]
+            elif row_words == 2:
+                s0, s1, s2, s3, s4, s5 = win_p[0], win_p[1], win_p[2], win_p[3], win_p[4], win_p[5]
+                w0, w1, w2 = weights[p, 0, o], weights[p, 1, o], weights[p, 2, o]
+                w3, w4, w5 = weights[p, 3, o], weights[p, 4, o], weights[p, 5, o]
                 for i in range(size):
-                    total[i] += border_o[every[i]]
+                    bits = (
+                        _popcount64(s0[i] ^ w0)
+                        + _popcount64(s1[i] ^ w1)
+                        + _popcount64(s2[i] ^ w2)
+                        + _popcount64(s3[i] ^ w3)
+                        + _popcount64(s4[i] ^ w4)
+                        + _popcount64(s5[i] ^ w5)
+                    )
+                    total[i] += a * np.float64(bits) + c * ones_p[i]
+            elif row_words == 3:
+                s0, s1, s2, s3, s4 = win_p[0], win_p[1], win_p[2], win_p[3], win_p[4]
+                s5, s6, s7, s8 = win_p[5], win_p[6], win_p[7], win_p[8]
+                w0, w1, w2 = weights[p, 0, o], weights[p, 1, o], weights[p, 2, o]
+                w3, w4, w5 = weights[p, 3, o], weights[p, 4, o], weights[p, 5, o]
+                w6, w7, w8 = weights[p, 6, o], weights[p, 7, o], weights[p, 8, o]
+                for i in range(size):
+                    bits = (
+                        _popcount64(s0[i] ^ w0)
+                        + _popcount64(s1[i] ^ w1)
+                        + _popcount64(s2[i] ^ w2)
+                        + _popcount64(s3[i] ^ w3)
+                        + _popcount64(s4[i] ^ w4)
+                        + _popcount64(s5[i] ^ w5)
+                        + _popcount64(s6[i] ^ w6)
+                        + _popcount64(s7[i] ^ w7)
+                        + _popcount64(s8[i] ^ w8)
+                    )
+                    total[i] += a * np.float64(bits) + c * ones_p[i]
+            else:  # wider fields (more than 64 channels): word by word
+                counts = np.zeros(size, dtype=np.int64)
+                for k in range(words):
+                    s, wk = win_p[k], weights[p, k, o]
+                    for i in range(size):
+                        counts[i] += _popcount64(s[i] ^ wk)
+                for i in range(size):
+                    total[i] += a * np.float64(counts[i]) + c * ones_p[i]
+        border_o = border[o]  # (64,), 0 at pattern 63
+        if block_map:
+            if not shared:  # (the shared pass added it)
+                for i in range(size):
+                    total[i] += map_o[i]
+        elif dense_border:
+            for i in range(size):
+                total[i] += border_o[every[i]]
+        else:
+            for q in range(n_border):
+                total[where[q]] += border_o[pattern[q]]
+        pos, neg, pre, post = post_pos[o], post_neg[o], post_pre[o], post_shift[o]
+        r = 0
+        while r < rows:  # one pass per run of rows of the same image
+            b, oy = (g0 + r) // h_out, (g0 + r) % h_out
+            m = min(rows - r, h_out - oy) * w_out
+            tot, dst = total[r * w_out : r * w_out + m], out[b, o, oy * w_out : oy * w_out + m]
+            # pos * relu(z) - neg * relu(-z) is exactly (pos if z > 0 else neg) * z: a select and
+            # a multiply, which vectorise (max() with Python's NaN rule does not)
+            if has_residual:  # added in float32, as PyTorch does
+                res = residual[b, o, oy * w_out : oy * w_out + m]
+                for i in range(m):
+                    z = (np.float32(tot[i]) + res[i]) - pre
+                    dst[i] = (pos if z > zero else neg) * z + post
             else:
-                for q in range(n_border):
-                    total[where[q]] += border_o[pattern[q]]
-            pos, neg, pre, post = post_pos[o], post_neg[o], post_pre[o], post_shift[o]
-            r = 0
-            while r < rows:  # one pass per run of rows of the same image
-                b, oy = (g0 + r) // h_out, (g0 + r) % h_out
-                m = min(rows - r, h_out - oy) * w_out
-                tot, dst = total[r * w_out : r * w_out + m], out[b, o, oy * w_out : oy * w_out + m]
-                # pos * relu(z) - neg * relu(-z) is exactly (pos if z > 0 else neg) * z: a select and
-                # a multiply, which vectorise (max() with Python's NaN rule does not)
-                if has_residual:  # added in float32, as PyTorch does
-                    res = residual[b, o, oy * w_out : oy * w_out + m]
-                    for i in range(m):
-                        z = (np.float32(tot[i]) + res[i]) - pre
-                        dst[i] = (pos if z > zero else neg) * z + post
-                else:
-                    for i in range(m):
-                        z = np.float32(tot[i]) - pre
-                        dst[i] = (pos if z > zero else neg) * z + post
-                r += m // w_out
-    return out
+                for i in range(m):
+                    z = np.float32(tot[i]) - pre
+                    dst[i] = (pos if z > zero else neg) * z + post
+            r += m // w_out
 
 
 def _renamed(fn, suffix: str, globals_: dict | None = None):

@@ -387,11 +387,15 @@ class PackedResNet(nn.Module):
     threads (:func:`~crackscope.deploy.bitconv.thread_budget`), whole chunks run in parallel, one
     per thread (:func:`~crackscope.deploy.bitconv.map_on_threads`), with the same logits. A batch of
     one chunk on several threads runs with its layers split over the threads or wholly on one
-    thread, whichever its recent passes of that shape ran faster (:mod:`crackscope.deploy.pass_mode`;
-    ``pass_mode`` "parallel" or "serial" fixes it), with the same logits either way.
+    thread, whichever its recent passes of that shape ran faster (:mod:`crackscope.deploy.pass_mode`),
+    with the same logits either way. Split, its binary units run as a team
+    (:mod:`crackscope.deploy.team`: every thread takes work items from shared counters) when every
+    shortcut is an identity or option A, else on numba's parallel kernels. ``pass_mode`` fixes the
+    mode: "team", "parallel" (numba's parallel kernels) or "serial".
     """
 
-    pass_mode = "auto"  # "auto", "parallel" or "serial": how a one-chunk batch uses several threads
+    # "auto", "team", "parallel" or "serial": how a one-chunk batch uses several threads
+    pass_mode = "auto"
 
     def __init__(
         self,
@@ -423,17 +427,17 @@ class PackedResNet(nn.Module):
         with torch.no_grad():
             chunk = self.images_per_chunk(x.shape[-2], x.shape[-1])
             if len(x) <= chunk:
-                if self.pass_mode not in ("auto", "parallel", "serial"):
-                    raise InputError(f"pass_mode {self.pass_mode!r}: use 'auto', 'parallel' or 'serial'")
+                if self.pass_mode not in ("auto", "parallel", "serial", "team"):
+                    raise InputError(f"pass_mode {self.pass_mode!r}: use 'auto', 'parallel', 'serial' or 'team'")
                 threads = bitconv.thread_budget()
+                if threads > 1 and self.pass_mode == "team":
+                    return self._team_logits(x.float(), threads)
                 if threads == 1 or self.pass_mode == "parallel":
                     return self._logits(x.float())
                 if self.pass_mode == "serial":
                     with bitconv.one_thread():
                         return self._logits(x.float())
-                return self._chooser().run(
-                    (tuple(x.shape), threads), lambda: self._logits(x.float()), bitconv.one_thread
-                )
+                return self._chooser().run((tuple(x.shape), threads), self._passes(x.float(), threads))
             parts = [x[i : i + chunk] for i in range(0, len(x), chunk)]
             threads = min(bitconv.thread_budget(), len(parts))
             if threads > 1:  # whole chunks in parallel, each on one thread (the same numbers)
@@ -449,6 +453,58 @@ class PackedResNet(nn.Module):
         for step in self._steps():  # arrays from unit to unit: no tensor or module call in between
             z = step.run(z)
         return self.fc(torch.flatten(F.adaptive_avg_pool2d(torch.from_numpy(z), 1), 1))
+
+    @torch.no_grad()
+    def _team_logits(self, x: torch.Tensor, threads: int) -> torch.Tensor:
+        """:meth:`_logits` with the binary units run as a team (:mod:`crackscope.deploy.team`): the
+        same values; PyTorch's stem and classifier on one thread around it."""
+        from crackscope.deploy import team
+
+        torch_threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            if self.standardize is not None:
+                x = self.standardize(x)
+            z = np.ascontiguousarray(self.stem(x).numpy())
+            plans = self.__dict__.get("_team_plans")
+            if plans is None:
+                plans = self.__dict__["_team_plans"] = {}
+            key = (z.shape, threads)
+            if key not in plans:
+                if len(plans) >= 8:  # a few shapes at a time (each plan holds its buffers)
+                    plans.pop(next(iter(plans)))
+                plans[key] = team.TeamPlan(self._team_units(), z.shape, threads)
+
+            def head(out: np.ndarray) -> torch.Tensor:
+                return self.fc(torch.flatten(F.adaptive_avg_pool2d(torch.from_numpy(out), 1), 1))
+
+            return plans[key].run(z, head)
+        finally:
+            torch.set_num_threads(torch_threads)
+
+    def _team_runs(self) -> bool:
+        """Whether :mod:`crackscope.deploy.team` runs this network: every shortcut an identity or
+        option A (an option-B shortcut has weights, run by PyTorch)."""
+        if self.__dict__.get("_team_ok") is None:
+            self.__dict__["_team_ok"] = all(
+                isinstance(u.shortcut, nn.Identity)
+                or (isinstance(u.shortcut, PadShortcut) and u.shortcut.stride == u.conv.stride)
+                for u in self.units
+            )
+        return self.__dict__["_team_ok"]
+
+    def _team_units(self) -> list:
+        """The units as :class:`~crackscope.deploy.team.TeamPlan` takes them; InputError for a unit
+        whose shortcut has weights (option B), which the team does not run."""
+        units = []
+        for unit in self.units:
+            operands, thresholds, below = unit.conv.operands(unit.post)
+            shortcut = unit.shortcut
+            if not self._team_runs():
+                raise InputError("pass_mode 'team' runs networks with identity and option-A shortcuts only")
+            short = None if isinstance(shortcut, nn.Identity) else (shortcut.front, unit.conv.out_channels)
+            units.append((operands, thresholds, below, unit.conv.stride, short))
+        return units
 
     def _steps(self) -> list:
         """The units as they run: each run of consecutive units with an identity shortcut, stride 1
@@ -483,16 +539,28 @@ class PackedResNet(nn.Module):
         return self.__dict__["_step_cache"]
 
     def _chooser(self) -> PassModeChooser:
-        """This network's :class:`~crackscope.deploy.pass_mode.PassModeChooser` (made on first use)."""
+        """This network's :class:`~crackscope.deploy.pass_mode.PassModeChooser` (made on first use):
+        of the team, numba's parallel kernels and one thread, or of the last two where the network
+        does not run as a team."""
         if self.__dict__.get("_pass_chooser") is None:
-            self.__dict__["_pass_chooser"] = PassModeChooser()
+            modes = ("team", "parallel", "serial") if self._team_runs() else ("parallel", "serial")
+            self.__dict__["_pass_chooser"] = PassModeChooser(modes=modes)
         return self.__dict__["_pass_chooser"]
+
+    def _passes(self, x: torch.Tensor, threads: int) -> dict:
+        """A one-chunk batch's pass in each mode the chooser may pick (the same logits)."""
+
+        def serial():
+            with bitconv.one_thread():
+                return self._logits(x)
+
+        return {"team": lambda: self._team_logits(x, threads), "parallel": lambda: self._logits(x), "serial": serial}
 
     def __getstate__(self) -> dict:
         """Pickled and copied without the compiled chains (rebuilt on the next call) and without
         the pass times (a copy may run on another machine)."""
         state = super().__getstate__()
-        return {**state, "_step_cache": None, "_pass_chooser": None}
+        return {**state, "_step_cache": None, "_pass_chooser": None, "_team_plans": None}
 
     def images_per_chunk(self, height: int, width: int) -> int:
         """Images run through the network together: as many as keep the first stage's activation
@@ -513,6 +581,7 @@ class PackedResNet(nn.Module):
         for unit in self.units:
             unit.conv.prepare(unit.post)
         self.__dict__["_step_cache"] = None  # the chains are built again from the new operands
+        self.__dict__["_team_plans"] = None
         return self
 
 

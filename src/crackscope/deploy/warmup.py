@@ -5,8 +5,9 @@ machine and keeps the machine code in its on-disk cache (beside the package, or 
 ``NUMBA_CACHE_DIR``). Without this step the first packed call of a machine's first process pays
 that compilation: 15 s on one thread, 37 s on two on this project's 2-vCPU Xeon (docs/binary.md).
 :func:`compile_kernels` runs every shipped packed network once per thread count, on a small input
-and a large one: on one thread the serial kernels, on two or more the block-parallel ones (from
-``bitconv.PARALLEL_MIN_WORK`` values per layer), so that every kernel and every type
+and a large one: on one thread the serial kernels, on two or more the team's
+(:mod:`crackscope.deploy.team`) and the block-parallel ones (from ``bitconv.PARALLEL_MIN_WORK``
+values per layer), so that every kernel and every type
 specialisation they use is in the cache. ``make install`` runs it; a process started
 afterwards loads the cached code (0.2-0.4 s on its first call) instead of compiling.
 """
@@ -51,8 +52,12 @@ def compile_kernels(threads: tuple[int, ...] = (1, 2), files: list[Path] | None 
             stride = int(packed.stem_stride)
             for n in threads:
                 torch.set_num_threads(n)
-                for side in (SMALL_SIDE * stride, LARGE_SIDE * stride):
-                    packed(torch.rand(1, packed.in_channels, side, side))
+                # on two or more threads, both ways of splitting a pass (team and numba's parallel
+                # kernels); "auto" would run only the first mode it learns
+                for mode in ("team", "parallel") if n > 1 else ("auto",):
+                    packed.pass_mode = mode
+                    for side in (SMALL_SIDE * stride, LARGE_SIDE * stride):
+                        packed(torch.rand(1, packed.in_channels, side, side))
     finally:
         torch.set_num_threads(before)
     return {
@@ -64,15 +69,17 @@ def compile_kernels(threads: tuple[int, ...] = (1, 2), files: list[Path] | None 
 
 
 def dispatchers() -> dict:
-    """``{name: numba dispatcher}`` of every cached kernel in :mod:`crackscope.deploy.bitconv` (for
+    """``{name: numba dispatcher}`` of every cached kernel in :mod:`crackscope.deploy.bitconv` and
+    :mod:`crackscope.deploy.team` (for
     checking what a process loaded from the cache: ``dispatcher.stats``)."""
-    from crackscope.deploy import bitconv
+    from crackscope.deploy import bitconv, team
 
     found = {}
-    for name in dir(bitconv):
-        obj = getattr(bitconv, name)
-        if hasattr(obj, "stats") and hasattr(obj, "py_func"):
-            found[name] = obj
+    for module in (bitconv, team):
+        for name in dir(module):
+            obj = getattr(module, name)
+            if hasattr(obj, "stats") and hasattr(obj, "py_func"):
+                found[name] = obj
     for group in (bitconv._SERIAL, bitconv._PARALLEL, tuple(bitconv._CHAINS.values())):
         for fn in group:
             found[fn.py_func.__name__] = fn

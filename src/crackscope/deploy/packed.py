@@ -543,8 +543,14 @@ class PackedResNet(nn.Module):
         of the team, numba's parallel kernels and one thread, or of the last two where the network
         does not run as a team."""
         if self.__dict__.get("_pass_chooser") is None:
-            modes = ("team", "parallel", "serial") if self._team_runs() else ("parallel", "serial")
-            self.__dict__["_pass_chooser"] = PassModeChooser(modes=modes)
+            if self._team_runs():
+                # the median of 3 passes: one pass slowed by another program's threads (ONNX
+                # Runtime's spin after its calls) does not switch modes; each other mode probed
+                # every 16 passes, as with two
+                chooser = PassModeChooser(window=3, probe_every=8, modes=("team", "parallel", "serial"))
+            else:
+                chooser = PassModeChooser()
+            self.__dict__["_pass_chooser"] = chooser
         return self.__dict__["_pass_chooser"]
 
     def _passes(self, x: torch.Tensor, threads: int) -> dict:

@@ -283,7 +283,7 @@ class _Unit:
         self.residual = np.zeros((n, c_res, h_out * w_out), np.float32) if front >= 0 else None
         self.thresholds = np.ascontiguousarray(thresholds, np.float32)
         self.below = np.ascontiguousarray(below, np.bool_)
-        self.stride, self.field_bits, self.bits = stride, field_bits, bitconv._unit_bits(self.unit)
+        self.stride, self.field_bits, self.bits = stride, field_bits, _unit_bits(self.unit.dtype)
         self.triples = np.zeros((planes, n, row_words, h + 2, w_out), np.uint64)  # the padding rows stay 0
         col_valid = bitconv._col_patterns(w, stride, w_out)
         self.conv_args = (
@@ -333,6 +333,13 @@ _NO_NEXT = (
     -1,
     _NO_RESIDUAL,
 )
+
+
+def _unit_bits(dtype) -> np.ndarray:
+    """bits[k] = 1 << k in ``dtype``, as :func:`~crackscope.deploy.bitconv._unit_bits` makes them
+    inside the kernels. Made in NumPy: a cached numba function that returns an array of a dtype
+    taken from its argument fails in the next process ("'descr' is NULL")."""
+    return np.array([1 << k for k in range(8 * np.dtype(dtype).itemsize)], dtype=dtype)
 
 
 def _split(rows: int, all_rows: int, threads: int) -> int:

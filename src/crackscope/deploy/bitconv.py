@@ -451,28 +451,39 @@ _NO_RESIDUAL = np.zeros((1, 1, 1), np.float32)
 
 
 def _rows_per_block(n: int, h_out: int, w_out: int, kernels) -> int:
-    """Output rows of the batch (``n`` maps of ``h_out`` x ``w_out``) per work item of the
-    convolution: about BLOCK_PIXELS pixels, so small maps share a block; whole images when a block
-    holds one or more (the kernel then adds the border constants from one map for every block);
-    on the parallel ``kernels``, at least one item per thread (:func:`_per_thread`)."""
-    rows = max(1, BLOCK_PIXELS // w_out)
-    rows = rows - rows % h_out if rows >= h_out else rows
-    return _per_thread(rows, n * h_out, kernels)
+    """:func:`block_rows` for the threads of ``kernels`` (one for the serial ones)."""
+    return block_rows(n, h_out, w_out, _threads_of(kernels))
 
 
 def _rows_per_task(n: int, h: int, w: int, kernels) -> int:
+    """:func:`task_rows` for the threads of ``kernels`` (one for the serial ones)."""
+    return task_rows(n, h, w, _threads_of(kernels))
+
+
+def block_rows(n: int, h_out: int, w_out: int, threads: int) -> int:
+    """Output rows of the batch (``n`` maps of ``h_out`` x ``w_out``) per work item of the
+    convolution: about BLOCK_PIXELS pixels, so small maps share a block; whole images when a block
+    holds one or more (the kernel then adds the border constants from one map for every block);
+    at least one item per thread (:func:`_split_rows`)."""
+    rows = max(1, BLOCK_PIXELS // w_out)
+    rows = rows - rows % h_out if rows >= h_out else rows
+    return _split_rows(rows, n * h_out, threads)
+
+
+def task_rows(n: int, h: int, w: int, threads: int) -> int:
     """Input rows of one image per work item of the packing: about BLOCK_PIXELS pixels, all of a
-    small image; on the parallel ``kernels``, at least one item per thread (:func:`_per_thread`)."""
+    small image; for one image, at least one item per thread (:func:`_split_rows`)."""
     rows = max(1, min(h, BLOCK_PIXELS // w))
-    return _per_thread(rows, h, kernels) if n == 1 else rows
+    return _split_rows(rows, h, threads) if n == 1 else rows
 
 
-def _per_thread(rows: int, all_rows: int, kernels) -> int:
-    """``rows`` per work item, or fewer where the parallel ``kernels`` would get fewer items than
-    threads (one mid-size map): ``all_rows`` split evenly over the threads."""
-    if kernels is not _PARALLEL:
-        return rows
-    threads = numba.get_num_threads()
+def _threads_of(kernels) -> int:
+    return numba.get_num_threads() if kernels is _PARALLEL else 1
+
+
+def _split_rows(rows: int, all_rows: int, threads: int) -> int:
+    """``rows`` per work item, or fewer where that would give fewer items than ``threads`` (one
+    mid-size map): ``all_rows`` split evenly over the threads."""
     return rows if -(-all_rows // rows) >= threads else max(1, -(-all_rows // threads))
 
 

@@ -496,12 +496,12 @@ class PackedResNet(nn.Module):
     def _team_units(self) -> list:
         """The units as :class:`~crackscope.deploy.team.TeamPlan` takes them; InputError for a unit
         whose shortcut has weights (option B), which the team does not run."""
+        if not self._team_runs():
+            raise InputError("pass_mode 'team' runs networks with identity and option-A shortcuts only")
         units = []
         for unit in self.units:
             operands, thresholds, below = unit.conv.operands(unit.post)
             shortcut = unit.shortcut
-            if not self._team_runs():
-                raise InputError("pass_mode 'team' runs networks with identity and option-A shortcuts only")
             short = None if isinstance(shortcut, nn.Identity) else (shortcut.front, unit.conv.out_channels)
             units.append((operands, thresholds, below, unit.conv.stride, short))
         return units

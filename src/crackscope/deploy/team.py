@@ -266,14 +266,10 @@ class _Unit:
         planes = np.shape(thresholds)[0]
         h_out, w_out = (h - 1) // stride + 1, (w - 1) // stride + 1
         c_out = operands.weights.shape[2]
-        self.shape_in, self.shape_out = (n, c, h, w), (n, c_out, h_out, w_out)
-        # work items as the kernels cut them (bitconv._rows_per_task, _rows_per_block), at least one
-        # per thread
-        rows_per_task = max(1, min(h, bitconv.BLOCK_PIXELS // w))
-        self.rows_per_task = _split(rows_per_task, h, threads) if n == 1 else rows_per_task
-        rows_per_block = max(1, bitconv.BLOCK_PIXELS // w_out)
-        rows_per_block = rows_per_block - rows_per_block % h_out if rows_per_block >= h_out else rows_per_block
-        self.rows_per_block = _split(rows_per_block, n * h_out, threads)
+        self.shape_out = (n, c_out, h_out, w_out)
+        # work items as the parallel kernels cut them, at least one per thread
+        self.rows_per_task = bitconv.task_rows(n, h, w, threads)
+        self.rows_per_block = bitconv.block_rows(n, h_out, w_out, threads)
         self.packs = n * -(-h // self.rows_per_task)
         self.convs = -(-(n * h_out) // self.rows_per_block)
         self.out = out  # (N, C_out, H_out * W_out) float32
@@ -340,11 +336,6 @@ def _unit_bits(dtype) -> np.ndarray:
     inside the kernels. Made in NumPy: a cached numba function that returns an array of a dtype
     taken from its argument fails in the next process ("'descr' is NULL")."""
     return np.array([1 << k for k in range(8 * np.dtype(dtype).itemsize)], dtype=dtype)
-
-
-def _split(rows: int, all_rows: int, threads: int) -> int:
-    """``rows`` per work item, fewer where that would give fewer items than threads."""
-    return rows if -(-all_rows // rows) >= threads else max(1, -(-all_rows // threads))
 
 
 # the control words of a plan (int64): the number of the pass posted, of the pass closed (its

@@ -409,6 +409,20 @@ def _close(control, posted, helpers):
                 pass
 
 
+@njit(nogil=True, cache=True)
+def _post(control, counters, totals, posted):
+    """The caller's side of posting pass ``posted``: every phase's counters reset (head 0, tail and
+    total its item count, nothing done, no error), then the pass number published (an atomic
+    store: the helpers see the counters, and the input written before, first)."""
+    counters[0] = 0
+    for p in range(totals.shape[0]):
+        base = 1 + 3 * p
+        counters[base] = totals[p]
+        counters[base + 1] = 0
+        counters[base + 2] = totals[p]
+    _store(control, _POSTED, posted)
+
+
 SPIN_POLLS = 1_000_000  # empty polls before an idle helper thread sleeps (about a millisecond here)
 IDLE_SECONDS = 30.0  # a helper that sleeps this long ends; the next pass starts a new one
 
@@ -467,20 +481,17 @@ class TeamPlan:
         self.failure: BaseException | None = None
         self.pid = os.getpid()
 
-    def run(self, x: np.ndarray, finish):
-        """A pass on ``x`` (the plan's input shape, float32): the caller's thread and the helpers
-        take the work items -> ``finish(z)`` of the last unit's output z (N, C, H, W), the serial
-        pass's values; z is the plan's buffer, valid only during the call."""
+    def run(self, fill, finish):
+        """A pass: ``fill(x)`` writes the input into the plan's buffer x (the plan's input shape,
+        float32), the caller's thread and the helpers take the work items -> ``finish(z)`` of the
+        last unit's output z (N, C, H, W), the serial pass's values; z is the plan's buffer, valid
+        only during the call."""
         with self.lock:
             if self.failure is not None:
                 raise RuntimeError("a helper thread of the packed network failed") from self.failure
-            np.copyto(self.x, x)
-            counters = self.counters
-            counters[:] = 0
-            counters[1::3] = self.totals  # head 0, tail the count
-            counters[3::3] = self.totals
+            fill(self.x)  # (no helper reads it between passes)
             self.posted += 1
-            _store(self.control, _POSTED, self.posted)
+            _post(self.control, self.counters, self.totals, self.posted)
             self._rouse_helpers()
             try:
                 _take_part(
@@ -489,13 +500,13 @@ class TeamPlan:
                     self.posted - 1,
                     0,
                     True,
-                    counters,
+                    self.counters,
                     self.x,
                     self.first_rows,
                     self.first_args,
                     self.units_args,
                 )
-                done = _wait_done(counters, len(self.totals) - 1)
+                done = _wait_done(self.counters, len(self.totals) - 1)
             finally:
                 _close(self.control, self.posted, self.helpers)
             if not done:

@@ -577,14 +577,17 @@ class PackedResNet(nn.Module):
 
     def _chooser(self) -> PassModeChooser:
         """This network's :class:`~crackscope.deploy.pass_mode.PassModeChooser` (made on first use):
-        of the team, numba's parallel kernels and one thread, or of the last two where the network
+        of the team and one thread, or of numba's parallel kernels and one thread where the network
         does not run as a team."""
         if self.__dict__.get("_pass_chooser") is None:
             if self._team_runs():
-                # the median of 3 passes: one pass slowed by another program's threads (ONNX
-                # Runtime's spin after its calls) does not switch modes; each other mode probed
-                # every 16 passes, as with two
-                chooser = PassModeChooser(window=3, probe_every=8, modes=("team", "parallel", "serial"))
+                # Not numba's parallel kernels beside the team: their worker threads spin after each
+                # parallel loop, and the team's passes that followed them ran slow, so a chooser of
+                # three modes kept running the parallel kernels (64 px, batch 1, two threads: 1.09-1.15
+                # ms median against the team's 0.92-0.93 alone; of the team and one thread, probed every
+                # 32 passes: 0.92-0.93; docs/binary.md). The fastest of 3 passes; one probe of one thread
+                # every 32 passes.
+                chooser = PassModeChooser(window=3, probe_every=32, modes=("team", "serial"))
             else:
                 chooser = PassModeChooser()
             self.__dict__["_pass_chooser"] = chooser

@@ -10,7 +10,11 @@ Which split pays moves with it too: at 200 px the team took 8.0 ms in either sta
 parallel kernels 7.3 ms in one and 11.6 ms in the other. No fixed rule can be right in every
 state, so :class:`PassModeChooser` keeps the last few wall times of each mode per input shape and
 runs the fastest, timing the others again, one every ``probe_every`` passes, to notice when the
-machine changes. Every mode computes the same numbers (the kernels are tested bit for bit equal,
+machine changes. A mode's time is the fastest of its last few passes, not their median: another
+thread only ever slows a pass (numba's or PyTorch's worker threads still spinning after the passes
+of another mode, a helper preempted for a time slice: 4-8 ms spikes in 1-ms passes), so the fastest
+pass is the mode's own cost on the machine as it is now, and a slowed pass does not switch modes.
+Every mode computes the same numbers (the kernels are tested bit for bit equal,
 and the network's logits in each mode are those on one thread: tested), so the choice moves only
 the time.
 """
@@ -24,20 +28,13 @@ from collections import deque
 MODES = ("parallel", "serial")  # the default modes: split over the threads, or wholly on one
 
 
-def _median(times) -> float:
-    """The median of a few times (``statistics.median`` costs microseconds a pass)."""
-    ordered = sorted(times)
-    mid = len(ordered) // 2
-    return ordered[mid] if len(ordered) % 2 else 0.5 * (ordered[mid - 1] + ordered[mid])
-
-
 class PassModeChooser:
     """Per key (an input shape and thread count), the mode whose recent passes were faster, of
     ``modes`` (two or more names).
 
     - Each mode is tried first, one after the other in the order given: its first pass is not
       timed (it may load or compile kernels, or wake threads), the next ``window`` are.
-    - Then the mode with the lower median of its last ``window`` timed passes runs; every
+    - Then the mode whose fastest of its last ``window`` timed passes was faster runs; every
       ``probe_every``-th pass starts a probe of another one (each other mode in turn), so that its
       times follow the machine too: two passes, of which only the second is timed (after a stretch
       of serial passes, the first parallel one wakes sleeping threads and meets cold caches, and
@@ -100,7 +97,7 @@ class PassModeChooser:
             return best
 
     def _best(self, entry: dict) -> str:
-        return min(self.modes, key=lambda m: _median(entry[m]))
+        return min(self.modes, key=lambda m: min(entry[m]))
 
     def record(self, key, mode: str, seconds: float) -> None:
         """The wall time of a pass of ``key`` in ``mode``."""

@@ -584,10 +584,11 @@ class PackedResNet(nn.Module):
                 # Not numba's parallel kernels beside the team: their worker threads spin after each
                 # parallel loop, and the team's passes that followed them ran slow, so a chooser of
                 # three modes kept running the parallel kernels (64 px, batch 1, two threads: 1.09-1.15
-                # ms median against the team's 0.92-0.93 alone; of the team and one thread, probed every
-                # 32 passes: 0.92-0.93; docs/binary.md). The fastest of 3 passes; one probe of one thread
-                # every 32 passes.
-                chooser = PassModeChooser(window=3, probe_every=32, modes=("team", "serial"))
+                # ms median against the team's 0.92-0.93 alone). The fastest of the last 5 passes: the
+                # first 3-4 team passes after another program ran (ONNX Runtime, 40 ms) took 1.4-2.2 ms
+                # against 0.9, and the fastest of 3 then switched to one thread until the next probe
+                # (docs/binary.md). One probe of one thread every 32 passes.
+                chooser = PassModeChooser(window=5, probe_every=32, modes=("team", "serial"))
             else:
                 chooser = PassModeChooser()
             self.__dict__["_pass_chooser"] = chooser

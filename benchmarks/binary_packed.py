@@ -59,14 +59,23 @@ ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results"
 
 
+SETTLE_S = 0.25  # s: the pause before each model is timed, for the last model's threads to go idle
+
+
 def _median_ms(fns: dict, repeats: int, warmup: int = 5) -> dict:
-    """Median wall time (ms) of each callable, timed one model at a time (warm-up calls, then
-    ``repeats`` timed ones). Not interleaved call by call: ONNX Runtime's worker threads spin-wait
-    after each call (its default), and interleaved, that spinning most likely took a core from the
-    model timed next -- with two threads the packed and the PyTorch AOIE-Net came out slower than
-    with one (64 x 64, batch 1: 14.0 against 5.1 ms packed), which they are not when timed alone."""
+    """Median wall time (ms) of each callable, timed one model at a time (a pause of
+    :data:`SETTLE_S`, warm-up calls, then ``repeats`` timed ones). Not interleaved call by call:
+    ONNX Runtime's worker threads spin-wait after each call (its default), and interleaved, that
+    spinning most likely took a core from the model timed next -- with two threads the packed and
+    the PyTorch AOIE-Net came out slower than with one (64 x 64, batch 1: 14.0 against 5.1 ms
+    packed), which they are not when timed alone. The pause: ONNX Runtime's worker still ran 30-50 ms
+    of the 0.3 s of packed passes that followed its calls at once, the passes of the packed team
+    then had 4-10 ms spikes, and the packed network's chooser ran one thread for the rest of the
+    round (64 px, batch 1, two threads: 1.41-1.62 ms against 0.92-0.97 in each run's first round);
+    after a pause of 0.2 s, none of it (docs/binary.md)."""
     times = {}
     for name, fn in fns.items():
+        time.sleep(SETTLE_S)
         for _ in range(warmup):
             fn()
         times[name] = []

@@ -502,7 +502,12 @@ class PackedResNet(nn.Module):
         output tensor to allocate and copy (about 20 µs of a 64-px pass); another stem's output is
         computed here and copied."""
         stem = list(self.stem)
-        if len(stem) == 1 and isinstance(stem[0], nn.Conv2d):
+        if (
+            len(stem) == 1
+            and isinstance(stem[0], nn.Conv2d)
+            and stem[0].padding_mode == "zeros"
+            and not isinstance(stem[0].padding, str)
+        ):
             conv = stem[0]
             sides = [
                 (side + 2 * pad - k) // stride + 1

@@ -501,14 +501,14 @@ class PackedResNet(nn.Module):
         buffer of the shape). A stem that is one convolution writes into the buffer itself: no
         output tensor to allocate and copy (about 20 µs of a 64-px pass); another stem's output is
         computed here and copied."""
-        stem = list(self.stem)
-        if (
-            len(stem) == 1
-            and isinstance(stem[0], nn.Conv2d)
-            and stem[0].padding_mode == "zeros"
-            and not isinstance(stem[0].padding, str)
-        ):
-            conv = stem[0]
+        if "_stem_conv" not in self.__dict__:  # the stem's one zero-padded convolution, or None
+            stem = list(self.stem)
+            one = len(stem) == 1 and isinstance(stem[0], nn.Conv2d)
+            self.__dict__["_stem_conv"] = (
+                stem[0] if one and stem[0].padding_mode == "zeros" and not isinstance(stem[0].padding, str) else None
+            )
+        conv = self.__dict__["_stem_conv"]
+        if conv is not None:
             sides = [
                 (side + 2 * pad - k) // stride + 1
                 for side, pad, k, stride in zip(x.shape[2:], conv.padding, conv.kernel_size, conv.stride)

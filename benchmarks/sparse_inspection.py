@@ -59,12 +59,14 @@ def run_side(classifier, segmenter, bank, args, side: int) -> dict:
     seconds = {m: [] for m in modes}
     correct = kept = flagged = tiles = crack_tiles = 0
     first = True
+    follow = {} if args.follow is None else {"follow": args.follow}
+    followed = 0
     for image, truth, info in survey_mosaics(
         bank, args.images, side=side, crack_share=tuple(args.crack_share), seed=args.seed
     ):
         runs = {
             "all_windows": lambda: inspect_image(image, classifier, segmenter, tile=classifier.tile, all_tiles=True),
-            "cascade": lambda: inspect_image(image, classifier, segmenter, tile=classifier.tile),
+            "cascade": lambda: inspect_image(image, classifier, segmenter, tile=classifier.tile, **follow),
         }
         if first:  # warm-up: allocator, thread pool, first-call overheads
             for fn in runs.values():
@@ -85,6 +87,7 @@ def run_side(classifier, segmenter, bank, args, side: int) -> dict:
         correct += int((full & truth).sum())
         kept += int((casc & full & truth).sum())
         flagged += results["cascade"].n_flagged
+        followed += int(results["cascade"].followed.sum())
         tiles += results["cascade"].n_tiles
         crack_tiles += info["crack_tiles"] / info["tiles"]
     out = {
@@ -94,6 +97,7 @@ def run_side(classifier, segmenter, bank, args, side: int) -> dict:
         "megapixels": args.images * side * side / 1e6,
         "kept_true_crack_share": kept / max(correct, 1),
         "flagged_fraction": flagged / max(tiles, 1),
+        "followed_fraction": followed / max(tiles, 1),
     }
     for m in modes:
         out[m] = {
@@ -103,6 +107,12 @@ def run_side(classifier, segmenter, bank, args, side: int) -> dict:
         }
     out["speedup"] = out["all_windows"]["seconds"] / out["cascade"]["seconds"]
     return out
+
+
+def _flagged(r: dict) -> str:
+    """The share of tiles the classifier flagged, and those followed after it when any were."""
+    followed = r.get("followed_fraction") or 0.0
+    return f"{r['flagged_fraction']:.1%}" + (f" + {followed:.1%} followed" if followed else "")
 
 
 def _yes(ok: bool) -> str:
@@ -148,7 +158,7 @@ def _markdown(result: dict) -> str:
                 f"{r[m]['seconds']:.1f} | {r['speedup']:.2f}x | {v['f1']:.3f} | {v['precision']:.3f} | "
                 f"{v['recall']:.3f} | {fa['false_px_per_megapixel']:.0f} | "
                 f"{fa['false_tile_share']:.2%} of {fa['sound_tiles']} | "
-                + (f"{r['flagged_fraction']:.1%} | {r['kept_true_crack_share']:.2%} |" if casc else "– | – |")
+                + (f"{_flagged(r)} | {r['kept_true_crack_share']:.2%} |" if casc else "– | – |")
             )
     lines += ["", "Targets (issue 29):", ""]
     for r in result["sides"]:
@@ -186,6 +196,9 @@ def _main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument(
+        "--follow", type=int, default=None, help="the cascade's rounds of following cracks (default: inspect-image's)"
+    )
     p.add_argument(
         "--runtime",
         default="auto",

@@ -263,6 +263,7 @@ def inspect_image_cmd(
     window: int | None = _inspect_option("window"),
     overlap: float | None = _inspect_option("overlap"),
     batch: int = _inspect_option("batch"),
+    follow: int = _inspect_option("follow"),
     scale: float = _inspect_option("scale"),
     tta: str = _inspect_option("tta"),
 ):
@@ -285,6 +286,7 @@ def inspect_image_cmd(
             window=window,
             overlap=overlap,
             batch=batch,
+            follow=follow,
             scale=scale,
             tta=tta,
         )

@@ -408,7 +408,7 @@ def test_inspect_image_command_writes_mask_overlay_tiles_and_summary(runs, tmp_p
     assert mask.shape == (H, W) and set(np.unique(mask)) <= {0, 255} and overlay.shape == (H, W, 3)
     with open(out / "tiles.csv") as f:
         rows = list(csv.DictReader(f))
-    assert list(rows[0]) == ["row", "col", "y0", "x0", "probability", "flagged"] and len(rows) == 12
+    assert list(rows[0]) == ["row", "col", "y0", "x0", "probability", "flagged", "followed"] and len(rows) == 12
     summary = json.loads((out / "summary.json").read_text())
     flagged = [r for r in rows if r["flagged"] == "1"]
     assert summary["flagged"] == len(flagged) and summary["tiles"] == 12 and summary["threshold"] == 0.25

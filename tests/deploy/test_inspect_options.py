@@ -38,6 +38,7 @@ DEFAULTS = {
     "window": None,
     "overlap": None,
     "batch": 64,
+    "follow": 0,
     "scale": 1.0,
     "tta": "none",
 }
@@ -50,6 +51,7 @@ FLAGS = {
     "window": "--window",
     "overlap": "--overlap",
     "batch": "--batch",
+    "follow": "--follow",
     "scale": "--scale",
     "tta": "--tta",
 }
@@ -65,6 +67,7 @@ def _png(path: Path, h=40, w=50, seed=0) -> Path:
 BAD = [
     (["--batch", "0"], "error: --batch 0 must be a positive number of windows"),
     (["--tile", "0"], "error: --tile 0 must be a positive number of pixels"),
+    (["--follow", "-1"], "error: --follow -1 must be a whole number of rounds, 0 or more"),
     (["--window", "-3"], "error: --window -3 must be a positive number of pixels"),
     (["--threshold", "1.01"], "error: --threshold 1.01 must be a probability in [0, 1]"),
     (["--overlap", "0.51"], "error: --overlap 0.51 must be a fraction of the window in [0, 0.5]"),
@@ -134,6 +137,7 @@ def test_the_python_api_names_its_own_keywords(tmp_path):
         ("tile", [1, 7, 2.0], [0, -1, 1.5, True]),
         ("window", [1, 320], [0, 0.5, False]),
         ("batch", [1, 3], [0, -64, True]),
+        ("follow", [0, 1, 50], [-1, 1.5, True]),
         ("threshold", [0, 0.0, 0.25, 1, 1.0], [-1e-9, 1.0000001, float("nan"), True]),
         ("overlap", [0, 0.25, 0.5], [-0.01, 0.5000001, float("inf")]),
         ("scale", [1e-6, 0.5, 16, 16.0], [0, -2, 16.0001, float("nan"), float("inf"), False]),
@@ -179,9 +183,9 @@ def test_the_options_are_frozen_and_take_no_unknown_key():
 
 # ---- the command line and the Python API build the same options ----------------------------------------
 ARGS = ["--tile", "48", "--threshold", "0.3", "--runtime", "packed", "--mm-per-pixel", "0.2", "--window", "96"]
-ARGS += ["--overlap", "0.1", "--batch", "3", "--scale", "0.8", "--tta", "flip"]
+ARGS += ["--overlap", "0.1", "--batch", "3", "--follow", "2", "--scale", "0.8", "--tta", "flip"]
 KEYWORDS = dict(tile=48, threshold=0.3, runtime="packed", mm_per_pixel=0.2, window=96, overlap=0.1, batch=3, scale=0.8)
-KEYWORDS["tta"] = "flip"
+KEYWORDS |= {"follow": 2, "tta": "flip"}
 
 
 def test_the_command_line_and_the_api_build_the_same_options(tmp_path, monkeypatch, capsys):
@@ -211,7 +215,7 @@ def test_the_command_line_and_the_api_build_the_same_options(tmp_path, monkeypat
     assert {(s, c) for s, c, _ in seen} == {(str(seg), str(clf))}
     by_hand = InspectOptions.model_validate(
         {"tile": 48, "threshold": 0.3, "all_tiles": False, "runtime": "packed", "mm_per_pixel": 0.2}
-        | {"window": 96, "overlap": 0.1, "batch": 3, "scale": 0.8, "tta": "flip"}
+        | {"window": 96, "overlap": 0.1, "batch": 3, "follow": 2, "scale": 0.8, "tta": "flip"}
     )
     cli_default, cli_set, cli_folder_default, cli_folder_set = (o for _, _, o in seen[:4])
     assert cli_default == cli_folder_default == InspectOptions(**DEFAULTS) == InspectOptions()
@@ -322,6 +326,7 @@ def test_the_help_shows_the_defaults_and_descriptions_of_the_options(capsys):
     assert shown == {name: None for name in DEFAULTS} | {
         "runtime": "auto",
         "batch": "64",
+        "follow": "0",
         "scale": "1.0",
         "tta": "none",
     }

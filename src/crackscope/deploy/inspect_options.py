@@ -91,6 +91,13 @@ class InspectOptions(BaseModel):
         le=MAX_OVERLAP,
     )
     batch: int = _option(64, "must be a positive number of windows", "Windows per segmenter call.", ge=1)
+    follow: int = _option(
+        0,
+        "must be a whole number of rounds, 0 or more",
+        "Cascade: rounds of following cracks out of the segmented tiles; a tile the classifier did not flag is "
+        "segmented too when the mask's crack reaches it (0: only the flagged tiles).",
+        ge=0,
+    )
     tta: Tta = _option(
         "none",
         f"is not one of {', '.join(get_args(Tta))}",
@@ -106,7 +113,9 @@ class InspectOptions(BaseModel):
         le=MAX_SCALE,
     )
 
-    @field_validator("tile", "threshold", "mm_per_pixel", "window", "overlap", "batch", "scale", mode="before")
+    @field_validator(
+        "tile", "threshold", "mm_per_pixel", "window", "overlap", "batch", "follow", "scale", mode="before"
+    )
     @classmethod
     def _not_a_bool(cls, value):
         if isinstance(value, bool):  # pydantic would take True as 1

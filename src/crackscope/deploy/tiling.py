@@ -59,6 +59,8 @@ __all__ = [
     "pad_to",
     "resample",
     "blend_windows",
+    "segment_windows",
+    "blend_probabilities",
     "windows_touching",
     "windows_meeting_boxes",
     "complete_pixels",
@@ -270,6 +272,52 @@ def complete_pixels(plan: WindowPlan, indices: np.ndarray) -> np.ndarray:
     return lattice.to_pixels(given == lattice.cover(supports))
 
 
+def segment_windows(
+    canvas_image: torch.Tensor,
+    plan: WindowPlan,
+    segmenter: Callable[[torch.Tensor], torch.Tensor],
+    indices: np.ndarray | None = None,
+    batch_size: int = 64,
+) -> dict[int, np.ndarray]:
+    """The segmenter's (window, window) float32 probability for each window ``indices`` (all when
+    ``None``) of the padded (C, *plan.canvas) ``canvas_image``, in batches of ``batch_size``, by
+    window index."""
+    batch_size = require_positive_int("batch", batch_size)
+    if tuple(canvas_image.shape[-2:]) != plan.canvas:
+        raise InputError(f"blend_windows: an image of {tuple(canvas_image.shape[-2:])} is not the canvas {plan.canvas}")
+    indices = np.arange(len(plan)) if indices is None else np.asarray(indices, dtype=np.int64)
+    origins, t = plan.origins, plan.window
+    out: dict[int, np.ndarray] = {}
+    with torch.inference_mode():
+        for s in range(0, len(indices), batch_size):
+            chunk = indices[s : s + batch_size].tolist()
+            batch = torch.stack([canvas_image[:, y : y + t, x : x + t] for y, x in origins[chunk].tolist()])
+            probs = torch.as_tensor(segmenter(batch)).float().reshape(len(chunk), t, t).cpu().numpy()
+            out.update(zip(chunk, probs))
+    return out
+
+
+def blend_probabilities(plan: WindowPlan, probabilities: dict[int, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Blend the windows' ``probabilities`` (window index -> (window, window) array,
+    :func:`segment_windows`): the (canvas H, canvas W) float32 ``sum w_k p_k / sum w_k`` (0 where
+    no given window has weight) and the weight sum ``sum w_k``. Windows are accumulated in index
+    order over their supports only, so a pixel whose covering windows are all given gets the same
+    bits whatever other windows are given."""
+    origins, supports = plan.origins, plan.supports()
+    num = np.zeros(plan.canvas, dtype=np.float32)
+    den = np.zeros(plan.canvas, dtype=np.float32)
+    for k in sorted(probabilities):
+        p = probabilities[k]
+        y, x = origins[k]
+        y0, y1, x0, x1 = supports[k]
+        w = plan.weight(k)[y0 - y : y1 - y, x0 - x : x1 - x]
+        num[y0:y1, x0:x1] += w * p[y0 - y : y1 - y, x0 - x : x1 - x]
+        den[y0:y1, x0:x1] += w
+    out = np.zeros_like(num)
+    np.divide(num, den, out=out, where=den > 0)
+    return out, den
+
+
 def blend_windows(
     canvas_image: torch.Tensor,
     plan: WindowPlan,
@@ -280,25 +328,6 @@ def blend_windows(
     """Segment the windows ``indices`` (all when ``None``) of the padded (C, *plan.canvas)
     ``canvas_image`` in batches of ``batch_size`` and blend them: returns the (canvas H, canvas W)
     float32 probability ``sum w_k p_k / sum w_k`` (0 where no given window has weight) and the
-    weight sum ``sum w_k``. Windows are accumulated in index order over their supports only."""
-    batch_size = require_positive_int("batch", batch_size)
-    if tuple(canvas_image.shape[-2:]) != plan.canvas:
-        raise InputError(f"blend_windows: an image of {tuple(canvas_image.shape[-2:])} is not the canvas {plan.canvas}")
-    indices = np.arange(len(plan)) if indices is None else np.asarray(indices, dtype=np.int64)
-    origins, supports, t = plan.origins, plan.supports(), plan.window
-    num = np.zeros(plan.canvas, dtype=np.float32)
-    den = np.zeros(plan.canvas, dtype=np.float32)
-    with torch.inference_mode():
-        for s in range(0, len(indices), batch_size):
-            chunk = indices[s : s + batch_size].tolist()
-            batch = torch.stack([canvas_image[:, y : y + t, x : x + t] for y, x in origins[chunk].tolist()])
-            probs = torch.as_tensor(segmenter(batch)).float().reshape(len(chunk), t, t).cpu().numpy()
-            for p, k in zip(probs, chunk):
-                y, x = origins[k]
-                y0, y1, x0, x1 = supports[k]
-                w = plan.weight(k)[y0 - y : y1 - y, x0 - x : x1 - x]
-                num[y0:y1, x0:x1] += w * p[y0 - y : y1 - y, x0 - x : x1 - x]
-                den[y0:y1, x0:x1] += w
-    out = np.zeros_like(num)
-    np.divide(num, den, out=out, where=den > 0)
-    return out, den
+    weight sum ``sum w_k``. Windows are accumulated in index order over their supports only
+    (:func:`segment_windows`, then :func:`blend_probabilities`)."""
+    return blend_probabilities(plan, segment_windows(canvas_image, plan, segmenter, indices, batch_size))

@@ -55,11 +55,12 @@ from crackscope.deploy.inspect_options import DEFAULT_TILE, MAX_SCALE, InspectOp
 from crackscope.deploy.tiling import (
     DEFAULT_OVERLAP,
     WindowPlan,
-    blend_windows,
+    blend_probabilities,
     complete_pixels,
     pad_to,
     plan_windows,
     resample,
+    segment_windows,
     windows_meeting_boxes,
 )
 from crackscope.errors import InputError, require_positive_int
@@ -69,6 +70,7 @@ __all__ = [
     "inspect_image",
     "segment_all_tiles",
     "screened_windows",
+    "tiles_reached",
     "final_region",
     "check_scale",
     "scaled_size",
@@ -110,7 +112,9 @@ class CascadeResult:
     tiles (everything in ``all-tiles`` mode); ``mask``: (H, W) bool, ``probability > mask_threshold``; ``grid``: the
     classifier's tiles, on the image resampled by ``scale`` (and reflect-padded to one tile if
     smaller); ``tile_probability``: (N,) classifier crack probability per tile (NaN where no
-    classifier ran: ``mode == "all-tiles"``); ``flagged``: (N,) bool; ``timings``: seconds
+    classifier ran: ``mode == "all-tiles"``); ``flagged``: (N,) bool, by the classifier;
+    ``followed``: (N,) bool, the tiles segmented too because a crack ran into them
+    (``InspectOptions.follow``); ``timings``: seconds
     (``classify_s``, ``segment_s`` (blending included), ``stitch_s`` (resampling back, masking),
     ``total_s`` (also resampling the image by ``scale``)); ``plan``: the segmentation windows
     (:class:`crackscope.deploy.tiling.WindowPlan`), of which ``windows_segmented`` ran."""
@@ -130,6 +134,7 @@ class CascadeResult:
     scale: float = 1.0
     scaled_size: tuple[int, int] | None = None
     region: np.ndarray | None = None
+    followed: np.ndarray | None = None
 
     @property
     def n_tiles(self) -> int:
@@ -167,10 +172,16 @@ class CascadeResult:
 
     def tile_rows(self) -> list[dict]:
         """One row per tile: row, col, y0, x0 (on the resampled image), probability (empty without a
-        classifier), flagged (0/1)."""
+        classifier), flagged (0/1: by the classifier), followed (0/1: segmented because a crack ran
+        into it, ``InspectOptions.follow``)."""
+        followed = self.followed if self.followed is not None else np.zeros(len(self.grid), bool)
         rows = []
-        for (r, c), (y, x), p, f in zip(
-            self.grid.index.tolist(), self.grid.origins.tolist(), self.tile_probability.tolist(), self.flagged.tolist()
+        for (r, c), (y, x), p, f, g in zip(
+            self.grid.index.tolist(),
+            self.grid.origins.tolist(),
+            self.tile_probability.tolist(),
+            self.flagged.tolist(),
+            followed.tolist(),
         ):
             rows.append(
                 {
@@ -180,6 +191,7 @@ class CascadeResult:
                     "x0": x,
                     "probability": "" if np.isnan(p) else round(float(p), 6),
                     "flagged": int(f),
+                    "followed": int(g),
                 }
             )
         return rows
@@ -207,6 +219,7 @@ class CascadeResult:
             "tiles": self.n_tiles,
             "flagged": self.n_flagged,
             "flagged_fraction": round(self.n_flagged / self.n_tiles, 6),
+            "followed": 0 if self.followed is None else int(self.followed.sum()),
             "segmented_fraction": None if self.region is None else round(float(self.region.mean()), 6),
             "crack_pixels": int(self.mask.sum()),
             "crack_fraction": round(float(self.mask.mean()), 6),
@@ -241,7 +254,7 @@ def _defaults(classifier, segmenter, tile: int, window, overlap, threshold) -> t
     return require_positive_int("window", window), float(overlap), float(threshold)
 
 
-_KEYWORDS = ("tile", "threshold", "all_tiles", "batch_size", "window", "overlap", "scale")  # of inspect_image
+_KEYWORDS = ("tile", "threshold", "all_tiles", "batch_size", "window", "overlap", "follow", "scale")  # of inspect_image
 
 
 def inspect_image(
@@ -257,10 +270,10 @@ def inspect_image(
     blend them.
 
     ``options``: an :class:`~crackscope.deploy.inspect_options.InspectOptions`, of which this uses
-    ``tile``, ``threshold``, ``all_tiles``, ``batch``, ``window``, ``overlap`` and ``scale`` (its
+    ``tile``, ``threshold``, ``all_tiles``, ``batch``, ``window``, ``overlap``, ``follow`` and ``scale`` (its
     ``runtime``, ``tta`` and ``mm_per_pixel`` are for loading the models and measuring the cracks). The
     keywords ``tile=``, ``threshold=``, ``all_tiles=``, ``batch_size=`` (the option ``batch``),
-    ``window=``, ``overlap=`` and ``scale=`` set those options too, on top of ``options``. ``tile``
+    ``window=``, ``overlap=``, ``follow=`` and ``scale=`` set those options too, on top of ``options``. ``tile``
     left ``None``: the classifier's training tile (its ``tile`` attribute, as ``crackscope
     inspect-image`` takes it; the tile its operating point was chosen for), else 64
     (:data:`DEFAULT_TILE`).
@@ -287,6 +300,12 @@ def inspect_image(
       window covering a pixel ran (``CascadeResult.region``: the flagged cells and the parts of
       their windows no skipped window reaches), and 0 elsewhere. The segmenter is never called
       when nothing is flagged.
+    * Following (``follow`` rounds, cascade only): after segmenting, each tile not yet segmented
+      whose cell the final mask reaches (a crack pixel inside it or within
+      :data:`FOLLOW_REACH_PX` px of it, :func:`tiles_reached`) is added, its windows run, and all
+      windows are blended again in index order; until no tile is reached or the rounds are spent.
+      ``CascadeResult.followed`` marks those tiles. A crack that runs out of a flagged tile is
+      followed instead of being cut where the classifier stopped flagging.
 
     ``all_tiles=True`` is the baseline: no classifier, every window segmented (``classifier`` may be
     ``None``). ``mask_threshold``: default the segmenter's ``threshold`` attribute, else 0.5.
@@ -344,12 +363,27 @@ def inspect_image(
         scale=scale,
         scaled_size=(hs, ws),
     )
-    chosen, region = screened_windows(plan, result.scaled_cells(), flagged, (h, w))
+    cells = result.scaled_cells()
+    chosen, region = screened_windows(plan, cells, flagged, (h, w))
     seg_image = _prepared(x, getattr(segmenter, "channels", None), "the segmenter")
     run = segmenter
     if hasattr(segmenter, "prepare_image"):  # whole-image input statistics, windows of the result
         seg_image, run = segmenter.prepare_image(seg_image), segmenter.on_prepared
-    blended, _ = blend_windows(pad_to(seg_image, *plan.canvas), plan, run, chosen, batch_size)
+    canvas = pad_to(seg_image, *plan.canvas)
+    probabilities = segment_windows(canvas, plan, run, chosen, batch_size)
+    blended, _ = blend_probabilities(plan, probabilities)
+    followed = np.zeros(len(grid), dtype=bool)
+    for _ in range(0 if all_tiles else options.follow):  # follow the cracks out of the segmented tiles
+        complete = complete_pixels(plan, chosen)[:hs, :ws]
+        reached = tiles_reached((blended[:hs, :ws] > mask_threshold) & complete, cells, flagged | followed)
+        if not reached.any():
+            break
+        followed |= reached
+        chosen, region = screened_windows(plan, cells, flagged | followed, (h, w))
+        new = np.asarray([k for k in chosen.tolist() if k not in probabilities], dtype=np.int64)
+        probabilities.update(segment_windows(canvas, plan, run, new, batch_size))
+        blended, _ = blend_probabilities(plan, probabilities)
+    result.followed = followed
     t_segmented = time.perf_counter()
     probability = blended[:hs, :ws]
     if (hs, ws) != (h, w):
@@ -385,6 +419,26 @@ def screened_windows(
         boxes = np.asarray(scaled_cells, np.int64).reshape(-1, 4)[np.asarray(flagged, bool)]
         chosen = windows_meeting_boxes(plan, boxes + np.array([-margin, margin, -margin, margin]))
     return chosen, final_region(complete_pixels(plan, chosen)[:hs, :ws], size, margin)
+
+
+FOLLOW_REACH_PX = 2  # a crack pixel this close to a tile's cell (on the resampled image) reaches it
+
+
+def tiles_reached(crack: np.ndarray, cells: np.ndarray, done: np.ndarray, reach: int = FOLLOW_REACH_PX) -> np.ndarray:
+    """(N,) bool: the tiles not ``done`` that a crack reaches: ``crack`` ((hs, ws) bool, the mask
+    where it is final) holds a pixel inside the tile's cell (``cells``, (N, 4) y0, y1, x0, x1) or
+    within ``reach`` px of it. A crack seen running out of a segmented tile is followed into the
+    next one (``InspectOptions.follow``) instead of being cut at the border of the flagged tiles."""
+    hs, ws = crack.shape
+    total = np.zeros((hs + 1, ws + 1), dtype=np.int64)  # summed-area table
+    total[1:, 1:] = crack.cumsum(0, dtype=np.int64).cumsum(1)
+    cells = np.asarray(cells, np.int64).reshape(-1, 4)
+    y0 = np.clip(cells[:, 0] - reach, 0, hs)
+    y1 = np.clip(cells[:, 1] + reach, 0, hs)
+    x0 = np.clip(cells[:, 2] - reach, 0, ws)
+    x1 = np.clip(cells[:, 3] + reach, 0, ws)
+    inside = total[y1, x1] - total[y0, x1] - total[y1, x0] + total[y0, x0]
+    return (inside > 0) & ~np.asarray(done, bool)
 
 
 def final_region(complete: np.ndarray, size: tuple[int, int], margin: int) -> np.ndarray:

@@ -23,7 +23,6 @@ Writes benchmarks/results/crack_measurement.{json,md}.
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import math
 import statistics
@@ -37,7 +36,6 @@ from crackscope.errors import exit_code_of
 from crackscope.provenance import hardware, shown_path, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
-WEIGHTS = ROOT / "src" / "crackscope" / "weights" / "cracks"  # the shipped pair "cracks"
 RADIUS_PX = 150.0
 
 
@@ -246,9 +244,9 @@ def main(argv=None) -> int:
 
 
 def _main(argv=None) -> int:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--classifier", type=Path, default=WEIGHTS / "tile_classifier")
-    p.add_argument("--segmenter", type=Path, default=WEIGHTS / "segmenter")
+    from crackscope.deploy.operating_point import pair_study_parser
+
+    p = pair_study_parser(__doc__)
     p.add_argument("--widths", type=float, nargs="+", default=[2, 4, 6, 8, 12])
     p.add_argument("--angles", type=float, nargs="+", default=[0, 30, 60, 90, 135])
     p.add_argument("--length", type=float, default=200.0)

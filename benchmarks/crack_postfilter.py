@@ -28,7 +28,6 @@ Writes benchmarks/results/NAME.{json,md} (default crack_postfilter).
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import sys
 from pathlib import Path
@@ -41,7 +40,6 @@ from crackscope.errors import exit_code_of
 from crackscope.provenance import hardware, shown_path, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
-WEIGHTS = ROOT / "src" / "crackscope" / "weights" / "cracks"
 EXTENTS_PX = (16, 24, 32, 48, 64)
 HIGH_THRESHOLDS = (0.7, 0.8, 0.9, 0.95, 0.98)
 KEEP = 0.98
@@ -151,12 +149,10 @@ def _main(argv=None) -> int:
     from crackscope.data.splits import read_split_stems, stems_held_out_by
     from crackscope.data.survey_mosaics import tile_bank
     from crackscope.deploy.cascade import load_classifier, load_segmenter
-    from crackscope.deploy.operating_point import RunPairs
+    from crackscope.deploy.operating_point import RunPairs, pair_study_parser
     from crackscope.errors import InputError
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--classifier", type=Path, default=WEIGHTS / "tile_classifier", help="gives the tile grid only")
-    p.add_argument("--segmenter", type=Path, default=WEIGHTS / "segmenter")
+    p = pair_study_parser(__doc__, "gives the tile grid only")
     p.add_argument("--val-images", type=int, default=20)
     p.add_argument("--test-images", type=int, default=6)
     p.add_argument("--side", type=int, default=1024)

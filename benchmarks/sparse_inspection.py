@@ -28,7 +28,6 @@ Writes benchmarks/results/NAME.{json,md} (default sparse_inspection).
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import os
 import statistics
@@ -43,7 +42,6 @@ from crackscope.errors import exit_code_of
 from crackscope.provenance import hardware, shown_path, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
-WEIGHTS = ROOT / "src" / "crackscope" / "weights" / "cracks"  # the shipped pair "cracks"
 TARGETS = {"speedup": 5.0, "kept": 0.98, "false_tile_share": 0.01}
 
 
@@ -59,7 +57,8 @@ def run_side(classifier, segmenter, bank, args, side: int) -> dict:
     seconds = {m: [] for m in modes}
     correct = kept = flagged = tiles = crack_tiles = 0
     first = True
-    follow = {} if args.follow is None else {"follow": args.follow}
+    rounds = getattr(args, "follow", None)
+    follow = {} if rounds is None else {"follow": rounds}
     followed = 0
     for image, truth, info in survey_mosaics(
         bank, args.images, side=side, crack_share=tuple(args.crack_share), seed=args.seed
@@ -185,11 +184,9 @@ def main(argv=None) -> int:
 
 def _main(argv=None) -> int:
     from crackscope.deploy.cascade import load_classifier, load_segmenter
-    from crackscope.deploy.operating_point import survey_tile_bank
+    from crackscope.deploy.operating_point import pair_study_parser, survey_tile_bank
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--classifier", type=Path, default=WEIGHTS / "tile_classifier")
-    p.add_argument("--segmenter", type=Path, default=WEIGHTS / "segmenter")
+    p = pair_study_parser(__doc__)
     p.add_argument("--images", type=int, default=6, help="mosaics per side")
     p.add_argument("--sides", type=int, nargs="+", default=[1024, 2048])
     p.add_argument("--crack-share", type=float, nargs=2, default=[0.05, 0.15])

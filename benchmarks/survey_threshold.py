@@ -23,7 +23,6 @@ shipped threshold. Writes benchmarks/results/NAME.{json,md}.
 
 from __future__ import annotations
 
-import argparse
 import datetime
 import sys
 from pathlib import Path
@@ -35,7 +34,6 @@ from crackscope.errors import InputError, exit_code_of
 from crackscope.provenance import hardware, shown_path, write_results
 
 ROOT = Path(__file__).resolve().parents[1]
-WEIGHTS = ROOT / "src" / "crackscope" / "weights" / "cracks"
 MODES = ("all_windows", "cascade")
 
 
@@ -83,11 +81,9 @@ def main(argv=None) -> int:
 
 def _main(argv=None) -> int:
     from crackscope.deploy.cascade import load_classifier, load_segmenter
-    from crackscope.deploy.operating_point import survey_tile_bank
+    from crackscope.deploy.operating_point import pair_study_parser, survey_tile_bank
 
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--classifier", type=Path, default=WEIGHTS / "tile_classifier")
-    p.add_argument("--segmenter", type=Path, default=WEIGHTS / "segmenter")
+    p = pair_study_parser(__doc__)
     p.add_argument("--val-images", type=int, default=20)
     p.add_argument("--test-images", type=int, default=6)
     p.add_argument("--sides", type=int, nargs="+", default=[1024, 2048])

@@ -264,6 +264,7 @@ def inspect_image_cmd(
     overlap: float | None = _inspect_option("overlap"),
     batch: int = _inspect_option("batch"),
     follow: int = _inspect_option("follow"),
+    follow_threshold: float = _inspect_option("follow_threshold"),
     scale: float = _inspect_option("scale"),
     tta: str = _inspect_option("tta"),
 ):
@@ -287,6 +288,7 @@ def inspect_image_cmd(
             overlap=overlap,
             batch=batch,
             follow=follow,
+            follow_threshold=follow_threshold,
             scale=scale,
             tta=tta,
         )

@@ -123,3 +123,15 @@ def test_following_does_not_start_without_a_crack_or_in_the_baseline():
     assert not r.followed.any() and r.flagged.sum() == 1
     full = inspect_image(_line_image(), None, Pixels(), tile=T, all_tiles=True, follow=50)
     assert not full.followed.any() and full.flagged.all()
+
+
+def test_hysteresis_a_reached_tile_needs_the_follow_threshold():
+    """The classifier scores the six tiles 0.9, 0.3, 0.25, 0.05, 0.3, 0.3: flagged at 0.5, followed at
+    0.2, the crack is followed to tile 2 and stops at tile 3 although it runs on to tile 4."""
+    probs = torch.tensor([0.9, 0.3, 0.25, 0.05, 0.3, 0.3])
+    image = _line_image()
+    for follow_threshold, expected in [(0.0, 5), (0.2, 3), (0.26, 2), (0.5, 1)]:
+        r = inspect_image(
+            image, lambda tiles: probs, Pixels(), tile=T, threshold=0.5, follow=50, follow_threshold=follow_threshold
+        )
+        assert (r.flagged | r.followed).tolist() == [k < expected for k in range(6)], follow_threshold

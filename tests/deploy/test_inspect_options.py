@@ -39,6 +39,7 @@ DEFAULTS = {
     "overlap": None,
     "batch": 64,
     "follow": 0,
+    "follow_threshold": 0.0,
     "scale": 1.0,
     "tta": "none",
 }
@@ -52,6 +53,7 @@ FLAGS = {
     "overlap": "--overlap",
     "batch": "--batch",
     "follow": "--follow",
+    "follow_threshold": "--follow-threshold",
     "scale": "--scale",
     "tta": "--tta",
 }
@@ -68,6 +70,7 @@ BAD = [
     (["--batch", "0"], "error: --batch 0 must be a positive number of windows"),
     (["--tile", "0"], "error: --tile 0 must be a positive number of pixels"),
     (["--follow", "-1"], "error: --follow -1 must be a whole number of rounds, 0 or more"),
+    (["--follow-threshold", "1.5"], "error: --follow-threshold 1.5 must be a probability in [0, 1]"),
     (["--window", "-3"], "error: --window -3 must be a positive number of pixels"),
     (["--threshold", "1.01"], "error: --threshold 1.01 must be a probability in [0, 1]"),
     (["--overlap", "0.51"], "error: --overlap 0.51 must be a fraction of the window in [0, 0.5]"),
@@ -138,6 +141,7 @@ def test_the_python_api_names_its_own_keywords(tmp_path):
         ("window", [1, 320], [0, 0.5, False]),
         ("batch", [1, 3], [0, -64, True]),
         ("follow", [0, 1, 50], [-1, 1.5, True]),
+        ("follow_threshold", [0, 0.1, 1], [-0.1, 1.1, float("nan"), True]),
         ("threshold", [0, 0.0, 0.25, 1, 1.0], [-1e-9, 1.0000001, float("nan"), True]),
         ("overlap", [0, 0.25, 0.5], [-0.01, 0.5000001, float("inf")]),
         ("scale", [1e-6, 0.5, 16, 16.0], [0, -2, 16.0001, float("nan"), float("inf"), False]),
@@ -183,9 +187,10 @@ def test_the_options_are_frozen_and_take_no_unknown_key():
 
 # ---- the command line and the Python API build the same options ----------------------------------------
 ARGS = ["--tile", "48", "--threshold", "0.3", "--runtime", "packed", "--mm-per-pixel", "0.2", "--window", "96"]
-ARGS += ["--overlap", "0.1", "--batch", "3", "--follow", "2", "--scale", "0.8", "--tta", "flip"]
+ARGS += ["--overlap", "0.1", "--batch", "3", "--follow", "2", "--follow-threshold", "0.2", "--scale", "0.8"]
+ARGS += ["--tta", "flip"]
 KEYWORDS = dict(tile=48, threshold=0.3, runtime="packed", mm_per_pixel=0.2, window=96, overlap=0.1, batch=3, scale=0.8)
-KEYWORDS |= {"follow": 2, "tta": "flip"}
+KEYWORDS |= {"follow": 2, "follow_threshold": 0.2, "tta": "flip"}
 
 
 def test_the_command_line_and_the_api_build_the_same_options(tmp_path, monkeypatch, capsys):
@@ -215,7 +220,8 @@ def test_the_command_line_and_the_api_build_the_same_options(tmp_path, monkeypat
     assert {(s, c) for s, c, _ in seen} == {(str(seg), str(clf))}
     by_hand = InspectOptions.model_validate(
         {"tile": 48, "threshold": 0.3, "all_tiles": False, "runtime": "packed", "mm_per_pixel": 0.2}
-        | {"window": 96, "overlap": 0.1, "batch": 3, "follow": 2, "scale": 0.8, "tta": "flip"}
+        | {"window": 96, "overlap": 0.1, "batch": 3, "follow": 2, "follow_threshold": 0.2}
+        | {"scale": 0.8, "tta": "flip"}
     )
     cli_default, cli_set, cli_folder_default, cli_folder_set = (o for _, _, o in seen[:4])
     assert cli_default == cli_folder_default == InspectOptions(**DEFAULTS) == InspectOptions()
@@ -327,6 +333,7 @@ def test_the_help_shows_the_defaults_and_descriptions_of_the_options(capsys):
         "runtime": "auto",
         "batch": "64",
         "follow": "0",
+        "follow_threshold": "0.0",
         "scale": "1.0",
         "tta": "none",
     }

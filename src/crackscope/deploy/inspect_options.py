@@ -95,8 +95,17 @@ class InspectOptions(BaseModel):
         0,
         "must be a whole number of rounds, 0 or more",
         "Cascade: rounds of following cracks out of the segmented tiles; a tile the classifier did not flag is "
-        "segmented too when the mask's crack reaches it (0: only the flagged tiles).",
+        "segmented too when the mask's crack reaches it and its crack probability is at least the follow threshold "
+        "(0: only the flagged tiles).",
         ge=0,
+    )
+    follow_threshold: float = _option(
+        0.0,
+        "must be a probability in [0, 1]",
+        "Cascade: the classifier crack probability a tile that a followed crack reaches needs to be segmented "
+        "(hysteresis: lower than the flagging threshold).",
+        ge=0.0,
+        le=1.0,
     )
     tta: Tta = _option(
         "none",
@@ -114,7 +123,16 @@ class InspectOptions(BaseModel):
     )
 
     @field_validator(
-        "tile", "threshold", "mm_per_pixel", "window", "overlap", "batch", "follow", "scale", mode="before"
+        "tile",
+        "threshold",
+        "mm_per_pixel",
+        "window",
+        "overlap",
+        "batch",
+        "follow",
+        "follow_threshold",
+        "scale",
+        mode="before",
     )
     @classmethod
     def _not_a_bool(cls, value):

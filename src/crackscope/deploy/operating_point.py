@@ -17,6 +17,7 @@ classifier's ``operating_point.json``, which ``crackscope inspect-image`` then u
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ import numpy as np
 from crackscope.errors import InputError
 
 __all__ = [
+    "pair_study_parser",
     "CRITERIA",
     "DEFAULT_SHARE",
     "RunPairs",
@@ -82,6 +84,17 @@ class RunPairs:
         for s in stems:
             out[s.split("/", 1)[0] if None not in out else None].append(s)
         return out
+
+
+def pair_study_parser(description: str, classifier_help: str | None = None) -> argparse.ArgumentParser:
+    """The command line of a study of a crack pair (``benchmarks/``): ``--classifier`` and
+    ``--segmenter``, by default the shipped pair ``cracks``; the study adds its own options."""
+    from crackscope.shipped import DEFAULT_PAIR, folder
+
+    p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--classifier", type=Path, default=folder(DEFAULT_PAIR, "classifier"), help=classifier_help)
+    p.add_argument("--segmenter", type=Path, default=folder(DEFAULT_PAIR, "segmenter"))
+    return p
 
 
 def survey_tile_bank(part: str, segmenter_run: str | Path, classifier_run: str | Path):

@@ -254,7 +254,17 @@ def _defaults(classifier, segmenter, tile: int, window, overlap, threshold) -> t
     return require_positive_int("window", window), float(overlap), float(threshold)
 
 
-_KEYWORDS = ("tile", "threshold", "all_tiles", "batch_size", "window", "overlap", "follow", "scale")  # of inspect_image
+_KEYWORDS = (
+    "tile",
+    "threshold",
+    "all_tiles",
+    "batch_size",
+    "window",
+    "overlap",
+    "follow",
+    "follow_threshold",
+    "scale",
+)  # of inspect_image
 
 
 def inspect_image(
@@ -270,10 +280,11 @@ def inspect_image(
     blend them.
 
     ``options``: an :class:`~crackscope.deploy.inspect_options.InspectOptions`, of which this uses
-    ``tile``, ``threshold``, ``all_tiles``, ``batch``, ``window``, ``overlap``, ``follow`` and ``scale`` (its
-    ``runtime``, ``tta`` and ``mm_per_pixel`` are for loading the models and measuring the cracks). The
-    keywords ``tile=``, ``threshold=``, ``all_tiles=``, ``batch_size=`` (the option ``batch``),
-    ``window=``, ``overlap=``, ``follow=`` and ``scale=`` set those options too, on top of ``options``. ``tile``
+    ``tile``, ``threshold``, ``all_tiles``, ``batch``, ``window``, ``overlap``, ``follow``,
+    ``follow_threshold`` and ``scale`` (its ``runtime``, ``tta`` and ``mm_per_pixel`` are for
+    loading the models and measuring the cracks). The keywords ``tile=``, ``threshold=``,
+    ``all_tiles=``, ``batch_size=`` (the option ``batch``), ``window=``, ``overlap=``, ``follow=``,
+    ``follow_threshold=`` and ``scale=`` set those options too, on top of ``options``. ``tile``
     left ``None``: the classifier's training tile (its ``tile`` attribute, as ``crackscope
     inspect-image`` takes it; the tile its operating point was chosen for), else 64
     (:data:`DEFAULT_TILE`).
@@ -302,7 +313,8 @@ def inspect_image(
       when nothing is flagged.
     * Following (``follow`` rounds, cascade only): after segmenting, each tile not yet segmented
       whose cell the final mask reaches (a crack pixel inside it or within
-      :data:`FOLLOW_REACH_PX` px of it, :func:`tiles_reached`) is added, its windows run, and all
+      :data:`FOLLOW_REACH_PX` px of it, :func:`tiles_reached`) and whose crack probability is at
+      least ``follow_threshold`` (hysteresis, as in Canny's edge linking) is added, its windows run, and all
       windows are blended again in index order; until no tile is reached or the rounds are spent.
       ``CascadeResult.followed`` marks those tiles. A crack that runs out of a flagged tile is
       followed instead of being cut where the classifier stopped flagging.
@@ -376,6 +388,7 @@ def inspect_image(
     for _ in range(0 if all_tiles else options.follow):  # follow the cracks out of the segmented tiles
         complete = complete_pixels(plan, chosen)[:hs, :ws]
         reached = tiles_reached((blended[:hs, :ws] > mask_threshold) & complete, cells, flagged | followed)
+        reached &= tile_prob >= options.follow_threshold
         if not reached.any():
             break
         followed |= reached

@@ -14,6 +14,7 @@ from crackscope.data.splits import group_split
 from crackscope.data.surface import SurfaceSegmentationDataset
 from crackscope.data.tiles import (
     CrackTileDataset,
+    box_counts,
     extract_tiles,
     resize_tiles,
     stitch,
@@ -364,3 +365,12 @@ def test_drawn_hairlines_make_crack_tiles_by_the_tiles_own_rule(tmp_path):
         assert float((xp - x).min()) > -0.02 and float((xp - x)[0][torch.from_numpy(mask)].mean()) > 0.05
         labels.append(int(y))
     assert 0 < sum(labels) < len(labels)  # both labels occur: the rule, not a constant, decides
+
+
+def test_box_counts_against_counting_by_hand():
+    mask = np.zeros((6, 8), bool)
+    mask[[0, 2, 2, 5], [0, 3, 7, 7]] = True  # four pixels: (0,0), (2,3), (2,7), (5,7)
+    boxes = np.array([[0, 6, 0, 8], [0, 3, 0, 4], [2, 3, 3, 8], [3, 6, 0, 7], [1, 1, 0, 8]])
+    # whole mask 4; top-left 3 x 4 holds (0,0), (2,3); row 2 from column 3 holds (2,3), (2,7);
+    # rows 3-5 before column 7 hold none; an empty box holds none
+    assert box_counts(mask, boxes).tolist() == [4, 2, 2, 0, 0]

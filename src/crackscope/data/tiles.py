@@ -48,6 +48,7 @@ __all__ = [
     "resize_tiles",
     "stitch",
     "tile_crack_pixels",
+    "box_counts",
     "CrackTileDataset",
 ]
 
@@ -188,11 +189,18 @@ def tile_crack_pixels(mask: np.ndarray, grid: TileGrid) -> np.ndarray:
     m = np.asarray(mask, dtype=bool)
     if m.shape != (grid.height, grid.width):
         raise InputError(f"mask of shape {m.shape} does not match the grid's {grid.height} x {grid.width}")
-    sat = np.zeros((m.shape[0] + 1, m.shape[1] + 1), dtype=np.int64)
-    sat[1:, 1:] = m.cumsum(0).cumsum(1)
     o, t = grid.origins, grid.tile
-    y0, x0 = o[:, 0], o[:, 1]
-    return sat[y0 + t, x0 + t] - sat[y0, x0 + t] - sat[y0 + t, x0] + sat[y0, x0]
+    return box_counts(m, np.stack([o[:, 0], o[:, 0] + t, o[:, 1], o[:, 1] + t], axis=1))
+
+
+def box_counts(mask: np.ndarray, boxes: np.ndarray) -> np.ndarray:
+    """(N,) int64: the True pixels of a boolean (H, W) ``mask`` inside each box of ``boxes`` ((N, 4)
+    y0, y1, x0, x1, half-open, within the mask), from one summed-area table."""
+    m = np.asarray(mask, dtype=bool)
+    sat = np.zeros((m.shape[0] + 1, m.shape[1] + 1), dtype=np.int64)
+    sat[1:, 1:] = m.cumsum(0, dtype=np.int64).cumsum(1)
+    y0, y1, x0, x1 = np.asarray(boxes, np.int64).reshape(-1, 4).T
+    return sat[y1, x1] - sat[y0, x1] - sat[y1, x0] + sat[y0, x0]
 
 
 @lru_cache(maxsize=4096)

@@ -46,7 +46,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from crackscope.data.tiles import RowMajorGrid, tile_starts
+from crackscope.data.tiles import RowMajorGrid, box_counts, tile_starts
 from crackscope.errors import InputError, require_positive_int
 
 __all__ = [
@@ -205,10 +205,7 @@ def windows_touching(plan: WindowPlan, region: np.ndarray) -> np.ndarray:
     :func:`windows_meeting_boxes` gives the same without a per-pixel table."""
     m = np.zeros(plan.canvas, dtype=bool)
     m[: plan.height, : plan.width] = region
-    sat = np.zeros((m.shape[0] + 1, m.shape[1] + 1), dtype=np.int64)
-    sat[1:, 1:] = m.cumsum(0).cumsum(1)
-    y0, y1, x0, x1 = plan.supports().T
-    return np.flatnonzero(sat[y1, x1] - sat[y0, x1] - sat[y1, x0] + sat[y0, x0])
+    return np.flatnonzero(box_counts(m, plan.supports()))
 
 
 class _Lattice:
@@ -284,7 +281,9 @@ def segment_windows(
     window index."""
     batch_size = require_positive_int("batch", batch_size)
     if tuple(canvas_image.shape[-2:]) != plan.canvas:
-        raise InputError(f"blend_windows: an image of {tuple(canvas_image.shape[-2:])} is not the canvas {plan.canvas}")
+        raise InputError(
+            f"segment_windows: an image of {tuple(canvas_image.shape[-2:])} is not the canvas {plan.canvas}"
+        )
     indices = np.arange(len(plan)) if indices is None else np.asarray(indices, dtype=np.int64)
     origins, t = plan.origins, plan.window
     out: dict[int, np.ndarray] = {}

@@ -50,7 +50,7 @@ import torch
 
 from crackscope.allocator import keep_large_blocks
 from crackscope.data.images import check_image, read_image, to_channels
-from crackscope.data.tiles import TileGrid, extract_tiles, tile_grid
+from crackscope.data.tiles import TileGrid, box_counts, extract_tiles, tile_grid
 from crackscope.deploy.inspect_options import DEFAULT_TILE, MAX_SCALE, InspectOptions, inspect_options
 from crackscope.deploy.tiling import (
     DEFAULT_OVERLAP,
@@ -443,15 +443,9 @@ def tiles_reached(crack: np.ndarray, cells: np.ndarray, done: np.ndarray, reach:
     within ``reach`` px of it. A crack seen running out of a segmented tile is followed into the
     next one (``InspectOptions.follow``) instead of being cut at the border of the flagged tiles."""
     hs, ws = crack.shape
-    total = np.zeros((hs + 1, ws + 1), dtype=np.int64)  # summed-area table
-    total[1:, 1:] = crack.cumsum(0, dtype=np.int64).cumsum(1)
-    cells = np.asarray(cells, np.int64).reshape(-1, 4)
-    y0 = np.clip(cells[:, 0] - reach, 0, hs)
-    y1 = np.clip(cells[:, 1] + reach, 0, hs)
-    x0 = np.clip(cells[:, 2] - reach, 0, ws)
-    x1 = np.clip(cells[:, 3] + reach, 0, ws)
-    inside = total[y1, x1] - total[y0, x1] - total[y1, x0] + total[y0, x0]
-    return (inside > 0) & ~np.asarray(done, bool)
+    grown = np.asarray(cells, np.int64).reshape(-1, 4) + np.array([-reach, reach, -reach, reach])
+    grown = np.clip(grown, 0, np.array([hs, hs, ws, ws]))
+    return (box_counts(crack, grown) > 0) & ~np.asarray(done, bool)
 
 
 def final_region(complete: np.ndarray, size: tuple[int, int], margin: int) -> np.ndarray:

@@ -57,8 +57,7 @@ def run_side(classifier, segmenter, bank, args, side: int) -> dict:
     seconds = {m: [] for m in modes}
     correct = kept = flagged = tiles = crack_tiles = 0
     first = True
-    rounds = getattr(args, "follow", None)
-    follow = {} if rounds is None else {"follow": rounds}
+    follow = {} if args.follow is None else {"follow": args.follow}
     followed = 0
     for image, truth, info in survey_mosaics(
         bank, args.images, side=side, crack_share=tuple(args.crack_share), seed=args.seed

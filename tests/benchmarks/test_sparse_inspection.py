@@ -53,7 +53,7 @@ def _classifier(flag_cracks: bool) -> TileClassifier:
 
 
 def _args(images: int = 2) -> argparse.Namespace:
-    return argparse.Namespace(images=images, crack_share=(0.1, 0.2), seed=3, repeats=1)
+    return argparse.Namespace(images=images, crack_share=(0.1, 0.2), seed=3, repeats=1, follow=None)
 
 
 def test_a_classifier_that_flags_the_crack_tiles_keeps_every_correct_pixel_and_skips_the_rest():

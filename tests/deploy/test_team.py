@@ -101,9 +101,22 @@ def test_a_team_pass_gives_the_serial_logits_bit_for_bit(packed, shape):
     for _ in range(3):  # the plan's buffers are reused from pass to pass
         assert torch.equal(packed._team_logits(x, 2), serial)
     # the helper took part: it joined and left each pass (control words 2 and 3 of its slot)
-    plan = packed._team_plans[(tuple(packed.stem(x).shape), 2)]
+    plan = packed._team_plans[(tuple(x.shape), 2)]
     assert plan.control[team._POSTED] == 3 and plan.control[team._CLOSED] == 3
     assert plan.threads[0] is not None and plan.threads[0].is_alive()
+
+
+def test_a_stem_that_pytorch_runs_gives_the_serial_logits_in_a_team_too():
+    # a stem of two layers is not compiled: PyTorch runs it before the team, into its buffer
+    net = _network()
+    net.stem = torch.nn.Sequential(*net.stem, torch.nn.ReLU())
+    net.prepare()
+    assert net._compiled_stem() is None
+    x = torch.rand(1, 1, 40, 36, generator=torch.Generator().manual_seed(8))
+    serial = net._logits(x)
+    for _ in range(2):
+        assert torch.equal(net._team_logits(x, 2), serial)
+    assert net._team_plans[(1, 1, 40, 36), 2].stem_args[0] is False
 
 
 def test_the_caller_alone_finishes_a_pass_when_no_helper_comes(packed, monkeypatch):
@@ -113,7 +126,7 @@ def test_the_caller_alone_finishes_a_pass_when_no_helper_comes(packed, monkeypat
     packed.__dict__["_team_plans"] = None
     assert torch.equal(packed._team_logits(x, 2), serial)
     assert torch.equal(packed._team_logits(x, 3), serial)  # two helpers missing: the same
-    plan = packed._team_plans[(1, 16, 48, 48), 3]
+    plan = packed._team_plans[(1, 1, 48, 48), 3]
     assert list(plan.control[team._SLOTS : team._SLOTS + 4]) == [0, 0, 0, 0]  # no helper joined
 
 
@@ -132,7 +145,7 @@ def test_a_helper_that_fails_is_reported_on_the_next_pass_without_hanging(packed
     packed.__dict__["_team_plans"] = None
     first = packed._team_logits(x, 2)  # the caller finishes it alone if the helper failed first
     assert torch.equal(first, serial)
-    plan = packed._team_plans[(1, 16, 40, 40), 2]
+    plan = packed._team_plans[(1, 1, 40, 40), 2]
     deadline = time.monotonic() + 30
     while plan.failure is None and time.monotonic() < deadline:
         time.sleep(0.01)
@@ -148,7 +161,7 @@ def test_an_idle_helper_ends_and_the_next_pass_starts_a_new_one(packed, monkeypa
     serial = packed._logits(x)
     packed.__dict__["_team_plans"] = None
     assert torch.equal(packed._team_logits(x, 2), serial)
-    plan = packed._team_plans[(1, 16, 44, 44), 2]
+    plan = packed._team_plans[(1, 1, 44, 44), 2]
     first = plan.threads[0]
     first.join(timeout=300)  # (a first run on a machine may still be compiling its kernels)
     assert not first.is_alive() and plan.threads[0] is None  # it ended after idling

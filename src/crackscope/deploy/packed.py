@@ -14,13 +14,14 @@ FracBNN, ReActNet, IE-Net, BNN, XNOR) into a :class:`PackedResNet` whose binary 
 * the BatchNorm after each binary convolution is folded into the convolution's output; the layer
   after the residual sum (BN, Maxout, PAN = Maxout + BN, RPReLU, ReLU) becomes one per-channel
   ``pos * relu(u) - neg * relu(-u) + shift`` with ``u = z - pre_shift``;
-* the stem convolution (its BN folded in) and the real shortcuts run in float32 PyTorch, as in
-  the trained model; the global average pool and the classifier in compiled code
-  (:mod:`crackscope.deploy.float_layers`, summed in float64).
+* the stem convolution (its BN folded in), the global average pool and the classifier run in
+  compiled code (:mod:`crackscope.deploy.float_layers`; the stem in float32, the classifier summed
+  in float64); a stem of several layers and the real shortcuts run in float32 PyTorch, as in the
+  trained model.
 
 The convolution itself is :func:`crackscope.deploy.bitconv.binary_conv3x3`: integer XNOR/popcount
 sums, exact, combined in float64. What differs from the training-time model is only float
-rounding: PyTorch's float32 convolution and BatchNorm round differently, so an activation within a
+rounding: the float32 convolutions and BatchNorm round differently, so an activation within a
 rounding error of its threshold can take the other bit (see :func:`compare_with_model`, which
 measures how often, and the largest logit difference).
 
@@ -42,7 +43,7 @@ from torch import nn
 
 from crackscope.allocator import keep_large_blocks
 from crackscope.deploy import bitconv
-from crackscope.deploy.float_layers import pool_linear
+from crackscope.deploy.float_layers import padded_input, pool_linear, stem_rows
 from crackscope.deploy.pass_mode import PassModeChooser
 from crackscope.errors import InputError
 from crackscope.models.binary import MIN_SIDE
@@ -462,53 +463,111 @@ class PackedResNet(nn.Module):
         """The classifier on the last unit's output ``z`` (N, C, H, W) or (N, C, H * W): global
         average pool, then Linear, in compiled code (:func:`~crackscope.deploy.float_layers.pool_linear`:
         2 µs where PyTorch's two calls took 15 µs at 64 px in a loop of their own)."""
-        weight = np.ascontiguousarray(self.fc.weight.detach().numpy(), np.float32)
-        bias = self.fc.bias
-        bias = (
-            np.zeros(len(weight), np.float32)
-            if bias is None
-            else np.ascontiguousarray(bias.detach().numpy(), np.float32)
-        )
-        return torch.from_numpy(pool_linear(z.reshape(z.shape[0], z.shape[1], -1), weight, bias))
+        arrays = self.__dict__.get("_fc_arrays")
+        if arrays is None:  # made once (prepare() after new weights makes them again)
+            weight = np.ascontiguousarray(self.fc.weight.detach().numpy(), np.float32)
+            bias = self.fc.bias
+            bias = (
+                np.zeros(len(weight), np.float32)
+                if bias is None
+                else np.ascontiguousarray(bias.detach().numpy(), np.float32)
+            )
+            arrays = self.__dict__["_fc_arrays"] = (weight, bias)
+        return torch.from_numpy(pool_linear(z.reshape(z.shape[0], z.shape[1], -1), *arrays))
 
     @torch.no_grad()
     def _team_logits(self, x: torch.Tensor, threads: int) -> torch.Tensor:
         """:meth:`_logits` with the binary units run as a team (:mod:`crackscope.deploy.team`): the
-        same values; PyTorch's stem on one thread before it (into the plan's input buffer), the
-        compiled classifier after it."""
+        same values. A compiled stem runs in the team's first phase, its rows shared by the threads;
+        a stem in PyTorch runs on one thread before it (into the plan's input buffer). The compiled
+        classifier after it."""
         from crackscope.deploy import team
 
-        torch_threads = torch.get_num_threads()
+        if self.standardize is not None:
+            x = self.standardize(x)
+        stem = self._compiled_stem()
+        plans = self.__dict__.get("_team_plans")
+        if plans is None:
+            plans = self.__dict__["_team_plans"] = {}
+        key = (tuple(x.shape), threads)
+        plan = plans.get(key)
+        if stem is not None:
+            image = x.numpy()
+            if plan is None:
+                plan = team.TeamPlan(
+                    self._team_units(), self._stem_shape(x.shape, stem), threads, stem=stem, input_shape=image.shape
+                )
+            fill = lambda buffer: np.copyto(buffer, image)  # noqa: E731  (the padded input's inside)
+        else:
+            shape, fill = self._stem_fill(x)
+            if plan is None:
+                plan = team.TeamPlan(self._team_units(), shape, threads)
+        if key not in plans:
+            if len(plans) >= 8:  # a few shapes at a time (each plan holds its buffers)
+                plans.pop(next(iter(plans)))
+            plans[key] = plan
+        if stem is not None:
+            return plan.run(fill, self._head)
+        torch_threads = torch.get_num_threads()  # PyTorch's stem on one thread
         torch.set_num_threads(1)
         try:
-            if self.standardize is not None:
-                x = self.standardize(x)
-            shape, fill = self._stem_fill(x)
-            plans = self.__dict__.get("_team_plans")
-            if plans is None:
-                plans = self.__dict__["_team_plans"] = {}
-            key = (shape, threads)
-            if key not in plans:
-                if len(plans) >= 8:  # a few shapes at a time (each plan holds its buffers)
-                    plans.pop(next(iter(plans)))
-                plans[key] = team.TeamPlan(self._team_units(), shape, threads)
-            return plans[key].run(fill, self._head)
+            return plan.run(fill, self._head)
         finally:
             torch.set_num_threads(torch_threads)
 
+    def _compiled_stem(self) -> tuple | None:
+        """(weight (C_out, C_in, 3, 3), bias (C_out,) float32, padding) of a stem that is one
+        zero-padded 3 x 3 convolution of stride 1, one padding for both axes, no groups and no
+        dilation, which :func:`~crackscope.deploy.float_layers.stem_rows` computes; None for another
+        stem (PyTorch runs it)."""
+        if "_stem_ops" not in self.__dict__:
+            stem, ops = list(self.stem), None
+            conv = stem[0] if len(stem) == 1 and isinstance(stem[0], nn.Conv2d) else None
+            if (
+                conv is not None
+                and conv.padding_mode == "zeros"
+                and not isinstance(conv.padding, str)
+                and len(set(conv.padding)) == 1
+                and tuple(conv.kernel_size) == (3, 3)
+                and tuple(conv.stride) == (1, 1)
+                and conv.groups == 1
+                and tuple(conv.dilation) == (1, 1)
+            ):
+                weight = np.ascontiguousarray(conv.weight.detach().numpy(), np.float32)
+                bias = (
+                    np.zeros(conv.out_channels, np.float32)
+                    if conv.bias is None
+                    else np.ascontiguousarray(conv.bias.detach().numpy(), np.float32)
+                )
+                ops = (weight, bias, int(conv.padding[0]))
+            self.__dict__["_stem_ops"] = ops
+        return self.__dict__["_stem_ops"]
+
+    def _stem_shape(self, shape, stem: tuple) -> tuple:
+        """The compiled stem's output shape for an input of ``shape`` (N, C, H, W)."""
+        weight, _, pad = stem
+        sides = [side + 2 * pad - 2 for side in shape[2:]]
+        return (shape[0], weight.shape[0], *sides)
+
     def _stem_fill(self, x: torch.Tensor) -> tuple:
         """(the stem's output shape for ``x``, a function that writes that output into a float32
-        buffer of the shape). A stem that is one convolution writes into the buffer itself: no
-        output tensor to allocate and copy (about 20 µs of a 64-px pass); another stem's output is
-        computed here and copied."""
-        if "_stem_conv" not in self.__dict__:  # the stem's one zero-padded convolution, or None
-            stem = list(self.stem)
-            one = len(stem) == 1 and isinstance(stem[0], nn.Conv2d)
-            self.__dict__["_stem_conv"] = (
-                stem[0] if one and stem[0].padding_mode == "zeros" and not isinstance(stem[0].padding, str) else None
-            )
-        conv = self.__dict__["_stem_conv"]
-        if conv is not None:
+        buffer of the shape): the compiled stem where it can run it (the same function and values as
+        a team pass); else PyTorch's, a stem of one convolution straight into the buffer (no output
+        tensor to allocate and copy: about 20 µs of a 64-px pass), another stem copied."""
+        stem = self._compiled_stem()
+        if stem is not None:
+            shape = self._stem_shape(x.shape, stem)
+            weight, bias, pad = stem
+
+            def fill(buffer: np.ndarray) -> None:
+                padded = padded_input(x.numpy(), pad)
+                for b in range(shape[0]):
+                    stem_rows(padded, weight, bias, b, 0, shape[2], buffer)
+
+            return shape, fill
+        stem = list(self.stem)
+        conv = stem[0] if len(stem) == 1 and isinstance(stem[0], nn.Conv2d) else None
+        if conv is not None and conv.padding_mode == "zeros" and not isinstance(conv.padding, str):
             sides = [
                 (side + 2 * pad - k) // stride + 1
                 for side, pad, k, stride in zip(x.shape[2:], conv.padding, conv.kernel_size, conv.stride)
@@ -637,6 +696,8 @@ class PackedResNet(nn.Module):
             unit.conv.prepare(unit.post)
         self.__dict__["_step_cache"] = None  # the chains are built again from the new operands
         self.__dict__["_team_plans"] = None
+        self.__dict__.pop("_stem_ops", None)  # the float layers' arrays are taken again too
+        self.__dict__.pop("_fc_arrays", None)
         return self
 
 

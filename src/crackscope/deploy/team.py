@@ -7,7 +7,8 @@ costs about what the second thread saves, and on a host that lends its second vC
 fixed share waits for it (``docs/binary.md``).
 
 Here every thread that takes part runs the whole pass, phase after phase, in one compiled call:
-phase 0 packs the first unit's input; phase k + 1 runs unit k's convolution block by block of whole
+phase 0 computes the stem's rows (when the stem is compiled, :func:`~crackscope.deploy.float_layers.stem_rows`)
+and packs them as the first unit's input; phase k + 1 runs unit k's convolution block by block of whole
 output rows, and packs each block for unit k + 1 (and copies its option-A shortcut) while it is in
 cache: packing is row by row, so it needs no phase of its own. A thread takes a phase's items from
 a shared counter (an atomic compare-and-swap): the caller's thread from the head of the map, the
@@ -31,9 +32,10 @@ import threading
 import numpy as np
 from llvmlite import ir
 from numba import literal_unroll, njit, types
+from numba.experimental import structref
 from numba.extending import intrinsic
 
-from crackscope.deploy import bitconv
+from crackscope.deploy import bitconv, float_layers
 
 __all__ = ["TeamPlan"]
 
@@ -139,10 +141,26 @@ def _prepare_rows(b, y0, rows, x, thresholds, below, stride, field_bits, unit, b
 
 @njit(nogil=True, cache=True)
 def _team_first(
-    counters, from_head, rows_per_task, x, thresholds, below, stride, field_bits, unit, bits, triples, front, residual
+    counters,
+    from_head,
+    rows_per_task,
+    x,
+    stem,
+    thresholds,
+    below,
+    stride,
+    field_bits,
+    unit,
+    bits,
+    triples,
+    front,
+    residual,
 ):
-    """This thread's share of phase 0: the first unit's input ``x`` prepared (:func:`_prepare_rows`),
-    ``rows_per_task`` rows of one image per work item."""
+    """This thread's share of phase 0, ``rows_per_task`` rows of one image per work item: the stem's
+    output rows into ``x`` when ``stem`` (has_stem, padded input, weight, bias) has one
+    (:func:`~crackscope.deploy.float_layers.stem_rows`), then those rows prepared as the first
+    unit's input (:func:`_prepare_rows`)."""
+    has_stem, padded, stem_weight, stem_bias = stem
     h = x.shape[2]
     blocks = (h + rows_per_task - 1) // rows_per_task
     while True:
@@ -151,6 +169,8 @@ def _team_first(
             break
         b, y0 = t // blocks, (t % blocks) * rows_per_task
         rows = min(rows_per_task, h - y0)
+        if has_stem:
+            float_layers.stem_rows(padded, stem_weight, stem_bias, b, y0, rows, x)
         _prepare_rows(b, y0, rows, x, thresholds, below, stride, field_bits, unit, bits, triples, front, residual)
         _fetch_add(counters, 2)
 
@@ -318,6 +338,8 @@ class _Unit:
 
 
 _NO_RESIDUAL = np.zeros((1, 1, 1), np.float32)
+# no stem in the team (the caller fills its output): arguments of the same types as a stem's
+_NO_STEM = (False, np.zeros((1, 1, 1, 1), np.float32), np.zeros((1, 1, 3, 3), np.float32), np.zeros(1, np.float32))
 _NO_NEXT = (
     np.zeros((1, 1), np.float32),
     np.zeros((1, 1), np.bool_),
@@ -363,10 +385,10 @@ def _exchange(typingctx, array, index, value):
 
 
 @njit(nogil=True, cache=True)
-def _run_pass(counters, from_head, x, first_rows, first_args, units_args) -> bool:
+def _run_pass(counters, from_head, x, first_rows, stem, first_args, units_args) -> bool:
     """Every phase of a pass, this thread's share (:func:`_team_first`, then :func:`_team_unit` for
     each unit); False if a thread failed."""
-    _team_first(counters, from_head, first_rows, x, *first_args)
+    _team_first(counters, from_head, first_rows, x, stem, *first_args)
     phase = 1
     for args in literal_unroll(units_args):
         if not _team_unit(counters, from_head, phase, *args):
@@ -375,13 +397,39 @@ def _run_pass(counters, from_head, x, first_rows, first_args, units_args) -> boo
     return True
 
 
+@structref.register
+class _PassArgsType(types.StructRef):
+    """numba's type of :class:`_PassArgs` (one per kind of network: the fields' types)."""
+
+    def preprocess_fields(self, fields):
+        return tuple((name, types.unliteral(typ)) for name, typ in fields)
+
+
+class _PassArgs(structref.StructRefProxy):
+    """A plan's arguments of :func:`_run_pass` (the first unit's input ``x``, ``first_rows``, the
+    ``stem``, ``first_args`` and ``units_args``: about 500 arrays and numbers for AOIE-Net
+    ResNet-20), converted to numba's values once, when the plan is made. A call that takes the
+    tuples themselves converts every array again (numba wraps each in a new reference count): 32-40
+    µs a call at 64 px, during which the helper had done the whole first phase alone; this object
+    crosses into compiled code as one pointer."""
+
+
+structref.define_proxy(_PassArgs, _PassArgsType, ["x", "first_rows", "stem", "first_args", "units_args"])
+
+
+@njit(cache=True)
+def _pass_args(x, first_rows, stem, first_args, units_args):
+    return _PassArgs(x, first_rows, stem, first_args, units_args)
+
+
 @njit(nogil=True, cache=True)
-def _take_part(control, slot, last, spin, from_head, counters, x, first_rows, first_args, units_args):
+def _take_part(control, slot, last, spin, from_head, counters, args):
     """A thread's part in the passes of a plan, in compiled code: wait (spinning) for a pass after
     ``last`` to be posted, join it unless it is closed, take work items (from the head of each map
     if ``from_head``) until none is left, and again; returns the last pass seen after ``spin`` empty
     polls in a row (about a millisecond per million). A helper thread lives in it; the caller's
-    thread runs it with ``spin`` 0 for the pass it posted (one compiled entry point for both)."""
+    thread runs it with ``spin`` 0 for the pass it posted (one compiled entry point for both). ``args``
+    is the plan's :class:`_PassArgs`."""
     joined, left = _SLOTS + 2 * slot, _SLOTS + 2 * slot + 1
     polls = 0
     while True:
@@ -394,7 +442,7 @@ def _take_part(control, slot, last, spin, from_head, counters, x, first_rows, fi
         polls, last = 0, posted
         _store(control, joined, posted)
         if _load_acquire(control, _CLOSED) < posted:  # (else the caller finished it alone)
-            _run_pass(counters, from_head, x, first_rows, first_args, units_args)
+            _run_pass(counters, from_head, args.x, args.first_rows, args.stem, args.first_args, args.units_args)
         _store(control, left, posted)
 
 
@@ -434,10 +482,23 @@ class TeamPlan:
     and ``threads - 1`` helper threads that wait for the passes (started by the first pass; each
     spins for about a millisecond after a pass, then sleeps, and ends after :data:`IDLE_SECONDS`).
     ``units`` are the network's binary units in order, as ``(ConvOperands, thresholds, below,
-    stride, shortcut)``, the shortcut ``None`` (identity) or ``(front, channels)`` (option A)."""
+    stride, shortcut)``, the shortcut ``None`` (identity) or ``(front, channels)`` (option A).
+    ``shape`` is the first unit's input (the stem's output). With ``stem`` (weight, bias, padding;
+    :func:`~crackscope.deploy.float_layers.stem_rows`) and the network's ``input_shape``,
+    the team computes the stem too, in phase 0, and a pass's ``fill`` writes the network's input;
+    else ``fill`` writes the stem's output."""
 
-    def __init__(self, units, shape, threads: int):
+    def __init__(self, units, shape, threads: int, stem: tuple | None = None, input_shape: tuple | None = None):
         self.x = np.zeros(shape, np.float32)
+        if stem is not None:
+            weight, bias, pad = stem
+            n, c_in, h_in, w_in = input_shape
+            padded = np.zeros((n, c_in, h_in + 2 * pad, w_in + 2 * pad), np.float32)  # the border stays 0
+            self.input = padded[:, :, pad : pad + h_in, pad : pad + w_in]
+            self.stem_args = (True, padded, weight, bias)
+        else:
+            self.input = self.x
+            self.stem_args = _NO_STEM
         self.units, outputs = [], {}
         for i, (operands, thresholds, below, stride, shortcut) in enumerate(units):
             n, c, h, w = shape
@@ -471,6 +532,7 @@ class TeamPlan:
             )
             z = unit.out.reshape(unit.shape_out)
         self.units_args = tuple(args)
+        self.pass_args = _pass_args(self.x, self.first_rows, self.stem_args, self.first_args, self.units_args)
         self.helpers = threads - 1
         self.control = np.zeros(_SLOTS + 2 * (self.helpers + 1), np.int64)  # the helpers' slots, then the caller's
         self.posted = 0
@@ -482,14 +544,14 @@ class TeamPlan:
         self.pid = os.getpid()
 
     def run(self, fill, finish):
-        """A pass: ``fill(x)`` writes the input into the plan's buffer x (the plan's input shape,
-        float32), the caller's thread and the helpers take the work items -> ``finish(z)`` of the
-        last unit's output z (N, C, H, W), the serial pass's values; z is the plan's buffer, valid
-        only during the call."""
+        """A pass: ``fill(x)`` writes the input into the plan's buffer x (float32: the network's input
+        with a compiled stem, else the stem's output), the caller's thread and the helpers take the
+        work items -> ``finish(z)`` of the last unit's output z (N, C, H, W), the serial pass's
+        values; z is the plan's buffer, valid only during the call."""
         with self.lock:
             if self.failure is not None:
                 raise RuntimeError("a helper thread of the packed network failed") from self.failure
-            fill(self.x)  # (no helper reads it between passes)
+            fill(self.input)  # (no helper reads it between passes)
             self.posted += 1
             _post(self.control, self.counters, self.totals, self.posted)
             self._rouse_helpers()
@@ -501,10 +563,7 @@ class TeamPlan:
                     0,
                     True,
                     self.counters,
-                    self.x,
-                    self.first_rows,
-                    self.first_args,
-                    self.units_args,
+                    self.pass_args,
                 )
                 done = _wait_done(self.counters, len(self.totals) - 1)
             finally:
@@ -541,10 +600,7 @@ class TeamPlan:
                     SPIN_POLLS,
                     False,
                     self.counters,
-                    self.x,
-                    self.first_rows,
-                    self.first_args,
-                    self.units_args,
+                    self.pass_args,
                 )
                 # idle: sleep until a pass is posted (the poster wakes a sleeping helper), or end
                 self.sleeping[slot] = True

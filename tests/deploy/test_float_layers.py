@@ -98,7 +98,8 @@ def test_the_stem_written_into_a_buffer_is_pytorchs_stem(name, kwargs, side):
     model = models.create(name, in_channels=1, classes=3, **kwargs).eval()
     packed = pack_model(model, {"kwargs": {"in_channels": 1, "classes": 3, **kwargs}})
     assert (packed._compiled_stem() is None) == bool(kwargs)
-    x = torch.rand(2, 1, side, side, generator=torch.Generator().manual_seed(side))
+    # an input that requires grad (a user's tensor from a graph) is read as its values
+    x = torch.rand(2, 1, side, side, generator=torch.Generator().manual_seed(side)).requires_grad_()
     with torch.no_grad():
         expected = packed.stem(x).numpy()
         shape, fill = packed._stem_fill(x)

@@ -90,11 +90,9 @@ def stem_rows(padded, weight, bias, b, y0, rows, out):
                     )  # fmt: skip
 
 
-def padded_input(x: np.ndarray, pad: int, out: np.ndarray | None = None) -> np.ndarray:
-    """``x`` (N, C, H, W) float32 with ``pad`` zeros around each image, written into ``out`` (whose
-    border must be zero) when given."""
+def padded_input(x: np.ndarray, pad: int) -> np.ndarray:
+    """``x`` (N, C, H, W) as float32 with ``pad`` zeros around each image."""
     n, c, h, w = x.shape
-    if out is None:
-        out = np.zeros((n, c, h + 2 * pad, w + 2 * pad), np.float32)
+    out = np.zeros((n, c, h + 2 * pad, w + 2 * pad), np.float32)
     out[:, :, pad : pad + h, pad : pad + w] = x
     return out

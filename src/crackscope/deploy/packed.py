@@ -492,7 +492,7 @@ class PackedResNet(nn.Module):
         key = (tuple(x.shape), threads)
         plan = plans.get(key)
         if stem is not None:
-            image = x.numpy()
+            image = x.detach().numpy()
             if plan is None:
                 plan = team.TeamPlan(
                     self._team_units(), self._stem_shape(x.shape, stem), threads, stem=stem, input_shape=image.shape
@@ -521,12 +521,9 @@ class PackedResNet(nn.Module):
         dilation, which :func:`~crackscope.deploy.float_layers.stem_rows` computes; None for another
         stem (PyTorch runs it)."""
         if "_stem_ops" not in self.__dict__:
-            stem, ops = list(self.stem), None
-            conv = stem[0] if len(stem) == 1 and isinstance(stem[0], nn.Conv2d) else None
+            conv, ops = self._stem_conv(), None
             if (
                 conv is not None
-                and conv.padding_mode == "zeros"
-                and not isinstance(conv.padding, str)
                 and len(set(conv.padding)) == 1
                 and tuple(conv.kernel_size) == (3, 3)
                 and tuple(conv.stride) == (1, 1)
@@ -542,6 +539,16 @@ class PackedResNet(nn.Module):
                 ops = (weight, bias, int(conv.padding[0]))
             self.__dict__["_stem_ops"] = ops
         return self.__dict__["_stem_ops"]
+
+    def _stem_conv(self) -> nn.Conv2d | None:
+        """The stem's one zero-padded convolution, or None for a stem of several layers (looked up
+        once: walking the modules on every call cost microseconds of a small pass)."""
+        if "_stem_conv_found" not in self.__dict__:
+            stem = list(self.stem)
+            conv = stem[0] if len(stem) == 1 and isinstance(stem[0], nn.Conv2d) else None
+            ok = conv is not None and conv.padding_mode == "zeros" and not isinstance(conv.padding, str)
+            self.__dict__["_stem_conv_found"] = conv if ok else None
+        return self.__dict__["_stem_conv_found"]
 
     def _stem_shape(self, shape, stem: tuple) -> tuple:
         """The compiled stem's output shape for an input of ``shape`` (N, C, H, W)."""
@@ -560,14 +567,13 @@ class PackedResNet(nn.Module):
             weight, bias, pad = stem
 
             def fill(buffer: np.ndarray) -> None:
-                padded = padded_input(x.numpy(), pad)
+                padded = padded_input(x.detach().numpy(), pad)
                 for b in range(shape[0]):
                     stem_rows(padded, weight, bias, b, 0, shape[2], buffer)
 
             return shape, fill
-        stem = list(self.stem)
-        conv = stem[0] if len(stem) == 1 and isinstance(stem[0], nn.Conv2d) else None
-        if conv is not None and conv.padding_mode == "zeros" and not isinstance(conv.padding, str):
+        conv = self._stem_conv()
+        if conv is not None:
             sides = [
                 (side + 2 * pad - k) // stride + 1
                 for side, pad, k, stride in zip(x.shape[2:], conv.padding, conv.kernel_size, conv.stride)
@@ -696,7 +702,8 @@ class PackedResNet(nn.Module):
             unit.conv.prepare(unit.post)
         self.__dict__["_step_cache"] = None  # the chains are built again from the new operands
         self.__dict__["_team_plans"] = None
-        self.__dict__.pop("_stem_ops", None)  # the float layers' arrays are taken again too
+        self.__dict__.pop("_stem_conv_found", None)  # the float layers are looked up again too
+        self.__dict__.pop("_stem_ops", None)
         self.__dict__.pop("_fc_arrays", None)
         return self
 
